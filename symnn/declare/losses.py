@@ -1,0 +1,218 @@
+"""Loss functions and regularisation penalties as SymPy definitions.
+
+A loss is declared by its *pointwise* term :math:`\\ell_k(a_k, y_k)` (a SymPy scalar
+expression in the output component ``a`` and target component ``y``) and how the
+components of one sample are combined (``mean`` or ``sum``).  The loss of a batch is always
+the mean of the per-sample losses:
+
+.. math::  L = \\frac{1}{B} \\sum_{s=1}^{B} \\ell(a_s, y_s)
+
+Conventions (``n`` is the number of outputs):
+
+===================  ==========================================================
+``"mse"``            :math:`\\ell = \\frac1n \\sum_k (a_k - y_k)^2`
+``"mae"``            :math:`\\ell = \\frac1n \\sum_k |a_k - y_k|`  (sign(0) = 0)
+``"huber"``          :math:`\\ell = \\frac1n \\sum_k h_\\delta(a_k - y_k)`, δ = 1:
+                     :math:`r^2/2` for :math:`|r| \\le \\delta`, else
+                     :math:`\\delta(|r| - \\delta/2)`
+``"bce"``            :math:`\\ell = -\\frac1n \\sum_k y_k \\log a_k + (1-y_k)\\log(1-a_k)`;
+                     after a sigmoid output it is computed from the logits ``z`` as
+                     :math:`\\frac1n\\sum_k \\mathrm{softplus}(z_k) - y_k z_k` (same value,
+                     stable), whose gradient is :math:`(a - y)/n`
+``"cross_entropy"``  :math:`\\ell = -\\sum_k y_k \\log a_k` (targets are probability
+                     vectors: rows sum to 1); after a softmax output it is computed from
+                     the logits as :math:`\\operatorname{LSE}(z) - y\\cdot z`, gradient
+                     :math:`p - y`
+``"kl"``             :math:`\\ell = \\sum_k y_k \\log(y_k / a_k)` with :math:`0\\log 0 = 0`
+===================  ==========================================================
+
+Examples
+--------
+>>> loss = get_loss("mse")
+>>> loss.reduction
+'mean'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import sympy as sp
+
+from symnn.errors import DeclarationError, UnknownNameError
+
+__all__ = ["xlogy", "Loss", "LOSSES", "get_loss", "Penalty", "L1", "L2"]
+
+#: Real scalar symbols used in the pointwise definitions.
+A_SYM = sp.Symbol("a", real=True)
+Y_SYM = sp.Symbol("y", real=True)
+
+
+class xlogy(sp.Function):
+    """``x log y`` with the convention ``0 log y = 0`` (also at ``y = 0``)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        x, y = self.args
+        if argindex == 1:
+            return sp.log(y)
+        return x / y
+
+    @classmethod
+    def eval(cls, x, y):
+        if x.is_zero:
+            return sp.S.Zero
+        return None
+
+    def _latex(self, printer, exp=None):
+        x, y = self.args
+        s = r"%s \log %s" % (printer.parenthesize(x, 50), printer.parenthesize(y, 50))
+        return s if exp is None else r"\left(%s\right)^{%s}" % (s, exp)
+
+    def _sympystr(self, printer):
+        x, y = self.args
+        return "xlogy(%s, %s)" % (printer._print(x), printer._print(y))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss: pointwise term, reduction over the components of a sample.
+
+    Parameters
+    ----------
+    name : str
+    pointwise : callable
+        ``pointwise(a, y)`` returns the SymPy term :math:`\\ell_k` for one component.
+    reduction : {"mean", "sum"}
+        How the components of one sample combine.
+    probabilities : bool
+        True when targets must be probability vectors (rows summing to 1).
+    tex, text : str
+        The per-sample definition as it prints.
+    """
+
+    name: str
+    pointwise: Callable[[sp.Expr, sp.Expr], sp.Expr] = field(compare=False)
+    reduction: str = "mean"
+    probabilities: bool = False
+    tex: str = ""
+    text: str = ""
+
+    def term(self) -> sp.Expr:
+        """The pointwise term in the real symbols ``a`` and ``y``."""
+        return self.pointwise(A_SYM, Y_SYM)
+
+
+def _huber(a, y, delta=sp.S.One):
+    r = a - y
+    return sp.Piecewise((r**2 / 2, sp.Abs(r) <= delta), (delta * (sp.Abs(r) - delta / 2), True))
+
+
+LOSSES: dict[str, Loss] = {
+    "mse": Loss(
+        "mse",
+        lambda a, y: (a - y) ** 2,
+        "mean",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} (a_k - y_k)^2",
+        text="ℓ = (1/n) Σₖ (aₖ − yₖ)²",
+    ),
+    "mae": Loss(
+        "mae",
+        lambda a, y: sp.Abs(a - y),
+        "mean",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} \lvert a_k - y_k \rvert",
+        text="ℓ = (1/n) Σₖ |aₖ − yₖ|",
+    ),
+    "huber": Loss(
+        "huber",
+        _huber,
+        "mean",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} h_1(a_k - y_k)",
+        text="ℓ = (1/n) Σₖ h₁(aₖ − yₖ)",
+    ),
+    "bce": Loss(
+        "bce",
+        lambda a, y: -(y * sp.log(a) + (1 - y) * sp.log(1 - a)),
+        "mean",
+        tex=r"\ell = -\frac{1}{n}\sum_{k=1}^{n} \left[y_k \log a_k + (1 - y_k)\log(1 - a_k)\right]",
+        text="ℓ = −(1/n) Σₖ [yₖ log aₖ + (1 − yₖ) log(1 − aₖ)]",
+    ),
+    "cross_entropy": Loss(
+        "cross_entropy",
+        lambda a, y: -y * sp.log(a),
+        "sum",
+        probabilities=True,
+        tex=r"\ell = -\sum_{k=1}^{n} y_k \log a_k",
+        text="ℓ = −Σₖ yₖ log aₖ",
+    ),
+    "kl": Loss(
+        "kl",
+        lambda a, y: xlogy(y, y) - y * sp.log(a),
+        "sum",
+        probabilities=True,
+        tex=r"\ell = \sum_{k=1}^{n} y_k \log \frac{y_k}{a_k}",
+        text="ℓ = Σₖ yₖ log(yₖ / aₖ)",
+    ),
+}
+LOSSES["ce"] = LOSSES["cross_entropy"]
+LOSSES["binary_cross_entropy"] = LOSSES["bce"]
+LOSSES["squared_error"] = LOSSES["mse"]
+
+
+def get_loss(spec: "str | Loss", where: str = "") -> Loss:
+    """Resolve a loss by name.
+
+    Raises
+    ------
+    UnknownNameError
+        For an unknown name; the message lists the known ones.
+    """
+    if isinstance(spec, Loss):
+        return spec
+    if isinstance(spec, str):
+        key = spec.strip().lower()
+        if key in LOSSES:
+            return LOSSES[key]
+        known = ", ".join(sorted(k for k in LOSSES))
+        at = f" ({where})" if where else ""
+        raise UnknownNameError(f"unknown loss {spec!r}{at}; known losses: {known}")
+    raise DeclarationError(f"loss: expected a name or a Loss, got {type(spec).__name__}")
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """A regularisation term added to the batch loss.
+
+    ``L2(lam)`` adds :math:`\\lambda \\sum \\theta^2` and ``L1(lam)`` adds
+    :math:`\\lambda \\sum |\\theta|` over the chosen parameters (by default every weight
+    matrix ``W1, W2, …``, never biases).  The sign convention at 0 is ``sign(0) = 0``.
+
+    Examples
+    --------
+    >>> L2(1e-3, params=["W1"]).kind
+    'l2'
+    """
+
+    kind: str
+    lam: float
+    params: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("l1", "l2"):
+            raise DeclarationError(f"penalty kind must be 'l1' or 'l2', got {self.kind!r}")
+        if not (isinstance(self.lam, (int, float)) and self.lam >= 0):
+            raise DeclarationError(
+                f"{self.kind.upper()} penalty: strength must be a number ≥ 0, got {self.lam!r}"
+            )
+
+
+def L1(lam: float, params: Sequence[str] | None = None) -> Penalty:
+    """L1 penalty :math:`\\lambda \\sum |\\theta|` on ``params`` (default: all weights)."""
+    return Penalty("l1", lam, tuple(params) if params is not None else None)
+
+
+def L2(lam: float, params: Sequence[str] | None = None) -> Penalty:
+    """L2 penalty :math:`\\lambda \\sum \\theta^2` on ``params`` (default: all weights)."""
+    return Penalty("l2", lam, tuple(params) if params is not None else None)

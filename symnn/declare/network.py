@@ -1,0 +1,291 @@
+"""Networks: a sequence of layers and a loss.
+
+Module-level imports follow the flow declare → derive → print → compile; the convenience
+methods (``equations``, ``gradient``, ``compile`` …) import the later stages when called.
+
+Examples
+--------
+>>> import symnn
+>>> net = symnn.mlp([2, 2, 1], activation="sigmoid", output="sigmoid", loss="mse")
+>>> [name for name, _ in net.param_shapes]
+['W1', 'b1', 'W2', 'b2']
+>>> net.n_params
+9
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from symnn.declare.activations import Activation
+from symnn.declare.layers import Act, Dense, Softmax, as_layer
+from symnn.declare.losses import Loss, Penalty, get_loss
+from symnn.errors import DeclarationError
+
+__all__ = ["Network", "mlp", "Declared"]
+
+
+class Declared:
+    """Shared front door of :class:`Network` and :class:`symnn.Model`.
+
+    The methods derive, print and compile lazily; each returns the object of the next stage.
+    """
+
+    name: str
+
+    # -- derive ------------------------------------------------------------------------
+    def program(self):
+        """The derived forward + backward program (see :mod:`symnn.derive.program`)."""
+        from symnn.derive import derive
+
+        return derive(self)
+
+    def gradient(self, expanded: bool = True, batch_size: int = 1, limit: int | None = None):
+        """Every ∂L/∂θᵢ as an exact SymPy expression (a mapping from parameter symbol).
+
+        The expressions are in the input symbols ``x_i`` (``x_{s,i}`` for a batch), target
+        symbols ``y_k`` and parameter symbols; the loss is the mean over ``batch_size``
+        symbolic samples (default one sample).  Subexpressions are shared objects; use
+        :func:`sympy.cse` on the values to print them with common subexpressions named.
+
+        Raises
+        ------
+        SizeLimitError
+            When the network has more parameters than ``limit`` (default 5,000); use
+            :meth:`equations` (matrix form) or the compiled kernels instead.
+        """
+        if not expanded:
+            return self.equations()
+        from symnn.derive.expanded import expanded_gradient
+
+        return expanded_gradient(self, batch_size=batch_size, limit=limit)
+
+    def loss_expr(self, batch_size: int = 1):
+        """The batch loss as one exact SymPy expression (for small networks)."""
+        from symnn.derive.expanded import expanded_loss
+
+        return expanded_loss(self, batch_size=batch_size)
+
+    def hessian(self, batch_size: int = 1, limit: int | None = None):
+        """The exact Hessian of the loss as a ``sympy.Matrix`` (P × P), for small networks.
+
+        Derived forward-over-reverse: one exact symbolic Hessian-vector product per column.
+
+        Raises
+        ------
+        SizeLimitError
+            When P exceeds ``limit`` (default 400).
+        """
+        from symnn.derive.expanded import expanded_hessian
+
+        return expanded_hessian(self, batch_size=batch_size, limit=limit)
+
+    def jacobian(self, limit: int | None = None):
+        """The exact Jacobian ∂ŷ/∂x of the outputs w.r.t. the inputs, one sample (n_out × n_in)."""
+        from symnn.derive.expanded import expanded_jacobian
+
+        return expanded_jacobian(self, limit=limit)
+
+    def equations(self):
+        """The forward and backprop equations in layer (matrix) form.
+
+        Returns an :class:`symnn.printing.Equations` object: ``str()`` gives Unicode text,
+        ``.latex()`` a LaTeX ``align*`` block, and Jupyter renders it.
+        """
+        from symnn.printing.equations import equations_of
+
+        return equations_of(self)
+
+    def compile(self, dtype: Any = "float64", **options):
+        """Compile the derived programs into batched Numba kernels."""
+        from symnn.codegen.model import compile_model
+
+        return compile_model(self, dtype=dtype, **options)
+
+    # -- parameter layout ---------------------------------------------------------------
+    @property
+    def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        raise NotImplementedError
+
+    @property
+    def n_params(self) -> int:
+        total = 0
+        for _, shape in self.param_shapes:
+            n = 1
+            for s in shape:
+                n *= s
+            total += n
+        return total
+
+
+class Network(Declared):
+    """A feed-forward network: a list of layers followed by a loss.
+
+    Parameters
+    ----------
+    layers : sequence
+        ``Dense`` layers, activation names (``"tanh"``), ``sympy.Lambda`` activations,
+        ``Activation`` objects or ``"softmax"``.
+    loss : str or Loss
+        ``"mse"``, ``"mae"``, ``"huber"``, ``"bce"``, ``"cross_entropy"``, ``"kl"``.
+    penalties : sequence of Penalty, optional
+        ``symnn.L1(λ)`` / ``symnn.L2(λ)`` terms added to the batch loss.
+    name : str
+        Used to name generated kernels.
+
+    Examples
+    --------
+    >>> import symnn
+    >>> net = symnn.Network([symnn.Dense(3, 4), "tanh", symnn.Dense(4, 2), "softmax"],
+    ...                     loss="cross_entropy")
+    >>> net.n_inputs, net.n_outputs
+    (3, 2)
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[Any],
+        loss: "str | Loss" = "mse",
+        penalties: Sequence[Penalty] = (),
+        name: str = "net",
+    ) -> None:
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise DeclarationError("Network: layers must be a list of layers")
+        self.layers = tuple(
+            as_layer(item, where=f"layer {i}") for i, item in enumerate(layers)
+        )
+        if not any(isinstance(la, Dense) for la in self.layers):
+            raise DeclarationError("Network: declare at least one Dense layer")
+        self.loss = get_loss(loss, where="Network loss")
+        self.name = _identifier(name)
+        width = None
+        self.dense_index: dict[int, int] = {}
+        count = 0
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                if width is not None and layer.n_in != width:
+                    raise DeclarationError(
+                        f"layer {i} (Dense({layer.n_in}, {layer.n_out})) takes {layer.n_in} "
+                        f"inputs but the layer before it gives {width}; make n_in = {width}"
+                    )
+                count += 1
+                self.dense_index[i] = count
+                width = layer.n_out
+            elif width is None:
+                raise DeclarationError(
+                    f"layer {i} ({getattr(layer, 'name', layer)}) comes before any Dense layer; "
+                    "start the network with Dense(n_inputs, n_units)"
+                )
+        first = next(la for la in self.layers if isinstance(la, Dense))
+        self.n_inputs = first.n_in
+        self.n_outputs = width
+        self.n_layers = count
+        self.penalties = tuple(penalties)
+        names = {n for n, _ in self.param_shapes}
+        for pen in self.penalties:
+            if not isinstance(pen, Penalty):
+                raise DeclarationError(
+                    f"penalties: expected symnn.L1(...) or symnn.L2(...), got {pen!r}"
+                )
+            for p in pen.params or ():
+                if p not in names:
+                    raise DeclarationError(
+                        f"{pen.kind.upper()} penalty names parameter {p!r}, which this network "
+                        f"does not have; its parameters are {sorted(names)}"
+                    )
+        if self.loss.probabilities and self.n_outputs < 2 and self.loss.name != "kl":
+            raise DeclarationError(
+                f"loss {self.loss.name!r} needs probability vectors of ≥ 2 classes; for one "
+                "output use 'bce' with a sigmoid output"
+            )
+
+    @property
+    def output_layer(self):
+        last = self.layers[-1]
+        return last if not isinstance(last, Dense) else None
+
+    @property
+    def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Names and shapes in the flat layout: ``W1 (n1, n0), b1 (n1,), W2, b2, …``."""
+        out = []
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Dense):
+                l = self.dense_index[i]
+                out.append((f"W{l}", (layer.n_out, layer.n_in)))
+                if layer.bias:
+                    out.append((f"b{l}", (layer.n_out,)))
+        return out
+
+    def spec(self) -> dict:
+        """A plain-data description (JSON/TOML-able) from which the network is rebuilt."""
+        layers = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                layers.append({"dense": [layer.n_in, layer.n_out], "bias": layer.bias})
+            elif isinstance(layer, Softmax):
+                layers.append({"activation": "softmax"})
+            else:
+                if layer.activation.key and layer.activation.key[0] == "lambda":
+                    layers.append({"activation": layer.activation.name, "custom": True})
+                else:
+                    layers.append({"activation": layer.activation.name})
+        return {
+            "kind": "network",
+            "name": self.name,
+            "layers": layers,
+            "loss": self.loss.name,
+            "penalties": [
+                {"kind": p.kind, "lam": p.lam, "params": list(p.params) if p.params else None}
+                for p in self.penalties
+            ],
+        }
+
+    def __repr__(self) -> str:
+        parts = []
+        for layer in self.layers:
+            if isinstance(layer, Dense):
+                parts.append(f"Dense({layer.n_in}, {layer.n_out})")
+            else:
+                parts.append(repr(layer.name))
+        return f"Network([{', '.join(parts)}], loss={self.loss.name!r})"
+
+
+def mlp(
+    sizes: Sequence[int],
+    activation: "str | Activation | Any" = "tanh",
+    output: "str | Activation | Any | None" = None,
+    loss: "str | Loss" = "mse",
+    penalties: Sequence[Penalty] = (),
+    name: str = "mlp",
+) -> Network:
+    """A multilayer perceptron ``sizes = [n0, n1, …, nL]``.
+
+    Hidden layers use ``activation``; the output layer uses ``output`` (``None`` or
+    ``"identity"`` for a linear output, ``"softmax"``, ``"sigmoid"``, …).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> symnn.mlp([4, 8, 3], activation="relu", output="softmax", loss="cross_entropy")
+    Network([Dense(4, 8), 'relu', Dense(8, 3), 'softmax'], loss='cross_entropy')
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise DeclarationError(
+            f"mlp: sizes must list at least an input and an output width, got {sizes!r}"
+        )
+    layers: list[Any] = []
+    for i in range(len(sizes) - 1):
+        layers.append(Dense(sizes[i], sizes[i + 1]))
+        last = i == len(sizes) - 2
+        act = output if last else activation
+        if act is None or (isinstance(act, str) and act.lower() in ("identity", "linear")):
+            continue
+        layers.append(act)
+    return Network(layers, loss=loss, penalties=penalties, name=name)
+
+
+def _identifier(name: str) -> str:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise DeclarationError(f"name must be a Python identifier, got {name!r}")
+    return name

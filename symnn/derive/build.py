@@ -1,0 +1,254 @@
+"""Forward programs: one forward rule per declared node type (a table).
+
+``forward_program(declared)`` turns a :class:`~symnn.Network` or :class:`~symnn.Model`
+into the forward half of a :class:`~symnn.derive.program.Program`: affine maps,
+activations, softmax, the per-sample loss ``ℓ`` and the batch loss ``L``.  The backward
+half is derived from it by :mod:`symnn.derive.reverse`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symnn.declare.activations import Activation, sigmoid, softplus
+from symnn.declare.layers import Act, Dense, Softmax
+from symnn.declare.losses import A_SYM, Y_SYM, xlogy
+from symnn.declare.model import Model
+from symnn.declare.network import Network
+from symnn.errors import DerivationError
+from symnn.derive import program as P
+
+__all__ = ["sym", "Builder", "forward_program"]
+
+
+def sym(var: P.Var, index: int | None = None) -> sp.Symbol:
+    """The canonical real scalar symbol standing for (a component of) ``var`` in Map bodies."""
+    if index is None:
+        return sp.Symbol(var.name, real=True)
+    return sp.Symbol(f"{var.name}_{index}", real=True)
+
+
+@dataclass
+class Builder:
+    """Accumulates ops; hands out fresh temporary names."""
+
+    prog: P.Program = field(default_factory=P.Program)
+    counter: int = 0
+    meta: dict = field(default_factory=dict)
+
+    def temp(self, shape, kind="sample", prefix="t") -> P.Var:
+        self.counter += 1
+        name = f"{prefix}{self.counter}"
+        return P.Var(name, kind, tuple(shape), tex=name, text=name)
+
+    def emit(self, op: P.Op) -> P.Var:
+        self.prog.ops.append(op)
+        return op.out
+
+    def map_elementwise(self, out: P.Var, expr: sp.Expr, vars_: list[P.Var], **kw) -> P.Var:
+        args = tuple(P.Arg(sym(v), v) for v in vars_)
+        return self.emit(P.Map(out, (expr,), args, **kw))
+
+
+def _vec(name, size, tex, text, kind="sample"):
+    return P.Var(name, kind, (size,), tex=tex, text=text)
+
+
+def _layer_var(prefix: str, l: int, size: int, tex_base: str, text_base: str) -> P.Var:
+    return _vec(f"{prefix}{l}", size, f"{tex_base}^{{({l})}}", text_base + P.superscript(f"({l})"))
+
+
+# ----------------------------------------------------------------------------------------
+# forward rules, one per node type
+# ----------------------------------------------------------------------------------------
+
+
+def dense_forward(b: Builder, layer: Dense, l: int, a_prev: P.Var) -> P.Var:
+    """z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾."""
+    W = P.Var(f"W{l}", "param", (layer.n_out, layer.n_in), f"W^{{({l})}}",
+              "W" + P.superscript(f"({l})"))
+    b.prog.inputs[W.name] = W
+    bias = None
+    if layer.bias:
+        bias = P.Var(f"b{l}", "param", (layer.n_out,), f"b^{{({l})}}",
+                     "b" + P.superscript(f"({l})"))
+        b.prog.inputs[bias.name] = bias
+    z = _layer_var("z", l, layer.n_out, "z", "z")
+    return b.emit(P.Affine(z, W, a_prev, bias))
+
+
+def activation_forward(b: Builder, act: Activation, l: int, z: P.Var) -> P.Var:
+    """a⁽ˡ⁾ = f(z⁽ˡ⁾), elementwise."""
+    if act.identity:
+        return z
+    a = _layer_var("a", l, z.size, "a", "a")
+    return b.map_elementwise(a, act.apply(sym(z)), [z], role="act", label=(act,))
+
+
+def softmax_forward(b: Builder, l: int, z: P.Var) -> P.Var:
+    """a⁽ˡ⁾ = softmax(z⁽ˡ⁾)."""
+    a = _layer_var("a", l, z.size, "a", "a")
+    return b.emit(P.Softmax(a, z))
+
+
+FORWARD_RULES = {Dense: dense_forward, Act: activation_forward, Softmax: softmax_forward}
+
+
+# ----------------------------------------------------------------------------------------
+# losses
+# ----------------------------------------------------------------------------------------
+
+
+def _loss_ops(b: Builder, declared, out: P.Var, pre: P.Var | None, y: P.Var) -> P.Var:
+    """Emit the per-sample loss ℓ.  ``pre`` is the logit before a sigmoid/softmax output."""
+    loss = declared.loss
+    n = out.size
+    ell = P.Var("ell", "sample", (1,), r"\ell", "ℓ")
+    last = _last_layer(declared)
+    ys = sym(y)
+    if isinstance(last, Softmax) and loss.name in ("cross_entropy", "kl") and pre is not None:
+        # Fused softmax + cross-entropy: ℓ = LSE(z) − y·z  (targets are probability vectors)
+        lse = b.emit(P.LogSumExp(P.Var("lse", "sample", (1,), r"\operatorname{LSE}", "LSE"), pre))
+        yz = b.emit(P.Dot(P.Var("yz", "sample", (1,), r"y^\top z", "yᵀz"), y, pre))
+        body = sym(lse) - sym(yz)
+        vars_ = [lse, yz]
+        if loss.name == "kl":
+            ent_t = b.map_elementwise(b.temp((n,)), xlogy(ys, ys), [y])
+            ent = b.emit(P.SumComp(P.Var("negent", "sample", (1,), r"H", "H"), ent_t))
+            body = body + sym(ent)
+            vars_.append(ent)
+        b.meta["output"] = pre
+        b.meta["fused"] = ("softmax", loss.name)
+        return b.map_elementwise(ell, body, vars_, role="loss")
+    if (
+        isinstance(last, Act)
+        and last.activation.name == "sigmoid"
+        and loss.name == "bce"
+        and pre is not None
+    ):
+        # Fused sigmoid + binary cross-entropy: ℓₖ = softplus(z) − y z
+        zs = sym(pre)
+        t = b.map_elementwise(b.temp((n,)), (softplus(zs) - ys * zs) / n, [pre, y], role="loss")
+        b.meta["output"] = pre
+        b.meta["fused"] = ("sigmoid", "bce")
+        return b.emit(P.SumComp(ell, t))
+    term = loss.term().xreplace({A_SYM: sym(out), Y_SYM: ys})
+    if loss.reduction == "mean":
+        term = term / n
+    t = b.map_elementwise(b.temp((n,)), term, [out, y], role="loss")
+    b.meta["output"] = out
+    return b.emit(P.SumComp(ell, t))
+
+
+def _last_layer(declared):
+    if isinstance(declared, Network):
+        return declared.layers[-1]
+    return declared.output
+
+
+def _total_loss(b: Builder, declared, ell: P.Var) -> P.Var:
+    mean = P.Var("Lmean", "total", (), r"\bar\ell", "ℓ̄")
+    L = P.Var("L", "total", (), "L", "L")
+    if not declared.penalties:
+        b.emit(P.BatchMean(L, ell))
+        return L
+    b.emit(P.BatchMean(mean, ell))
+    terms = [mean]
+    for i, (pen, param, idx) in enumerate(_penalty_targets(b, declared)):
+        out = P.Var(f"pen{i}", "total", (), f"R_{{{i}}}", f"R{i}")
+        terms.append(b.emit(P.Penalty(out, param, pen.kind, _coef(pen.lam), False, idx)))
+    b.emit(P.Add(L, tuple(terms)))
+    return L
+
+
+def _coef(lam: float):
+    return sp.nsimplify(lam) if float(lam) == float(sp.nsimplify(lam)) else sp.Float(lam)
+
+
+def _penalty_targets(b: Builder, declared):
+    """(penalty, param Var, component indices or None) for every penalised parameter."""
+    out = []
+    for pen in declared.penalties:
+        if isinstance(declared, Model):
+            theta = b.prog.inputs["theta"]
+            names = [str(s) for s in declared.params]
+            idx = None if pen.params is None else tuple(names.index(p) for p in pen.params)
+            out.append((pen, theta, idx))
+        else:
+            names = pen.params or [n for n, _ in declared.param_shapes if n.startswith("W")]
+            for name in names:
+                out.append((pen, b.prog.inputs[name], None))
+    b.meta["penalties"] = out
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+
+
+def forward_program(declared) -> Builder:
+    """Build the forward program of a network or custom model.
+
+    Returns the :class:`Builder`; ``builder.prog`` holds the ops, ``builder.meta`` the
+    roles of key values (``prediction``, ``output`` — the value the loss reads, ``ell``).
+    """
+    b = Builder()
+    x = _vec("x", declared.n_inputs, "x", "x", kind="input")
+    y = _vec("y", declared.n_outputs, "y", "y", kind="target")
+    b.prog.inputs["x"] = x
+    b.prog.inputs["y"] = y
+    pre: P.Var | None = None
+    if isinstance(declared, Network):
+        cur = x
+        l = 0
+        for i, layer in enumerate(declared.layers):
+            rule = FORWARD_RULES.get(type(layer))
+            if rule is None:
+                raise DerivationError(
+                    f"layer {i} ({type(layer).__name__}) has no forward rule; register one in "
+                    "symnn.derive.build.FORWARD_RULES"
+                )
+            if isinstance(layer, Dense):
+                l = declared.dense_index[i]
+                cur = rule(b, layer, l, cur)
+                pre = cur
+            elif isinstance(layer, Act):
+                cur = rule(b, layer.activation, l, cur)
+            else:
+                cur = rule(b, l, cur)
+        out = cur
+        if out is not pre and not isinstance(declared.layers[-1], (Act, Softmax)):
+            pre = None
+    elif isinstance(declared, Model):
+        out, pre = _model_forward(b, declared, x)
+    else:
+        raise DerivationError(f"cannot derive a {type(declared).__name__}")
+    b.meta["prediction"] = out
+    ell = _loss_ops(b, declared, out, pre, y)
+    b.meta["ell"] = ell
+    L = _total_loss(b, declared, ell)
+    b.meta["L"] = L
+    b.prog.outputs["prediction"] = out
+    b.prog.outputs["loss"] = L
+    return b
+
+
+def _model_forward(b: Builder, model: Model, x: P.Var):
+    theta = P.Var("theta", "param", (len(model.params),), r"\theta", "θ")
+    b.prog.inputs["theta"] = theta
+    args = [P.Arg(sym(x, i), x, i) for i in range(model.n_inputs)]
+    args += [P.Arg(sym(theta, j), theta, j) for j in range(len(model.params))]
+    rename = {s: sym(x, i) for i, s in enumerate(model.inputs)}
+    rename.update({s: sym(theta, j) for j, s in enumerate(model.params)})
+    exprs = tuple(e.xreplace(rename) for e in model.exprs)
+    display = {sym(x, i): s for i, s in enumerate(model.inputs)}
+    display.update({sym(theta, j): s for j, s in enumerate(model.params)})
+    f = _vec("f", model.n_outputs, "f", "f")
+    b.emit(P.Map(f, exprs, tuple(args), role="model", label=(display,)))
+    b.meta["display"] = display
+    if model.output is None:
+        return f, None
+    if isinstance(model.output, Softmax):
+        return softmax_forward(b, 1, f), f
+    return activation_forward(b, model.output.activation, 1, f), f

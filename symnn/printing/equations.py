@@ -1,0 +1,361 @@
+"""The backprop equations of a network, in layer (matrix) form.
+
+Every line is printed from an op of the derived program (:mod:`symnn.derive`): nothing here
+is template text about a particular network.  ``Equations`` prints as Unicode text
+(``str``), as LaTeX (``.latex()``, an ``align*`` block), as Markdown (``.markdown()``) and
+renders in Jupyter (``_repr_latex_``).
+
+Examples
+--------
+>>> import symnn
+>>> eq = symnn.mlp([2, 2, 1], activation="sigmoid", output="sigmoid").equations()
+>>> print(eq.line("delta2"))
+δ⁽²⁾ = ∇_a⁽²⁾ℓ ⊙ σ'(z⁽²⁾)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from symnn.declare.activations import Activation
+from symnn.declare.model import Model
+from symnn.derive import Derived, derive
+from symnn.derive import program as P
+from symnn.derive.simplify import is_temp
+from symnn.printing.elementwise import vector_latex, vector_text
+
+__all__ = ["Equation", "Equations", "equations_of"]
+
+
+@dataclass
+class Equation:
+    """One printed equation: ``lhs = rhs`` (with optional further equal forms)."""
+
+    name: str
+    lhs_text: str
+    rhs_text: list[str]
+    lhs_tex: str
+    rhs_tex: list[str]
+    rhs_expr: sp.Expr | None = None
+
+    def text(self) -> str:
+        return self.lhs_text + " = " + " = ".join(self.rhs_text)
+
+    def latex(self) -> str:
+        return self.lhs_tex + " &= " + " = ".join(self.rhs_tex)
+
+
+@dataclass
+class Equations:
+    """Sections of equations (forward pass, loss, backward pass, gradients).
+
+    Attributes
+    ----------
+    title : str
+    sections : list of (str, list of Equation)
+    notes : list of str
+        Conventions (batch mean, elementwise operations, subgradients).
+    """
+
+    title: str
+    sections: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    notes_tex: list = field(default_factory=list)
+
+    def __iter__(self):
+        for _, eqs in self.sections:
+            yield from eqs
+
+    def find(self, name: str) -> Equation:
+        """The equation defining the value ``name`` (``"delta2"``, ``"gW1"``, ``"z1"``)."""
+        for eq in self:
+            if eq.name == name:
+                return eq
+        raise KeyError(f"no equation defines {name!r}; names: {[e.name for e in self]}")
+
+    def line(self, name: str) -> str:
+        return self.find(name).text()
+
+    def rhs(self, name: str) -> sp.Expr:
+        """The right-hand side of an elementwise equation as a SymPy expression in plain
+        value names (``a2``, ``y``, ``g_a2`` …)."""
+        e = self.find(name).rhs_expr
+        if e is None:
+            raise KeyError(f"{name!r} is not an elementwise equation")
+        return e
+
+    def __str__(self) -> str:
+        out = [self.title]
+        for title, eqs in self.sections:
+            out.append("")
+            out.append(title + ":")
+            out.extend("  " + e.text() for e in eqs)
+        if self.notes:
+            out.append("")
+            out.extend(self.notes)
+        return "\n".join(out)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def latex(self, environment: str = "align*") -> str:
+        """The equations as one LaTeX block (``align*`` by default; needs amsmath)."""
+        rows = []
+        for title, eqs in self.sections:
+            rows.append(r"&\text{%s:} \\" % title)
+            for e in eqs:
+                rows.append(e.latex() + r" \\")
+        if rows:
+            rows[-1] = rows[-1][: -len(r" \\")]
+        return "\\begin{%s}\n%s\n\\end{%s}" % (environment, "\n".join(rows), environment)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex("aligned") + "$$"
+
+    def markdown(self) -> str:
+        """Markdown: a heading per section and the equations as ``$$…$$`` blocks."""
+        out = [f"**{self.title}**", ""]
+        for title, eqs in self.sections:
+            out.append(f"*{title}*")
+            out.append("")
+            out.append("$$\n\\begin{aligned}\n" + " \\\\\n".join(e.latex() for e in eqs)
+                       + "\n\\end{aligned}\n$$")
+            out.append("")
+        out.extend("> " + n for n in self.notes_tex)
+        return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------
+
+
+class _Ctx:
+    def __init__(self, d: Derived):
+        self.d = d
+        self.vectors: set = set()
+        self.temps: dict = {}
+        self.extra: list = []
+
+    def names(self, op: P.Map, tex: bool) -> dict:
+        out = {}
+        display = {}
+        if op.role == "model" and op.label:
+            display = op.label[0]
+        for a in op.args:
+            if a.symbol in display:
+                out[a.symbol] = sp.latex(display[a.symbol]) if tex else str(display[a.symbol])
+            elif a.index is not None:
+                base = a.var.tex if tex else a.var.text
+                out[a.symbol] = f"{base}_{{{a.index + 1}}}" if tex else f"{base}[{a.index + 1}]"
+            else:
+                out[a.symbol] = a.var.tex if tex else a.var.text
+        return out
+
+    def vec(self, op: P.Map) -> set:
+        return {a.symbol for a in op.args if _is_vector(a.var) and a.index is None}
+
+    def plain(self, op: P.Map, expr: sp.Expr) -> sp.Expr:
+        sub = {}
+        for a in op.args:
+            nm = a.var.name if a.index is None else f"{a.var.name}_{a.index}"
+            sub[a.symbol] = sp.Symbol(nm, real=True)
+        return expr.xreplace(sub)
+
+
+def _is_vector(v: P.Var) -> bool:
+    return v.per_sample and not (v.size == 1 and v.name in ("ell", "lse", "yz", "negent"))
+
+
+def _paren_t(s: str) -> str:
+    return s if all(ch not in s for ch in " +-") else "(" + s + ")"
+
+
+def _op_equation(ctx: _Ctx, op: P.Op) -> Equation | None:
+    o = op.out
+    if isinstance(op, P.Affine):
+        t = f"{op.W.text} {op.a.text}" + (f" + {op.b.text}" if op.b is not None else "")
+        x = f"{op.W.tex} {op.a.tex}" + (f" + {op.b.tex}" if op.b is not None else "")
+        return Equation(o.name, o.text, [t], o.tex, [x])
+    if isinstance(op, P.MatTVec):
+        return Equation(o.name, o.text, [f"({op.W.text})ᵀ {op.g.text}"], o.tex,
+                        [f"\\left({op.W.tex}\\right)^{{\\top}} {op.g.tex}"])
+    if isinstance(op, P.Softmax):
+        return Equation(o.name, o.text, [f"softmax({op.z.text})"], o.tex,
+                        [r"\operatorname{softmax}\left(%s\right)" % op.z.tex])
+    if isinstance(op, P.LogSumExp):
+        return Equation(o.name, o.text, [f"log Σₖ exp({op.z.text}ₖ)"], o.tex,
+                        [r"\log \sum_k e^{%s_k}" % op.z.tex])
+    if isinstance(op, P.Dot):
+        return Equation(o.name, o.text, [f"{op.u.text}ᵀ {op.v.text}"], o.tex,
+                        [f"{op.u.tex}^{{\\top}} {op.v.tex}"])
+    if isinstance(op, P.SumComp):
+        return Equation(o.name, o.text, [f"Σₖ {op.u.text}ₖ"], o.tex, [r"\sum_k %s_k" % op.u.tex])
+    if isinstance(op, P.OuterMean):
+        return Equation(o.name, o.text, [f"⟨{op.u.text} ({op.v.text})ᵀ⟩"], o.tex,
+                        [r"\frac{1}{B}\sum_{s=1}^{B} %s_s \left(%s_s\right)^{\top}"
+                         % (op.u.tex, op.v.tex)])
+    if isinstance(op, P.BatchMean):
+        if o.kind == "total":
+            return Equation(o.name, o.text, [f"⟨{op.u.text}⟩"], o.tex,
+                            [r"\frac{1}{B}\sum_{s=1}^{B} %s_s" % op.u.tex])
+        return Equation(o.name, o.text, [f"⟨{op.u.text}⟩"], o.tex,
+                        [r"\frac{1}{B}\sum_{s=1}^{B} %s_s" % op.u.tex])
+    if isinstance(op, P.Add):
+        tt = [ctx.temps.get(t.name, (t.text, t.tex))[0] for t in op.terms]
+        tx = [ctx.temps.get(t.name, (t.text, t.tex))[1] for t in op.terms]
+        return Equation(o.name, o.text, [" + ".join(tt)], o.tex, [" + ".join(tx)])
+    if isinstance(op, P.Penalty):
+        lam = sp.latex(op.coef)
+        lam_t = str(op.coef)
+        lam_t = f"({lam_t})" if "/" in lam_t else lam_t
+        if op.grad:
+            if op.kind == "l2":
+                return Equation(o.name, o.text, [f"2·{lam_t}·{op.param.text}"], o.tex,
+                                [f"2 \\cdot {lam} \\, {op.param.tex}"])
+            return Equation(o.name, o.text, [f"{lam_t}·sign({op.param.text})"], o.tex,
+                            [f"{lam} \\operatorname{{sign}}\\left({op.param.tex}\\right)"])
+        if op.kind == "l2":
+            return Equation(o.name, o.text, [f"{lam_t}·‖{op.param.text}‖²"], o.tex,
+                            [f"{lam} \\lVert {op.param.tex} \\rVert_2^2"])
+        return Equation(o.name, o.text, [f"{lam_t}·‖{op.param.text}‖₁"], o.tex,
+                        [f"{lam} \\lVert {op.param.tex} \\rVert_1"])
+    if isinstance(op, P.Map):
+        return _map_equation(ctx, op)
+    return None
+
+
+def _map_equation(ctx: _Ctx, op: P.Map) -> Equation:
+    o = op.out
+    names_t, names_x, vec = ctx.names(op, False), ctx.names(op, True), ctx.vec(op)
+    if op.role == "act_grad" and op.label and isinstance(op.label[0], Activation):
+        eq = _act_grad_equation(ctx, op, op.label[0], names_t, names_x, vec)
+        if eq is not None:
+            return eq
+    if len(op.exprs) > 1:
+        texts = [vector_text(e, names_t, vec) for e in op.exprs]
+        texes = [vector_latex(e, names_x, vec) for e in op.exprs]
+        return Equation(o.name, o.text, ["[" + ", ".join(texts) + "]"], o.tex,
+                        [r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(texes)])
+    e = op.exprs[0]
+    return Equation(o.name, o.text, [vector_text(e, names_t, vec)], o.tex,
+                    [vector_latex(e, names_x, vec)], ctx.plain(op, e))
+
+
+def _act_grad_equation(ctx, op, act: Activation, names_t, names_x, vec):
+    """δ = g ⊙ f'(z), with f'(z) printed as derived (and through the output if possible)."""
+    body = op.exprs[0]
+    gargs = [a for a in op.args if a.symbol.name.startswith("g_")]
+    if len(gargs) != 1:
+        return None
+    g = gargs[0]
+    deriv = sp.diff(body, g.symbol)
+    if sp.simplify(body - g.symbol * deriv) != 0:
+        return None
+    # the forward value this derivative belongs to
+    fwd = next((f for f in ctx.d.forward_ops if ctx.d.cotangent.get(f.out) == g.var), None)
+    if fwd is None or not isinstance(fwd, P.Map):
+        return None
+    z = fwd.args[0].var
+    zs = sp.Symbol("z", real=True)
+    dz = sp.diff(act.apply(zs), zs)
+    zname_t, zname_x = z.text, z.tex
+    label_t = f"{act.symbol_text}'({zname_t})"
+    label_x = r"%s'\left(%s\right)" % (act.symbol_tex, zname_x)
+    dz_t = vector_text(dz, {zs: zname_t}, {zs})
+    dz_x = vector_latex(dz, {zs: zname_x}, {zs})
+    rhs_t = [f"{_paren_t(names_t[g.symbol])} ⊙ {label_t}"]
+    rhs_x = [r"%s \odot %s" % (names_x[g.symbol], label_x)]
+    eq = Equation(op.out.name, op.out.text, rhs_t, op.out.tex, rhs_x, ctx.plain(op, body))
+    d_out_t = vector_text(deriv, names_t, vec)
+    d_out_x = vector_latex(deriv, names_x, vec)
+    forms_t = [dz_t] + ([d_out_t] if d_out_t != dz_t else [])
+    forms_x = [dz_x] + ([d_out_x] if d_out_x != dz_x else [])
+    ctx.extra.append(Equation("d" + z.name, label_t, forms_t, label_x, forms_x,
+                              ctx.plain(op, deriv)))
+    return eq
+
+
+def equations_of(declared) -> Equations:
+    """Build the :class:`Equations` of a network or custom model."""
+    d = derive(declared)
+    ctx = _Ctx(d)
+    ctx.extra = []
+    title = _title(declared)
+    forward, loss_eqs, backward, grads = [], [], [], []
+    ell = d.meta["ell"]
+    pred = d.meta["prediction"]
+    fwd_ops = [op for op in d.forward_ops if op.out.per_sample]
+    names = [op.out for op in fwd_ops]
+    cut = names.index(pred) + 1 if pred in names else 0
+    for op in fwd_ops[:cut]:
+        eq = _op_equation(ctx, op)
+        if eq is not None:
+            forward.append(eq)
+    loss = declared.loss
+    lt = loss.text
+    lx = loss.tex
+    fused = d.meta.get("fused")
+    out_t, out_x = pred.text, pred.tex
+    loss_eqs.append(Equation("ell_def", "ℓ", [lt.split("= ", 1)[1] + f"   (a = {out_t})"],
+                             r"\ell", [lx.split("= ", 1)[1] + r"\quad (a = %s)" % out_x]))
+    prod = {op.out: op for op in fwd_ops}
+    for op in fwd_ops[cut:]:
+        if is_temp(op.out):
+            continue
+        if isinstance(op, P.SumComp) and is_temp(op.u) and isinstance(prod.get(op.u), P.Map):
+            inner = _op_equation(ctx, prod[op.u])
+            eq = Equation(op.out.name, op.out.text, ["Σₖ " + _paren_t(inner.rhs_text[0])],
+                          op.out.tex, [r"\sum_k \left(%s\right)" % inner.rhs_tex[0]])
+            if fused:
+                loss_eqs.append(eq)
+            continue
+        eq = _op_equation(ctx, op)
+        if eq is not None:
+            loss_eqs.append(eq)
+    for op in d.forward_ops:
+        if not op.out.per_sample:
+            eq = _op_equation(ctx, op)
+            if eq is not None:
+                loss_eqs.append(eq)
+    param_grads = {d.program.outputs["grad:" + p.name] for p in d.params}
+    for op in d.backward_ops:
+        eq = _op_equation(ctx, op)
+        if eq is None:
+            continue
+        if is_temp(op.out) and op.out.kind == "param":
+            ctx.temps[op.out.name] = (eq.rhs_text[0], eq.rhs_tex[0])
+            continue
+        if ctx.extra:
+            backward.extend(ctx.extra)
+            ctx.extra = []
+        (grads if op.out.kind == "param" else backward).append(eq)
+        del param_grads
+        param_grads = None
+    sections = [("Forward pass", forward), ("Loss", loss_eqs),
+                ("Backward pass", backward), ("Gradients", grads)]
+    notes = [
+        "Vectors are per sample; products marked ⊙ and powers of vectors are elementwise.",
+        "⟨·⟩ is the mean over the B samples of a batch: L = ⟨ℓ⟩.",
+    ]
+    notes_tex = [
+        r"Vectors are per sample; $\odot$ and powers of vectors are elementwise.",
+        r"The batch loss is the mean over its $B$ samples: $L = \frac{1}{B}\sum_s \ell_s$.",
+    ]
+    if fused == ("softmax", "cross_entropy") or fused == ("softmax", "kl"):
+        notes.append("Softmax and cross-entropy are fused: ℓ = LSE(z) − yᵀz for targets "
+                     "that sum to 1, so δ = p − y.")
+        notes_tex.append(r"Softmax and cross-entropy are fused: "
+                         r"$\ell = \operatorname{LSE}(z) - y^\top z$ for targets summing to 1.")
+    if fused == ("sigmoid", "bce"):
+        notes.append("Sigmoid and binary cross-entropy are fused: ℓₖ = softplus(zₖ) − yₖzₖ.")
+        notes_tex.append(r"Sigmoid and binary cross-entropy are fused: "
+                         r"$\ell_k = \operatorname{softplus}(z_k) - y_k z_k$.")
+    return Equations(title, sections, notes, notes_tex)
+
+
+def _title(declared) -> str:
+    if isinstance(declared, Model):
+        return f"Model {declared.name}: {declared.n_inputs} inputs, {declared.n_params} " \
+               f"parameters, loss {declared.loss.name}"
+    return f"{declared!r}: {declared.n_params} parameters"
