@@ -310,8 +310,9 @@ def test_float64_hypothesis(name, x):
 @given(x=st.floats(width=32, allow_nan=True, allow_infinity=True))
 def test_float32_hypothesis(name, x):
     x32 = np.float32(x)
-    got = FASTMATH_FUNCTIONS[name](x32)
-    assert isinstance(got, np.float32)
+    got = FASTMATH_FUNCTIONS[name](x32)  # boxed as a Python float holding a float32 value
+    assert math.isnan(got) or float(np.float32(got)) == got
+    got = np.array([got], dtype=np.float32)
     assert ulp_distance(got, reference_f32(name, np.array([x32]))).max() <= ULP_BOUND_F32
 
 
@@ -418,12 +419,18 @@ def test_no_warnings_or_fp_errors():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_return_precision(name):
+    """float32 in, float32 out; everything else is evaluated in float64."""
     f = FASTMATH_FUNCTIONS[name]
-    assert isinstance(f(np.float32(0.5)), np.float32)
-    assert isinstance(f(0.5), float)
-    assert isinstance(f(np.float64(0.5)), float)
-    assert f(1) == f(1.0)  # integers are evaluated in float64
+    f(np.float32(0.5)), f(0.5), f(1), f(True)
+    return_types = {sig.args: sig.return_type for sig in f.nopython_signatures}
+    assert return_types[(numba.float32,)] == numba.float32
+    assert return_types[(numba.float64,)] == numba.float64
+    assert return_types[(numba.int64,)] == numba.float64
+    assert return_types[(numba.boolean,)] == numba.float64
+    assert f(1) == f(1.0)
     assert f(True) == f(1.0)
+    # Boxed to a Python float, but the value is the float32 rounding of the float64 result.
+    assert f(np.float32(0.5)) == float(np.float32(f(0.5)))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -46,7 +46,8 @@ class Derived:
         self.program = builder.prog
         self.meta = builder.meta
         self.forward_ops = forward_ops
-        self.backward_ops = [op for op in builder.prog.ops if op not in set(forward_ops)]
+        fwd_ids = {id(op) for op in forward_ops}
+        self.backward_ops = [op for op in builder.prog.ops if id(op) not in fwd_ids]
         self.params = [v for v in builder.prog.inputs.values() if v.kind == "param"]
         self.cotangent = cotangent
         self._builder = builder

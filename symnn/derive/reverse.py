@@ -39,13 +39,19 @@ def _is_const(g) -> bool:
 
 
 def _known_bodies(b: Builder) -> dict:
-    """Forward values that a derivative may be rewritten through: body → symbol of value."""
-    known = {}
-    for op in b.prog.ops:
+    """Forward values that a derivative may be rewritten through: body → symbol of value.
+
+    Kept in ``b.meta`` and extended incrementally (the scan is linear overall).
+    """
+    known, seen = b.meta.setdefault("_known", ({}, [0]))
+    ops = b.prog.ops
+    for op in ops[seen[0]:]:
         if isinstance(op, P.Map) and len(op.exprs) == 1 and op.out.per_sample:
             body = op.exprs[0]
             if not body.is_Symbol and not body.is_Number:
-                known[body] = (sym(op.out), op.out)
+                for s in body.free_symbols:
+                    known.setdefault(s, {})[body] = (sym(op.out), op.out)
+    seen[0] = len(ops)
     return known
 
 
@@ -53,7 +59,10 @@ def _through_outputs(expr: sp.Expr, known: dict, args: list[P.Arg]) -> tuple[sp.
     """Rewrite ``expr`` through known forward values; returns (expr, extra args)."""
     extra = []
     sub = {}
-    for body, (s, var) in known.items():
+    candidates = {}
+    for fs in expr.free_symbols:
+        candidates.update(known.get(fs, {}))
+    for body, (s, var) in candidates.items():
         if expr.has(body):
             sub[body] = s
             extra.append(P.Arg(s, var))

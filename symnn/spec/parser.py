@@ -37,10 +37,10 @@ subscripts are not part of the expression language) at column 2
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Callable, Mapping
 
 import sympy as sp
 
@@ -50,11 +50,11 @@ from symnn.errors import SpecError
 __all__ = [
     "ALLOWED",
     "CONSTANTS",
-    "Function",
-    "MAX_LENGTH",
     "MAX_DEPTH",
-    "parse_expression",
+    "MAX_LENGTH",
+    "Function",
     "expression_error",
+    "parse_expression",
 ]
 
 #: Longest expression text accepted (characters).
@@ -249,6 +249,13 @@ def _digits(r: sp.Rational) -> int:
     return max(len(str(abs(r.p))), len(str(r.q)))
 
 
+def _power_too_big(base: sp.Expr, exp: sp.Expr) -> bool:
+    """True when ``base^exp`` of two numbers would be an exact number of too many digits."""
+    if not (base.is_Rational and exp.is_Rational) or base in (0, 1, -1):
+        return False
+    return abs(exp) > 10_000 or _digits(base) * abs(float(exp)) > MAX_POWER_DIGITS
+
+
 class _Parser:
     def __init__(self, text, tokens, symbols, functions, fail, max_depth):
         self.text = text
@@ -368,12 +375,10 @@ class _Parser:
     def apply(self, op: _Token, lhs, rhs):
         o = op.text
         if o in ("^", "**"):
-            if lhs.is_Rational and rhs.is_Rational and lhs not in (0, 1, -1):
-                # numbers only: bound the size of the exact result before SymPy computes it
-                if abs(rhs) > 10_000 or _digits(lhs) * abs(float(rhs)) > MAX_POWER_DIGITS:
-                    raise self.fail(
-                        f"the power {lhs}^{rhs} would have more than {MAX_POWER_DIGITS} digits",
-                        op.col)
+            if _power_too_big(lhs, rhs):
+                raise self.fail(
+                    f"the power {lhs}^{rhs} would have more than {MAX_POWER_DIGITS} digits",
+                    op.col)
             result = sp.Pow(lhs, rhs)
         elif o == "+":
             result = lhs + rhs
@@ -455,8 +460,8 @@ def parse_expression(
     x/(Abs(x) + 1)
     >>> parse_expression("-x^2", {"x": x})
     -x**2
-    >>> parse_expression("max(0, x) + sigmoid(2*x)", {"x": x})
-    sigmoid(2*x) + Max(0, x)
+    >>> parse_expression("max(0, x) + log(2*pi)", {"x": x})
+    Max(0, x) + log(2*pi)
     """
     def fail(message: str, column: int) -> SpecError:
         return expression_error(message, text if isinstance(text, str) else "", column, where)

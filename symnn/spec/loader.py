@@ -1,0 +1,663 @@
+"""Spec files: a network or custom model, its optimizer, training and data, in TOML.
+
+A spec file never executes code.  TOML is read by :mod:`tomllib`; every key is checked
+against the keys its section allows; expressions (a custom model's outputs, a custom
+activation's body) go through the whitelist parser :func:`symnn.spec.parse_expression`.
+The format is documented in ``docs/spec-format.md``.
+
+Examples
+--------
+>>> spec = loads_spec('''
+... [network]
+... layers = [2, 2, 1]
+... activation = "sigmoid"
+... output = "sigmoid"
+... loss = "mse"
+...
+... [optimizer]
+... name = "sgd"
+... lr = 0.5
+... ''', name="xor.toml")
+>>> spec.declared
+Network([Dense(2, 2), 'sigmoid', Dense(2, 1), 'sigmoid'], loss='mse')
+>>> spec.optimizer
+{'name': 'sgd', 'lr': 0.5}
+>>> loads_spec('[network]\\nlayers = [2, 1]\\nactivaton = "tanh"\\n', name="bad.toml")
+Traceback (most recent call last):
+...
+symnn.errors.SpecError: bad.toml: [network]: unknown key 'activaton' (did you mean \
+'activation'?); allowed keys: activation, layers, loss, name, output, penalties
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from symnn.declare.activations import Activation, get_activation
+from symnn.declare.layers import Dense
+from symnn.declare.losses import L1, L2, get_loss
+from symnn.declare.model import Model
+from symnn.declare.network import Network, mlp
+from symnn.errors import SpecError, SymnnError
+from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
+
+__all__ = ["MAX_SPEC_BYTES", "SECTION_KEYS", "Spec", "load_spec", "loads_spec"]
+
+#: Largest spec file read (bytes).
+MAX_SPEC_BYTES = 1 << 20
+
+#: The keys each section allows.
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("title", "description", "network", "model", "optimizer", "training", "data"),
+    "network": ("name", "layers", "activation", "output", "loss", "penalties"),
+    "model": ("name", "expr", "inputs", "params", "output", "loss", "penalties"),
+    "penalties": ("l1", "l2"),
+    "penalty": ("lam", "params"),
+    "layer": ("dense", "bias", "activation"),
+    "custom": ("expr", "var", "name"),
+    "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
+                  "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),
+    "training": ("epochs", "batch_size", "seed", "shuffle", "check_every", "dtype",
+                 "validation_split", "patience", "verbose"),
+    "data": ("source", "target", "header", "delimiter", "one_hot", "standardize",
+             "test_size"),
+}
+
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+
+# value kinds of the plain-data sections: (type check, description)
+_INT_MIN1 = ("int", 1, None)
+_FIELDS: dict[str, dict[str, tuple]] = {
+    "optimizer": {
+        "name": ("str",), "lr": ("num", 0.0, None, False), "momentum": ("num", 0.0, 1.0),
+        "nesterov": ("bool",), "beta1": ("num", 0.0, 1.0), "beta2": ("num", 0.0, 1.0),
+        "eps": ("num", 0.0, None, False), "rho": ("num", 0.0, 1.0),
+        "weight_decay": ("num", 0.0, None), "damping": ("num", 0.0, None),
+        "memory": _INT_MIN1, "max_iter": _INT_MIN1, "tol": ("num", 0.0, None),
+        "clip": ("num", 0.0, None, False),
+    },
+    "training": {
+        "epochs": _INT_MIN1, "batch_size": _INT_MIN1, "seed": ("int", 0, None),
+        "shuffle": ("bool",), "check_every": ("int", 0, None),
+        "dtype": ("choice", "float64", "float32"), "validation_split": ("num", 0.0, 1.0),
+        "patience": _INT_MIN1, "verbose": ("bool",),
+    },
+    "data": {
+        "source": ("str",), "target": ("target",), "header": ("bool",),
+        "delimiter": ("str",), "one_hot": ("bool",), "standardize": ("bool",),
+        "test_size": ("num", 0.0, 1.0),
+    },
+}
+
+
+@dataclass
+class Spec:
+    """A loaded spec: the declared network or model and the plain-data sections.
+
+    Attributes
+    ----------
+    declared : Network or Model
+        What ``[network]`` or ``[model]`` declares.
+    kind : {"network", "model"}
+    optimizer : dict or None
+        ``[optimizer]`` as plain data (``{"name": "adam", "lr": 0.001}``) for the trainer.
+    training, data : dict
+        ``[training]`` and ``[data]`` as plain data (empty when absent).
+    title, description : str or None
+    path : pathlib.Path or None
+        The file it was read from.
+    source : dict
+        The validated spec as plain data; :meth:`to_toml` writes it back.
+    """
+
+    declared: Network | Model
+    kind: str
+    optimizer: dict | None = None
+    training: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    title: str | None = None
+    description: str | None = None
+    path: Path | None = None
+    source: dict = field(default_factory=dict, repr=False)
+
+    def to_toml(self) -> str:
+        """The spec as TOML text that :func:`loads_spec` reads back to an equal spec.
+
+        Examples
+        --------
+        >>> spec = loads_spec('[model]\\nexpr = "a*x"\\ninputs = ["x"]\\nparams = ["a"]\\n')
+        >>> print(spec.to_toml())
+        [model]
+        expr = "a*x"
+        inputs = ["x"]
+        params = ["a"]
+        <BLANKLINE>
+        """
+        return dumps_toml(self.source)
+
+    def data_path(self) -> Path | None:
+        """``[data] source`` as a path relative to the spec file, when it names a file."""
+        src = self.data.get("source")
+        if not src or src.lower() in BUILTIN_DATA:
+            return None
+        p = Path(src).expanduser()
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+
+#: Names of the built-in data sets ``[data] source`` and ``symnn train --data`` accept.
+BUILTIN_DATA = ("xor", "digits", "iris", "diabetes")
+
+
+def load_spec(path: str | os.PathLike[str]) -> Spec:
+    """Read a TOML spec file and build its network or model.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.toml`` file.
+
+    Returns
+    -------
+    Spec
+
+    Raises
+    ------
+    SpecError
+        When the file cannot be read, is not valid TOML, has an unknown key, a value of the
+        wrong type, an unknown activation or loss, or an expression outside the whitelist.
+        The message names the file and the key.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "decay.toml").write_text(
+    ...     '[model]\\nexpr = "a*exp(-b*x)"\\ninputs = ["x"]\\nparams = ["a", "b"]\\n')
+    >>> load_spec(d / "decay.toml").declared
+    Model(a*exp(-b*x), inputs=[x], params=[a, b], loss='mse')
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            raw = fh.read(MAX_SPEC_BYTES + 1)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise SpecError(f"{p}: cannot read the spec file: {reason}") from err
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"{p}: spec file larger than {MAX_SPEC_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{p}: not UTF-8 text (byte {err.start}); save the spec as UTF-8") \
+            from err
+    return loads_spec(text, name=str(p), path=p)
+
+
+def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spec:
+    """Build a :class:`Spec` from TOML text; ``name`` is used in error messages.
+
+    Examples
+    --------
+    >>> loads_spec('[network]\\nlayers = [4, 8, 3]\\noutput = "softmax"\\n'
+    ...            'loss = "cross_entropy"\\n').declared.n_params
+    67
+    """
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"{name}: malformed TOML: {err}") from err
+    return _Loader(name, path).build(doc)
+
+
+# ----------------------------------------------------------------------------------------
+
+
+class _Loader:
+    def __init__(self, name: str, path: Path | None):
+        self.name = name
+        self.path = path
+
+    def err(self, key: str, message: str) -> SpecError:
+        return SpecError(f"{self.name}: {key}: {message}")
+
+    def check_keys(self, table: dict, allowed: tuple[str, ...], key: str) -> None:
+        for k in table:
+            if k not in allowed:
+                close = difflib.get_close_matches(k, allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.err(key, f"unknown key {k!r}{hint}; allowed keys: "
+                                    f"{', '.join(sorted(allowed))}")
+
+    def table(self, value: Any, key: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.err(key, f"expected a table, got {_type(value)}")
+        return value
+
+    def build(self, doc: dict) -> Spec:
+        self.check_keys(doc, SECTION_KEYS[""], "top level")
+        has_net, has_model = "network" in doc, "model" in doc
+        if has_net == has_model:
+            raise self.err("top level", "declare exactly one of [network] or [model]"
+                           + (" (both are present)" if has_net else ""))
+        source: dict = {}
+        title = description = None
+        for k in ("title", "description"):
+            if k in doc:
+                if not isinstance(doc[k], str):
+                    raise self.err(k, f"expected a string, got {_type(doc[k])}")
+                source[k] = doc[k]
+        title, description = doc.get("title"), doc.get("description")
+        if has_net:
+            declared, section = self.network(self.table(doc["network"], "[network]"))
+            source["network"] = section
+        else:
+            declared, section = self.model(self.table(doc["model"], "[model]"))
+            source["model"] = section
+        plain = {}
+        for sec in ("optimizer", "training", "data"):
+            if sec in doc:
+                plain[sec] = self.plain(sec, self.table(doc[sec], f"[{sec}]"))
+                source[sec] = plain[sec]
+        if "optimizer" in plain and "name" not in plain["optimizer"]:
+            raise self.err("[optimizer]", "name the optimizer, e.g. name = \"adam\"")
+        return Spec(
+            declared=declared,
+            kind="network" if has_net else "model",
+            optimizer=plain.get("optimizer"),
+            training=plain.get("training", {}),
+            data=plain.get("data", {}),
+            title=title,
+            description=description,
+            path=self.path,
+            source=source,
+        )
+
+    # -- the declared object ----------------------------------------------------------
+    def default_name(self, fallback: str) -> str:
+        if self.path is None:
+            return fallback
+        stem = re.sub(r"\W", "_", self.path.stem, flags=re.ASCII)
+        if not stem or not stem.isidentifier() or stem[0].isdigit():
+            stem = f"{fallback}_{stem}" if stem else fallback
+        return stem
+
+    def name_of(self, table: dict, sec: str, fallback: str) -> str:
+        if "name" not in table:
+            return self.default_name(fallback)
+        v = table["name"]
+        if not isinstance(v, str) or not v.isidentifier() or not v.isascii():
+            raise self.err(f"[{sec}] name", f"expected an identifier (letters, digits, _), "
+                                            f"got {v!r}")
+        return v
+
+    def loss(self, table: dict, sec: str) -> str:
+        v = table.get("loss", "mse")
+        if not isinstance(v, str):
+            raise self.err(f"[{sec}] loss", f"expected a loss name, got {_type(v)}")
+        try:
+            get_loss(v)
+        except SymnnError as err:
+            raise self.err(f"[{sec}] loss", str(err)) from err
+        return v
+
+    def activation(self, value: Any, key: str, allow_softmax: bool = True):
+        """(object for the declaration, plain data) of an activation given by name/table."""
+        if isinstance(value, str):
+            if value.strip().lower() == "softmax":
+                if not allow_softmax:
+                    raise self.err(key, "softmax is only allowed as the output")
+                return "softmax", value
+            try:
+                return get_activation(value), value
+            except SymnnError as err:
+                raise self.err(key, str(err)) from err
+        if isinstance(value, dict):
+            self.check_keys(value, SECTION_KEYS["custom"], key)
+            if "expr" not in value:
+                raise self.err(key, "a custom activation needs expr = \"...\" (and var = "
+                                    "\"x\", its variable)")
+            var = value.get("var", "x")
+            label = value.get("name", "f")
+            self.symbol_name(var, f"{key}.var")
+            if not isinstance(label, str) or not _LABEL_RE.match(label):
+                raise self.err(f"{key}.name", f"expected a name of letters and digits "
+                                              f"(printed as the function's name), got {label!r}")
+            sym = sp.Symbol(var, real=True)
+            body = parse_expression(value["expr"], {var: sym}, where=f"{self.name}: {key}.expr")
+            try:
+                act = Activation.from_lambda(sp.Lambda(sym, body), name=label)
+            except SymnnError as err:
+                raise self.err(key, str(err)) from err
+            plain = {"expr": value["expr"]}
+            if "var" in value:
+                plain["var"] = var
+            if "name" in value:
+                plain["name"] = label
+            return act, plain
+        raise self.err(key, f"expected an activation name or a table {{expr = \"...\", "
+                            f"var = \"x\"}}, got {_type(value)}")
+
+    def penalties(self, value: Any, sec: str) -> tuple[list, dict]:
+        key = f"[{sec}.penalties]"
+        table = self.table(value, key)
+        self.check_keys(table, SECTION_KEYS["penalties"], key)
+        out, plain = [], {}
+        for kind in ("l1", "l2"):
+            if kind not in table:
+                continue
+            v = table[kind]
+            params = None
+            if isinstance(v, dict):
+                self.check_keys(v, SECTION_KEYS["penalty"], f"{key} {kind}")
+                if "lam" not in v:
+                    raise self.err(f"{key} {kind}", "give the strength: lam = 0.001")
+                lam = v["lam"]
+                if "params" in v:
+                    params = self.str_list(v["params"], f"{key} {kind}.params", allow_empty=False)
+            else:
+                lam = v
+            lam = self.number(lam, f"{key} {kind}", lo=0.0)
+            out.append((L1 if kind == "l1" else L2)(lam, params))
+            plain[kind] = v
+        return out, plain
+
+    def network(self, t: dict) -> tuple[Network, dict]:
+        self.check_keys(t, SECTION_KEYS["network"], "[network]")
+        if "layers" not in t:
+            raise self.err("[network]", "give the layers: layers = [n_in, n_hidden, n_out] "
+                                        "or a list of {dense = [n_in, n_out]} and "
+                                        "{activation = \"tanh\"} tables")
+        plain: dict = {}
+        name = self.name_of(t, "network", "net")
+        if "name" in t:
+            plain["name"] = name
+        layers = t["layers"]
+        if not isinstance(layers, list) or not layers:
+            raise self.err("[network] layers", f"expected a non-empty list, got {_type(layers)}")
+        loss = self.loss(t, "network")
+        penalties, pen_plain = ([], {})
+        if "penalties" in t:
+            penalties, pen_plain = self.penalties(t["penalties"], "network")
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in layers):
+            if len(layers) < 2:
+                raise self.err("[network] layers", "list at least the input and output widths, "
+                                                   "e.g. [2, 1]")
+            for i, v in enumerate(layers):
+                if v < 1:
+                    raise self.err(f"[network] layers[{i}]", f"widths must be ≥ 1, got {v}")
+            plain["layers"] = list(layers)
+            act, act_plain = self.activation(t.get("activation", "tanh"),
+                                             "[network] activation", allow_softmax=False)
+            if "activation" in t:
+                plain["activation"] = act_plain
+            out = None
+            if "output" in t:
+                out, plain["output"] = self.activation(t["output"], "[network] output")
+            builder = lambda: mlp(layers, activation=act, output=out, loss=loss,
+                                  penalties=penalties, name=name)
+        elif all(isinstance(v, dict) for v in layers):
+            for k in ("activation", "output"):
+                if k in t:
+                    raise self.err(f"[network] {k}", "applies only when layers is a list of "
+                                                     "widths; with layer tables write "
+                                                     "{activation = \"...\"} entries")
+            objs, plain_layers = [], []
+            for i, item in enumerate(layers):
+                obj, p = self.layer(item, f"[network] layers[{i}]")
+                objs.append(obj)
+                plain_layers.append(p)
+            plain["layers"] = plain_layers
+            builder = lambda: Network(objs, loss=loss, penalties=penalties,
+                                      name=name)
+        else:
+            raise self.err("[network] layers", "expected a list of widths ([8, 16, 3]) or a list "
+                                               "of layer tables ({dense = [8, 16]}, "
+                                               "{activation = \"tanh\"}), not a mixture")
+        if "loss" in t:
+            plain["loss"] = loss
+        if "penalties" in t:
+            plain["penalties"] = pen_plain
+        try:
+            return builder(), plain
+        except SymnnError as err:
+            raise self.err("[network]", str(err)) from err
+
+    def layer(self, item: dict, key: str):
+        self.check_keys(item, SECTION_KEYS["layer"], key)
+        if ("dense" in item) == ("activation" in item):
+            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out] or "
+                                "activation = \"...\"")
+        if "dense" in item:
+            d = item["dense"]
+            if (not isinstance(d, list) or len(d) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                               for v in d)):
+                raise self.err(f"{key}.dense", f"expected [n_in, n_out] of positive integers, "
+                                               f"got {d!r}")
+            bias = item.get("bias", True)
+            if not isinstance(bias, bool):
+                raise self.err(f"{key}.bias", f"expected true or false, got {_type(bias)}")
+            plain = {"dense": list(d)}
+            if "bias" in item:
+                plain["bias"] = bias
+            return Dense(d[0], d[1], bias=bias), plain
+        if "bias" in item:
+            raise self.err(f"{key}.bias", "bias belongs to a dense layer")
+        obj, p = self.activation(item["activation"], f"{key}.activation")
+        return obj, {"activation": p}
+
+    def model(self, t: dict) -> tuple[Model, dict]:
+        self.check_keys(t, SECTION_KEYS["model"], "[model]")
+        for k in ("expr", "inputs", "params"):
+            if k not in t:
+                raise self.err("[model]", f"missing key {k!r}; a model needs expr, inputs and "
+                                          "params")
+        plain: dict = {}
+        name = self.name_of(t, "model", "model")
+        if "name" in t:
+            plain["name"] = name
+        inputs = self.str_list(t["inputs"], "[model] inputs", allow_empty=False)
+        params = self.str_list(t["params"], "[model] params", allow_empty=False)
+        symbols: dict[str, sp.Symbol] = {}
+        for key, names in (("inputs", inputs), ("params", params)):
+            for i, n in enumerate(names):
+                self.symbol_name(n, f"[model] {key}[{i}]")
+                if n in symbols:
+                    raise self.err(f"[model] {key}[{i}]", f"{n!r} is declared twice")
+                symbols[n] = sp.Symbol(n, real=True)
+        exprs_t = t["expr"]
+        if isinstance(exprs_t, str):
+            texts, keys = [exprs_t], ["[model] expr"]
+        elif isinstance(exprs_t, list) and exprs_t and all(isinstance(e, str) for e in exprs_t):
+            texts, keys = list(exprs_t), [f"[model] expr[{i}]" for i in range(len(exprs_t))]
+        else:
+            raise self.err("[model] expr", "expected an expression string or a non-empty list "
+                                            f"of them, got {_type(exprs_t)}")
+        exprs = [parse_expression(s, symbols, where=f"{self.name}: {k}")
+                 for s, k in zip(texts, keys)]
+        plain["expr"] = exprs_t
+        plain["inputs"] = inputs
+        plain["params"] = params
+        loss = self.loss(t, "model")
+        out = None
+        if "output" in t:
+            out, plain["output"] = self.activation(t["output"], "[model] output")
+        if "loss" in t:
+            plain["loss"] = loss
+        penalties: list = []
+        if "penalties" in t:
+            penalties, plain["penalties"] = self.penalties(t["penalties"], "model")
+        try:
+            m = Model(exprs if len(exprs) > 1 else exprs[0],
+                      inputs=[symbols[n] for n in inputs], params=[symbols[n] for n in params],
+                      loss=loss, output=out, penalties=penalties, name=name)
+        except SymnnError as err:
+            raise self.err("[model]", str(err)) from err
+        return m, plain
+
+    # -- values -----------------------------------------------------------------------
+    def symbol_name(self, n: Any, key: str) -> None:
+        if not isinstance(n, str) or not _NAME_RE.match(n) or "__" in n or n.endswith("_"):
+            raise self.err(key, f"expected a symbol name (a letter, then letters, digits or "
+                                f"single underscores), got {n!r}")
+        if n in ALLOWED or n in CONSTANTS:
+            what = "function" if n in ALLOWED else "constant"
+            raise self.err(key, f"{n!r} is reserved for the {what} of that name; choose another "
+                                "symbol name")
+
+    def str_list(self, v: Any, key: str, allow_empty: bool = True) -> list[str]:
+        if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+            raise self.err(key, f"expected a list of strings, got {_type(v)}")
+        if not v and not allow_empty:
+            raise self.err(key, "the list is empty")
+        return list(v)
+
+    def number(self, v: Any, key: str, lo: float | None = None, hi: float | None = None,
+               closed_lo: bool = True) -> float | int:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.err(key, f"expected a number, got {_type(v)}")
+        if not math.isfinite(v):
+            raise self.err(key, f"expected a finite number, got {v}")
+        if lo is not None and (v < lo or (v == lo and not closed_lo)):
+            raise self.err(key, f"must be {'≥' if closed_lo else '>'} {lo:g}, got {v}")
+        if hi is not None and v > hi:
+            raise self.err(key, f"must be ≤ {hi:g}, got {v}")
+        return v
+
+    def plain(self, sec: str, t: dict) -> dict:
+        self.check_keys(t, SECTION_KEYS[sec], f"[{sec}]")
+        fields = _FIELDS[sec]
+        out = {}
+        for k, v in t.items():
+            kind = fields[k]
+            key = f"[{sec}] {k}"
+            if kind[0] == "str":
+                if not isinstance(v, str) or not v:
+                    raise self.err(key, f"expected a non-empty string, got {_type(v)}")
+            elif kind[0] == "bool":
+                if not isinstance(v, bool):
+                    raise self.err(key, f"expected true or false, got {_type(v)}")
+            elif kind[0] == "int":
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise self.err(key, f"expected an integer, got {_type(v)}")
+                if v < kind[1]:
+                    raise self.err(key, f"must be ≥ {kind[1]}, got {v}")
+            elif kind[0] == "num":
+                closed = kind[3] if len(kind) > 3 else True
+                self.number(v, key, kind[1], kind[2], closed_lo=closed)
+            elif kind[0] == "choice":
+                if v not in kind[1:]:
+                    raise self.err(key, f"expected one of {', '.join(map(repr, kind[1:]))}, "
+                                        f"got {v!r}")
+            elif kind[0] == "target":
+                ok = (isinstance(v, (str, int)) and not isinstance(v, bool)) or (
+                    isinstance(v, list) and v and all(
+                        isinstance(s, (str, int)) and not isinstance(s, bool) for s in v))
+                if not ok:
+                    raise self.err(key, "expected a column name or index, or a list of them, "
+                                        f"got {_type(v)}")
+            out[k] = v
+        return out
+
+
+def _type(v: Any) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
+             list: "an array", dict: "a table"}
+    return names.get(type(v), type(v).__name__)
+
+
+# -- a small TOML writer for the plain data of a spec ------------------------------------
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def _key(k: str) -> str:
+    return k if _BARE_KEY.match(k) else _string(k)
+
+
+def _string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return _string(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dumps_toml(doc: dict) -> str:
+    """Write a dict of plain data (str, int, float, bool, lists, tables) as TOML.
+
+    Top-level tables become ``[sections]``; tables inside them become ``[a.b]`` sections;
+    tables inside arrays are written inline.
+
+    Examples
+    --------
+    >>> print(dumps_toml({"title": "t", "network": {"layers": [2, 1], "penalties": {"l2": 0.1}}}))
+    title = "t"
+    <BLANKLINE>
+    [network]
+    layers = [2, 1]
+    <BLANKLINE>
+    [network.penalties]
+    l2 = 0.1
+    <BLANKLINE>
+    """
+    lines: list[str] = []
+    _emit(lines, [], doc)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _emit(lines: list[str], prefix: list[str], table: dict) -> None:
+    scalars = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
+    tables = [(k, v) for k, v in table.items() if isinstance(v, dict)]
+    if prefix and (scalars or not tables):
+        lines.append("")
+        lines.append("[" + ".".join(_key(p) for p in prefix) + "]")
+    for k, v in scalars:
+        lines.append(f"{_key(k)} = {_value(v)}")
+    for k, v in tables:
+        _emit(lines, prefix + [k], v)
