@@ -1,6 +1,7 @@
 """Benchmark :mod:`symnn.codegen.fastmath` against NumPy ufuncs and libm inside Numba.
 
-Run as ``python benchmarks/bench_fastmath.py [--sizes 1000 1000000] [--repeats 15]``.
+Run as ``python benchmarks/bench_fastmath.py [--sizes 1000 1000000] [--repeats 15]
+[--dtype float64|float32] [--functions exp tanh ...]``.
 
 For each function and array size three variants are timed:
 
@@ -19,6 +20,8 @@ about the timings.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import math
 import platform
 import statistics
@@ -30,11 +33,11 @@ import numba
 import numpy as np
 from scipy import special
 
+# Allow running from a source checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+fm = importlib.import_module("symnn.codegen.fastmath")
 
-from symnn.codegen import fastmath as fm  # noqa: E402
-
-_LOOP_OPTIONS = dict(error_model="numpy", fastmath=False)
+_LOOP_OPTIONS = {"error_model": "numpy", "fastmath": False}
 
 
 @numba.njit(**_LOOP_OPTIONS)
@@ -84,13 +87,15 @@ def _make_loop(f):
     return loop
 
 
-def _inputs(name, n, rng):
+def _inputs(name, n, rng, dtype):
     """Arguments in a range typical for neural-network activations."""
     if name == "log":
-        return 10.0 ** rng.uniform(-3.0, 3.0, n)
-    if name == "log1p":
-        return rng.uniform(-0.9, 10.0, n)
-    return rng.uniform(-10.0, 10.0, n)
+        x = 10.0 ** rng.uniform(-3.0, 3.0, n)
+    elif name == "log1p":
+        x = rng.uniform(-0.9, 10.0, n)
+    else:
+        x = rng.uniform(-10.0, 10.0, n)
+    return x.astype(dtype)
 
 
 def _time_ns_per_element(call, n, repeats):
@@ -109,10 +114,13 @@ def _time_ns_per_element(call, n, repeats):
     return statistics.median(samples) / n * 1e9
 
 
-def run(sizes, repeats, names):
+def run(sizes, repeats, names, dtype=np.float64):
     """Time all variants and print a table; return the rows."""
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}, numba {numba.__version__}, {platform.processor() or ''}")
+    print(
+        f"numpy {np.__version__}, numba {numba.__version__}, {platform.machine()}, "
+        f"dtype {np.dtype(dtype).name}"
+    )
     print(f"median of {repeats} samples; ns per element (lower is better)\n")
     header = (
         f"{'function':<9} {'n':>8} {'reference ufunc':<20} {'numpy':>8} {'njit math':>10} "
@@ -126,12 +134,12 @@ def run(sizes, repeats, names):
         math_loop = _make_loop(_math_fn(name))
         fm_loop = _make_loop(fm.FASTMATH_FUNCTIONS[name])
         for n in sizes:
-            x = _inputs(name, n, rng)
+            x = _inputs(name, n, rng, dtype)
             out = np.empty_like(x)
             with np.errstate(all="ignore"):
-                t_np = _time_ns_per_element(lambda: np_call(x, out), n, repeats)
-            t_math = _time_ns_per_element(lambda: math_loop(x, out), n, repeats)
-            t_fm = _time_ns_per_element(lambda: fm_loop(x, out), n, repeats)
+                t_np = _time_ns_per_element(functools.partial(np_call, x, out), n, repeats)
+            t_math = _time_ns_per_element(functools.partial(math_loop, x, out), n, repeats)
+            t_fm = _time_ns_per_element(functools.partial(fm_loop, x, out), n, repeats)
             rows.append((name, n, label, t_np, t_math, t_fm))
             print(
                 f"{name:<9} {n:>8} {label:<20} {t_np:>8.2f} {t_math:>10.2f} {t_fm:>8.2f} "
@@ -146,11 +154,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     parser.add_argument(
         "--functions", nargs="+", default=list(fm.FASTMATH_FUNCTIONS), metavar="NAME"
     )
     args = parser.parse_args(argv)
-    run(args.sizes, args.repeats, args.functions)
+    run(args.sizes, args.repeats, args.functions, np.dtype(args.dtype))
 
 
 if __name__ == "__main__":

@@ -47,50 +47,52 @@ from __future__ import annotations
 
 import functools
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 
+import llvmlite.binding as ll
 import numpy as np
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import get_cython_function_address, intrinsic
 
 __all__ = [
     "LOSSES",
+    "NUMBA_SMALL_BATCH",
+    "TORCH_THREADS",
     "PeerUnavailable",
-    "peer_status",
-    "param_count",
-    "unpack",
-    "random_problem",
-    # numpy
-    "numpy_loss",
-    "numpy_loss_and_grad",
-    "numpy_hvp",
+    "jax_hessian",
+    "jax_hessian_extreme_eigenvalues",
+    "jax_hvp",
+    "jax_loss_and_grad",
+    "make_jax_hessian",
+    "make_jax_hessian_extreme_eigenvalues",
+    "make_jax_hvp",
+    "make_jax_loss_and_grad",
+    "make_numba_hessian",
+    "make_numba_hvp",
+    "make_numba_loss_and_grad",
+    "make_torch_hessian",
+    "make_torch_hvp",
+    "make_torch_loss_and_grad",
+    "numba_hessian",
+    "numba_hvp",
+    "numba_loss_and_grad",
+    "numba_tanh",
     "numpy_hessian",
     "numpy_hessian_extreme_eigenvalues",
-    # numba
-    "numba_tanh",
-    "make_numba_loss_and_grad",
-    "numba_loss_and_grad",
-    "make_numba_hvp",
-    "numba_hvp",
-    "make_numba_hessian",
-    "numba_hessian",
-    # torch
-    "make_torch_loss_and_grad",
-    "torch_loss_and_grad",
-    "make_torch_hvp",
-    "torch_hvp",
-    "make_torch_hessian",
+    "numpy_hvp",
+    "numpy_loss",
+    "numpy_loss_and_grad",
+    "param_count",
+    "peer_status",
+    "random_problem",
+    "to_jax",
+    "to_torch",
     "torch_hessian",
     "torch_hessian_extreme_eigenvalues",
-    # jax
-    "make_jax_loss_and_grad",
-    "jax_loss_and_grad",
-    "make_jax_hvp",
-    "jax_hvp",
-    "make_jax_hessian",
-    "jax_hessian",
-    "make_jax_hessian_extreme_eigenvalues",
-    "jax_hessian_extreme_eigenvalues",
+    "torch_hvp",
+    "torch_loss_and_grad",
+    "unpack",
 ]
 
 #: Supported loss names.
@@ -393,7 +395,7 @@ def numpy_hvp(
     L = len(s) - 1
     B = X.shape[0]
     layers, acts, Z = _np_forward(theta, X, s)
-    value, D, extra = _np_output(Z, Y, loss)
+    _, D, extra = _np_output(Z, Y, loss)
 
     # Per-layer direction blocks, shapes (K, n_l, n_{l-1}) and (K, 1, n_l).
     vblocks = []
@@ -511,7 +513,7 @@ _LN2_LO = 1.42860682030941723212e-6
 _ROUND_SHIFT = 6755399441055744.0  # 1.5 * 2**52: x + shift rounds x to an integer
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _exp_approx(x):
     """``exp(x)`` for ``-708 <= x <= 708``, ~1.6 ulp, branch-free (Cephes Padé).
 
@@ -537,7 +539,7 @@ def _exp_approx(x):
     return e * _i64_as_f64((_f64_as_i64(kd) + 1023) << 52)
 
 
-@njit(inline="always", error_model="numpy", cache=True)
+@njit(error_model="numpy", cache=True)
 def _tanh_approx(x):
     """Branch-free ``tanh(x)`` (Cephes algorithm), max error ~1.4 ulp over the reals.
 
@@ -549,10 +551,11 @@ def _tanh_approx(x):
     ax = abs(x)
     z = x * x
     p = x + x * z * (
-        ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
-         - 1.61468768441708447952e3)
-        / (((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
-           + 4.84406305325125486048e3)
+        ((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z - 1.61468768441708447952e3)
+        / (
+            ((z + 1.12811678491632931402e2) * z + 2.23548839060100448583e3) * z
+            + 4.84406305325125486048e3
+        )
     )
     s = _exp_approx(min(2.0 * ax, 40.0))
     q = 1.0 - 2.0 / (s + 1.0)
@@ -587,13 +590,67 @@ def numba_tanh(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Numba: building blocks (all arrays 2-D C-contiguous float64 views)
+# Numba: BLAS dgemm called directly (scipy's LP64 OpenBLAS, the one numba's np.dot uses)
+# --------------------------------------------------------------------------------------
+
+# Calling dgemm through a named external symbol (instead of np.dot) gives alpha/beta
+# accumulation and free transposes, and compiles several times faster than np.dot's
+# generic lowering; the symbol is re-registered on import, so on-disk caching works.
+_DGEMM_SYMBOL = "symnn_bench_peers_dgemm"
+ll.add_symbol(_DGEMM_SYMBOL, get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
+_dgemm = types.ExternalFunction(_DGEMM_SYMBOL, types.void(*([types.voidptr] * 13)))
+
+
+@njit(
+    "void(boolean, boolean, float64, float64[:, ::1], float64[:, ::1], float64, float64[:, ::1])",
+    cache=True,
+)
+def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
+    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on 2-D C-contiguous arrays.
+
+    A row-major matrix is its transpose in column-major terms, so this calls the
+    column-major ``C.T = op(B).T @ op(A).T``. The explicit signature keeps numba from
+    compiling one specialisation per literal ``trans_a``/``trans_b`` combination.
+    """
+    m, n = C.shape
+    k = A.shape[0] if trans_a else A.shape[1]
+    ib = np.empty(8, np.int32)
+    db = np.empty(2)
+    ib[0] = n
+    ib[1] = m
+    ib[2] = k
+    ib[3] = B.shape[1]  # ldb
+    ib[4] = A.shape[1]  # lda
+    ib[5] = n  # ldc
+    ib[6] = 84 if trans_b else 78  # 'T' / 'N'
+    ib[7] = 84 if trans_a else 78
+    db[0] = alpha
+    db[1] = beta
+    _dgemm(
+        ib[6:].ctypes,
+        ib[7:].ctypes,
+        ib.ctypes,
+        ib[1:].ctypes,
+        ib[2:].ctypes,
+        db.ctypes,
+        B.ctypes,
+        ib[3:].ctypes,
+        A.ctypes,
+        ib[4:].ctypes,
+        db[1:].ctypes,
+        C.ctypes,
+        ib[5:].ctypes,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Numba: loss and gradient
 # --------------------------------------------------------------------------------------
 
 
 @njit(error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
-def _affine_loops(A, W, b, Z):
-    """``Z = A @ W.T + b`` with plain loops (row dot products, SIMD via reassociation)."""
+def _affine_loops(A, W, Z):
+    """``Z = A @ W.T`` with plain loops (row dot products, SIMD via reassociation)."""
     B, n_in = A.shape
     n_out = W.shape[0]
     for i in range(B):
@@ -601,27 +658,7 @@ def _affine_loops(A, W, b, Z):
             acc = 0.0
             for k in range(n_in):
                 acc += A[i, k] * W[j, k]
-            Z[i, j] = acc + b[j]
-
-
-@njit(error_model="numpy", cache=True)
-def _affine(A, W, b, Z, use_blas):
-    """``Z = A @ W.T + b``."""
-    if use_blas:
-        np.dot(A, W.T, Z)
-        B, n_out = Z.shape
-        for i in range(B):
-            for j in range(n_out):
-                Z[i, j] += b[j]
-    else:
-        _affine_loops(A, W, b, Z)
-
-
-@njit(error_model="numpy", cache=True)
-def _tanh_inplace(Z):
-    z = Z.reshape(Z.size)
-    for i in range(z.size):
-        z[i] = _tanh_approx(z[i])
+            Z[i, j] = acc
 
 
 @njit(error_model="numpy", cache=True)
@@ -664,55 +701,7 @@ def _output_mse(Z, Y):
     return total / (B * n)
 
 
-@njit(error_model="numpy", cache=True)
-def _grad_wb(D, A, gW, gb, use_blas):
-    """``gW = D.T @ A``, ``gb = D.sum(0)``."""
-    B, n_out = D.shape
-    n_in = A.shape[1]
-    if use_blas:
-        np.dot(D.T, A, gW)
-    else:
-        for j in range(n_out):
-            d = D[0, j]
-            for k in range(n_in):
-                gW[j, k] = d * A[0, k]
-            for i in range(1, B):
-                d = D[i, j]
-                for k in range(n_in):
-                    gW[j, k] += d * A[i, k]
-    for j in range(n_out):
-        gb[j] = D[0, j]
-    for i in range(1, B):
-        for j in range(n_out):
-            gb[j] += D[i, j]
-
-
-@njit(error_model="numpy", cache=True)
-def _backprop_tanh(D, W, A, tmp, use_blas):
-    """Overwrite ``A`` (= tanh activations) with ``(D @ W) * (1 - A**2)``."""
-    B, n_out = D.shape
-    n_in = W.shape[1]
-    if use_blas:
-        np.dot(D, W, tmp)
-        for i in range(B):
-            for k in range(n_in):
-                a = A[i, k]
-                A[i, k] = tmp[i, k] * (1.0 - a * a)
-    else:
-        t = tmp[0]
-        for i in range(B):
-            for k in range(n_in):
-                t[k] = D[i, 0] * W[0, k]
-            for j in range(1, n_out):
-                d = D[i, j]
-                for k in range(n_in):
-                    t[k] += d * W[j, k]
-            for k in range(n_in):
-                a = A[i, k]
-                A[i, k] = t[k] * (1.0 - a * a)
-
-
-@njit(error_model="numpy", cache=True)
+@njit(cache=True)
 def _check_shapes(theta, X, Y, sizes):
     L = sizes.size - 1
     P = 0
@@ -724,44 +713,68 @@ def _check_shapes(theta, X, Y, sizes):
         raise ValueError("X or Y has the wrong shape for these sizes")
 
 
-@njit(error_model="numpy", cache=True)
-def _nb_loss_grad(theta, X, Y, sizes, loss_code, grad, work, use_blas):
-    """Loss and gradient into ``grad``; ``work`` needs ``B * (sum(sizes[1:]) + max hidden)``.
+@njit(cache=True)
+def _offsets(sizes, rows):
+    """Offsets of ``(W_l, b_l)`` in theta and of ``rows x n_l`` blocks in a work array.
 
-    ``work`` holds ``A_1 .. A_{L-1}, Z_L`` back to back, then one ``(B, max n_hidden)``
-    scratch block. During backprop each ``A_l`` block is overwritten by ``dloss/dZ_l``.
+    Returns ``(woff, aoff, end, nmax)``: ``end`` is the total size of the blocks and
+    ``nmax = max(sizes[1:])``.
     """
-    B = X.shape[0]
     L = sizes.size - 1
-    # Offsets of the activation blocks in work, and of (W_l, b_l) in theta.
-    aoff = np.empty(L + 1, np.int64)
     woff = np.empty(L + 1, np.int64)
-    a = 0
+    aoff = np.empty(L + 1, np.int64)
     w = 0
+    a = 0
     nmax = 1
     for l in range(1, L + 1):
-        aoff[l] = a
         woff[l] = w
-        a += B * sizes[l]
+        aoff[l] = a
         w += sizes[l] * (sizes[l - 1] + 1)
-        if l < L:
-            nmax = max(nmax, sizes[l])
-    tmp = work[a : a + B * nmax]
+        a += rows * sizes[l]
+        nmax = max(nmax, sizes[l])
+    return woff, aoff, a, nmax
 
-    # Forward.
+
+@njit(error_model="numpy", cache=True)
+def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
+    """Loss and a fresh gradient array; BLAS for ``B > small_batch``, loops otherwise.
+
+    A single compiled function (helpers aside) keeps the cold compile short. ``work``
+    holds ``A_1 .. A_{L-1}, Z_L`` back to back, then one ``(B, max n_l)`` scratch block.
+    During backprop each ``A_l`` block is overwritten in place by ``D_l = dloss/dZ_l``.
+    """
+    _check_shapes(theta, X, Y, sizes)
+    B = X.shape[0]
+    L = sizes.size - 1
+    use_blas = B > small_batch
+    woff, aoff, end, nmax = _offsets(sizes, B)
+    work = np.empty(end + B * nmax)
+    grad = np.empty(theta.size)
+
+    # Forward: Z = A_prev W^T + b, A = tanh(Z) fused into one pass after the product.
     A_prev = X
     for l in range(1, L + 1):
         n_out = sizes[l]
         n_in = sizes[l - 1]
-        W = theta[woff[l] : woff[l] + n_out * n_in].reshape(n_out, n_in)
-        b = theta[woff[l] + n_out * n_in : woff[l] + n_out * (n_in + 1)]
+        o = woff[l]
+        W = theta[o : o + n_out * n_in].reshape(n_out, n_in)
+        b = theta[o + n_out * n_in : o + n_out * (n_in + 1)]
         Z = work[aoff[l] : aoff[l] + B * n_out].reshape(B, n_out)
-        _affine(A_prev, W, b, Z, use_blas)
+        if use_blas:
+            _gemm(False, True, 1.0, A_prev, W, 0.0, Z)
+        else:
+            _affine_loops(A_prev, W, Z)
         if l < L:
-            _tanh_inplace(Z)
+            for i in range(B):
+                for j in range(n_out):
+                    Z[i, j] = _tanh_approx(Z[i, j] + b[j])
+        else:
+            for i in range(B):
+                for j in range(n_out):
+                    Z[i, j] += b[j]
         A_prev = Z
 
-    # Output layer.
+    # Output layer: Z_L -> D_L in place.
     D = A_prev
     if loss_code == 0:
         value = _output_ce(D, Y)
@@ -772,34 +785,54 @@ def _nb_loss_grad(theta, X, Y, sizes, loss_code, grad, work, use_blas):
     for l in range(L, 0, -1):
         n_out = sizes[l]
         n_in = sizes[l - 1]
+        o = woff[l]
         if l > 1:
             A = work[aoff[l - 1] : aoff[l - 1] + B * n_in].reshape(B, n_in)
         else:
             A = X
-        gW = grad[woff[l] : woff[l] + n_out * n_in].reshape(n_out, n_in)
-        gb = grad[woff[l] + n_out * n_in : woff[l] + n_out * (n_in + 1)]
-        _grad_wb(D, A, gW, gb, use_blas)
-        if l > 1:
-            W = theta[woff[l] : woff[l] + n_out * n_in].reshape(n_out, n_in)
-            _backprop_tanh(D, W, A, tmp[: B * n_in].reshape(B, n_in), use_blas)
-            D = A
-    return value
-
-
-@njit(error_model="numpy", cache=True)
-def _nb_loss_and_grad_entry(theta, X, Y, sizes, loss_code, small_batch):
-    _check_shapes(theta, X, Y, sizes)
-    B = X.shape[0]
-    L = sizes.size - 1
-    n_act = 0
-    nmax = 1
-    for l in range(1, L + 1):
-        n_act += sizes[l]
-        if l < L:
-            nmax = max(nmax, sizes[l])
-    work = np.empty(B * (n_act + nmax))
-    grad = np.empty(theta.size)
-    value = _nb_loss_grad(theta, X, Y, sizes, loss_code, grad, work, B > small_batch)
+        gW = grad[o : o + n_out * n_in].reshape(n_out, n_in)
+        gb = grad[o + n_out * n_in : o + n_out * (n_in + 1)]
+        # gb = sum_i D[i], gW = D^T A
+        for j in range(n_out):
+            gb[j] = D[0, j]
+        for i in range(1, B):
+            for j in range(n_out):
+                gb[j] += D[i, j]
+        if use_blas:
+            _gemm(True, False, 1.0, D, A, 0.0, gW)
+        else:
+            for j in range(n_out):
+                d = D[0, j]
+                for k in range(n_in):
+                    gW[j, k] = d * A[0, k]
+                for i in range(1, B):
+                    d = D[i, j]
+                    for k in range(n_in):
+                        gW[j, k] += d * A[i, k]
+        if l == 1:
+            break
+        # D_{l-1} = (D W) * (1 - A^2), written over A.
+        W = theta[o : o + n_out * n_in].reshape(n_out, n_in)
+        if use_blas:
+            G = work[end : end + B * n_in].reshape(B, n_in)
+            _gemm(False, False, 1.0, D, W, 0.0, G)
+            for i in range(B):
+                for k in range(n_in):
+                    a = A[i, k]
+                    A[i, k] = G[i, k] * (1.0 - a * a)
+        else:
+            g = work[end : end + n_in]
+            for i in range(B):
+                for k in range(n_in):
+                    g[k] = D[i, 0] * W[0, k]
+                for j in range(1, n_out):
+                    d = D[i, j]
+                    for k in range(n_in):
+                        g[k] += d * W[j, k]
+                for k in range(n_in):
+                    a = A[i, k]
+                    A[i, k] = g[k] * (1.0 - a * a)
+        D = A
     return value, grad
 
 
@@ -821,27 +854,28 @@ def make_numba_loss_and_grad(
         Softmax cross-entropy (default) or mean squared error.
     small_batch : int, optional
         Batches of at most this size use fused loops (no BLAS call overhead); larger
-        ones call BLAS ``dgemm`` through ``np.dot``.
+        ones call BLAS ``dgemm``.
 
     Returns
     -------
     callable
-        ``f(theta, X, Y) -> (loss, grad)``, a compiled ``numba`` function (no Python
-        wrapper in the call path). Inputs must be C-contiguous float64 arrays of shapes
-        ``(P,)``, ``(B, n_0)``, ``(B, n_L)``; ``grad`` is a fresh ``(P,)`` array.
+        ``f(theta, X, Y) -> (loss, grad)``: a thin Python closure around one call of a
+        cached compiled function (no per-network compilation; ~1 us dispatch). Inputs
+        must be C-contiguous float64 arrays of shapes ``(P,)``, ``(B, n_0)``,
+        ``(B, n_L)``; ``grad`` is a fresh ``(P,)`` array.
     """
     sizes_arr = np.array(_sizes_tuple(sizes), dtype=np.int64)
     code = _LOSS_CODE[_check_loss(loss)]
     small = int(small_batch)
+    entry = _nb_loss_and_grad
 
-    @njit(error_model="numpy")
     def loss_and_grad(theta, X, Y):
-        return _nb_loss_and_grad_entry(theta, X, Y, sizes_arr, code, small)
+        return entry(theta, X, Y, sizes_arr, code, small)
 
     return loss_and_grad
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _numba_lg_cached(sizes: tuple[int, ...], loss: str):
     return make_numba_loss_and_grad(sizes, loss=loss)
 
@@ -867,31 +901,36 @@ def numba_loss_and_grad(
 
 
 @njit(error_model="numpy", cache=True)
-def _nb_hvp(theta, X, Y, sizes, loss_code, v, hv, work):
-    """``hv = H v`` via the R-operator; returns the loss.
+def _nb_hvps(theta, X, Y, sizes, loss_code, V, HV):
+    """``HV[k] = H V[k]`` for each row of ``V`` via the R-operator; returns the loss.
 
-    ``work`` layout, per layer ``l = 1..L``: a ``(2B, n_l)`` block whose top half holds
-    ``A_l`` (``Z_L`` for the output) and bottom half ``R{A_l}``; during backprop these
-    become ``D_l = dloss/dZ_l`` and ``R{D_l}`` (ordered ``[R{D_l}; D_l]`` so that
-    ``R{gW_l} = [R{D_l}; D_l].T @ [A_{l-1}; R{A_{l-1}}]`` is a single GEMM). Then a
-    ``3 * B * max(sizes[1:])`` scratch block.
+    ``work`` holds, per layer ``l = 1..L``, a ``(2B, n_l)`` block whose top half is
+    ``A_l`` (``Z_L`` for the output) and bottom half ``R{A_l}``. Backprop turns each block
+    into ``[R{D_l}; D_l]`` (note the order), so ``R{gW_l} = R{D_l}^T A_{l-1} +
+    D_l^T R{A_{l-1}}`` is one GEMM of the stacked blocks, and ``[R{D_l} W_l; D_l W_l]``
+    is another. Then a ``(2B, max n_l)`` scratch block. The primal pass is recomputed
+    for every direction (simple; fine for one HVP, wasteful for a full Hessian).
     """
+    _check_shapes(theta, X, Y, sizes)
+    if V.shape[1] != theta.size or HV.shape[0] != V.shape[0] or HV.shape[1] != theta.size:
+        raise ValueError("V and HV must have shape (K, theta.size)")
+    B = X.shape[0]
+    _, _, end, nmax = _offsets(sizes, 2 * B)
+    work = np.empty(end + 2 * B * nmax)
+    value = 0.0
+    for kdir in range(V.shape[0]):
+        value = _nb_hvp_one(theta, X, Y, sizes, loss_code, V[kdir], HV[kdir], work)
+    return value
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_hvp_one(theta, X, Y, sizes, loss_code, v, hv, work):
+    """One R-operator pass (see :func:`_nb_hvps`)."""
     B = X.shape[0]
     L = sizes.size - 1
-    aoff = np.empty(L + 1, np.int64)
-    woff = np.empty(L + 1, np.int64)
-    a = 0
-    w = 0
-    nmax = 1
-    for l in range(1, L + 1):
-        aoff[l] = a
-        woff[l] = w
-        a += 2 * B * sizes[l]
-        w += sizes[l] * (sizes[l - 1] + 1)
-        nmax = max(nmax, sizes[l])
-    scratch = work[a : a + 3 * B * nmax]
+    woff, aoff, end, _ = _offsets(sizes, 2 * B)
 
-    # Forward: S_l = [A_l; R{A_l}].
+    # Forward: S_l = [Z_l; R{Z_l}] -> [A_l; R{A_l}].
     for l in range(1, L + 1):
         n_out = sizes[l]
         n_in = sizes[l - 1]
@@ -904,28 +943,25 @@ def _nb_hvp(theta, X, Y, sizes, loss_code, v, hv, work):
         Z = S[:B]
         RZ = S[B:]
         if l == 1:
-            np.dot(X, W.T, Z)
-            np.dot(X, VW.T, RZ)
+            _gemm(False, True, 1.0, X, W, 0.0, Z)
+            _gemm(False, True, 1.0, X, VW, 0.0, RZ)
         else:
             Sp = work[aoff[l - 1] : aoff[l - 1] + 2 * B * n_in].reshape(2 * B, n_in)
-            np.dot(Sp, W.T, S)  # [A W^T; RA W^T]
-            t = scratch[: B * n_out].reshape(B, n_out)
-            np.dot(Sp[:B], VW.T, t)
-            for i in range(B):
-                for j in range(n_out):
-                    RZ[i, j] += t[i, j]
-        for i in range(B):
-            for j in range(n_out):
-                Z[i, j] += b[j]
-                RZ[i, j] += Vb[j]
+            _gemm(False, True, 1.0, Sp, W, 0.0, S)  # [A W^T; R{A} W^T]
+            _gemm(False, True, 1.0, Sp[:B], VW, 1.0, RZ)  # += A VW^T
         if l < L:
             for i in range(B):
                 for j in range(n_out):
-                    y = _tanh_approx(Z[i, j])
+                    y = _tanh_approx(Z[i, j] + b[j])
                     Z[i, j] = y
-                    RZ[i, j] *= 1.0 - y * y
+                    RZ[i, j] = (RZ[i, j] + Vb[j]) * (1.0 - y * y)
+        else:
+            for i in range(B):
+                for j in range(n_out):
+                    Z[i, j] += b[j]
+                    RZ[i, j] += Vb[j]
 
-    # Output: turn [Z_L; RZ_L] into [R{D_L}; D_L] (note the swapped order).
+    # Output: [Z_L; R{Z_L}] -> [R{D_L}; D_L].
     n = sizes[L]
     S = work[aoff[L] : aoff[L] + 2 * B * n].reshape(2 * B, n)
     top = S[:B]
@@ -974,30 +1010,29 @@ def _nb_hvp(theta, X, Y, sizes, loss_code, v, hv, work):
         n_out = sizes[l]
         n_in = sizes[l - 1]
         o = woff[l]
-        S = work[aoff[l] : aoff[l] + 2 * B * n_out].reshape(2 * B, n_out)  # [RD; D]
+        S = work[aoff[l] : aoff[l] + 2 * B * n_out].reshape(2 * B, n_out)  # [R{D}; D]
         RD = S[:B]
         D = S[B:]
         gW = hv[o : o + n_out * n_in].reshape(n_out, n_in)
         gb = hv[o + n_out * n_in : o + n_out * (n_in + 1)]
         for j in range(n_out):
-            gb[j] = 0.0
-        for i in range(B):
+            gb[j] = RD[0, j]
+        for i in range(1, B):
             for j in range(n_out):
                 gb[j] += RD[i, j]
         if l == 1:
-            np.dot(RD.T, X, gW)
+            _gemm(True, False, 1.0, RD, X, 0.0, gW)
             break
-        Sp = work[aoff[l - 1] : aoff[l - 1] + 2 * B * n_in].reshape(2 * B, n_in)  # [A; RA]
-        np.dot(S.T, Sp, gW)  # RD^T A + D^T RA
+        Sp = work[aoff[l - 1] : aoff[l - 1] + 2 * B * n_in].reshape(2 * B, n_in)  # [A; R{A}]
+        _gemm(True, False, 1.0, S, Sp, 0.0, gW)  # R{D}^T A + D^T R{A}
         W = theta[o : o + n_out * n_in].reshape(n_out, n_in)
         VW = v[o : o + n_out * n_in].reshape(n_out, n_in)
-        GG = scratch[: 2 * B * n_in].reshape(2 * B, n_in)
-        np.dot(S, W, GG)  # [RD W; D W] = [RG - D VW; G]
+        GG = work[end : end + 2 * B * n_in].reshape(2 * B, n_in)
+        _gemm(False, False, 1.0, S, W, 0.0, GG)  # [R{D} W; D W] = [R{G} - D VW; G]
         RG = GG[:B]
         G = GG[B:]
-        DVW = scratch[2 * B * n_in : 3 * B * n_in].reshape(B, n_in)
-        np.dot(D, VW, DVW)
-        # [A; RA] -> [R{D_{l-1}}; D_{l-1}] in place.
+        _gemm(False, False, 1.0, D, VW, 1.0, RG)  # R{G}
+        # [A; R{A}] -> [R{D_{l-1}}; D_{l-1}] in place.
         A = Sp[:B]
         RA = Sp[B:]
         for i in range(B):
@@ -1006,50 +1041,9 @@ def _nb_hvp(theta, X, Y, sizes, loss_code, v, hv, work):
                 ra = RA[i, k]
                 g = G[i, k]
                 dact = 1.0 - av * av
-                A[i, k] = (RG[i, k] + DVW[i, k]) * dact - 2.0 * g * av * ra
+                A[i, k] = RG[i, k] * dact - 2.0 * g * av * ra
                 RA[i, k] = g * dact
     return value
-
-
-@njit(cache=True)
-def _nb_hvp_work_size(B, sizes):
-    L = sizes.size - 1
-    n_act = 0
-    nmax = 1
-    for l in range(1, L + 1):
-        n_act += sizes[l]
-        nmax = max(nmax, sizes[l])
-    return 2 * B * n_act + 3 * B * nmax
-
-
-@njit(error_model="numpy", cache=True)
-def _nb_hvp_entry(theta, X, Y, sizes, loss_code, v):
-    _check_shapes(theta, X, Y, sizes)
-    if v.size != theta.size:
-        raise ValueError("v must have the same length as theta")
-    work = np.empty(_nb_hvp_work_size(X.shape[0], sizes))
-    hv = np.empty(theta.size)
-    _nb_hvp(theta, X, Y, sizes, loss_code, v, hv, work)
-    return hv
-
-
-@njit(error_model="numpy", cache=True)
-def _nb_hessian_entry(theta, X, Y, sizes, loss_code):
-    _check_shapes(theta, X, Y, sizes)
-    P = theta.size
-    work = np.empty(_nb_hvp_work_size(X.shape[0], sizes))
-    H = np.empty((P, P))
-    v = np.zeros(P)
-    for p in range(P):
-        v[p] = 1.0
-        _nb_hvp(theta, X, Y, sizes, loss_code, v, H[p], work)
-        v[p] = 0.0
-    for p in range(P):
-        for q in range(p + 1, P):
-            h = 0.5 * (H[p, q] + H[q, p])
-            H[p, q] = h
-            H[q, p] = h
-    return H
 
 
 def make_numba_hvp(
@@ -1067,15 +1061,19 @@ def make_numba_hvp(
     Returns
     -------
     callable
-        ``f(theta, X, Y, v) -> hv``, a compiled ``numba`` function; inputs C-contiguous
-        float64, ``v`` of shape ``(P,)``.
+        ``f(theta, X, Y, v) -> hv``: thin closure around a cached compiled function;
+        inputs C-contiguous float64. ``v`` of shape ``(P,)`` gives ``hv`` of shape
+        ``(P,)``; ``v`` of shape ``(K, P)`` gives the ``K`` products as rows.
     """
     sizes_arr = np.array(_sizes_tuple(sizes), dtype=np.int64)
     code = _LOSS_CODE[_check_loss(loss)]
+    kernel = _nb_hvps
 
-    @njit(error_model="numpy")
     def hvp(theta, X, Y, v):
-        return _nb_hvp_entry(theta, X, Y, sizes_arr, code, v)
+        V = v.reshape(1, -1) if v.ndim == 1 else v
+        HV = np.empty(V.shape)
+        kernel(theta, X, Y, sizes_arr, code, V, HV)
+        return HV[0] if v.ndim == 1 else HV
 
     return hvp
 
@@ -1085,27 +1083,36 @@ def make_numba_hessian(
 ) -> Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
     """Full Hessian as ``P`` Numba Hessian-vector products with the basis vectors.
 
+    One compiled call runs the ``P`` R-operator passes (reusing one workspace); the
+    result is symmetrised.
+
     Returns
     -------
     callable
-        ``f(theta, X, Y) -> H`` of shape ``(P, P)`` (symmetrised), compiled ``numba``.
+        ``f(theta, X, Y) -> H`` of shape ``(P, P)``; inputs C-contiguous float64.
     """
     sizes_arr = np.array(_sizes_tuple(sizes), dtype=np.int64)
     code = _LOSS_CODE[_check_loss(loss)]
+    kernel = _nb_hvps
+    P = param_count(sizes)
+    eye = np.eye(P)
 
-    @njit(error_model="numpy")
     def hessian(theta, X, Y):
-        return _nb_hessian_entry(theta, X, Y, sizes_arr, code)
+        H = np.empty((P, P))
+        kernel(theta, X, Y, sizes_arr, code, eye, H)
+        H += H.T
+        H *= 0.5
+        return H
 
     return hessian
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _numba_hvp_cached(sizes: tuple[int, ...], loss: str):
     return make_numba_hvp(sizes, loss=loss)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _numba_hessian_cached(sizes: tuple[int, ...], loss: str):
     return make_numba_hessian(sizes, loss=loss)
 
@@ -1138,3 +1145,374 @@ def numba_hessian(
     f = _numba_hessian_cached(_sizes_tuple(sizes), _check_loss(loss))
     c = np.ascontiguousarray
     return f(c(theta, float), c(X, float), c(Y, float))
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch (eager, float64)
+# --------------------------------------------------------------------------------------
+
+#: Intra-op threads used by the PyTorch peer (the benchmark machine has 2 cores).
+TORCH_THREADS = 2
+
+
+@functools.cache
+def _torch():
+    torch = _import_optional("torch")
+    torch.set_num_threads(TORCH_THREADS)
+    # The first forward-mode AD call loads decompositions through torch.jit.script, which
+    # emits a DeprecationWarning from inside torch; trigger it once here, silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        x = torch.zeros(1, dtype=torch.float64)
+        torch.func.jvp(torch.tanh, (x,), (x,))
+    return torch
+
+
+def to_torch(*arrays: np.ndarray):
+    """Convert NumPy arrays to float64 CPU tensors (zero-copy when possible).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+    """
+    torch = _torch()
+    out = []
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        if not a.flags.writeable:  # torch warns on read-only buffers
+            a = a.copy()
+        out.append(torch.from_numpy(a))
+    return tuple(out)
+
+
+def _torch_loss(theta, X, Y, sizes: tuple[int, ...], loss: str):
+    torch = _torch()
+    L = len(sizes) - 1
+    A = X
+    off = 0
+    for l in range(1, L + 1):
+        n_out, n_in = sizes[l], sizes[l - 1]
+        W = theta[off : off + n_out * n_in].view(n_out, n_in)
+        off += n_out * n_in
+        b = theta[off : off + n_out]
+        off += n_out
+        Z = torch.addmm(b, A, W.T)
+        A = torch.tanh(Z) if l < L else Z
+    if loss == "ce":
+        return -(Y * torch.log_softmax(Z, dim=1)).sum() / X.shape[0]
+    return ((Z - Y) ** 2).mean()
+
+
+def make_torch_loss_and_grad(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """PyTorch eager loss and gradient (``torch.autograd.grad``).
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[n_0, ..., n_L]``.
+    loss : {"ce", "mse"}, optional
+        Softmax cross-entropy (default) or mean squared error.
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y) -> (loss, grad)`` on float64 tensors (see :func:`to_torch`);
+        returns a 0-d tensor and a ``(P,)`` tensor.
+
+    Raises
+    ------
+    PeerUnavailable
+        If torch cannot be imported.
+    """
+    torch = _torch()
+    s = _sizes_tuple(sizes)
+    _check_loss(loss)
+
+    def loss_and_grad(theta, X, Y):
+        th = theta.detach().requires_grad_(True)
+        value = _torch_loss(th, X, Y, s, loss)
+        (grad,) = torch.autograd.grad(value, th)
+        return value.detach(), grad
+
+    return loss_and_grad
+
+
+def make_torch_hvp(
+    sizes: Sequence[int], *, loss: str = "ce", method: str = "forward-over-reverse"
+) -> Callable:
+    """PyTorch Hessian-vector product.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[n_0, ..., n_L]``.
+    loss : {"ce", "mse"}, optional
+        Softmax cross-entropy (default) or mean squared error.
+    method : {"forward-over-reverse", "reverse-over-reverse"}, optional
+        ``torch.func.jvp`` of ``torch.func.grad`` (default), or eager double backward
+        (``torch.autograd.grad`` with ``create_graph=True``, then a vector-Jacobian
+        product with ``v``).
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y, v) -> hv`` on float64 tensors.
+    """
+    torch = _torch()
+    s = _sizes_tuple(sizes)
+    _check_loss(loss)
+    if method == "forward-over-reverse":
+        from torch.func import grad, jvp
+
+        def hvp(theta, X, Y, v):
+            g = grad(lambda th: _torch_loss(th, X, Y, s, loss))
+            return jvp(g, (theta,), (v,))[1]
+
+    elif method == "reverse-over-reverse":
+
+        def hvp(theta, X, Y, v):
+            th = theta.detach().requires_grad_(True)
+            (g,) = torch.autograd.grad(_torch_loss(th, X, Y, s, loss), th, create_graph=True)
+            (hv,) = torch.autograd.grad(g, th, grad_outputs=v)
+            return hv
+
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return hvp
+
+
+def make_torch_hessian(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """PyTorch full Hessian via ``torch.func.hessian`` (forward-over-reverse, vmapped).
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y) -> H`` with ``H`` a ``(P, P)`` tensor.
+    """
+    _torch()
+    from torch.func import hessian
+
+    s = _sizes_tuple(sizes)
+    _check_loss(loss)
+
+    def hess(theta, X, Y):
+        return hessian(lambda th: _torch_loss(th, X, Y, s, loss))(theta)
+
+    return hess
+
+
+def torch_loss_and_grad(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> tuple[float, np.ndarray]:
+    """Loss and gradient with PyTorch (NumPy in, NumPy out).
+
+    Same contract as :func:`numpy_loss_and_grad`.
+    """
+    value, grad = make_torch_loss_and_grad(sizes, loss=loss)(*to_torch(theta, X, Y))
+    return float(value), grad.numpy()
+
+
+def torch_hvp(
+    theta: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    sizes: Sequence[int],
+    v: np.ndarray,
+    *,
+    loss: str = "ce",
+    method: str = "forward-over-reverse",
+) -> np.ndarray:
+    """Hessian-vector product with PyTorch (NumPy in, NumPy out).
+
+    Same contract as :func:`numpy_hvp` for a 1-D ``v``; ``method`` as in
+    :func:`make_torch_hvp`.
+    """
+    f = make_torch_hvp(sizes, loss=loss, method=method)
+    return f(*to_torch(theta, X, Y, v)).detach().numpy()
+
+
+def torch_hessian(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> np.ndarray:
+    """Full Hessian with ``torch.func.hessian`` (NumPy in, NumPy out)."""
+    return make_torch_hessian(sizes, loss=loss)(*to_torch(theta, X, Y)).numpy()
+
+
+def torch_hessian_extreme_eigenvalues(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> tuple[float, float]:
+    """``(lambda_min, lambda_max)`` of the Hessian (``torch.linalg.eigvalsh``)."""
+    torch = _torch()
+    H = make_torch_hessian(sizes, loss=loss)(*to_torch(theta, X, Y))
+    ev = torch.linalg.eigvalsh(H)
+    return float(ev[0]), float(ev[-1])
+
+
+# --------------------------------------------------------------------------------------
+# JAX (jit, float64)
+# --------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _jax():
+    jax = _import_optional("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+def to_jax(*arrays: np.ndarray):
+    """Put NumPy arrays on JAX's default (CPU) device as float64 arrays.
+
+    Returns
+    -------
+    tuple of jax.Array
+    """
+    jax = _jax()
+    return tuple(jax.device_put(np.asarray(a, dtype=np.float64)) for a in arrays)
+
+
+def _jax_loss_fn(sizes: tuple[int, ...], loss: str):
+    jax = _jax()
+    jnp = jax.numpy
+    L = len(sizes) - 1
+
+    def loss_fn(theta, X, Y):
+        A = X
+        off = 0
+        for l in range(1, L + 1):
+            n_out, n_in = sizes[l], sizes[l - 1]
+            W = theta[off : off + n_out * n_in].reshape(n_out, n_in)
+            off += n_out * n_in
+            b = theta[off : off + n_out]
+            off += n_out
+            Z = A @ W.T + b
+            A = jnp.tanh(Z) if l < L else Z
+        if loss == "ce":
+            return -jnp.sum(Y * jax.nn.log_softmax(Z, axis=1)) / X.shape[0]
+        return jnp.mean((Z - Y) ** 2)
+
+    return loss_fn
+
+
+@functools.cache
+def _make_jax_cached(kind: str, sizes: tuple[int, ...], loss: str):
+    jax = _jax()
+    f = _jax_loss_fn(sizes, loss)
+    if kind == "loss_and_grad":
+        return jax.jit(jax.value_and_grad(f))
+    if kind == "hvp":
+
+        def hvp(theta, X, Y, v):
+            return jax.jvp(lambda th: jax.grad(f)(th, X, Y), (theta,), (v,))[1]
+
+        return jax.jit(hvp)
+    if kind == "hessian":
+        return jax.jit(jax.hessian(f))
+    if kind == "eig":
+
+        def extremes(theta, X, Y):
+            ev = jax.numpy.linalg.eigvalsh(jax.hessian(f)(theta, X, Y))
+            return ev[0], ev[-1]
+
+        return jax.jit(extremes)
+    raise ValueError(kind)
+
+
+def make_jax_loss_and_grad(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """``jax.jit(jax.value_and_grad(loss))``.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths ``[n_0, ..., n_L]`` (static: one compilation per network).
+    loss : {"ce", "mse"}, optional
+        Softmax cross-entropy (default) or mean squared error.
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y) -> (loss, grad)`` on float64 JAX arrays (see :func:`to_jax`).
+        Dispatch is asynchronous: call ``jax.block_until_ready`` on the result when
+        timing. Each new batch size triggers one trace/compile.
+
+    Raises
+    ------
+    PeerUnavailable
+        If jax cannot be imported.
+    """
+    return _make_jax_cached("loss_and_grad", _sizes_tuple(sizes), _check_loss(loss))
+
+
+def make_jax_hvp(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """Jitted forward-over-reverse HVP, ``jax.jvp`` of ``jax.grad``.
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y, v) -> hv`` on float64 JAX arrays (asynchronous dispatch).
+    """
+    return _make_jax_cached("hvp", _sizes_tuple(sizes), _check_loss(loss))
+
+
+def make_jax_hessian(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """``jax.jit(jax.hessian(loss))`` (forward-over-reverse, vmapped over the basis).
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y) -> H`` with ``H`` of shape ``(P, P)`` (asynchronous dispatch).
+    """
+    return _make_jax_cached("hessian", _sizes_tuple(sizes), _check_loss(loss))
+
+
+def make_jax_hessian_extreme_eigenvalues(sizes: Sequence[int], *, loss: str = "ce") -> Callable:
+    """Jitted dense ``jnp.linalg.eigvalsh(jax.hessian(loss)(...))`` extremes.
+
+    Returns
+    -------
+    callable
+        ``f(theta, X, Y) -> (lambda_min, lambda_max)`` as 0-d JAX arrays.
+    """
+    return _make_jax_cached("eig", _sizes_tuple(sizes), _check_loss(loss))
+
+
+def jax_loss_and_grad(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> tuple[float, np.ndarray]:
+    """Loss and gradient with JAX (NumPy in, NumPy out).
+
+    Same contract as :func:`numpy_loss_and_grad`.
+    """
+    value, grad = make_jax_loss_and_grad(sizes, loss=loss)(*to_jax(theta, X, Y))
+    return float(value), np.array(grad)
+
+
+def jax_hvp(
+    theta: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    sizes: Sequence[int],
+    v: np.ndarray,
+    *,
+    loss: str = "ce",
+) -> np.ndarray:
+    """Hessian-vector product with JAX (NumPy in, NumPy out).
+
+    Same contract as :func:`numpy_hvp` for a 1-D ``v``.
+    """
+    return np.array(make_jax_hvp(sizes, loss=loss)(*to_jax(theta, X, Y, v)))
+
+
+def jax_hessian(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> np.ndarray:
+    """Full Hessian with ``jax.hessian`` (NumPy in, NumPy out)."""
+    return np.array(make_jax_hessian(sizes, loss=loss)(*to_jax(theta, X, Y)))
+
+
+def jax_hessian_extreme_eigenvalues(
+    theta: np.ndarray, X: np.ndarray, Y: np.ndarray, sizes: Sequence[int], *, loss: str = "ce"
+) -> tuple[float, float]:
+    """``(lambda_min, lambda_max)`` of the Hessian, dense ``jnp.linalg.eigvalsh``."""
+    lo, hi = make_jax_hessian_extreme_eigenvalues(sizes, loss=loss)(*to_jax(theta, X, Y))
+    return float(lo), float(hi)

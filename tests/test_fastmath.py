@@ -22,17 +22,7 @@ from hypothesis import strategies as st
 from scipy import special
 
 from symnn.codegen import fastmath as fm
-from symnn.codegen.fastmath import (
-    FASTMATH_FUNCTIONS,
-    fm_erf,
-    fm_exp,
-    fm_expm1,
-    fm_log,
-    fm_log1p,
-    fm_sigmoid,
-    fm_softplus,
-    fm_tanh,
-)
+from symnn.codegen.fastmath import FASTMATH_FUNCTIONS, fm_erf, fm_exp, fm_expm1
 
 NAMES = list(FASTMATH_FUNCTIONS)
 RNG_SEED = 20240607
@@ -61,7 +51,8 @@ REFERENCES = {
 #: Max ulp distance from the NumPy/SciPy reference (float64).  Measured maxima on several
 #: million points: 1 for exp/expm1/log/log1p, 2 for tanh/sigmoid/softplus, 3 for erf
 #: against SciPy, whose own erf is up to 2 ulp off; against correctly rounded values
-#: (mpmath / long double) every function except softplus (2) is within 1 ulp.
+#: (mpmath / long double) every function is within 1 ulp (softplus is allowed 2 below,
+#: as its error analysis does not exclude 1.5 ulp).
 ULP_BOUND = {
     "exp": 1,
     "expm1": 1,
@@ -118,8 +109,7 @@ def ulp_distance(a, b):
 
 def _make_kernel(f, **options):
     """An elementwise loop as symnn's code generator writes it."""
-    opts = dict(error_model="numpy", fastmath=False)
-    opts.update(options)
+    opts = {"error_model": "numpy", "fastmath": False, **options}
 
     @numba.njit(**opts)
     def kernel(x, out):
@@ -248,7 +238,7 @@ def test_float64_grid_ulps(name):
     worst = int(np.argmax(d))
     assert d[worst] <= ULP_BOUND[name], (
         f"fm_{name}({x[worst]!r}) = {got[worst]!r}, "
-        f"reference {reference(name, x[worst:worst + 1])[0]!r}: {d[worst]} ulp"
+        f"reference {reference(name, x[worst : worst + 1])[0]!r}: {d[worst]} ulp"
     )
 
 
@@ -293,7 +283,7 @@ def test_against_mpmath(name):
 # Hypothesis
 # --------------------------------------------------------------------------------------------
 
-_HYPOTHESIS = settings(deadline=None, max_examples=150, derandomize=True)
+_HYPOTHESIS = settings(deadline=None, max_examples=100, derandomize=True)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -316,15 +306,6 @@ def test_float32_hypothesis(name, x):
     assert ulp_distance(got, reference_f32(name, np.array([x32]))).max() <= ULP_BOUND_F32
 
 
-@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "softplus", "erf"])
-def test_monotone(name):
-    x = _grid(name)
-    x = np.sort(x[~np.isnan(x)])
-    y = apply(name, x)
-    y = y[~np.isnan(y)]
-    assert np.all(np.diff(y) >= 0.0)
-
-
 # --------------------------------------------------------------------------------------------
 # Special values
 # --------------------------------------------------------------------------------------------
@@ -332,36 +313,99 @@ def test_monotone(name):
 INF, NAN = math.inf, math.nan
 SPECIAL_CASES = {
     "exp": [
-        (0.0, 1.0), (-0.0, 1.0), (INF, INF), (-INF, 0.0), (NAN, NAN), (1000.0, INF),
-        (709.8, INF), (-1000.0, 0.0), (-745.2, 0.0), (-745.0, 5e-324), (1.0, math.e),
+        (0.0, 1.0),
+        (-0.0, 1.0),
+        (INF, INF),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (1000.0, INF),
+        (709.8, INF),
+        (-1000.0, 0.0),
+        (-745.2, 0.0),
+        (-745.0, 5e-324),
+        (1.0, math.e),
+        (-1.0, 1.0 / math.e),
     ],
     "expm1": [
-        (0.0, 0.0), (-0.0, -0.0), (INF, INF), (-INF, -1.0), (NAN, NAN), (1000.0, INF),
-        (-1000.0, -1.0), (5e-324, 5e-324), (-5e-324, -5e-324), (1e-300, 1e-300),
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (INF, INF),
+        (-INF, -1.0),
+        (NAN, NAN),
+        (1000.0, INF),
+        (-1000.0, -1.0),
+        (5e-324, 5e-324),
+        (-5e-324, -5e-324),
+        (1e-300, 1e-300),
     ],
     "log": [
-        (0.0, -INF), (-0.0, -INF), (-1.0, NAN), (-5e-324, NAN), (-INF, NAN), (INF, INF),
-        (NAN, NAN), (1.0, 0.0), (5e-324, -744.4400719213812), (math.e, 1.0),
+        (0.0, -INF),
+        (-0.0, -INF),
+        (-1.0, NAN),
+        (-5e-324, NAN),
+        (-INF, NAN),
+        (INF, INF),
+        (NAN, NAN),
+        (1.0, 0.0),
+        (5e-324, -744.4400719213812),
+        (math.e, 1.0),
     ],
     "log1p": [
-        (0.0, 0.0), (-0.0, -0.0), (-1.0, -INF), (-1.5, NAN), (-INF, NAN), (INF, INF),
-        (NAN, NAN), (5e-324, 5e-324), (-5e-324, -5e-324), (1.7976931348623157e308, 709.782712893384),
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (-1.0, -INF),
+        (-1.5, NAN),
+        (-INF, NAN),
+        (INF, INF),
+        (NAN, NAN),
+        (5e-324, 5e-324),
+        (-5e-324, -5e-324),
+        (1.7976931348623157e308, 709.782712893384),
     ],
     "tanh": [
-        (0.0, 0.0), (-0.0, -0.0), (INF, 1.0), (-INF, -1.0), (NAN, NAN), (20.0, 1.0),
-        (-20.0, -1.0), (1e300, 1.0), (5e-324, 5e-324), (-5e-324, -5e-324),
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (INF, 1.0),
+        (-INF, -1.0),
+        (NAN, NAN),
+        (20.0, 1.0),
+        (-20.0, -1.0),
+        (1e300, 1.0),
+        (5e-324, 5e-324),
+        (-5e-324, -5e-324),
     ],
     "sigmoid": [
-        (0.0, 0.5), (-0.0, 0.5), (INF, 1.0), (-INF, 0.0), (NAN, NAN), (1000.0, 1.0),
-        (-1000.0, 0.0), (-745.0, 5e-324), (40.0, 1.0),
+        (0.0, 0.5),
+        (-0.0, 0.5),
+        (INF, 1.0),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (1000.0, 1.0),
+        (-1000.0, 0.0),
+        (-745.0, 5e-324),
+        (40.0, 1.0),
     ],
     "softplus": [
-        (0.0, math.log(2.0)), (INF, INF), (-INF, 0.0), (NAN, NAN), (1000.0, 1000.0),
-        (1e308, 1e308), (-1000.0, 0.0), (-745.0, 5e-324),
+        (0.0, math.log(2.0)),
+        (INF, INF),
+        (-INF, 0.0),
+        (NAN, NAN),
+        (1000.0, 1000.0),
+        (1e308, 1e308),
+        (-1000.0, 0.0),
+        (-745.0, 5e-324),
     ],
     "erf": [
-        (0.0, 0.0), (-0.0, -0.0), (INF, 1.0), (-INF, -1.0), (NAN, NAN), (6.0, 1.0),
-        (-6.0, -1.0), (1e300, 1.0), (5e-324, 5e-324), (-5e-324, -5e-324),
+        (0.0, 0.0),
+        (-0.0, -0.0),
+        (INF, 1.0),
+        (-INF, -1.0),
+        (NAN, NAN),
+        (6.0, 1.0),
+        (-6.0, -1.0),
+        (1e300, 1.0),
+        (5e-324, 5e-324),
+        (-5e-324, -5e-324),
     ],
 }
 
@@ -370,8 +414,10 @@ def assert_same_floats(got, expected):
     """Equal values, NaN in the same places and the same sign of zero."""
     got, expected = np.atleast_1d(got), np.atleast_1d(expected)
     assert got.dtype == expected.dtype
-    assert np.array_equal(got, expected, equal_nan=True), (got, expected)
-    assert np.array_equal(np.signbit(got), np.signbit(expected)) or np.isnan(got).any()
+    nan = np.isnan(expected)
+    assert np.array_equal(np.isnan(got), nan), (got, expected)
+    assert np.array_equal(got[~nan], expected[~nan]), (got, expected)
+    assert np.array_equal(np.signbit(got[~nan]), np.signbit(expected[~nan])), (got, expected)
 
 
 def _is_float32(x):
@@ -399,7 +445,7 @@ def test_special_values_float32(name, x):
     f = FASTMATH_FUNCTIONS[name]
     with np.errstate(all="ignore"):
         expected = np.float32(f(x))
-    assert_same_floats(f(np.float32(x)), expected)
+    assert_same_floats(np.float32(f(np.float32(x))), expected)
 
 
 def test_no_warnings_or_fp_errors():
@@ -419,18 +465,24 @@ def test_no_warnings_or_fp_errors():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_return_precision(name):
-    """float32 in, float32 out; everything else is evaluated in float64."""
+    """float32 in, float32 out; float64 in, float64 out."""
     f = FASTMATH_FUNCTIONS[name]
-    f(np.float32(0.5)), f(0.5), f(1), f(True)
+    f(np.float32(0.5)), f(0.5)
     return_types = {sig.args: sig.return_type for sig in f.nopython_signatures}
     assert return_types[(numba.float32,)] == numba.float32
     assert return_types[(numba.float64,)] == numba.float64
-    assert return_types[(numba.int64,)] == numba.float64
-    assert return_types[(numba.boolean,)] == numba.float64
-    assert f(1) == f(1.0)
-    assert f(True) == f(1.0)
     # Boxed to a Python float, but the value is the float32 rounding of the float64 result.
     assert f(np.float32(0.5)) == float(np.float32(f(0.5)))
+
+
+@pytest.mark.parametrize("f", [fm_exp, fm_erf])
+def test_integer_and_bool_arguments(f):
+    """Integers and booleans are evaluated in float64 (the dispatch is shared by all)."""
+    assert f(1) == f(1.0)
+    assert f(True) == f(1.0)
+    return_types = {sig.args: sig.return_type for sig in f.nopython_signatures}
+    assert return_types[(numba.int64,)] == numba.float64
+    assert return_types[(numba.boolean,)] == numba.float64
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -444,36 +496,18 @@ def test_loop_matches_scalar(name, dtype):
     assert got.dtype == dtype
     f = FASTMATH_FUNCTIONS[name]
     expected = np.array([f(v) for v in x], dtype=dtype)
-    nan = np.isnan(expected)
-    assert np.array_equal(np.isnan(got), nan)
-    assert_same_floats(got[~nan], expected[~nan])
+    assert_same_floats(got, expected)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_python_error_model_caller(name):
-    """Inlined into a kernel with Numba's default error model nothing raises."""
-    kernel = _make_kernel(FASTMATH_FUNCTIONS[name], error_model="python")
-    x = np.concatenate([SPECIALS, np.linspace(-3.0, 3.0, 61)])
+def test_caller_options_do_not_leak_in(name):
+    """The functions are inlined by LLVM with their own flags: a caller compiled with the
+    Python error model and ``fastmath=True`` gets bit-identical results and no exceptions."""
+    kernel = _make_kernel(FASTMATH_FUNCTIONS[name], error_model="python", fastmath=True)
+    x = _grid(name)
     out = np.empty_like(x)
     kernel(x, out)
-    np.testing.assert_array_equal(out, apply(name, x))
-
-
-def test_functions_usable_inside_njit_expressions():
-    @numba.njit(error_model="numpy")
-    def gelu_like(x):
-        return 0.5 * x * (1.0 + fm_erf(x * 0.7071067811865476)) + fm_tanh(x) * fm_sigmoid(x)
-
-    @numba.njit(error_model="numpy")
-    def mixed(x):
-        return fm_log(fm_exp(x)) + fm_log1p(fm_expm1(x)) + fm_softplus(x)
-
-    for x in (-3.0, -0.25, 0.0, 0.7, 4.0):
-        expected = 0.5 * x * (1.0 + math.erf(x / math.sqrt(2.0))) + math.tanh(x) / (
-            1.0 + math.exp(-x)
-        )
-        assert gelu_like(x) == pytest.approx(expected, rel=1e-14, abs=1e-15)
-        assert mixed(x) == pytest.approx(2.0 * x + math.log1p(math.exp(x)), rel=1e-14, abs=1e-15)
+    assert_same_floats(out, apply(name, x))
 
 
 @pytest.mark.skipif(
@@ -499,7 +533,14 @@ def test_kernel_is_vectorised_without_libm_calls(name):
 
 def test_registry_and_public_api():
     assert set(FASTMATH_FUNCTIONS) == {
-        "exp", "expm1", "log", "log1p", "tanh", "sigmoid", "softplus", "erf"
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "tanh",
+        "sigmoid",
+        "softplus",
+        "erf",
     }
     for name in FASTMATH_FUNCTIONS:
         assert f"fm_{name}" in fm.__all__

@@ -43,11 +43,10 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-__all__ = ["KernelPrinter", "FUNCTIONS", "FALLBACK_HELPERS", "fastmath_available"]
+__all__ = ["KernelPrinter", "FUNCTIONS", "fastmath_available"]
 
 #: Function name → (vectorisable fastmath name, fallback in plain Numba-compilable Python).
-#: The fallback names starting with ``_`` are helpers the generated module defines
-#: (see :data:`FALLBACK_HELPERS`).
+#: The fallback names starting with ``_`` are stable helpers in :mod:`symnn.codegen.numba_gen`.
 FUNCTIONS: dict[str, tuple[str, str]] = {
     "exp": ("fm_exp", "math.exp"),
     "log": ("fm_log", "math.log"),
@@ -70,23 +69,6 @@ FUNCTIONS: dict[str, tuple[str, str]] = {
     "atanh": ("math.atanh", "math.atanh"),
     "erfc": ("math.erfc", "math.erfc"),
 }
-
-#: Source of the helpers used by the fallback names of :data:`FUNCTIONS`.
-FALLBACK_HELPERS = '''
-@njit(inline="always", error_model="numpy", fastmath=False, cache=True)
-def _sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow."""
-    if x >= 0:
-        return 1.0 / (1.0 + math.exp(-x))
-    e = math.exp(x)
-    return e / (1.0 + e)
-
-
-@njit(inline="always", error_model="numpy", fastmath=False, cache=True)
-def _softplus(x):
-    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)) without overflow."""
-    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-'''
 
 _FASTMATH_NAMES = ("fm_exp", "fm_expm1", "fm_log", "fm_log1p", "fm_tanh", "fm_sigmoid",
                    "fm_softplus", "fm_erf")

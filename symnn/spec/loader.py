@@ -42,7 +42,7 @@ from typing import Any
 
 import sympy as sp
 
-from symnn.declare.activations import Activation, get_activation
+from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
@@ -319,10 +319,15 @@ class _Loader:
                 if not allow_softmax:
                     raise self.err(key, "softmax is only allowed as the output")
                 return "softmax", value
-            try:
-                return get_activation(value), value
-            except SymnnError as err:
-                raise self.err(key, str(err)) from err
+            if value.strip().lower() not in ACTIVATIONS:
+                close = difflib.get_close_matches(value.strip().lower(), list(ACTIVATIONS), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.err(key, f"unknown activation {value!r}{hint}; known activations: "
+                                    f"{', '.join(sorted(ACTIVATIONS))}"
+                                    + (", softmax" if allow_softmax else "")
+                                    + "; or a custom one: {expr = \"x/(1+abs(x))\", "
+                                      "var = \"x\"}")
+            return get_activation(value), value
         if isinstance(value, dict):
             self.check_keys(value, SECTION_KEYS["custom"], key)
             if "expr" not in value:

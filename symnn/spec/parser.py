@@ -189,6 +189,7 @@ def expression_error(message: str, text: str, column: int, where: str = "express
     err.column = column  # type: ignore[attr-defined]
     err.where = where  # type: ignore[attr-defined]
     err.summary = f"{where}: {message} at column {column}"  # type: ignore[attr-defined]
+    err.text = text  # type: ignore[attr-defined]
     return err
 
 
@@ -308,9 +309,7 @@ class _Parser:
         t = self.tok
         if t.kind == "op" and t.text in "+-":
             self.advance()
-            self.enter(t.col)
             operand = self.expression(_UNARY_PREC)
-            self.depth -= 1
             return -operand if t.text == "-" else operand
         return self.atom()
 
@@ -336,9 +335,7 @@ class _Parser:
             raise self.fail(f"unknown name {t.text!r}; {self.known()}", t.col)
         if t.kind == "op" and t.text == "(":
             self.advance()
-            self.enter(t.col)
             inner = self.expression()
-            self.depth -= 1
             self.expect(")", f"to close the '(' at column {t.col}")
             return inner
         raise self.fail(f"expected a number, name or '(', found {_describe(t)}", t.col)
@@ -351,7 +348,6 @@ class _Parser:
                 f"{name.text!r} is {what}; callable functions: "
                 f"{', '.join(sorted(self.functions))}", name.col)
         open_ = self.advance()
-        self.enter(open_.col)
         args = []
         if not (self.tok.kind == "op" and self.tok.text == ")"):
             while True:
@@ -361,7 +357,6 @@ class _Parser:
                     continue
                 break
         self.expect(")", f"to close the call of {name.text!r} at column {open_.col}")
-        self.depth -= 1
         if len(args) < fn.min_args or (fn.max_args is not None and len(args) > fn.max_args):
             raise self.fail(
                 f"{name.text}() takes {fn.arity()} argument{'s' if fn.max_args != 1 else ''}, "

@@ -1,0 +1,157 @@
+"""Checks of the arrays handed to compiled (and reference) models.
+
+Every check raises a symnn error that says which argument is wrong, what shape or value it
+has, and what was expected — never a NumPy or Numba traceback from inside a kernel.
+Conversions (to the model's dtype, to C order) happen here too, so the kernels can assume
+contiguous arrays of the right type.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symnn.errors import DataError, ShapeError
+
+__all__ = ["as_theta", "as_directions", "as_inputs", "as_targets", "as_dtype"]
+
+
+def as_dtype(dtype) -> np.dtype:
+    """``"float64"``, ``np.float64``, ``"float32"`` … → a NumPy dtype (else DataError)."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise DataError(f"dtype must be float64 or float32, got {dtype!r}") from err
+    if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise DataError(f"dtype must be float64 or float32, got {dt.name}")
+    return dt
+
+
+def _numeric(a, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(a)
+    except Exception as err:  # ragged lists and the like
+        raise DataError(f"{what} must be a numeric array: {err}") from err
+    kind = arr.dtype.kind
+    if kind not in "biuf":
+        raise DataError(
+            f"{what} must be numeric (integer or floating point), got an array of dtype "
+            f"{arr.dtype}" + (" (complex numbers are not supported)" if kind == "c" else "")
+        )
+    return arr
+
+
+def _finite(arr: np.ndarray, what: str) -> None:
+    if arr.dtype.kind != "f":
+        return
+    if np.isfinite(arr).all():
+        return
+    bad = np.argwhere(~np.isfinite(arr))[0]
+    value = arr[tuple(bad)]
+    if arr.ndim == 2:
+        where = f"row {bad[0]}, column {bad[1]}"
+    else:
+        where = f"index {bad[0]}"
+    raise DataError(
+        f"{what} contains {value} at {where}; remove or impute non-finite values first"
+    )
+
+
+def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta") -> np.ndarray:
+    """A flat parameter vector of length ``n_params`` in the model's dtype."""
+    arr = _numeric(theta, what)
+    if arr.ndim != 1 or arr.shape[0] != n_params:
+        raise ShapeError(
+            f"{what} has shape {arr.shape}; expected a flat vector of shape ({n_params},) "
+            "(use model.flatten(...) to build one from named arrays)"
+        )
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[np.ndarray, bool]:
+    """Tangent direction(s): ``(P,)`` or ``(K, P)`` → ``((K, P) array, was 1-D)``."""
+    arr = _numeric(v, what)
+    if arr.ndim == 1 and arr.shape[0] == n_params:
+        return np.ascontiguousarray(arr.reshape(1, n_params), dtype=dtype), True
+    if arr.ndim == 2 and arr.shape[1] == n_params and arr.shape[0] >= 1:
+        return np.ascontiguousarray(arr, dtype=dtype), False
+    raise ShapeError(
+        f"{what} has shape {arr.shape}; expected ({n_params},) or (K, {n_params})"
+    )
+
+
+def as_inputs(X, n_inputs: int, dtype: np.dtype, what: str = "X") -> np.ndarray:
+    """A ``(B, n_inputs)`` batch, finite, C-contiguous, in the model's dtype."""
+    arr = _numeric(X, what)
+    if arr.ndim != 2:
+        hint = ""
+        if arr.ndim == 1:
+            hint = (f"; for one sample use {what}.reshape(1, -1), for a single feature "
+                    f"{what}.reshape(-1, 1)")
+        raise ShapeError(
+            f"{what} must be 2-D of shape (batch, {n_inputs}), got {arr.ndim}-D shape "
+            f"{arr.shape}{hint}"
+        )
+    if arr.shape[1] != n_inputs:
+        raise ShapeError(
+            f"{what} has {arr.shape[1]} features (shape {arr.shape}); the model takes "
+            f"{n_inputs}: expected shape ({arr.shape[0]}, {n_inputs})"
+        )
+    if arr.shape[0] == 0:
+        raise ShapeError(f"{what} is an empty batch (shape {arr.shape}); give at least one row")
+    _finite(arr, what)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bool,
+               loss: str = "", what: str = "y") -> np.ndarray:
+    """Targets as a ``(B, n_outputs)`` array.
+
+    ``(B,)`` is accepted when ``n_outputs == 1``.  For probability losses
+    (``cross_entropy``, ``kl``) a 1-D integer array holds class labels, one-hot encoded
+    here; rows of a 2-D target must be non-negative and sum to 1.
+    """
+    arr = _numeric(y, what)
+    if probabilities and arr.ndim == 1 and arr.dtype.kind in "biu" and n_outputs > 1:
+        if arr.shape[0] != batch:
+            raise ShapeError(
+                f"{what} holds {arr.shape[0]} class labels for a batch of {batch} rows"
+            )
+        if arr.size and (arr.min() < 0 or arr.max() >= n_outputs):
+            bad = int(np.argmax((arr < 0) | (arr >= n_outputs)))
+            raise DataError(
+                f"{what}[{bad}] = {arr[bad]} is not a class label of this model: labels "
+                f"must be integers in 0..{n_outputs - 1}"
+            )
+        out = np.zeros((batch, n_outputs), dtype=dtype)
+        out[np.arange(batch), arr.astype(np.intp)] = 1
+        return out
+    if arr.ndim == 1 and n_outputs == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape != (batch, n_outputs):
+        alt = f" or ({batch},)" if n_outputs == 1 else ""
+        if probabilities and n_outputs > 1:
+            alt = f" or ({batch},) integer class labels"
+        raise ShapeError(
+            f"{what} has shape {arr.shape}; expected ({batch}, {n_outputs}){alt} to match "
+            f"{batch} rows of X and the model's {n_outputs} outputs"
+        )
+    _finite(arr, what)
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if probabilities:
+        tol = 1e-6 if dtype == np.float64 else 1e-4
+        neg = np.argwhere(out < 0)
+        if neg.size:
+            r, c = neg[0]
+            raise DataError(
+                f"{what}[{r}, {c}] = {out[r, c]} is negative; the {loss or 'probability'} "
+                "loss needs probability rows (non-negative, summing to 1)"
+            )
+        sums = out.sum(axis=1, dtype=np.float64)
+        badrows = np.flatnonzero(np.abs(sums - 1.0) > tol * max(1, n_outputs))
+        if badrows.size:
+            r = int(badrows[0])
+            raise DataError(
+                f"row {r} of {what} sums to {sums[r]:.6g}, not 1; the {loss or 'probability'} "
+                "loss needs probability rows (or pass 1-D integer class labels)"
+            )
+    return out

@@ -1,0 +1,819 @@
+"""Standalone documents: a network's derivation as LaTeX (``.tex``) or Markdown.
+
+:func:`export_latex` writes an ``article`` that compiles with plain ``pdflatex`` (amsmath,
+amssymb and geometry only).  It holds the architecture (a table of layers), the forward
+equations, the loss, the backprop equations in matrix form (from
+:meth:`Declared.equations`), the optimizer's update rule when one is given, and on request
+— for small networks — the expanded per-parameter gradient and the Hessian entries with
+common subexpressions named (:func:`sympy.cse`) and long sums broken across lines.
+:func:`export_markdown` writes the same content with ``$$…$$`` blocks.
+
+The document is built once as a list of blocks (heading, paragraph, table, display math)
+and rendered by one of two small renderers, so both formats always say the same thing.
+
+Examples
+--------
+>>> import symnn
+>>> net = symnn.mlp([2, 2, 1], activation="sigmoid", output="sigmoid", loss="mse")
+>>> tex = export_latex(net)
+>>> tex.splitlines()[1]
+'\\\\documentclass[11pt]{article}'
+>>> "\\\\delta^{(1)}" in tex and tex.rstrip().endswith("\\\\end{document}")
+True
+>>> md = export_markdown(net)
+>>> md.splitlines()[0]
+'# Backpropagation: network mlp (2-2-1)'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from symnn.declare.layers import Act, Dense, Softmax
+from symnn.declare.model import Model
+from symnn.errors import SizeLimitError, SymnnError
+
+__all__ = [
+    "EXPANDED_LIMIT",
+    "HESSIAN_LIMIT",
+    "LatexError",
+    "compile_pdf",
+    "expanded_gradient_latex",
+    "export_latex",
+    "export_markdown",
+    "tex_escape",
+]
+
+#: Largest parameter count for which a document prints the expanded gradient.
+EXPANDED_LIMIT = 200
+#: Largest parameter count for which a document prints the Hessian entries.
+HESSIAN_LIMIT = 40
+#: Approximate printed width (characters) of one display line before a sum is broken.
+LINE_WIDTH = 64
+
+
+class LatexError(SymnnError, RuntimeError):
+    """``pdflatex`` is missing or failed on a document."""
+
+
+# -- blocks -----------------------------------------------------------------------------
+
+@dataclass
+class _Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class _Para:
+    parts: list  # [("text", str) | ("math", tex) | ("tex", raw LaTeX shown as is)]
+
+
+@dataclass
+class _Table:
+    header: list[str]
+    rows: list[list]  # cells: list of parts as in _Para
+    align: str
+
+
+@dataclass
+class _Math:
+    rows: list[str]  # "lhs &= rhs" rows of an align* / aligned block
+
+
+@dataclass
+class _Raw:
+    latex: str
+    markdown: str
+
+
+# -- public API -------------------------------------------------------------------------
+
+def export_latex(
+    declared,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    optimizer: Any = None,
+    expanded: bool = False,
+    hessian: bool = False,
+    title: str | None = None,
+    limit: int | None = None,
+) -> str:
+    r"""A standalone LaTeX ``article`` of the network's derivation.
+
+    Parameters
+    ----------
+    declared : Network or Model
+    path : str or os.PathLike, optional
+        Where to write the document (atomically: a temporary file in the same directory,
+        then :func:`os.replace`).
+    optimizer : object, optional
+        Printed with its update rule when it has ``.latex()`` or ``.equations().latex()``;
+        a mapping of plain data (``{"name": "adam", "lr": 1e-3}``, as in a spec file) prints
+        as a table of hyperparameters; anything else is named only.
+    expanded : bool
+        Add every ∂L/∂θᵢ written out for one sample, with shared subexpressions named.
+    hessian : bool
+        Add the Hessian entries ∂²L/∂θᵢ∂θⱼ (upper triangle, by parameter pair).
+    title : str, optional
+        The document's title (plain text; special characters are escaped).
+    limit : int, optional
+        Largest parameter count for the expanded forms (default :data:`EXPANDED_LIMIT`
+        for the gradient, :data:`HESSIAN_LIMIT` for the Hessian).
+
+    Returns
+    -------
+    str
+        The document text.
+
+    Raises
+    ------
+    SizeLimitError
+        When ``expanded`` or ``hessian`` is asked for a network larger than the limit.
+    OSError
+        When ``path`` cannot be written (nothing is left behind).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> net = symnn.mlp([2, 2, 1], activation="sigmoid", output="sigmoid")
+    >>> tex = export_latex(net, expanded=True, title="XOR")
+    >>> r"\frac{\partial L}{\partial W^{(1)}_{11}}" in tex
+    True
+    """
+    blocks = _document(declared, optimizer, expanded, hessian, title, limit)
+    text = _render_latex(blocks, title or _default_title(declared))
+    if path is not None:
+        _write_atomic(path, text)
+    return text
+
+
+def export_markdown(
+    declared,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    optimizer: Any = None,
+    expanded: bool = False,
+    hessian: bool = False,
+    title: str | None = None,
+    limit: int | None = None,
+) -> str:
+    """The same document as :func:`export_latex`, in Markdown with ``$$…$$`` math blocks.
+
+    Headings are ``#`` (title) and ``##`` (sections); the architecture is a pipe table;
+    display math is ``$$\\begin{aligned}…\\end{aligned}$$`` (KaTeX / MathJax / GitHub).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> md = export_markdown(symnn.mlp([2, 1], activation="identity"))
+    >>> [line for line in md.splitlines() if line.startswith("## ")][:3]
+    ['## Architecture', '## Forward pass', '## Loss']
+    """
+    blocks = _document(declared, optimizer, expanded, hessian, title, limit)
+    text = _render_markdown(blocks, title or _default_title(declared))
+    if path is not None:
+        _write_atomic(path, text)
+    return text
+
+
+def expanded_gradient_latex(declared, *, limit: int | None = None) -> str:
+    r"""The expanded gradient as one LaTeX ``align*`` block (common subexpressions named).
+
+    Raises
+    ------
+    SizeLimitError
+        Above ``limit`` parameters (default :data:`EXPANDED_LIMIT`).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> print(expanded_gradient_latex(symnn.mlp([1, 1], activation="identity")))
+    \begin{align*}
+    u_{1} &= 2 W^{(1)}_{11} x_{1} + 2 b^{(1)}_{1} - 2 y_{1} \\
+    \frac{\partial L}{\partial W^{(1)}_{11}} &= u_{1} x_{1} \\
+    \frac{\partial L}{\partial b^{(1)}_{1}} &= u_{1}
+    \end{align*}
+    """
+    (block,) = [b for b in _expanded_gradient(declared, limit) if isinstance(b, _Math)]
+    return "\\begin{align*}\n" + " \\\\\n".join(block.rows) + "\n\\end{align*}"
+
+
+def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> Path:
+    """Run ``pdflatex`` on a ``.tex`` file; returns the PDF's path (next to the file).
+
+    Raises
+    ------
+    LatexError
+        When ``pdflatex`` is not installed or reports an error (the message quotes the
+        first ``!`` line of the log).
+    """
+    tex = Path(tex_path).resolve()
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        raise LatexError("pdflatex is not installed; install texlive-latex-base and "
+                         "texlive-latex-recommended (Debian) or compile the .tex elsewhere")
+    cmd = [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+           f"-output-directory={tex.parent}", tex.name]
+    try:
+        proc = subprocess.run(cmd, cwd=tex.parent, stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise LatexError(f"pdflatex did not finish on {tex} within {timeout:g} s") from err
+    pdf = tex.with_suffix(".pdf")
+    log = tex.with_suffix(".log")
+    if proc.returncode != 0 or not pdf.exists():
+        first = ""
+        if log.exists():
+            lines = log.read_text(errors="replace").splitlines()
+            first = next((ln for ln in lines if ln.startswith("!")), "")
+        raise LatexError(f"pdflatex failed on {tex} (exit {proc.returncode})"
+                         + (f": {first}" if first else "") + f"; see {log}")
+    return pdf
+
+
+# -- text helpers -----------------------------------------------------------------------
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+}
+
+# non-ASCII characters that may reach a document, as LaTeX usable in text and math
+_UNICODE_TEX = {
+    "σ": r"\sigma", "δ": r"\delta", "θ": r"\theta", "λ": r"\lambda", "α": r"\alpha",
+    "β": r"\beta", "γ": r"\gamma", "ε": r"\varepsilon", "η": r"\eta", "μ": r"\mu",
+    "ν": r"\nu", "π": r"\pi", "ρ": r"\rho", "τ": r"\tau", "φ": r"\varphi", "ψ": r"\psi",
+    "ω": r"\omega", "ξ": r"\xi", "ζ": r"\zeta", "κ": r"\kappa", "χ": r"\chi", "Φ": r"\Phi",
+    "Σ": r"\Sigma", "Δ": r"\Delta", "Θ": r"\Theta", "Λ": r"\Lambda", "Ω": r"\Omega",
+    "ℓ": r"\ell", "∂": r"\partial", "∇": r"\nabla", "⊙": r"\odot", "→": r"\to",
+    "≤": r"\le", "≥": r"\ge", "·": r"\cdot", "×": r"\times", "−": "-", "∑": r"\sum",
+    "√": r"\surd", "∞": r"\infty", "≈": r"\approx", "ᵀ": r"^{\top}", "⟨": r"\langle",
+    "⟩": r"\rangle",
+}
+
+
+def tex_escape(text: str) -> str:
+    r"""Escape plain text for LaTeX: ``_`` → ``\_`` etc.; non-ASCII made safe.
+
+    Greek letters and common mathematical symbols become ``\ensuremath{…}``; accented
+    letters lose their accents; anything else becomes ``?`` (pdflatex without extra
+    packages knows nothing else).
+
+    Examples
+    --------
+    >>> print(tex_escape("leaky_relu: 50% of $x & y#"))
+    leaky\_relu: 50\% of \$x \& y\#
+    >>> print(tex_escape("σ'(z)"))
+    \ensuremath{\sigma}'(z)
+    """
+    out = []
+    for ch in str(text):
+        if ch in _TEX_SPECIAL:
+            out.append(_TEX_SPECIAL[ch])
+        elif ch == "\n" or ch == "\t":
+            out.append(" ")
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(_non_ascii(ch))
+    return "".join(out)
+
+
+def _non_ascii(ch: str) -> str:
+    """A pdflatex-safe stand-in for one non-ASCII character (valid in text and math)."""
+    if ch in _UNICODE_TEX:
+        cmd = _UNICODE_TEX[ch]
+        return cmd if cmd == "-" else r"\ensuremath{" + cmd + "}"
+    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
+    plain = "".join(c for c in plain if c.isalnum())
+    if plain:
+        return plain
+    if unicodedata.category(ch).startswith("Z"):
+        return " "
+    return "?"
+
+
+def _ascii_math(tex: str) -> str:
+    """Make LaTeX pdflatex-safe: non-ASCII characters become commands or ``?``."""
+    if tex.isascii():
+        return tex
+    return "".join(ch if ch.isascii() else _non_ascii(ch) for ch in tex)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+
+
+def _md_escape(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# -- the printer used for expanded expressions ------------------------------------------
+
+class _DocPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with symnn's conventions (``H(z)`` for the step function)."""
+
+    def _print_Heaviside(self, expr, exp=None):
+        s = r"H\left(" + self._print(expr.args[0]) + r"\right)"
+        return s if exp is None else f"{s}^{{{exp}}}"
+
+    def _print_exp(self, expr, exp=None):
+        # a long exponent is unreadable as a superscript: write exp(...) instead
+        arg = self._print(expr.args[0])
+        if _width(arg) <= 16:
+            return self._print_ExpBase(expr, exp)
+        s = r"\exp\left(" + arg + r"\right)"
+        return s if exp is None else f"{s}^{{{exp}}}"
+
+
+_PARAM_NAME = re.compile(r"([A-Za-z]+)(\d+)_(\d+(?:_\d+)*)\Z")
+
+
+def _param_tex(declared, syms) -> dict:
+    """LaTeX names of parameter symbols: ``W1_12`` → ``W^{(1)}_{12}``."""
+    if isinstance(declared, Model):
+        return {}
+    out = {}
+    for s in syms:
+        m = _PARAM_NAME.match(s.name)
+        if not m:
+            continue
+        base, layer, idx = m.groups()
+        idx = idx.replace("_", ",")
+        out[s] = f"{base}^{{({layer})}}_{{{idx}}}"
+    return out
+
+
+def _cse_prefix(exprs) -> str:
+    names = set()
+    for e in exprs:
+        names |= {s.name for s in e.free_symbols if not isinstance(s, sp.Dummy)}
+    for p in ("u", "v", "q", "c", "k", "t"):
+        pat = re.compile(rf"{p}(_?\d+)?(_.*)?\Z")
+        if not any(pat.match(n) for n in names):
+            return p
+    return "tmp"  # pragma: no cover - every candidate taken
+
+
+def _width(tex: str) -> int:
+    """Rough printed width of a LaTeX math string (commands count as one character)."""
+    s = re.sub(r"\\(left|right|bigl|bigr)\b", "", tex)
+    s = re.sub(r"\\[A-Za-z]+", "x", s)
+    return len(re.sub(r"[{}^_\s]", "", s))
+
+
+def _terms(printer, expr) -> list[str]:
+    """The top-level terms of a sum, each printed with its sign: ``["a", "- b"]``."""
+    out = []
+    for i, term in enumerate(expr.as_ordered_terms()):
+        s = printer.doprint(term)
+        if s.startswith("-"):
+            out.append("- " + s[1:].lstrip())
+        else:
+            out.append(s if i == 0 else "+ " + s)
+    return out
+
+
+def _pack(pieces: list[str], width: int) -> list[str]:
+    lines, cur = [], ""
+    for p in pieces:
+        if cur and _width(cur) + _width(p) > width:
+            lines.append(cur)
+            cur = p
+        else:
+            cur = f"{cur} {p}" if cur else p
+    if cur:
+        lines.append(cur)
+    return lines
+
+
+def _rows(lhs: str, expr, printer, width: int = LINE_WIDTH) -> list[str]:
+    """Align rows for ``lhs = expr``, breaking a long sum across lines.
+
+    A long sum breaks between its terms; a long product whose one factor is a long sum
+    breaks inside ``\\bigl( … \\bigr)`` (these, unlike ``\\left``/``\\right``, may span
+    rows).
+    """
+    full = printer.doprint(expr)
+    if _width(full) <= width:
+        return [f"{lhs} &= {full}"]
+    lines: list[str] | None = None
+    if isinstance(expr, sp.Add):
+        lines = _pack(_terms(printer, expr), width)
+    elif isinstance(expr, sp.exp) and isinstance(expr.args[0], sp.Add):
+        inner = _pack(_terms(printer, expr.args[0]), width)
+        if len(inner) > 1:
+            inner[0] = r"\exp\bigl(" + inner[0]
+            inner[-1] = inner[-1] + r" \bigr)"
+            lines = inner
+    elif isinstance(expr, sp.Mul):
+        sums = [f for f in expr.args if isinstance(f, sp.Add)]
+        if len(sums) == 1:
+            rest = sp.Mul(*[f for f in expr.args if f is not sums[0]])
+            head = printer.doprint(rest)
+            if rest == -1:
+                head = "-"
+            elif rest == 1:
+                head = ""
+            else:
+                head = head + r" \cdot"
+            inner = _pack(_terms(printer, sums[0]), width)
+            if len(inner) > 1:
+                inner[0] = (head + r" \bigl(" + inner[0]).strip()
+                inner[-1] = inner[-1] + r" \bigr)"
+                lines = inner
+    if not lines or len(lines) == 1:
+        return [f"{lhs} &= {full}"]
+    rows = [f"{lhs} &= {lines[0]}"]
+    for ln in lines[1:]:
+        op = ln[0] if ln[:1] in "+-" else ""
+        body = ln[1:].lstrip() if op else ln
+        rows.append(rf"&\quad {{}} {op} {body}" if op else rf"&\quad {body}")
+    return rows
+
+
+def _cse_rows(declared, labelled: list[tuple[str, sp.Expr]], param_syms) -> list[str]:
+    """Rows naming shared subexpressions, then ``label = reduced expression`` rows."""
+    exprs = [e for _, e in labelled]
+    # name with Dummies first: the expressions are DAGs with heavy sharing, and walking
+    # them as trees (free_symbols) is exponential in depth; the reduced forms are small
+    repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(cls=sp.Dummy), order="none")
+    prefix = _cse_prefix([v for _, v in repl] + list(reduced))
+    gen = sp.numbered_symbols(prefix, start=1, real=True)
+    rename = {d: next(gen) for d, _ in repl}
+    repl = [(rename[d], v.xreplace(rename)) for d, v in repl]
+    reduced = [e.xreplace(rename) for e in reduced]
+    names = _param_tex(declared, param_syms)
+    printer = _DocPrinter({"symbol_names": names})
+    rows = []
+    for sym, value in repl:
+        rows.extend(_rows(printer.doprint(sym), value, printer))
+    for (label, _), e in zip(labelled, reduced):
+        rows.extend(_rows(label, e, printer))
+    return rows
+
+
+# -- building the document --------------------------------------------------------------
+
+def _default_title(declared) -> str:
+    if isinstance(declared, Model):
+        return f"Derivatives: model {declared.name}"
+    widths = [declared.n_inputs] + [la.n_out for la in declared.layers if isinstance(la, Dense)]
+    return f"Backpropagation: network {declared.name} ({'-'.join(map(str, widths))})"
+
+
+def _act_label(layer) -> list:
+    """Table cell for an activation layer: its name, and the definition if custom."""
+    if isinstance(layer, Softmax):
+        return [("text", "softmax")]
+    act = layer.activation
+    if act.key and act.key[0] == "lambda":
+        z = sp.Symbol("z", real=True)
+        body = sp.latex(act.apply(z))
+        return [("text", f"{act.name} (custom) "), ("math", f"{_fn_tex(act)}(z) = {body}")]
+    return [("text", act.name)]
+
+
+def _fn_tex(act) -> str:
+    return act.symbol_tex
+
+
+def _architecture(declared) -> list:
+    blocks: list = [_Heading(2, "Architecture")]
+    if isinstance(declared, Model):
+        inputs = ", ".join(sp.latex(s) for s in declared.inputs)
+        params = ", ".join(sp.latex(s) for s in declared.params)
+        out_cell = _act_label(declared.output) if declared.output is not None else [
+            ("text", "identity")]
+        rows = [[[("text", "1")], [("text", "custom")],
+                 [("math", rf"{declared.n_inputs} \to {declared.n_outputs}")],
+                 out_cell, [("text", str(declared.n_params))]]]
+        blocks.append(_Table(["Layer", "Type", "Shape", "Output", "Parameters"], rows,
+                             "llccr"))
+        blocks.append(_Para([("text", "Inputs "), ("math", inputs),
+                             ("text", "; parameters "), ("math", rf"\theta = ({params})"),
+                             ("text", ".")]))
+    else:
+        rows = []
+        dense_rows = []
+        for layer in declared.layers:
+            if isinstance(layer, Dense):
+                n = layer.n_out * layer.n_in + (layer.n_out if layer.bias else 0)
+                l = len(dense_rows) + 1
+                shape = rf"W^{{({l})}} \in \mathbb{{R}}^{{{layer.n_out} \times {layer.n_in}}}"
+                kind = "dense" if layer.bias else "dense (no bias)"
+                dense_rows.append([[("text", str(l))], [("text", kind)], [("math", shape)],
+                                   [], [("text", str(n))]])
+            elif isinstance(layer, (Act, Softmax)):
+                cell = dense_rows[-1][3]
+                if cell:
+                    cell.append(("text", ", then "))
+                cell.extend(_act_label(layer))
+        for r in dense_rows:
+            if not r[3]:
+                r[3] = [("text", "identity")]
+            rows.append(r)
+        rows.append([[("text", "")], [("text", "total")], [("text", "")], [("text", "")],
+                     [("text", str(declared.n_params))]])
+        blocks.append(_Table(["Layer", "Type", "Shape", "Activation", "Parameters"], rows,
+                             "llccr"))
+        io = f"{declared.n_inputs} inputs, {declared.n_outputs} outputs."
+        blocks.append(_Para([("text", io)]))
+    loss = declared.loss
+    parts: list = [("text", f"Loss: {loss.name}, "), ("math", loss.tex),
+                   ("text", " per sample; the batch loss is the mean over the batch")]
+    for pen in declared.penalties:
+        which = ", ".join(pen.params) if pen.params else (
+            "all parameters" if isinstance(declared, Model) else "all weight matrices")
+        norm = r"\lVert\theta\rVert_2^2" if pen.kind == "l2" else r"\lVert\theta\rVert_1"
+        parts += [("text", f", plus {pen.kind.upper()} penalty "),
+                  ("math", rf"{sp.latex(sp.nsimplify(pen.lam))}\,{norm}"),
+                  ("text", f" on {which}")]
+    parts.append(("text", "."))
+    blocks.append(_Para(parts))
+    return blocks
+
+
+def _optimizer(optimizer) -> list:
+    if optimizer is None:
+        return []
+    blocks: list = [_Heading(2, "Optimizer")]
+    if isinstance(optimizer, Mapping):
+        name = str(optimizer.get("name", "optimizer"))
+        rows = [[[("text", str(k))], [("text", _fmt(v))]]
+                for k, v in optimizer.items() if k != "name"]
+        note = (f"{name} (hyperparameters from the spec; its update rule prints when the "
+                "optimizer object is given).")
+        blocks.append(_Para([("text", note)]))
+        if rows:
+            blocks.append(_Table(["Hyperparameter", "Value"], rows, "lr"))
+        return blocks
+    if isinstance(optimizer, str):
+        blocks.append(_Para([("text", f"{optimizer}.")]))
+        return blocks
+    name = getattr(optimizer, "name", None) or type(optimizer).__name__
+    tex = None
+    try:
+        if callable(getattr(optimizer, "latex", None)):
+            tex = optimizer.latex()
+        elif callable(getattr(optimizer, "equations", None)):
+            eqs = optimizer.equations()
+            if callable(getattr(eqs, "latex", None)):
+                tex = eqs.latex()
+    except NotImplementedError:
+        tex = None
+    if not isinstance(tex, str) or not tex.strip():
+        blocks.append(_Para([("text", f"{name} (no update rule available to print).")]))
+        return blocks
+    shown = repr(optimizer)
+    if "\n" in shown or " object at 0x" in shown or len(shown) > 90:
+        shown = str(name)
+    blocks.append(_Para([("text", f"{shown}: the update rule.")]))
+    blocks.append(_raw_math(tex.strip()))
+    return blocks
+
+
+def _raw_math(tex: str) -> _Raw:
+    """A display-math block given as LaTeX, wrapped for each format."""
+    body = tex
+    if body.startswith("$$") and body.endswith("$$"):
+        body = body[2:-2].strip()
+    m = re.match(r"\\begin\{(align\*?|aligned|equation\*?|gather\*?)\}(.*)\\end\{\1\}\Z",
+                 body, re.DOTALL)
+    inner = m.group(2).strip() if m else body
+    if m and m.group(1).startswith("equation"):
+        latex, md = rf"\[ {inner} \]", f"$$\n{inner}\n$$"
+    elif m or "&" in inner or r"\\" in inner:
+        latex = "\\begin{align*}\n" + inner + "\n\\end{align*}"
+        md = "$$\n\\begin{aligned}\n" + inner + "\n\\end{aligned}\n$$"
+    else:
+        latex, md = rf"\[ {inner} \]", f"$$\n{inner}\n$$"
+    return _Raw(latex, md)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _expanded_gradient(declared, limit) -> list:
+    lim = EXPANDED_LIMIT if limit is None else limit
+    if declared.n_params > lim:
+        raise SizeLimitError(
+            f"the expanded gradient of a network with {declared.n_params} parameters is too "
+            f"long for a document (limit {lim}; limit= raises it); print the matrix form "
+            "without expanded=True")
+    grad = declared.gradient(limit=max(lim, declared.n_params))
+    names = _param_tex(declared, grad)
+    printer = _DocPrinter({"symbol_names": names})
+    labelled = [(r"\frac{\partial L}{\partial " + printer.doprint(s) + "}", e)
+                for s, e in grad.items()]
+    blocks: list = [_Heading(2, "Expanded gradient")]
+    blocks.append(_Para(_sample_note(declared) + [
+        ("text", " Shared subexpressions are named first.")]))
+    blocks.append(_Math(_cse_rows(declared, labelled, list(grad))))
+    return blocks
+
+
+def _listing(base: str, n: int) -> str:
+    if n <= 3:
+        return ", ".join(f"{base}_{{{i}}}" for i in range(1, n + 1))
+    return f"{base}_{{1}}, \\dots, {base}_{{{n}}}"
+
+
+def _sample_note(declared) -> list:
+    if isinstance(declared, Model):
+        xs = ", ".join(sp.latex(s) for s in declared.inputs)
+    else:
+        xs = _listing("x", declared.n_inputs)
+    return [("text", "For one sample (inputs "), ("math", xs), ("text", ", targets "),
+            ("math", _listing("y", declared.n_outputs)), ("text", "), so "),
+            ("math", r"L = \ell"), ("text", " plus any penalty.")]
+
+
+def _hessian(declared, limit) -> list:
+    lim = HESSIAN_LIMIT if limit is None else limit
+    P = declared.n_params
+    if P > lim:
+        raise SizeLimitError(
+            f"the Hessian of a network with {P} parameters has {P * (P + 1) // 2} distinct "
+            f"entries, too many for a document (limit {lim} parameters; limit= raises it); "
+            "use net.compile() for numeric Hessians")
+    H = declared.hessian(limit=max(P, lim))
+    syms = _flat_param_symbols(declared)
+    names = _param_tex(declared, syms)
+    printer = _DocPrinter({"symbol_names": names})
+    tex = [printer.doprint(s) for s in syms]
+    labelled, zeros = [], []
+    for i in range(P):
+        for j in range(i, P):
+            e = H[i, j]
+            if e == 0:
+                zeros.append((i, j))
+                continue
+            if i == j:
+                sq = f"{tex[i]}^{{2}}" if tex[i].isalpha() else rf"\left({tex[i]}\right)^{{2}}"
+                lab = r"\frac{\partial^2 L}{\partial " + sq + "}"
+            else:
+                lab = rf"\frac{{\partial^2 L}}{{\partial {tex[i]} \, \partial {tex[j]}}}"
+            labelled.append((lab, e))
+    blocks: list = [_Heading(2, "Hessian")]
+    total = P * (P + 1) // 2
+    blocks.append(_Para(_sample_note(declared) + [
+        ("text", (f" The Hessian is symmetric; its upper triangle has {total} entries, "
+                  f"{len(zeros)} of them identically zero (not listed)."))]))
+    if labelled:
+        blocks.append(_Math(_cse_rows(declared, labelled, syms)))
+    return blocks
+
+
+def _flat_param_symbols(declared) -> list:
+    from symnn.derive.expanded import param_symbols
+
+    syms = param_symbols(declared)
+    out = []
+    for name, _shape in declared.param_shapes:
+        out.extend(syms[name].ravel().tolist())
+    return out
+
+
+def _document(declared, optimizer, expanded, hessian, title, limit) -> list:
+    eqs = declared.equations()
+    blocks: list = []
+    blocks.extend(_architecture(declared))
+    for sec_title, rows in eqs.sections:
+        if not rows:
+            continue
+        blocks.append(_Heading(2, sec_title))
+        blocks.append(_Math([e.latex() for e in rows]))
+    if eqs.notes_tex:
+        blocks.append(_Raw("\n\n".join(eqs.notes_tex), "\n\n".join(eqs.notes_tex)))
+    blocks.extend(_optimizer(optimizer))
+    if expanded:
+        blocks.extend(_expanded_gradient(declared, limit))
+    if hessian:
+        blocks.extend(_hessian(declared, limit))
+    return blocks
+
+
+# -- renderers --------------------------------------------------------------------------
+
+_PREAMBLE = r"""\documentclass[11pt]{article}
+\usepackage{amsmath}
+\usepackage{amssymb}
+\usepackage[margin=2cm]{geometry}
+\allowdisplaybreaks
+\setlength{\parindent}{0pt}
+\setlength{\parskip}{0.5em}
+"""
+
+
+def _parts_latex(parts) -> str:
+    out = []
+    for kind, s in parts:
+        if kind == "text":
+            out.append(tex_escape(s))
+        elif kind == "math":
+            out.append(f"${_ascii_math(s)}$")
+        else:
+            out.append(_ascii_math(s))
+    return "".join(out)
+
+
+def _parts_markdown(parts) -> str:
+    out = []
+    for kind, s in parts:
+        if kind == "text":
+            out.append(_md_escape(s))
+        elif kind == "math":
+            out.append(f"${s}$")
+        else:
+            out.append(s)
+    return "".join(out)
+
+
+def _render_latex(blocks, title: str) -> str:
+    out = ["% Generated by symnn: " + title.replace("\n", " "), _PREAMBLE,
+           r"\begin{document}", "",
+           r"\begin{center}{\Large\bfseries " + tex_escape(title) + r"}\end{center}", ""]
+    for b in blocks:
+        if isinstance(b, _Heading):
+            cmd = "section*" if b.level <= 2 else "subsection*"
+            out.append("\\" + cmd + "{" + tex_escape(b.text) + "}")
+        elif isinstance(b, _Para):
+            out.append(_parts_latex(b.parts))
+        elif isinstance(b, _Table):
+            lines = [r"\begin{center}", r"\begin{tabular}{" + b.align + "}", r"\hline",
+                     " & ".join(r"\textbf{" + tex_escape(h) + "}" for h in b.header) + r" \\",
+                     r"\hline"]
+            for row in b.rows:
+                lines.append(" & ".join(_parts_latex(c) for c in row) + r" \\")
+            lines += [r"\hline", r"\end{tabular}", r"\end{center}"]
+            out.append("\n".join(lines))
+        elif isinstance(b, _Math):
+            body = " \\\\\n".join(_ascii_math(r) for r in b.rows)
+            out.append("\\begin{align*}\n" + body + "\n\\end{align*}")
+        elif isinstance(b, _Raw):
+            out.append(_ascii_math(b.latex))
+        out.append("")
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+def _render_markdown(blocks, title: str) -> str:
+    out = [f"# {_md_escape(title)}", ""]
+    for b in blocks:
+        if isinstance(b, _Heading):
+            out.append("#" * max(2, b.level) + " " + _md_escape(b.text))
+        elif isinstance(b, _Para):
+            out.append(_parts_markdown(b.parts))
+        elif isinstance(b, _Table):
+            out.append("| " + " | ".join(_md_escape(h) for h in b.header) + " |")
+            aligns = {"l": ":---", "c": ":---:", "r": "---:"}
+            out.append("| " + " | ".join(aligns.get(a, "---") for a in b.align) + " |")
+            for row in b.rows:
+                out.append("| " + " | ".join(_parts_markdown(c).replace("|", r"\|")
+                                             for c in row) + " |")
+        elif isinstance(b, _Math):
+            out.append("$$\n\\begin{aligned}\n" + " \\\\\n".join(b.rows)
+                       + "\n\\end{aligned}\n$$")
+        elif isinstance(b, _Raw):
+            out.append(b.markdown)
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"

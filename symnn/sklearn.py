@@ -1,0 +1,452 @@
+"""scikit-learn estimators: :class:`SymnnClassifier` and :class:`SymnnRegressor`.
+
+Drop-in for :class:`sklearn.neural_network.MLPClassifier` / ``MLPRegressor``: the same
+parameter names where they apply (``hidden_layer_sizes``, ``activation``, ``solver``,
+``alpha``, ``batch_size``, ``learning_rate``, ``learning_rate_init``, ``power_t``,
+``max_iter``, ``shuffle``, ``random_state``, ``tol``, ``verbose``, ``momentum``,
+``nesterovs_momentum``, ``early_stopping``, ``validation_fraction``, ``beta_1``,
+``beta_2``, ``epsilon``, ``n_iter_no_change``, ``max_fun``), the same stopping rules, and
+the usual ``fit`` / ``predict`` / ``predict_proba`` / ``score``.  Underneath, the network is
+declared in SymPy, its gradient derived exactly, and each epoch runs as one compiled call
+(:func:`symnn.train.fit`).
+
+Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
+(Levenberg–Marquardt) and ``"newton"``; ``dtype="float32"``; ``check_every`` (finite-
+difference checks while training).  Compiled models are cached per architecture within the
+process, so fitting many estimators of one shape compiles once.
+
+Mapping of the regularisation: ``alpha`` is scikit-learn's L2 term
+``alpha/(2·n_batch)·Σ‖W‖²`` on the weight matrices (not the biases) — here the optimizer's
+weight decay ``λ = alpha / batch_size`` on the weights (``alpha / n_samples`` for the
+full-batch solvers), which has exactly that gradient.  Classification uses a softmax
+output with cross-entropy (two units for two classes, equivalent to the logistic output);
+regression an identity output with the mean squared error.
+
+scikit-learn is optional: this module imports without it, and the estimators say how to
+install it when constructed.
+
+Examples
+--------
+>>> from sklearn.datasets import load_iris
+>>> X, y = load_iris(return_X_y=True)
+>>> clf = SymnnClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
+>>> clf.fit(X / 8.0, y).score(X / 8.0, y) > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+import numpy as np
+
+try:  # scikit-learn is an optional dependency
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils import check_random_state
+    from sklearn.utils.multiclass import check_classification_targets
+    from sklearn.utils.validation import check_is_fitted, validate_data
+
+    _SKLEARN_ERROR: Exception | None = None
+except ImportError as _err:  # pragma: no cover - exercised only without scikit-learn
+    _SKLEARN_ERROR = _err
+    BaseEstimator = object  # type: ignore[assignment,misc]
+
+    class ClassifierMixin:  # type: ignore[no-redef]
+        pass
+
+    class RegressorMixin:  # type: ignore[no-redef]
+        pass
+
+__all__ = ["SymnnClassifier", "SymnnRegressor"]
+
+#: scikit-learn activation names → symnn activations.
+ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+SOLVERS = ("adam", "sgd", "lbfgs", "newton-cg", "lm", "newton")
+
+_COMPILED: dict = {}
+
+
+def compiled_mlp(sizes: tuple[int, ...], activation: str, output: str | None, loss: str,
+                 dtype: str = "float64"):
+    """The compiled ``symnn.mlp(sizes, …)``, compiled once per process per architecture."""
+    key = (tuple(int(s) for s in sizes), activation, output, loss, np.dtype(dtype).name)
+    model = _COMPILED.get(key)
+    if model is None:
+        import symnn
+
+        net = symnn.mlp(list(key[0]), activation=activation, output=output, loss=loss,
+                        name="sklearn_mlp")
+        model = net.compile(dtype=key[4])
+        _COMPILED[key] = model
+    return model
+
+
+def _require_sklearn() -> None:
+    if _SKLEARN_ERROR is not None:  # pragma: no cover
+        raise ImportError(
+            "symnn.sklearn needs scikit-learn, which is not installed: pip install "
+            "scikit-learn (or pip install 'symnn[test]')"
+        ) from _SKLEARN_ERROR
+
+
+class _SymnnMLP(BaseEstimator):
+    """Shared implementation of the two estimators."""
+
+    _is_classifier = False
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype="float64", check_every=None):
+        _require_sklearn()
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+        self.check_every = check_every
+
+    # -- validation of the hyperparameters --------------------------------------------------
+    def _hidden(self) -> list[int]:
+        h = self.hidden_layer_sizes
+        if isinstance(h, (int, np.integer)):
+            h = [h]
+        try:
+            h = [int(v) for v in h]
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, "
+                             f"got {self.hidden_layer_sizes!r}") from err
+        if any(v <= 0 for v in h):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
+        return h
+
+    def _check_params(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
+                             f"{self.activation!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {list(SOLVERS)}, got {self.solver!r}")
+        if self.learning_rate not in ("constant", "invscaling"):
+            raise ValueError(f"learning_rate must be 'constant' or 'invscaling' (symnn does not "
+                             f"implement 'adaptive'), got {self.learning_rate!r}")
+        for name in ("max_iter", "n_iter_no_change"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer ≥ 1, got {v!r}")
+        if not (isinstance(self.alpha, (int, float)) and self.alpha >= 0):
+            raise ValueError(f"alpha must be ≥ 0, got {self.alpha!r}")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1), got "
+                             f"{self.validation_fraction!r}")
+
+    def _optimizer(self, batch: int, n_samples: int):
+        from symnn.train import (
+            LBFGS,
+            SGD,
+            Adam,
+            InverseScaling,
+            LevenbergMarquardt,
+            Momentum,
+            Nesterov,
+            Newton,
+            NewtonCG,
+        )
+
+        sched = InverseScaling(self.power_t) if self.learning_rate == "invscaling" else None
+        if self.solver == "adam":
+            return Adam(self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2,
+                        eps=self.epsilon, weight_decay=self.alpha / batch, decay="weights",
+                        schedule=sched)
+        if self.solver == "sgd":
+            common = dict(weight_decay=self.alpha / batch, decay="weights", schedule=sched)
+            if self.momentum > 0 and self.nesterovs_momentum:
+                return Nesterov(self.learning_rate_init, momentum=self.momentum, **common)
+            if self.momentum > 0:
+                return Momentum(self.learning_rate_init, momentum=self.momentum, **common)
+            return SGD(self.learning_rate_init, **common)
+        wd = dict(weight_decay=self.alpha / n_samples, decay="weights")
+        if self.solver == "lbfgs":
+            return LBFGS(tol=self.tol, **wd)
+        if self.solver == "newton-cg":
+            return NewtonCG(tol=self.tol, **wd)
+        if self.solver == "lm":
+            return LevenbergMarquardt(tol=self.tol, **wd)
+        return Newton(tol=self.tol, **wd)
+
+    # -- hooks for the two estimators ---------------------------------------------------------
+    def _encode(self, y):
+        raise NotImplementedError
+
+    @staticmethod
+    def _score_val(model, params, X, Y) -> float:
+        raise NotImplementedError
+
+    # -- fit ----------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train on ``X`` (n_samples, n_features) and targets ``y``; returns ``self``."""
+        from symnn.train import fit as symnn_fit
+
+        self._check_params()
+        hidden = self._hidden()
+        X, y = validate_data(self, X, y, multi_output=not self._is_classifier,
+                             y_numeric=not self._is_classifier, dtype=[np.float64, np.float32])
+        Y, n_out, output, loss = self._encode(y)
+        dt = np.dtype(self.dtype)
+        X = np.require(X, dtype=dt, requirements=["C", "W"])
+        rs = check_random_state(self.random_state)
+        seed = int(rs.randint(np.iinfo(np.int32).max))
+        arch = ((X.shape[1], *hidden, n_out), ACTIVATIONS[self.activation], output, loss,
+                dt.name)
+        model = compiled_mlp(*arch)
+        Xv = yv = None
+        if self.early_stopping and self.solver in ("adam", "sgd"):
+            from sklearn.model_selection import train_test_split
+
+            strat = y if self._is_classifier else None
+            X, Xv, Y, yv = train_test_split(X, Y, random_state=seed,
+                                            test_size=self.validation_fraction, stratify=strat)
+            if Xv.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+        n = X.shape[0]
+        if self.batch_size == "auto":
+            batch = min(200, n)
+        else:
+            if not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 1:
+                raise ValueError(f"batch_size must be 'auto' or a positive integer, got "
+                                 f"{self.batch_size!r}")
+            batch = int(np.clip(self.batch_size, 1, n))
+        opt = self._optimizer(batch, n)
+        stopper = _Stopper(self, model, Xv, yv)
+        res = symnn_fit(model, X, Y, opt, epochs=int(self.max_iter), batch_size=batch,
+                        seed=seed, shuffle=bool(self.shuffle), callbacks=[stopper],
+                        check_every=self.check_every, progress=False)
+        params = res.params
+        if stopper.best_params is not None:
+            params = stopper.best_params
+        self.model_ = model
+        self._architecture_ = arch
+        self.params_ = params
+        self.history_ = res.history
+        self.n_iter_ = len(res.history)
+        self.loss_curve_ = [float(v) for v in res.history.loss]
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else float("nan")
+        self.best_loss_ = None if self.early_stopping else float(np.min(res.history.loss))
+        self.validation_scores_ = stopper.scores if self.early_stopping else None
+        self.best_validation_score_ = (max(stopper.scores) if self.early_stopping and
+                                       stopper.scores else None)
+        self.t_ = n * self.n_iter_
+        self.n_layers_ = len(hidden) + 2
+        self.n_outputs_ = n_out
+        self.out_activation_ = "softmax" if self._is_classifier else "identity"
+        named = model.unflatten(params)
+        L = len(hidden) + 1
+        self.coefs_ = [np.array(named[f"W{i}"].T) for i in range(1, L + 1)]
+        self.intercepts_ = [np.array(named[f"b{i}"]) for i in range(1, L + 1)]
+        if (res.stop_reason == "completed" and self.solver in ("adam", "sgd")
+                and self.n_iter_ == self.max_iter):
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+        return self
+
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "params_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = np.require(X, dtype=np.dtype(self.dtype), requirements=["C", "W"])
+        theta = np.require(self.params_, requirements=["C", "W"])
+        return np.asarray(self.model_.predict(theta, X), dtype=np.float64)
+
+    # compiled models hold Numba dispatchers and SymPy lambdas: pickle the architecture and
+    # the parameters, and recompile (from the kernel cache) on unpickling
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("model_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        arch = state.get("_architecture_")
+        if arch is not None:
+            self.model_ = compiled_mlp(*arch)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+
+class _Stopper:
+    """scikit-learn's stopping rule as a :func:`symnn.train.fit` callback.
+
+    Without early stopping: stop when the training loss has not improved by ``tol`` for more
+    than ``n_iter_no_change`` epochs.  With it: the same on the validation score (accuracy
+    or R²), keeping the parameters of the best score.
+    """
+
+    def __init__(self, est, model, Xv, yv) -> None:
+        self.est = est
+        self.model = model
+        self.Xv, self.yv = Xv, yv
+        self.best = -np.inf if Xv is not None else np.inf
+        self.count = 0
+        self.scores: list[float] = []
+        self.best_params: np.ndarray | None = None
+
+    def __call__(self, info) -> bool:
+        est = self.est
+        if est.verbose:
+            print(f"Iteration {info.epoch}, loss = {info.record['loss']:.8f}")
+        if est.solver not in ("adam", "sgd"):
+            return False
+        if self.Xv is not None:
+            score = est._score_val(self.model, info.params, self.Xv, self.yv)
+            self.scores.append(score)
+            if score < self.best + est.tol:
+                self.count += 1
+            else:
+                self.count = 0
+            if score > self.best:
+                self.best = score
+                self.best_params = np.array(info.params, copy=True)
+        else:
+            loss = info.record["loss"]
+            if loss > self.best - est.tol:
+                self.count += 1
+            else:
+                self.count = 0
+            self.best = min(self.best, loss)
+        return self.count > est.n_iter_no_change
+
+
+class SymnnClassifier(ClassifierMixin, _SymnnMLP):
+    """A multilayer-perceptron classifier trained by symnn (softmax + cross-entropy).
+
+    Parameters are those of :class:`sklearn.neural_network.MLPClassifier` (see the module
+    docs), plus ``dtype`` (``"float64"`` or ``"float32"``) and ``check_every``.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    n_features_in_ : int
+    model_ : CompiledModel
+    params_ : ndarray
+        The flat parameter vector θ.
+    coefs_, intercepts_ : list of ndarray
+        As MLPClassifier (``coefs_[i]`` of shape (n_in, n_out)).
+    n_iter_, loss_, loss_curve_, history_ : training record
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]] * 10)
+    >>> y = np.array([0, 1, 1, 0] * 10)
+    >>> clf = SymnnClassifier((8,), activation="tanh", solver="lbfgs", random_state=1)
+    >>> clf.fit(X, y).predict([[0., 1.], [1., 1.]])
+    array([1, 0])
+    """
+
+    _is_classifier = True
+
+    def _encode(self, y):
+        check_classification_targets(y)
+        if y.ndim != 1:
+            raise ValueError(f"SymnnClassifier: y must be 1-D class labels, got shape {y.shape} "
+                             "(multilabel targets are not supported)")
+        self.classes_, idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"SymnnClassifier needs samples of at least 2 classes in the data; "
+                             f"got 1 class ({self.classes_[0]!r})")
+        K = len(self.classes_)
+        Y = np.zeros((y.shape[0], K), np.dtype(self.dtype))
+        Y[np.arange(y.shape[0]), idx] = 1
+        return Y, K, "softmax", "cross_entropy"
+
+    @staticmethod
+    def _score_val(model, params, X, Y) -> float:
+        """Accuracy of θ = ``params`` on one-hot targets ``Y``."""
+        P = model.predict(params, X)
+        return float(np.mean(np.argmax(P, axis=1) == np.argmax(Y, axis=1)))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        return self._forward(X)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each sample."""
+        proba = self._forward(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = False
+        return tags
+
+
+class SymnnRegressor(RegressorMixin, _SymnnMLP):
+    """A multilayer-perceptron regressor trained by symnn (identity output, MSE).
+
+    Parameters are those of :class:`sklearn.neural_network.MLPRegressor` (see the module
+    docs), plus ``dtype`` and ``check_every``.  ``y`` may be 1-D or 2-D (several outputs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.linspace(-1, 1, 50).reshape(-1, 1); y = X[:, 0] ** 2
+    >>> reg = SymnnRegressor((16,), activation="tanh", solver="lm", max_iter=50,
+    ...                      random_state=0).fit(X, y)
+    >>> reg.score(X, y) > 0.99
+    True
+    """
+
+    def _encode(self, y):
+        self._y_2d = y.ndim == 2
+        Y = y.reshape(y.shape[0], -1).astype(np.dtype(self.dtype))
+        return Y, Y.shape[1], None, "mse"
+
+    @staticmethod
+    def _score_val(model, params, X, Y) -> float:
+        """R² of θ = ``params`` (averaged over outputs)."""
+        P = np.asarray(model.predict(params, X), np.float64)
+        Yf = np.asarray(Y, np.float64)
+        ss_res = np.sum((Yf - P) ** 2, axis=0)
+        ss_tot = np.sum((Yf - Yf.mean(axis=0)) ** 2, axis=0)
+        r2 = 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0)
+        return float(np.mean(np.where(ss_tot > 0, r2, 0.0)))
+
+    def predict(self, X) -> np.ndarray:
+        """Predictions, shape (n_samples,) for 1-D training targets, else (n, n_outputs)."""
+        out = self._forward(X)
+        return out if self._y_2d else out[:, 0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags

@@ -1,0 +1,478 @@
+"""Generated training code: the optimizer update and the whole mini-batch epoch, compiled.
+
+Nothing numeric here is written by hand per optimizer.  :func:`update_source` prints the
+SymPy rules of an optimizer (:meth:`symnn.train.Optimizer.rules`) into the Python source of
+one ``numba.njit`` function::
+
+    update(theta, g, lam, S, scal, hp, theta_out)
+
+``theta`` (P,) the parameters θₜ₋₁, ``g`` (P,) the gradient, ``lam`` (P,) the weight decay
+per coordinate, ``S`` (n_state, P) the optimizer's state vectors (updated in place),
+``scal`` (1,) the step count t (incremented), ``hp`` the scalar hyperparameters in the order
+of :meth:`Optimizer.hypers`, ``theta_out`` (P,) receives θₜ (it may be ``theta`` itself).
+Scalar rules (η_t of a schedule, the clipping factor) and every scalar subexpression of the
+elementwise rules (``1/(1 − β₁ᵗ)`` …) are computed once before the loop over parameters;
+the loop body holds only elementwise work, so LLVM vectorises it.  Hyperparameter values
+travel in ``hp`` at run time: one compiled update serves every learning rate.
+
+:func:`epoch_source` wraps the update and the model's compiled loss-and-gradient kernel
+(``<name>_loss_grad`` from :mod:`symnn.codegen.numba_gen`) into one ``epoch`` function: the
+shuffled mini-batch loop — gather the batch, forward, backward, update — runs inside one
+compiled call, so small networks pay no Python overhead per step.  Parameters live in two
+buffers that alternate at each step, so when a loss comes out non-finite the parameters of
+the last finite loss are still intact, at no cost per step.
+
+Both modules are written to the kernel cache (:mod:`symnn.codegen.cache`) under a
+content-hashed name, so a second process starts warm.
+
+Examples
+--------
+>>> import numpy as np
+>>> from symnn.train.optimizers import SGD
+>>> upd = compile_update(SGD(lr=0.5))
+>>> theta = np.array([1.0, 2.0]); g = np.array([0.2, -0.4])
+>>> upd.step(theta, g)
+>>> theta
+array([0.9, 2.2])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from symnn.codegen.cache import load_module, module_key
+from symnn.codegen.printer import KernelPrinter
+from symnn.train.optimizers import GRAD, LAM, THETA, THETA_NEW, Optimizer, Rule
+from symnn.train.schedules import T
+
+__all__ = ["update_source", "compile_update", "CompiledUpdate", "epoch_source",
+           "compile_epoch", "EpochKernel", "STATUS_OK", "STATUS_NONFINITE"]
+
+#: ``stats[2]`` after an epoch: every loss was finite.
+STATUS_OK = 0
+#: ``stats[2]`` after an epoch: a mini-batch loss was NaN or ±inf; training stopped there.
+STATUS_NONFINITE = 1
+
+_HEAD = '@njit(cache=True, error_model="numpy", fastmath=False)'
+
+
+class _UpdatePrinter(KernelPrinter):
+    """The kernel printer plus the functions schedules use (``floor``)."""
+
+    def _print_floor(self, expr) -> str:
+        return f"np.floor({self._print(expr.args[0])})"
+
+    def _print_Symbol(self, expr) -> str:
+        return self.code_names.get(expr, expr.name)
+
+
+def _hoist(expr: sp.Expr, vector: set, emit) -> sp.Expr:
+    """Replace every maximal scalar-only subtree of ``expr`` by a symbol computed once.
+
+    ``emit(expr) -> Symbol`` records a scalar assignment before the loop.  The scalar
+    factors of a product (terms of a sum) are grouped into one hoisted value.
+    """
+    if expr.is_Atom:
+        return expr
+    if not (expr.free_symbols & vector):
+        return expr if expr.is_number else emit(expr)
+    if expr.is_Mul or expr.is_Add:
+        scal = [a for a in expr.args if not (a.free_symbols & vector)]
+        vec = [_hoist(a, vector, emit) for a in expr.args if a.free_symbols & vector]
+        if len(scal) == 1 and (scal[0].is_Atom or scal[0].is_number):
+            head = scal
+        elif scal:
+            head = [emit(expr.func(*scal))]
+        else:
+            head = []
+        return expr.func(*(head + vec))
+    if expr.is_Pow and not (expr.exp.free_symbols & vector) and not expr.exp.is_number:
+        return sp.Pow(_hoist(expr.base, vector, emit), emit(expr.exp))
+    return expr.func(*[_hoist(a, vector, emit) for a in expr.args])
+
+
+@dataclass
+class _Plan:
+    """The pieces of an update function, before printing."""
+
+    pre: list = field(default_factory=list)  # (Symbol, Expr | ("norm",)) before the loop
+    loads: list = field(default_factory=list)  # (Symbol, array text)
+    body: list = field(default_factory=list)  # (Symbol, Expr) inside the loop
+    stores: list = field(default_factory=list)  # (array text, Symbol)
+
+
+def _plan(opt: Optimizer) -> tuple[_Plan, dict]:
+    rules: list[Rule] = opt.rules()
+    hypers = opt.hypers()
+    code: dict[sp.Symbol, str] = {T: "t"}
+    for h in hypers:
+        code[h.symbol] = h.symbol.name
+    inputs = {THETA: "theta[i]", GRAD: "g[i]", LAM: "lam[i]"}
+    for j, st in enumerate(opt.state):
+        inputs[st.prev] = f"S[{j}, i]"
+    vector = set(inputs)
+    for r in rules:
+        if r.kind == "vector":
+            vector.add(r.target)
+    plan = _Plan()
+    counter = [0]
+
+    def emit(e: sp.Expr) -> sp.Symbol:
+        for s, prev in plan.pre:
+            if prev == e:
+                return s
+        s = sp.Symbol(f"c{counter[0]}")
+        counter[0] += 1
+        code[s] = s.name
+        plan.pre.append((s, e))
+        return s
+
+    vec_rules = []
+    for r in rules:
+        if r.kind == "norm":
+            code[r.target] = r.target.name
+            plan.pre.append((r.target, ("norm",)))
+        elif r.kind == "scalar":
+            code[r.target] = r.target.name
+            plan.pre.append((r.target, r.evaluated()))
+        else:
+            vec_rules.append((r.target, _hoist(r.evaluated(), vector, emit)))
+    # common subexpressions of the elementwise rules
+    replacements, reduced = sp.cse([e for _, e in vec_rules],
+                                   symbols=sp.numbered_symbols("x"), order="none")
+    scalar_syms = set(code)
+    for s, e in replacements:
+        if e.free_symbols <= scalar_syms:
+            code[s] = s.name
+            scalar_syms.add(s)
+            plan.pre.append((s, e))
+        else:
+            code[s] = s.name + "_i"
+            plan.body.append((s, e))
+    for (target, _), e in zip(vec_rules, reduced):
+        code[target] = target.name + "_i"
+        plan.body.append((target, e))
+    used = set()
+    for _, e in plan.body:
+        used |= e.free_symbols
+    for s, arr in inputs.items():
+        if s in used:
+            code[s] = s.name + "_i"
+            plan.loads.append((s, arr))
+    for j, st in enumerate(opt.state):
+        plan.stores.append((f"S[{j}, i]", st.new))
+    plan.stores.append(("theta_out[i]", THETA_NEW))
+    names = list(code.values())
+    if len(set(names)) != len(names):  # pragma: no cover - declared names are distinct
+        raise ValueError(f"update of {opt!r}: two symbols print as the same name: {names}")
+    return plan, code
+
+
+def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update") -> str:
+    """The Python source of the compiled update of ``opt`` (one ``@njit`` function).
+
+    Examples
+    --------
+    >>> from symnn.train.optimizers import Adam
+    >>> print(update_source(Adam()).split("for i in range(n):")[1])  # doctest: +ELLIPSIS
+    <BLANKLINE>
+            g_i = g[i]
+            m_i = S[0, i]
+            v_i = S[1, i]
+            theta_i = theta[i]
+            m_new_i = beta1*m_i + c0*g_i
+            v_new_i = beta2*v_i + c1*(g_i*g_i)
+            mhat_i = c2*m_new_i
+            vhat_i = c3*v_new_i
+            theta_new_i = c4*mhat_i/(epsilon + math.sqrt(vhat_i)) + theta_i
+            S[0, i] = m_new_i
+            S[1, i] = v_new_i
+            theta_out[i] = theta_new_i
+    <BLANKLINE>
+    """
+    dtype = np.dtype(dtype).name
+    plan, code = _plan(opt)
+    pr = _UpdatePrinter(dtype=dtype, fast=False)
+    pr.code_names = code
+    one = pr.literal(1.0)
+    doc = (f"The update of {opt!r}, generated from its SymPy rules by "
+           "symnn.train.epoch_kernel; do not edit.")
+    lines = [_HEAD, f"def {fname}(theta, g, lam, S, scal, hp, theta_out):", f'    """{doc}"""',
+             "    n = theta.shape[0]",
+             f"    t = scal[0] + {one}",
+             "    scal[0] = t"]
+    for k, h in enumerate(opt.hypers()):
+        lines.append(f"    {code[h.symbol]} = hp[{k}]")
+    for s, e in plan.pre:
+        if isinstance(e, tuple):  # the Euclidean norm of the gradient, 4 partial sums
+            lines += [
+                "    acc0 = 0.0", "    acc1 = 0.0", "    acc2 = 0.0", "    acc3 = 0.0",
+                "    n4 = n - n % 4",
+                "    for i in range(0, n4, 4):",
+                "        acc0 += float(g[i]) * float(g[i])",
+                "        acc1 += float(g[i + 1]) * float(g[i + 1])",
+                "        acc2 += float(g[i + 2]) * float(g[i + 2])",
+                "        acc3 += float(g[i + 3]) * float(g[i + 3])",
+                "    for i in range(n4, n):",
+                "        acc0 += float(g[i]) * float(g[i])",
+                f"    {code[s]} = _f(math.sqrt((acc0 + acc1) + (acc2 + acc3)))",
+            ]
+        else:
+            lines.append(f"    {code[s]} = {pr.doprint(e)}")
+    lines.append("    for i in range(n):")
+    for s, arr in sorted(plan.loads, key=lambda p: code[p[0]]):
+        lines.append(f"        {code[s]} = {arr}")
+    for s, e in plan.body:
+        lines.append(f"        {code[s]} = {pr.doprint(e)}")
+    for arr, s in plan.stores:
+        lines.append(f"        {arr} = {code[s]}")
+    return "\n".join(lines) + "\n"
+
+
+def _module_head(title: str, dtype: str) -> list[str]:
+    return [
+        f"# symnn generated training code — {title}",
+        "# Generated from SymPy update rules by symnn.train.epoch_kernel; do not edit.",
+        "import math",
+        "",
+        "import numpy as np",
+        "from numba import njit",
+        "",
+        f"_f = np.{dtype}",
+        "",
+    ]
+
+
+def _load(source: str, dtype: str, cache: bool, cache_dir) -> Any:
+    key = module_key("symnn.train.epoch_kernel", source, dtype)
+    return load_module(source, key, cache_dir=cache_dir, use_cache=cache)
+
+
+# ------------------------------------------------------------------------------------------
+# the update alone
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CompiledUpdate:
+    """The compiled update of an optimizer, with its hyperparameters and state layout.
+
+    Attributes
+    ----------
+    optimizer : Optimizer
+    fn : numba dispatcher
+        ``fn(theta, g, lam, S, scal, hp, theta_out)`` (see the module docs).
+    hp : ndarray
+        The hyperparameter values in the order ``fn`` reads them.
+    source : str
+    dtype : numpy.dtype
+    """
+
+    optimizer: Optimizer
+    fn: Any
+    hp: np.ndarray
+    source: str
+    dtype: np.dtype
+    _state: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_state(self) -> int:
+        return len(self.optimizer.state)
+
+    def init_state(self, n_params: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh state ``(S, scal)``: every state vector at its start value, t = 0."""
+        S = np.empty((self.n_state, n_params), self.dtype)
+        for j, st in enumerate(self.optimizer.state):
+            S[j] = st.init
+        return S, np.zeros(1, self.dtype)
+
+    def step(self, theta: np.ndarray, g: np.ndarray, lam: np.ndarray | None = None,
+             S: np.ndarray | None = None, scal: np.ndarray | None = None) -> None:
+        """One update of ``theta`` in place (state kept on this object unless given)."""
+        P = theta.shape[0]
+        if S is None or scal is None:
+            if "S" not in self._state or self._state["S"].shape[1] != P:
+                self._state["S"], self._state["scal"] = self.init_state(P)
+            S, scal = self._state["S"], self._state["scal"]
+        if lam is None:
+            lam = np.full(P, self.optimizer.weight_decay, self.dtype)
+        self.fn(theta, g, lam, S, scal, self.hp, theta)
+
+
+_UPDATES: dict = {}
+
+
+def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
+                   cache_dir=None) -> CompiledUpdate:
+    """Generate and compile the update of ``opt`` (compiled once per rule structure)."""
+    dt = np.dtype(dtype)
+    key = (opt.structure(), dt.name, cache, str(cache_dir))
+    mod = _UPDATES.get(key)
+    if mod is None:
+        source = "\n".join(_module_head(repr(opt), dt.name)) + "\n" + update_source(opt, dt.name)
+        mod = _load(source, dt.name, cache, cache_dir)
+        _UPDATES[key] = mod
+    hp = np.array([h.value for h in opt.hypers()], dt)
+    return CompiledUpdate(opt, mod.update, hp, mod.__symnn_source__, dt)
+
+
+# ------------------------------------------------------------------------------------------
+# the epoch
+# ------------------------------------------------------------------------------------------
+
+_EPOCH = '''
+@njit(cache=True, error_model="numpy", fastmath=False)
+def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats):
+    """One epoch of mini-batch training, entirely compiled.
+
+    bufs (2, P): two parameter buffers, the current one is bufs[cur]; X (n, n_in) and
+    Y (n, n_out) the training data; perm (n,) the order of the samples this epoch;
+    lam, S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
+    (bounds[a]:bounds[a + 1] of θ), the norm of each mini-batch gradient.
+    On return stats = [Σ batch loss × batch size, steps done, status, current buffer];
+    status 1 means a loss was not finite: bufs[1 - current] then holds the parameters of
+    the last finite loss, and that step was not applied.
+    """
+    n = perm.shape[0]
+    P = bufs.shape[1]
+    n_in = X.shape[1]
+    n_out = Y.shape[1]
+    n_arr = bounds.shape[0] - 1
+    grad = np.empty(P, _f)
+    Xb = np.empty((batch_size, n_in), _f)
+    Yb = np.empty((batch_size, n_out), _f)
+    total = 0.0
+    steps = 0
+    status = 0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        m = stop - start
+        if m != batch_size:
+            Xb = np.empty((m, n_in), _f)
+            Yb = np.empty((m, n_out), _f)
+        for r in range(m):
+            j = perm[start + r]
+            for c in range(n_in):
+                Xb[r, c] = X[j, c]
+            for c in range(n_out):
+                Yb[r, c] = Y[j, c]
+        L = _loss_grad(bufs[cur], {XB}, {YB}, grad)
+        if not np.isfinite(L):
+            status = 1
+            cur = 1 - cur
+            break
+        for a in range(n_arr):
+            acc0 = 0.0
+            acc1 = 0.0
+            lo = bounds[a]
+            hi = bounds[a + 1]
+            mid = lo + (hi - lo) // 2
+            for q in range(lo, mid):
+                acc0 += float(grad[q]) * float(grad[q])
+            for q in range(mid, hi):
+                acc1 += float(grad[q]) * float(grad[q])
+            gnorm[a] += math.sqrt(acc0 + acc1)
+        update(bufs[cur], grad, lam, S, scal, hp, bufs[1 - cur])
+        cur = 1 - cur
+        total += float(L) * m
+        steps += 1
+    stats[0] = total
+    stats[1] = steps
+    stats[2] = status
+    stats[3] = cur
+'''
+
+
+def epoch_source(model, opt: Optimizer) -> tuple[str, bool]:
+    """The source of the epoch module of ``model`` trained by ``opt``.
+
+    The module imports the model's loss-and-gradient kernel and the optimizer's compiled
+    update (:func:`compile_update`) from their cached modules by name, so neither is
+    compiled again for it.  Returns ``(source, linked)``; ``linked`` is False when either
+    lives only in memory (no usable cache directory): the module then names them as
+    globals set after import (``_loss_grad``, ``update``), and is compiled in memory too.
+    """
+    dtype = np.dtype(model.dtype).name
+    kernel = model.kernels["loss_and_grad"]
+    upd = compile_update(opt, dtype)
+    kmod, umod = kernel.__module__, upd.fn.__module__
+    linked = (sys.modules.get(kmod) is getattr(model, "module", None) is not None
+              and umod in sys.modules and getattr(sys.modules[umod], "update", None) is upd.fn)
+    head = _module_head(f"{opt!r} on {model.name!r} ({model.n_params} parameters)", dtype)
+    if linked:
+        head[-3:-3] = [f"from {kmod} import {kernel.__name__} as _loss_grad",
+                       f"from {umod} import update"]
+    else:
+        head[-1:-1] = ["_loss_grad = None  # the model's kernel, set after import",
+                       "update = None  # the optimizer's update, set after import"]
+    if _flat_io(model, kernel.__name__):
+        body = _EPOCH.replace("{XB}", "Xb.reshape(-1)").replace("{YB}", "Yb.reshape(-1)")
+    else:
+        body = _EPOCH.replace("{XB}", "Xb").replace("{YB}", "Yb")
+    return "\n".join(head) + body, linked
+
+
+def _flat_io(model, fname: str) -> bool:
+    """Whether the model's loss-and-gradient kernel takes ``X``, ``Y`` flattened (1-D).
+
+    Read from the generated source (the kernel derives the batch size from ``X.shape[0]``
+    divided by the input width when its arrays are flat).
+    """
+    src = getattr(model, "source", "") or ""
+    m = re.search(rf"def {re.escape(fname)}\(.*?\n(.*?)\n\s*work = ", src, re.S)
+    return bool(m and re.search(r"B = X\.shape\[0\] // ", m.group(1)))
+
+
+@dataclass
+class EpochKernel:
+    """A compiled epoch of ``model`` under the rule structure of an optimizer.
+
+    Call :meth:`run` once per epoch.  ``fn`` is the njit ``epoch`` function (signature in
+    the source), ``update`` the njit update on its own.
+    """
+
+    fn: Any
+    update: Any
+    source: str
+    dtype: np.dtype
+
+    def run(self, bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds,
+            gnorm) -> tuple[float, int, int, int]:
+        """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``."""
+        stats = np.zeros(4, np.float64)
+        self.fn(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats)
+        return float(stats[0]), int(stats[1]), int(stats[2]), int(stats[3])
+
+
+_EPOCHS: dict = {}
+
+
+def compile_epoch(model, opt: Optimizer, cache: bool = True, cache_dir=None) -> EpochKernel:
+    """Generate and load the epoch kernel of ``model`` under ``opt`` (once per process per
+    model kernel and rule structure; compiled by Numba on the first call)."""
+    kernel = model.kernels["loss_and_grad"]
+    key = (id(kernel), kernel.__module__, opt.structure(), np.dtype(model.dtype).name,
+           cache, str(cache_dir))
+    hit = _EPOCHS.get(key)
+    if hit is not None and hit[0] is kernel:
+        return hit[1]
+    src, linked = epoch_source(model, opt)
+    dtype = np.dtype(model.dtype).name
+    mod = _load(src, dtype, cache and linked, cache_dir)
+    if not linked:
+        mod._loss_grad = kernel
+        mod.update = compile_update(opt, dtype).fn
+    ek = EpochKernel(mod.epoch, mod.update, mod.__symnn_source__, np.dtype(dtype))
+    _EPOCHS[key] = (kernel, ek)
+    return ek
+
+
+def _isfinite(x: float) -> bool:
+    return math.isfinite(x)

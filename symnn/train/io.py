@@ -1,0 +1,565 @@
+"""Save and load trained models: ``.npz`` arrays plus JSON metadata, never pickle.
+
+A model file is a NumPy ``.npz`` archive (``numpy.savez``) holding two arrays:
+
+* ``theta`` — the flat parameter vector, in the model's dtype;
+* ``meta`` — UTF-8 JSON as ``uint8`` bytes: the format name and version, the symnn
+  version, the network's spec (:meth:`symnn.Network.spec`; for custom models and custom
+  activations the expressions as a structured tree, below), the dtype and parameter
+  layout, the training history, user metadata, and a SHA-256 over all of it and the bytes
+  of ``theta``.
+
+Loading never executes anything: the archive is read with ``allow_pickle=False``, the JSON
+with :mod:`json`, and the network is rebuilt from plain data.  SymPy expressions (a custom
+:class:`~symnn.Model`'s outputs, a custom activation's body) are stored as a tree of node
+names and arguments, walked from the expression; on load each node is rebuilt by the SymPy
+constructor a fixed whitelist (:data:`NODES`) names — no ``sympify``, ``eval`` or
+``srepr`` parsing.  An expression that would not come back identical is refused at save
+time.
+
+Files are written atomically (a temporary file in the same directory, then
+:func:`os.replace`), so a crash never leaves half a file under the final name.  A file that
+is truncated, not a symnn model, modified (checksum mismatch), missing keys or holding
+arrays of the wrong shape or dtype raises :class:`~symnn.errors.ModelFileError` saying
+which.  The checksum detects damage and accidental edits; it is not a signature — anyone
+who can write the file can recompute it.
+
+Examples
+--------
+>>> import os, tempfile, numpy as np, symnn
+>>> from symnn.train.io import save, load
+>>> net = symnn.mlp([2, 3, 1], activation="tanh")
+>>> theta = np.arange(13, dtype=float) / 10
+>>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+>>> save(path, net, theta, metadata={"note": "demo"})
+>>> declared, params, history = load(path)
+>>> declared
+Network([Dense(2, 3), 'tanh', Dense(3, 1)], loss='mse')
+>>> bool(np.array_equal(params, theta)), load(path).metadata["note"]
+(True, 'demo')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from symnn.errors import DeclarationError, ModelFileError, SymnnError
+from symnn.train.history import History
+
+__all__ = ["save", "load", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
+           "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "symnn-model"
+FORMAT_VERSION = 1
+
+#: Deepest expression tree and most nodes accepted when loading.
+MAX_DEPTH = 200
+MAX_NODES = 200_000
+MAX_DIGITS = 4000
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("symnn")
+    except Exception:  # pragma: no cover - not installed as a distribution
+        import symnn
+
+        return getattr(symnn, "__version__", "0")
+
+
+# ------------------------------------------------------------------------------------------
+# expressions as plain data
+# ------------------------------------------------------------------------------------------
+
+
+def _nodes() -> dict[str, Any]:
+    from symnn.declare import activations as A
+    from symnn.declare.losses import xlogy
+
+    table: dict[str, Any] = {}
+    for cls in (sp.Add, sp.Mul, sp.Pow, sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh,
+                sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan, sp.asinh, sp.atanh, sp.Abs,
+                sp.sign, sp.Max, sp.Min, sp.erf, sp.erfc, sp.Heaviside, sp.floor, sp.ceiling,
+                sp.Piecewise, sp.DiracDelta, sp.And, sp.Or, sp.Not,
+                sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan,
+                sp.Equality, sp.Unequality, A.sigmoid, A.relu, A.leaky_relu, A.elu,
+                A.softplus, A.gelu, A.swish, xlogy):
+        table[cls.__name__] = cls
+    table["ExprCondPair"] = sp.functions.elementary.piecewise.ExprCondPair
+    return table
+
+
+#: Node names an expression file may contain, and the SymPy class each one builds (besides
+#: the leaves ``Symbol``, ``Integer``, ``Rational``, ``Float`` and the constants in
+#: :data:`CONSTANTS`).
+NODES: dict[str, Any] = _nodes()
+CONSTANTS: dict[str, Any] = {"Pi": sp.pi, "Exp1": sp.E, "Half": sp.S.Half, "One": sp.S.One,
+                             "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
+                             "BooleanTrue": sp.true, "BooleanFalse": sp.false}
+
+
+def _assumption_names() -> frozenset:
+    from sympy.core.assumptions import _assume_defined
+
+    return frozenset(_assume_defined)
+
+
+def expr_to_data(expr: sp.Basic) -> Any:
+    """A SymPy expression as JSON-able nested dicts (raises ModelFileError if a node type is
+    not in :data:`NODES`).
+
+    Examples
+    --------
+    >>> x = sp.Symbol("x", real=True)
+    >>> data = expr_to_data(sp.exp(-x) / 2)
+    >>> expr_from_data(data) == sp.exp(-x) / 2
+    True
+    """
+    name = type(expr).__name__
+    if isinstance(expr, sp.Symbol) and type(expr) is sp.Symbol:
+        allowed = _assumption_names()
+        assumptions = {k: bool(v) for k, v in expr._assumptions_orig.items()
+                       if k in allowed and v is not None}
+        return {"f": "Symbol", "name": expr.name, "assumptions": assumptions}
+    if isinstance(expr, sp.Integer):
+        return {"f": "Integer", "v": str(int(expr))}
+    if isinstance(expr, sp.Rational):
+        return {"f": "Rational", "p": str(expr.p), "q": str(expr.q)}
+    if isinstance(expr, sp.Float):
+        r = sp.Rational(expr)
+        return {"f": "Float", "p": str(r.p), "q": str(r.q), "prec": int(expr._prec)}
+    for key, value in CONSTANTS.items():
+        if expr is value:
+            return {"f": key}
+    if name in NODES and type(expr) is NODES[name]:
+        return {"f": name, "a": [expr_to_data(a) for a in expr.args]}
+    raise ModelFileError(
+        f"cannot save the expression node {name} ({expr}): symnn model files store only "
+        f"these SymPy node types: Symbol, numbers, {', '.join(sorted(NODES))}"
+    )
+
+
+def _int(text: Any, where: str) -> int:
+    if not isinstance(text, str) or len(text) > MAX_DIGITS:
+        raise ModelFileError(f"{where}: expected an integer as a string of at most "
+                             f"{MAX_DIGITS} digits")
+    try:
+        return int(text)
+    except ValueError as err:
+        raise ModelFileError(f"{where}: {text[:40]!r} is not an integer") from err
+
+
+def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp.Basic:
+    """Rebuild an expression from :func:`expr_to_data` output (whitelisted nodes only)."""
+    count = _count if _count is not None else [0]
+    count[0] += 1
+    if _depth > MAX_DEPTH or count[0] > MAX_NODES:
+        raise ModelFileError(f"expression too deep or too large (limits: depth {MAX_DEPTH}, "
+                             f"{MAX_NODES} nodes)")
+    if not isinstance(data, dict) or not isinstance(data.get("f"), str):
+        raise ModelFileError(f"malformed expression node {str(data)[:80]!r}")
+    f = data["f"]
+    if f == "Symbol":
+        name = data.get("name")
+        assumptions = data.get("assumptions", {})
+        if not isinstance(name, str) or not name or len(name) > 200:
+            raise ModelFileError(f"malformed symbol name {str(name)[:80]!r}")
+        allowed = _assumption_names()
+        if not isinstance(assumptions, dict) or any(
+                k not in allowed or not isinstance(v, bool) for k, v in assumptions.items()):
+            raise ModelFileError(f"symbol {name!r}: malformed assumptions {assumptions!r}")
+        return sp.Symbol(name, **assumptions)
+    if f == "Integer":
+        return sp.Integer(_int(data.get("v"), "Integer"))
+    if f in ("Rational", "Float"):
+        p, q = _int(data.get("p"), f), _int(data.get("q"), f)
+        if q <= 0:
+            raise ModelFileError(f"{f}: denominator must be positive")
+        r = sp.Rational(p, q)
+        if f == "Rational":
+            return r
+        prec = data.get("prec")
+        if not isinstance(prec, int) or not 1 <= prec <= 10_000:
+            raise ModelFileError("Float: malformed precision")
+        return sp.Float(r, precision=prec)
+    if f in CONSTANTS:
+        return CONSTANTS[f]
+    if f not in NODES:
+        raise ModelFileError(f"expression node {f!r} is not one a symnn model file may "
+                             f"contain (allowed: {', '.join(sorted(NODES))})")
+    args = data.get("a")
+    if not isinstance(args, list):
+        raise ModelFileError(f"expression node {f!r}: malformed arguments")
+    built = [expr_from_data(a, _depth + 1, count) for a in args]
+    try:
+        return NODES[f](*built)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"expression node {f!r}: cannot be built from its "
+                             f"arguments: {err}") from err
+
+
+def _roundtrip(expr: sp.Basic, what: str) -> Any:
+    data = expr_to_data(expr)
+    if expr_from_data(data) != expr:
+        raise ModelFileError(f"{what}: the expression {expr} would not load back identical; "
+                             "symnn cannot store it")
+    return data
+
+
+# ------------------------------------------------------------------------------------------
+# specs
+# ------------------------------------------------------------------------------------------
+
+_VAR = sp.Symbol("t", real=True)
+
+
+def _activation_data(act, where: str) -> dict:
+    from symnn.declare.activations import ACTIVATIONS
+
+    if act.key and act.key[0] == "lambda":
+        return {"activation": act.name, "custom": _roundtrip(act.apply(_VAR), where)}
+    if ACTIVATIONS.get(act.name) is not act:
+        raise ModelFileError(f"{where}: activation {act.name!r} is not a registered one and "
+                             "not a sympy.Lambda; symnn cannot store it")
+    return {"activation": act.name}
+
+
+def _check_loss(declared) -> None:
+    from symnn.declare.losses import LOSSES
+
+    if LOSSES.get(declared.loss.name) is not declared.loss:
+        raise ModelFileError(f"loss {declared.loss.name!r} is not a registered loss; symnn "
+                             "cannot store it")
+
+
+def spec_of(declared) -> dict:
+    """The plain-data spec stored in a model file (networks and custom models)."""
+    from symnn.declare.layers import Act, Softmax
+    from symnn.declare.model import Model
+    from symnn.declare.network import Network
+
+    _check_loss(declared)
+    pens = [{"kind": p.kind, "lam": p.lam, "params": list(p.params) if p.params else None}
+            for p in declared.penalties]
+    if isinstance(declared, Network):
+        spec = declared.spec()
+        layers = []
+        for i, (layer, data) in enumerate(zip(declared.layers, spec["layers"])):
+            if isinstance(layer, Act):
+                data = _activation_data(layer.activation, f"layer {i}")
+            layers.append(data)
+        spec["layers"] = layers
+        spec["penalties"] = pens
+        return spec
+    if isinstance(declared, Model):
+        out = None
+        if isinstance(declared.output, Softmax):
+            out = {"activation": "softmax"}
+        elif isinstance(declared.output, Act):
+            out = _activation_data(declared.output.activation, "model output")
+        return {
+            "kind": "model",
+            "name": declared.name,
+            "exprs": [_roundtrip(e, f"model output {i}") for i, e in enumerate(declared.exprs)],
+            "inputs": [expr_to_data(s) for s in declared.inputs],
+            "params": [expr_to_data(s) for s in declared.params],
+            "loss": declared.loss.name,
+            "output": out,
+            "penalties": pens,
+        }
+    raise ModelFileError(f"cannot save a {type(declared).__name__}: expected a Network, a "
+                         "Model or a compiled model")
+
+
+def _layer_from(data: Any, where: str):
+    import sympy as _sp
+
+    from symnn.declare.layers import Dense
+
+    if not isinstance(data, dict):
+        raise ModelFileError(f"{where}: malformed layer {data!r}")
+    if "dense" in data:
+        d = data["dense"]
+        if (not isinstance(d, list) or len(d) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in d)):
+            raise ModelFileError(f"{where}: malformed dense sizes {d!r}")
+        return Dense(d[0], d[1], bool(data.get("bias", True)))
+    name = data.get("activation")
+    if not isinstance(name, str):
+        raise ModelFileError(f"{where}: malformed layer {data!r}")
+    if "custom" in data and data["custom"] is not True:
+        from symnn.declare.activations import Activation
+
+        body = expr_from_data(data["custom"])
+        if not isinstance(body, _sp.Expr):
+            raise ModelFileError(f"{where}: the custom activation body is not an expression")
+        return Activation.from_lambda(_sp.Lambda(_VAR, body), name=name)
+    if data.get("custom") is True:
+        raise ModelFileError(f"{where}: custom activation {name!r} was stored without its "
+                             "expression")
+    return name
+
+
+def declared_from_spec(spec: Any):
+    """Rebuild a Network or Model from :func:`spec_of` data (no code is executed)."""
+    from symnn.declare.losses import L1, L2
+    from symnn.declare.model import Model
+    from symnn.declare.network import Network
+
+    if not isinstance(spec, dict):
+        raise ModelFileError("the stored spec is not a table")
+    try:
+        pens = []
+        for p in spec.get("penalties") or []:
+            maker = {"l1": L1, "l2": L2}.get(p.get("kind"))
+            if maker is None:
+                raise ModelFileError(f"unknown penalty {p!r}")
+            pens.append(maker(p["lam"], p.get("params")))
+        kind = spec.get("kind")
+        if kind == "network":
+            layers = spec.get("layers")
+            if not isinstance(layers, list):
+                raise ModelFileError("the stored network has no list of layers")
+            return Network([_layer_from(d, f"layer {i}") for i, d in enumerate(layers)],
+                           loss=spec.get("loss"), penalties=pens, name=spec.get("name", "net"))
+        if kind == "model":
+            exprs = [expr_from_data(e) for e in spec.get("exprs", [])]
+            inputs = [expr_from_data(s) for s in spec.get("inputs", [])]
+            params = [expr_from_data(s) for s in spec.get("params", [])]
+            out = spec.get("output")
+            output = None if out is None else _layer_from(out, "model output")
+            return Model(exprs, inputs=inputs, params=params, loss=spec.get("loss"),
+                         output=output, penalties=pens, name=spec.get("name", "model"))
+        raise ModelFileError(f"unknown model kind {kind!r} in the stored spec")
+    except ModelFileError:
+        raise
+    except (SymnnError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ModelFileError(f"the stored spec does not describe a valid model: {err}") from err
+
+
+# ------------------------------------------------------------------------------------------
+# files
+# ------------------------------------------------------------------------------------------
+
+
+def _digest(meta: dict, theta: np.ndarray) -> str:
+    body = {k: v for k, v in meta.items() if k != "sha256"}
+    h = hashlib.sha256()
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    h.update(text.encode("utf-8"))
+    h.update(theta.dtype.str.encode("ascii"))
+    h.update(repr(theta.shape).encode("ascii"))
+    h.update(np.ascontiguousarray(theta).tobytes())
+    return h.hexdigest()
+
+
+def save(path: "str | os.PathLike", model: Any, theta, history: History | None = None,
+         metadata: dict | None = None) -> None:
+    """Write a model file (atomically).
+
+    Parameters
+    ----------
+    path : path
+        Where to write (``.npz`` recommended; the name is used as given).
+    model : CompiledModel, Network or Model
+    theta : array, shape (P,)
+        Stored in the compiled model's dtype (float64 for a declared network unless
+        ``theta`` is float32).
+    history : History, optional
+        Also accepts a :class:`~symnn.train.FitResult`'s history.
+    metadata : dict, optional
+        JSON-able user data (strings, numbers, lists, dicts).
+
+    Raises
+    ------
+    ModelFileError
+        When the model cannot be stored (an unregistered loss or activation, an expression
+        node outside :data:`NODES`) or ``metadata`` is not JSON-able.
+    ShapeError
+        When ``theta`` does not fit the model.
+    """
+    from symnn.errors import ShapeError
+
+    declared = getattr(model, "declared", model)
+    if hasattr(model, "dtype") and hasattr(model, "kernels"):
+        dt = np.dtype(model.dtype)
+    else:
+        arr = np.asarray(theta)
+        dt = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    theta = np.ascontiguousarray(np.asarray(theta), dtype=dt)
+    if theta.ndim != 1 or theta.shape[0] != declared.n_params:
+        raise ShapeError(f"save: theta has shape {theta.shape}; {declared!r} takes "
+                         f"({declared.n_params},)")
+    if history is not None and not isinstance(history, History):
+        history = getattr(history, "history", history)
+        if not isinstance(history, History):
+            raise TypeError(f"save: history must be a symnn History, got {type(history)}")
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "symnn_version": _version(),
+        "spec": spec_of(declared),
+        "dtype": dt.name,
+        "n_params": int(declared.n_params),
+        "param_shapes": [[n, list(s)] for n, s in declared.param_shapes],
+        "history": history.to_dict() if history is not None else None,
+        "metadata": metadata,
+    }
+    try:
+        meta["sha256"] = _digest(meta, theta)
+        text = json.dumps(meta, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"save: metadata must be JSON-able (strings, finite numbers, "
+                             f"lists, dicts): {err}") from err
+    blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=".symnn-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, theta=theta, meta=blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class SavedModel(tuple):
+    """What :func:`load` returns: the tuple ``(declared, params, history)``.
+
+    Attributes
+    ----------
+    declared : Network or Model
+    params : ndarray, shape (P,)
+    history : History or None
+    metadata : dict or None
+        The user metadata given to :func:`save`.
+    dtype : numpy.dtype
+    info : dict
+        The file's format, symnn version and checksum.
+    """
+
+    def __new__(cls, declared, params, history, metadata, dtype, info):
+        self = super().__new__(cls, (declared, params, history))
+        self.metadata = metadata
+        self.dtype = dtype
+        self.info = info
+        return self
+
+    @property
+    def declared(self):
+        return self[0]
+
+    @property
+    def params(self) -> np.ndarray:
+        return self[1]
+
+    @property
+    def history(self) -> History | None:
+        return self[2]
+
+    def compile(self, **options):
+        """Compile the network in the stored dtype."""
+        return self.declared.compile(dtype=self.dtype, **options)
+
+
+def load(path: "str | os.PathLike") -> SavedModel:
+    """Read a model file written by :func:`save`.
+
+    Returns
+    -------
+    SavedModel
+        Unpacks as ``declared, params, history``; also ``.metadata``, ``.dtype``,
+        ``.compile()``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, truncated, not a symnn model, modified (checksum mismatch),
+        missing keys, or its arrays do not fit the stored network.
+    """
+    target = os.fspath(path)
+    try:
+        with open(target, "rb") as fh:
+            raw = fh.read()
+    except OSError as err:
+        raise ModelFileError(f"{target}: cannot read the model file: {err}") from err
+    try:
+        with np.load(_io.BytesIO(raw), allow_pickle=False) as npz:
+            keys = set(npz.files)
+            missing = {"theta", "meta"} - keys
+            if missing:
+                raise ModelFileError(f"{target}: not a complete symnn model file: missing "
+                                     f"array(s) {sorted(missing)} (found {sorted(keys)})")
+            theta = npz["theta"]
+            blob = npz["meta"]
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+        raise ModelFileError(f"{target}: not a symnn model file, or truncated/damaged: "
+                             f"{type(err).__name__}: {err}") from err
+    if blob.dtype != np.uint8 or blob.ndim != 1:
+        raise ModelFileError(f"{target}: the 'meta' array is malformed")
+    try:
+        meta = json.loads(blob.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(f"{target}: the metadata is not valid JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{target}: not a symnn model file (format "
+                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(f"{target}: format version {version!r} is newer than this symnn "
+                             f"reads ({FORMAT_VERSION}); upgrade symnn")
+    for key in ("spec", "dtype", "n_params", "param_shapes", "sha256"):
+        if key not in meta:
+            raise ModelFileError(f"{target}: the metadata lacks {key!r}")
+    if meta["dtype"] not in ("float32", "float64") or theta.dtype != np.dtype(meta["dtype"]):
+        raise ModelFileError(f"{target}: theta has dtype {theta.dtype}, the metadata says "
+                             f"{meta['dtype']!r}")
+    if theta.ndim != 1 or theta.shape[0] != meta["n_params"]:
+        raise ModelFileError(f"{target}: theta has shape {theta.shape}, the metadata says "
+                             f"({meta['n_params']},)")
+    try:
+        digest = _digest(meta, theta)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"{target}: the metadata is malformed: {err}") from err
+    if digest != meta["sha256"]:
+        raise ModelFileError(f"{target}: checksum mismatch — the file was damaged or modified "
+                             "after it was saved (stored SHA-256 "
+                             f"{str(meta['sha256'])[:16]}…, computed {digest[:16]}…)")
+    try:
+        declared = declared_from_spec(meta["spec"])
+    except DeclarationError as err:  # pragma: no cover - wrapped in declared_from_spec
+        raise ModelFileError(f"{target}: {err}") from err
+    except ModelFileError as err:
+        raise ModelFileError(f"{target}: {err}") from err
+    shapes = [[n, list(s)] for n, s in declared.param_shapes]
+    if shapes != meta["param_shapes"] or declared.n_params != theta.shape[0]:
+        raise ModelFileError(f"{target}: the stored parameter layout {meta['param_shapes']} "
+                             f"does not match the rebuilt network's {shapes}")
+    history = None
+    if meta.get("history") is not None:
+        try:
+            history = History.from_dict(meta["history"])
+        except (TypeError, ValueError, AttributeError) as err:
+            raise ModelFileError(f"{target}: the stored history is malformed: {err}") from err
+    info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
+    theta = np.array(theta, copy=True)
+    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info)
