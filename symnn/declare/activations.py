@@ -319,7 +319,7 @@ class Activation:
         return Activation(
             name=name,
             apply=lambda z: fn(z),
-            symbol_tex="f" if name == "f" else r"\operatorname{%s}" % name,
+            symbol_tex="f" if name == "f" else r"\operatorname{%s}" % name.replace("_", r"\_"),
             symbol_text=name,
             key=("lambda", sp.srepr(fn)),
         )

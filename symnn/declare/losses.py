@@ -35,6 +35,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -202,7 +203,8 @@ class Penalty:
     def __post_init__(self) -> None:
         if self.kind not in ("l1", "l2"):
             raise DeclarationError(f"penalty kind must be 'l1' or 'l2', got {self.kind!r}")
-        if not (isinstance(self.lam, (int, float)) and self.lam >= 0):
+        if (isinstance(self.lam, bool) or not isinstance(self.lam, (int, float))
+                or not math.isfinite(self.lam) or self.lam < 0):
             raise DeclarationError(
                 f"{self.kind.upper()} penalty: strength must be a number ≥ 0, got {self.lam!r}"
             )

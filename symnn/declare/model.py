@@ -18,6 +18,7 @@ import sympy as sp
 from symnn.declare.layers import Act, Softmax, as_layer
 from symnn.declare.losses import Loss, Penalty, get_loss
 from symnn.declare.network import Declared, _identifier
+from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError
 
 __all__ = ["Model"]
@@ -122,14 +123,23 @@ class Model(Declared):
         return [("theta", (len(self.params),))]
 
     def spec(self) -> dict:
-        return {
+        """Plain data from which the model is rebuilt: expressions as text in the spec
+        language (read back by :func:`symnn.spec.parse_expression`, never evaluated)."""
+        out = {
             "kind": "model",
             "name": self.name,
-            "exprs": [sp.srepr(e) for e in self.exprs],
+            "exprs": [expr_text(e) for e in self.exprs],
             "inputs": [str(s) for s in self.inputs],
             "params": [str(s) for s in self.params],
             "loss": self.loss.name,
+            "penalties": [
+                {"kind": p.kind, "lam": p.lam, "params": list(p.params) if p.params else None}
+                for p in self.penalties
+            ],
         }
+        if self.output is not None:
+            out["output"] = getattr(self.output, "name", "softmax")
+        return out
 
     def __repr__(self) -> str:
         body = self.exprs[0] if len(self.exprs) == 1 else list(self.exprs)

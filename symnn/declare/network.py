@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import sympy as sp
+
 from symnn.declare.activations import Activation
 from symnn.declare.layers import Act, Dense, Softmax, as_layer
 from symnn.declare.losses import Loss, Penalty, get_loss
+from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError
 
 __all__ = ["Network", "mlp", "Declared"]
@@ -225,8 +228,11 @@ class Network(Declared):
             elif isinstance(layer, Softmax):
                 layers.append({"activation": "softmax"})
             else:
-                if layer.activation.key and layer.activation.key[0] == "lambda":
-                    layers.append({"activation": layer.activation.name, "custom": True})
+                act = layer.activation
+                if act.key and act.key[0] == "lambda":
+                    t = sp.Symbol("t")
+                    layers.append({"activation": {"expr": expr_text(act.apply(t)), "var": "t",
+                                                  "name": act.name}})
                 else:
                     layers.append({"activation": layer.activation.name})
         return {
