@@ -48,16 +48,30 @@ def test_lanczos_extremes_equal_the_dense_spectrum(clf):
     assert np.allclose(top, dense[-2:], rtol=1e-8)
 
 
-def test_xor_symmetric_point_is_a_saddle(xor):
-    theta = np.zeros(xor.n_params)  # all weights equal: the hidden units are interchangeable
-    cp = critical_point(xor, theta, XOR_X, XOR_Y)
+def test_origin_of_a_tanh_net_is_a_saddle():
+    """At W = 0 (hidden units interchangeable, output = mean target) the gradient vanishes;
+    a target correlated with the inputs couples W1 and W2 into an indefinite Hessian."""
+    rng = np.random.default_rng(0)
+    model = symnn.mlp([2, 2, 1], activation="tanh", loss="mse").compile()
+    X = rng.normal(size=(40, 2))
+    Y = X @ np.array([[1.0], [-0.5]]) + 0.3
+    theta = model.flatten({"W1": np.zeros((2, 2)), "b1": np.zeros(2), "W2": np.zeros((1, 2)),
+                           "b2": np.array([Y.mean()])})
+    cp = critical_point(model, theta, X, Y)
     assert cp.grad_norm < 1e-12
-    assert cp.kind == "saddle" and cp.n_negative >= 1
-    # moving along the escape direction lowers the loss, to second order
+    assert cp.kind == "saddle" and cp.n_negative >= 1 and cp.n_positive >= 1
+    # moving along the escape direction lowers the loss (second-order decrease)
     v = cp.escape_direction
-    L0 = xor.loss(theta, XOR_X, XOR_Y)
-    assert xor.loss(theta + 1e-2 * v, XOR_X, XOR_Y) < L0
+    L0 = model.loss(theta, X, Y)
+    assert model.loss(theta + 1e-2 * v, X, Y) < L0
     assert "saddle" in str(cp) and "escape" in str(cp)
+
+
+def test_xor_origin_is_degenerate(xor):
+    """XOR is orthogonal to every linear feature: at the origin the W1–W2 coupling vanishes
+    and the Hessian is only semidefinite — the XOR plateau."""
+    cp = critical_point(xor, np.zeros(xor.n_params), XOR_X, XOR_Y)
+    assert cp.grad_norm < 1e-12 and cp.kind == "degenerate" and cp.n_zero > 0
 
 
 def test_least_squares_solution_is_a_minimum():
