@@ -132,11 +132,11 @@ def median_time(
 
 def format_seconds(t: float) -> str:
     """``t`` seconds as a short string in ns, µs, ms or s (3-4 significant digits)."""
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
-        if t >= scale:
+    unit, scale = "ns", 1e-9
+    for u, s in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if t >= s:
+            unit, scale = u, s
             break
-    else:
-        unit, scale = "ns", 1e-9
     v = t / scale
     digits = 0 if v >= 100 else 1 if v >= 10 else 2
     return f"{v:.{digits}f} {unit}"

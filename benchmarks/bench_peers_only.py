@@ -18,6 +18,7 @@ Run: ``python benchmarks/bench_peers_only.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -216,15 +217,43 @@ def matmul_throughput(n: int = 1024, *, repeat: int = 5) -> dict[str, float]:
     return res
 
 
+def _limit_threads(n: int) -> None:
+    """Limit every thread pool to ``n`` threads; must run before torch/jax are imported."""
+    if n == 1:  # XLA reads this once, when its CPU client starts
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = (
+            f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
+    peers.TORCH_THREADS = n
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("threadpoolctl not installed: BLAS thread count left unchanged")
+        return
+    import scipy.linalg  # noqa: F401  (load the OpenBLAS that numba's BLAS calls use)
+
+    # Kept alive for the whole run (the limiter is a context manager).
+    _limit_threads.limiter = threadpool_limits(limits=n)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 samples of >= 5 ms each")
     parser.add_argument("--repeat", type=int, default=7, help="samples per median")
     parser.add_argument("--min-time", type=float, default=0.02, help="seconds per sample")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS/OpenMP pools (threadpoolctl), torch and XLA to N threads "
+        "(default: leave BLAS as configured, torch at peers.TORCH_THREADS)",
+    )
     args = parser.parse_args(argv)
     repeat, min_time = (3, 0.005) if args.quick else (args.repeat, args.min_time)
 
     t_start = time.perf_counter()
+    if args.threads is not None:
+        _limit_threads(args.threads)
     status = peers.peer_status()
     for name, reason in status.items():
         if reason is not None:

@@ -25,10 +25,14 @@ Peers
     Hand-written forward/backward (and forward-over-reverse R-operator for
     Hessian-vector products) in NumPy.
 ``numba``
-    Hand-written, tuned Numba kernels: BLAS ``np.dot`` for the matrix products at
-    larger batch, fused loops at small batch, and a vectorisable inline ``tanh``
-    (Cephes rational approximation, ~1.4 ulp, see :func:`numba_tanh`). This is the
-    performance reference for symnn's generated kernels.
+    Hand-written, tuned Numba kernels (``error_model="numpy"``): BLAS ``dgemm`` for the
+    matrix products when ``B > NUMBA_SMALL_BATCH`` (the very function numba's ``np.dot``
+    calls, scipy's OpenBLAS, but called directly so products accumulate and transpose
+    for free and compile faster), register-blocked loops for small batches, bias, tanh
+    and the loss fused into single passes, and a vectorisable inline ``tanh`` (Cephes
+    rational approximation with a bit-level ``exp``, ~1.4 ulp, see :func:`numba_tanh`).
+    The gradient kernel is the performance reference for symnn's generated kernels. The
+    HVP kernel is a BLAS R-operator; the Numba "Hessian" is simply ``P`` such HVPs.
 ``torch``
     PyTorch eager in float64 (``torch.set_num_threads(2)``), ``torch.func`` for second
     derivatives.
@@ -650,11 +654,31 @@ def _gemm(trans_a, trans_b, alpha, A, B, beta, C):
 
 @njit(error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
 def _affine_loops(A, W, Z):
-    """``Z = A @ W.T`` with plain loops (row dot products, SIMD via reassociation)."""
+    """``Z = A @ W.T`` with plain loops, for small batches.
+
+    Four rows of ``W`` per pass share each load of ``A[i, k]``; the ``k`` loops are
+    vectorised through reassociation (``fastmath={"reassoc", "contract"}``).
+    """
     B, n_in = A.shape
     n_out = W.shape[0]
+    n4 = n_out - n_out % 4
     for i in range(B):
-        for j in range(n_out):
+        for j in range(0, n4, 4):
+            a0 = 0.0
+            a1 = 0.0
+            a2 = 0.0
+            a3 = 0.0
+            for k in range(n_in):
+                x = A[i, k]
+                a0 += x * W[j, k]
+                a1 += x * W[j + 1, k]
+                a2 += x * W[j + 2, k]
+                a3 += x * W[j + 3, k]
+            Z[i, j] = a0
+            Z[i, j + 1] = a1
+            Z[i, j + 2] = a2
+            Z[i, j + 3] = a3
+        for j in range(n4, n_out):
             acc = 0.0
             for k in range(n_in):
                 acc += A[i, k] * W[j, k]
@@ -822,10 +846,20 @@ def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
                     A[i, k] = G[i, k] * (1.0 - a * a)
         else:
             g = work[end : end + n_in]
+            n4 = n_out - n_out % 4
             for i in range(B):
                 for k in range(n_in):
-                    g[k] = D[i, 0] * W[0, k]
-                for j in range(1, n_out):
+                    g[k] = 0.0
+                for j in range(0, n4, 4):  # four rows of W per pass over g
+                    d0 = D[i, j]
+                    d1 = D[i, j + 1]
+                    d2 = D[i, j + 2]
+                    d3 = D[i, j + 3]
+                    for k in range(n_in):
+                        g[k] += (d0 * W[j, k] + d1 * W[j + 1, k]) + (
+                            d2 * W[j + 2, k] + d3 * W[j + 3, k]
+                        )
+                for j in range(n4, n_out):
                     d = D[i, j]
                     for k in range(n_in):
                         g[k] += d * W[j, k]
