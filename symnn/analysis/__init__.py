@@ -12,11 +12,12 @@ from symnn.analysis.curvature import (
     find_saddle,
     hessian_spectrum,
 )
+from symnn.analysis.flow import GradientFlow, gradient_flow
 from symnn.analysis.lipschitz import LipschitzReport, derivative_bound, lipschitz_bound
 from symnn.analysis.weights import WeightSpectrum, weight_spectra
 
 __all__ = [
     "hessian_spectrum", "critical_point", "CriticalPoint", "condition_number", "find_saddle",
     "weight_spectra", "WeightSpectrum", "lipschitz_bound", "LipschitzReport",
-    "derivative_bound",
+    "derivative_bound", "gradient_flow", "GradientFlow",
 ]
