@@ -318,7 +318,6 @@ def equations_of(declared) -> Equations:
             eq = _op_equation(ctx, op)
             if eq is not None:
                 loss_eqs.append(eq)
-    param_grads = {d.program.outputs["grad:" + p.name] for p in d.params}
     for op in d.backward_ops:
         eq = _op_equation(ctx, op)
         if eq is None:
@@ -330,8 +329,6 @@ def equations_of(declared) -> Equations:
             backward.extend(ctx.extra)
             ctx.extra = []
         (grads if op.out.kind == "param" else backward).append(eq)
-        del param_grads
-        param_grads = None
     sections = [("Forward pass", forward), ("Loss", loss_eqs),
                 ("Backward pass", backward), ("Gradients", grads)]
     notes = [
