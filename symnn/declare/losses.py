@@ -1,6 +1,6 @@
 """Loss functions and regularisation penalties as SymPy definitions.
 
-A loss is declared by its *pointwise* term :math:`\\ell_k(a_k, y_k)` (a SymPy scalar
+A loss is declared by its *pointwise* term :math:`\\ell_k(\\hat y_k, y_k)` (a SymPy scalar
 expression in the output component ``a`` and target component ``y``) and how the
 components of one sample are combined (``mean`` or ``sum``).  The loss of a batch is always
 the mean of the per-sample losses:
@@ -10,20 +10,20 @@ the mean of the per-sample losses:
 Conventions (``n`` is the number of outputs):
 
 ===================  ==========================================================
-``"mse"``            :math:`\\ell = \\frac1n \\sum_k (a_k - y_k)^2`
-``"mae"``            :math:`\\ell = \\frac1n \\sum_k |a_k - y_k|`  (sign(0) = 0)
-``"huber"``          :math:`\\ell = \\frac1n \\sum_k h_\\delta(a_k - y_k)`, δ = 1:
+``"mse"``            :math:`\\ell = \\frac1n \\sum_k (\\hat y_k - y_k)^2`
+``"mae"``            :math:`\\ell = \\frac1n \\sum_k |\\hat y_k - y_k|`  (sign(0) = 0)
+``"huber"``          :math:`\\ell = \\frac1n \\sum_k h_\\delta(\\hat y_k - y_k)`, δ = 1:
                      :math:`r^2/2` for :math:`|r| \\le \\delta`, else
                      :math:`\\delta(|r| - \\delta/2)`
-``"bce"``            :math:`\\ell = -\\frac1n \\sum_k y_k \\log a_k + (1-y_k)\\log(1-a_k)`;
+``"bce"``            :math:`\\ell = -\\frac1n \\sum_k y_k \\log \\hat y_k + (1-y_k)\\log(1-\\hat y_k)`;
                      after a sigmoid output it is computed from the logits ``z`` as
                      :math:`\\frac1n\\sum_k \\mathrm{softplus}(z_k) - y_k z_k` (same value,
                      stable), whose gradient is :math:`(a - y)/n`
-``"cross_entropy"``  :math:`\\ell = -\\sum_k y_k \\log a_k` (targets are probability
+``"cross_entropy"``  :math:`\\ell = -\\sum_k y_k \\log \\hat y_k` (targets are probability
                      vectors: rows sum to 1); after a softmax output it is computed from
                      the logits as :math:`\\operatorname{LSE}(z) - y\\cdot z`, gradient
                      :math:`p - y`
-``"kl"``             :math:`\\ell = \\sum_k y_k \\log(y_k / a_k)` with :math:`0\\log 0 = 0`
+``"kl"``             :math:`\\ell = \\sum_k y_k \\log(y_k / \\hat y_k)` with :math:`0\\log 0 = 0`
 ===================  ==========================================================
 
 Examples
@@ -116,45 +116,45 @@ LOSSES: dict[str, Loss] = {
         "mse",
         lambda a, y: (a - y) ** 2,
         "mean",
-        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} (a_k - y_k)^2",
-        text="ℓ = (1/n) Σₖ (aₖ − yₖ)²",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} (\hat y_k - y_k)^2",
+        text="ℓ = (1/n) Σₖ (ŷₖ − yₖ)²",
     ),
     "mae": Loss(
         "mae",
         lambda a, y: sp.Abs(a - y),
         "mean",
-        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} \lvert a_k - y_k \rvert",
-        text="ℓ = (1/n) Σₖ |aₖ − yₖ|",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} \lvert \hat y_k - y_k \rvert",
+        text="ℓ = (1/n) Σₖ |ŷₖ − yₖ|",
     ),
     "huber": Loss(
         "huber",
         _huber,
         "mean",
-        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} h_1(a_k - y_k)",
-        text="ℓ = (1/n) Σₖ h₁(aₖ − yₖ)",
+        tex=r"\ell = \frac{1}{n}\sum_{k=1}^{n} h_1(\hat y_k - y_k)",
+        text="ℓ = (1/n) Σₖ h₁(ŷₖ − yₖ)",
     ),
     "bce": Loss(
         "bce",
         lambda a, y: -(y * sp.log(a) + (1 - y) * sp.log(1 - a)),
         "mean",
-        tex=r"\ell = -\frac{1}{n}\sum_{k=1}^{n} \left[y_k \log a_k + (1 - y_k)\log(1 - a_k)\right]",
-        text="ℓ = −(1/n) Σₖ [yₖ log aₖ + (1 − yₖ) log(1 − aₖ)]",
+        tex=r"\ell = -\frac{1}{n}\sum_{k=1}^{n} \left[y_k \log \hat y_k + (1 - y_k)\log(1 - \hat y_k)\right]",
+        text="ℓ = −(1/n) Σₖ [yₖ log ŷₖ + (1 − yₖ) log(1 − ŷₖ)]",
     ),
     "cross_entropy": Loss(
         "cross_entropy",
         lambda a, y: -y * sp.log(a),
         "sum",
         probabilities=True,
-        tex=r"\ell = -\sum_{k=1}^{n} y_k \log a_k",
-        text="ℓ = −Σₖ yₖ log aₖ",
+        tex=r"\ell = -\sum_{k=1}^{n} y_k \log \hat y_k",
+        text="ℓ = −Σₖ yₖ log ŷₖ",
     ),
     "kl": Loss(
         "kl",
         lambda a, y: xlogy(y, y) - y * sp.log(a),
         "sum",
         probabilities=True,
-        tex=r"\ell = \sum_{k=1}^{n} y_k \log \frac{y_k}{a_k}",
-        text="ℓ = Σₖ yₖ log(yₖ / aₖ)",
+        tex=r"\ell = \sum_{k=1}^{n} y_k \log \frac{y_k}{\hat y_k}",
+        text="ℓ = Σₖ yₖ log(yₖ / ŷₖ)",
     ),
 }
 LOSSES["ce"] = LOSSES["cross_entropy"]

@@ -190,7 +190,7 @@ def _indexed_vjp(b: Builder, op: P.Map, g, var: P.Var, args: list[P.Arg], known)
     used = set().union(*(e.free_symbols for e in exprs)) if exprs else set()
     allargs = tuple(a for a in allargs if a.symbol in used)
     out = b.temp((var.size,))
-    m = b.emit(P.Map(out, tuple(exprs), allargs, role="model_grad"))
+    m = b.emit(P.Map(out, tuple(exprs), allargs, role="model_grad", label=op.label))
     if var.kind == "param":
         return b.emit(P.BatchMean(b.temp(var.shape, "param"), m))
     return m

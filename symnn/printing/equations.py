@@ -140,7 +140,7 @@ class _Ctx:
     def names(self, op: P.Map, tex: bool) -> dict:
         out = {}
         display = {}
-        if op.role == "model" and op.label:
+        if op.role in ("model", "model_grad") and op.label:
             display = op.label[0]
         for a in op.args:
             if a.symbol in display:
@@ -196,6 +196,10 @@ def _op_equation(ctx: _Ctx, op: P.Op) -> Equation | None:
                         [r"\frac{1}{B}\sum_{s=1}^{B} %s_s \left(%s_s\right)^{\top}"
                          % (op.u.tex, op.v.tex)])
     if isinstance(op, P.BatchMean):
+        if op.u.name in ctx.temps:
+            ut, ux = ctx.temps[op.u.name]
+            return Equation(o.name, o.text, [f"⟨{ut}⟩"], o.tex,
+                            [r"\frac{1}{B}\sum_{s=1}^{B} \left(%s\right)_s" % ux])
         if o.kind == "total":
             return Equation(o.name, o.text, [f"⟨{op.u.text}⟩"], o.tex,
                             [r"\frac{1}{B}\sum_{s=1}^{B} %s_s" % op.u.tex])
@@ -232,6 +236,17 @@ def _map_equation(ctx: _Ctx, op: P.Map) -> Equation:
         eq = _act_grad_equation(ctx, op, op.label[0], names_t, names_x, vec)
         if eq is not None:
             return eq
+    if op.role == "model_grad" and op.label:
+        display = op.label[0]
+        params = [display.get(sp.Symbol(f"theta_{j}", real=True), f"θ[{j + 1}]")
+                  for j in range(len(op.exprs))]
+        texts = [f"∂ℓ/∂{p} = " + vector_text(e, names_t, vec) for p, e in zip(params, op.exprs)]
+        texes = [r"\frac{\partial \ell}{\partial %s} = %s" % (sp.latex(p), vector_latex(
+            e, names_x, vec)) for p, e in zip(params, op.exprs)]
+        ctx.temps[o.name] = ("∂ℓ/∂θ", r"\frac{\partial \ell}{\partial \theta}")
+        return Equation(o.name, "∂ℓ/∂θ", ["[" + "; ".join(texts) + "]"],
+                        r"\frac{\partial \ell}{\partial \theta}",
+                        [r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(texes)])
     if len(op.exprs) > 1:
         texts = [vector_text(e, names_t, vec) for e in op.exprs]
         texes = [vector_latex(e, names_x, vec) for e in op.exprs]
@@ -297,8 +312,8 @@ def equations_of(declared) -> Equations:
     lx = loss.tex
     fused = d.meta.get("fused")
     out_t, out_x = pred.text, pred.tex
-    loss_eqs.append(Equation("ell_def", "ℓ", [lt.split("= ", 1)[1] + f"   (a = {out_t})"],
-                             r"\ell", [lx.split("= ", 1)[1] + r"\quad (a = %s)" % out_x]))
+    loss_eqs.append(Equation("ell_def", "ℓ", [lt.split("= ", 1)[1] + f"   (ŷ = {out_t})"],
+                             r"\ell", [lx.split("= ", 1)[1] + r"\quad (\hat y = %s)" % out_x]))
     prod = {op.out: op for op in fwd_ops}
     for op in fwd_ops[cut:]:
         if is_temp(op.out):
