@@ -1,0 +1,71 @@
+"""Every example runs (in its fast mode) and shows what it claims."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+import pytest
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_example_is_tested():
+    tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
+              "gradient_flow", "regression_lm_vs_adam"}
+    present = {p.stem for p in EXAMPLES.glob("*.py")}
+    assert present == tested, f"untested examples: {present - tested}"
+
+
+def test_xor(capsys):
+    out = _load("xor").main(["--fast"])
+    assert out["loss"] < 1e-2 and out["check"]
+    assert np.all((out["pred"].ravel() > 0.5) == np.array([False, True, True, False]))
+    assert "δ⁽¹⁾ = ∇_a⁽¹⁾ℓ ⊙ σ'(z⁽¹⁾)" in capsys.readouterr().out
+
+
+def test_custom_model_recovers_the_oscillator():
+    out = _load("custom_model").main(["--fast"])
+    assert np.allclose(out["params"], out["truth"], atol=0.05)
+
+
+def test_sin_approximation_improves_with_width():
+    errs = _load("sin_approximation").main(["--fast"])
+    assert errs[4] < errs[1] / 10 and errs[4] < 0.05
+
+
+def test_digits_trains():
+    pytest.importorskip("sklearn")
+    out = _load("digits").main(["--fast"])
+    assert out["symnn"] > 0.93 and out["symnn"] >= out["sklearn"] - 0.03
+
+
+def test_saddle_point_example(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "spectrum.png"
+    out = _load("saddle_point").main(["--fast", "--plot", str(png)])
+    assert out["saddle"].kind == "saddle" and out["minimum"].kind == "minimum"
+    assert np.allclose(out["lanczos"], out["minimum"].eigenvalues[[0, -1]], rtol=1e-8)
+    assert png.stat().st_size > 1000
+
+
+def test_gradient_flow_example(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "flow.png"
+    flows = _load("gradient_flow").main(["--fast", "--plot", str(png)])
+    assert flows["sigmoid"].verdict == "vanishing"
+    assert flows["tanh"].ratio > 100 * flows["sigmoid"].ratio
+    assert png.stat().st_size > 1000
+
+
+def test_regression_lm_vs_adam():
+    mod = _load("regression_lm_vs_adam")
+    mod.main(["--fast"])
