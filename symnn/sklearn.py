@@ -29,7 +29,7 @@ Examples
 --------
 >>> from sklearn.datasets import load_iris
 >>> X, y = load_iris(return_X_y=True)
->>> clf = SymnnClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0)
+>>> clf = SymnnClassifier(hidden_layer_sizes=(16,), solver="lbfgs", random_state=0)
 >>> clf.fit(X / 8.0, y).score(X / 8.0, y) > 0.9
 True
 """
@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 
 try:  # scikit-learn is an optional dependency
@@ -187,7 +188,7 @@ class _SymnnMLP(BaseEstimator):
             return SGD(self.learning_rate_init, **common)
         wd = dict(weight_decay=self.alpha / n_samples, decay="weights")
         if self.solver == "lbfgs":
-            return LBFGS(tol=self.tol, **wd)
+            return LBFGS(tol=self.tol, max_fun=int(self.max_fun), **wd)
         if self.solver == "newton-cg":
             return NewtonCG(tol=self.tol, **wd)
         if self.solver == "lm":
@@ -267,7 +268,8 @@ class _SymnnMLP(BaseEstimator):
         if (res.stop_reason == "completed" and self.solver in ("adam", "sgd")
                 and self.n_iter_ == self.max_iter):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          "and the optimization hasn't converged yet.", ConvergenceWarning)
+                          "and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=2)
         return self
 
     def _forward(self, X) -> np.ndarray:
@@ -329,7 +331,7 @@ class _Stopper:
                 self.count = 0
             if score > self.best:
                 self.best = score
-                self.best_params = np.array(info.params, copy=True)
+                self.best_params = info.params
         else:
             loss = info.record["loss"]
             if loss > self.best - est.tol:

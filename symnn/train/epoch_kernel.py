@@ -16,7 +16,8 @@ the loop body holds only elementwise work, so LLVM vectorises it.  Hyperparamete
 travel in ``hp`` at run time: one compiled update serves every learning rate.
 
 :func:`epoch_source` wraps the update and the model's compiled loss-and-gradient kernel
-(``<name>_loss_grad`` from :mod:`symnn.codegen.numba_gen`) into one ``epoch`` function: the
+(``<name>_loss_grad`` from :mod:`symnn.codegen.numba_gen`, which takes its batch as flat
+1-D arrays) into one ``epoch`` function: the
 shuffled mini-batch loop — gather the batch, forward, backward, update — runs inside one
 compiled call, so small networks pay no Python overhead per step.  Parameters live in two
 buffers that alternate at each step, so when a loss comes out non-finite the parameters of
@@ -38,8 +39,6 @@ array([0.9, 2.2])
 
 from __future__ import annotations
 
-import math
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +48,7 @@ import sympy as sp
 
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.printer import KernelPrinter
+from symnn.errors import CompileError
 from symnn.train.optimizers import GRAD, LAM, THETA, THETA_NEW, Optimizer, Rule
 from symnn.train.schedules import T
 
@@ -181,17 +181,17 @@ def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update")
     Examples
     --------
     >>> from symnn.train.optimizers import Adam
-    >>> print(update_source(Adam()).split("for i in range(n):")[1])  # doctest: +ELLIPSIS
+    >>> print(update_source(Adam()).split("for i in range(n):")[1])
     <BLANKLINE>
             g_i = g[i]
             m_i = S[0, i]
-            v_i = S[1, i]
             theta_i = theta[i]
-            m_new_i = beta1*m_i + c0*g_i
-            v_new_i = beta2*v_i + c1*(g_i*g_i)
+            v_i = S[1, i]
+            m_new_i = c0*g_i + m_i*beta1
+            v_new_i = c1*(g_i*g_i) + v_i*beta2
             mhat_i = c2*m_new_i
             vhat_i = c3*v_new_i
-            theta_new_i = c4*mhat_i/(epsilon + math.sqrt(vhat_i)) + theta_i
+            theta_new_i = theta_i + c4*mhat_i/(epsilon + math.sqrt(vhat_i))
             S[0, i] = m_new_i
             S[1, i] = v_new_i
             theta_out[i] = theta_new_i
@@ -253,6 +253,16 @@ def _module_head(title: str, dtype: str) -> list[str]:
 def _load(source: str, dtype: str, cache: bool, cache_dir) -> Any:
     key = module_key("symnn.train.epoch_kernel", source, dtype)
     return load_module(source, key, cache_dir=cache_dir, use_cache=cache)
+
+
+def _prepare_runtime(dtype: str) -> None:
+    """Compile or load the code generator's shared runtime blocks, as the model does before
+    its first kernel call (the epoch calls the kernel without going through the model)."""
+    from symnn.codegen import numba_gen
+
+    prep = getattr(numba_gen, "prepare_runtime", None)
+    if prep is not None:
+        prep(dtype)
 
 
 # ------------------------------------------------------------------------------------------
@@ -329,13 +339,14 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
 
 _EPOCH = '''
 @njit(cache=True, error_model="numpy", fastmath=False)
-def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats):
+def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats, work):
     """One epoch of mini-batch training, entirely compiled.
 
     bufs (2, P): two parameter buffers, the current one is bufs[cur]; X (n, n_in) and
     Y (n, n_out) the training data; perm (n,) the order of the samples this epoch;
     lam, S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
-    (bounds[a]:bounds[a + 1] of θ), the norm of each mini-batch gradient.
+    (bounds[a]:bounds[a + 1] of θ), the norm of each mini-batch gradient.  work: the
+    model kernel's scratch buffer.
     On return stats = [Σ batch loss × batch size, steps done, status, current buffer];
     status 1 means a loss was not finite: bufs[1 - current] then holds the parameters of
     the last finite loss, and that step was not applied.
@@ -363,7 +374,7 @@ def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, st
                 Xb[r, c] = X[j, c]
             for c in range(n_out):
                 Yb[r, c] = Y[j, c]
-        L = _loss_grad(bufs[cur], {XB}, {YB}, grad)
+        L = _loss_grad({CALL})
         if not np.isfinite(L):
             status = 1
             cur = 1 - cur
@@ -412,22 +423,33 @@ def epoch_source(model, opt: Optimizer) -> tuple[str, bool]:
     else:
         head[-1:-1] = ["_loss_grad = None  # the model's kernel, set after import",
                        "update = None  # the optimizer's update, set after import"]
-    if _flat_io(model, kernel.__name__):
-        body = _EPOCH.replace("{XB}", "Xb.reshape(-1)").replace("{YB}", "Yb.reshape(-1)")
-    else:
-        body = _EPOCH.replace("{XB}", "Xb").replace("{YB}", "Yb")
-    return "\n".join(head) + body, linked
+    call = ", ".join(_KERNEL_ARGS[a] for a in _kernel_args(model))
+    return "\n".join(head) + _EPOCH.replace("{CALL}", call), linked
 
 
-def _flat_io(model, fname: str) -> bool:
-    """Whether the model's loss-and-gradient kernel takes ``X``, ``Y`` flattened (1-D).
+#: What the epoch passes for each argument of the model's loss-and-gradient kernel.
+_KERNEL_ARGS = {"params": "bufs[cur]", "X": "Xb.reshape(-1)", "Y": "Yb.reshape(-1)",
+                "grad": "grad", "work": "work"}
 
-    Read from the generated source (the kernel derives the batch size from ``X.shape[0]``
-    divided by the input width when its arrays are flat).
-    """
-    src = getattr(model, "source", "") or ""
-    m = re.search(rf"def {re.escape(fname)}\(.*?\n(.*?)\n\s*work = ", src, re.S)
-    return bool(m and re.search(r"B = X\.shape\[0\] // ", m.group(1)))
+
+def _kernel_args(model) -> tuple[str, ...]:
+    """The argument names of the model's ``loss_and_grad`` kernel (from its generator)."""
+    gen = getattr(model, "generated", None)
+    kern = getattr(gen, "kernels", {}).get("loss_and_grad") if gen is not None else None
+    args = tuple(getattr(kern, "args", ("params", "X", "Y", "grad")))
+    unknown = [a for a in args if a not in _KERNEL_ARGS]
+    if unknown:
+        raise CompileError(f"the loss-and-gradient kernel of {model.name!r} takes arguments "
+                           f"{unknown} that the training epoch does not know how to pass")
+    return args
+
+
+def work_size(model, batch_size: int) -> int:
+    """Length of the kernel's work buffer for one mini-batch (0 if it manages its own)."""
+    gen = getattr(model, "generated", None)
+    if gen is None or not hasattr(gen, "work_size") or "work" not in _kernel_args(model):
+        return 0
+    return int(gen.work_size("loss_and_grad", batch_size))
 
 
 @dataclass
@@ -444,10 +466,11 @@ class EpochKernel:
     dtype: np.dtype
 
     def run(self, bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds,
-            gnorm) -> tuple[float, int, int, int]:
+            gnorm, work) -> tuple[float, int, int, int]:
         """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``."""
         stats = np.zeros(4, np.float64)
-        self.fn(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats)
+        self.fn(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats,
+                work)
         return float(stats[0]), int(stats[1]), int(stats[2]), int(stats[3])
 
 
@@ -465,6 +488,7 @@ def compile_epoch(model, opt: Optimizer, cache: bool = True, cache_dir=None) -> 
         return hit[1]
     src, linked = epoch_source(model, opt)
     dtype = np.dtype(model.dtype).name
+    _prepare_runtime(dtype)
     mod = _load(src, dtype, cache and linked, cache_dir)
     if not linked:
         mod._loss_grad = kernel
@@ -472,7 +496,3 @@ def compile_epoch(model, opt: Optimizer, cache: bool = True, cache_dir=None) -> 
     ek = EpochKernel(mod.epoch, mod.update, mod.__symnn_source__, np.dtype(dtype))
     _EPOCHS[key] = (kernel, ek)
     return ek
-
-
-def _isfinite(x: float) -> bool:
-    return math.isfinite(x)

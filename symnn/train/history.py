@@ -19,8 +19,8 @@ Each record holds
 Examples
 --------
 >>> h = History()
->>> h.append(epoch=1, loss=0.5, val_loss=None, grad_norm={"W1": 1.0}, time=0.01, steps=4)
->>> h.append(epoch=2, loss=0.25, val_loss=None, grad_norm={"W1": 0.5}, time=0.01, steps=4)
+>>> _ = h.append(epoch=1, loss=0.5, val_loss=None, grad_norm={"W1": 1.0}, time=0.01)
+>>> _ = h.append(epoch=2, loss=0.25, val_loss=None, grad_norm={"W1": 0.5}, time=0.01)
 >>> h.loss
 array([0.5 , 0.25])
 >>> h.grad_norms["W1"]

@@ -69,7 +69,7 @@ class EpochInfo:
     record : dict
         The history record just added.
     params : ndarray
-        The current parameters (read-only view: copy it to keep it).
+        A copy of the current parameters.
     model : CompiledModel
     history : History
     """
@@ -281,10 +281,18 @@ class Session:
             when = "before training" if epoch == 0 else f"after epoch {epoch}"
             kept = ("the initial parameters" if self.good_epoch == 0 else
                     f"the parameters after epoch {self.good_epoch}")
+            where = ""
+            if rep.kind == "gradient":  # name the parameter: check coordinates too
+                loc = gradcheck(self.model, theta, self.Xc, self.Yc, n_directions=0,
+                                coordinates="auto", seed=epoch)
+                w = loc.worst_parameter
+                if not loc and w is not None:
+                    where = (f" The worst parameter is {w.label}: analytic {w.analytic:.10g}, "
+                             f"finite difference {w.numeric:.10g}.")
             err = TrainingError(
                 f"the {rep.kind} check failed {when}: the model's derivatives disagree with "
-                f"finite differences of its loss, so training stopped. err.params holds "
-                f"{kept}, the last to pass a check.\n{rep}",
+                f"finite differences of its loss, so training stopped.{where} err.params "
+                f"holds {kept}, the last to pass a check.\n{rep}",
                 params=(self.good if self.good is not None else theta).copy(),
                 history=self.history)
             err.report = rep
@@ -297,15 +305,19 @@ class Session:
             self.check(theta, 0, second_order)
 
     # -- divergence ----------------------------------------------------------------------------
-    def diverged(self, epoch: int, step: int, params: np.ndarray, what: str,
-                 value: float) -> TrainingError:
+    def diverged(self, epoch: int, updates: int, params: np.ndarray, what: str,
+                 value: Any) -> TrainingError:
+        """The error for a non-finite loss or parameter vector after ``updates`` updates."""
         lr = getattr(self.opt, "lr", None)
-        hint = (f"lower the learning rate (lr={lr:g}) or set clip_norm=" if lr is not None
-                else "add damping or check the data scale")
-        where = f"at step {step} (epoch {epoch})" if step else "at the initial parameters"
+        hint = (f"lower the learning rate (lr={lr:g}) or clip the gradient (clip_norm=1.0)"
+                if lr is not None else "add damping, or check the scale of the data")
+        where = (f"after {updates} updates (epoch {epoch})" if updates
+                 else "at the initial parameters")
+        kept = ("the initial parameters" if not updates else
+                "the parameters of the last finite loss")
         return TrainingError(
-            f"training diverged {where}: the {what} is {value}; {hint}. err.params holds the "
-            f"parameters of the last finite loss and err.history the epochs completed.",
+            f"training diverged {where}: the {what} is {value}; {hint}. err.params holds "
+            f"{kept} and err.history the epochs completed.",
             params=np.array(params, copy=True), history=self.history)
 
     # -- end of an epoch ---------------------------------------------------------------------
@@ -349,9 +361,8 @@ class Session:
         if self.check_every and epoch % self.check_every == 0:
             self.check(theta, epoch, second_order)
         for cb in self.callbacks:
-            view = theta.view()
-            view.flags.writeable = False
-            if cb(EpochInfo(epoch, rec, view, self.model, self.history)):
+            if cb(EpochInfo(epoch, rec, np.array(theta, copy=True), self.model,
+                            self.history)):
                 self.stop_reason = "callback"
                 stop = True
         rec["time"] = time.perf_counter() - t0
@@ -431,8 +442,12 @@ def _first_order(s: Session, opt, theta: np.ndarray, batch_size: int | None, shu
     bufs[0] = theta
     bufs[1] = theta
     cur = 0
+    if engine == "kernel" and not _has_kernel(model):
+        raise ValueError("fit: engine='kernel' needs a compiled model whose loss_and_grad is "
+                         "its Numba kernel; use engine='python' (or 'auto') for this model")
     use_kernel = engine == "kernel" or (engine == "auto" and _has_kernel(model))
     kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
+    work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
     lr_at = _lr_function(opt)
     s.start(bufs[cur])
     for epoch in range(1, s.epochs + 1):
@@ -441,12 +456,12 @@ def _first_order(s: Session, opt, theta: np.ndarray, batch_size: int | None, shu
         gn = np.zeros(len(s.names), np.float64)
         if kernel is not None:
             total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs, lam, S,
-                                                   scal, upd.hp, s.bounds, gn)
+                                                   scal, upd.hp, s.bounds, gn, work)
         else:
             total, steps, status, cur = _python_epoch(model, upd, bufs, cur, s.X, s.Y, perm,
                                                       bs, lam, S, scal, s.bounds, gn)
         if status != ek_mod.STATUS_OK:
-            raise s.diverged(epoch, s.steps + steps + 1, bufs[cur], "mini-batch loss",
+            raise s.diverged(epoch, s.steps + steps, bufs[cur], "mini-batch loss",
                              "not finite (NaN or ±inf)")
         norms = {name: float(gn[a] / max(steps, 1)) for a, name in enumerate(s.names)}
         stop = s.end_epoch(epoch, bufs[cur], total / n, norms, steps, t0,

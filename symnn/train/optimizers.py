@@ -47,7 +47,7 @@ from sympy.printing.str import StrPrinter
 
 from symnn.errors import DeclarationError, UnknownNameError
 from symnn.printing.equations import Equation, Equations
-from symnn.train.schedules import ETA, ETA0, T, Constant, Hyper, Schedule, _positive
+from symnn.train.schedules import ETA, ETA0, Constant, Hyper, Schedule, T, _positive
 
 __all__ = [
     "Rule",
@@ -544,7 +544,7 @@ class Adam(Optimizer):
 
     Examples
     --------
-    >>> print(Adam().equations().latex().splitlines()[-1])
+    >>> print(Adam().equations().latex().splitlines()[-2])
     \\theta_{t} &= \\theta_{t-1} - \\frac{\\eta \\hat{m}_{t}}{\\sqrt{\\hat{v}_{t}} + \\varepsilon}
     """
 
@@ -652,7 +652,7 @@ def get_optimizer(spec: "str | dict | Any", **options: Any):
     >>> get_optimizer({"name": "adam", "lr": 0.01})
     Adam(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-08)
     >>> get_optimizer("sgd", lr=0.1, momentum=0.9, nesterov=True)
-    Nesterov(lr=0.1, mu=0.9)
+    Nesterov(lr=0.1, momentum=0.9)
     """
     from symnn.train import second_order as so
 

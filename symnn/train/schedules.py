@@ -105,10 +105,10 @@ class Schedule:
 
     def value(self, eta0: float, t: int) -> float:
         """``η_t`` as a number (evaluated from :meth:`expr`)."""
-        sub = {h.symbol: h.value for h in self.hypers()}
-        sub[ETA0] = eta0
-        sub[T] = t
-        return float(sp.sympify(self.expr()).xreplace(sub).evalf())
+        sub = {h.symbol: sp.Float(h.value) for h in self.hypers()}
+        sub[ETA0] = sp.Float(eta0)
+        sub[T] = sp.Integer(t)
+        return float(sp.N(sp.sympify(self.expr()).xreplace(sub)))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{h.argname}={h.value:g}" for h in self.hypers())

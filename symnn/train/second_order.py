@@ -40,7 +40,7 @@ import numpy as np
 
 from symnn.errors import DeclarationError, SizeLimitError
 from symnn.printing.equations import Equation, Equations
-from symnn.train.loop import Session, _Stop, _array_norms, decay_vector
+from symnn.train.loop import Session, _array_norms, _Stop, decay_vector
 from symnn.train.schedules import _positive
 
 __all__ = ["SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG"]
@@ -60,19 +60,29 @@ class SecondOrder:
         Which parameters it applies to (as for the first-order optimizers).
     tol : float
         Stop when the gradient's largest component is at most ``tol``.
+    max_iter : int, optional
+        Iterations at most (also bounded by ``fit(epochs=…)``).
     """
 
     kind = "second_order"
     name = "second_order"
 
     def __init__(self, *, weight_decay: float = 0.0, decay: str = "all",
-                 tol: float = 1e-10) -> None:
+                 tol: float = 1e-10, max_iter: int | None = None) -> None:
         where = type(self).__name__
+        if max_iter is not None and (isinstance(max_iter, bool) or not isinstance(max_iter, int)
+                                     or max_iter < 1):
+            raise DeclarationError(f"{where}: max_iter must be an integer ≥ 1, got "
+                                   f"{max_iter!r}")
+        self.max_iter = max_iter
         self.weight_decay = _positive("weight_decay", weight_decay, where, allow_zero=True)
         if decay not in ("all", "weights"):
             raise DeclarationError(f"{where}: decay must be 'all' or 'weights', got {decay!r}")
         self.decay = decay
         self.tol = _positive("tol", tol, where, allow_zero=True)
+
+    def _iterations(self, s: Session) -> int:
+        return s.epochs if self.max_iter is None else min(s.epochs, self.max_iter)
 
     # the objective ------------------------------------------------------------------------
     def _objective(self, s: Session):
@@ -116,8 +126,9 @@ class _Damped(SecondOrder):
     """Trust-ratio damped steps ``(M + μD) δ = −g`` (M the Hessian or Gauss-Newton matrix)."""
 
     def __init__(self, damping: float = 1e-3, *, max_params: int = 3000,
-                 weight_decay: float = 0.0, decay: str = "all", tol: float = 1e-10) -> None:
-        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol)
+                 weight_decay: float = 0.0, decay: str = "all", tol: float = 1e-10,
+                 max_iter: int | None = None) -> None:
+        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
         self.damping = _positive("damping", damping, type(self).__name__)
         self.max_params = int(max_params)
 
@@ -146,7 +157,7 @@ class _Damped(SecondOrder):
             raise s.diverged(0, 0, th.astype(dt), "loss", L)
         mu = None
         nu = 2.0
-        for it in range(1, s.epochs + 1):
+        for it in range(1, self._iterations(s) + 1):
             t0 = time.perf_counter()
             norms = _array_norms(g, s.names, s.bounds)
             if float(np.max(np.abs(g))) <= self.tol:
@@ -256,9 +267,9 @@ class LevenbergMarquardt(_Damped):
 
     def __init__(self, damping: float = 1e-3, *, scaling: str = "identity",
                  max_params: int = 3000, weight_decay: float = 0.0, decay: str = "all",
-                 tol: float = 1e-10) -> None:
+                 tol: float = 1e-10, max_iter: int | None = None) -> None:
         super().__init__(damping, max_params=max_params, weight_decay=weight_decay,
-                         decay=decay, tol=tol)
+                         decay=decay, tol=tol, max_iter=max_iter)
         if scaling not in ("identity", "marquardt"):
             raise DeclarationError(f"LevenbergMarquardt: scaling must be 'identity' or "
                                    f"'marquardt', got {scaling!r}")
@@ -294,7 +305,7 @@ class _Scipy(SecondOrder):
     method = ""
 
     def _options(self, s: Session) -> dict:
-        return {"maxiter": s.epochs}
+        return {"maxiter": self._iterations(s)}
 
     def _hessp(self, s: Session, lam):
         return None
@@ -339,7 +350,7 @@ class _Scipy(SecondOrder):
             res = minimize(fun, x0, jac=True, method=self.method, hessp=self._hessp(s, lam),
                            callback=callback, options=self._options(s))
             x = state["x"]
-            if res.success and state["it"] < s.epochs:
+            if res.success and state["it"] < self._iterations(s):
                 s.stop_reason = "converged"
             if state["it"] == 0 and np.all(np.isfinite(res.x)):
                 x = np.asarray(res.x, np.float64)
@@ -359,7 +370,9 @@ class LBFGS(_Scipy):
         Projected-gradient tolerance (``gtol``).
     ftol : float
         Relative decrease tolerance of the loss (SciPy's ``ftol``).
-    weight_decay, decay
+    max_fun : int, optional
+        Loss evaluations at most (SciPy's ``maxfun``; default 20 per iteration).
+    weight_decay, decay, max_iter
         As :class:`SecondOrder`.
 
     Examples
@@ -372,16 +385,19 @@ class LBFGS(_Scipy):
     method = "L-BFGS-B"
 
     def __init__(self, memory: int = 10, *, tol: float = 1e-9, ftol: float = 1e-12,
-                 weight_decay: float = 0.0, decay: str = "all") -> None:
-        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol)
+                 max_fun: int | None = None, weight_decay: float = 0.0, decay: str = "all",
+                 max_iter: int | None = None) -> None:
+        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
+        self.max_fun = max_fun
         if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
             raise DeclarationError(f"LBFGS: memory must be an integer ≥ 1, got {memory!r}")
         self.memory = memory
         self.ftol = _positive("ftol", ftol, "LBFGS", allow_zero=True)
 
     def _options(self, s):
-        return {"maxiter": s.epochs, "maxcor": self.memory, "gtol": self.tol,
-                "ftol": self.ftol, "maxfun": 20 * s.epochs + 20}
+        n = self._iterations(s)
+        return {"maxiter": n, "maxcor": self.memory, "gtol": self.tol, "ftol": self.ftol,
+                "maxfun": self.max_fun if self.max_fun is not None else 20 * n + 20}
 
     def _step_equation(self):
         return "θₖ − αₖ Hₖ g", r"\theta_k - \alpha_k H_k g"
@@ -408,8 +424,9 @@ class NewtonCG(_Scipy):
     name = "newton_cg"
 
     def __init__(self, method: str = "trust-ncg", *, tol: float = 1e-9,
-                 weight_decay: float = 0.0, decay: str = "all") -> None:
-        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol)
+                 weight_decay: float = 0.0, decay: str = "all",
+                 max_iter: int | None = None) -> None:
+        super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
         if method not in ("trust-ncg", "Newton-CG", "trust-krylov"):
             raise DeclarationError(
                 f"NewtonCG: method must be 'trust-ncg', 'Newton-CG' or 'trust-krylov', got "
@@ -428,8 +445,8 @@ class NewtonCG(_Scipy):
 
     def _options(self, s):
         if self.method == "Newton-CG":
-            return {"maxiter": s.epochs, "xtol": self.tol}
-        return {"maxiter": s.epochs, "gtol": self.tol}
+            return {"maxiter": self._iterations(s), "xtol": self.tol}
+        return {"maxiter": self._iterations(s), "gtol": self.tol}
 
     def _step_equation(self):
         if self.method == "Newton-CG":

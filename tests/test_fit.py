@@ -1,0 +1,290 @@
+"""The training loop: compiled epochs, history, checks, divergence, second order.
+
+Two small compiled models are shared by the whole module (compiling dominates the cost).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import symnn
+from symnn.errors import DataError, TrainingError
+from symnn.train import (
+    LBFGS,
+    SGD,
+    Adagrad,
+    Adam,
+    CosineDecay,
+    History,
+    LevenbergMarquardt,
+    Momentum,
+    Nesterov,
+    Newton,
+    NewtonCG,
+    RMSProp,
+    fit,
+)
+
+
+@pytest.fixture(scope="module")
+def reg():
+    """A 2-8-1 tanh network with MSE, and data y = x₀·x₁ + noise."""
+    model = symnn.mlp([2, 8, 1], activation="tanh", loss="mse").compile()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(96, 2))
+    y = X[:, 0] * X[:, 1] + 0.05 * rng.normal(size=96)
+    return model, X, y
+
+
+@pytest.fixture(scope="module")
+def clf():
+    """A 4-6-3 tanh softmax classifier on three Gaussian blobs."""
+    model = symnn.mlp([4, 6, 3], activation="tanh", output="softmax",
+                      loss="cross_entropy").compile()
+    rng = np.random.default_rng(1)
+    y = np.arange(90) % 3
+    X = rng.normal(size=(90, 4)) + 2.0 * np.eye(4)[y]
+    return model, X, y
+
+
+def test_adam_trains_and_records_history(reg):
+    model, X, y = reg
+    res = fit(model, X, y, Adam(lr=0.02), epochs=40, batch_size=16, seed=3, validation=0.25,
+              progress=False)
+    h = res.history
+    assert isinstance(h, History) and len(h) == 40 and res.stop_reason == "completed"
+    assert h.loss[-1] < 0.5 * h.loss[0]
+    assert np.all(np.isfinite(h.val_loss)) and h.val_loss[-1] < h.val_loss[0]
+    assert set(h.grad_norms) == {"W1", "b1", "W2", "b2"}
+    assert all(np.all(v > 0) for v in h.grad_norms.values())
+    assert np.all(h.time >= 0) and h[0]["steps"] == 5  # 72 training samples / 16
+    assert res.params.shape == (model.n_params,) and res.steps == 200
+    assert "W1" in h.table()
+
+
+def test_compiled_epoch_equals_python_loop(reg):
+    """The epoch kernel and a Python loop around model.loss_and_grad train identically."""
+    model, X, y = reg
+    kw = dict(epochs=3, batch_size=10, seed=5, progress=False)
+    a = fit(model, X, y, Adam(lr=0.01, clip_norm=0.5), engine="kernel", **kw)
+    b = fit(model, X, y, Adam(lr=0.01, clip_norm=0.5), engine="python", **kw)
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-12)
+    for name in a.history.grad_norms:
+        np.testing.assert_allclose(a.history.grad_norms[name], b.history.grad_norms[name],
+                                   rtol=1e-10)
+
+
+@pytest.mark.parametrize("opt", [SGD(lr=0.1), Momentum(lr=0.05), Nesterov(lr=0.05),
+                                 Adagrad(lr=0.1), RMSProp(lr=0.01), Adam(lr=0.01)], ids=repr)
+def test_every_first_order_optimizer_trains(clf, opt):
+    model, X, y = clf
+    res = fit(model, X, y, opt, epochs=15, batch_size=9, seed=0, progress=False)
+    assert res.history.loss[-1] < 0.7 * res.history.loss[0]
+
+
+def test_schedule_learning_rate_is_recorded(clf):
+    model, X, y = clf
+    res = fit(model, X, y, SGD(lr=0.1, schedule=CosineDecay(20)), epochs=4, batch_size=18,
+              progress=False)
+    lrs = [r["lr"] for r in res.history]
+    expected = [0.1 * 0.5 * (1 + np.cos(np.pi * (5 * k - 1) / 20)) for k in range(1, 5)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+
+
+def test_check_every_catches_a_corrupted_gradient_and_keeps_last_good_params(reg, monkeypatch):
+    model, X, y = reg
+    genuine = model.loss_and_grad
+    state = {"corrupt": False}
+
+    def loss_and_grad(theta, Xb, yb):
+        L, g = genuine(theta, Xb, yb)
+        if state["corrupt"]:
+            g = g.copy()
+            g[3] += 0.05  # one wrong component
+        return L, g
+
+    monkeypatch.setattr(model, "loss_and_grad", loss_and_grad, raising=False)
+    kept = {}
+
+    def corrupt_after_epoch_2(info):
+        if info.epoch == 2:
+            kept["params"] = info.params.copy()
+            state["corrupt"] = True
+
+    with pytest.raises(TrainingError, match="gradient check failed after epoch 3") as exc:
+        fit(model, X, y, Adam(lr=0.01), epochs=10, batch_size=16, check_every=1,
+            callbacks=[corrupt_after_epoch_2], progress=False)
+    err = exc.value
+    np.testing.assert_array_equal(err.params, kept["params"])
+    assert not err.report and "worst parameter is W1[1, 1]" in str(err)
+    assert len(err.history) == 3
+
+
+def test_check_before_training_keeps_the_initial_params(reg, monkeypatch):
+    model, X, y = reg
+    genuine = model.loss_and_grad
+
+    def wrong(theta, Xb, yb):
+        L, g = genuine(theta, Xb, yb)
+        return L, 1.01 * g
+
+    monkeypatch.setattr(model, "loss_and_grad", wrong, raising=False)
+    theta0 = model.init(seed=9)
+    with pytest.raises(TrainingError, match="before training") as exc:
+        fit(model, X, y, SGD(lr=0.1), epochs=3, theta0=theta0, check_every=1, progress=False)
+    np.testing.assert_array_equal(exc.value.params, theta0)
+
+
+def test_check_every_passes_for_the_genuine_model(clf):
+    model, X, y = clf
+    res = fit(model, X, y, Adam(lr=0.01), epochs=4, batch_size=30, check_every=2,
+              progress=False)
+    assert len(res.history) == 4
+
+
+@pytest.mark.parametrize("where", ["X", "y", "validation", "theta0"])
+def test_nan_in_data_is_a_data_error_before_training(reg, where):
+    model, X, y = reg
+    X, y = X.copy(), y.copy()
+    kw = {}
+    if where == "X":
+        X[5, 1] = np.nan
+    elif where == "y":
+        y[7] = np.inf
+    elif where == "validation":
+        Xv = X[:10].copy()
+        Xv[2, 0] = np.nan
+        kw["validation"] = (Xv, y[:10])
+    else:
+        t0 = model.init(0)
+        t0[4] = np.nan
+        kw["theta0"] = t0
+    with pytest.raises(DataError):
+        fit(model, X, y, Adam(), epochs=1, progress=False, **kw)
+
+
+def test_diverging_learning_rate_keeps_last_finite_params(reg):
+    model, X, y = reg
+    y = 1e3 * y
+    with pytest.raises(TrainingError, match="diverged") as exc:
+        fit(model, X, y, SGD(lr=10.0), epochs=200, batch_size=16, progress=False)
+    err = exc.value
+    assert np.all(np.isfinite(err.params))
+    # the kept parameters are those of the last finite mini-batch loss
+    assert np.isfinite(model.loss(err.params, X, y))
+    assert isinstance(err.history, History)
+    assert np.all(np.isfinite(err.history.loss))
+
+
+def test_loss_not_finite_at_start(reg):
+    model, X, y = reg
+    theta0 = np.full(model.n_params, 1e200)
+    with pytest.raises(TrainingError, match="initial parameters") as exc:
+        fit(model, X, y, SGD(lr=0.1), epochs=2, theta0=theta0, progress=False)
+    np.testing.assert_array_equal(exc.value.params, theta0)
+
+
+def test_early_stopping_restores_the_best_epoch(reg):
+    model, X, y = reg
+    Xv, yv = X[:20], -y[:20]  # a validation set the training makes worse
+    res = fit(model, X[20:], y[20:], Adam(lr=0.02), epochs=100, batch_size=16,
+              validation=(Xv, yv), early_stopping=3, progress=False)
+    assert res.stop_reason == "early_stopping"
+    best = res.history.best("val_loss")
+    assert res.best_epoch == res.history[best]["epoch"]
+    assert model.loss(res.params, Xv, yv) == pytest.approx(res.history.val_loss[best],
+                                                            rel=1e-12)
+    assert len(res.history) == best + 4
+
+
+def test_callback_can_stop(clf):
+    model, X, y = clf
+    res = fit(model, X, y, Adam(), epochs=50, callbacks=[lambda info: info.epoch == 3],
+              progress=False)
+    assert res.stop_reason == "callback" and len(res.history) == 3
+
+
+@pytest.mark.parametrize("opt", [LevenbergMarquardt(), Newton(), LBFGS(), NewtonCG(),
+                                 NewtonCG(method="Newton-CG")], ids=repr)
+def test_second_order_methods_beat_adam_in_few_iterations(reg, opt):
+    model, X, y = reg
+    adam = fit(model, X, y, Adam(lr=0.01), epochs=15, batch_size=None, progress=False)
+    res = fit(model, X, y, opt, epochs=15, check_every=5, progress=False)
+    assert 1 <= len(res.history) <= 15
+    assert res.history.loss[-1] < 0.5 * adam.history.loss[-1]
+    assert set(res.history[0]["grad_norm"]) == {"W1", "b1", "W2", "b2"}
+
+
+def test_hessian_check_catches_a_wrong_hvp(reg, monkeypatch):
+    model, X, y = reg
+    genuine = model.hvp
+    monkeypatch.setattr(model, "hvp", lambda th, v, Xb, yb: 1.1 * genuine(th, v, Xb, yb),
+                        raising=False)
+    with pytest.raises(TrainingError, match="hessian check failed before training"):
+        fit(model, X, y, NewtonCG(), epochs=3, check_every=1, progress=False)
+
+
+def test_weight_decay_shrinks_weights(reg):
+    model, X, y = reg
+    kw = dict(epochs=20, batch_size=16, seed=0, progress=False)
+    a = fit(model, X, y, Adam(lr=0.01), **kw)
+    b = fit(model, X, y, Adam(lr=0.01, weight_decay=0.5, decay="weights"), **kw)
+    wa, wb = model.unflatten(a.params), model.unflatten(b.params)
+    assert np.linalg.norm(wb["W1"]) < np.linalg.norm(wa["W1"])
+
+
+def test_progress_only_when_asked(reg, monkeypatch, capsys):
+    model, X, y = reg
+    fit(model, X, y, Adam(), epochs=3, progress=False)
+    assert capsys.readouterr().err == ""
+    fit(model, X, y, Adam(), epochs=3, progress=None)  # stderr is not a terminal here
+    assert capsys.readouterr().err == ""
+    fake = io.StringIO()
+    monkeypatch.setattr("sys.stderr", fake)
+    fit(model, X, y, Adam(), epochs=3, progress=True)
+    out = fake.getvalue()
+    assert "epoch 3/3" in out and out.endswith("\n")
+
+
+def test_bad_arguments(reg):
+    model, X, y = reg
+    with pytest.raises(ValueError, match="epochs"):
+        fit(model, X, y, epochs=0)
+    with pytest.raises(ValueError, match="engine"):
+        fit(model, X, y, engine="gpu")
+    with pytest.raises(DataError, match="validation"):
+        fit(model, X, y, validation=1.5)
+    with pytest.raises(symnn.ShapeError):
+        fit(model, X, y, theta0=np.zeros(3))
+
+
+def test_install_attaches_fit(reg):
+    from symnn.codegen.model import CompiledModel
+    from symnn.train import install
+
+    install()
+    model, X, y = reg
+    assert callable(CompiledModel.fit)
+    res = model.fit(X, y, Adam(), epochs=2, progress=False)
+    assert len(res.history) == 2
+
+
+def test_example_regression_lm_vs_adam_runs():
+    """examples/regression_lm_vs_adam.py --fast: second order passes Adam in few iterations."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "regression_lm_vs_adam.py"
+    spec = importlib.util.spec_from_file_location("regression_lm_vs_adam", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    results = mod.main(["--fast"])
+    adam = results["Adam (b=32)"]
+    for name in ("Levenberg–Marquardt", "Newton-CG (trust)"):
+        r = results[name]
+        assert r["train"] < adam["train"]
+        assert r["first_below_adam"] is not None and r["first_below_adam"] < adam["iterations"] / 4
