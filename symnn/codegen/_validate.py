@@ -8,6 +8,7 @@ contiguous arrays of the right type.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from symnn.errors import DataError, ShapeError
@@ -40,10 +41,49 @@ def _numeric(a, what: str) -> np.ndarray:
     return arr
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _nonfinite(a):
+    """True when the flat array holds a NaN or an infinity (x - x is NaN exactly then).
+
+    ``reassoc`` only lets the sum of the zeros vectorise; NaN and inf still propagate."""
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] - a[i]
+    return s != 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bad_probability_row(a, n, tol):
+    """-1 when every row of the flat (rows, n) array is finite, non-negative and sums to 1
+    within ``tol``; else the first bad row."""
+    for r in range(a.size // n):
+        s = 0.0
+        for c in range(n):
+            x = a[r * n + c]
+            if not x >= 0:  # negative or NaN
+                return r
+            s += x
+        if not abs(s - 1.0) <= tol:  # also catches inf
+            return r
+    return -1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _one_hot(labels, n, out):
+    """out (flat, rows of n) ← one-hot rows of the labels; returns -1, or the position of
+    the first label outside 0..n-1 (out is then incomplete)."""
+    for r in range(labels.size):
+        k = labels[r]
+        if k < 0 or k >= n:
+            return r
+        for c in range(n):
+            out[r * n + c] = 0.0
+        out[r * n + k] = 1.0
+    return -1
+
+
 def _finite(arr: np.ndarray, what: str) -> None:
-    if arr.dtype.kind != "f":
-        return
-    if np.isfinite(arr).all():
+    if arr.dtype.kind != "f" or not _nonfinite(arr.reshape(-1)):
         return
     bad = np.argwhere(~np.isfinite(arr))[0]
     value = arr[tuple(bad)]
@@ -56,8 +96,16 @@ def _finite(arr: np.ndarray, what: str) -> None:
     )
 
 
+def _ready(a, dtype, ndim) -> bool:
+    """Already a C-contiguous array of the dtype and rank (the common case: no copies)."""
+    return (type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim
+            and a.flags.c_contiguous)
+
+
 def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta") -> np.ndarray:
     """A flat parameter vector of length ``n_params`` in the model's dtype."""
+    if _ready(theta, dtype, 1) and theta.shape[0] == n_params:
+        return theta
     arr = _numeric(theta, what)
     if arr.ndim != 1 or arr.shape[0] != n_params:
         raise ShapeError(
@@ -81,6 +129,9 @@ def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[n
 
 def as_inputs(X, n_inputs: int, dtype: np.dtype, what: str = "X") -> np.ndarray:
     """A ``(B, n_inputs)`` batch, finite, C-contiguous, in the model's dtype."""
+    if _ready(X, dtype, 2) and X.shape[1] == n_inputs and X.shape[0] > 0:
+        _finite(X, what)
+        return X
     arr = _numeric(X, what)
     if arr.ndim != 2:
         hint = ""
@@ -116,14 +167,13 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
             raise ShapeError(
                 f"{what} holds {arr.shape[0]} class labels for a batch of {batch} rows"
             )
-        if arr.size and (arr.min() < 0 or arr.max() >= n_outputs):
-            bad = int(np.argmax((arr < 0) | (arr >= n_outputs)))
+        out = np.empty((batch, n_outputs), dtype=dtype)
+        bad = _one_hot(np.ascontiguousarray(arr, dtype=np.int64), n_outputs, out.reshape(-1))
+        if bad >= 0:
             raise DataError(
                 f"{what}[{bad}] = {arr[bad]} is not a class label of this model: labels "
                 f"must be integers in 0..{n_outputs - 1}"
             )
-        out = np.zeros((batch, n_outputs), dtype=dtype)
-        out[np.arange(batch), arr.astype(np.intp)] = 1
         return out
     if arr.ndim == 1 and n_outputs == 1:
         arr = arr.reshape(-1, 1)
@@ -135,23 +185,24 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
             f"{what} has shape {arr.shape}; expected ({batch}, {n_outputs}){alt} to match "
             f"{batch} rows of X and the model's {n_outputs} outputs"
         )
-    _finite(arr, what)
     out = np.ascontiguousarray(arr, dtype=dtype)
     if probabilities:
-        tol = 1e-6 if dtype == np.float64 else 1e-4
-        neg = np.argwhere(out < 0)
-        if neg.size:
-            r, c = neg[0]
+        tol = (1e-6 if dtype == np.float64 else 1e-4) * max(1, n_outputs)
+        r = _bad_probability_row(out.reshape(-1), n_outputs, tol)
+        if r >= 0:
+            _finite(arr, what)
+            neg = np.flatnonzero(out[r] < 0)
+            if neg.size:
+                c = int(neg[0])
+                raise DataError(
+                    f"{what}[{r}, {c}] = {out[r, c]} is negative; the {loss or 'probability'} "
+                    "loss needs probability rows (non-negative, summing to 1)"
+                )
             raise DataError(
-                f"{what}[{r}, {c}] = {out[r, c]} is negative; the {loss or 'probability'} "
-                "loss needs probability rows (non-negative, summing to 1)"
+                f"row {r} of {what} sums to {float(out[r].sum()):.6g}, not 1; the "
+                f"{loss or 'probability'} loss needs probability rows (or pass 1-D integer "
+                "class labels)"
             )
-        sums = out.sum(axis=1, dtype=np.float64)
-        badrows = np.flatnonzero(np.abs(sums - 1.0) > tol * max(1, n_outputs))
-        if badrows.size:
-            r = int(badrows[0])
-            raise DataError(
-                f"row {r} of {what} sums to {sums[r]:.6g}, not 1; the {loss or 'probability'} "
-                "loss needs probability rows (or pass 1-D integer class labels)"
-            )
+    else:
+        _finite(out, what)
     return out

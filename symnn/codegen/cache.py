@@ -187,15 +187,16 @@ def load_module(source: str, key: str, cache_dir: "str | os.PathLike | None" = N
     module
     """
     name = module_name(key)
-    module = sys.modules.get(name)
-    if module is not None and getattr(module, "__symnn_source__", None) == source:
-        return module
     if not use_cache:
         module = _in_memory(name + "_mem", source)
         module.__symnn_source__ = source
         return module
     directory = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     path = directory / f"{name}.py"
+    module = sys.modules.get(name)
+    if (module is not None and getattr(module, "__symnn_source__", None) == source
+            and getattr(module, "__file__", None) == str(path)):
+        return module  # already imported by this process, from this directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
         if not _verified(path, source):

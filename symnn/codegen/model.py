@@ -195,12 +195,26 @@ class CompiledModel(_Base):
         self.kernels = {kind: getattr(module, k.name) for kind, k in generated.kernels.items()}
         self._reference: ReferenceModel | None = None
         self._ready = False
+        self._buffers: dict = {}
+        self._repaired: set = set()
 
     @property
     def reference(self) -> "ReferenceModel":
         if self._reference is None:
             self._reference = ReferenceModel(self.declared, self.dtype)
         return self._reference
+
+    def _work(self, kind: str, B: int, K: int = 1) -> np.ndarray:
+        """The reusable work buffer of a kernel, grown when a call needs more.
+
+        Kernels hold the GIL, so one buffer per kernel is never used by two calls at
+        once; reusing it spares allocating (and first-touching) it on every call."""
+        need = self.generated.work_size(kind, B, K)
+        buf = self._buffers.get(kind)
+        if buf is None or buf.shape[0] < need:
+            buf = np.empty(max(need, 1), self.dtype)
+            self._buffers[kind] = buf
+        return buf
 
     def _call(self, kind: str, *args):
         fn = self.kernels[kind]
@@ -212,9 +226,14 @@ class CompiledModel(_Base):
         except Exception as err:
             from numba.core.errors import NumbaError
 
-            if not isinstance(err, NumbaError):
+            if isinstance(err, NumbaError):
+                raise _compile_error(self, kind, err) from err
+            if not _from_numba_cache(err) or kind in self._repaired:
                 raise
-            raise _compile_error(self, kind, err) from err
+            # Numba's own cache files for this module are damaged: delete them, recompile
+            self._repaired.add(kind)
+            _purge_numba_cache(self.module)
+            return self._call(kind, *args)
 
     # -- first order -------------------------------------------------------------------------
     def predict(self, theta, X) -> np.ndarray:
@@ -222,7 +241,8 @@ class CompiledModel(_Base):
         theta = self._theta(theta)
         X = self._X(X)
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        self._call("predict", theta, X.reshape(-1), out.reshape(-1))
+        self._call("predict", theta, X.reshape(-1), out.reshape(-1),
+                   self._work("predict", X.shape[0]))
         return out
 
     def loss(self, theta, X, y) -> float:
@@ -230,7 +250,8 @@ class CompiledModel(_Base):
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
-        return float(self._call("loss", theta, X.reshape(-1), Y.reshape(-1)))
+        return float(self._call("loss", theta, X.reshape(-1), Y.reshape(-1),
+                                self._work("loss", X.shape[0])))
 
     def loss_and_grad(self, theta, X, y) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
@@ -238,7 +259,8 @@ class CompiledModel(_Base):
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         grad = np.empty(self.n_params, self.dtype)
-        L = self._call("loss_and_grad", theta, X.reshape(-1), Y.reshape(-1), grad)
+        L = self._call("loss_and_grad", theta, X.reshape(-1), Y.reshape(-1), grad,
+                       self._work("loss_and_grad", X.shape[0]))
         return float(L), grad
 
     # -- second order ------------------------------------------------------------------------
@@ -248,7 +270,8 @@ class CompiledModel(_Base):
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         out = np.empty_like(Vm)
-        self._call(kind, theta, Vm.reshape(-1), X.reshape(-1), Y.reshape(-1), out.reshape(-1))
+        self._call(kind, theta, Vm.reshape(-1), X.reshape(-1), Y.reshape(-1), out.reshape(-1),
+                   self._work(kind, X.shape[0], Vm.shape[0]))
         return out[0] if single else out
 
     def hvp(self, theta, v, X, y) -> np.ndarray:
@@ -271,8 +294,8 @@ class CompiledModel(_Base):
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         P = self.n_params
-        per_sample, per_dir = self.generated.tangent_sizes["hvp"]
-        per = (X.shape[0] * per_sample + per_dir + P) * self.dtype.itemsize
+        _, per_sample, per_dir, _ = self.generated.work["hvp"]
+        per = (X.shape[0] * per_sample + per_dir + 2 * P) * self.dtype.itemsize
         chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
         H = np.empty((P, P), self.dtype)
         Xf, Yf = X.reshape(-1), Y.reshape(-1)
@@ -280,7 +303,8 @@ class CompiledModel(_Base):
             stop = min(P, start + chunk)
             E = np.zeros((stop - start, P), self.dtype)
             E[np.arange(stop - start), np.arange(start, stop)] = 1
-            self._call("hvp", theta, E.reshape(-1), Xf, Yf, H[start:stop].reshape(-1))
+            self._call("hvp", theta, E.reshape(-1), Xf, Yf, H[start:stop].reshape(-1),
+                       self._work("hvp", X.shape[0], stop - start))
         H += H.T
         H *= 0.5
         return H
@@ -290,8 +314,34 @@ class CompiledModel(_Base):
         theta = self._theta(theta)
         X = self._X(X)
         out = np.empty((X.shape[0], self.n_outputs, self.n_inputs), self.dtype)
-        self._call("jacobian", theta, X.reshape(-1), out.reshape(-1))
+        self._call("jacobian", theta, X.reshape(-1), out.reshape(-1),
+                   self._work("jacobian", X.shape[0], self.n_inputs))
         return out
+
+
+def _from_numba_cache(err: BaseException) -> bool:
+    """True when an exception was raised while Numba read its cache files."""
+    import traceback
+
+    return any(fr.filename.replace("\\", "/").endswith("numba/core/caching.py")
+               for fr in traceback.extract_tb(err.__traceback__))
+
+
+def _purge_numba_cache(module) -> None:
+    """Delete Numba's index and data files of a generated module (they are rebuilt)."""
+    import glob
+    import os
+
+    path = getattr(module, "__file__", None)
+    if not path or not os.path.exists(path):
+        return
+    folder = os.path.join(os.path.dirname(path), "__pycache__")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    for f in glob.glob(os.path.join(folder, stem + ".*")):
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
 
 
 def _compile_error(model: CompiledModel, kind: str, err: Exception) -> CompileError:

@@ -56,12 +56,15 @@ import hashlib
 import keyword
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numba
 import numpy as np
 import sympy as sp
+from llvmlite import ir as llvmir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from symnn.codegen.printer import KernelPrinter, fastmath_available
 from symnn.derive import gnvp_program, hvp_program, input_jvp_program
@@ -77,10 +80,13 @@ if fastmath_available():
 else:  # pragma: no cover - fastmath ships with symnn
     fm = None
 
-#: Sizes from which the matrix helpers call BLAS instead of looping (measured on a 2-core
-#: AVX2 machine, see ``benchmarks/bench_kernels.py``): ``nt`` (``A Wᵀ``, the Affine op) by
-#: multiply-adds, ``tn`` (``Uᵀ V``, OuterMean) and ``nn`` (``G W``, MatTVec) by rows.
-BLAS_THRESHOLDS = {"nt_madds": 2048, "tn_rows": 5, "nn_rows": 3}
+#: When the matrix helpers call BLAS instead of loops (measured on the 2-core AVX2 machine
+#: of issue #3 with ``benchmarks/bench_kernels.py`` and single-product timings): a product
+#: with at most ``*_rows`` rows (a batch of 1 to 4) loops — a BLAS call costs about a
+#: microsecond and its small-matrix paths are slow; so does one with fewer than ``madds``
+#: multiply-adds, and a ``Uᵀ V`` or ``G W`` whose contraction or output has at most
+#: ``skinny`` rows (a rank-one update, where OpenBLAS is 2–4× slower than a loop).
+BLAS_THRESHOLDS = {"nt_rows": 4, "tn_rows": 4, "nn_rows": 4, "madds": 4096, "skinny": 2}
 
 _RESERVED = {
     "params", "grad", "V", "X", "Y", "out", "B", "K", "work", "np", "math", "njit", "i", "k",
@@ -91,218 +97,430 @@ _RESERVED = {
 # runtime blocks: the helpers the generated kernels call
 # ------------------------------------------------------------------------------------------
 #
-# They take flat arrays plus offsets and sizes, so that each compiles once per dtype, with
-# one fixed signature (:func:`prepare_runtime`), for every kernel of every model, and is
-# cached by Numba beside this file.  (A Numba function called with literal constants would
-# otherwise be recompiled for every call site.)  Accumulators are float64 in both dtypes.
+# They take flat arrays plus offsets and sizes, so that each is compiled once per dtype with
+# one fixed signature (:func:`prepare_runtime`) for every kernel of every model, and cached
+# by Numba beside this file.  (A Numba function called with literal constants is otherwise
+# recompiled for every call site.)  Matrix products call BLAS ``?gemm`` directly
+# (:func:`_gemm`), which gives the batch mean's 1/B (``alpha``), accumulation into an
+# existing value (``beta = 1``) and strided operands for free.  Accumulators of the loop
+# paths are float64 in both dtypes.
 
-_NT_MADDS = BLAS_THRESHOLDS["nt_madds"]
+_NT_ROWS = BLAS_THRESHOLDS["nt_rows"]
 _TN_ROWS = BLAS_THRESHOLDS["tn_rows"]
 _NN_ROWS = BLAS_THRESHOLDS["nn_rows"]
+_NT_MADDS = BLAS_THRESHOLDS["madds"]
+_K_DIRECT = 8  # up to this many directions: one strided product each, no transposes
+_SKINNY = BLAS_THRESHOLDS["skinny"]
+_u = np.uint64  # an index cast to unsigned skips the negative-index test, so loops vectorise
 _exp = fm.fm_exp if fm is not None else math.exp
 _log = fm.fm_log if fm is not None else math.log
 _RUNTIME: dict = {}
+_SIGNATURES: dict = {}
 
 
-def _runtime(fn):
-    """Register a runtime block (compiled lazily, for fixed signatures)."""
-    disp = numba.njit(cache=True, error_model="numpy", fastmath=False)(fn)
-    _RUNTIME[fn.__name__] = disp
-    return disp
+def _runtime(spec: str):
+    """Register a runtime block; ``spec`` gives its types (see :func:`prepare_runtime`)."""
+
+    def register(fn):
+        disp = numba.njit(cache=True, error_model="numpy", fastmath=False)(fn)
+        _RUNTIME[fn.__name__] = disp
+        _SIGNATURES[fn.__name__] = spec
+        return disp
+
+    return register
 
 
-@_runtime
-def _mm_nt(A, oa, m, n, W, ow, p, b, ob, hasb, out, oo):
-    """out[oo:] (m, p) = A[oa:] (m, n) · W[ow:] (p, n)ᵀ, plus b[ob:] (p,) on every row if hasb."""
-    if m * n * p >= _NT_MADDS:
-        np.dot(A[oa:oa + m * n].reshape((m, n)), W[ow:ow + p * n].reshape((p, n)).T,
-               out[oo:oo + m * p].reshape((m, p)))
+@intrinsic
+def _gemm(typingctx, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
+    """``C[oc:]`` (m × n, row stride ldc) ← alpha·op(A[oa:])·op(Bm[ob:]) + beta·C.
+
+    Row-major operands with leading dimensions; ``ta``/``tb`` non-zero: transpose.  Calls
+    the ``?gemm`` that Numba's own ``np.dot`` uses (``numba_xxgemm``, SciPy's BLAS)."""
+    from numba.np.linalg import ensure_blas
+
+    ensure_blas()
+    dtype = A.dtype
+    kind = {types.float64: "d", types.float32: "s"}[dtype]
+    sig = types.void(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+
+    def codegen(context, builder, signature, args):
+        ta, tb, m, n, k, alpha, a, oa, lda, b, ob, ldb, beta, c, oc, ldc = args
+        char = llvmir.IntType(8)
+        intp = context.get_value_type(types.intp)
+        vp = char.as_pointer()
+        fnty = llvmir.FunctionType(llvmir.IntType(32), [char, char, char, intp, intp, intp, vp,
+                                                        vp, intp, vp, intp, vp, vp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        tys = signature.args
+
+        def ptr(i, arr, off):
+            ary = context.make_array(tys[i])(context, builder, arr)
+            return builder.bitcast(builder.gep(ary.data, [off]), vp)
+
+        def slot(i, value):
+            lt = context.get_value_type(dtype)
+            s = cgutils.alloca_once(builder, lt)
+            builder.store(context.cast(builder, value, tys[i], dtype), s)
+            return builder.bitcast(s, vp)
+
+        def flag(t):
+            return builder.select(builder.icmp_signed("!=", t, t.type(0)),
+                                  char(ord("t")), char(ord("n")))
+
+        # row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands
+        builder.call(fn, [char(ord(kind)), flag(tb), flag(ta), n, m, k, slot(5, alpha),
+                          ptr(9, b, ob), ldb, ptr(6, a, oa), lda, slot(12, beta),
+                          ptr(13, c, oc), ldc])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
+def _dot_rows(A, a, W, w, n, c4):
+    """Σ_l A[a + l]·W[w + c·n + l] for the four rows c < c4 ≤ 4 of W at w (row length n).
+
+    The one place where symnn lets the compiler reorder a sum (``reassoc``) and fuse
+    multiply-adds (``contract``): without it Numba does not vectorise a dot product.  BLAS
+    reorders the same sums; no other fast-math assumption (no NaN or inf) is made."""
+    s0 = s1 = s2 = s3 = 0.0
+    for l in range(n):
+        x = A[_u(a + l)]
+        s0 += x * W[_u(w + l)]
+        if c4 > 1:
+            s1 += x * W[_u(w + n + l)]
+        if c4 > 2:
+            s2 += x * W[_u(w + 2 * n + l)]
+        if c4 > 3:
+            s3 += x * W[_u(w + 3 * n + l)]
+    return s0, s1, s2, s3
+
+
+@_runtime("v:aiiiaiiaiiiai")
+def _mm_nt(A, oa, m, n, W, ow, p, b, ob, hasb, acc, out, oo):
+    """out[oo:] (m, p) = A[oa:] (m, n) · W[ow:] (p, n)ᵀ (+ b[ob:] (p,) on every row if hasb;
+    added to out's values if acc): the Affine op.  Few rows: dot products, four rows of W
+    per pass (:func:`_dot_rows`); otherwise BLAS."""
+    if m > _NT_ROWS and m * n * p >= _NT_MADDS:
         if hasb:
             for r in range(m):
                 for c in range(p):
-                    out[oo + r * p + c] += b[ob + c]
-    else:
+                    if acc:
+                        out[_u(oo + r * p + c)] += b[_u(ob + c)]
+                    else:
+                        out[_u(oo + r * p + c)] = b[_u(ob + c)]
+        _gemm(0, 1, m, p, n, 1.0, A, oa, n, W, ow, n, 1.0 if (acc or hasb) else 0.0, out, oo, p)
+        return
+    for r in range(m):
+        for c in range(0, p, 4):
+            c4 = min(4, p - c)
+            t = _dot_rows(A, oa + r * n, W, ow + c * n, n, c4)
+            for q in range(c4):
+                v = t[q]
+                if hasb:
+                    v += b[_u(ob + c + q)]
+                if acc:
+                    out[_u(oo + r * p + c + q)] += v
+                else:
+                    out[_u(oo + r * p + c + q)] = v
+
+
+@numba.njit(error_model="numpy", cache=True)
+def _tn(U, ou, ldu, m, p, Vm, ov, ldv, n, scale, acc, out, oo, ldo):
+    """out (p × n, row stride ldo) (+)= scale · Uᵀ Vm for U (m × p, ldu), Vm (m × n, ldv).
+    Few rows: one scaled row of Vm per (sample, row of out), four samples per pass."""
+    if m > _TN_ROWS and p > _SKINNY and m * n * p >= _NT_MADDS:
+        _gemm(1, 0, p, n, m, scale, U, ou, ldu, Vm, ov, ldv, 1.0 if acc else 0.0, out, oo, ldo)
+        return
+    m4 = m - m % 4
+    for r in range(p):
+        o = oo + r * ldo
+        start = 0
+        if not acc:
+            if m4 > 0:
+                d0 = U[_u(ou + r)] * scale
+                d1 = U[_u(ou + ldu + r)] * scale
+                d2 = U[_u(ou + 2 * ldu + r)] * scale
+                d3 = U[_u(ou + 3 * ldu + r)] * scale
+                for c in range(n):
+                    out[_u(o + c)] = ((d0 * Vm[_u(ov + c)] + d1 * Vm[_u(ov + ldv + c)])
+                                      + (d2 * Vm[_u(ov + 2 * ldv + c)]
+                                         + d3 * Vm[_u(ov + 3 * ldv + c)]))
+                start = 4
+            else:
+                d0 = U[_u(ou + r)] * scale
+                for c in range(n):
+                    out[_u(o + c)] = d0 * Vm[_u(ov + c)]
+                start = 1
+        for s in range(start, m4 if start <= m4 else start, 4):
+            d0 = U[_u(ou + s * ldu + r)] * scale
+            d1 = U[_u(ou + (s + 1) * ldu + r)] * scale
+            d2 = U[_u(ou + (s + 2) * ldu + r)] * scale
+            d3 = U[_u(ou + (s + 3) * ldu + r)] * scale
+            v = ov + s * ldv
+            for c in range(n):
+                out[_u(o + c)] += ((d0 * Vm[_u(v + c)] + d1 * Vm[_u(v + ldv + c)])
+                                   + (d2 * Vm[_u(v + 2 * ldv + c)]
+                                      + d3 * Vm[_u(v + 3 * ldv + c)]))
+        for s in range(max(start, m4), m):
+            d0 = U[_u(ou + s * ldu + r)] * scale
+            v = ov + s * ldv
+            for c in range(n):
+                out[_u(o + c)] += d0 * Vm[_u(v + c)]
+
+
+@numba.njit(error_model="numpy", cache=True)
+def _nn(G, og, ldg, m, p, W, ow, ldw, n, acc, out, oo, ldo):
+    """out (m × n, row stride ldo) (+)= G (m × p, ldg) · W (p × n, ldw).  Few rows: four
+    rows of W per pass over a row of out."""
+    if m > _NN_ROWS and p > _SKINNY and m * n * p >= _NT_MADDS:
+        _gemm(0, 0, m, n, p, 1.0, G, og, ldg, W, ow, ldw, 1.0 if acc else 0.0, out, oo, ldo)
+        return
+    p4 = p - p % 4
+    for s in range(m):
+        o = oo + s * ldo
+        g = og + s * ldg
+        start = 0
+        if not acc:
+            if p4 > 0:
+                d0 = G[_u(g)]
+                d1 = G[_u(g + 1)]
+                d2 = G[_u(g + 2)]
+                d3 = G[_u(g + 3)]
+                for c in range(n):
+                    out[_u(o + c)] = ((d0 * W[_u(ow + c)] + d1 * W[_u(ow + ldw + c)])
+                                      + (d2 * W[_u(ow + 2 * ldw + c)]
+                                         + d3 * W[_u(ow + 3 * ldw + c)]))
+                start = 4
+            else:
+                d0 = G[_u(g)]
+                for c in range(n):
+                    out[_u(o + c)] = d0 * W[_u(ow + c)]
+                start = 1
+        for r in range(start, p4 if start <= p4 else start, 4):
+            d0 = G[_u(g + r)]
+            d1 = G[_u(g + r + 1)]
+            d2 = G[_u(g + r + 2)]
+            d3 = G[_u(g + r + 3)]
+            w = ow + r * ldw
+            for c in range(n):
+                out[_u(o + c)] += ((d0 * W[_u(w + c)] + d1 * W[_u(w + ldw + c)])
+                                   + (d2 * W[_u(w + 2 * ldw + c)] + d3 * W[_u(w + 3 * ldw + c)]))
+        for r in range(max(start, p4), p):
+            d0 = G[_u(g + r)]
+            w = ow + r * ldw
+            for c in range(n):
+                out[_u(o + c)] += d0 * W[_u(w + c)]
+
+
+@_runtime("v:aiiiaiisiai")
+def _mm_tn(U, ou, m, p, Vm, ov, n, scale, acc, out, oo):
+    """out[oo:] (p, n) = scale · U[ou:] (m, p)ᵀ · Vm[ov:] (m, n) (added to out if acc): a
+    batch mean of outer products, the OuterMean op."""
+    _tn(U, ou, p, m, p, Vm, ov, n, n, scale, acc, out, oo, n)
+
+
+@_runtime("v:aiiiaiiiai")
+def _mm_nn(G, og, m, p, W, ow, n, acc, out, oo):
+    """out[oo:] (m, n) = G[og:] (m, p) · W[ow:] (p, n) (added to out if acc): the adjoint of a
+    linear map, the MatTVec op."""
+    _nn(G, og, p, m, p, W, ow, n, n, acc, out, oo, n)
+
+
+@_runtime("v:aiiiaiiisiaiai")
+def _outer_k(U, ou, B, nu, Vm, ov, K, nv, scale, acc, tmp, ot, out, oo):
+    """out[oo:] (K, nu, nv) (+)= scale · Σ_i U[i] (nu) ⊗ Vm[i, k] (nv) for every direction k:
+    the batch mean of outer products of an ordinary value with a tangent.  Few directions:
+    one product per direction, reading Vm with a stride; many: one product into tmp and a
+    transpose."""
+    if K <= _K_DIRECT:
+        for k in range(K):
+            _tn(U, ou, nu, B, nu, Vm, ov + k * nv, K * nv, nv, scale, acc, out,
+                oo + k * nu * nv, nv)
+        return
+    _tn(U, ou, nu, B, nu, Vm, ov, K * nv, K * nv, scale, 0, tmp, ot, K * nv)
+    _swap(tmp, ot, nu, K, nv, out, oo, acc)
+
+
+@_runtime("v:aiiiaiiiiaiai")
+def _adjoint_k(G, og, B, n_out, W, ow, K, n_in, acc, tmp, ot, out, oo):
+    """out[oo:] (B, K, n_in) (+)= G[i] (n_out) · W_k (n_out, n_in) for every sample and
+    direction: the adjoint of a tangent weight.  Few directions: one product per direction,
+    writing with a stride; many: the weights side by side (a transpose into tmp) and one
+    product."""
+    if K <= _K_DIRECT:
+        for k in range(K):
+            _nn(G, og, n_out, B, n_out, W, ow + k * n_out * n_in, n_in, n_in, acc, out,
+                oo + k * n_in, K * n_in)
+        return
+    _swap(W, ow, K, n_out, n_in, tmp, ot, 0)
+    _nn(G, og, n_out, B, n_out, tmp, ot, K * n_in, K * n_in, acc, out, oo, K * n_in)
+
+
+@_runtime("v:aiiisiai")
+def _colmean(U, ou, m, n, scale, acc, out, oo):
+    """out[oo:] (n,) = scale · Σ_r U[ou:] (m, n)[r] (added to out if acc): a batch mean.
+    Rows are added in order, one contiguous row at a time."""
+    if acc:
         for r in range(m):
-            for c in range(p):
-                acc = b[ob + c] if hasb else 0.0
-                for l in range(n):
-                    acc += A[oa + r * n + l] * W[ow + c * n + l]
-                out[oo + r * p + c] = acc
-
-
-@_runtime
-def _mm_tn(U, ou, m, p, Vm, ov, n, scale, out, oo):
-    """out[oo:] (p, n) = scale · U[ou:] (m, p)ᵀ · Vm[ov:] (m, n): a batch mean of outer products."""
-    if m >= _TN_ROWS:
-        np.dot(U[ou:ou + m * p].reshape((m, p)).T, Vm[ov:ov + m * n].reshape((m, n)),
-               out[oo:oo + p * n].reshape((p, n)))
-        for r in range(p * n):
-            out[oo + r] *= scale
-    else:
-        for r in range(p):
-            d = U[ou + r] * scale
             for c in range(n):
-                out[oo + r * n + c] = d * Vm[ov + c]
-        for s in range(1, m):
-            for r in range(p):
-                d = U[ou + s * p + r] * scale
-                for c in range(n):
-                    out[oo + r * n + c] += d * Vm[ov + s * n + c]
-
-
-@_runtime
-def _mm_nn(G, og, m, p, W, ow, n, out, oo):
-    """out[oo:] (m, n) = G[og:] (m, p) · W[ow:] (p, n): the adjoint of a linear map."""
-    if m >= _NN_ROWS:
-        np.dot(G[og:og + m * p].reshape((m, p)), W[ow:ow + p * n].reshape((p, n)),
-               out[oo:oo + m * n].reshape((m, n)))
-    else:
-        for s in range(m):
-            d = G[og + s * p]
-            for c in range(n):
-                out[oo + s * n + c] = d * W[ow + c]
-            for r in range(1, p):
-                d = G[og + s * p + r]
-                for c in range(n):
-                    out[oo + s * n + c] += d * W[ow + r * n + c]
-
-
-@_runtime
-def _colmean(U, ou, m, n, scale, out, oo):
-    """out[oo:] (n,) = scale · Σ_r U[ou:] (m, n)[r]: the batch mean of a per-sample value."""
+                out[_u(oo + c)] += scale * U[_u(ou + r * n + c)]
+        return
     for c in range(n):
-        out[oo + c] = U[ou + c]
+        out[_u(oo + c)] = U[_u(ou + c)]
     for r in range(1, m):
         for c in range(n):
-            out[oo + c] += U[ou + r * n + c]
+            out[_u(oo + c)] += U[_u(ou + r * n + c)]
     for c in range(n):
-        out[oo + c] *= scale
+        out[_u(oo + c)] *= scale
 
 
-@_runtime
+@_runtime("s:aii")
 def _total(U, ou, n):
     """Σ U[ou:ou + n]."""
-    acc = 0.0
+    s = 0.0
     for r in range(n):
-        acc += U[ou + r]
-    return acc
+        s += U[_u(ou + r)]
+    return s
 
 
-@_runtime
+@_runtime("v:aiiiaiaii")
 def _softmax_lse(Z, oz, R, n, Pm, op, Lm, ol, what):
-    """Per row of Z[oz:] (R, n): what & 1 → Pm[op:] ← softmax, what & 2 → Lm[ol:] ← log Σ exp.
-
-    Both subtract the row maximum first, so neither overflows."""
+    """Per row of Z[oz:] (R, n): what & 1 → Pm[op:] ← softmax, what & 2 → Lm[ol:] ← log Σ exp;
+    both subtract the row maximum first, so neither overflows."""
     for r in range(R):
         o = oz + r * n
-        mx = Z[o]
+        mx = Z[_u(o)]
         for c in range(1, n):
-            mx = max(mx, Z[o + c])
-        acc = 0.0
+            mx = max(mx, Z[_u(o + c)])
+        s = 0.0
         if what & 1:
             for c in range(n):
-                e = _exp(Z[o + c] - mx)
-                Pm[op + r * n + c] = e
-                acc += e
-            inv = 1.0 / acc
+                e = _exp(Z[_u(o + c)] - mx)
+                Pm[_u(op + r * n + c)] = e
+                s += e
+            inv = 1.0 / s
             for c in range(n):
-                Pm[op + r * n + c] *= inv
+                Pm[_u(op + r * n + c)] *= inv
         else:
             for c in range(n):
-                acc += _exp(Z[o + c] - mx)
+                s += _exp(Z[_u(o + c)] - mx)
         if what & 2:
-            Lm[ol + r] = mx + _log(acc)
+            Lm[_u(ol + r)] = mx + _log(s)
 
 
-@_runtime
+@_runtime("v:aiiaiiiiiai")
 def _rowdot(U, ou, uk, Vv, ov, vk, B, K, n, out, oo):
-    """out[oo + i·K + k] = U-row · V-row for every sample i and direction k.
-
-    A row of a tangent value (uk = 1) is (i, k); of an ordinary value (uk = 0) just i."""
+    """out[_u(oo + i·K + k)] = U-row · V-row for every sample i and direction k; a row of a
+    tangent value (uk, vk = 1) is (i, k), of an ordinary value just i: the Dot op."""
     for i in range(B):
         for k in range(K):
             a = ou + ((i * K + k) * n if uk else i * n)
             b = ov + ((i * K + k) * n if vk else i * n)
-            acc = 0.0
+            s = 0.0
             for c in range(n):
-                acc += U[a + c] * Vv[b + c]
-            out[oo + i * K + k] = acc
+                s += U[_u(a + c)] * Vv[_u(b + c)]
+            out[_u(oo + i * K + k)] = s
 
 
-@_runtime
+@_runtime("v:aiiiai")
 def _rowsum(U, ou, R, n, out, oo):
-    """out[oo + r] = Σ_c U[ou:] (R, n)[r, c]."""
+    """out[_u(oo + r)] = Σ_c U[ou:] (R, n)[r, c]: the SumComp op."""
     for r in range(R):
-        acc = 0.0
+        s = 0.0
         for c in range(n):
-            acc += U[ou + r * n + c]
-        out[oo + r] = acc
+            s += U[_u(ou + r * n + c)]
+        out[_u(oo + r)] = s
 
 
-@_runtime
-def _add_rows(out, oo, B, K, n, b, ob, bk):
-    """out[oo:] (B, K, n) += b[ob:], which is (K, n) if bk else (n,)."""
-    for i in range(B):
-        for k in range(K):
-            o = oo + (i * K + k) * n
-            ob2 = ob + k * n if bk else ob
-            for c in range(n):
-                out[o + c] += b[ob2 + c]
+@_runtime("v:aiiiiai")
+def _add_rows(out, oo, R, K, n, b, ob):
+    """out[oo:] (R, K, n) += b[ob:] (K, n) on every row."""
+    for i in range(R):
+        for k in range(K * n):
+            out[_u(oo + i * K * n + k)] += b[_u(ob + k)]
 
 
-@_runtime
-def _swap01(src, os, a, b, c, dst, od):
-    """dst[od:] (b, a, c) ← src[os:] (a, b, c) with the first two axes swapped."""
+@numba.njit(error_model="numpy", cache=True)
+def _swap(src, os, a, b, c, dst, od, acc):
+    """dst[od:] (b, a, c) ← src[os:] (a, b, c) with the first two axes swapped (or += if acc)."""
     for i in range(a):
         for j in range(b):
             for l in range(c):
-                dst[od + (j * a + i) * c + l] = src[os + (i * b + j) * c + l]
+                if acc:
+                    dst[_u(od + (j * a + i) * c + l)] += src[_u(os + (i * b + j) * c + l)]
+                else:
+                    dst[_u(od + (j * a + i) * c + l)] = src[_u(os + (i * b + j) * c + l)]
 
 
-@_runtime
+@_runtime("v:aiiiiaii")
+def _swap01(src, os, a, b, c, dst, od, acc):
+    """dst[od:] (b, a, c) ← src[os:] (a, b, c) with the first two axes swapped (or += if acc)."""
+    _swap(src, os, a, b, c, dst, od, acc)
+
+
+@_runtime("v:aiiaiiii")
 def _copy_rows(src, os, ss, dst, od, ds, R, n):
-    """dst[od + r·ds + c] ← src[os + r·ss + c] for R rows of n (ss = 0 repeats one row)."""
+    """dst[_u(od + r·ds + c)] ← src[_u(os + r·ss + c)] for R rows of n (ss = 0 repeats one row)."""
     for r in range(R):
         for c in range(n):
-            dst[od + r * ds + c] = src[os + r * ss + c]
+            dst[_u(od + r * ds + c)] = src[_u(os + r * ss + c)]
 
 
-@_runtime
-def _add2(a, oa, b, ob, out, oo, n):
-    """out[oo:oo + n] = a[oa:] + b[ob:]."""
+@_runtime("v:aiiiLaii")
+def _blocks(src, os, R, P, layout, dst, od, unpack):
+    """Between R rows of θ-layout vectors (src/dst, row length P) and per-parameter blocks
+    (R, size) stored one after another: ``layout`` holds (offset, size) pairs.  unpack: rows
+    → blocks (the directions V into tangent parameters); else blocks → rows (the products)."""
+    o = od if unpack else os
+    for t in range(layout.shape[0] // 2):
+        off = layout[_u(2 * t)]
+        size = layout[_u(2 * t + 1)]
+        for r in range(R):
+            for c in range(size):
+                if unpack:
+                    dst[_u(o + r * size + c)] = src[_u(os + r * P + off + c)]
+                else:
+                    dst[_u(od + r * P + off + c)] = src[_u(o + r * size + c)]
+        o += R * size
+
+
+@_runtime("v:aiisi")
+def _fill(a, oa, n, value, scale):
+    """a[oa:oa + n] ← value, or (scale) a[oa:oa + n] *= value."""
     for c in range(n):
-        out[oo + c] = a[oa + c] + b[ob + c]
+        if scale:
+            a[_u(oa + c)] *= value
+        else:
+            a[_u(oa + c)] = value
 
 
-@_runtime
-def _penalty_grad(t, ot, st, n, l1, coef, out, oo, R):
-    """out[oo:] (R, n) ← 2 coef t (L2) or coef sign(t) (L1) for R rows of t[ot:] (stride st)."""
+@_runtime("v:aiaiaiii")
+def _add2(a, oa, b, ob, out, oo, n, acc):
+    """out[oo:oo + n] = a[oa:] + b[ob:] (added to out if acc)."""
+    for c in range(n):
+        if acc:
+            out[_u(oo + c)] += a[_u(oa + c)] + b[_u(ob + c)]
+        else:
+            out[_u(oo + c)] = a[_u(oa + c)] + b[_u(ob + c)]
+
+
+@_runtime("v:aiiiisaiii")
+def _penalty_grad(t, ot, st, n, l1, coef, out, oo, R, acc):
+    """out[oo:] (R, n) ← 2 coef t (L2) or coef sign(t) (L1) for R rows of t[ot:] (row stride
+    st), added to out if acc."""
     for r in range(R):
         for c in range(n):
-            x = t[ot + r * st + c]
+            x = t[_u(ot + r * st + c)]
             if l1:
-                out[oo + r * n + c] = coef * (1.0 if x > 0 else (-1.0 if x < 0 else 0.0))
+                g = coef * (1.0 if x > 0 else (-1.0 if x < 0 else 0.0))
             else:
-                out[oo + r * n + c] = 2.0 * coef * x
+                g = 2.0 * coef * x
+            if acc:
+                out[_u(oo + r * n + c)] += g
+            else:
+                out[_u(oo + r * n + c)] = g
 
-
-#: Argument types of the runtime blocks: ``a`` a flat array, ``i`` int64, ``s`` a scalar
-#: of the dtype; the leading letter is the result (``v`` for none).
-_SIGNATURES = {
-    "_mm_nt": "v:aiiiaiiaiiai",
-    "_mm_tn": "v:aiiiaiisai",
-    "_mm_nn": "v:aiiiaiiai",
-    "_colmean": "v:aiiisai",
-    "_total": "s:aii",
-    "_softmax_lse": "v:aiiiaiaii",
-    "_rowdot": "v:aiiaiiiiiai",
-    "_rowsum": "v:aiiiai",
-    "_add_rows": "v:aiiiiaii",
-    "_swap01": "v:aiiiiai",
-    "_copy_rows": "v:aiiaiiii",
-    "_add2": "v:aiaiaii",
-    "_penalty_grad": "v:aiiiisaii",
-}
 
 _PREPARED: set = set()
 
@@ -328,7 +546,7 @@ def runtime_fingerprint() -> str:
 
     It goes into every generated module's header, so that a change to the runtime blocks
     gives new module names: Numba's cache of a kernel does not notice when a function it
-    inlined changes."""
+    inlined or linked changes."""
     h = hashlib.sha256()
     here = Path(__file__).resolve().parent
     for name in ("numba_gen.py", "fastmath.py"):
@@ -341,40 +559,52 @@ def runtime_fingerprint() -> str:
 
 def prepare_runtime(dtype: str) -> None:
     """Compile (or load from Numba's cache) the runtime blocks for ``dtype``, then freeze
-    them so that calls with literal arguments convert instead of specialising."""
+    them, so that calls with literal arguments convert instead of specialising.
+
+    Signature letters: ``a`` a flat C-contiguous array of the dtype, ``L`` a read-only
+    int64 array, ``i`` int64, ``s`` a scalar of the dtype, ``v`` no result."""
     dtype = np.dtype(dtype).name
     if dtype in _PREPARED:
         return
-    A, S = f"{dtype}[::1]", dtype
+    scalar = getattr(types, dtype)
+    conv = {"a": types.Array(scalar, 1, "C"), "i": types.int64, "s": scalar,
+            "v": types.void, "L": types.Array(types.int64, 1, "C", readonly=True)}
     for name, spec in _SIGNATURES.items():
         disp = _RUNTIME[name]
-        res, args = spec.split(":") if spec else ("s", "s")
-        conv = {"a": A, "i": "int64", "s": S, "v": "void"}
-        sig = f"{conv[res]}({', '.join(conv[c] for c in args)})"
+        res, args = spec.split(":")
+        sig = conv[res](*(conv[c] for c in args))
         disp.disable_compile(False)
-        disp.compile(sig)
-        disp.disable_compile(True)
+        try:
+            disp.compile(sig)
+        finally:
+            disp.disable_compile(True)
         _no_inline(disp)
     _PREPARED.add(dtype)
 
 
 def _no_inline(disp) -> None:
-    """Keep LLVM from inlining a runtime block into every kernel that calls it.
+    """Keep LLVM from inlining (or cloning) a runtime block into every kernel calling it.
 
-    Numba links a callee's IR into each caller and LLVM then inlines it at every call
-    site: a kernel with 25 calls re-optimised 25 copies, and compile time was dominated by
-    it.  Marked ``noinline``, each block is linked (and optimised) once per kernel; a call
-    costs a few nanoseconds next to the loops and BLAS calls inside.
+    Numba links a callee's IR into each caller, and LLVM then inlined it at every call
+    site — a kernel with 25 calls re-optimised 25 copies, which dominated compile time.
+    Marked ``noinline`` (and ``optsize``, which stops LLVM from cloning it per constant
+    argument), each block is optimised once per kernel; a call costs nanoseconds next to
+    the loops and BLAS calls inside.  This reaches into Numba's code library; on a Numba
+    without these internals it does nothing and kernels only compile slower.
     """
     for cres in disp.overloads.values():
         try:
             module = cres.library._get_module_for_linking()
-            fn = module.get_function(cres.fndesc.mangled_name)
-        except Exception:  # a Numba without these internals: inlining is only slower
+            for fn in module.functions:
+                if fn.is_declaration or fn.name.startswith(("NRT_", "cpython.", "cfunc.")):
+                    continue
+                attrs = b" ".join(bytes(a) for a in fn.attributes)
+                if b"noinline" not in attrs:
+                    fn.add_function_attribute("noinline")
+                if b"optnone" not in attrs:
+                    fn.add_function_attribute("optnone")
+        except Exception:  # pragma: no cover - depends on Numba internals
             continue
-        if "noinline" not in {str(a) for a in fn.attributes}:
-            fn.add_function_attribute("noinline")
-            fn.add_function_attribute("optsize")
 
 
 @dataclass
@@ -407,9 +637,10 @@ class GeneratedModule:
     op_lines : list of (int, str)
         ``(line number in source, "kernel: op")`` of the comment opening each op's code,
         so that a Numba error can name the op.
-    tangent_sizes : dict
-        ``{kind: (floats per sample per direction, floats per direction)}`` of the work
-        buffer of the tangent kernels, to bound how many directions run at once.
+    work : dict
+        ``{kind: (b, bk, k, c)}``: the kernel's work buffer holds ``b·B + bk·B·K + k·K + c``
+        values (B samples, K directions); callers pass one that large (or any array: a
+        kernel given too small a buffer allocates its own).
     """
 
     source: str
@@ -421,7 +652,12 @@ class GeneratedModule:
     dtype: str
     fast: bool
     op_lines: list[tuple[int, str]] = field(default_factory=list)
-    tangent_sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    work: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+
+    def work_size(self, kind: str, B: int, K: int = 1) -> int:
+        """Length of the work buffer of kernel ``kind`` for B samples and K directions."""
+        b, bk, k, c = self.work[kind]
+        return b * B + bk * B * K + k * K + c
 
     def op_at(self, line: int) -> str | None:
         """The op whose code contains source line ``line`` (1-based), if any."""
@@ -460,8 +696,12 @@ class Slot:
         return self.mode.endswith("K")
 
     def at(self, index: str) -> str:
-        """``arr[off + index]`` with trivial offsets folded."""
-        return f"{self.arr}[{_plus(self.off, index)}]"
+        """``arr[off + index]``, trivial offsets folded; an index with arithmetic is cast to
+        unsigned (``_u``), which spares Numba's negative-index test and lets LLVM vectorise."""
+        i = _plus(self.off, index)
+        if i.isdigit() or i.isidentifier():
+            return f"{self.arr}[{i}]"
+        return f"{self.arr}[_u({i})]"
 
 
 def _plus(a: str, b: str) -> str:
@@ -498,11 +738,12 @@ class _KernelWriter:
         self.printer = KernelPrinter(gen.dtype, gen.fast)
         self.names: set[str] = set(_RESERVED)
         self.units = {"B": 0, "BK": 0, "K": 0, "one": 0}
-        self.offsets: list[str] = []  # "o_z1 = …" lines
-        self.body: list = []  # lines and ("op", description) markers
+        self.offsets: list[tuple[str, str]] = []
+        self.body: list = []  # code lines and ("op", description) markers
         self.values: dict[sp.Expr, tuple[sp.Symbol, P.Var]] = {}
         self.uses_inv_b = False
-        self.pre: list[str] = []  # code run before the ops (copies of directions …)
+        self.pre: list[str] = []  # code run before the ops (unpacking directions …)
+        self.acc = 0  # 1 while emitting an op that adds into its output (see _sum_plan)
 
     # -- utilities -------------------------------------------------------------------------
     def lit(self, v: float) -> str:
@@ -552,17 +793,46 @@ class _KernelWriter:
         for op in ops:
             if any(v in self.kvars for v in op.inputs):
                 self.kvars.add(op.out)
-            if op.out in fixed:
-                self.slots[op.out] = fixed[op.out]
-            elif op.out not in self.slots:
-                self.slots[op.out] = self.alloc(op.out, op.out in self.kvars)
+        keep = set(fixed) | set(seeds)
+        plan, dropped = _sum_plan(ops, self.kvars, keep)
+        for op in ops:
+            if op in dropped or op.out in self.slots:
+                continue
+            target = plan[op.out][0] if op.out in plan else op.out
+            if target not in self.slots:
+                self.slots[target] = fixed.get(target) or self.alloc(target, target in self.kvars)
+            self.slots[op.out] = self.slots[target]
         pairs = _softmax_lse_pairs(ops)
-        skip = set()
+        skip = set(dropped)
+        consumers: dict = {}
+        for op in ops:
+            for v in op.inputs:
+                consumers.setdefault(v, []).append(op)
+        # a bias added where the affine value is read (by Maps only): one pass fewer
+        self.deferred = {}
+        for op in ops:
+            if (isinstance(op, P.Affine) and op.b is not None and op.out not in plan
+                    and op.out not in keep and op.a not in self.gen.identity_tangents
+                    and consumers.get(op.out)
+                    and all(isinstance(c, P.Map) and c not in dropped
+                            for c in consumers[op.out])):
+                self.deferred[op.out] = self.slot(op.b)
+        # a tangent's batch mean accumulated inside the loop of the Map that makes the
+        # tangent (one pass fewer over a B·K·n array; not worth the code for ordinary values)
+        self.means = {}
+        for op in ops:
+            if (isinstance(op, P.BatchMean) and op.out.kind != "total" and op not in skip
+                    and op.out in self.kvars and plan.get(op.out, (None, 0))[1] == 0
+                    and op.u in {o.out for o in ops if isinstance(o, P.Map)}
+                    and op.u not in plan and op.u.size == op.out.size):
+                self.means.setdefault(op.u, []).append(op)
+                skip.add(op)
         for op in ops:
             if op in skip:
                 continue
             desc = _describe(op)
             self.body.append(("op", desc))
+            self.acc = plan[op.out][1] if op.out in plan else 0
             try:
                 if op in pairs:
                     skip.add(pairs[op])
@@ -594,8 +864,9 @@ class _KernelWriter:
         for off, size in self.offsets:
             lines.append(f"    {off} = {prev}")
             prev = f"{off} + {size}"
-        total = prev if self.offsets else "0"
-        lines.append(f"    work = np.empty({total}, _f)")
+        self.work_units = dict(self.units)
+        lines.append(f"    if work.shape[0] < {prev}:")
+        lines.append(f"        work = np.empty({prev}, _f)")
         lines += ["    " + ln for ln in self.pre]
         self.op_starts = []
         for item in self.body:
@@ -609,20 +880,7 @@ class _KernelWriter:
 
     # -- Map -------------------------------------------------------------------------------
     def canonical(self, op: P.Map):
-        """Bodies in canonical symbols (one per value or fixed component read)."""
-        subs, args = {}, {}
-        for a in op.args:
-            cname = a.var.name if a.index is None else f"{a.var.name}__{a.index}"
-            sym = sp.Symbol(cname, real=True)
-            subs[a.symbol] = sym
-            args[sym] = a
-        exprs = []
-        for e in op.exprs:
-            e = sp.sympify(e).xreplace(subs)
-            if e.has(sp.DiracDelta):  # subgradient convention: the derivative of a step is 0
-                e = e.replace(sp.DiracDelta, lambda *x: sp.S.Zero)
-            exprs.append(e)
-        return exprs, args
+        return _canonical(op)
 
     def reuse_values(self, exprs, args, out: P.Var):
         """Read earlier Maps' values where a body recomputes them (``tanh(z1)`` → ``a1``)."""
@@ -640,7 +898,7 @@ class _KernelWriter:
         return new, {s: a for s, a in args.items() if s in used}
 
     def remember(self, op: P.Map, exprs, args) -> None:
-        if len(exprs) != 1 or op.out in self.kvars:
+        if len(exprs) != 1 or op.out in self.kvars or self.acc:
             return
         e = exprs[0]
         if e.is_Symbol or not e.free_symbols:
@@ -655,8 +913,9 @@ class _KernelWriter:
     def access(self, a: P.Arg, loop: str, comp) -> str:
         """Text reading argument ``a`` inside a Map loop.
 
-        ``loop``: ``flat`` (index ``q`` runs over the whole value), ``elem`` (indices
-        ``i``, ``k``, ``j``) or ``row`` (``i``, ``k``; component ``comp``)."""
+        ``loop``: ``flat`` (index ``q`` runs over the whole value), ``elem`` (row ``i`` or
+        ``(i, k)``, component ``j``) or ``row`` (component ``comp``).  Row offsets are the
+        locals ``ri<n>`` = i·n and ``rk<n>`` = (i·K + k)·n set up by :meth:`emit_map`."""
         s = self.slot(a.var)
         idx = a.index if a.index is not None else 0
         if s.mode == "total":
@@ -675,10 +934,19 @@ class _KernelWriter:
             c = "0"
         else:
             c = "j" if loop == "elem" else str(comp)
-        row = f"(i * K + k) * {s.n}" if s.is_k else f"i * {s.n}"
-        if s.n == 1:
-            row = "i * K + k" if s.is_k else "i"
-        return s.at(row if c == "0" else f"{row} + {c}")
+        row = self.row_name(s)
+        text = s.at(row if c == "0" else f"{row} + {c}")
+        b = self.deferred.get(a.var)
+        if b is not None:  # the affine value's bias, added where it is read (see write)
+            if b.is_k:
+                return text, b.at(f"k * {s.n} + {c}" if c != "0" else f"k * {s.n}")
+            return text, b.at(c)
+        return text
+
+    def row_name(self, s: Slot) -> str:
+        name = (f"rk{s.n}" if s.is_k else f"ri{s.n}") if s.n > 1 else ("ik" if s.is_k else "i")
+        self.rows_used.add(name)
+        return name
 
     def emit_map(self, op: P.Map) -> None:
         out = self.slot(op.out)
@@ -694,47 +962,89 @@ class _KernelWriter:
                     f"elementwise argument {a.var.name} has size {a.var.size}, the output {n}"
                 )
         is_k = out.is_k
-        flat = single and all(
+        means = [self.slot(m.out) for m in self.means.get(op.out, [])]
+        flat = single and not means and all(
             (self.slot(a.var).mode in ("total", "param"))
             or (a.var.per_sample and a.index is None and a.var.size == n
-                and self.slot(a.var).is_k == is_k)
+                and self.slot(a.var).is_k == is_k and a.var not in self.deferred)
             for a in args.values()
         )
         loop = "flat" if flat else ("elem" if single and n > 1 else "row")
+        self.rows_used = set()
+        def read(a, comp):
+            text = self.access(a, loop, comp)
+            if isinstance(text, tuple):  # value + deferred bias: CSE shares the sum
+                return sp.Symbol(text[0], real=True) + sp.Symbol(text[1], real=True)
+            return sp.Symbol(text, real=True)
+
         if loop == "row":
             bodies = []
             for c in range(n):
-                sub = {s: sp.Symbol(self.access(a, loop, c), real=True) for s, a in args.items()}
+                sub = {s: read(a, c) for s, a in args.items()}
                 bodies.append((exprs[0] if single else exprs[c]).xreplace(sub))
-        else:
-            sub = {s: sp.Symbol(self.access(a, loop, None), real=True) for s, a in args.items()}
+            targets = [out.at(f"{self.row_name(out)} + {c}" if c else self.row_name(out))
+                       for c in range(n)]
+        elif loop == "elem":
+            sub = {s: read(a, None) for s, a in args.items()}
             bodies = [exprs[0].xreplace(sub)]
+            targets = [out.at(f"{self.row_name(out)} + j")]
+        else:
+            sub = {s: read(a, None) for s, a in args.items()}
+            bodies = [exprs[0].xreplace(sub)]
+            targets = [out.at("q")]
         repl, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"), order="none")
-        ind = 1
         if loop == "flat":
-            size = {(False, True): "B", (True, True): "B * K"}.get(
-                (is_k, n == 1), f"B * K * {n}" if is_k else f"B * {n}")
+            size = "B * K" if is_k else "B"
+            if n > 1:
+                size += f" * {n}"
             self.b(f"for q in range({size}):")
             ind = 2
-            targets = [out.at("q")]
         else:
             self.b("for i in range(B):")
             ind = 2
+            for r in sorted(self.rows_used):
+                if r.startswith("ri"):
+                    self.b(f"{r} = i * {r[2:]}", ind)
             if is_k:
-                self.b("for k in range(K):", 2)
-                ind = 3
-            row = f"(i * K + k) * {n}" if is_k else f"i * {n}"
+                self.b("for k in range(K):", ind)
+                ind += 1
+                if "ik" in self.rows_used or any(r.startswith("rk") for r in self.rows_used):
+                    self.b("ik = i * K + k", ind)
+                for r in sorted(self.rows_used):
+                    if r.startswith("rk"):
+                        self.b(f"{r} = ik * {r[2:]}", ind)
             if loop == "elem":
                 self.b(f"for j in range({n}):", ind)
                 ind += 1
-                targets = [out.at(f"{row} + j")]
-            else:
-                targets = [out.at(f"{row} + {c}" if c else row) for c in range(n)]
         pr = self.printer
+        op_ = "+=" if self.acc else "="
         for sym, e in repl:
             self.b(f"{sym} = {pr.doprint(e)}", ind)
-        for t, e in zip(targets, reduced):
-            self.b(f"{t} = {pr.doprint(e)}", ind)
+        if not means:
+            for t, e in zip(targets, reduced):
+                self.b(f"{t} {op_} {pr.doprint(e)}", ind)
+        else:
+            # the batch means of this value, summed in the same loop (rows in order)
+            comps = ["j"] if loop == "elem" else [str(c) for c in range(n)]
+            for c, (t, e) in enumerate(zip(targets, reduced)):
+                self.b(f"e = {pr.doprint(e)}", ind)
+                self.b(f"{t} {op_} e", ind)
+                for ms in means:
+                    col = comps[c] if comps[c] != "0" else "0"
+                    idx = f"k * {n} + {col}" if ms.is_k else col
+                    self.b(f"{ms.at(idx)} += e", ind)
+            self.uses_inv_b = True
+            zero, tail = [], []
+            for ms in means:
+                size = f"K * {n}" if ms.is_k else str(n)
+                zero.append(f"_fill({ms.arr}, {ms.off}, {size}, 0.0, 0)")
+                tail.append(f"_fill({ms.arr}, {ms.off}, {size}, inv_B, 1)")
+            at = len(self.body) - 1
+            while not isinstance(self.body[at], tuple):
+                at -= 1
+            self.body[at + 1:at + 1] = ["    " + z for z in zero]
+            for t in tail:
+                self.b(t)
         self.remember(op, exprs, args)
 
     # -- per-row ops ----------------------------------------------------------------------
@@ -750,7 +1060,7 @@ class _KernelWriter:
         zs = self.slot(z)
         for s in (p, lse):
             if s is not None and s.is_k != zs.is_k:
-                raise CompileError("softmax of a value and its output differ in directions")
+                raise CompileError("a softmax and its logits differ in directions")
         what = (1 if p is not None else 0) | (2 if lse is not None else 0)
         pa, po = (p.arr, p.off) if p is not None else (zs.arr, "0")
         la, lo = (lse.arr, lse.off) if lse is not None else (zs.arr, "0")
@@ -780,18 +1090,16 @@ class _KernelWriter:
         u, o = self.slot(op.u), self.slot(op.out)
         n = op.u.size
         if o.mode == "total":
-            self.b(f"{o.arr} = _total({u.arr}, {u.off}, B * {n}) / _f(B)"
-                   if n > 1 else f"{o.arr} = _total({u.arr}, {u.off}, B) / _f(B)")
+            self.b(f"{o.arr} = _total({u.arr}, {u.off}, {'B' if n == 1 else f'B * {n}'}) "
+                   "/ _f(B)")
             return
         if u.is_k != o.is_k:
             raise CompileError("a batch mean of an ordinary value into a tangent")
         if o.var.size != n:
             raise CompileError(f"batch mean of size {n} into {op.out.name} of size {o.var.size}")
         self.uses_inv_b = True
-        cols = f"K * {n}" if u.is_k else str(n)
-        if n == 1 and u.is_k:
-            cols = "K"
-        self.b(f"_colmean({u.arr}, {u.off}, B, {cols}, inv_B, {o.arr}, {o.off})")
+        cols = ("K" if n == 1 else f"K * {n}") if u.is_k else str(n)
+        self.b(f"_colmean({u.arr}, {u.off}, B, {cols}, inv_B, {self.acc}, {o.arr}, {o.off})")
 
     def emit_outermean(self, op: P.OuterMean) -> None:
         u, v, o = self.slot(op.u), self.slot(op.v), self.slot(op.out)
@@ -799,19 +1107,19 @@ class _KernelWriter:
         self.uses_inv_b = True
         if not u.is_k and not v.is_k:
             self.b(f"_mm_tn({u.arr}, {u.off}, B, {nu}, {v.arr}, {v.off}, {nv}, inv_B, "
-                   f"{o.arr}, {o.off})")
+                   f"{self.acc}, {o.arr}, {o.off})")
         elif u.is_k and not v.is_k:
             # (B, K·nu)ᵀ (B, nv) is (K·nu, nv): every direction's mean outer product at once
             self.b(f"_mm_tn({u.arr}, {u.off}, B, K * {nu}, {v.arr}, {v.off}, {nv}, inv_B, "
-                   f"{o.arr}, {o.off})")
+                   f"{self.acc}, {o.arr}, {o.off})")
         elif v.is_k and not u.is_k:
             t = self.carve(op.out.name + "_t", "K", nu * nv)
-            self.b(f"_mm_tn({u.arr}, {u.off}, B, {nu}, {v.arr}, {v.off}, K * {nv}, inv_B, "
-                   f"work, {t})")
-            self.b(f"_swap01(work, {t}, {nu}, K, {nv}, {o.arr}, {o.off})")
+            self.b(f"_outer_k({u.arr}, {u.off}, B, {nu}, {v.arr}, {v.off}, K, {nv}, inv_B, "
+                   f"{self.acc}, work, {t}, {o.arr}, {o.off})")
         else:
-            self.b(f"for q in range(K * {nu * nv}):")
-            self.b(f"{o.at('q')} = {self.lit(0.0)}", 2)
+            if not self.acc:
+                self.b(f"for q in range(K * {nu * nv}):")
+                self.b(f"{o.at('q')} = {self.lit(0.0)}", 2)
             self.b("for i in range(B):")
             self.b("for k in range(K):", 2)
             self.b(f"for r in range({nu}):", 3)
@@ -823,47 +1131,58 @@ class _KernelWriter:
     # -- linear maps -------------------------------------------------------------------------
     def emit_affine(self, op: P.Affine) -> None:
         W, a, o = self.slot(op.W), self.slot(op.a), self.slot(op.out)
-        bb = self.slot(op.b) if op.b is not None else None
+        bb = self.slot(op.b) if op.b is not None and op.out not in self.deferred else None
         n_out, n_in = op.W.shape
-        if op.a in self.gen.identity_tangents and not W.is_k:
+        acc = self.acc
+        if op.a in self.gen.identity_tangents and not W.is_k and not acc:
             # a is the identity input tangent: (W ẋ)[i, k, :] = W[:, k]
             self.b("for i in range(B):")
             self.b(f"for k in range({n_in}):", 2)
             self.b(f"for j in range({n_out}):", 3)
             self.b(f"{o.at(f'(i * K + k) * {n_out} + j')} = {W.at(f'j * {n_in} + k')}", 4)
             if bb is not None:
-                self.b(f"_add_rows({o.arr}, {o.off}, B, K, {n_out}, {bb.arr}, {bb.off}, "
-                       f"{int(bb.is_k)})")
+                self._bias_rows(o, bb, n_out)
             return
-        hasb = bb is not None and (not bb.is_k or not o.is_k)
-        barg = f"{bb.arr}, {bb.off}, 1" if hasb else f"{W.arr}, 0, 0"
-        if not W.is_k and not (o.is_k and not a.is_k):
+        if not W.is_k and (a.is_k or not o.is_k):
             rows = "B * K" if a.is_k else "B"
+            hasb = bb is not None and not bb.is_k
+            barg = f"{bb.arr}, {bb.off}, 1" if hasb else f"{W.arr}, 0, 0"
             self.b(f"_mm_nt({a.arr}, {a.off}, {rows}, {n_in}, {W.arr}, {W.off}, {n_out}, "
-                   f"{barg}, {o.arr}, {o.off})")
+                   f"{barg}, {acc}, {o.arr}, {o.off})")
             if bb is not None and bb.is_k:
-                self.b(f"_add_rows({o.arr}, {o.off}, B, K, {n_out}, {bb.arr}, {bb.off}, 1)")
+                self._bias_rows(o, bb, n_out)
             return
         if W.is_k and not a.is_k:
-            # a (B, n_in) times the stacked (K·n_out, n_in) directions: (B, K·n_out) at once
+            # a (B, n_in) times the stacked directions (K·n_out, n_in): (B, K·n_out) at once,
+            # and a bias of the directions, (K, n_out), is a bias of K·n_out columns
+            if bb is not None and bb.is_k:
+                barg = f"{bb.arr}, {bb.off}, 1"
+            else:
+                barg = f"{W.arr}, 0, 0"
             self.b(f"_mm_nt({a.arr}, {a.off}, B, {n_in}, {W.arr}, {W.off}, K * {n_out}, "
-                   f"{W.arr}, 0, 0, {o.arr}, {o.off})")
-            if bb is not None:
-                self.b(f"_add_rows({o.arr}, {o.off}, B, K, {n_out}, {bb.arr}, {bb.off}, "
-                       f"{int(bb.is_k)})")
+                   f"{barg}, {acc}, {o.arr}, {o.off})")
+            if bb is not None and not bb.is_k:
+                self.b(f"_add_rows({o.arr}, {o.off}, B * K, 1, {n_out}, {bb.arr}, {bb.off})")
             return
         # the rest (a direction in both factors, or only in the bias): loops
+        op_ = "+=" if acc else "="
         self.b("for i in range(B):")
         self.b("for k in range(K):", 2)
         self.b(f"for j in range({n_out}):", 3)
-        self.b(f"acc = {self.lit(0.0)}", 4)
+        self.b(f"s = {self.lit(0.0)}", 4)
         self.b(f"for l in range({n_in}):", 4)
         wt = W.at(f"(k * {n_out} + j) * {n_in} + l") if W.is_k else W.at(f"j * {n_in} + l")
         at = a.at(f"(i * K + k) * {n_in} + l") if a.is_k else a.at(f"i * {n_in} + l")
-        self.b(f"acc += {wt} * {at}", 5)
+        self.b(f"s += {wt} * {at}", 5)
         if bb is not None:
-            self.b(f"acc += {bb.at(f'k * {n_out} + j') if bb.is_k else bb.at('j')}", 4)
-        self.b(f"{o.at(f'(i * K + k) * {n_out} + j')} = acc", 4)
+            self.b(f"s += {bb.at(f'k * {n_out} + j') if bb.is_k else bb.at('j')}", 4)
+        self.b(f"{o.at(f'(i * K + k) * {n_out} + j')} {op_} s", 4)
+
+    def _bias_rows(self, o: Slot, bb: Slot, n: int) -> None:
+        if bb.is_k:
+            self.b(f"_add_rows({o.arr}, {o.off}, B, K, {n}, {bb.arr}, {bb.off})")
+        else:
+            self.b(f"_add_rows({o.arr}, {o.off}, {self.rows(o)}, 1, {n}, {bb.arr}, {bb.off})")
 
     def emit_mattvec(self, op: P.MatTVec) -> None:
         W, g, o = self.slot(op.W), self.slot(op.g), self.slot(op.out)
@@ -873,23 +1192,22 @@ class _KernelWriter:
             if o.is_k and not g.is_k:
                 raise CompileError("inconsistent directions in MatTVec")
             self.b(f"_mm_nn({g.arr}, {g.off}, {rows}, {n_out}, {W.arr}, {W.off}, {n_in}, "
-                   f"{o.arr}, {o.off})")
+                   f"{self.acc}, {o.arr}, {o.off})")
             return
         if not g.is_k:
-            # g (B, n_out) times [W_1 | … | W_K] (n_out, K·n_in): every direction at once
             t = self.carve(op.W.name + "_h", "K", n_out * n_in)
-            self.b(f"_swap01({W.arr}, {W.off}, K, {n_out}, {n_in}, work, {t})")
-            self.b(f"_mm_nn({g.arr}, {g.off}, B, {n_out}, work, {t}, K * {n_in}, "
-                   f"{o.arr}, {o.off})")
+            self.b(f"_adjoint_k({g.arr}, {g.off}, B, {n_out}, {W.arr}, {W.off}, K, {n_in}, "
+                   f"{self.acc}, work, {t}, {o.arr}, {o.off})")
             return
+        op_ = "+=" if self.acc else "="
         self.b("for i in range(B):")
         self.b("for k in range(K):", 2)
         self.b(f"for c in range({n_in}):", 3)
-        self.b(f"acc = {self.lit(0.0)}", 4)
+        self.b(f"s = {self.lit(0.0)}", 4)
         self.b(f"for r in range({n_out}):", 4)
-        self.b(f"acc += {g.at(f'(i * K + k) * {n_out} + r')} * "
+        self.b(f"s += {g.at(f'(i * K + k) * {n_out} + r')} * "
                f"{W.at(f'(k * {n_out} + r) * {n_in} + c')}", 5)
-        self.b(f"{o.at(f'(i * K + k) * {n_in} + c')} = acc", 4)
+        self.b(f"{o.at(f'(i * K + k) * {n_in} + c')} {op_} s", 4)
 
     # -- sums and penalties ---------------------------------------------------------------------
     def emit_add(self, op: P.Add) -> None:
@@ -902,16 +1220,19 @@ class _KernelWriter:
         size = {"paramK": f"K * {n}", "totalK": "K", "param": str(n)}.get(
             o.mode, f"{self.rows(o)} * {n}")
         same = all(t.n == n and t.is_k == o.is_k for t in terms)
+        acc = self.acc
         if same and len(terms) >= 2:
             first, second = terms[0], terms[1]
             self.b(f"_add2({first.arr}, {first.off}, {second.arr}, {second.off}, "
-                   f"{o.arr}, {o.off}, {size})")
+                   f"{o.arr}, {o.off}, {size}, {acc})")
             for t in terms[2:]:
-                self.b(f"_add2({o.arr}, {o.off}, {t.arr}, {t.off}, {o.arr}, {o.off}, {size})")
+                self.b(f"_add2({t.arr}, {t.off}, {o.arr}, {o.off}, {o.arr}, {o.off}, {size}, 0)")
             return
+        op_ = "+=" if acc else "="
         if same:
             t = terms[0]
-            self.b(f"_copy_rows({t.arr}, {t.off}, 0, {o.arr}, {o.off}, 0, 1, {size})")
+            self.b(f"for q in range({size}):")
+            self.b(f"{o.at('q')} {op_} {t.at('q')}", 2)
             return
         # mixed sizes (size-1 terms broadcast) or directions: a loop
         if o.mode in ("param", "paramK", "totalK"):
@@ -920,12 +1241,9 @@ class _KernelWriter:
             parts = []
             for t in terms:
                 c = "j" if t.n > 1 else "0"
-                if t.is_k:
-                    parts.append(t.at(f"k * {t.n} + {c}"))
-                else:
-                    parts.append(t.at(c))
+                parts.append(t.at(f"k * {t.n} + {c}") if t.is_k else t.at(c))
             tgt = o.at(f"k * {n} + j") if o.is_k else o.at("j")
-            self.b(f"{tgt} = " + " + ".join(parts), 3)
+            self.b(f"{tgt} {op_} " + " + ".join(parts), 3)
             return
         self.b("for i in range(B):")
         self.b("for k in range(K):" if o.is_k else "for k in range(1):", 2)
@@ -935,7 +1253,7 @@ class _KernelWriter:
             c = " + j" if t.n > 1 else ""
             parts.append(t.at(f"(i * K + k) * {t.n}{c}" if t.is_k else f"i * {t.n}{c}"))
         tgt = o.at(f"(i * K + k) * {n} + j" if o.is_k else f"i * {n} + j")
-        self.b(f"{tgt} = " + " + ".join(parts), 4)
+        self.b(f"{tgt} {op_} " + " + ".join(parts), 4)
 
     def emit_penalty(self, op: P.Penalty) -> None:
         p, o = self.slot(op.param), self.slot(op.out)
@@ -945,11 +1263,12 @@ class _KernelWriter:
         if not op.grad:
             if p.is_k:
                 raise CompileError("the value of a penalty has no tangent here")
-            idx = range(size) if op.indices is None else op.indices
             self.b(f"acc = {self.lit(0.0)}")
+            idx = list(range(size)) if op.indices is None else list(op.indices)
             if op.indices is None:
                 self.b(f"for j in range({size}):")
-                self.b(f"acc += {'abs(' + p.at('j') + ')' if l1 else p.at('j') + ' * ' + p.at('j')}", 2)
+                e = p.at("j")
+                self.b(f"acc += {'abs(' + e + ')' if l1 else e + ' * ' + e}", 2)
             else:
                 for j in idx:
                     e = p.at(str(j))
@@ -960,15 +1279,137 @@ class _KernelWriter:
         st = str(size) if p.is_k else "0"
         if op.indices is None:
             self.b(f"_penalty_grad({p.arr}, {p.off}, {st}, {size}, {l1}, {coef}, "
-                   f"{o.arr}, {o.off}, {R})")
+                   f"{o.arr}, {o.off}, {R}, {self.acc})")
             return
-        self.b(f"for q in range({R} * {size}):")
-        self.b(f"{o.at('q')} = {self.lit(0.0)}", 2)
+        if not self.acc:
+            self.b(f"for q in range({R} * {size}):")
+            self.b(f"{o.at('q')} = {self.lit(0.0)}", 2)
         for j in op.indices:
-            self.b(f"_penalty_grad({p.arr}, {_plus(p.off, str(j))}, {st}, 1, {l1}, {coef}, "
-                   f"{o.arr}, {_plus(o.off, str(j))}, {R})")
-            if R != "1":
-                raise CompileError("a penalty on some components of a tangent")
+            self.b(f"for k in range({R}):")
+            src = p.at(f"k * {size} + {j}") if p.is_k else p.at(str(j))
+            g = (f"{coef} * ({self.lit(1.0)} if {src} > 0 else ({self.lit(-1.0)} if {src} < 0 "
+                 f"else {self.lit(0.0)}))" if l1 else f"{self.lit(2.0 * float(op.coef))} * {src}")
+            self.b(f"{o.at(f'k * {size} + {j}')} += {g}", 2)
+
+
+def _canonical(op: P.Map):
+    """A Map's bodies in canonical symbols (one per value or fixed component read), with
+    ``DiracDelta`` replaced by 0 (the subgradient convention)."""
+    subs, args = {}, {}
+    for a in op.args:
+        cname = a.var.name if a.index is None else f"{a.var.name}__{a.index}"
+        sym = sp.Symbol(cname, real=True)
+        subs[a.symbol] = sym
+        args[sym] = a
+    exprs = []
+    for e in op.exprs:
+        e = sp.sympify(e).xreplace(subs)
+        if e.has(sp.DiracDelta):
+            e = e.replace(sp.DiracDelta, lambda *x: sp.S.Zero)
+        exprs.append(e)
+    return exprs, args
+
+
+def _drop_dirac(ops):
+    """Maps whose bodies hold ``DiracDelta`` (the derivative of a step): replace it by 0
+    and drop the arguments that no longer appear, so that pruning removes their producers."""
+    out = []
+    for op in ops:
+        if isinstance(op, P.Map) and any(sp.sympify(e).has(sp.DiracDelta) for e in op.exprs):
+            exprs = tuple(sp.sympify(e).replace(sp.DiracDelta, lambda *x: sp.S.Zero)
+                          for e in op.exprs)
+            used = set().union(*(e.free_symbols for e in exprs))
+            op = replace(op, exprs=exprs, args=tuple(a for a in op.args if a.symbol in used))
+        out.append(op)
+    return out
+
+
+#: Ops whose emitters can add into an existing value (``self.acc``).
+_ACCUMULATING = (P.Affine, P.MatTVec, P.OuterMean, P.Map, P.Penalty, P.BatchMean, P.Add)
+
+
+def _sum_plan(ops, kvars: set, keep: set):
+    """Sums computed in place: ``s = t1 + t2`` where each term is used only by the sum.
+
+    The terms are written into the sum's storage — the first writer (in program order)
+    overwrites, the others add to it (BLAS ``beta = 1``) — and the sum op disappears.  In a
+    Hessian-vector product that is ``ż = v_W a + v_b + W ȧ`` as two products into one
+    buffer.  Sums of sums collapse into one storage.  Returns
+    ``({value: (storage value, add?)}, {dropped sum ops})``."""
+    uses: dict = {}
+    index = {}
+    for i, op in enumerate(ops):
+        index[op.out] = i
+        for v in op.inputs:
+            uses[v] = uses.get(v, 0) + 1
+    cands = {}
+    for op in ops:
+        terms = _sum_terms(op)
+        if not terms or len(terms) < 2 or len(set(terms)) != len(terms):
+            continue
+        if op.out.kind == "total" or not all(
+                t not in keep and t in index and uses.get(t, 0) == 1 and t.size == op.out.size
+                and (t in kvars) == (op.out in kvars) and t.kind == op.out.kind
+                for t in terms):
+            continue
+        cands[op.out] = (op, terms)
+    while True:
+        parent = {t: s for s, (_, terms) in cands.items() for t in terms}
+
+        def root(v):
+            while v in parent:
+                v = parent[v]
+            return v
+
+        writers: dict = {}
+        for op in ops:
+            if op.out in parent and op.out not in cands:
+                writers.setdefault(root(op.out), []).append(op)
+        bad = []
+        for r, ws in writers.items():
+            if not all(isinstance(w, _ACCUMULATING) for w in ws[1:]) or any(
+                    isinstance(w, P.BatchMean) and w.out.kind == "total" for w in ws):
+                bad.append(r)
+        if not bad:
+            break
+        for r in bad:
+            cands.pop(r, None)
+    plan = {}
+    for r, ws in writers.items():
+        for n, w in enumerate(ws):
+            plan[w.out] = (r, 1 if n else 0)
+    for s in cands:
+        if s in parent:
+            plan[s] = (root(s), 1)
+    return plan, {op for op, _ in cands.values()}
+
+
+def _sum_values(ops) -> set:
+    """Values of plain sums of products: kept out of Map fusion, so that :func:`_sum_plan`
+    can compute them in place (``g = W₂ᵀ δ̇ + V₂ᵀ δ`` as two products into one buffer)."""
+    gemm = (P.Affine, P.MatTVec, P.OuterMean)
+    made = {op.out for op in ops if isinstance(op, gemm)}
+    return {op.out for op in ops
+            if isinstance(op, P.Map) and (_sum_terms(op) or [None])[0] in made}
+
+
+def _sum_terms(op) -> list | None:
+    """The terms of ``op`` if it is a plain elementwise sum of values, else None."""
+    if isinstance(op, P.Add):
+        return list(op.terms)
+    if isinstance(op, P.Map) and len(op.exprs) == 1:
+        e = sp.sympify(op.exprs[0])
+        if not isinstance(e, sp.Add):
+            return None
+        bind = {a.symbol: a for a in op.args}
+        terms = []
+        for t in e.args:
+            a = bind.get(t)
+            if a is None or a.index is not None or not a.var.per_sample:
+                return None
+            terms.append(a.var)
+        return terms
+    return None
 
 
 #: Code generation rules, one per op type (see the module docstring).
@@ -1053,17 +1494,17 @@ class _Generator:
         self.pred = derived.meta["prediction"]
         self.name = _ident(getattr(derived.declared, "name", "net"))
 
-    def seeds(self, w: _KernelWriter, with_y: bool, params_arr: str = "params") -> dict:
+    def seeds(self, with_y: bool) -> dict:
         seeds = {self.x: Slot(self.x, "sample", "X")}
         if with_y:
             seeds[self.y] = Slot(self.y, "sample", "Y")
         for (name, shape, off), p in zip(self.layout, self.params):
-            seeds[p] = Slot(p, "param", params_arr, str(off))
+            seeds[p] = Slot(p, "param", "params", str(off))
         return seeds
 
     @staticmethod
     def prune(ops, outputs):
-        return P.Program(list(ops), {}, {}).needed(outputs).ops
+        return P.Program(_drop_dirac(ops), {}, {}).needed(outputs).ops
 
     # -- first-order kernels -----------------------------------------------------------------
     def base_kernel(self, kind: str):
@@ -1073,33 +1514,31 @@ class _Generator:
         L = prog.outputs["loss"]
         grads = [prog.outputs["grad:" + p.name] for p in self.params]
         outs = {"predict": [self.pred], "loss": [L]}.get(kind, [L] + grads)
-        ops = fuse_maps(self.prune(prog.ops, outs), set(outs))
-        uses_y = any(self.y in op.inputs for op in ops)
-        seeds = self.seeds(w, uses_y)
+        ops = self.prune(prog.ops, outs)
+        ops = fuse_maps(ops, set(outs) | _sum_values(ops))
+        seeds = self.seeds(any(self.y in op.inputs for op in ops))
         header = [f"B = X.shape[0] // {self.x.size}"]
         fixed = {}
         if kind == "predict":
             if self.pred in seeds:
                 raise CompileError("the prediction is the input itself")
             fixed[self.pred] = Slot(self.pred, "sample", "out")
-            args = ("params", "X", "out")
+            args = ("params", "X", "out", "work")
             doc = f"Prediction of {self.name!r}: out (B·{self.pred.size},) ← ŷ(X; params)."
 
             def epilogue(w):
                 return []
         elif kind == "loss":
-            args = ("params", "X", "Y")
+            args = ("params", "X", "Y", "work")
             doc = f"The batch loss L of {self.name!r}."
 
             def epilogue(w):
                 return [f"return {w.slot(L).arr}"]
         else:
-            taken = set()
             for (name, shape, off), g in zip(self.layout, grads):
-                if g not in seeds and g not in taken:
+                if g not in seeds and g not in fixed:
                     fixed[g] = Slot(g, "param", "grad", str(off))
-                    taken.add(g)
-            args = ("params", "X", "Y", "grad")
+            args = ("params", "X", "Y", "grad", "work")
             doc = (f"Loss and gradient of {self.name!r}: returns L and writes ∂L/∂params "
                    "into grad (θ layout).")
 
@@ -1139,25 +1578,39 @@ class _Generator:
             else:
                 base.append(op)
         need = {v for op in kops for v in op.inputs} | set(out_vars)
-        ops = fuse_maps(base, need) + fuse_maps(kops, set(out_vars))
-        uses_y = any(self.y in op.inputs for op in ops)
-        seeds = self.seeds(w, uses_y)
+        ops = (fuse_maps(base, need | _sum_values(base))
+               + fuse_maps(kops, set(out_vars) | _sum_values(kops)))
+        seeds = self.seeds(any(self.y in op.inputs for op in ops))
         w.kvars = set(seeds_t)
         P_ = self.n_params
+        fixed = {}
         if kind in ("hvp", "gnvp"):
             header = [f"B = X.shape[0] // {self.x.size}", f"K = V.shape[0] // {P_}"]
+            first = None
             for (name, shape, off), p in zip(self.layout, self.params):
                 t = tangents[p]
                 o = w.carve(t.name, "K", t.size)
+                first = first or o
                 seeds[t] = Slot(t, "paramK", "work", o)
-                w.pre.append(f"_copy_rows(V, {off}, {P_}, work, {o}, {t.size}, K, {t.size})")
-            args = ("params", "V", "X", "Y", "out")
+            w.pre.append(f"_blocks(V, 0, K, {P_}, _LAYOUT, work, {first}, 1)")
+            # the products, one block per parameter in θ order, packed into out at the end
+            packed = (len(set(out_vars)) == len(out_vars)
+                      and all(v in kset and v not in seeds for v in out_vars))
+            out_first = None
+            if packed:
+                for v in out_vars:
+                    s = Slot(v, "paramK", "work", w.carve(v.name, "K", v.size))
+                    fixed[v] = s
+                    out_first = out_first or s.off
+            args = ("params", "V", "X", "Y", "out", "work")
             what = "Hessian" if kind == "hvp" else "Gauss-Newton"
             doc = (f"{what}-vector products of {self.name!r}: out[k] ← "
                    f"{'H' if kind == 'hvp' else 'G'} V[k] for the K directions in V "
                    f"(K·{P_},), θ layout.")
 
             def epilogue(w):
+                if packed:
+                    return [f"_blocks(work, {out_first}, K, {P_}, _LAYOUT, out, 0, 0)"]
                 lines = []
                 for (name, shape, off), ov in zip(self.layout, out_vars):
                     s = w.slot(ov)
@@ -1178,7 +1631,7 @@ class _Generator:
                 "    for k in range(K):",
                 f"        work[{o} + (i * K + k) * {n_in} + k] = {w.lit(1.0)}",
             ]
-            args = ("params", "X", "out")
+            args = ("params", "X", "out", "work")
             doc = (f"Input Jacobian of {self.name!r}: out[i] ← ∂ŷ/∂x at sample i, "
                    f"(B·{n_out}·{n_in},).")
 
@@ -1190,21 +1643,21 @@ class _Generator:
                     raise CompileError("the prediction does not depend on the input")
                 return ["for i in range(B):",
                         f"    _swap01({s.arr}, {_plus(s.off, f'i * K * {n_out}')}, K, "
-                        f"{n_out}, 1, out, i * {n_out * n_in})"]
+                        f"{n_out}, 1, out, i * {n_out * n_in}, 0)"]
 
-        lines = w.write(ops, seeds, {}, header, epilogue, args, doc)
+        lines = w.write(ops, seeds, fixed, header, epilogue, args, doc)
         self.identity_tangents = set()
-        w.tangent_size = (w.units["BK"], w.units["K"])
         return w, Kernel(kind, fname, args, doc), lines
 
     def module(self) -> GeneratedModule:
-        parts, kernels, sizes = [], {}, {}
+        parts, kernels, work = [], {}, {}
         for kind in ("predict", "loss", "loss_and_grad"):
             parts.append(self.base_kernel(kind))
         for kind in ("hvp", "gnvp", "jacobian"):
-            w, k, lines = self.tangent_kernel(kind)
-            parts.append((w, k, lines))
-            sizes[kind] = w.tangent_size
+            parts.append(self.tangent_kernel(kind))
+        for w, k, _ in parts:
+            u = w.work_units
+            work[k.kind] = (u["B"], u["BK"], u["K"], u["one"])
         used = set()
         for w, k, _ in parts:
             used |= w.printer.used
@@ -1214,6 +1667,7 @@ class _Generator:
         blocks += sorted(u for u in used if u in ("_sigmoid", "_softplus"))
         fmn = sorted(u for u in used if u.startswith("fm_"))
         decl = self.d.declared
+        layout = ", ".join(f"{o}, {int(np.prod(s, dtype=np.int64))}" for n, s, o in self.layout)
         lines = [
             f"# symnn generated kernels — {type(decl).__name__.lower()} {self.name!r}",
             f"#   {_oneline(repr(decl))}",
@@ -1231,7 +1685,13 @@ class _Generator:
             lines.append(f"from symnn.codegen.fastmath import {', '.join(fmn)}")
         if blocks:
             lines.append(f"from symnn.codegen.numba_gen import {', '.join(blocks)}")
-        lines += ["", f"_f = np.{self.dtype}"]
+        lines += [
+            "",
+            f"_f = np.{self.dtype}",
+            "_u = np.uint64  # unsigned indices: no negative-index test, so loops vectorise",
+            "#: (offset, size) in θ of every parameter",
+            f"_LAYOUT = np.array([{layout}], dtype=np.int64)",
+        ]
         op_lines = []
         for w, k, text in parts:
             lines += ["", ""]
@@ -1248,7 +1708,7 @@ class _Generator:
             dtype=self.dtype,
             fast=self.fast,
             op_lines=op_lines,
-            tangent_sizes=sizes,
+            work=work,
         )
 
 
