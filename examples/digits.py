@@ -27,7 +27,7 @@ def main(argv=None) -> dict:
     X = X / 16.0
     Xtr, Xte, ytr, yte = train_test_split(X, labels, test_size=0.25, random_state=0,
                                           stratify=labels)
-    epochs = 10 if args.fast else 60
+    epochs = 4 if args.fast else 60
     net = symnn.mlp([64, 128, 128, 10], activation="tanh", output="softmax",
                     loss="cross_entropy", name="digits")
     model = net.compile()

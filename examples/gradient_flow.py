@@ -29,7 +29,7 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(256, 8))
     y = np.sin(X[:, :2].sum(axis=1, keepdims=True))
-    depth, width = 8, 16
+    depth, width = (6, 12) if args.fast else (8, 16)
     flows = {}
     for act in ("sigmoid", "tanh", "relu"):
         net = symnn.mlp([8] + [width] * depth + [1], activation=act, loss="mse", name=f"deep_{act}")

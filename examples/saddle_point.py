@@ -59,9 +59,9 @@ def main(argv=None) -> dict:
     lz = hessian_spectrum(model, res.x, X, y, k=2, tol=1e-12)
     print(f"  Lanczos extremes {lz} vs dense {cm.eigenvalues[[0, -1]]}")
     if args.plot:
-        from symnn.plots import plot_spectrum
-
         import matplotlib
+
+        from symnn.plots import plot_spectrum
 
         matplotlib.use("Agg")
         plot_spectrum(np.concatenate([cp.eigenvalues, cm.eigenvalues]), args.plot,

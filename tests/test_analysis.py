@@ -9,8 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import symnn
-from symnn.analysis import (condition_number, critical_point, derivative_bound, find_saddle,
-                            hessian_spectrum, lipschitz_bound, weight_spectra)
+from symnn.analysis import (
+    condition_number,
+    critical_point,
+    derivative_bound,
+    find_saddle,
+    hessian_spectrum,
+    lipschitz_bound,
+    weight_spectra,
+)
 from symnn.declare.activations import ACTIVATIONS
 from symnn.errors import DataError, ShapeError, SymnnError
 

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import symnn
-from symnn.errors import (DeclarationError, SizeLimitError, SymnnError, UnknownNameError)
+from symnn.errors import DeclarationError, SizeLimitError, SymnnError, UnknownNameError
 
 
 def test_parameter_layout_and_names():

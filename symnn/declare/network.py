@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import sympy as sp
 
 from symnn.declare.activations import Activation
-from symnn.declare.layers import Act, Dense, Softmax, as_layer
+from symnn.declare.layers import Dense, Softmax, as_layer
 from symnn.declare.losses import Loss, Penalty, get_loss
 from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError

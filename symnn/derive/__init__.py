@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from symnn.derive import program as P
 from symnn.derive.build import Builder, forward_program
-from symnn.derive.reverse import reverse, rename_vars
+from symnn.derive.reverse import rename_vars, reverse
 from symnn.derive.simplify import fuse_maps
 from symnn.derive.tangent import jvp
 

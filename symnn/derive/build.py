@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symnn.declare.activations import Activation, sigmoid, softplus
+from symnn.declare.activations import Activation, softplus
 from symnn.declare.layers import Act, Dense, Softmax
 from symnn.declare.losses import A_SYM, Y_SYM, xlogy
 from symnn.declare.model import Model
 from symnn.declare.network import Network
-from symnn.errors import DerivationError
 from symnn.derive import program as P
+from symnn.errors import DerivationError
 
 __all__ = ["sym", "Builder", "forward_program"]
 

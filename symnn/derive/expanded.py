@@ -26,9 +26,9 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from symnn.declare.model import Model
 from symnn.derive import derive, hvp_program, input_jvp_program
 from symnn.derive import program as P
-from symnn.declare.model import Model
 from symnn.errors import SizeLimitError
 
 __all__ = [
