@@ -235,6 +235,16 @@ class CompiledModel(_Base):
             _purge_numba_cache(self.module)
             return self._call(kind, *args)
 
+    # -- training (the next stage, imported when called) ----------------------------------------
+    def fit(self, X, y, optimizer="adam", **options):
+        """Train this model: ``symnn.train.fit(self, X, y, optimizer, **options)``.
+
+        Returns a :class:`symnn.train.FitResult` (``.params``, ``.history``).
+        """
+        from symnn.train import fit
+
+        return fit(self, X, y, optimizer, **options)
+
     # -- first order -------------------------------------------------------------------------
     def predict(self, theta, X) -> np.ndarray:
         """The model's output ŷ for each row of ``X``: shape ``(B, n_out)``."""
