@@ -4,41 +4,49 @@
 and its Hessian-vector, Gauss-Newton and input-Jacobian extensions) into the text of one
 Python module with one ``numba.njit`` function per entry point, named after the network:
 
-=====================  ===========================  =======================================
-entry                  arguments                    effect
-=====================  ===========================  =======================================
-``<name>_predict``     ``params, X, out``           ``out`` ← ŷ ``(B, n_out)``
-``<name>_loss``        ``params, X, Y``             returns the batch loss L
-``<name>_loss_grad``   ``params, X, Y, grad``       returns L; ``grad`` ← ∂L/∂θ
-``<name>_hvp``         ``params, V, X, Y, out``     ``out[k]`` ← H ``V[k]`` for K directions
-``<name>_gnvp``        ``params, V, X, Y, out``     ``out[k]`` ← G ``V[k]`` (Gauss-Newton)
-``<name>_jacobian``    ``params, X, out``           ``out`` ← ∂ŷ/∂x ``(B, n_out, n_in)``
-=====================  ===========================  =======================================
+=====================  ==================================  ================================
+entry                  arguments                           effect
+=====================  ==================================  ================================
+``<name>_predict``     ``params, X, out, work``            ``out`` ← ŷ ``(B, n_out)``
+``<name>_loss``        ``params, X, Y, work``              returns the batch loss L
+``<name>_loss_grad``   ``params, X, Y, grad, work``        returns L; ``grad`` ← ∂L/∂θ
+``<name>_hvp``         ``params, V, X, Y, out, work``      ``out[k]`` ← H ``V[k]``, K dirs
+``<name>_gnvp``        ``params, V, X, Y, out, work``      ``out[k]`` ← G ``V[k]`` (Gauss-
+                                                           Newton)
+``<name>_jacobian``    ``params, X, out, work``            ``out`` ← ∂ŷ/∂x ``(B, n_out, n_in)``
+=====================  ==================================  ================================
 
 Every argument is a flat, C-contiguous 1-D array of the kernel's dtype (``X`` is the
 ``(B, n_in)`` batch flattened row by row, ``V`` the ``(K, P)`` directions, and so on); the
-batch size ``B`` and the number of directions ``K`` are read from the lengths.  Checking
-and reshaping the caller's arrays is :mod:`symnn.codegen.model`'s job.
+batch size ``B`` and the number of directions ``K`` are read from the lengths.  ``work`` is
+a scratch buffer the caller keeps between calls (:meth:`GeneratedModule.work_size`; a
+kernel given a shorter one allocates its own).  Checking and reshaping the caller's arrays
+is :mod:`symnn.codegen.model`'s job.
 
-Why flat arrays: Numba's compile time grows with every array view, reshape and loop in a
-function, and a helper called with literal constants is recompiled per call site.  So the
-generated entry points hold only offset arithmetic, one loop per elementwise ``Map`` and
-calls to a few runtime blocks (``_mm_nt`` …, defined below) that are compiled once per
-dtype with fixed signatures (:func:`prepare_runtime`) and cached beside this file.
-The helpers use BLAS (``np.dot`` in nopython mode) above a size threshold and plain loops
-below it: a BLAS call costs about a microsecond, which a batch of one should not pay.
+Why flat arrays and offsets: Numba's compile time grows with every array view, reshape and
+loop in a function, and a function called with literal constants is recompiled per call
+site.  So the generated entry points hold only offset arithmetic, one loop per elementwise
+``Map`` and calls to the *runtime blocks* below (``_mm_nt`` …), which are compiled once per
+dtype with fixed signatures (:func:`prepare_runtime`), cached beside this file, and kept
+from being inlined into every caller.  Indices are cast to unsigned (``_u``): Numba then
+skips its negative-index test and LLVM vectorises the loops.  The matrix blocks call BLAS
+``?gemm`` directly (alpha, beta and strides for free) above a size threshold
+(:data:`BLAS_THRESHOLDS`) and loop below it: a BLAS call costs about a microsecond, which a
+batch of one should not pay.
 
 How each op becomes code is one rule per op type, in the table :data:`EMITTERS`:
 
-* ``Affine`` / ``MatTVec`` / ``OuterMean`` — the matrix helpers ``_mm_nt`` / ``_mm_nn`` /
-  ``_mm_tn``; the batch mean's ``1/B`` is folded into the product;
+* ``Affine`` / ``MatTVec`` / ``OuterMean`` — the matrix blocks; the batch mean's ``1/B`` is
+  BLAS's alpha; an Affine's bias is added where its value is read when only Maps read it;
 * ``Map`` — chains are fused first (:func:`symnn.derive.simplify.fuse_maps`), then each is
   one loop whose body :class:`~symnn.codegen.printer.KernelPrinter` prints after
   :func:`sympy.cse`; a body that recomputes an earlier Map's value (``tanh(z1)`` in a
   tangent when ``a1 = tanh(z1)`` exists) reads that value instead;
+* sums of products (``ż = V a + W ȧ``) are computed in place: the second product adds into
+  the first's buffer (BLAS ``beta = 1``) and the sum disappears (:func:`_sum_plan`);
 * ``Softmax`` / ``LogSumExp`` — max-shifted, sharing one pass when they read the same logits;
-* the gradient is written straight into ``grad`` (θ layout); everything else lives in one
-  preallocated work buffer.
+* the gradient is written straight into ``grad`` (θ layout); everything else lives in the
+  work buffer.
 
 Second order, forward-over-reverse, many directions at once: the Hessian-vector program is
 split into the ops that do not depend on the direction (forward and backward pass, computed
@@ -654,6 +662,12 @@ class GeneratedModule:
     op_lines: list[tuple[int, str]] = field(default_factory=list)
     work: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
 
+    @property
+    def tangent_sizes(self) -> dict[str, tuple[int, int]]:
+        """``{kind: (floats per sample per direction, floats per direction)}`` of the work
+        buffers of the tangent kernels (to bound how many directions run at once)."""
+        return {k: (w[1], w[2]) for k, w in self.work.items() if k in ("hvp", "gnvp", "jacobian")}
+
     def work_size(self, kind: str, B: int, K: int = 1) -> int:
         """Length of the work buffer of kernel ``kind`` for B samples and K directions."""
         b, bk, k, c = self.work[kind]
@@ -892,7 +906,7 @@ class _KernelWriter:
         if new == exprs:
             return exprs, args
         args = dict(args)
-        for body, (sym, var) in self.values.items():
+        for _body, (sym, var) in self.values.items():
             args.setdefault(sym, P.Arg(sym, var, None))
         used = set().union(*(e.free_symbols for e in new))
         return new, {s: a for s, a in args.items() if s in used}
@@ -1353,18 +1367,17 @@ def _sum_plan(ops, kvars: set, keep: set):
                 for t in terms):
             continue
         cands[op.out] = (op, terms)
+    def root(v, parent):
+        while v in parent:
+            v = parent[v]
+        return v
+
     while True:
         parent = {t: s for s, (_, terms) in cands.items() for t in terms}
-
-        def root(v):
-            while v in parent:
-                v = parent[v]
-            return v
-
         writers: dict = {}
         for op in ops:
             if op.out in parent and op.out not in cands:
-                writers.setdefault(root(op.out), []).append(op)
+                writers.setdefault(root(op.out, parent), []).append(op)
         bad = []
         for r, ws in writers.items():
             if not all(isinstance(w, _ACCUMULATING) for w in ws[1:]) or any(
@@ -1380,7 +1393,7 @@ def _sum_plan(ops, kvars: set, keep: set):
             plan[w.out] = (r, 1 if n else 0)
     for s in cands:
         if s in parent:
-            plan[s] = (root(s), 1)
+            plan[s] = (root(s, parent), 1)
     return plan, {op for op, _ in cands.values()}
 
 
@@ -1498,7 +1511,7 @@ class _Generator:
         seeds = {self.x: Slot(self.x, "sample", "X")}
         if with_y:
             seeds[self.y] = Slot(self.y, "sample", "Y")
-        for (name, shape, off), p in zip(self.layout, self.params):
+        for (_name, _shape, off), p in zip(self.layout, self.params):
             seeds[p] = Slot(p, "param", "params", str(off))
         return seeds
 
@@ -1535,7 +1548,7 @@ class _Generator:
             def epilogue(w):
                 return [f"return {w.slot(L).arr}"]
         else:
-            for (name, shape, off), g in zip(self.layout, grads):
+            for (_name, _shape, off), g in zip(self.layout, grads):
                 if g not in seeds and g not in fixed:
                     fixed[g] = Slot(g, "param", "grad", str(off))
             args = ("params", "X", "Y", "grad", "work")
@@ -1544,7 +1557,7 @@ class _Generator:
 
             def epilogue(w):
                 lines = []
-                for (name, shape, off), g in zip(self.layout, grads):
+                for (_name, _shape, off), g in zip(self.layout, grads):
                     s = w.slot(g)
                     if not (s.arr == "grad" and s.off == str(off)):
                         lines.append(f"_copy_rows({s.arr}, {s.off}, 0, grad, {off}, 0, 1, "
@@ -1587,7 +1600,7 @@ class _Generator:
         if kind in ("hvp", "gnvp"):
             header = [f"B = X.shape[0] // {self.x.size}", f"K = V.shape[0] // {P_}"]
             first = None
-            for (name, shape, off), p in zip(self.layout, self.params):
+            for (_name, _shape, _off), p in zip(self.layout, self.params):
                 t = tangents[p]
                 o = w.carve(t.name, "K", t.size)
                 first = first or o
@@ -1612,7 +1625,7 @@ class _Generator:
                 if packed:
                     return [f"_blocks(work, {out_first}, K, {P_}, _LAYOUT, out, 0, 0)"]
                 lines = []
-                for (name, shape, off), ov in zip(self.layout, out_vars):
+                for (_name, _shape, off), ov in zip(self.layout, out_vars):
                     s = w.slot(ov)
                     ss = str(ov.size) if s.is_k else "0"
                     lines.append(f"_copy_rows({s.arr}, {s.off}, {ss}, out, {off}, {P_}, K, "
@@ -1693,7 +1706,7 @@ class _Generator:
             f"_LAYOUT = np.array([{layout}], dtype=np.int64)",
         ]
         op_lines = []
-        for w, k, text in parts:
+        for w, _k, text in parts:
             lines += ["", ""]
             base = len(lines)
             lines += text

@@ -31,7 +31,7 @@ Examples
 >>> KernelPrinter(fast=False).doprint(sigmoid(z) * (1 - sigmoid(z)))
 '(1.0 - _sigmoid(z))*_sigmoid(z)'
 >>> KernelPrinter(dtype="float32", fast=True).doprint(z**2 / 2)
-'_f(0.5)*(z*z)'
+'(z*z)/_f(2.0)'
 """
 
 from __future__ import annotations
@@ -247,9 +247,9 @@ class KernelPrinter(StrPrinter):
 
     def _print_leaky_relu(self, expr) -> str:
         z, alpha = expr.args
-        pz = self._print(z)
+        pz, pa = self._print(z), self.parenthesize(alpha, PRECEDENCE["Mul"])
         return (f"({pz} if {pz} > {self.literal(0.0)} else "
-                f"{self.parenthesize(alpha, PRECEDENCE['Mul'])}*{self.parenthesize(z, PRECEDENCE['Mul'])})")
+                f"{pa}*{self.parenthesize(z, PRECEDENCE['Mul'])})")
 
     def _print_elu(self, expr) -> str:
         z, alpha = expr.args
