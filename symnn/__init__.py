@@ -13,6 +13,7 @@ Examples
 """
 
 from symnn.check import CheckReport, gradcheck, hesscheck
+from symnn.codegen.cache import SymnnWarning
 from symnn.declare.activations import Activation
 from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
@@ -41,5 +42,5 @@ __all__ = [
     "Equations", "CheckReport", "gradcheck", "hesscheck",
     "SymnnError", "ShapeError", "UnknownNameError", "DeclarationError", "SizeLimitError",
     "DerivationError", "CompileError", "DataError", "CheckError", "TrainingError",
-    "SpecError", "ModelFileError", "__version__",
+    "SpecError", "ModelFileError", "SymnnWarning", "__version__",
 ]
