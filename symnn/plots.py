@@ -13,10 +13,10 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from symnn._atomic import atomic_path
 from symnn.errors import SymnnError
 
 __all__ = ["plot_history", "plot_spectrum", "plot_gradient_flow"]
@@ -36,16 +36,11 @@ def _plt():
 def _save(fig, path: str) -> str:
     """Write atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
     ext = os.path.splitext(path)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(suffix=ext, dir=d)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=ext) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         _plt().close(fig)
     return path
 

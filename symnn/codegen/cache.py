@@ -43,10 +43,11 @@ import linecache
 import os
 import platform
 import sys
-import tempfile
 import types
 import warnings
 from pathlib import Path
+
+from symnn._atomic import atomic_write_text
 
 __all__ = [
     "SymnnWarning",
@@ -126,19 +127,7 @@ def _verified(path: Path, source: str) -> bool:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write_text(path, text)
 
 
 def _import_file(name: str, path: Path) -> types.ModuleType:

@@ -45,13 +45,13 @@ import hashlib
 import io as _io
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
+from symnn._atomic import atomic_path
 from symnn.errors import DeclarationError, ModelFileError, SymnnError
 from symnn.train.history import History
 
@@ -423,21 +423,8 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
         raise ModelFileError(f"save: metadata must be JSON-able (strings, finite numbers, "
                              f"lists, dicts): {err}") from err
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".symnn-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, theta=theta, meta=blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, theta=theta, meta=blob)
 
 
 class SavedModel(tuple):
