@@ -131,11 +131,11 @@ def _derive(declared) -> Derived:
     return Derived(declared, b, forward_ops, cot)
 
 
-_CACHE: dict = {}
-
-
 def derive(declared) -> Derived:
     """Derive the forward and backward program of a network or custom model.
+
+    The result is kept on the declaration (declarations are immutable), so printing,
+    expanding and compiling the same network derive it once.
 
     Examples
     --------
@@ -144,12 +144,13 @@ def derive(declared) -> Derived:
     >>> sorted(k for k in d.program.outputs if k.startswith("grad:"))
     ['grad:W1', 'grad:W2', 'grad:b1', 'grad:b2']
     """
-    key = id(declared)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] is declared:
-        return hit[1]
-    d = _derive(declared)
-    _CACHE[key] = (declared, d)
+    d = getattr(declared, "_derived", None)
+    if d is None:
+        d = _derive(declared)
+        try:
+            declared._derived = d
+        except AttributeError:  # pragma: no cover - a declaration without a __dict__
+            pass
     return d
 
 
