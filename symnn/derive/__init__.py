@@ -9,10 +9,8 @@ Gauss-Newton-vector products; ``input_jvp_program`` gives the input Jacobian.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from symnn.derive import program as P
-from symnn.derive.build import Builder, forward_program
+from symnn.derive.build import Builder, _coef, forward_program
 from symnn.derive.reverse import rename_vars, reverse
 from symnn.derive.simplify import fuse_maps
 from symnn.derive.tangent import jvp
@@ -95,11 +93,9 @@ def _derive(declared) -> Derived:
             g = b.emit(P.Map(b.temp((p.size,)), (0,), ()))
             g = b.emit(P.BatchMean(b.temp(p.shape, "param"), g))
         pen_terms = []
-        for i, (pen, var, idx) in enumerate(b.meta.get("penalties", [])):
+        for pen, var, idx in b.meta.get("penalties", []):
             if var == p:
                 out = b.temp(p.shape, "param")
-                from symnn.derive.build import _coef
-
                 pen_terms.append(b.emit(P.Penalty(out, p, pen.kind, _coef(pen.lam), True, idx)))
         if pen_terms:
             g = b.emit(P.Add(b.temp(p.shape, "param"), (g, *pen_terms)))
@@ -195,7 +191,6 @@ def gnvp_program(d: Derived):
     dots = jvp(b, upto, dict(tangents))
     u_dot = dots.get(u)
     # 2. H_ℓ (J v): tangent of the loss's cotangent at u, only u varying
-    prod = {op.out: op for op in d.program.ops}
     loss_part = _ops_between(d, u, g_u)
     dots2 = jvp(b, loss_part, {u: u_dot} if u_dot is not None else {})
     r = dots2.get(g_u)
@@ -215,7 +210,6 @@ def gnvp_program(d: Derived):
             t = b.emit(P.Map(b.temp((p.size,)), (0,), ()))
             t = b.emit(P.BatchMean(b.temp(p.shape, "param"), t))
         outs[p.name] = t
-    del prod
     extra = b.prog.ops[len(d.program.ops):]
     return extra, tangents, outs
 
@@ -260,5 +254,3 @@ def input_jvp_program(d: Derived):
     extra = b.prog.ops[len(d.program.ops):]
     return extra, x_dot, out
 
-
-del lru_cache

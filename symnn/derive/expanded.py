@@ -261,13 +261,8 @@ def expanded_hessian(declared, batch_size: int = 1, limit: int | None = None) ->
     ops, tangents, outs = hvp_program(d)
     P_ = declared.n_params
     H = sp.zeros(P_, P_)
-    offsets = []
-    o = 0
-    for p in d.params:
-        offsets.append(o)
-        o += p.size
     col = 0
-    for p, off in zip(d.params, offsets):
+    for p in d.params:
         for ix in np.ndindex(*p.shape):
             env = dict(base)
             for q in d.params:

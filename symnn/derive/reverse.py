@@ -31,9 +31,6 @@ from symnn.errors import DerivationError
 
 __all__ = ["VJP_RULES", "reverse", "rename_vars"]
 
-Cot = "P.Var | sp.Expr"
-
-
 def _is_const(g) -> bool:
     return not isinstance(g, P.Var)
 
