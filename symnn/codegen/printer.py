@@ -166,8 +166,8 @@ class KernelPrinter(StrPrinter):
             if c == 1.0:
                 return self._print(rest)
             if c == -1.0:
-                return "-" + self.parenthesize(rest, PRECEDENCE["Mul"])
-            return f"{self.literal(c)}*{self.parenthesize(rest, PRECEDENCE['Mul'])}"
+                return "-" + self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)
+            return f"{self.literal(c)}*{self.parenthesize(rest, PRECEDENCE['Mul'], strict=True)}"
         return super()._print_Mul(expr)
 
     def _print_Add(self, expr, order=None) -> str:
@@ -181,7 +181,7 @@ class KernelPrinter(StrPrinter):
             return self.literal(float(expr))
         if base == sp.E:
             return self._call("exp", e)
-        pb = self.parenthesize(base, PRECEDENCE["Mul"], strict=True)
+        pb = self.parenthesize(base, PRECEDENCE["Mul"])
         if e.is_Integer:
             n = int(e)
             if n == 0:
@@ -194,7 +194,9 @@ class KernelPrinter(StrPrinter):
             return f"math.sqrt({self._print(base)})"
         if e == -sp.S.Half:
             return f"{self.literal(1.0)}/math.sqrt({self._print(base)})"
-        pe = self.parenthesize(e, PRECEDENCE["Pow"], strict=True)
+        # ``**`` is right-associative in Python: a power as the base needs parentheses too
+        pb = self.parenthesize(base, PRECEDENCE["Pow"])
+        pe = self.parenthesize(e, PRECEDENCE["Pow"])
         return f"{pb}**{pe}"
 
     # -- functions -------------------------------------------------------------------------
@@ -233,11 +235,11 @@ class KernelPrinter(StrPrinter):
 
     def _print_swish(self, expr) -> str:
         z = expr.args[0]
-        return f"{self.parenthesize(z, PRECEDENCE['Mul'])}*{self._call('sigmoid', z)}"
+        return f"{self.parenthesize(z, PRECEDENCE['Mul'], strict=True)}*{self._call('sigmoid', z)}"
 
     def _print_gelu(self, expr) -> str:
         z = expr.args[0]
-        pz = self.parenthesize(z, PRECEDENCE["Mul"])
+        pz = self.parenthesize(z, PRECEDENCE["Mul"], strict=True)
         one, half = self.literal(1.0), self.literal(0.5)
         return (f"({half}*{pz}*({one} + "
                 f"{self._call('erf', z * sp.Float(1 / np.sqrt(2.0)))}))")
@@ -247,21 +249,23 @@ class KernelPrinter(StrPrinter):
 
     def _print_leaky_relu(self, expr) -> str:
         z, alpha = expr.args
-        pz, pa = self._print(z), self.parenthesize(alpha, PRECEDENCE["Mul"])
+        pz = self._print(z)
+        pa = self.parenthesize(alpha, PRECEDENCE["Mul"], strict=True)
         return (f"({pz} if {pz} > {self.literal(0.0)} else "
-                f"{pa}*{self.parenthesize(z, PRECEDENCE['Mul'])})")
+                f"{pa}*{self.parenthesize(z, PRECEDENCE['Mul'], strict=True)})")
 
     def _print_elu(self, expr) -> str:
         z, alpha = expr.args
         pz = self._print(z)
         return (f"({pz} if {pz} > {self.literal(0.0)} else "
-                f"{self.parenthesize(alpha, PRECEDENCE['Mul'])}*{self._call('expm1', z)})")
+                f"{self.parenthesize(alpha, PRECEDENCE['Mul'], strict=True)}*"
+                f"{self._call('expm1', z)})")
 
     def _print_xlogy(self, expr) -> str:
         x, y = expr.args
         px = self._print(x)
         return (f"({self.literal(0.0)} if {px} == {self.literal(0.0)} else "
-                f"{self.parenthesize(x, PRECEDENCE['Mul'])}*{self._call('log', y)})")
+                f"{self.parenthesize(x, PRECEDENCE['Mul'], strict=True)}*{self._call('log', y)})")
 
     def _print_Heaviside(self, expr) -> str:
         z = expr.args[0]
@@ -311,8 +315,8 @@ class KernelPrinter(StrPrinter):
 
     def _print_Relational(self, expr) -> str:
         op = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}[expr.rel_op]
-        lhs = self.parenthesize(expr.lhs, PRECEDENCE["Relational"] + 1)
-        rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"] + 1)
+        lhs = self.parenthesize(expr.lhs, PRECEDENCE["Relational"], strict=True)
+        rhs = self.parenthesize(expr.rhs, PRECEDENCE["Relational"], strict=True)
         return f"{lhs} {op} {rhs}"
 
     def _print_And(self, expr) -> str:
@@ -325,8 +329,15 @@ class KernelPrinter(StrPrinter):
         return f"(not ({self._print(expr.args[0])}))"
 
     def parenthesize(self, item, level, strict=False) -> str:
+        """``item`` printed, in parentheses when it binds no tighter than ``level``.
+
+        SymPy's convention, which :class:`~sympy.printing.str.StrPrinter` relies on:
+        parenthesise when ``precedence(item) <= level``, or ``< level`` when ``strict``.
+        (``StrPrinter._print_Mul`` passes the precedence of the whole product, which is
+        that of an Add when the product is negative: ``-y*(1 - a)`` needs ``<=``.)
+        """
         p = precedence(item)
         text = self._print(item)
-        if (strict and p <= level) or (not strict and p < level):
+        if p < level or (not strict and p <= level):
             return f"({text})"
         return text
