@@ -122,6 +122,25 @@ class KernelPrinter(StrPrinter):
     def _print_number(self, expr) -> str:
         return self.literal(float(expr))
 
+    def constant(self, expr) -> str | None:
+        """The literal of a constant subexpression, or None when it has no float value here
+        (``softplus(1)``: a symnn function of a number, which then prints as a call)."""
+        try:
+            return self.literal(float(expr))
+        except (TypeError, ValueError):
+            return None
+
+    @staticmethod
+    def _foldable(a) -> bool:
+        """A factor that folds into one float literal (``sqrt(2)``, ``pi``, ``1/2``)."""
+        if not a.is_number:
+            return False
+        try:
+            float(a)
+        except (TypeError, ValueError):
+            return False
+        return True
+
     _print_Integer = _print_number
     _print_Rational = _print_number
     _print_Float = _print_number
@@ -155,14 +174,14 @@ class KernelPrinter(StrPrinter):
 
     # -- arithmetic ------------------------------------------------------------------------
     def _print_Mul(self, expr) -> str:
-        if expr.is_number:
-            return self.literal(float(expr))
-        nums = [a for a in expr.args if a.is_number]
+        if expr.is_number and (lit := self.constant(expr)) is not None:
+            return lit
+        nums = [a for a in expr.args if self._foldable(a)]
         if len(nums) > 1 or (nums and not nums[0].is_Rational):
             # fold every constant factor (sqrt(2), pi, 1/2 …) into one literal: without
             # fastmath the compiler may not reassociate ``z*1.41/2.0`` itself
             c = float(sp.Mul(*nums))
-            rest = sp.Mul(*[a for a in expr.args if not a.is_number])
+            rest = sp.Mul(*[a for a in expr.args if a not in nums])
             if c == 1.0:
                 return self._print(rest)
             if c == -1.0:
@@ -171,14 +190,14 @@ class KernelPrinter(StrPrinter):
         return super()._print_Mul(expr)
 
     def _print_Add(self, expr, order=None) -> str:
-        if expr.is_number:
-            return self.literal(float(expr))
+        if expr.is_number and (lit := self.constant(expr)) is not None:
+            return lit
         return super()._print_Add(expr, order)
 
     def _print_Pow(self, expr, rational=False) -> str:
         base, e = expr.as_base_exp()
-        if expr.is_number:
-            return self.literal(float(expr))
+        if expr.is_number and (lit := self.constant(expr)) is not None:
+            return lit
         if base == sp.E:
             return self._call("exp", e)
         pb = self.parenthesize(base, PRECEDENCE["Mul"])
