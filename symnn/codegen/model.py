@@ -44,10 +44,15 @@ import numpy as np
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba_gen import GeneratedModule, generate, prepare_runtime
+from symnn.declare.limits import check_dense
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
 from symnn.errors import CompileError, ShapeError
 
 __all__ = ["CompiledModel", "ReferenceModel", "compile_model"]
+
+#: What to use instead of a dense Hessian too large to hold.
+_HESSIAN_ALTERNATIVE = ("Use model.hvp(theta, v, X, y) for Hessian-vector products, or "
+                        "symnn.analysis.hessian_spectrum(..., k=…) for extreme eigenvalues.")
 
 #: Upper bound on the work memory of one batched Hessian call (bytes).
 HESSIAN_MEMORY = 256 * 2**20
@@ -82,7 +87,7 @@ class _Base:
     # -- layout --------------------------------------------------------------------------
     def unflatten(self, theta) -> dict[str, np.ndarray]:
         """Named parameter arrays (views of ``theta`` when it is contiguous of this dtype)."""
-        theta = V.as_theta(theta, self.n_params, self.dtype)
+        theta = V.as_theta(theta, self.n_params, self.dtype, finite=False)
         return {name: theta[o:o + n].reshape(shape)
                 for (name, shape), (o, n) in zip(self.param_shapes, self._offsets)}
 
@@ -112,7 +117,7 @@ class _Base:
         GELU and swish; biases 0.  Custom models: ``1 + 0.1·N(0, 1)`` for every parameter
         (ones, slightly perturbed so that symmetric parameters start apart).
         """
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(V.as_seed(seed))
         theta = np.zeros(self.n_params, np.float64)
         from symnn.declare.model import Model
 
@@ -187,8 +192,10 @@ class CompiledModel(_Base):
         The same methods computed by the uncompiled NumPy interpreter.
     """
 
-    def __init__(self, declared, derived, generated: GeneratedModule, module, dtype) -> None:
+    def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
+                 debug: bool = False) -> None:
         super().__init__(declared, derived, dtype)
+        self.debug = bool(debug)
         self.generated = generated
         self.source = generated.source
         self.module = module
@@ -203,6 +210,21 @@ class CompiledModel(_Base):
         if self._reference is None:
             self._reference = ReferenceModel(self.declared, self.dtype)
         return self._reference
+
+    def kernel_source(self, kind: str = "loss_and_grad") -> str:
+        """The generated source of one kernel (its decorator and function), e.g.
+        ``print(model.kernel_source("loss_and_grad"))``; kinds as in :attr:`kernels`."""
+        if kind not in self.generated.kernels:
+            raise KeyError(f"no kernel {kind!r}; kernels: {sorted(self.generated.kernels)}")
+        name = self.generated.kernels[kind].name
+        lines = self.source.splitlines()
+        start = next(i for i, ln in enumerate(lines) if ln.startswith(f"def {name}("))
+        end = start + 1
+        while start > 0 and lines[start - 1].startswith("@"):
+            start -= 1
+        while end < len(lines) and not lines[end].startswith(("def ", "@")):
+            end += 1
+        return "\n".join(lines[start:end]).rstrip() + "\n"
 
     def _work(self, kind: str, B: int, K: int = 1) -> np.ndarray:
         """The reusable work buffer of a kernel, grown when a call needs more.
@@ -221,6 +243,8 @@ class CompiledModel(_Base):
         if not self._ready:
             prepare_runtime(self.dtype.name)
             self._ready = True
+        if self.debug:
+            _poison(self.generated.kernels[kind].args, args)
         try:
             return fn(*args)
         except Exception as err:
@@ -304,6 +328,7 @@ class CompiledModel(_Base):
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         P = self.n_params
+        check_dense(P, P, self.dtype.itemsize, "the Hessian", _HESSIAN_ALTERNATIVE)
         _, per_sample, per_dir, _ = self.generated.work["hvp"]
         per = (X.shape[0] * per_sample + per_dir + 2 * P) * self.dtype.itemsize
         chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
@@ -327,6 +352,27 @@ class CompiledModel(_Base):
         self._call("jacobian", theta, X.reshape(-1), out.reshape(-1),
                    self._work("jacobian", X.shape[0], self.n_inputs))
         return out
+
+
+#: Arguments a kernel writes (its results and scratch space): poisoned in debug mode.
+_WRITTEN_ARGS = frozenset({"out", "grad", "work"})
+
+
+def poison_enabled() -> bool:
+    """True when ``$SYMNN_POISON`` asks for poisoned buffers (``1``, ``true``, ``yes``, ``on``)."""
+    import os
+
+    return os.environ.get("SYMNN_POISON", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _poison(names, args) -> None:
+    """Fill every buffer the kernel writes (``out``, ``grad``, ``work``) with NaN, so that a
+    value read before the kernel wrote it shows up as NaN instead of a plausible number
+    left over from an earlier call.  (A kernel given too small a work buffer allocates its
+    own, NaN-filled too; see :mod:`symnn.codegen.numba_gen`.)"""
+    for name, a in zip(names, args):
+        if name in _WRITTEN_ARGS and isinstance(a, np.ndarray):
+            a.fill(np.nan)
 
 
 def _from_numba_cache(err: BaseException) -> bool:
@@ -441,6 +487,7 @@ class ReferenceModel(_Base):
         return self._product("gnvp", theta, v, X, y)
 
     def hessian(self, theta, X, y) -> np.ndarray:
+        check_dense(self.n_params, self.n_params, 8, "the Hessian", _HESSIAN_ALTERNATIVE)
         return self._product("hvp", theta, np.eye(self.n_params), X, y)
 
     def jacobian(self, theta, X) -> np.ndarray:
@@ -449,7 +496,9 @@ class ReferenceModel(_Base):
         ops = list(self.program.ops) + list(extra)
         base = self._env(theta, X)
         B = X.shape[0]
-        J = np.empty((B, self.n_outputs, self.n_inputs), self.dtype)
+        J = np.zeros((B, self.n_outputs, self.n_inputs), self.dtype)
+        if pred_dot is None:  # the prediction does not depend on the inputs
+            return J
         for i in range(self.n_inputs):
             env = dict(base)
             xd = np.zeros((B, self.n_inputs))
@@ -461,7 +510,7 @@ class ReferenceModel(_Base):
 
 
 def compile_model(declared, dtype: Any = "float64", cache: bool = True,
-                  cache_dir=None) -> CompiledModel:
+                  cache_dir=None, debug: bool | None = None) -> CompiledModel:
     """Derive, generate and compile the kernels of a network or custom model.
 
     Parameters
@@ -473,6 +522,12 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         processes start warm.  False compiles in memory.
     cache_dir : path, optional
         Overrides ``$SYMNN_CACHE_DIR`` / ``~/.cache/symnn``.
+    debug : bool, optional
+        Poisoned buffers: before every kernel call, fill the buffers the kernel writes
+        (``out``, ``grad``, the work buffer) with NaN, so that generated code reading a
+        value it never wrote gives NaN instead of a plausible leftover.  Results of correct
+        code do not change; each call pays one pass over its buffers.  Default: on when
+        the environment variable ``SYMNN_POISON`` is ``1`` (the test suite sets it).
 
     Returns
     -------
@@ -497,4 +552,6 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         raise CompileError(
             f"the generated kernels of {declared.name!r} are not valid Python: {err}"
         ) from err
-    return CompiledModel(declared, derived, generated, module, dt)
+    if debug is None:
+        debug = poison_enabled()
+    return CompiledModel(declared, derived, generated, module, dt, debug=debug)

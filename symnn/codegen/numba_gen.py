@@ -20,7 +20,8 @@ Every argument is a flat, C-contiguous 1-D array of the kernel's dtype (``X`` is
 ``(B, n_in)`` batch flattened row by row, ``V`` the ``(K, P)`` directions, and so on); the
 batch size ``B`` and the number of directions ``K`` are read from the lengths.  ``work`` is
 a scratch buffer the caller keeps between calls (:meth:`GeneratedModule.work_size`; a
-kernel given a shorter one allocates its own).  Checking and reshaping the caller's arrays
+kernel given a shorter one allocates its own, filled with NaN so that a value read before
+it is written shows).  Checking and reshaping the caller's arrays
 is :mod:`symnn.codegen.model`'s job.
 
 Why flat arrays and offsets: Numba's compile time grows with every array view, reshape and
@@ -758,6 +759,7 @@ class _KernelWriter:
         self.uses_inv_b = False
         self.pre: list[str] = []  # code run before the ops (unpacking directions …)
         self.acc = 0  # 1 while emitting an op that adds into its output (see _sum_plan)
+        self.shared: set = set()  # values stored in an in-place sum's storage
 
     # -- utilities -------------------------------------------------------------------------
     def lit(self, v: float) -> str:
@@ -809,6 +811,9 @@ class _KernelWriter:
                 self.kvars.add(op.out)
         keep = set(fixed) | set(seeds)
         plan, dropped = _sum_plan(ops, self.kvars, keep)
+        # values whose storage is shared with an in-place sum: later terms add into it, so
+        # no later Map may read them in place of recomputing their body (see remember)
+        self.shared = set(plan)
         for op in ops:
             if op in dropped or op.out in self.slots:
                 continue
@@ -833,11 +838,14 @@ class _KernelWriter:
                 self.deferred[op.out] = self.slot(op.b)
         # a tangent's batch mean accumulated inside the loop of the Map that makes the
         # tangent (one pass fewer over a B·K·n array; not worth the code for ordinary values)
+        # (only a Map that is itself emitted: a sum computed in place by _sum_plan has no
+        # loop of its own, so a mean hung on it would never be written)
         self.means = {}
+        emitted_maps = {o.out for o in ops if isinstance(o, P.Map) and o not in skip}
         for op in ops:
             if (isinstance(op, P.BatchMean) and op.out.kind != "total" and op not in skip
                     and op.out in self.kvars and plan.get(op.out, (None, 0))[1] == 0
-                    and op.u in {o.out for o in ops if isinstance(o, P.Map)}
+                    and op.u in emitted_maps
                     and op.u not in plan and op.u.size == op.out.size):
                 self.means.setdefault(op.u, []).append(op)
                 skip.add(op)
@@ -880,7 +888,8 @@ class _KernelWriter:
             prev = f"{off} + {size}"
         self.work_units = dict(self.units)
         lines.append(f"    if work.shape[0] < {prev}:")
-        lines.append(f"        work = np.empty({prev}, _f)")
+        # NaN-filled, so that a read before a write shows (see CompiledModel(debug=True))
+        lines.append(f"        work = np.full({prev}, np.nan, _f)")
         lines += ["    " + ln for ln in self.pre]
         self.op_starts = []
         for item in self.body:
@@ -912,7 +921,7 @@ class _KernelWriter:
         return new, {s: a for s, a in args.items() if s in used}
 
     def remember(self, op: P.Map, exprs, args) -> None:
-        if len(exprs) != 1 or op.out in self.kvars or self.acc:
+        if len(exprs) != 1 or op.out in self.kvars or self.acc or op.out in self.shared:
             return
         e = exprs[0]
         if e.is_Symbol or not e.free_symbols:
@@ -985,11 +994,16 @@ class _KernelWriter:
         )
         loop = "flat" if flat else ("elem" if single and n > 1 else "row")
         self.rows_used = set()
+        invariant: set = set()  # values read that do not change inside the loops
+
         def read(a, comp):
             text = self.access(a, loop, comp)
             if isinstance(text, tuple):  # value + deferred bias: CSE shares the sum
                 return sp.Symbol(text[0], real=True) + sp.Symbol(text[1], real=True)
-            return sp.Symbol(text, real=True)
+            s = sp.Symbol(text, real=True)
+            if self.slot(a.var).mode in ("param", "total"):
+                invariant.add(s)
+            return s
 
         if loop == "row":
             bodies = []
@@ -1006,6 +1020,9 @@ class _KernelWriter:
             sub = {s: read(a, None) for s, a in args.items()}
             bodies = [exprs[0].xreplace(sub)]
             targets = [out.at("q")]
+        bodies, hoisted = _hoist_invariant(bodies, invariant, lambda: self.fresh("h"))
+        for sym, e in hoisted:
+            self.b(f"{sym} = {self.printer.doprint(e)}")
         repl, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"), order="none")
         if loop == "flat":
             size = "B * K" if is_k else "B"
@@ -1304,6 +1321,39 @@ class _KernelWriter:
             g = (f"{coef} * ({self.lit(1.0)} if {src} > 0 else ({self.lit(-1.0)} if {src} < 0 "
                  f"else {self.lit(0.0)}))" if l1 else f"{self.lit(2.0 * float(op.coef))} * {src}")
             self.b(f"{o.at(f'k * {size} + {j}')} += {g}", 2)
+
+
+def _hoist_invariant(bodies, invariant: set, fresh):
+    """Loop-invariant work out of a Map's loops: every largest subexpression of the bodies
+    that reads only parameters and totals and calls a function or takes a power is computed
+    once, before the loop (``h = fm_exp(-params[2])``), and read inside it.
+
+    Besides the saved work, this keeps LLVM from a pathological case: nested fast-math
+    calls on a loop-invariant value (``fm_exp(-fm_exp(-fm_exp(-params[2])))`` inside a
+    per-sample loop) took it minutes to optimise.  The hoisted expression is printed as it
+    would have been inside the loop, so results do not change.  Returns
+    ``(new bodies, [(symbol, expression), …])``."""
+    found: dict = {}
+
+    def visit(e):
+        if e.is_Atom or not isinstance(e, sp.Expr):
+            if not e.is_Atom:
+                for arg in e.args:
+                    visit(arg)
+            return
+        fs = e.free_symbols
+        if fs and fs <= invariant and (e.atoms(sp.Function) or e.atoms(sp.Pow)):
+            if e not in found:
+                found[e] = sp.Symbol(fresh(), real=True)
+            return
+        for arg in e.args:
+            visit(arg)
+
+    for body in bodies:
+        visit(body)
+    if not found:
+        return bodies, []
+    return [b.xreplace(found) for b in bodies], [(h, e) for e, h in found.items()]
 
 
 def _canonical(op: P.Map):

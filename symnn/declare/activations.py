@@ -14,7 +14,7 @@ Examples
 >>> from symnn.declare.activations import sigmoid
 >>> z = sp.Symbol("z")
 >>> sp.diff(sigmoid(z), z)
-(1 - sigmoid(z))*sigmoid(z)
+(1 - σ(z))*σ(z)
 """
 
 from __future__ import annotations
@@ -40,6 +40,20 @@ __all__ = [
 ]
 
 
+def _real_if_args_real(fn: sp.Function):
+    """An activation of real arguments is real (so SymPy writes no re()/im() around it)."""
+    return True if all(a.is_extended_real for a in fn.args) else None
+
+
+def _evalf_by_definition(fn: sp.Function, prec: int):
+    """Numerical value of an activation at numbers, from its elementary ``definition``
+    (so ``float(softplus(1))`` works, as it does for SymPy's own functions); None, SymPy's
+    "cannot evaluate", for symbolic arguments."""
+    if not all(a.is_number for a in fn.args):
+        return None
+    return fn.definition(*fn.args)._evalf(prec)
+
+
 class sigmoid(sp.Function):
     r"""Logistic sigmoid, :math:`\sigma(z) = 1 / (1 + e^{-z})`.
 
@@ -51,6 +65,15 @@ class sigmoid(sp.Function):
     @staticmethod
     def definition(z: sp.Expr) -> sp.Expr:
         return 1 / (1 + sp.exp(-z))
+
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         s = sigmoid(self.args[0])
@@ -85,6 +108,15 @@ class relu(sp.Function):
     def definition(z: sp.Expr) -> sp.Expr:
         return sp.Max(0, z)
 
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_is_nonnegative(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.Heaviside(self.args[0], 0)
 
@@ -118,6 +150,12 @@ class leaky_relu(sp.Function):
     def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
         return sp.Piecewise((z, z > 0), (alpha * z, True))
 
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z, alpha = self.args
         if argindex == 1:
@@ -149,6 +187,12 @@ class elu(sp.Function):
     def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
         return sp.Piecewise((z, z > 0), (alpha * (sp.exp(z) - 1), True))
 
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z, alpha = self.args
         if argindex == 1:
@@ -173,6 +217,15 @@ class softplus(sp.Function):
     @staticmethod
     def definition(z: sp.Expr) -> sp.Expr:
         return sp.log(1 + sp.exp(z))
+
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_is_positive(self):
+        return True if self.args[0].is_real else None
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sigmoid(self.args[0])
@@ -206,6 +259,12 @@ class gelu(sp.Function):
     def definition(z: sp.Expr) -> sp.Expr:
         return z * (1 + sp.erf(z / sp.sqrt(2))) / 2
 
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
+
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
         return (1 + sp.erf(z / sp.sqrt(2))) / 2 + z * sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
@@ -235,6 +294,12 @@ class swish(sp.Function):
     @staticmethod
     def definition(z: sp.Expr) -> sp.Expr:
         return z / (1 + sp.exp(-z))
+
+    def _eval_is_real(self):
+        return _real_if_args_real(self)
+
+    def _eval_evalf(self, prec):
+        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
@@ -372,7 +437,32 @@ def get_activation(spec: "str | Activation | sp.Lambda", where: str = "") -> Act
             f"unknown activation {spec!r}{at}; known activations: {known}, 'softmax', "
             "or pass a sympy.Lambda of one variable"
         )
+    if callable(spec) and str(getattr(spec, "__module__", "")).startswith("sympy."):
+        return _from_sympy_function(spec, where)  # sp.tanh, sp.sin, sp.exp, sp.sqrt …
     raise DeclarationError(
         f"activation{(' (' + where + ')') if where else ''}: expected a name, an Activation or "
         f"a sympy.Lambda, got {type(spec).__name__}"
     )
+
+
+def _from_sympy_function(fn, where: str = "") -> Activation:
+    """``sp.tanh`` → the built-in tanh; any other SymPy function of one argument (``sp.sin``,
+    ``sp.exp``, ``sp.sqrt``) → ``Activation.from_lambda(Lambda(t, fn(t)), name)``."""
+    at = f" ({where})" if where else ""
+    name = getattr(fn, "__name__", "f")
+    if fn is sp.tanh:
+        return ACTIVATIONS["tanh"]
+    t = sp.Symbol("t", real=True)
+    try:
+        body = sp.sympify(fn(t))
+    except (TypeError, ValueError, sp.SympifyError) as err:
+        raise DeclarationError(
+            f"activation{at}: {name} is not a SymPy function of one argument ({err}); pass "
+            "e.g. sympy.tanh, sympy.sin or sympy.Lambda(t, t**3)"
+        ) from err
+    if not isinstance(body, sp.Expr) or t not in body.free_symbols or body == t:
+        raise DeclarationError(
+            f"activation{at}: {name}(t) gave {body!r}, not an expression in t; pass a SymPy "
+            "function of one argument (sympy.sin) or a sympy.Lambda"
+        )
+    return Activation.from_lambda(sp.Lambda(t, body), name=name if name.isidentifier() else "f")

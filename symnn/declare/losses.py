@@ -26,6 +26,13 @@ Conventions (``n`` is the number of outputs):
 ``"kl"``             :math:`\\ell = \\sum_k y_k \\log(y_k / \\hat y_k)` with :math:`0\\log 0 = 0`
 ===================  ==========================================================
 
+``bce``, ``cross_entropy`` and ``kl`` take the logarithm of the output, so they need an
+output layer whose values lie in (0, 1): ``sigmoid`` or ``softmax``.  Any other output (a
+linear one, tanh, ReLU, a custom activation …) is a :class:`~symnn.errors.DeclarationError`
+at declaration (:func:`check_output`).  After a sigmoid output every one of them is computed
+from the logits ``z`` with :math:`\\log\\sigma(z) = -\\mathrm{softplus}(-z)`, finite for
+every ``z``: cross-entropy is :math:`\\sum_k y_k\\,\\mathrm{softplus}(-z_k)`.
+
 Examples
 --------
 >>> loss = get_loss("mse")
@@ -43,7 +50,7 @@ import sympy as sp
 
 from symnn.errors import DeclarationError, UnknownNameError
 
-__all__ = ["xlogy", "Loss", "LOSSES", "get_loss", "Penalty", "L1", "L2"]
+__all__ = ["xlogy", "Loss", "LOSSES", "get_loss", "check_output", "Penalty", "L1", "L2"]
 
 #: Real scalar symbols used in the pointwise definitions.
 A_SYM = sp.Symbol("a", real=True)
@@ -92,6 +99,9 @@ class Loss:
         True when targets must be probability vectors (rows summing to 1).
     tex, text : str
         The per-sample definition as it prints.
+    outputs : tuple of str
+        The output layers the loss accepts (``("sigmoid", "softmax")`` for the losses that
+        take logarithms of the output); empty: any output.  See :func:`check_output`.
     """
 
     name: str
@@ -100,6 +110,7 @@ class Loss:
     probabilities: bool = False
     tex: str = ""
     text: str = ""
+    outputs: tuple[str, ...] = ()
 
     def term(self) -> sp.Expr:
         """The pointwise term in the real symbols ``a`` and ``y``."""
@@ -110,6 +121,9 @@ def _huber(a, y, delta=sp.S.One):
     r = a - y
     return sp.Piecewise((r**2 / 2, sp.Abs(r) <= delta), (delta * (sp.Abs(r) - delta / 2), True))
 
+
+#: Output layers whose values lie in (0, 1), the domain of log ŷ and log(1 − ŷ).
+_UNIT_INTERVAL = ("sigmoid", "softmax")
 
 LOSSES: dict[str, Loss] = {
     "mse": Loss(
@@ -139,6 +153,7 @@ LOSSES: dict[str, Loss] = {
         "mean",
         tex=r"\ell = -\frac{1}{n}\sum_{k=1}^{n} \left[y_k \log \hat y_k + (1 - y_k)\log(1 - \hat y_k)\right]",
         text="ℓ = −(1/n) Σₖ [yₖ log ŷₖ + (1 − yₖ) log(1 − ŷₖ)]",
+        outputs=_UNIT_INTERVAL,
     ),
     "cross_entropy": Loss(
         "cross_entropy",
@@ -147,6 +162,7 @@ LOSSES: dict[str, Loss] = {
         probabilities=True,
         tex=r"\ell = -\sum_{k=1}^{n} y_k \log \hat y_k",
         text="ℓ = −Σₖ yₖ log ŷₖ",
+        outputs=_UNIT_INTERVAL,
     ),
     "kl": Loss(
         "kl",
@@ -155,11 +171,62 @@ LOSSES: dict[str, Loss] = {
         probabilities=True,
         tex=r"\ell = \sum_{k=1}^{n} y_k \log \frac{y_k}{\hat y_k}",
         text="ℓ = Σₖ yₖ log(yₖ / ŷₖ)",
+        outputs=_UNIT_INTERVAL,
     ),
 }
 LOSSES["ce"] = LOSSES["cross_entropy"]
 LOSSES["binary_cross_entropy"] = LOSSES["bce"]
 LOSSES["squared_error"] = LOSSES["mse"]
+
+
+def check_output(loss: Loss, output: "str | None", where: str = "Network") -> None:
+    """Reject an output layer that cannot feed ``loss`` (the one rule for every declaration).
+
+    ``bce``, ``cross_entropy`` and ``kl`` take ``log ŷ`` (and ``log(1 − ŷ)``): they are
+    defined only for outputs in (0, 1), which symnn guarantees for a ``sigmoid`` or
+    ``softmax`` output layer and for nothing else (a linear, tanh, ReLU … output, or a
+    custom activation, can leave (0, 1), and training would then diverge).
+
+    Parameters
+    ----------
+    loss : Loss
+    output : str or None
+        ``"softmax"``, a registered activation's name, ``"custom activation 'f'"`` for a
+        user ``Lambda``, or None for a linear output (no output layer).
+    where : str
+        ``"Network"`` or ``"Model"``: shapes the advice.
+
+    Raises
+    ------
+    DeclarationError
+        Naming the loss, the output and the declaration to write instead.
+
+    Examples
+    --------
+    >>> check_output(get_loss("bce"), "sigmoid")
+    >>> check_output(get_loss("bce"), None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    symnn.errors.DeclarationError: loss 'bce' takes the logarithm of the output, so ...
+    """
+    if not loss.outputs or output in loss.outputs:
+        return
+    what = "a linear output (no output activation)" if output is None else f"a {output} output"
+    if output is not None and not output.startswith("custom"):
+        what = f"an output activation {output!r}"
+    if loss.name == "bce":
+        fix = "output='sigmoid'"
+        example = "mlp([...], output='sigmoid', loss='bce')"
+    else:
+        fix = "output='softmax'"
+        example = f"mlp([...], output='softmax', loss={loss.name!r})"
+    if where == "Model":
+        example = f"Model(expr, inputs=..., params=..., {fix}, loss={loss.name!r})"
+    raise DeclarationError(
+        f"loss {loss.name!r} takes the logarithm of the output, so the output must lie in "
+        f"(0, 1), but this {where} has {what}; declare {fix} ({example}), or use a "
+        "regression loss ('mse', 'mae', 'huber')"
+    )
 
 
 def get_loss(spec: "str | Loss", where: str = "") -> Loss:
@@ -178,7 +245,12 @@ def get_loss(spec: "str | Loss", where: str = "") -> Loss:
             return LOSSES[key]
         known = ", ".join(sorted(k for k in LOSSES))
         at = f" ({where})" if where else ""
-        raise UnknownNameError(f"unknown loss {spec!r}{at}; known losses: {known}")
+        import difflib
+
+        squashed = {k.replace("_", ""): k for k in LOSSES}
+        close = difflib.get_close_matches(key.replace("_", ""), list(squashed), n=1)
+        hint = f" (did you mean {squashed[close[0]]!r}?)" if close else ""
+        raise UnknownNameError(f"unknown loss {spec!r}{at}{hint}; known losses: {known}")
     raise DeclarationError(f"loss: expected a name or a Loss, got {type(spec).__name__}")
 
 

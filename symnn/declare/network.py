@@ -20,8 +20,9 @@ from typing import Any, Sequence
 import sympy as sp
 
 from symnn.declare.activations import Activation
-from symnn.declare.layers import Dense, Softmax, as_layer
-from symnn.declare.losses import Loss, Penalty, get_loss
+from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind
+from symnn.declare.limits import check_network
+from symnn.declare.losses import Loss, Penalty, check_output, get_loss
 from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError
 
@@ -100,10 +101,21 @@ class Declared:
         return equations_of(self)
 
     def compile(self, dtype: Any = "float64", **options):
-        """Compile the derived programs into batched Numba kernels."""
+        """Compile the derived programs into batched Numba kernels.
+
+        Options go to :func:`symnn.codegen.model.compile_model`: ``cache=``, ``cache_dir=``
+        and ``debug=True`` (poisoned buffers: every buffer a kernel writes is filled with
+        NaN before each call, so a value read before it is written shows as NaN).
+        """
         from symnn.codegen.model import compile_model
 
         return compile_model(self, dtype=dtype, **options)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: a table of the parameters and their shapes."""
+        from symnn.printing.html import declared_html
+
+        return declared_html(self)
 
     # -- parameter layout ---------------------------------------------------------------
     @property
@@ -183,6 +195,7 @@ class Network(Declared):
         self.n_inputs = first.n_in
         self.n_outputs = width
         self.n_layers = count
+        check_network(self, f"Network {self.name!r}")
         self.penalties = tuple(penalties)
         names = {n for n, _ in self.param_shapes}
         for pen in self.penalties:
@@ -201,6 +214,9 @@ class Network(Declared):
                 f"loss {self.loss.name!r} needs probability vectors of ≥ 2 classes; for one "
                 "output use 'bce' with a sigmoid output"
             )
+        last = next(la for la in reversed(self.layers)  # trailing identities change nothing
+                    if not (isinstance(la, Act) and la.activation.identity))
+        check_output(self.loss, output_kind(last), "Network")
 
     @property
     def output_layer(self):

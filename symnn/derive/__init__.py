@@ -174,10 +174,13 @@ def hvp_program(d: Derived):
 
 
 def gnvp_program(d: Derived):
-    """The Gauss-Newton product ``Jᵀ H_ℓ J v`` (J: Jacobian of the loss's input value).
+    """The Gauss-Newton product ``Jᵀ H_ℓ J v + ∇²R v`` (J: Jacobian of the loss's input
+    value; R: the penalties, whose curvature is ``2λ`` on L2-penalised components and 0
+    for L1), linear in ``v``.
 
-    The loss's input value ``u`` is the network output, or the logits for fused
-    softmax/cross-entropy and sigmoid/BCE.  Returns ``(ops, tangent_inputs, outputs)`` like
+    The loss's input value ``u`` is the network output, or the logits for a fused output and
+    loss (softmax with cross_entropy / kl; sigmoid with bce / cross_entropy / kl:
+    ``meta["fused"]``).  Returns ``(ops, tangent_inputs, outputs)`` like
     :func:`hvp_program`.
     """
     u = d.meta["output"]
@@ -195,23 +198,60 @@ def gnvp_program(d: Derived):
     dots2 = jvp(b, loss_part, {u: u_dot} if u_dot is not None else {})
     r = dots2.get(g_u)
     # 3. Jᵀ r: replay the backward ops downstream of g_u with r as the seed
-    downstream = _downstream(d.backward_ops, g_u)
+    downstream = _downstream(d.backward_ops, g_u) if r is not None else []
     mapping = {g_u: r}
     for op in downstream:
         mapping[op.out] = P.Var("gn_" + op.out.name, op.out.kind, op.out.shape,
                                 op.out.tex, op.out.text)
+    # 4. a penalty's term: its curvature times v (2λv for L2, 0 for L1), never its gradient
+    #    (the replayed sums that add a penalty's gradient ∇R(θ) get 2λv instead)
+    pen_grads = {op.out: op for op in d.backward_ops if isinstance(op, P.Penalty) and op.grad}
+    downstream = [_penalty_curvature(b, op, pen_grads, tangents) if isinstance(op, P.Add)
+                  else op for op in downstream]
     replay = rename_vars(downstream, mapping)
     b.prog.ops.extend(replay)
     outs = {}
     for p in d.params:
         g = d.program.outputs["grad:" + p.name]
         t = mapping.get(g)
-        if t is None or r is None:
-            t = b.emit(P.Map(b.temp((p.size,)), (0,), ()))
-            t = b.emit(P.BatchMean(b.temp(p.shape, "param"), t))
+        if t is None:
+            # the data term does not reach p: only the penalties' curvature is left
+            terms = [_penalty_curvature_term(b, op, tangents) for op in pen_grads.values()
+                     if op.param == p]
+            terms = [x for x in terms if x is not None]
+            if len(terms) > 1:
+                t = b.emit(P.Add(b.temp(p.shape, "param"), tuple(terms)))
+            elif terms:
+                t = terms[0]
+            else:
+                t = b.emit(P.Map(b.temp((p.size,)), (0,), ()))
+                t = b.emit(P.BatchMean(b.temp(p.shape, "param"), t))
         outs[p.name] = t
     extra = b.prog.ops[len(d.program.ops):]
     return extra, tangents, outs
+
+
+def _penalty_curvature_term(b: Builder, op: P.Penalty, tangents: dict) -> P.Var | None:
+    """``∇²R · v`` of one penalty gradient op: ``2λ v`` for L2, None (zero) for L1."""
+    if op.kind == "l1":
+        return None  # λ sign(θ) is constant almost everywhere
+    out = b.temp(op.param.shape, "param")
+    return b.emit(P.Penalty(out, tangents[op.param], "l2", op.coef, True, op.indices))
+
+
+def _penalty_curvature(b: Builder, op: P.Add, pen_grads: dict, tangents: dict) -> P.Add:
+    """An Add of the backward pass with its penalty-gradient terms replaced by the
+    penalties' curvature along ``v`` (the Gauss-Newton product of ``L + R`` is
+    ``Jᵀ H_ℓ J v + ∇²R v``)."""
+    if not any(t in pen_grads for t in op.terms):
+        return op
+    terms = []
+    for t in op.terms:
+        if t in pen_grads:
+            t = _penalty_curvature_term(b, pen_grads[t], tangents)
+        if t is not None:
+            terms.append(t)
+    return P.Add(op.out, tuple(terms))
 
 
 def _ops_between(d: Derived, u: P.Var, g_u: P.Var) -> list:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from symnn.declare.activations import Activation, softplus
-from symnn.declare.layers import Act, Dense, Softmax
+from symnn.declare.layers import Act, Dense, Softmax, output_kind
 from symnn.declare.losses import A_SYM, Y_SYM, xlogy
 from symnn.declare.model import Model
 from symnn.declare.network import Network
@@ -79,17 +79,27 @@ def dense_forward(b: Builder, layer: Dense, l: int, a_prev: P.Var) -> P.Var:
     return b.emit(P.Affine(z, W, a_prev, bias))
 
 
-def activation_forward(b: Builder, act: Activation, l: int, z: P.Var) -> P.Var:
-    """a⁽ˡ⁾ = f(z⁽ˡ⁾), elementwise."""
+def _act_var(l: int, k: int, size: int) -> P.Var:
+    """The output of the k-th activation after Dense layer l: ``a<l>``, then ``a<l>_<k>``
+    for a second (third …) activation stacked on the first."""
+    if k <= 1:
+        return _layer_var("a", l, size, "a", "a")
+    return _vec(f"a{l}_{k}", size, f"a^{{({l}.{k})}}", "a" + P.superscript(f"({l}") + f".{k}"
+                + P.superscript(")"))
+
+
+def activation_forward(b: Builder, act: Activation, l: int, z: P.Var, k: int = 1) -> P.Var:
+    """a⁽ˡ⁾ = f(z⁽ˡ⁾), elementwise (``z`` is the previous activation's output when
+    activations are stacked, ``k`` counting them)."""
     if act.identity:
         return z
-    a = _layer_var("a", l, z.size, "a", "a")
+    a = _act_var(l, k, z.size)
     return b.map_elementwise(a, act.apply(sym(z)), [z], role="act", label=(act,))
 
 
-def softmax_forward(b: Builder, l: int, z: P.Var) -> P.Var:
+def softmax_forward(b: Builder, l: int, z: P.Var, k: int = 1) -> P.Var:
     """a⁽ˡ⁾ = softmax(z⁽ˡ⁾)."""
-    a = _layer_var("a", l, z.size, "a", "a")
+    a = _act_var(l, k, z.size)
     return b.emit(P.Softmax(a, z))
 
 
@@ -122,17 +132,23 @@ def _loss_ops(b: Builder, declared, out: P.Var, pre: P.Var | None, y: P.Var) -> 
         b.meta["output"] = pre
         b.meta["fused"] = ("softmax", loss.name)
         return b.map_elementwise(ell, body, vars_, role="loss")
-    if (
-        isinstance(last, Act)
-        and last.activation.name == "sigmoid"
-        and loss.name == "bce"
-        and pre is not None
-    ):
-        # Fused sigmoid + binary cross-entropy: ℓₖ = softplus(z) − y z
+    if output_kind(last) == "sigmoid" and loss.name in ("bce", "cross_entropy", "kl") \
+            and pre is not None:
+        # Fused sigmoid + a logarithmic loss, from the logits z, with log σ(z) = −softplus(−z)
+        # and log(1 − σ(z)) = −softplus(z) (finite for every z):
+        #   bce:           ℓₖ = (softplus(z) − y z) / n    (gradient (a − y) / n)
+        #   cross_entropy: ℓₖ = y softplus(−z)
+        #   kl:            ℓₖ = y log y + y softplus(−z)
         zs = sym(pre)
-        t = b.map_elementwise(b.temp((n,)), (softplus(zs) - ys * zs) / n, [pre, y], role="loss")
+        if loss.name == "bce":
+            term = (softplus(zs) - ys * zs) / n
+        else:
+            term = ys * softplus(-zs)
+            if loss.name == "kl":
+                term = xlogy(ys, ys) + term
+        t = b.map_elementwise(b.temp((n,)), term, [pre, y], role="loss")
         b.meta["output"] = pre
-        b.meta["fused"] = ("sigmoid", "bce")
+        b.meta["fused"] = ("sigmoid", loss.name)
         return b.emit(P.SumComp(ell, t))
     term = loss.term().xreplace({A_SYM: sym(out), Y_SYM: ys})
     if loss.reduction == "mean":
@@ -143,8 +159,11 @@ def _loss_ops(b: Builder, declared, out: P.Var, pre: P.Var | None, y: P.Var) -> 
 
 
 def _last_layer(declared):
+    """The output layer: the last one that is not the identity (None: a linear output)."""
     if isinstance(declared, Network):
-        return declared.layers[-1]
+        for layer in reversed(declared.layers):
+            if not (isinstance(layer, Act) and layer.activation.identity):
+                return None if isinstance(layer, Dense) else layer
     return declared.output
 
 
@@ -202,6 +221,7 @@ def forward_program(declared) -> Builder:
     if isinstance(declared, Network):
         cur = x
         l = 0
+        stacked = 0  # activations since the last Dense layer
         for i, layer in enumerate(declared.layers):
             rule = FORWARD_RULES.get(type(layer))
             if rule is None:
@@ -209,16 +229,22 @@ def forward_program(declared) -> Builder:
                     f"layer {i} ({type(layer).__name__}) has no forward rule; register one in "
                     "symnn.derive.build.FORWARD_RULES"
                 )
+            if isinstance(layer, Act) and layer.activation.identity:
+                continue  # changes nothing, names nothing
+            # ``pre``: what the last layer reads (the logits of a fused output + loss)
+            pre = cur
             if isinstance(layer, Dense):
                 l = declared.dense_index[i]
+                stacked = 0
                 cur = rule(b, layer, l, cur)
-                pre = cur
-            elif isinstance(layer, Act):
-                cur = rule(b, layer.activation, l, cur)
             else:
-                cur = rule(b, l, cur)
+                stacked += 1
+                if isinstance(layer, Act):
+                    cur = rule(b, layer.activation, l, cur, stacked)
+                else:
+                    cur = rule(b, l, cur, stacked)
         out = cur
-        if out is not pre and not isinstance(declared.layers[-1], (Act, Softmax)):
+        if not isinstance(_last_layer(declared), (Act, Softmax)):
             pre = None
     elif isinstance(declared, Model):
         out, pre = _model_forward(b, declared, x)

@@ -26,10 +26,12 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from symnn.declare.limits import check_expanded
 from symnn.declare.model import Model
 from symnn.derive import derive, hvp_program, input_jvp_program
 from symnn.derive import program as P
-from symnn.errors import SizeLimitError
+from symnn.derive.named import SymbolDict
+from symnn.errors import DerivationError, SizeLimitError
 
 __all__ = [
     "param_symbols",
@@ -206,7 +208,7 @@ def _run(ops, env, B):
                 terms = [flat[i] ** 2 if op.kind == "l2" else sp.Abs(flat[i]) for i in idx]
                 r = coef * _add(terms)
         else:  # pragma: no cover - every op type is listed above
-            raise TypeError(type(op).__name__)
+            raise DerivationError(f"expanded form: no rule for op {type(op).__name__}")
         env[op.out] = r
     return env
 
@@ -220,6 +222,7 @@ def expanded_loss(declared, batch_size: int = 1) -> sp.Expr:
     """The batch loss L as one SymPy expression (mean over ``batch_size`` samples)."""
     _check(declared, None, GRADIENT_LIMIT, "the expanded loss",
            "use net.equations() or net.compile()")
+    check_expanded(declared, batch_size, "the expanded loss")
     d = derive(declared)
     env = _run(d.forward_ops, _env(d, declared, batch_size), batch_size)
     return env[d.program.outputs["loss"]]
@@ -235,12 +238,11 @@ def expanded_gradient(declared, batch_size: int = 1, limit: int | None = None) -
     """
     _check(declared, limit, GRADIENT_LIMIT, "the expanded gradient",
            "use net.equations() for the matrix form or net.compile() for numbers")
-    if batch_size < 1:
-        raise ValueError("batch_size must be ≥ 1")
+    check_expanded(declared, batch_size, "the expanded gradient")
     d = derive(declared)
     env = _run(d.program.ops, _env(d, declared, batch_size), batch_size)
     syms = param_symbols(declared)
-    out = {}
+    out = SymbolDict()
     for p in d.params:
         g = env[d.program.outputs["grad:" + p.name]]
         for ix in np.ndindex(*p.shape):
@@ -256,6 +258,7 @@ def expanded_hessian(declared, batch_size: int = 1, limit: int | None = None) ->
     """
     _check(declared, limit, HESSIAN_LIMIT, "the expanded Hessian",
            "use net.compile().hessian(θ, X, y) or .hvp(...) for numbers")
+    check_expanded(declared, batch_size, "the expanded Hessian")
     d = derive(declared)
     base = _run(d.program.ops, _env(d, declared, batch_size), batch_size)
     ops, tangents, outs = hvp_program(d)

@@ -57,7 +57,7 @@ def affine_jvp(b, op: P.Affine, d):
     if Wd is not None:
         terms.append(b.emit(P.Affine(b.temp(op.out.shape), Wd, op.a, bd)))
     elif bd is not None:
-        z = b.emit(P.Map(b.temp(op.out.shape), (0,), ()))
+        z = b.emit(P.Map(b.temp(op.a.shape), (0,), ()))  # W·0 + ḃ: the bias tangent alone
         terms.append(b.emit(P.Affine(b.temp(op.out.shape), op.W, z, bd)))
     if ad is not None:
         terms.append(b.emit(P.Affine(b.temp(op.out.shape), op.W, ad, None)))

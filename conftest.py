@@ -1,0 +1,33 @@
+"""Test-session setup shared by every test (and doctest) of the repository.
+
+Two settings are made here, before ``symnn`` is first imported:
+
+* **Poisoned buffers** (``SYMNN_POISON=1``): every compiled kernel call first fills the
+  buffers the kernel writes (outputs, gradient, work buffer) with NaN, so generated code
+  that reads a value it never wrote fails its test with NaN instead of passing with a
+  plausible leftover from an earlier call (see ``symnn.codegen.model.compile_model``).
+  Export ``SYMNN_POISON=0`` to run without it.
+* **One kernel cache per session**: unless ``SYMNN_CACHE_DIR`` is set, the session
+  compiles into a fresh temporary directory (removed at the end), so tests never read
+  kernels that another checkout or an older version of symnn left in ``~/.cache/symnn``.
+  Set ``SYMNN_CACHE_DIR`` to a directory of your own to keep a warm cache between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+os.environ.setdefault("SYMNN_POISON", "1")
+
+_OWN_CACHE: str | None = None
+if not os.environ.get("SYMNN_CACHE_DIR"):
+    _OWN_CACHE = tempfile.mkdtemp(prefix="symnn-test-cache-")
+    os.environ["SYMNN_CACHE_DIR"] = _OWN_CACHE
+
+
+def pytest_unconfigure(config) -> None:
+    """Remove the session's own kernel cache (never a directory the user named)."""
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
