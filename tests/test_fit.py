@@ -288,3 +288,177 @@ def test_example_regression_lm_vs_adam_runs():
         r = results[name]
         assert r["train"] < adam["train"]
         assert r["first_below_adam"] is not None and r["first_below_adam"] < adam["iterations"] / 4
+
+
+# ------------------------------------------------------------------------------------------
+# the cross-check before training is on by default
+# ------------------------------------------------------------------------------------------
+
+
+def _one_component_wrong(model, monkeypatch, k, factor=1 + 1e-4):
+    genuine = model.loss_and_grad
+
+    def wrong(theta, Xb, yb):
+        L, g = genuine(theta, Xb, yb)
+        g = g.copy()
+        g[k] *= factor
+        return L, g
+
+    monkeypatch.setattr(model, "loss_and_grad", wrong, raising=False)
+
+
+def test_fit_checks_the_gradient_by_default_and_names_the_parameter(reg, monkeypatch):
+    from symnn.check import param_label
+    from symnn.errors import CheckError
+    from symnn.train import TrainingCheckError
+
+    model, X, y = reg
+    k = 5
+    _one_component_wrong(model, monkeypatch, k)
+    theta0 = model.init(seed=4)
+    with pytest.raises(CheckError, match="before training") as exc:
+        fit(model, X, y, Adam(lr=0.01), epochs=3, theta0=theta0, progress=False)
+    err = exc.value
+    assert isinstance(err, TrainingCheckError) and isinstance(err, TrainingError)
+    assert f"worst parameter is {param_label(model, k)}" in str(err)
+    np.testing.assert_array_equal(err.params, theta0)
+    assert len(err.history) == 0
+
+
+def test_check_every_zero_turns_the_checks_off(reg, monkeypatch):
+    model, X, y = reg
+    _one_component_wrong(model, monkeypatch, 5, factor=1.5)
+    res = fit(model, X, y, Adam(lr=0.01), epochs=2, check_every=0, progress=False)
+    assert len(res.history) == 2
+
+
+@pytest.mark.parametrize("opt,kernel", [(NewtonCG(), "hvp"), (Newton(), "hvp"),
+                                        (LevenbergMarquardt(), "gnvp")], ids=repr)
+def test_second_order_fits_check_their_products_by_default(reg, monkeypatch, opt, kernel):
+    from symnn.errors import CheckError
+
+    model, X, y = reg
+    genuine = getattr(model, kernel)
+
+    def wrong(theta, v, Xb, yb):
+        out = genuine(theta, v, Xb, yb).copy()
+        out[..., 7] *= 1 + 1e-3
+        return out
+
+    monkeypatch.setattr(model, kernel, wrong, raising=False)
+    kind = "hessian" if kernel == "hvp" else "gauss-newton"
+    with pytest.raises(CheckError, match=f"the {kind} check failed before training") as exc:
+        fit(model, X, y, opt, epochs=3, progress=False)
+    assert "The worst parameter is W1[" in str(exc.value)  # θ[7] is in W1 (2×8)
+
+
+# ------------------------------------------------------------------------------------------
+# options: clear errors
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(batch_size=2.5), "batch_size must be an integer"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(epochs=-1), "epochs"),
+    (dict(epochs=2.0), "epochs"),
+    (dict(seed="x"), "seed"),
+    (dict(seed=-1), "seed"),
+    (dict(check_every=-2), "check_every"),
+    (dict(early_stopping=0.5), "early_stopping"),
+    (dict(min_delta=float("nan")), "min_delta"),
+    (dict(progress="yes"), "progress"),
+    (dict(callbacks=[1]), "callable"),
+    (dict(engine="gpu"), "engine"),
+])
+def test_bad_options_are_argument_errors(reg, kw, match):
+    from symnn.errors import ArgumentError
+
+    model, X, y = reg
+    with pytest.raises(ArgumentError, match=match) as exc:
+        fit(model, X, y, **kw)
+    assert isinstance(exc.value, symnn.SymnnError) and isinstance(exc.value, ValueError)
+
+
+@pytest.mark.parametrize("lr", [float("nan"), float("inf"), -1.0, "fast"])
+def test_bad_learning_rates_are_symnn_errors(lr):
+    with pytest.raises(symnn.SymnnError, match="lr"):
+        Adam(lr=lr)
+
+
+def test_fit_of_something_else_is_an_argument_error():
+    from symnn.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="compiled model"):
+        fit(object(), np.zeros((2, 2)), np.zeros(2))
+
+
+# ------------------------------------------------------------------------------------------
+# why training stopped
+# ------------------------------------------------------------------------------------------
+
+
+def test_early_stopping_says_when_it_fired_and_which_epoch_was_restored(reg):
+    model, X, y = reg
+    Xv, yv = X[:20], -y[:20]
+    res = fit(model, X[20:], y[20:], Adam(lr=0.02), epochs=100, batch_size=16,
+              validation=(Xv, yv), early_stopping=3, progress=False)
+    last = res.history[-1]["epoch"]
+    assert res.stop_reason == "early_stopping"
+    assert f"early stopping fired at epoch {last}" in res.stop_message
+    assert f"parameters of epoch {res.best_epoch} restored" in res.stop_message
+    assert res.history.stop_reason == "early_stopping"
+    assert res.history.stop_message == res.stop_message
+
+
+def test_history_keeps_the_stop_reason_through_save_and_load(reg, tmp_path):
+    model, X, y = reg
+    res = fit(model, X, y, Adam(lr=0.02), epochs=2, progress=False)
+    assert res.stop_reason == "completed" and "2 epochs" in res.stop_message
+    path = tmp_path / "m.npz"
+    symnn.save(path, model, res.params, history=res.history)
+    h = symnn.load(path).history
+    assert h.stop_reason == "completed" and h.stop_message == res.stop_message
+    assert History.from_dict({"records": []}).stop_reason is None
+
+
+def test_levenberg_marquardt_stops_on_convergence_without_warnings(reg):
+    """At convergence LM used to double μ until it overflowed (a RuntimeWarning, an error
+    under this suite's warning filter); now it stops and says why."""
+    x = np.linspace(-1, 1, 30)[:, None]
+    y = 0.5 * x[:, 0] - 0.25
+    model = symnn.mlp([1, 1], activation="identity", loss="mse").compile()
+    res = fit(model, x, y, LevenbergMarquardt(), epochs=200, progress=False)
+    assert res.stop_reason == "converged" and len(res.history) < 200
+    assert res.stop_message.startswith("LevenbergMarquardt converged")
+    assert "≤ tol" in res.stop_message
+    # tol=0: only "no step decreases the loss any more" can stop it (μ used to overflow)
+    res = fit(model, x, y, LevenbergMarquardt(tol=0.0), epochs=200, progress=False)
+    assert res.stop_reason == "converged" and len(res.history) < 200
+    assert "machine precision" in res.stop_message or "rounding" in res.stop_message
+    assert res.history.loss[-1] < 1e-20
+
+
+def test_lbfgs_says_it_converged():
+    x = np.linspace(-1, 1, 30)[:, None]
+    model = symnn.mlp([1, 1], activation="identity", loss="mse").compile()
+    res = fit(model, x, 0.5 * x[:, 0] - 0.25, LBFGS(), epochs=200, progress=False)
+    assert res.stop_reason == "converged" and len(res.history) < 200
+    assert res.stop_message.startswith("LBFGS converged after")
+    assert res.history.stop_message == res.stop_message
+
+
+def test_float32_models_are_checked_only_when_asked(monkeypatch):
+    """float32 differences cannot check ReLU networks without false failures: no default
+    check; check_every=k still runs directional checks."""
+    from symnn.errors import CheckError
+
+    model = symnn.mlp([6, 16, 3], activation="relu", loss="mse").compile(dtype="float32")
+    rng = np.random.default_rng(5)
+    X, y = rng.normal(size=(40, 6)), rng.normal(size=(40, 3))
+    for seed in range(6):  # correct kernels: never a false failure
+        fit(model, X, y, Adam(), epochs=1, seed=seed, progress=False)
+    _one_component_wrong(model, monkeypatch, 3, factor=-3.0)
+    fit(model, X, y, Adam(), epochs=1, progress=False)
+    with pytest.raises(CheckError, match="before training"):
+        fit(model, X, y, Adam(), epochs=1, check_every=1, progress=False)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from symnn.train.history import History
 from symnn.train.io import SavedModel, load, save
-from symnn.train.loop import EpochInfo, FitResult, fit
+from symnn.train.loop import EpochInfo, FitResult, TrainingCheckError, TrainingInterrupted, fit
 from symnn.train.optimizers import (
     SGD,
     Adagrad,
@@ -50,7 +50,8 @@ from symnn.train.schedules import (
 from symnn.train.second_order import LBFGS, LevenbergMarquardt, Newton, NewtonCG, SecondOrder
 
 __all__ = [
-    "fit", "FitResult", "EpochInfo", "History", "save", "load", "SavedModel",
+    "fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted", "History",
+    "save", "load", "SavedModel",
     "Optimizer", "Rule", "SGD", "Momentum", "Nesterov", "Adagrad", "RMSProp", "Adam",
     "get_optimizer", "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay",
     "InverseScaling", "SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG",

@@ -171,7 +171,7 @@ def _plan(opt: Optimizer) -> tuple[_Plan, dict]:
     plan.stores.append(("theta_out[i]", THETA_NEW))
     names = list(code.values())
     if len(set(names)) != len(names):  # pragma: no cover - declared names are distinct
-        raise ValueError(f"update of {opt!r}: two symbols print as the same name: {names}")
+        raise CompileError(f"update of {opt!r}: two symbols print as the same name: {names}")
     return plan, code
 
 

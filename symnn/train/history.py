@@ -16,6 +16,11 @@ Each record holds
 * ``steps`` — updates made in the epoch; ``lr`` — the learning rate at its last step
   (first-order, when known).
 
+After :func:`~symnn.train.fit` the history also says why training stopped:
+``history.stop_reason`` (``"completed"``, ``"early_stopping"``, ``"converged"``, …) and
+``history.stop_message`` ("early stopping fired at epoch 23: …; parameters of epoch 20
+restored").
+
 Examples
 --------
 >>> h = History()
@@ -49,8 +54,13 @@ def _num(x: Any) -> float | None:
 class History:
     """Per-epoch training records (see the module docs for the fields)."""
 
-    def __init__(self, records: list[dict] | None = None) -> None:
+    def __init__(self, records: list[dict] | None = None, stop_reason: str | None = None,
+                 stop_message: str = "") -> None:
         self.records: list[dict] = list(records or [])
+        #: Why training stopped (set by ``fit``; None before it ends).
+        self.stop_reason: str | None = stop_reason
+        #: The same in words, as the progress output printed it.
+        self.stop_message: str = stop_message
 
     def append(self, *, epoch: int, loss: float, val_loss: float | None,
                grad_norm: dict[str, float], time: float, steps: int = 0,
@@ -64,6 +74,12 @@ class History:
         rec.update(extra)
         self.records.append(rec)
         return rec
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the epochs as a table."""
+        from symnn.printing.html import history_html
+
+        return history_html(self)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -143,7 +159,10 @@ class History:
                 else:
                     rec[k] = v
             out.append(rec)
-        return {"records": out}
+        data: dict = {"records": out}
+        if self.stop_reason is not None:
+            data["stop"] = {"reason": str(self.stop_reason), "message": str(self.stop_message)}
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "History":
@@ -155,11 +174,15 @@ class History:
             rec["grad_norm"] = {k: float("nan") if v is None else float(v)
                                 for k, v in dict(rec.get("grad_norm", {})).items()}
             recs.append(rec)
-        return cls(recs)
+        stop = data.get("stop") if isinstance(data.get("stop"), dict) else {}
+        reason = stop.get("reason")
+        return cls(recs, reason if isinstance(reason, str) else None,
+                   stop.get("message", "") if isinstance(stop.get("message"), str) else "")
 
     def __repr__(self) -> str:
         if not self.records:
             return "History(0 epochs)"
         last = self.records[-1]
         v = "" if last["val_loss"] is None else f", val_loss {last['val_loss']:.6g}"
-        return f"History({len(self)} epochs, last loss {last['loss']:.6g}{v})"
+        why = "" if self.stop_reason is None else f", {self.stop_reason}"
+        return f"History({len(self)} epochs, last loss {last['loss']:.6g}{v}{why})"

@@ -17,6 +17,21 @@ constructor a fixed whitelist (:data:`NODES`) names — no ``sympify``, ``eval``
 ``srepr`` parsing.  An expression that would not come back identical is refused at save
 time.
 
+A model trained on standardised inputs (``[data] standardize = true``) also stores its
+preprocessing: two more arrays, ``x_mean`` and ``x_scale`` (float64, one entry per input),
+covered by the checksum and validated on load; :meth:`SavedModel.predict` applies them.
+Such a file has format version 2 (an older symnn refuses it rather than predicting from
+unscaled inputs).
+
+A model file is not trusted.  Before anything is decompressed or parsed, :func:`load`
+checks that the path is a regular file (not a FIFO, a device or a symlink to one) of at
+most :data:`MAX_MODEL_BYTES`, that the archive holds only the known members, each no
+larger than its bound, and that every ``.npy`` header declares a plain numeric dtype and a
+shape whose size matches the member's length — so a zip bomb, a sparse 8 GB file or a
+header declaring 10¹⁵ elements is refused in milliseconds.  Numbers and expression trees
+are bounded too (digits, exponents, depth, node and argument counts) *before* SymPy
+evaluates anything.
+
 Files are written atomically (a temporary file in the same directory, then
 :func:`os.replace`), so a crash never leaves half a file under the final name.  A file that
 is truncated, not a symnn model, modified (checksum mismatch), missing keys or holding
@@ -45,6 +60,7 @@ import hashlib
 import io as _io
 import json
 import os
+import re
 import zipfile
 from typing import Any
 
@@ -52,19 +68,29 @@ import numpy as np
 import sympy as sp
 
 from symnn._atomic import atomic_path
-from symnn.errors import DeclarationError, ModelFileError, SymnnError
+from symnn.errors import ArgumentError, ModelFileError, SymnnError
 from symnn.train.history import History
 
 __all__ = ["save", "load", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
            "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "symnn-model"
-FORMAT_VERSION = 1
+#: The newest format version this symnn reads (2: with a stored preprocessing step).
+FORMAT_VERSION = 2
 
 #: Deepest expression tree and most nodes accepted when loading.
 MAX_DEPTH = 200
-MAX_NODES = 200_000
-MAX_DIGITS = 4000
+MAX_NODES = 20_000
+#: Most digits of an integer (numerator, denominator) in a stored expression.
+MAX_DIGITS = 400
+#: Most arguments of one node (Max/Min with thousands of arguments is quadratic in SymPy).
+MAX_ARGS = 256
+#: Largest model file read (bytes), largest ``meta`` member (bytes).
+MAX_MODEL_BYTES = 512 << 20
+MAX_META_BYTES = 16 << 20
+#: The members a model file may hold.
+MEMBERS = ("theta", "meta", "x_mean", "x_scale")
+_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 
 
 def _version() -> str:
@@ -154,6 +180,8 @@ def _int(text: Any, where: str) -> int:
     if not isinstance(text, str) or len(text) > MAX_DIGITS:
         raise ModelFileError(f"{where}: expected an integer as a string of at most "
                              f"{MAX_DIGITS} digits")
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ModelFileError(f"{where}: {text[:40]!r} is not an integer")
     try:
         return int(text)
     except ValueError as err:
@@ -182,6 +210,9 @@ def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp
         return sp.Symbol(name, **assumptions)
     if f == "Integer":
         return sp.Integer(_int(data.get("v"), "Integer"))
+    if f == "Float" and data.get("prec") is not None and not (
+            isinstance(data.get("prec"), int) and 1 <= data["prec"] <= 1000):
+        raise ModelFileError("Float: malformed precision")
     if f in ("Rational", "Float"):
         p, q = _int(data.get("p"), f), _int(data.get("q"), f)
         if q <= 0:
@@ -190,7 +221,7 @@ def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp
         if f == "Rational":
             return r
         prec = data.get("prec")
-        if not isinstance(prec, int) or not 1 <= prec <= 10_000:
+        if not isinstance(prec, int) or not 1 <= prec <= 1000:
             raise ModelFileError("Float: malformed precision")
         return sp.Float(r, precision=prec)
     if f in CONSTANTS:
@@ -201,12 +232,29 @@ def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp
     args = data.get("a")
     if not isinstance(args, list):
         raise ModelFileError(f"expression node {f!r}: malformed arguments")
+    if len(args) > MAX_ARGS:
+        raise ModelFileError(f"expression node {f!r} has {len(args)} arguments (limit "
+                             f"{MAX_ARGS})")
     built = [expr_from_data(a, _depth + 1, count) for a in args]
+    from symnn.declare.model import call_problem, constant_problem, power_problem
+
+    problem = None
+    if f == "Pow" and len(built) == 2:
+        problem = power_problem(*built)
+    elif f == "exp":
+        problem = call_problem(sp.exp, built)
+    if problem:
+        raise ModelFileError(f"expression node {f!r}: {problem}")
     try:
-        return NODES[f](*built)
-    except (TypeError, ValueError) as err:
+        out = NODES[f](*built)
+    except (TypeError, ValueError, ArithmeticError) as err:
         raise ModelFileError(f"expression node {f!r}: cannot be built from its "
                              f"arguments: {err}") from err
+    if isinstance(out, sp.Expr) and (out.is_number or out.has(sp.zoo, sp.oo, sp.nan)):
+        problem = constant_problem(out)
+        if problem:
+            raise ModelFileError(f"expression node {f!r}: {problem}")
+    return out
 
 
 def _roundtrip(expr: sp.Basic, what: str) -> Any:
@@ -288,22 +336,42 @@ def _layer_from(data: Any, where: str):
     from symnn.declare.layers import Dense
 
     if not isinstance(data, dict):
-        raise ModelFileError(f"{where}: malformed layer {data!r}")
+        raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
     if "dense" in data:
         d = data["dense"]
         if (not isinstance(d, list) or len(d) != 2
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in d)):
-            raise ModelFileError(f"{where}: malformed dense sizes {d!r}")
-        return Dense(d[0], d[1], bool(data.get("bias", True)))
+            raise ModelFileError(f"{where}: malformed dense sizes {str(d)[:80]!r}")
+        if not all(1 <= v <= 1 << 20 for v in d):
+            raise ModelFileError(f"{where}: dense sizes {d} out of range (1 to {1 << 20})")
+        if not isinstance(data.get("bias", True), bool):
+            raise ModelFileError(f"{where}: malformed bias flag")
+        return Dense(d[0], d[1], data.get("bias", True))
     name = data.get("activation")
     if not isinstance(name, str):
-        raise ModelFileError(f"{where}: malformed layer {data!r}")
+        raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
+    if "custom" not in data:
+        from symnn.declare.activations import ACTIVATIONS
+
+        if name.lower() not in ACTIVATIONS and name.lower() != "softmax":
+            raise ModelFileError(f"{where}: unknown activation {name[:40]!r}")
+    elif not _LABEL_RE.match(name) or len(name) > 40:
+        raise ModelFileError(f"{where}: custom activation name {name[:40]!r} is not a name of "
+                             "letters and digits (as a spec file requires)")
     if "custom" in data and data["custom"] is not True:
         from symnn.declare.activations import Activation
 
         body = expr_from_data(data["custom"])
         if not isinstance(body, _sp.Expr):
             raise ModelFileError(f"{where}: the custom activation body is not an expression")
+        if body.free_symbols - {_VAR}:
+            raise ModelFileError(f"{where}: the custom activation body uses symbols other "
+                                 f"than its variable")
+        from symnn.declare.model import constant_problem, derivative_problem
+
+        problem = constant_problem(body) or derivative_problem(body)
+        if problem:
+            raise ModelFileError(f"{where}: {problem}")
         return Activation.from_lambda(_sp.Lambda(_VAR, body), name=name)
     if data.get("custom") is True:
         raise ModelFileError(f"{where}: custom activation {name!r} was stored without its "
@@ -322,6 +390,8 @@ def declared_from_spec(spec: Any):
     try:
         pens = []
         for p in spec.get("penalties") or []:
+            if not isinstance(p, dict):
+                raise ModelFileError("malformed penalty")
             maker = {"l1": L1, "l2": L2}.get(p.get("kind"))
             if maker is None:
                 raise ModelFileError(f"unknown penalty {p!r}")
@@ -331,6 +401,8 @@ def declared_from_spec(spec: Any):
             layers = spec.get("layers")
             if not isinstance(layers, list):
                 raise ModelFileError("the stored network has no list of layers")
+            if len(layers) > 1000:
+                raise ModelFileError(f"the stored network has {len(layers)} layers (limit 1000)")
             return Network([_layer_from(d, f"layer {i}") for i, d in enumerate(layers)],
                            loss=spec.get("loss"), penalties=pens, name=spec.get("name", "net"))
         if kind == "model":
@@ -353,7 +425,7 @@ def declared_from_spec(spec: Any):
 # ------------------------------------------------------------------------------------------
 
 
-def _digest(meta: dict, theta: np.ndarray) -> str:
+def _digest(meta: dict, theta: np.ndarray, arrays: dict | None = None) -> str:
     body = {k: v for k, v in meta.items() if k != "sha256"}
     h = hashlib.sha256()
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -361,11 +433,16 @@ def _digest(meta: dict, theta: np.ndarray) -> str:
     h.update(theta.dtype.str.encode("ascii"))
     h.update(repr(theta.shape).encode("ascii"))
     h.update(np.ascontiguousarray(theta).tobytes())
+    for name in ("x_mean", "x_scale"):  # version 1 files have neither
+        if arrays and name in arrays:
+            a = np.ascontiguousarray(arrays[name])
+            h.update(f"{name}:{a.dtype.str}:{a.shape!r}".encode("ascii"))
+            h.update(a.tobytes())
     return h.hexdigest()
 
 
 def save(path: "str | os.PathLike", model: Any, theta, history: History | None = None,
-         metadata: dict | None = None) -> None:
+         metadata: dict | None = None, scaler: Any = None) -> None:
     """Write a model file (atomically).
 
     Parameters
@@ -380,12 +457,16 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
         Also accepts a :class:`~symnn.train.FitResult`'s history.
     metadata : dict, optional
         JSON-able user data (strings, numbers, lists, dicts).
+    scaler : symnn.data.Standardizer, optional
+        The standardisation the inputs went through in training; stored as the arrays
+        ``x_mean`` and ``x_scale`` and applied by :meth:`SavedModel.predict`.
 
     Raises
     ------
     ModelFileError
         When the model cannot be stored (an unregistered loss or activation, an expression
-        node outside :data:`NODES`) or ``metadata`` is not JSON-able.
+        node outside :data:`NODES`), ``metadata`` is not JSON-able, or the file cannot be
+        written (the message names ``path``).
     ShapeError
         When ``theta`` does not fit the model.
     """
@@ -404,10 +485,23 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     if history is not None and not isinstance(history, History):
         history = getattr(history, "history", history)
         if not isinstance(history, History):
-            raise TypeError(f"save: history must be a symnn History, got {type(history)}")
+            raise ArgumentError(f"save: history must be a symnn History, got {type(history)}")
+    arrays = {"theta": theta}
+    if scaler is not None:
+        from symnn.data import Standardizer
+
+        if not isinstance(scaler, Standardizer):
+            raise ModelFileError(f"save: scaler must be a symnn.data.Standardizer, got "
+                                 f"{type(scaler).__name__}")
+        try:
+            scaler = Standardizer.from_arrays(scaler.mean, scaler.scale, declared.n_inputs,
+                                              "save: scaler")
+        except SymnnError as err:
+            raise ModelFileError(str(err)) from err
+        arrays["x_mean"], arrays["x_scale"] = scaler.mean, scaler.scale
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if scaler is not None else 1,
         "symnn_version": _version(),
         "spec": spec_of(declared),
         "dtype": dt.name,
@@ -416,15 +510,22 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
         "history": history.to_dict() if history is not None else None,
         "metadata": metadata,
     }
+    if scaler is not None:
+        meta["preprocessing"] = {"kind": "standardize", "arrays": ["x_mean", "x_scale"]}
     try:
-        meta["sha256"] = _digest(meta, theta)
+        meta["sha256"] = _digest(meta, theta, arrays)
         text = json.dumps(meta, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise ModelFileError(f"save: metadata must be JSON-able (strings, finite numbers, "
                              f"lists, dicts): {err}") from err
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, theta=theta, meta=blob)
+    target = os.fspath(path)
+    try:
+        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, meta=blob, **arrays)
+    except OSError as err:
+        raise ModelFileError(f"{target}: cannot write the model file: "
+                             f"{err.strerror or err}") from err
 
 
 class SavedModel(tuple):
@@ -440,13 +541,17 @@ class SavedModel(tuple):
     dtype : numpy.dtype
     info : dict
         The file's format, symnn version and checksum.
+    scaler : symnn.data.Standardizer or None
+        The inputs' standardisation in training (applied by :meth:`predict`).
     """
 
-    def __new__(cls, declared, params, history, metadata, dtype, info):
+    def __new__(cls, declared, params, history, metadata, dtype, info, scaler=None):
         self = super().__new__(cls, (declared, params, history))
         self.metadata = metadata
         self.dtype = dtype
         self.info = info
+        self.scaler = scaler
+        self._compiled = None
         return self
 
     @property
@@ -465,6 +570,138 @@ class SavedModel(tuple):
         """Compile the network in the stored dtype."""
         return self.declared.compile(dtype=self.dtype, **options)
 
+    def preprocess(self, X) -> np.ndarray:
+        """``X`` (n_samples, n_inputs) as the network saw it in training (standardised
+        with the stored mean and scale, when the model has them)."""
+        X = np.asarray(X, dtype=np.float64)
+        return X if self.scaler is None else self.scaler.transform(X)
+
+    def predict(self, X) -> np.ndarray:
+        """The outputs for raw inputs ``X`` (n_samples, n_inputs): the stored
+        preprocessing, then the network at the stored parameters; shape
+        (n_samples, n_outputs)."""
+        if self._compiled is None:
+            self._compiled = self.compile()
+        out = self._compiled.predict(self.params, self.preprocess(X))
+        return np.asarray(out).reshape(np.shape(X)[0], -1)
+
+
+def _fail(target: str, message: str) -> ModelFileError:
+    return ModelFileError(f"{target}: {message}")
+
+
+def _read_npy(target: str, name: str, data: bytes, kinds: str) -> np.ndarray:
+    """A ``.npy`` member from bytes: header checked against the length before anything is
+    allocated; plain numeric dtypes of the given kinds only."""
+    from numpy.lib import format as npf
+
+    fp = _io.BytesIO(data)
+    try:
+        version = npf.read_magic(fp)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(fp)
+        elif version == (2, 0):
+            shape, fortran, dtype = npf.read_array_header_2_0(fp)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError) as err:
+        raise _fail(target, f"the {name!r} array has a malformed header: {err}") from err
+    if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None \
+            or dtype.subdtype is not None:
+        raise _fail(target, f"the {name!r} array has dtype {dtype}, which a symnn model file "
+                            "never holds")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    offset = fp.tell()
+    if count * dtype.itemsize != len(data) - offset:
+        raise _fail(target, f"the {name!r} array's header declares shape {shape} "
+                            f"({count * dtype.itemsize} bytes) but the member holds "
+                            f"{len(data) - offset} bytes")
+    arr = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_members(target: str) -> dict[str, np.ndarray]:
+    from symnn.data import read_regular_file
+
+    raw = read_regular_file(target, MAX_MODEL_BYTES, "model file", ModelFileError)
+    try:
+        zf = zipfile.ZipFile(_io.BytesIO(raw))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError) as err:
+        raise _fail(target, f"not a symnn model file, or truncated/damaged: "
+                            f"{type(err).__name__}: {err}") from err
+    if len(infos) > len(MEMBERS):
+        raise _fail(target, f"not a symnn model file: {len(infos)} members (a model file "
+                            f"holds at most {len(MEMBERS)})")
+    out: dict[str, np.ndarray] = {}
+    with zf:
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name not in MEMBERS:
+                raise _fail(target, f"not a symnn model file: unexpected member "
+                                    f"{info.filename[:60]!r}")
+            if name in out:
+                raise _fail(target, f"the member {name!r} appears twice")
+            limit = MAX_META_BYTES if name == "meta" else MAX_MODEL_BYTES
+            if info.file_size > limit:
+                raise _fail(target, f"the member {name!r} declares {info.file_size} bytes "
+                                    f"uncompressed (limit {limit})")
+            try:
+                with zf.open(info) as fh:
+                    data = fh.read(info.file_size + 1)
+            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError,
+                    RuntimeError) as err:
+                raise _fail(target, f"the member {name!r} is damaged: "
+                                    f"{type(err).__name__}: {err}") from err
+            if len(data) != info.file_size:
+                raise _fail(target, f"the member {name!r} does not have its declared size")
+            out[name] = _read_npy(target, name, data, "u" if name == "meta" else "f")
+    missing = {"theta", "meta"} - set(out)
+    if missing:
+        raise _fail(target, f"not a complete symnn model file: missing array(s) "
+                            f"{sorted(missing)} (found {sorted(out)})")
+    return out
+
+
+def _history(target: str, data: Any) -> History:
+    """A History from stored data, every field type-checked (malformed is an error)."""
+    def bad(why: str) -> ModelFileError:
+        return _fail(target, f"the stored history is malformed: {why}")
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    if not isinstance(data, dict) or "records" not in data or not set(data) <= {"records",
+                                                                              "stop"}:
+        raise bad("expected {\"records\": [...]}")
+    stop = data.get("stop", {})
+    if not isinstance(stop, dict) or not all(
+            k in ("reason", "message") and isinstance(v, str) for k, v in stop.items()):
+        raise bad("stop must be {\"reason\": str, \"message\": str}")
+    records = data["records"]
+    if not isinstance(records, list):
+        raise bad("records is not a list")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise bad(f"record {i} is not a table")
+        if not isinstance(r.get("epoch"), int) or isinstance(r.get("epoch"), bool):
+            raise bad(f"record {i} has no integer epoch")
+        if "loss" not in r or not number(r["loss"]):
+            raise bad(f"record {i} has no loss")
+        gn = r.get("grad_norm", {})
+        if not isinstance(gn, dict) or not all(
+                isinstance(k, str) and number(v) for k, v in gn.items()):
+            raise bad(f"record {i}: malformed grad_norm")
+        for k, v in r.items():
+            if k != "grad_norm" and not (number(v) or isinstance(v, (str, bool))):
+                raise bad(f"record {i}: field {k[:40]!r} is not a number")
+    try:
+        return History.from_dict(data)
+    except (TypeError, ValueError, AttributeError, KeyError) as err:
+        raise bad(str(err)) from err
+
 
 def load(path: "str | os.PathLike") -> SavedModel:
     """Read a model file written by :func:`save`.
@@ -473,80 +710,88 @@ def load(path: "str | os.PathLike") -> SavedModel:
     -------
     SavedModel
         Unpacks as ``declared, params, history``; also ``.metadata``, ``.dtype``,
-        ``.compile()``.
+        ``.scaler``, ``.compile()`` and ``.predict(X)`` (with the stored preprocessing).
 
     Raises
     ------
     ModelFileError
-        The file is missing, truncated, not a symnn model, modified (checksum mismatch),
-        missing keys, or its arrays do not fit the stored network.
+        The path is not a regular file or too big; the file is truncated, not a symnn
+        model, modified (checksum mismatch), missing keys, holds unexpected members or
+        arrays whose headers do not match their size, or its arrays do not fit the stored
+        network.
     """
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise ArgumentError(f"load: expected the path of a model file (str or Path), got "
+                            f"{type(path).__name__}")
     target = os.fspath(path)
-    try:
-        with open(target, "rb") as fh:
-            raw = fh.read()
-    except OSError as err:
-        raise ModelFileError(f"{target}: cannot read the model file: {err}") from err
-    try:
-        with np.load(_io.BytesIO(raw), allow_pickle=False) as npz:
-            keys = set(npz.files)
-            missing = {"theta", "meta"} - keys
-            if missing:
-                raise ModelFileError(f"{target}: not a complete symnn model file: missing "
-                                     f"array(s) {sorted(missing)} (found {sorted(keys)})")
-            theta = npz["theta"]
-            blob = npz["meta"]
-    except ModelFileError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
-        raise ModelFileError(f"{target}: not a symnn model file, or truncated/damaged: "
-                             f"{type(err).__name__}: {err}") from err
+    arrays = _read_members(target)
+    theta, blob = arrays["theta"], arrays["meta"]
     if blob.dtype != np.uint8 or blob.ndim != 1:
-        raise ModelFileError(f"{target}: the 'meta' array is malformed")
+        raise _fail(target, "the 'meta' array is malformed")
     try:
         meta = json.loads(blob.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(f"{target}: the metadata is not valid JSON: {err}") from err
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise _fail(target, f"the metadata is not valid JSON: "
+                            f"{type(err).__name__}") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{target}: not a symnn model file (format "
-                             f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+        fmt = str(meta.get("format"))[:40] if isinstance(meta, dict) else None
+        raise _fail(target, f"not a symnn model file (format {fmt!r})")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(f"{target}: format version {version!r} is newer than this symnn "
-                             f"reads ({FORMAT_VERSION}); upgrade symnn")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION \
+            or version < 1:
+        raise _fail(target, f"format version {str(version)[:20]!r} is not one this symnn "
+                            f"reads (1 to {FORMAT_VERSION}); upgrade symnn")
     for key in ("spec", "dtype", "n_params", "param_shapes", "sha256"):
         if key not in meta:
-            raise ModelFileError(f"{target}: the metadata lacks {key!r}")
+            raise _fail(target, f"the metadata lacks {key!r}")
     if meta["dtype"] not in ("float32", "float64") or theta.dtype != np.dtype(meta["dtype"]):
-        raise ModelFileError(f"{target}: theta has dtype {theta.dtype}, the metadata says "
-                             f"{meta['dtype']!r}")
+        raise _fail(target, f"theta has dtype {theta.dtype}, the metadata says "
+                            f"{str(meta['dtype'])[:20]!r}")
     if theta.ndim != 1 or theta.shape[0] != meta["n_params"]:
-        raise ModelFileError(f"{target}: theta has shape {theta.shape}, the metadata says "
-                             f"({meta['n_params']},)")
+        raise _fail(target, f"theta has shape {theta.shape}, the metadata says "
+                            f"({str(meta['n_params'])[:20]},)")
+    extra = {k: arrays[k] for k in ("x_mean", "x_scale") if k in arrays}
+    pre = meta.get("preprocessing")
+    if (pre is None) != (not extra):
+        raise _fail(target, "the preprocessing arrays and the metadata disagree")
+    if pre is not None and (version < 2 or pre != {"kind": "standardize",
+                                                  "arrays": ["x_mean", "x_scale"]}
+                            or set(extra) != {"x_mean", "x_scale"}):
+        raise _fail(target, "malformed preprocessing step (symnn stores only "
+                            "'standardize': x_mean and x_scale)")
     try:
-        digest = _digest(meta, theta)
-    except (TypeError, ValueError) as err:
-        raise ModelFileError(f"{target}: the metadata is malformed: {err}") from err
+        digest = _digest(meta, theta, extra)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise _fail(target, f"the metadata is malformed: {err}") from err
     if digest != meta["sha256"]:
-        raise ModelFileError(f"{target}: checksum mismatch — the file was damaged or modified "
-                             "after it was saved (stored SHA-256 "
-                             f"{str(meta['sha256'])[:16]}…, computed {digest[:16]}…)")
+        raise _fail(target, "checksum mismatch — the file was damaged or modified after it "
+                            f"was saved (stored SHA-256 {str(meta['sha256'])[:16]}…, "
+                            f"computed {digest[:16]}…)")
     try:
         declared = declared_from_spec(meta["spec"])
-    except DeclarationError as err:  # pragma: no cover - wrapped in declared_from_spec
-        raise ModelFileError(f"{target}: {err}") from err
     except ModelFileError as err:
-        raise ModelFileError(f"{target}: {err}") from err
+        raise _fail(target, str(err)) from err
+    except SymnnError as err:  # pragma: no cover - wrapped in declared_from_spec
+        raise _fail(target, str(err)) from err
+    except RecursionError as err:
+        raise _fail(target, "the stored spec is nested too deeply") from err
     shapes = [[n, list(s)] for n, s in declared.param_shapes]
     if shapes != meta["param_shapes"] or declared.n_params != theta.shape[0]:
-        raise ModelFileError(f"{target}: the stored parameter layout {meta['param_shapes']} "
-                             f"does not match the rebuilt network's {shapes}")
+        raise _fail(target, f"the stored parameter layout {str(meta['param_shapes'])[:200]} "
+                            f"does not match the rebuilt network's {shapes}")
+    scaler = None
+    if extra:
+        from symnn.data import Standardizer
+
+        try:
+            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
+                                              declared.n_inputs, "the stored standardizer")
+        except SymnnError as err:
+            raise _fail(target, str(err)) from err
     history = None
     if meta.get("history") is not None:
-        try:
-            history = History.from_dict(meta["history"])
-        except (TypeError, ValueError, AttributeError) as err:
-            raise ModelFileError(f"{target}: the stored history is malformed: {err}") from err
+        history = _history(target, meta["history"])
     info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
     theta = np.array(theta, copy=True)
-    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info)
+    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info,
+                      scaler)

@@ -66,6 +66,8 @@ class SecondOrder:
 
     kind = "second_order"
     name = "second_order"
+    #: The model's products this method relies on (checked before training by ``fit``).
+    products: tuple[str, ...] = ()
 
     def __init__(self, *, weight_decay: float = 0.0, decay: str = "all",
                  tol: float = 1e-10, max_iter: int | None = None) -> None:
@@ -157,18 +159,30 @@ class _Damped(SecondOrder):
             raise s.diverged(0, 0, th.astype(dt), "loss", L)
         mu = None
         nu = 2.0
+        name = type(self).__name__
         for it in range(1, self._iterations(s) + 1):
             t0 = time.perf_counter()
             norms = _array_norms(g, s.names, s.bounds)
-            if float(np.max(np.abs(g))) <= self.tol:
-                s.stop_reason = "converged"
+            gmax = float(np.max(np.abs(g))) if g.size else 0.0
+            if gmax <= self.tol:
+                s.stop("converged", f"{name} converged after {it - 1} iterations: the "
+                                    f"largest gradient component {gmax:.3g} ≤ tol = "
+                                    f"{self.tol:g}")
                 break
             M = np.asarray(self.matrix(s, th.astype(dt)), np.float64) + np.diag(lam)
             D = self.scaling(M)
+            scale = max(float(np.max(np.abs(np.diag(M)))) if P else 0.0, 1e-12)
             if mu is None:
-                mu = self.damping * max(float(np.max(np.abs(np.diag(M)))), 1e-12)
+                mu = self.damping * scale
+            # beyond this damping the step is −g/μ below the rounding of θ: nothing to gain
+            mu_max = 1e16 * scale
             accepted = False
+            why = ""
             for _ in range(60):
+                if not mu <= mu_max:
+                    why = (f"no step decreases the loss at machine precision (damping μ "
+                           f"grew past {mu_max:.3g})")
+                    break
                 A = M + mu * np.diag(D)
                 try:
                     factor = cho_factor(A, lower=True, check_finite=True)
@@ -177,20 +191,26 @@ class _Damped(SecondOrder):
                     nu *= 2.0
                     continue
                 delta = -cho_solve(factor, g)
+                if float(np.linalg.norm(delta)) <= 1e-15 * (1.0 + float(np.linalg.norm(th))):
+                    why = (f"the step {float(np.linalg.norm(delta)):.3g} is below the "
+                           "rounding of θ")
+                    break
                 predicted = -(float(g @ delta) + 0.5 * float(delta @ (M @ delta)))
                 L_new, g_new = f(th + delta)
                 rho = (L - L_new) / predicted if predicted > 0 else -math.inf
                 if math.isfinite(L_new) and rho > 0:
                     th = th + delta
                     L, g = L_new, g_new
-                    mu *= max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+                    mu = max(mu * max(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3), 1e-300)
                     nu = 2.0
                     accepted = True
                     break
                 mu *= nu
-                nu *= 2.0
+                nu = min(nu * 2.0, 1e6)
             if not accepted:
-                s.stop_reason = "converged"  # no decrease possible at machine precision
+                s.stop("converged", f"{name} converged after {it - 1} iterations: "
+                                    f"{why or 'no step decreases the loss'} (loss {L:.6g}, "
+                                    f"largest gradient component {gmax:.3g})")
                 break
             if s.end_epoch(it, th.astype(dt), L, norms, 1, t0, second_order=True,
                            damping=mu):
@@ -217,6 +237,7 @@ class Newton(_Damped):
     """
 
     name = "newton"
+    products = ("hvp",)
 
     def matrix(self, s, theta):
         return s.model.hessian(theta, s.X, s.Y)
@@ -246,6 +267,7 @@ class LevenbergMarquardt(_Damped):
     """
 
     name = "lm"
+    products = ("gnvp",)
 
     def matrix(self, s, theta):
         model = s.model
@@ -350,8 +372,15 @@ class _Scipy(SecondOrder):
             res = minimize(fun, x0, jac=True, method=self.method, hessp=self._hessp(s, lam),
                            callback=callback, options=self._options(s))
             x = state["x"]
-            if res.success and state["it"] < self._iterations(s):
-                s.stop_reason = "converged"
+            name = type(self).__name__
+            message = str(getattr(res, "message", "")).strip().rstrip(".")
+            n = state["it"]
+            if res.success and n < self._iterations(s):
+                s.stop("converged", f"{name} converged after {n} iterations: {message}")
+            elif not res.success and n < self._iterations(s):
+                s.stop("stalled", f"{name} stopped after {n} iterations: {message}")
+            else:
+                s.stop("completed", f"{name} ran its {n} iterations ({message})")
             if state["it"] == 0 and np.all(np.isfinite(res.x)):
                 x = np.asarray(res.x, np.float64)
         except _Stop:
@@ -422,6 +451,7 @@ class NewtonCG(_Scipy):
     """
 
     name = "newton_cg"
+    products = ("hvp",)
 
     def __init__(self, method: str = "trust-ncg", *, tol: float = 1e-9,
                  weight_decay: float = 0.0, decay: str = "all",
