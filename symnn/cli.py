@@ -6,8 +6,13 @@ Subcommands::
     symnn derive SPEC [--latex|--markdown] [--expanded]
     symnn latex SPEC [-o out.tex] [--pdf] [--expanded] [--hessian]
     symnn train SPEC [--data FILE.csv|xor|digits|iris|diabetes] [-o model.npz]
-                     [--epochs N] [--plot out.png]
+                     [--epochs N] [--plot out.png] [--allow-outside-data]
+    symnn predict MODEL.npz|SPEC --data FILE.csv [-o predictions.csv]
     symnn check SPEC [--data ...]            finite-difference check of the gradient
+
+A spec file is not trusted: a data path in it is read relative to the spec file and may
+not leave its folder unless ``--allow-outside-data`` is given; sizes on the command line
+are bounded (``--batch``, ``--epochs``, ``--batch-size``).  See ``docs/security.md``.
 
 Every failure prints one line, ``symnn: error: <what and where>``, on stderr and exits
 with status 1 (2 for command-line usage errors); ``--traceback`` shows the Python
@@ -25,24 +30,29 @@ from __future__ import annotations
 import argparse
 import csv
 import inspect
+import io
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from symnn.errors import DataError, SpecError, SymnnError
+from symnn.data import BUILTIN_DATA, load_data, load_dataset, load_features
+from symnn.errors import DataError, SizeLimitError, SpecError, SymnnError, TrainingError
 
-__all__ = ["build_parser", "load_data", "main"]
+__all__ = ["build_parser", "load_data", "main", "MAX_BATCH", "MAX_EPOCHS"]
 
 PROG = "symnn"
 
-#: Built-in data sets for ``train --data`` / ``check --data``.
-BUILTIN_DATA = ("xor", "digits", "iris", "diabetes")
+#: Most samples ``symnn check --batch`` takes (random data of that size is generated).
+MAX_BATCH = 100_000
+#: Most epochs and the largest mini-batch ``symnn train`` accepts.
+MAX_EPOCHS = 10_000_000
+MAX_BATCH_SIZE = 10_000_000
+#: Largest expanded-form limit ``--limit`` accepts.
+MAX_LIMIT = 100_000
 
 
 # -- entry point ------------------------------------------------------------------------
@@ -146,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Declare the 2-2-1 sigmoid XOR network with MSE loss, "
                                    "print its backprop equations and the expanded gradient of "
                                    "one weight, then compile and train it.")
-    p.add_argument("--epochs", type=_positive_int, default=5000,
+    p.add_argument("--epochs", type=_bounded_int(MAX_EPOCHS), default=5000,
                    help="full-batch gradient-descent steps (default 5000)")
     p.add_argument("--lr", type=_positive_float, default=2.0,
                    help="learning rate (default 2.0)")
-    p.add_argument("--seed", type=int, default=1, help="initialisation seed (default 1)")
+    p.add_argument("--seed", type=_seed, default=1, help="initialisation seed (default 1)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("derive", parents=[common], help="print the backprop equations of a spec",
@@ -162,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--markdown", action="store_true", help="print a Markdown document")
     p.add_argument("--expanded", action="store_true",
                    help="also print every ∂L/∂θ written out (small networks)")
+    p.add_argument("--limit", type=_bounded_int(MAX_LIMIT), metavar="N",
+                   help="largest number of parameters --expanded writes out (default: "
+                        "symnn's limit)")
     p.set_defaults(func=cmd_derive)
 
     p = sub.add_parser("latex", parents=[common], help="write a standalone LaTeX document",
@@ -174,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expanded", action="store_true",
                    help="include the expanded per-parameter gradient")
     p.add_argument("--hessian", action="store_true", help="include the Hessian entries")
+    p.add_argument("--limit", type=_bounded_int(MAX_LIMIT), metavar="N",
+                   help="largest number of parameters --expanded/--hessian write out "
+                        "(default: symnn's limit)")
     p.add_argument("--title", help="document title")
     p.set_defaults(func=cmd_latex)
 
@@ -185,9 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a CSV file or a built-in data set: " + ", ".join(BUILTIN_DATA)
                         + " (default: the spec's [data] source)")
     p.add_argument("-o", "--output", metavar="MODEL.npz", help="save the trained model")
-    p.add_argument("--epochs", type=_positive_int, help="override [training] epochs")
-    p.add_argument("--batch-size", type=_positive_int, help="override [training] batch_size")
-    p.add_argument("--seed", type=int, help="override [training] seed")
+    p.add_argument("--epochs", type=_bounded_int(MAX_EPOCHS), help="override [training] epochs")
+    p.add_argument("--batch-size", type=_bounded_int(MAX_BATCH_SIZE),
+                   help="override [training] batch_size")
+    p.add_argument("--seed", type=_seed, help="override [training] seed")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="let the spec's [data] source name a file outside the spec file's "
+                        "folder")
     p.add_argument("--plot", metavar="OUT.png", help="save the training curve (matplotlib)")
     p.add_argument("--engine", choices=("auto", "kernel", "python"), default="auto",
                    help="first-order training loop: one compiled call per epoch (kernel), "
@@ -202,16 +222,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="SPEC", help="a TOML spec file")
     p.add_argument("--data", metavar="SOURCE",
                    help="check on (up to --batch rows of) this data instead of random data")
-    p.add_argument("--batch", type=_positive_int, default=16,
-                   help="samples in the check batch (default 16)")
-    p.add_argument("--seed", type=int, default=0, help="seed of θ and random data")
+    p.add_argument("--batch", type=_bounded_int(MAX_BATCH), default=16,
+                   help=f"samples in the check batch (default 16, at most {MAX_BATCH})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of θ and random data")
     p.add_argument("--hessian", action="store_true",
                    help="also check Hessian-vector products")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("predict", parents=[common],
+                       help="predict with a saved model (or a spec, trained first)",
+                       description="Apply a model saved by 'symnn train -o MODEL.npz' — with "
+                                   "its stored preprocessing (standardisation) — to the rows "
+                                   "of a CSV file.  Given a spec instead, train it first as "
+                                   "'symnn train' would.")
+    p.add_argument("model", metavar="MODEL_OR_SPEC", help="a saved model (.npz) or a spec")
+    p.add_argument("--data", metavar="SOURCE", required=True,
+                   help="a CSV file of inputs (target columns, if present, are dropped) or a "
+                        "built-in data set")
+    p.add_argument("-o", "--output", metavar="PREDICTIONS.csv",
+                   help="write the predictions here (default: print them)")
+    p.add_argument("--allow-outside-data", action="store_true",
+                   help="(spec only) allow the spec's [data] source outside its folder")
+    p.set_defaults(func=cmd_predict)
     return parser
 
 
+def _bounded_int(hi: int):
+    def parse(text: str) -> int:
+        v = _positive_int(text)
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"{text} is too large (at most {hi})")
+        return v
+
+    parse.__name__ = "positive integer"
+    return parse
+
+
+def _seed(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to 2**63 - 1, got "
+                                         f"{text!r}")
+    return v
+
+
 def _positive_int(text: str) -> int:
+    if len(text) > 30:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text[:30]!r}...")
     try:
         v = int(text)
     except ValueError:
@@ -272,6 +332,18 @@ def cmd_demo(args) -> int:
     print("Predictions:")
     for xi, yi, pi in zip(X, y.ravel(), pred):
         print(f"  x = ({xi[0]:g}, {xi[1]:g})  target {yi:g}  prediction {pi:.4f}")
+    wrong = int(np.sum((pred > 0.5) != (y.ravel() > 0.5)))
+    if wrong:
+        import textwrap
+
+        note = (f"Note: this run did not learn XOR ({wrong} of 4 predictions on the wrong "
+                "side of 0.5). Gradient descent from this "
+                "initialisation ended in XOR's well-known local minimum: the two hidden "
+                "units cannot separate the classes and the output settles at 0.5 for two "
+                "inputs. It is a property of the loss surface, not a bug: rerun with another "
+                "--seed (the default, 1, succeeds).")
+        print()
+        print(textwrap.fill(note, width=88))
     return 0
 
 
@@ -384,8 +456,10 @@ def cmd_derive(args) -> int:
     if args.markdown:
         from symnn.printing.document import export_markdown
 
-        sys.stdout.write(export_markdown(declared, optimizer=spec.optimizer,
-                                         expanded=args.expanded, title=spec.title))
+        with _limit_hint():
+            sys.stdout.write(export_markdown(declared, optimizer=spec.optimizer,
+                                             expanded=args.expanded, title=spec.title,
+                                             **_limit_kw(export_markdown, args.limit)))
         return 0
     eqs = declared.equations()
     if args.latex:
@@ -393,11 +467,12 @@ def cmd_derive(args) -> int:
         if args.expanded:
             from symnn.printing.document import expanded_gradient_latex
 
-            print(expanded_gradient_latex(declared))
+            with _limit_hint():
+                print(expanded_gradient_latex(declared, limit=args.limit))
         return 0
     print(eqs)
     if args.expanded:
-        _check_expanded_size(declared)
+        _check_expanded_size(declared, args.limit)
         grad = declared.gradient()
         print()
         print("Expanded gradient, for one sample:")
@@ -406,15 +481,32 @@ def cmd_derive(args) -> int:
     return 0
 
 
-def _check_expanded_size(declared) -> None:
+def _check_expanded_size(declared, limit: int | None = None) -> None:
     from symnn.printing.document import EXPANDED_LIMIT
 
-    if declared.n_params > EXPANDED_LIMIT:
-        from symnn.errors import SizeLimitError
-
+    lim = EXPANDED_LIMIT if limit is None else limit
+    if declared.n_params > lim:
         raise SizeLimitError(
             f"--expanded prints every ∂L/∂θ; this network has {declared.n_params} parameters "
-            f"(limit {EXPANDED_LIMIT}); drop --expanded for the matrix form")
+            f"(limit {lim}; --limit N raises it); drop --expanded for the matrix form")
+
+
+def _limit_kw(fn, limit: int | None) -> dict:
+    """``{"limit": limit}`` when given and ``fn`` takes it."""
+    return {} if limit is None else _accepted(fn, {"limit": limit})
+
+
+class _limit_hint:
+    """Turn the library's "limit= raises it" into the command line's "--limit N"."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, SizeLimitError) and "limit=" in str(err):
+            raise SizeLimitError(str(err).replace("limit= raises it", "--limit N raises it")
+                                 ) from err
+        return False
 
 
 def cmd_latex(args) -> int:
@@ -427,9 +519,11 @@ def cmd_latex(args) -> int:
     optimizer: Any = spec.optimizer
     if optimizer is not None:
         optimizer = _optimizer_object(optimizer) or optimizer
-    text = export_latex(spec.declared, args.output, optimizer=optimizer,
-                        expanded=args.expanded, hessian=args.hessian,
-                        title=args.title or spec.title)
+    with _limit_hint():
+        text = export_latex(spec.declared, args.output, optimizer=optimizer,
+                            expanded=args.expanded, hessian=args.hessian,
+                            title=args.title or spec.title,
+                            **_limit_kw(export_latex, args.limit))
     if not args.output:
         sys.stdout.write(text)
         return 0
@@ -451,23 +545,56 @@ def _compile(declared, dtype: str = "float64"):
 def cmd_train(args) -> int:
     """``symnn train SPEC``: load data, compile, train, report, save."""
     spec = _spec(args.spec)
-    declared = spec.declared
-    t = dict(spec.training)
-    source = args.data or spec.data.get("source")
-    if not source:
-        raise SpecError(f"{args.spec}: no training data: pass --data FILE.csv or one of "
-                        f"{', '.join(BUILTIN_DATA)}, or set [data] source in the spec")
-    if args.data is None and spec.data_path() is not None:
-        source = str(spec.data_path())
+    _check_output(args.output)
+    _check_output(args.plot)
     if args.plot:
         _need_matplotlib()
-    X, y = load_data(source, declared, spec.data)
+    model, theta, history, scaler = _train_spec(spec, args, args.spec, save_to=args.output)
+    if args.output:
+        _save(args.output, model, theta, spec, history, scaler)
+        print(f"saved {args.output}")
+    if args.plot:
+        _plot(args.plot, history, spec.declared.name)
+        print(f"saved {args.plot}")
+    return 0
+
+
+def _check_output(path: str | None) -> None:
+    """Refuse, before any work, an output whose folder does not exist (not after an hour
+    of training)."""
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise FileNotFoundError(2, "the folder to write into does not exist", path)
+
+
+def _data_source(spec, args, spec_arg: str, given: str | None) -> str:
+    """The data source: ``--data`` as given (the user's own path), else the spec's
+    ``[data] source`` resolved relative to the spec file and kept inside its folder."""
+    if given:
+        return given
+    if not spec.data.get("source"):
+        raise SpecError(f"{spec_arg}: no training data: pass --data FILE.csv or one of "
+                        f"{', '.join(BUILTIN_DATA)}, or set [data] source in the spec")
+    path = spec.data_path(allow_outside=getattr(args, "allow_outside_data", False))
+    return spec.data["source"] if path is None else str(path)
+
+
+def _train_spec(spec, args, spec_arg: str, out=None, save_to: str | None = None):
+    """Train a spec as ``symnn train`` does; returns (compiled model, θ, history, scaler).
+
+    When training stops early — Ctrl-C, or a failed check — the last good parameters the
+    trainer hands back are saved to ``save_to`` before the error goes on."""
+    out = out or sys.stdout
+    declared = spec.declared
+    t = dict(spec.training)
+    given = getattr(args, "data", None) if getattr(args, "func", None) is cmd_train else None
+    source = _data_source(spec, args, spec_arg, given)
+    X, y, scaler = load_dataset(source, declared, spec.data)
     model = _compile(declared, t.get("dtype", "float64"))
     optimizer = spec.optimizer or {"name": "adam", "lr": 1e-3}
-    epochs = args.epochs or t.get("epochs", 100)
-    batch_size = args.batch_size or t.get("batch_size", 32)
-    seed = args.seed if args.seed is not None else t.get("seed", 0)
-    options: dict[str, Any] = {"engine": args.engine}
+    epochs = getattr(args, "epochs", None) or t.get("epochs", 100)
+    batch_size = getattr(args, "batch_size", None) or t.get("batch_size", 32)
+    seed = args.seed if getattr(args, "seed", None) is not None else t.get("seed", 0)
+    options: dict[str, Any] = {"engine": getattr(args, "engine", "auto")}
     if "shuffle" in t:
         options["shuffle"] = t["shuffle"]
     if t.get("check_every"):
@@ -482,30 +609,34 @@ def cmd_train(args) -> int:
     if spec.data.get("test_size"):
         X, y, X_test, y_test = _split(X, y, float(spec.data["test_size"]), seed, source)
     held = f" ({X_test.shape[0]} held out for testing)" if X_test is not None else ""
+    scaled = ", inputs standardised" if scaler is not None else ""
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
-          f"{X.shape[0]} samples{held}, {epochs} epochs, batch {batch_size}, optimizer "
-          f"{optimizer.get('name')}")
+          f"{X.shape[0]} samples{held}{scaled}, {epochs} epochs, batch {batch_size}, "
+          f"optimizer {optimizer.get('name')}", file=out)
     fit = _fit_function(model)
     history = None
     if fit is not None:
         target = getattr(model, "fit", None) or fit
-        result = fit(X, y, optimizer, **_accepted(target, {
-            "epochs": epochs, "batch_size": batch_size, "seed": seed, **options}))
+        try:
+            result = fit(X, y, optimizer, **_accepted(target, {
+                "epochs": epochs, "batch_size": batch_size, "seed": seed, **options}))
+        except (TrainingError, KeyboardInterrupt) as err:
+            params = getattr(err, "params", None)
+            if save_to and params is not None:
+                _save(save_to, model, np.asarray(params), spec, getattr(err, "history", None),
+                      scaler)
+                print(f"{PROG}: training stopped; saved the last good parameters to "
+                      f"{save_to}", file=sys.stderr)
+            raise
         theta = np.asarray(result.params)
         history = getattr(result, "history", None)
     else:
         theta, _ = _train(model, X, y, optimizer, epochs=epochs, batch_size=batch_size,
                           seed=seed)
-    _report(model, theta, X, y, "training")
+    _report(model, theta, X, y, "training", out)
     if X_test is not None:
-        _report(model, theta, X_test, y_test, "test")
-    if args.output:
-        _save(args.output, model, theta, spec, history)
-        print(f"saved {args.output}")
-    if args.plot:
-        _plot(args.plot, history, declared.name)
-        print(f"saved {args.plot}")
-    return 0
+        _report(model, theta, X_test, y_test, "test", out)
+    return model, theta, history, scaler
 
 
 def _split(X, y, fraction: float, seed: int, source: str):
@@ -519,50 +650,28 @@ def _split(X, y, fraction: float, seed: int, source: str):
     return X[train], y[train], X[test], y[test]
 
 
-def _report(model, theta, X, y, what: str) -> None:
+def _report(model, theta, X, y, what: str, out=None) -> None:
     """Print the loss and accuracy (labels) or RMSE (regression) on ``(X, y)``."""
-    print(f"final {what} loss: {_loss(model, theta, X, y):.6g}")
+    out = out or sys.stdout
+    print(f"final {what} loss: {_loss(model, theta, X, y):.6g}", file=out)
     pred = np.asarray(model.predict(theta, X)).reshape(y.shape)
     declared = model.declared
     if declared.n_outputs > 1 and declared.loss.probabilities:
         acc = float(np.mean(np.argmax(pred, axis=1) == np.argmax(y, axis=1)))
-        print(f"{what} accuracy: {100 * acc:.2f}%")
+        print(f"{what} accuracy: {100 * acc:.2f}%", file=out)
     elif declared.n_outputs == 1 and np.all((y == 0) | (y == 1)):
         acc = float(np.mean((pred > 0.5) == (y > 0.5)))
-        print(f"{what} accuracy: {100 * acc:.2f}% (threshold 0.5)")
+        print(f"{what} accuracy: {100 * acc:.2f}% (threshold 0.5)", file=out)
     else:
         rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
-        print(f"{what} RMSE: {rmse:.6g}")
+        print(f"{what} RMSE: {rmse:.6g}", file=out)
 
 
-def _save(path: str, model, theta: np.ndarray, spec, history) -> None:
-    try:
-        from symnn.train import save
-    except ImportError:
-        save = None
-    if save is not None:
-        kw = _accepted(save, {"history": history, "metadata": {"spec": spec.to_toml()}})
-        save(path, model, theta, **kw)
-        return
-    # fallback: a plain .npz (no pickle), written atomically
-    target = Path(path)
-    names = [n for n, _ in model.param_shapes]
-    shapes = [list(s) for _, s in model.param_shapes]
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz",
-                               dir=target.parent if str(target.parent) else ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, theta=np.asarray(theta, dtype=np.float64),
-                     param_names=np.array(names, dtype=str),
-                     param_shapes=np.array(repr(shapes), dtype=str),
-                     spec=np.array(spec.to_toml(), dtype=str))
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _save(path: str, model, theta: np.ndarray, spec, history, scaler=None) -> None:
+    from symnn.train.io import save
+
+    save(path, model, theta, history=history, metadata={"spec": spec.to_toml()},
+         scaler=scaler)
 
 
 def _need_matplotlib() -> None:
@@ -642,162 +751,78 @@ def random_batch(declared, batch: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return X, Y
 
 
-# -- data -------------------------------------------------------------------------------
+# -- predict ------------------------------------------------------------------------------
 
-def load_data(source: str, declared, options: dict | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets for ``declared`` from a built-in data set or a CSV file.
-
-    Built-in: ``xor`` (4 samples), ``digits`` (1797 × 64, pixels scaled to [0, 1]),
-    ``iris`` (150 × 4, standardised), ``diabetes`` (442 × 10, target standardised) — the
-    last three from scikit-learn.  Class labels become one-hot rows when the model has one
-    output per class.
-
-    A CSV file has one row per sample, an optional header row, and the targets in the
-    column(s) named by ``[data] target`` (default: the last column(s)).
-
-    Raises
-    ------
-    DataError
-        When the data do not fit the model (feature or target counts), hold non-numbers,
-        or a built-in data set needs scikit-learn and it is missing.
-
-    Examples
-    --------
-    >>> import symnn
-    >>> X, y = load_data("xor", symnn.mlp([2, 2, 1]))
-    >>> X.shape, y.shape
-    ((4, 2), (4, 1))
-    """
-    opts = dict(options or {})
-    key = source.strip().lower()
-    if key in BUILTIN_DATA:
-        X, y, classes = _builtin(key)
-    else:
-        X, y, classes = _csv(source, declared, opts)
-    if opts.get("standardize"):
-        sd = X.std(axis=0)
-        X = (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    if X.shape[1] != declared.n_inputs:
-        raise DataError(f"{source}: {X.shape[1]} input features, but {declared.name} takes "
-                        f"{declared.n_inputs} inputs")
-    n_out = declared.n_outputs
-    if y.ndim == 1:
-        if classes or opts.get("one_hot"):
-            labels = y.astype(np.int64)
-            if not np.array_equal(labels, y) or labels.min() < 0:
-                raise DataError(f"{source}: class labels must be integers ≥ 0")
-            k = int(labels.max()) + 1
-            if n_out == 1 and k <= 2:
-                y = labels.astype(float).reshape(-1, 1)
-            elif k > n_out:
-                raise DataError(f"{source}: {k} classes, but {declared.name} has {n_out} "
-                                "outputs; give it one output per class")
-            else:
-                y = np.eye(n_out)[labels]
-        else:
-            y = y.reshape(-1, 1)
-    if y.shape[1] != n_out:
-        raise DataError(f"{source}: {y.shape[1]} target column(s), but {declared.name} has "
-                        f"{n_out} outputs")
-    return np.ascontiguousarray(X, dtype=float), np.ascontiguousarray(y, dtype=float)
-
-
-def _builtin(key: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    if key == "xor":
-        X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-        return X, np.array([0.0, 1.0, 1.0, 0.0]), True
+def _is_model_file(path: str) -> bool:
+    """True when ``path`` is a regular file starting like a zip archive (an ``.npz``)."""
     try:
-        from sklearn import datasets
-    except ImportError as err:
-        raise DataError(f"the built-in data set {key!r} comes from scikit-learn, which is "
-                        "not installed (pip install scikit-learn), or pass a CSV file") from err
-    if key == "digits":
-        d = datasets.load_digits()
-        return d.data / 16.0, d.target.astype(float), True
-    if key == "iris":
-        d = datasets.load_iris()
-        X = (d.data - d.data.mean(axis=0)) / d.data.std(axis=0)
-        return X, d.target.astype(float), True
-    d = datasets.load_diabetes()
-    y = (d.target - d.target.mean()) / d.target.std()
-    return d.data, y, False
-
-
-def _csv(path: str, declared, opts: dict) -> tuple[np.ndarray, np.ndarray, bool]:
-    delim = opts.get("delimiter", ",")
-    p = Path(path)
-    try:
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh, delimiter=delim) if any(c.strip() for c in r)]
-    except OSError as err:
-        raise DataError(f"{path}: cannot read the data file: {err.strerror or err}") from err
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataError(f"{path}: not a readable CSV file: {err}") from err
-    if not rows:
-        raise DataError(f"{path}: no data rows")
-    header = None
-    has_header = opts.get("header")
-    if has_header is None:
-        has_header = not all(_is_number(c) for c in rows[0])
-    if has_header:
-        header = [c.strip() for c in rows[0]]
-        rows = rows[1:]
-    if not rows:
-        raise DataError(f"{path}: a header but no data rows")
-    width = len(rows[0])
-    data = np.empty((len(rows), width))
-    for i, r in enumerate(rows):
-        line = i + 1 + (1 if header else 0)
-        if len(r) != width:
-            raise DataError(f"{path}, line {line}: {len(r)} columns, expected {width}")
-        for j, c in enumerate(r):
-            try:
-                data[i, j] = float(c)
-            except ValueError:
-                raise DataError(f"{path}, line {line}, column {j + 1}: {c.strip()!r} is not a "
-                                "number") from None
-    if not np.all(np.isfinite(data)):
-        i, j = np.argwhere(~np.isfinite(data))[0]
-        raise DataError(f"{path}: row {i + 1}, column {j + 1} is not finite")
-    target = opts.get("target")
-    n_in, n_out = declared.n_inputs, declared.n_outputs
-    if target is not None:
-        cols = [_column(t, header, width, path) for t in (
-            target if isinstance(target, list) else [target])]
-    elif width == n_in + n_out:
-        cols = list(range(n_in, width))
-    elif width == n_in + 1:
-        cols = [width - 1]
-    else:
-        raise DataError(f"{path}: {width} columns; expected {n_in} inputs followed by "
-                        f"{n_out} target column(s) (or one class-label column), or name the "
-                        "target with [data] target")
-    feats = [j for j in range(width) if j not in cols]
-    X = data[:, feats]
-    y = data[:, cols]
-    classes = False
-    if len(cols) == 1:
-        y = y[:, 0]
-        classes = n_out > 1 and declared.loss.probabilities
-    return X, y, classes
-
-
-def _column(t, header, width, path) -> int:
-    if isinstance(t, int):
-        j = t if t >= 0 else width + t
-        if not 0 <= j < width:
-            raise DataError(f"{path}: target column {t} is out of range (0..{width - 1})")
-        return j
-    if header is None or t not in header:
-        raise DataError(f"{path}: no column named {t!r}"
-                        + (f"; columns: {', '.join(header)}" if header else " (no header row)"))
-    return header.index(t)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
         return False
-    return True
+    try:
+        import stat
+
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 4) == b"PK\x03\x04"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def cmd_predict(args) -> int:
+    """``symnn predict MODEL.npz|SPEC --data FILE.csv``: predictions as CSV."""
+    _check_output(args.output)
+    if _is_model_file(args.model):
+        from symnn.train.io import load
+
+        saved = load(args.model)
+        declared = saved.declared
+        X = load_features(args.data, declared.n_inputs, declared.n_outputs,
+                          _csv_options(saved.metadata))
+        pred = saved.predict(X)
+    else:
+        spec = _spec(args.model)
+        declared = spec.declared
+        # training chatter goes to stderr: stdout carries the predictions
+        model, theta, _, scaler = _train_spec(spec, args, args.model, out=sys.stderr)
+        X = load_features(args.data, declared.n_inputs, declared.n_outputs, spec.data)
+        Xs = X if scaler is None else scaler.transform(X)
+        pred = np.asarray(model.predict(theta, Xs)).reshape(X.shape[0], -1)
+    text = _predictions_csv(pred, declared)
+    if args.output:
+        from symnn._atomic import atomic_write_text
+
+        atomic_write_text(args.output, text)
+        print(f"wrote {pred.shape[0]} predictions to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _csv_options(metadata) -> dict:
+    """The CSV options (delimiter, header, target) of the spec a model was trained from,
+    when ``symnn train`` stored it in the model's metadata."""
+    text = metadata.get("spec") if isinstance(metadata, dict) else None
+    if not isinstance(text, str):
+        return {}
+    from symnn.spec import loads_spec
+
+    try:
+        data = loads_spec(text, name="<the model's stored spec>").data
+    except SymnnError:
+        return {}
+    return {k: data[k] for k in ("delimiter", "header", "target") if k in data}
+
+
+def _predictions_csv(pred: np.ndarray, declared) -> str:
+    """One row per sample: the outputs (and the predicted class for classifiers)."""
+    k = pred.shape[1]
+    names = [f"output{j + 1}" for j in range(k)] if k > 1 else ["prediction"]
+    classes = k > 1 and getattr(declared.loss, "probabilities", False)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(names + (["class"] if classes else []))
+    for row in pred:
+        cells = [repr(float(v)) for v in row]
+        w.writerow(cells + ([int(np.argmax(row))] if classes else []))
+    return buf.getvalue()

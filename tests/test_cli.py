@@ -145,8 +145,11 @@ def test_latex_pdf_needs_an_output_file(capsys):
 
 
 def test_latex_to_an_unwritable_place(capsys, tmp_path):
-    code, _, err = call(capsys, "latex", XOR, "-o", str(tmp_path / "no" / "such" / "x.tex"))
-    assert_one_line_error(code, err, "No such file or directory")
+    target = tmp_path / "no" / "such" / "x.tex"
+    code, _, err = call(capsys, "latex", XOR, "-o", str(target))
+    # the message names the target, never the temporary file beside it
+    assert_one_line_error(code, err, "the folder to write into does not exist", str(target))
+    assert ".tmp" not in err
 
 
 # -- errors, through the real entry point ------------------------------------------------------
@@ -301,7 +304,8 @@ def test_train_errors(capsys, tmp_path):
     csv = tmp_path / "bad.csv"
     csv.write_text("1,2,3\n4,five,6\n")
     code, _, err = call(capsys, "train", str(spec), "--data", str(csv))
-    assert_one_line_error(code, err, "bad.csv, line 2, column 2", "'five' is not a number")
+    assert_one_line_error(code, err, "bad.csv, line 2, column 2: not a number")
+    assert "five" not in err  # a data file's contents are never echoed
 
 
 @compiled
@@ -341,3 +345,200 @@ def test_load_data_builtin_sklearn_sets():
     assert np.all(y.sum(axis=1) == 1)
     X, y = load_data("diabetes", symnn.mlp([10, 1]))
     assert X.shape == (442, 10) and abs(y.mean()) < 1e-12
+
+
+# -- predict, and the saved preprocessing (issue 11, item 1) --------------------------------
+
+def _iris_spec(tmp_path):
+    spec = tmp_path / "iris.toml"
+    spec.write_text('[network]\nlayers = [4, 8, 3]\noutput = "softmax"\n'
+                    'loss = "cross_entropy"\n[optimizer]\nname = "adam"\nlr = 0.02\n'
+                    '[training]\nepochs = 60\nbatch_size = 16\n'
+                    '[data]\nsource = "iris"\nstandardize = true\n')
+    return spec
+
+
+def test_train_then_predict_applies_the_saved_standardisation(capsys, tmp_path):
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_iris
+
+    d = load_iris()
+    raw = tmp_path / "raw.csv"
+    np.savetxt(raw, np.c_[d.data, d.target], delimiter=",", fmt="%g")
+    model = tmp_path / "iris.npz"
+    code, out, err = call(capsys, "train", str(_iris_spec(tmp_path)), "-o", str(model))
+    assert code == 0, err
+    assert "inputs standardised" in out
+    preds = tmp_path / "pred.csv"
+    code, out, err = call(capsys, "predict", str(model), "--data", str(raw), "-o", str(preds))
+    assert code == 0, err
+    assert f"wrote 150 predictions to {preds}" in out
+    rows = preds.read_text().splitlines()
+    assert rows[0] == "output1,output2,output3,class"
+    classes = np.array([int(r.split(",")[-1]) for r in rows[1:]])
+    assert np.mean(classes == d.target) > 0.9  # raw measurements, as the user has them
+    # to stdout without -o; the target column is dropped, the inputs alone work too
+    inputs = tmp_path / "inputs.csv"
+    np.savetxt(inputs, d.data[:3], delimiter=",", fmt="%g")
+    code, out, err = call(capsys, "predict", str(model), "--data", str(inputs))
+    assert code == 0, err
+    assert out.splitlines()[0] == "output1,output2,output3,class" and len(out.splitlines()) == 4
+
+
+def test_predict_from_a_spec_trains_first_and_keeps_stdout_for_predictions(capsys, tmp_path):
+    inputs = tmp_path / "x.csv"
+    inputs.write_text("0,0\n1,1\n")
+    spec = tmp_path / "xor.toml"
+    spec.write_text('[network]\nlayers = [2, 2, 1]\nactivation = "sigmoid"\n'
+                    'output = "sigmoid"\n[optimizer]\nname = "sgd"\nlr = 2.0\n'
+                    '[training]\nepochs = 5\nbatch_size = 4\n[data]\nsource = "xor"\n')
+    code, out, err = call(capsys, "predict", str(spec), "--data", str(inputs))
+    assert code == 0, err
+    assert out.splitlines()[0] == "prediction" and len(out.splitlines()) == 3
+    assert "training" in err  # the training report goes to stderr
+
+
+def test_predict_errors(capsys, tmp_path):
+    code, _, err = call(capsys, "predict", str(tmp_path / "absent.npz"), "--data", "xor")
+    assert_one_line_error(code, err, "absent.npz", "cannot read the spec file")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04garbage")
+    code, _, err = call(capsys, "predict", str(bad), "--data", "xor")
+    assert_one_line_error(code, err, "bad.npz: not a symnn model file")
+
+
+# -- bounds and flags (issues 10 and 11) ------------------------------------------------------
+
+@pytest.mark.parametrize("args, fragment", [
+    (["check", XOR, "--batch", "1000000000"], "too large (at most 100000)"),
+    (["train", XOR, "--epochs", "100000000000"], "too large"),
+    (["train", XOR, "--batch-size", "100000000000"], "too large"),
+    (["check", XOR, "--seed", "-3"], "a seed is an integer from 0"),
+    (["latex", XOR, "--limit", "0"], "expected a positive integer"),
+])
+def test_absurd_sizes_are_usage_errors(capsys, args, fragment):
+    code, _, err = call(capsys, *args)
+    assert code == 2 and fragment in err
+
+
+def test_limit_flag_raises_the_expanded_limit(capsys):
+    code, _, err = call(capsys, "derive", XOR, "--expanded", "--limit", "3")
+    assert_one_line_error(code, err, "(limit 3; --limit N raises it)")
+    code, out, err = call(capsys, "derive", XOR, "--expanded", "--limit", "9")
+    assert code == 0, err
+    assert "Expanded gradient" in out
+    code, _, err = call(capsys, "latex", XOR, "--expanded", "--limit", "3")
+    assert_one_line_error(code, err, "--limit N raises it")
+    assert "limit= raises" not in err
+
+
+def test_spec_data_outside_its_folder_needs_the_flag(capsys, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "xor.csv").write_text("0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "s.toml"
+    spec.write_text('[network]\nlayers = [2, 2, 1]\n[data]\nsource = "../data/xor.csv"\n'
+                    '[training]\nepochs = 1\n')
+    code, _, err = call(capsys, "train", str(spec))
+    assert_one_line_error(code, err, "is outside the spec file's folder",
+                          "--allow-outside-data")
+    code, out, err = call(capsys, "train", str(spec), "--allow-outside-data")
+    assert code == 0, err
+    assert "4 samples" in out
+
+
+def test_optimizer_option_errors_come_before_training(capsys, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[network]\nlayers = [2, 2, 1]\n[optimizer]\nname = "adam"\n'
+                    'nesterov = true\n[data]\nsource = "xor"\n')
+    code, out, err = call(capsys, "train", str(spec))
+    assert_one_line_error(code, err, "s.toml: [optimizer] nesterov: optimizer 'adam' has no "
+                                     "option 'nesterov'; its options: beta1")
+    assert "training" not in out  # refused at load time, before the banner
+
+
+def test_momentum_nesterov_prints_the_nesterov_rule(capsys, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[network]\nlayers = [2, 2, 1]\n[optimizer]\nname = "momentum"\n'
+                    'momentum = 0.9\nlr = 0.1\nnesterov = true\n')
+    code, out, err = call(capsys, "latex", str(spec))
+    assert code == 0, err
+    assert "Nesterov(lr=0.1, momentum=0.9)" in out
+
+
+def test_unknown_loss_gets_a_did_you_mean(capsys, tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[network]\nlayers = [2, 2]\nloss = "crossentropy"\n')
+    code, _, err = call(capsys, "derive", str(spec))
+    assert_one_line_error(code, err, "did you mean 'cross_entropy'?")
+
+
+@pytest.mark.parametrize("seed, learns", [(0, False), (1, True), (4, False)])
+def test_demo_says_when_xor_ends_in_its_local_minimum(capsys, seed, learns):
+    code, out, err = call(capsys, "demo", "--seed", str(seed))
+    assert code == 0, err
+    assert ("local minimum" in out) is not learns
+    if not learns:
+        assert "rerun with another --seed" in out
+
+
+def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
+    """SIGINT to a training subprocess: exit 130, and -o holds the parameters and history
+    of the epochs completed (a Python-loop engine, so the signal lands between steps)."""
+    import signal
+    import time
+
+    from symnn.train import load
+
+    spec = tmp_path / "long.toml"
+    spec.write_text('[network]\nlayers = [2, 8, 1]\n[optimizer]\nname = "adam"\nlr = 0.001\n'
+                    '[training]\nepochs = 1000000\nbatch_size = 1\n[data]\nsource = "xor"\n')
+    out_path = tmp_path / "long.npz"
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")
+    # one short run first: the kernels are then in the cache, and the signal below lands in
+    # training rather than in Numba's compiler
+    warm = run("train", str(spec), "--engine", "python", "--epochs", "1")
+    assert warm.returncode == 0, warm.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "symnn", "train", str(spec), "-o",
+                             str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().startswith("training long")  # training has begun
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert f"saved the last good parameters to {out_path}" in err
+    saved = load(out_path)
+    assert saved.history is not None and len(saved.history) >= 1
+    assert np.all(np.isfinite(saved.params))
+
+
+def test_predict_reads_the_csv_options_the_model_was_trained_with(capsys, tmp_path):
+    """decay.toml names its target column ("y"); the saved model remembers it, so predict
+    takes a file with the target column, or one with the inputs only."""
+    model = tmp_path / "decay.npz"
+    code, _, err = call(capsys, "train", DECAY, "-o", str(model), "--epochs", "5")
+    assert code == 0, err
+    code, out, err = call(capsys, "predict", str(model), "--data",
+                          str(EXAMPLES / "decay.csv"))
+    assert code == 0, err
+    rows = out.splitlines()
+    n = len((EXAMPLES / "decay.csv").read_text().strip().splitlines()) - 1
+    assert rows[0] == "prediction" and len(rows) == n + 1
+    xs = tmp_path / "x.csv"
+    xs.write_text("x\n0\n0.5\n")
+    code, out, err = call(capsys, "predict", str(model), "--data", str(xs))
+    assert code == 0, err
+    assert len(out.splitlines()) == 3
+
+
+def test_train_refuses_a_missing_output_folder_before_training(capsys, tmp_path):
+    target = tmp_path / "no" / "m.npz"
+    code, out, err = call(capsys, "train", XOR, "-o", str(target))
+    assert_one_line_error(code, err, "the folder to write into does not exist", str(target))
+    assert "training" not in out  # nothing was trained, so nothing is lost

@@ -167,7 +167,7 @@ def test_pickled_objects_are_never_loaded(tmp_path):
         load(path)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("readme.txt", "hello")
-    with pytest.raises(ModelFileError, match="missing"):
+    with pytest.raises(ModelFileError, match="unexpected member 'readme.txt'"):
         load(path)
     with pytest.raises(ModelFileError, match="cannot read"):
         load(tmp_path / "absent.npz")
@@ -183,7 +183,7 @@ def test_save_is_atomic(trained, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ModelFileError, match="keep.npz: cannot write the model file: disk full"):
         save(path, model, res.params * 2)
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["keep.npz"]
@@ -196,3 +196,101 @@ def test_unstorable_things_are_refused(trained, tmp_path):
     with pytest.raises(symnn.ShapeError):
         save(tmp_path / "x.npz", model, res.params[:-1])
     assert isinstance(History.from_dict(res.history.to_dict()), History)
+
+
+# -- the saved model carries its preprocessing (issue 11, item 1) -----------------------------
+
+def test_standardizer_round_trips_and_predict_applies_it(trained, tmp_path):
+    from symnn.data import Standardizer
+
+    model, X, res = trained
+    scaler = Standardizer.fit(X * 10 + 3)
+    path = tmp_path / "scaled.npz"
+    save(path, model, res.params, scaler=scaler)
+    loaded = load(path)
+    assert loaded.scaler == scaler and loaded.info["format_version"] == 2
+    raw = X * 10 + 3
+    np.testing.assert_allclose(loaded.predict(raw),
+                               model.predict(res.params, scaler.transform(raw)))
+    # without a scaler the file stays version 1 and predict is the plain network
+    save(tmp_path / "plain.npz", model, res.params)
+    plain = load(tmp_path / "plain.npz")
+    assert plain.scaler is None and plain.info["format_version"] == 1
+    np.testing.assert_allclose(plain.predict(X), model.predict(res.params, X))
+
+
+def test_tampered_standardizer_is_refused(trained, tmp_path):
+    from symnn.data import Standardizer
+
+    model, X, res = trained
+    path = tmp_path / "scaled.npz"
+    save(path, model, res.params, scaler=Standardizer.fit(X))
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["x_scale"] = arrays["x_scale"] * 2  # the checksum covers the scaler too
+    _rewrite(path, **arrays)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load(path)
+    with pytest.raises(ModelFileError, match="Standardizer"):
+        save(path, model, res.params, scaler={"mean": [0, 0, 0, 0]})
+
+
+def test_iris_standardised_then_saved_scores_on_raw_data(tmp_path):
+    """The issue's case: trained with [data] standardize = true, loaded, raw inputs."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_iris
+
+    from symnn.data import load_dataset
+
+    net = symnn.mlp([4, 8, 3], output="softmax", loss="cross_entropy", name="iris")
+    X, y, scaler = load_dataset("iris", net, {"standardize": True})
+    model = net.compile()
+    res = fit(model, X, y, Adam(lr=0.02), epochs=60, batch_size=16, progress=False, seed=0)
+    save(tmp_path / "iris.npz", model, res.params, scaler=scaler)
+    d = load_iris()
+    pred = load(tmp_path / "iris.npz").predict(d.data)
+    assert np.mean(np.argmax(pred, axis=1) == d.target) > 0.9
+
+
+def test_load_refuses_non_files_and_non_paths(tmp_path):
+    import os
+
+    from symnn.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="expected the path of a model file"):
+        load(None)
+    os.mkfifo(tmp_path / "f.npz")
+    with pytest.raises(ModelFileError, match=r"not a regular file \(a FIFO\)"):
+        load(tmp_path / "f.npz")
+    os.symlink("/dev/zero", tmp_path / "z.npz")
+    with pytest.raises(ModelFileError, match=r"not a regular file \(a character device\)"):
+        load(tmp_path / "z.npz")
+
+
+def test_malformed_history_is_an_error_not_an_empty_history(trained, tmp_path):
+    model, X, res = trained
+    path = tmp_path / "h.npz"
+    save(path, model, res.params, history=res.history)
+    with np.load(path) as z:
+        theta, meta = z["theta"], json.loads(z["meta"].tobytes())
+    meta["history"] = {"rows": []}
+    meta["sha256"] = sio._digest(meta, theta)
+    _rewrite(path, theta=theta, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with pytest.raises(ModelFileError, match="history is malformed"):
+        load(path)
+
+
+def test_custom_activation_name_with_a_newline_is_refused_on_load(tmp_path):
+    t = sp.Symbol("t", real=True)
+    net = symnn.Network([symnn.Dense(2, 2), sp.Lambda(t, t / (1 + sp.Abs(t))),
+                         symnn.Dense(2, 1)])
+    path = tmp_path / "a.npz"
+    theta = np.zeros(net.n_params)
+    save(path, net, theta)
+    with np.load(path) as z:
+        meta = json.loads(z["meta"].tobytes())
+    meta["spec"]["layers"][1]["activation"] = "soft\nsign"
+    meta["sha256"] = sio._digest(meta, theta)
+    _rewrite(path, theta=theta, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with pytest.raises(ModelFileError, match="is not a name of letters and digits"):
+        load(path)

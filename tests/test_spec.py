@@ -408,11 +408,12 @@ def test_unknown_keys_are_named_with_the_allowed_keys(tmp_path, text, key, fragm
 @pytest.mark.parametrize("text,key,fragment", [
     ('[network]\nlayers = "2-1"\n', "[network] layers", "non-empty list"),
     ('[network]\nlayers = [2]\n', "[network] layers", "at least the input and output"),
-    ('[network]\nlayers = [2, 0, 1]\n', "[network] layers[1]", "≥ 1"),
+    ('[network]\nlayers = [2, 0, 1]\n', "[network] layers[1]", "from 1 to 1000000, got 0"),
     ('[network]\nlayers = [2, {dense = [2, 1]}]\n', "[network] layers", "not a mixture"),
     ('[network]\nlayers = [{dense = [2, 1], activation = "tanh"}]\n', "[network] layers[0]",
      "exactly one of"),
-    ('[network]\nlayers = [{dense = [2, -1]}]\n', "[network] layers[0].dense", "positive"),
+    ('[network]\nlayers = [{dense = [2, -1]}]\n', "[network] layers[0].dense",
+     "integers from 1 to 1000000"),
     ('[network]\nlayers = [2, 1]\nactivation = "tanhh"\n', "[network] activation",
      "unknown activation 'tanhh' (did you mean 'tanh'?)"),
     ('[network]\nlayers = [2, 1]\nactivation = "softmax"\n', "[network] activation",
@@ -476,7 +477,7 @@ def test_file_level_errors(tmp_path):
     latin.write_bytes('title = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(SpecError, match="not UTF-8"):
         load_spec(latin)
-    with pytest.raises(SpecError, match="cannot read"):
+    with pytest.raises(SpecError, match=r"not a regular file \(a directory\)"):
         load_spec(tmp_path)  # a directory
 
 
@@ -561,3 +562,101 @@ def test_round_trip_of_generated_model_specs(pair):
 
 def test_module_is_importable_without_running_anything():
     assert "symnn.spec" in sys.modules
+
+
+# -- optimizer options are checked against the optimizer named (issue 11, item 2) -----------
+
+NET2 = "[network]\nlayers = [2, 2, 1]\n"
+
+
+@pytest.mark.parametrize("table, key, options", [
+    ('name = "adam"\nnesterov = true', "nesterov", "beta1, beta2, clip, eps, lr, weight_decay"),
+    ('name = "adam"\nmomentum = 0.9', "momentum", "beta1, beta2, clip, eps, lr, weight_decay"),
+    ('name = "sgd"\nrho = 0.9', "rho", "clip, lr, momentum, nesterov, weight_decay"),
+    ('name = "rmsprop"\nbeta2 = 0.9', "beta2", "clip, eps, lr, rho, weight_decay"),
+    ('name = "adagrad"\nnesterov = true', "nesterov", "clip, eps, lr, weight_decay"),
+    ('name = "lbfgs"\nlr = 0.1', "lr", "max_iter, memory, tol, weight_decay"),
+    ('name = "newton"\nmemory = 5', "memory", "damping, max_iter, tol, weight_decay"),
+])
+def test_an_option_the_optimizer_lacks_is_an_error_at_load_time(tmp_path, table, key,
+                                                                options):
+    p = write(tmp_path, NET2 + "[optimizer]\n" + table + "\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(p)
+    msg = str(info.value)
+    assert msg.startswith(f"{p}: [optimizer] {key}: ")
+    assert f"has no option {key!r}; its options: {options}" in msg
+
+
+def test_momentum_with_nesterov_becomes_nesterov():
+    from symnn.train.optimizers import Nesterov, get_optimizer
+
+    spec = loads_spec(NET2 + '[optimizer]\nname = "momentum"\nmomentum = 0.8\nlr = 0.1\n'
+                      'nesterov = true\n')
+    assert spec.optimizer == {"name": "nesterov", "momentum": 0.8, "lr": 0.1}
+    opt = get_optimizer(spec.optimizer)
+    assert type(opt) is Nesterov and opt.lr == 0.1
+    assert "μ·vₜ − η·gₜ" in str(opt.equations())  # the Nesterov rule, not plain momentum
+    # the file keeps what the user wrote
+    assert 'name = "momentum"' in spec.to_toml() and "nesterov = true" in spec.to_toml()
+    plain = loads_spec(NET2 + '[optimizer]\nname = "momentum"\nnesterov = false\n')
+    assert plain.optimizer == {"name": "momentum"}
+
+
+def test_unknown_optimizer_and_bad_values_name_the_file():
+    with pytest.raises(SpecError, match=r"o\.toml: \[optimizer\] name: unknown optimizer "
+                                        r"'adamw' \(did you mean 'adam'\?\)"):
+        loads_spec(NET2 + '[optimizer]\nname = "adamw"\n', name="o.toml")
+    with pytest.raises(SpecError, match=r"o\.toml: \[optimizer\]: Adam: beta1 must be in"):
+        loads_spec(NET2 + '[optimizer]\nname = "adam"\nbeta1 = 1.0\n', name="o.toml")
+
+
+def test_unknown_loss_has_a_did_you_mean():
+    with pytest.raises(SpecError, match=r"unknown loss 'crossentropy' \(did you mean "
+                                        r"'cross_entropy'\?\)"):
+        loads_spec('[network]\nlayers = [2, 2]\nloss = "crossentropy"\n')
+
+
+# -- bounds before SymPy evaluates (issue 10) ------------------------------------------------
+
+@pytest.mark.parametrize("expr, fragment", [
+    ("a*x*sqrt(2)^(10^1000)", "beyond float64"),
+    ("a*x*exp(10^300*log(2))", "beyond float64"),
+    ("a*x + acos(2)", "complex"),
+    ("a*x*2^1100", "beyond float64"),
+    ("a*x^(10^300)", "exponent"),
+])
+def test_expressions_are_bounded_before_sympy_evaluates_them(expr, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        parse_expression(expr, SYMS)
+
+
+def test_spec_paths_that_are_not_regular_files(tmp_path):
+    import os
+
+    fifo = tmp_path / "f.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError, match=r"not a regular file \(a FIFO\)"):
+        load_spec(fifo)  # returns at once: the FIFO is never read
+    from symnn.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="expected the path of a spec file"):
+        load_spec(None)
+    with pytest.raises(ArgumentError, match="expected the spec as TOML text"):
+        loads_spec(None)
+    with pytest.raises(SpecError, match="nested 300 deep"):
+        loads_spec("x = " + "[" * 300 + "]" * 300)
+
+
+def test_data_path_stays_in_the_spec_folder(tmp_path):
+    from symnn.errors import DataError
+
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "d.csv").write_text("1,2,3\n")
+    p = write(tmp_path / "specs", NET2 + '[data]\nsource = "../../../../etc/passwd"\n')
+    spec = load_spec(p)
+    with pytest.raises(DataError, match="outside the spec file's folder"):
+        spec.data_path()
+    assert spec.data_path(allow_outside=True) == tmp_path / "specs" / "../../../../etc/passwd"
+    ok = load_spec(write(tmp_path / "specs", NET2 + '[data]\nsource = "d.csv"\n', "ok.toml"))
+    assert ok.data_path() == tmp_path / "specs" / "d.csv"

@@ -24,6 +24,18 @@ Safety
   changes its modification time, which also invalidates Numba's own cache entries for it.
 * An unusable cache directory (not creatable, not writable) gives a :class:`SymnnWarning`
   and the kernels are compiled in memory instead (no caching across processes).
+* Nothing is imported through Python's import system: the file is read once, its checksum
+  and content are compared with the source symnn just generated, and *that verified text*
+  is compiled into a module object with the deterministic module name and the file's path
+  (so Numba's ``cache=True`` still finds its cache files).  No bytecode (``.pyc``) is read
+  or written for a generated module, so a ``.pyc`` planted in ``__pycache__`` is never run.
+* Numba keeps its own index of compiled code beside the module
+  (``__pycache__/symnn_*.nbi``), and that index is a *pickle*: whoever can write the cache
+  directory can make Numba run code.  So the directory (and its ``__pycache__``) must be
+  owned by the current user and not writable by group or others — the rule ssh applies to
+  ``~/.ssh`` and pip to its cache.  A directory that breaks it gives a
+  :class:`SymnnWarning` and the kernels are compiled in memory (``chmod go-w DIR`` or a
+  private ``SYMNN_CACHE_DIR`` fixes it).  See ``docs/security.md``.
 
 Examples
 --------
@@ -38,16 +50,17 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import linecache
 import os
 import platform
+import stat
 import sys
 import types
 import warnings
 from pathlib import Path
 
 from symnn._atomic import atomic_write_text
+from symnn.errors import SymnnWarning  # defined in errors; re-exported here
 
 __all__ = [
     "SymnnWarning",
@@ -56,13 +69,10 @@ __all__ = [
     "module_name",
     "load_module",
     "clear_cache",
+    "unsafe_directory",
 ]
 
 _CHECK_PREFIX = "# symnn-sha256: "
-
-
-class SymnnWarning(UserWarning):
-    """A warning from symnn (e.g. the kernel cache is unusable and kernels compile in memory)."""
 
 
 def default_cache_dir() -> Path:
@@ -114,11 +124,37 @@ def _file_text(source: str) -> str:
     return f"{_CHECK_PREFIX}{_checksum(source)}\n{source}"
 
 
+#: Largest generated module read back from the cache (bytes); bigger files are rebuilt.
+MAX_MODULE_BYTES = 64 << 20
+
+
+def _read_regular(path: Path) -> str | None:
+    """The UTF-8 text of ``path`` when it is a regular file of sane size, else None."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_MODULE_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(MAX_MODULE_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _verified(path: Path, source: str) -> bool:
     """True when ``path`` holds exactly this source with a valid checksum line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    text = _read_regular(path)
+    if text is None:
         return False
     head, sep, body = text.partition("\n")
     if not sep or not head.startswith(_CHECK_PREFIX):
@@ -130,17 +166,65 @@ def _atomic_write(path: Path, text: str) -> None:
     atomic_write_text(path, text)
 
 
-def _import_file(name: str, path: Path) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has one
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
+def unsafe_directory(directory: Path) -> str | None:
+    """Why ``directory`` may not hold kernels (None when it may).
+
+    It must be a directory (a symlink's target is what is checked), owned by the current
+    user, and not writable by group or others — anyone who can write it can plant a pickle
+    that Numba unpickles.  Its ``__pycache__`` (where Numba writes) is held to the same
+    rule.  Always None where the platform has no user ids (Windows).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> unsafe_directory(Path(d)) is None
+    True
+    >>> os.chmod(d, 0o777)
+    >>> print(unsafe_directory(Path(d)).split(" (mode")[0])  # doctest: +ELLIPSIS
+    '...' is writable by others
+    """
+    if not hasattr(os, "geteuid"):  # pragma: no cover - Windows
+        return None
+    uid = os.geteuid()
+    for d in (directory, directory / "__pycache__"):
+        try:
+            st = os.stat(d)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            return f"cannot inspect {str(d)!r}: {err.strerror or err}"
+        if not stat.S_ISDIR(st.st_mode):
+            return f"{str(d)!r} is not a directory"
+        if st.st_uid != uid:
+            return (f"{str(d)!r} is owned by user id {st.st_uid}, not by you ({uid}); "
+                    "another user could plant files Numba would load")
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            who = "others" if st.st_mode & stat.S_IWOTH else "its group"
+            return (f"{str(d)!r} is writable by {who} (mode {stat.S_IMODE(st.st_mode):o}); "
+                    f"run 'chmod go-w {d}'")
+    return None
+
+
+def _load_verified(name: str, path: Path, text: str) -> types.ModuleType:
+    """Compile ``text`` (the verified content of ``path``) as module ``name`` from ``path``.
+
+    The code object's file name is the real path, so Numba's ``cache=True`` locates (and
+    writes) its cache files beside it; the module object is built here, so no bytecode
+    cache is consulted or written.
+    """
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    module.__loader__ = None
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        code = compile(text, str(path), "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except BaseException:
         sys.modules.pop(name, None)
         raise
+    # inspect.getsource reads the file; keep the verified text for it instead
+    linecache.cache[str(path)] = (len(text), None, text.splitlines(True), str(path))
     return module
 
 
@@ -186,22 +270,29 @@ def load_module(source: str, key: str, cache_dir: "str | os.PathLike | None" = N
     if (module is not None and getattr(module, "__symnn_source__", None) == source
             and getattr(module, "__file__", None) == str(path)):
         return module  # already imported by this process, from this directory
+    problem = None
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if not _verified(path, source):
-            _atomic_write(path, _file_text(source))
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        problem = unsafe_directory(directory)
+        if problem is None:
+            # Numba would create it with the umask's mode (group-writable under umask 002)
+            (directory / "__pycache__").mkdir(mode=0o700, exist_ok=True)
+            if not _verified(path, source):
+                _atomic_write(path, _file_text(source))
     except OSError as err:
+        problem = f"{err.strerror or err}"
+    if problem is not None:
         warnings.warn(
-            f"symnn kernel cache directory {str(directory)!r} is not usable ({err}); compiling "
-            "the kernels in memory, so they will not be cached across processes. Set "
-            "SYMNN_CACHE_DIR or pass cache_dir= to a writable directory.",
+            f"symnn kernel cache directory {str(directory)!r} is not usable ({problem}); "
+            "compiling the kernels in memory, so they will not be cached across processes. "
+            "Set SYMNN_CACHE_DIR or pass cache_dir= to a private, writable directory.",
             SymnnWarning,
             stacklevel=3,
         )
         module = _in_memory(name + "_mem", source)
         module.__symnn_source__ = source
         return module
-    module = _import_file(name, path)
+    module = _load_verified(name, path, _file_text(source))
     module.__symnn_source__ = source
     return module
 

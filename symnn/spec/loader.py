@@ -42,12 +42,13 @@ from typing import Any
 
 import sympy as sp
 
+from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
-from symnn.errors import SpecError, SymnnError
+from symnn.errors import ArgumentError, SpecError, SymnnError
 from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
 
 __all__ = ["MAX_SPEC_BYTES", "SECTION_KEYS", "Spec", "load_spec", "loads_spec"]
@@ -75,8 +76,14 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 
+#: Widest layer a spec may declare, and the bounds of its integer settings (a spec from
+#: elsewhere must not make symnn allocate terabytes or loop for ever).
+MAX_WIDTH = 1_000_000
+MAX_INT_SETTING = 10_000_000
+MAX_LAYERS = 1000
+
 # value kinds of the plain-data sections: (type check, description)
-_INT_MIN1 = ("int", 1, None)
+_INT_MIN1 = ("int", 1, MAX_INT_SETTING)
 _FIELDS: dict[str, dict[str, tuple]] = {
     "optimizer": {
         "name": ("str",), "lr": ("num", 0.0, None, False), "momentum": ("num", 0.0, 1.0),
@@ -87,8 +94,8 @@ _FIELDS: dict[str, dict[str, tuple]] = {
         "clip": ("num", 0.0, None, False),
     },
     "training": {
-        "epochs": _INT_MIN1, "batch_size": _INT_MIN1, "seed": ("int", 0, None),
-        "shuffle": ("bool",), "check_every": ("int", 0, None),
+        "epochs": _INT_MIN1, "batch_size": _INT_MIN1, "seed": ("int", 0, 2**63 - 1),
+        "shuffle": ("bool",), "check_every": ("int", 0, MAX_INT_SETTING),
         "dtype": ("choice", "float64", "float32"), "validation_split": ("num", 0.0, 1.0),
         "patience": _INT_MIN1, "verbose": ("bool",),
     },
@@ -145,19 +152,27 @@ class Spec:
         """
         return dumps_toml(self.source)
 
-    def data_path(self) -> Path | None:
-        """``[data] source`` as a path relative to the spec file, when it names a file."""
+    def data_path(self, allow_outside: bool = False) -> Path | None:
+        """``[data] source`` as a path relative to the spec file, when it names a file.
+
+        Parameters
+        ----------
+        allow_outside : bool
+            False (default): the path must stay inside the spec file's folder (no
+            ``../..``, no absolute path or symlink elsewhere) — a spec file from someone
+            else cannot make symnn read ``/etc/passwd``.
+
+        Raises
+        ------
+        DataError
+            When the path leaves the spec file's folder and ``allow_outside`` is False.
+        """
         src = self.data.get("source")
-        if not src or src.lower() in BUILTIN_DATA:
+        if not src or src.strip().lower() in BUILTIN_DATA:
             return None
-        p = Path(src).expanduser()
-        if not p.is_absolute() and self.path is not None:
-            p = self.path.parent / p
-        return p
-
-
-#: Names of the built-in data sets ``[data] source`` and ``symnn train --data`` accept.
-BUILTIN_DATA = ("xor", "digits", "iris", "diabetes")
+        base = self.path.parent if self.path is not None else None
+        where = f"{self.path or '<spec>'}: [data] source"
+        return resolve_data_path(src, base, allow_outside, where=where)
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:
@@ -188,15 +203,12 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
     >>> load_spec(d / "decay.toml").declared
     Model(a*exp(-b*x), inputs=[x], params=[a, b], loss='mse')
     """
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise ArgumentError(f"load_spec: expected the path of a spec file (str or Path), got "
+                            f"{type(path).__name__}")
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
-            raw = fh.read(MAX_SPEC_BYTES + 1)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise SpecError(f"{p}: cannot read the spec file: {reason}") from err
-    if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(f"{p}: spec file larger than {MAX_SPEC_BYTES} bytes")
+    # a regular file only (a FIFO would block the read for ever, /dev/zero never ends)
+    raw = read_regular_file(p, MAX_SPEC_BYTES, "spec file", SpecError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -214,11 +226,58 @@ def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spe
     ...            'loss = "cross_entropy"\\n').declared.n_params
     67
     """
+    if not isinstance(text, str):
+        raise ArgumentError(f"loads_spec: expected the spec as TOML text (a str), got "
+                            f"{type(text).__name__}; use load_spec(path) for a file")
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{name}: spec text longer than {MAX_SPEC_BYTES} characters")
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise SpecError(f"{name}: arrays or tables nested {depth} deep (a spec nests at most "
+                        f"{MAX_NESTING})")
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, ValueError) as err:  # ValueError: a 5000-digit integer
         raise SpecError(f"{name}: malformed TOML: {err}") from err
+    except RecursionError as err:
+        raise SpecError(f"{name}: arrays or tables nested too deeply") from err
     return _Loader(name, path).build(doc)
+
+
+#: Deepest nesting of arrays and inline tables accepted in a spec.
+MAX_NESTING = 16
+
+
+def _nesting(text: str) -> int:
+    """The bracket nesting of TOML text, skipping strings and comments (an upper bound:
+    multi-line strings are treated conservatively), checked before :mod:`tomllib`
+    recurses into it."""
+    depth = best = 0
+    quote = None
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if quote is not None:
+            if ch == "\\" and quote == '"':
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+            elif ch == "\n":
+                quote = None  # single-line strings end here (multi-line: conservative)
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch in "[{":
+            depth += 1
+            best = max(best, depth)
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return best
 
 
 # ----------------------------------------------------------------------------------------
@@ -270,8 +329,8 @@ class _Loader:
             if sec in doc:
                 plain[sec] = self.plain(sec, self.table(doc[sec], f"[{sec}]"))
                 source[sec] = plain[sec]
-        if "optimizer" in plain and "name" not in plain["optimizer"]:
-            raise self.err("[optimizer]", "name the optimizer, e.g. name = \"adam\"")
+        if "optimizer" in plain:
+            plain["optimizer"] = self.optimizer(plain["optimizer"])
         return Spec(
             declared=declared,
             kind="network" if has_net else "model",
@@ -283,6 +342,40 @@ class _Loader:
             path=self.path,
             source=source,
         )
+
+    # -- the optimizer ----------------------------------------------------------------
+    def optimizer(self, t: dict) -> dict:
+        """Check ``[optimizer]`` against the options the named optimizer has; returns the
+        table the trainer gets (``momentum`` + ``nesterov = true`` becomes ``nesterov``)."""
+        if "name" not in t:
+            raise self.err("[optimizer]", "name the optimizer, e.g. name = \"adam\"")
+        options = optimizer_options()
+        key = re.sub(r"[\s\-]+", "_", t["name"].strip().lower())
+        if key not in options:
+            close = difflib.get_close_matches(key, list(options), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise self.err("[optimizer] name", f"unknown optimizer {t['name']!r}{hint}; known "
+                                               f"optimizers: {', '.join(sorted(options))}")
+        allowed = options[key]
+        for k in t:
+            if k != "name" and k not in allowed:
+                raise self.err(f"[optimizer] {k}",
+                               f"optimizer {t['name']!r} has no option {k!r}; its options: "
+                               f"{', '.join(sorted(allowed))}")
+        out = dict(t)
+        if out.get("nesterov") is False:
+            del out["nesterov"]
+        if out.pop("nesterov", False):
+            out["name"] = "nesterov"
+        try:
+            from symnn.train.optimizers import get_optimizer
+
+            get_optimizer(dict(out))
+        except ImportError:  # pragma: no cover - symnn.train ships with symnn
+            pass
+        except SymnnError as err:
+            raise self.err("[optimizer]", str(err)) from err
+        return out
 
     # -- the declared object ----------------------------------------------------------
     def default_name(self, fallback: str) -> str:
@@ -309,17 +402,30 @@ class _Loader:
         try:
             get_loss(v)
         except SymnnError as err:
-            raise self.err(f"[{sec}] loss", str(err)) from err
+            from symnn.declare.losses import LOSSES
+
+            message = str(err)
+            if "did you mean" not in message:
+                close = difflib.get_close_matches(v.strip().lower(), list(LOSSES), n=1,
+                                                  cutoff=0.6)
+                if not close:
+                    squashed = {k.replace("_", ""): k for k in LOSSES}
+                    close = [squashed[k] for k in difflib.get_close_matches(
+                        v.strip().lower().replace("_", ""), list(squashed), n=1)]
+                if close:
+                    message = f"unknown loss {v!r} (did you mean {close[0]!r}?); known losses: " \
+                              f"{', '.join(sorted(LOSSES))}"
+            raise self.err(f"[{sec}] loss", message) from err
         return v
 
     def activation(self, value: Any, key: str, allow_softmax: bool = True):
         """(object for the declaration, plain data) of an activation given by name/table."""
         if isinstance(value, str):
-            if value.strip().lower() == "softmax":
+            if value.lower() == "softmax":
                 if not allow_softmax:
                     raise self.err(key, "softmax is only allowed as the output")
                 return "softmax", value
-            if value.strip().lower() not in ACTIVATIONS:
+            if value.lower() not in ACTIVATIONS:  # exact: no stray spaces or newlines
                 close = difflib.get_close_matches(value.strip().lower(), list(ACTIVATIONS), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise self.err(key, f"unknown activation {value!r}{hint}; known activations: "
@@ -399,9 +505,12 @@ class _Loader:
             if len(layers) < 2:
                 raise self.err("[network] layers", "list at least the input and output widths, "
                                                    "e.g. [2, 1]")
+            if len(layers) > MAX_LAYERS:
+                raise self.err("[network] layers", f"{len(layers)} layers (at most {MAX_LAYERS})")
             for i, v in enumerate(layers):
-                if v < 1:
-                    raise self.err(f"[network] layers[{i}]", f"widths must be ≥ 1, got {v}")
+                if not 1 <= v <= MAX_WIDTH:
+                    raise self.err(f"[network] layers[{i}]", f"widths must be from 1 to "
+                                                           f"{MAX_WIDTH}, got {_short_int(v)}")
             plain["layers"] = list(layers)
             act, act_plain = self.activation(t.get("activation", "tanh"),
                                              "[network] activation", allow_softmax=False)
@@ -410,9 +519,13 @@ class _Loader:
             out = None
             if "output" in t:
                 out, plain["output"] = self.activation(t["output"], "[network] output")
-            builder = lambda: mlp(layers, activation=act, output=out, loss=loss,
-                                  penalties=penalties, name=name)
+            def builder():
+                return mlp(layers, activation=act, output=out, loss=loss,
+                           penalties=penalties, name=name)
         elif all(isinstance(v, dict) for v in layers):
+            if len(layers) > 2 * MAX_LAYERS:
+                raise self.err("[network] layers", f"{len(layers)} layer tables (at most "
+                                                   f"{2 * MAX_LAYERS})")
             for k in ("activation", "output"):
                 if k in t:
                     raise self.err(f"[network] {k}", "applies only when layers is a list of "
@@ -424,8 +537,8 @@ class _Loader:
                 objs.append(obj)
                 plain_layers.append(p)
             plain["layers"] = plain_layers
-            builder = lambda: Network(objs, loss=loss, penalties=penalties,
-                                      name=name)
+            def builder():
+                return Network(objs, loss=loss, penalties=penalties, name=name)
         else:
             raise self.err("[network] layers", "expected a list of widths ([8, 16, 3]) or a list "
                                                "of layer tables ({dense = [8, 16]}, "
@@ -447,10 +560,10 @@ class _Loader:
         if "dense" in item:
             d = item["dense"]
             if (not isinstance(d, list) or len(d) != 2
-                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                               for v in d)):
-                raise self.err(f"{key}.dense", f"expected [n_in, n_out] of positive integers, "
-                                               f"got {d!r}")
+                    or not all(isinstance(v, int) and not isinstance(v, bool)
+                               and 1 <= v <= MAX_WIDTH for v in d)):
+                raise self.err(f"{key}.dense", f"expected [n_in, n_out] of integers from 1 to "
+                                               f"{MAX_WIDTH}, got {str(d)[:60]}")
             bias = item.get("bias", True)
             if not isinstance(bias, bool):
                 raise self.err(f"{key}.bias", f"expected true or false, got {_type(bias)}")
@@ -558,7 +671,9 @@ class _Loader:
                 if isinstance(v, bool) or not isinstance(v, int):
                     raise self.err(key, f"expected an integer, got {_type(v)}")
                 if v < kind[1]:
-                    raise self.err(key, f"must be ≥ {kind[1]}, got {v}")
+                    raise self.err(key, f"must be ≥ {kind[1]}, got {_short_int(v)}")
+                if kind[2] is not None and v > kind[2]:
+                    raise self.err(key, f"must be ≤ {kind[2]}, got {_short_int(v)}")
             elif kind[0] == "num":
                 closed = kind[3] if len(kind) > 3 else True
                 self.number(v, key, kind[1], kind[2], closed_lo=closed)
@@ -575,6 +690,61 @@ class _Loader:
                                         f"got {_type(v)}")
             out[k] = v
         return out
+
+
+_OPTION_KEYS: dict[str, tuple[str, ...]] | None = None
+
+
+def optimizer_options() -> dict[str, tuple[str, ...]]:
+    """Optimizer name → the ``[optimizer]`` keys it accepts (from the constructors'
+    signatures, so the table cannot drift from :mod:`symnn.train.optimizers`).
+
+    Examples
+    --------
+    >>> optimizer_options()["adam"]
+    ('beta1', 'beta2', 'clip', 'eps', 'lr', 'weight_decay')
+    >>> "nesterov" in optimizer_options()["momentum"], "nesterov" in optimizer_options()["adam"]
+    (True, False)
+    """
+    global _OPTION_KEYS
+    if _OPTION_KEYS is not None:
+        return _OPTION_KEYS
+    import inspect
+
+    from symnn.train import optimizers as O
+    from symnn.train import second_order as so
+
+    spec_to_kw = {"lr": "lr", "momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
+                  "eps": "eps", "rho": "rho", "weight_decay": "weight_decay",
+                  "damping": "damping", "memory": "memory", "max_iter": "max_iter",
+                  "tol": "tol", "clip": "clip_norm"}
+    classes = {"sgd": O.SGD, "momentum": O.Momentum, "nesterov": O.Nesterov,
+               "adagrad": O.Adagrad, "rmsprop": O.RMSProp, "adam": O.Adam, "lbfgs": so.LBFGS,
+               "l_bfgs": so.LBFGS, "newton_cg": so.NewtonCG, "trust_ncg": so.NewtonCG,
+               "newton": so.Newton, "lm": so.LevenbergMarquardt,
+               "levenberg_marquardt": so.LevenbergMarquardt}
+    table = {}
+    for name, cls in classes.items():
+        kws = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            params = inspect.signature(init).parameters
+            kws |= {p for p in params if p != "self"}
+            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                break
+        keys = {k for k, kw in spec_to_kw.items() if kw in kws}
+        if name in ("sgd", "momentum", "nesterov"):
+            keys |= {"momentum", "nesterov"}
+        table[name] = tuple(sorted(keys))
+    _OPTION_KEYS = table
+    return table
+
+
+def _short_int(v: int) -> str:
+    text = str(v) if v.bit_length() < 200 else f"an integer of {len(str(v))} digits"
+    return text
 
 
 def _type(v: Any) -> str:
@@ -630,7 +800,7 @@ def _value(v: Any) -> str:
         return "[" + ", ".join(_value(x) for x in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+    raise ArgumentError(f"cannot write {type(v).__name__} as TOML")
 
 
 def dumps_toml(doc: dict) -> str:

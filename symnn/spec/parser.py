@@ -45,6 +45,7 @@ from types import MappingProxyType
 import sympy as sp
 
 from symnn.declare.activations import gelu, relu, sigmoid, softplus, swish
+from symnn.declare.model import call_problem, constant_problem, power_problem
 from symnn.errors import SpecError
 
 __all__ = [
@@ -361,6 +362,9 @@ class _Parser:
             raise self.fail(
                 f"{name.text}() takes {fn.arity()} argument{'s' if fn.max_args != 1 else ''}, "
                 f"got {len(args)}", name.col)
+        problem = call_problem(fn.build, args)
+        if problem:
+            raise self.fail(problem, name.col)
         try:
             result = fn.build(*args)
         except (TypeError, ValueError, ArithmeticError) as err:
@@ -374,6 +378,9 @@ class _Parser:
                 raise self.fail(
                     f"the power {lhs}^{rhs} would have more than {MAX_POWER_DIGITS} digits",
                     op.col)
+            problem = power_problem(lhs, rhs)
+            if problem:
+                raise self.fail(problem, op.col)
             result = sp.Pow(lhs, rhs)
         elif o == "+":
             result = lhs + rhs
@@ -393,6 +400,10 @@ class _Parser:
         if result.has(sp.I):
             raise self.fail("the value is complex (square root or log of a negative number?)",
                             col)
+        if isinstance(result, sp.Expr) and result.is_number:
+            problem = constant_problem(result)
+            if problem:
+                raise self.fail(problem, col)
         return result
 
     def known(self) -> str:
@@ -485,4 +496,7 @@ def parse_expression(
                    end.col)
     if not isinstance(expr, sp.Expr):  # pragma: no cover - every node is an Expr
         raise SpecError(f"{where}: not a scalar expression")
+    problem = constant_problem(expr)  # e.g. a coefficient 10^309 gathered from a product
+    if problem:
+        raise SpecError(f"{where}: {problem}")
     return expr
