@@ -10,6 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "SymnnError",
+    "SymnnWarning",
+    "ArgumentError",
     "ShapeError",
     "UnknownNameError",
     "DeclarationError",
@@ -21,11 +23,22 @@ __all__ = [
     "TrainingError",
     "SpecError",
     "ModelFileError",
+    "LatexError",
+    "AnalysisError",
 ]
 
 
 class SymnnError(Exception):
     """Base class of every error symnn raises on purpose."""
+
+
+class SymnnWarning(UserWarning):
+    """A warning from symnn (e.g. the kernel cache is unusable and kernels compile in memory)."""
+
+
+class ArgumentError(SymnnError, TypeError, ValueError):
+    """An argument has the wrong type or an invalid value (``None`` for a path, a float
+    for a seed, ``epochs=-1``, …); also a ``ValueError``, as scikit-learn expects."""
 
 
 class ShapeError(SymnnError, ValueError):
@@ -78,3 +91,11 @@ class SpecError(SymnnError, ValueError):
 
 class ModelFileError(SymnnError, ValueError):
     """A saved model file is damaged, tampered with or does not match."""
+
+
+class LatexError(SymnnError, RuntimeError):
+    """``pdflatex`` is missing or failed on a document."""
+
+
+class AnalysisError(SymnnError, ValueError):
+    """An analysis request that cannot be answered as asked."""

@@ -29,7 +29,18 @@ from symnn.sklearn import SymnnClassifier, SymnnRegressor  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@parametrize_with_checks([SymnnClassifier(), SymnnRegressor()])
+def _expected_failures(estimator) -> dict:
+    # As for MLPClassifier/MLPRegressor, whose scikit-learn configuration runs this check
+    # with another solver: with Adam, mini-batches differ when rows are repeated, and even
+    # in one full batch Adam's g/√v amplifies the rounding difference between a weighted
+    # mean and a mean over repeated rows past the check's rtol=1e-7 — sometimes (so the
+    # xfail is not strict).  test_sample_weight_equivalence_lbfgs runs it with L-BFGS.
+    return {"check_sample_weight_equivalence_on_dense_data":
+            "Adam: batches and rounding differ when rows are repeated; see the L-BFGS test"}
+
+
+@parametrize_with_checks([SymnnClassifier(), SymnnRegressor()],
+                         expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -88,3 +99,129 @@ def test_early_stopping_and_unknown_options():
         SymnnClassifier(learning_rate="adaptive").fit(X, y)
     with pytest.raises(ValueError, match="solver"):
         SymnnClassifier(solver="rprop").fit(X, y)
+
+
+# -- sample_weight, partial_fit, warm_start, the in-process cache -----------------------------
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("Est", [SymnnClassifier, SymnnRegressor])
+def test_sample_weight_equivalence_lbfgs(Est):
+    """scikit-learn's own check (weight 2 = a repeated row, weight 0 = a removed one), run
+    with the deterministic solver as scikit-learn runs it for MLPClassifier."""
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    check_sample_weight_equivalence_on_dense_data(
+        Est.__name__, Est((5,), solver="lbfgs", random_state=0))
+
+
+def test_sample_weight_is_a_weighted_mean_of_the_loss(blobs):
+    """Full batch, no shuffling: Adam on integer weights follows Adam on repeated rows."""
+    X, y = blobs
+    w = np.random.default_rng(0).integers(0, 4, len(y)).astype(float)
+    kw = dict(hidden_layer_sizes=(4,), max_iter=20, random_state=0, shuffle=False,
+              batch_size=10**6)
+    a = SymnnClassifier(**kw).fit(X, y, sample_weight=w)
+    b = SymnnClassifier(**kw).fit(np.repeat(X, w.astype(int), axis=0),
+                                  np.repeat(y, w.astype(int)))
+    c = SymnnClassifier(**kw).fit(X, y)
+    np.testing.assert_allclose(a.params_, b.params_, rtol=0, atol=1e-6)  # Adam: rounding
+    assert np.abs(a.params_ - c.params_).max() > 1e-4  # the weights mattered
+    # equal weights take the unweighted path and give the unweighted result
+    d = SymnnClassifier(**kw).fit(X, y, sample_weight=np.full(len(y), 3.0))
+    np.testing.assert_array_equal(d.params_, c.params_)
+
+
+def test_sample_weight_bad_values(blobs):
+    from symnn.errors import DataError
+
+    X, y = blobs
+    with pytest.raises(DataError, match="≥ 0"):
+        SymnnRegressor((3,), max_iter=2).fit(X, X[:, 0], sample_weight=-np.ones(len(y)))
+    # scikit-learn's own checks: length, all zero, NaN
+    for w in [np.ones(3), np.zeros(len(y)), np.r_[np.nan, np.ones(len(y) - 1)]]:
+        with pytest.raises(ValueError):
+            SymnnRegressor((3,), max_iter=2).fit(X, X[:, 0], sample_weight=w)
+
+
+def test_partial_fit(blobs):
+    from symnn.errors import DataError
+
+    X, y = blobs
+    clf = SymnnClassifier((6,), learning_rate_init=0.02, random_state=0)
+    with pytest.raises(DataError, match="classes must be passed"):
+        clf.partial_fit(X[:40], y[:40])
+    losses = []
+    for _epoch in range(15):
+        for start in range(0, len(y), 40):
+            clf.partial_fit(X[start:start + 40], y[start:start + 40], classes=[0, 1, 2])
+        losses.append(clf.loss_)
+    assert clf.n_iter_ == 45 and len(clf.loss_curve_) == 45
+    assert clf.t_ == 15 * len(y)
+    assert list(clf.classes_) == [0, 1, 2]
+    assert losses[-1] < losses[0]
+    assert clf.score(X, y) > 0.8
+    with pytest.raises(DataError, match="not in classes_"):
+        clf.partial_fit(X[:3], np.array([0, 1, 7]))
+    with pytest.raises(DataError, match="differs from the classes"):
+        clf.partial_fit(X[:3], y[:3], classes=[0, 1])
+    # only for the stochastic solvers, as scikit-learn's MLPs
+    assert not hasattr(SymnnClassifier(solver="lbfgs"), "partial_fit")
+    assert hasattr(SymnnRegressor(solver="sgd"), "partial_fit")
+    reg = SymnnRegressor((4,), random_state=0)
+    reg.partial_fit(X, X[:, 0], sample_weight=np.arange(len(y)) % 3)
+    reg.partial_fit(X, X[:, 0])
+    assert reg.n_iter_ == 2 and reg.predict(X[:2]).shape == (2,)
+
+
+def test_warm_start_continues_from_the_fitted_parameters(blobs):
+    from symnn.errors import DeclarationError
+
+    X, y = blobs
+    kw = dict(hidden_layer_sizes=(5,), max_iter=10, random_state=0, learning_rate_init=0.01)
+    warm = SymnnClassifier(warm_start=True, **kw).fit(X, y)
+    first = warm.loss_curve_[:]
+    warm.fit(X, y)
+    assert warm.n_iter_ == 20 and warm.loss_curve_[:10] == first
+    assert warm.loss_curve_[10] < first[0]
+    cold = SymnnClassifier(**kw).fit(X, y)
+    cold.fit(X, y)
+    assert cold.n_iter_ == 10 and cold.loss_curve_ == first
+    warm.set_params(hidden_layer_sizes=(7,))
+    with pytest.raises(DeclarationError, match="warm_start"):
+        warm.fit(X, y)
+
+
+def test_repeated_fits_pay_no_derivation_or_compilation(blobs, monkeypatch):
+    import symnn.codegen.model as cm
+    import symnn.derive as derive_mod
+
+    X, y = blobs
+    SymnnClassifier((9,), max_iter=2).fit(X, y)  # compiled once (or found in the cache)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("derived or compiled again")
+
+    monkeypatch.setattr(cm, "compile_model", refuse)
+    monkeypatch.setattr(derive_mod, "derive", refuse)
+    for seed in range(3):
+        clf = SymnnClassifier((9,), max_iter=2, random_state=seed).fit(X, y)
+        assert clf.n_iter_ == 2
+
+
+def test_hyperparameter_errors_are_symnn_errors(blobs):
+    from symnn.errors import DataError, DeclarationError
+
+    X, y = blobs
+    for kw in [dict(solver="rprop"), dict(activation="swish"), dict(hidden_layer_sizes=(0,)),
+               dict(batch_size=2.5), dict(max_iter=0), dict(alpha=-1.0)]:
+        with pytest.raises(DeclarationError):
+            SymnnClassifier(**kw).fit(X, y)
+    with pytest.raises(DataError, match="at least 2 classes"):
+        SymnnClassifier().fit(X, np.zeros(len(y), int))

@@ -2,8 +2,14 @@
 
 Every check raises a symnn error that says which argument is wrong, what shape or value it
 has, and what was expected — never a NumPy or Numba traceback from inside a kernel.
-Conversions (to the model's dtype, to C order) happen here too, so the kernels can assume
-contiguous arrays of the right type.
+Conversions happen here too, so the kernels can assume writable, aligned, C-contiguous
+arrays of the model's dtype in native byte order: float16, big-endian (``'>f8'``),
+integer and boolean arrays are converted; read-only and memory-mapped arrays
+(``np.load(..., mmap_mode="r")``) are copied (Numba types a read-only array apart and the
+kernels are compiled for writable ones).  Finiteness is checked *after* the cast, so a
+float32 model refuses 1e39 (finite in float64, infinite in float32) with a
+:class:`~symnn.errors.DataError` naming the argument and the index, instead of returning
+inf or NaN.
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from symnn.errors import DataError, ShapeError
+from symnn.errors import ArgumentError, DataError, ShapeError
 
-__all__ = ["as_theta", "as_directions", "as_inputs", "as_targets", "as_dtype"]
+__all__ = ["as_theta", "as_directions", "as_inputs", "as_targets", "as_dtype", "as_seed"]
 
 
 def as_dtype(dtype) -> np.dtype:
@@ -22,9 +28,27 @@ def as_dtype(dtype) -> np.dtype:
         dt = np.dtype(dtype)
     except TypeError as err:
         raise DataError(f"dtype must be float64 or float32, got {dtype!r}") from err
+    if dt.byteorder not in ("=", "|"):
+        dt = dt.newbyteorder("=")  # '>f8' names float64 too: the kernels use native order
     if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
         raise DataError(f"dtype must be float64 or float32, got {dt.name}")
     return dt
+
+
+def as_seed(seed, what: str = "seed"):
+    """A seed for :func:`numpy.random.default_rng`: a non-negative integer, ``None`` (fresh
+    entropy) or a ``numpy.random.Generator`` / ``SeedSequence``; else ArgumentError or
+    DataError."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ArgumentError(
+            f"{what} must be a non-negative integer (or None), got {type(seed).__name__} "
+            f"{seed!r}"
+        )
+    if seed < 0:
+        raise DataError(f"{what} must be a non-negative integer, got {seed}")
+    return int(seed)
 
 
 def _numeric(a, what: str) -> np.ndarray:
@@ -82,29 +106,61 @@ def _one_hot(labels, n, out):
     return -1
 
 
-def _finite(arr: np.ndarray, what: str) -> None:
+def _where(index, ndim: int) -> str:
+    if ndim == 2:
+        return f"row {index[0]}, column {index[1]}"
+    if ndim == 1:
+        return f"index {index[0]}"
+    return f"index {tuple(int(i) for i in index)}"
+
+
+def _finite(arr: np.ndarray, what: str, original: np.ndarray | None = None) -> None:
+    """DataError when ``arr`` (already in the model's dtype) holds NaN or ±inf.
+
+    ``original`` is the array before the cast: where its value was finite, the message says
+    that the cast overflowed (a float32 model given 1e39)."""
     if arr.dtype.kind != "f" or not _nonfinite(arr.reshape(-1)):
         return
     bad = np.argwhere(~np.isfinite(arr))[0]
     value = arr[tuple(bad)]
-    if arr.ndim == 2:
-        where = f"row {bad[0]}, column {bad[1]}"
-    else:
-        where = f"index {bad[0]}"
+    where = _where(bad, arr.ndim)
+    if original is not None and original.shape == arr.shape:
+        before = original[tuple(bad)]
+        if np.isfinite(before):
+            raise DataError(
+                f"{what} holds {float(before):.6g} at {where}, which overflows the model's "
+                f"{arr.dtype.name} (largest finite value {np.finfo(arr.dtype).max:.4g}); "
+                "rescale it, or compile the model with dtype='float64'"
+            )
     raise DataError(
         f"{what} contains {value} at {where}; remove or impute non-finite values first"
     )
 
 
+def _cast(arr: np.ndarray, dtype) -> np.ndarray:
+    """``arr`` as a writable, aligned, C-contiguous array of ``dtype`` in native byte
+    order: no copy when it is one already; a copy when it is read-only or memory-mapped."""
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
+        return np.require(arr, dtype=dtype, requirements=["C", "A", "W"])
+
+
 def _ready(a, dtype, ndim) -> bool:
-    """Already a C-contiguous array of the dtype and rank (the common case: no copies)."""
-    return (type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim
-            and a.flags.c_contiguous)
+    """Already a writable C-contiguous array of the dtype and rank (the common case: no
+    copies)."""
+    if type(a) is not np.ndarray:
+        return False
+    flags = a.flags
+    return (a.dtype == dtype and a.ndim == ndim and flags.c_contiguous and flags.writeable
+            and flags.aligned)
 
 
-def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta") -> np.ndarray:
-    """A flat parameter vector of length ``n_params`` in the model's dtype."""
+def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta",
+             finite: bool = True) -> np.ndarray:
+    """A flat parameter vector of length ``n_params`` in the model's dtype; NaN or ±inf
+    (also after the cast to float32) is a DataError unless ``finite=False``."""
     if _ready(theta, dtype, 1) and theta.shape[0] == n_params:
+        if finite:
+            _finite(theta, what)
         return theta
     arr = _numeric(theta, what)
     if arr.ndim != 1 or arr.shape[0] != n_params:
@@ -112,16 +168,23 @@ def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta") -> np.n
             f"{what} has shape {arr.shape}; expected a flat vector of shape ({n_params},) "
             "(use model.flatten(...) to build one from named arrays)"
         )
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = _cast(arr, dtype)
+    if finite:
+        _finite(out, what, arr)
+    return out
 
 
 def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[np.ndarray, bool]:
-    """Tangent direction(s): ``(P,)`` or ``(K, P)`` → ``((K, P) array, was 1-D)``."""
+    """Tangent direction(s): ``(P,)`` or ``(K, P)`` → ``((K, P) array, was 1-D)``; finite."""
     arr = _numeric(v, what)
     if arr.ndim == 1 and arr.shape[0] == n_params:
-        return np.ascontiguousarray(arr.reshape(1, n_params), dtype=dtype), True
+        out = _cast(arr, dtype)
+        _finite(out, what, arr)
+        return out.reshape(1, n_params), True
     if arr.ndim == 2 and arr.shape[1] == n_params and arr.shape[0] >= 1:
-        return np.ascontiguousarray(arr, dtype=dtype), False
+        out = _cast(arr, dtype)
+        _finite(out, what, arr)
+        return out, False
     raise ShapeError(
         f"{what} has shape {arr.shape}; expected ({n_params},) or (K, {n_params})"
     )
@@ -149,8 +212,9 @@ def as_inputs(X, n_inputs: int, dtype: np.dtype, what: str = "X") -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise ShapeError(f"{what} is an empty batch (shape {arr.shape}); give at least one row")
-    _finite(arr, what)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    out = _cast(arr, dtype)
+    _finite(out, what, arr)
+    return out
 
 
 def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bool,
@@ -168,7 +232,7 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
                 f"{what} holds {arr.shape[0]} class labels for a batch of {batch} rows"
             )
         out = np.empty((batch, n_outputs), dtype=dtype)
-        bad = _one_hot(np.ascontiguousarray(arr, dtype=np.int64), n_outputs, out.reshape(-1))
+        bad = _one_hot(_cast(arr, np.int64), n_outputs, out.reshape(-1))
         if bad >= 0:
             raise DataError(
                 f"{what}[{bad}] = {arr[bad]} is not a class label of this model: labels "
@@ -185,12 +249,12 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
             f"{what} has shape {arr.shape}; expected ({batch}, {n_outputs}){alt} to match "
             f"{batch} rows of X and the model's {n_outputs} outputs"
         )
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = _cast(arr, dtype)
     if probabilities:
         tol = (1e-6 if dtype == np.float64 else 1e-4) * max(1, n_outputs)
         r = _bad_probability_row(out.reshape(-1), n_outputs, tol)
         if r >= 0:
-            _finite(arr, what)
+            _finite(out, what, arr)
             neg = np.flatnonzero(out[r] < 0)
             if neg.size:
                 c = int(neg[0])
@@ -204,5 +268,5 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
                 "class labels)"
             )
     else:
-        _finite(out, what)
+        _finite(out, what, arr)
     return out
