@@ -47,6 +47,8 @@ def compile_tex(tex: str, directory, name: str = "doc") -> str:
     assert proc.returncode == 0, f"pdflatex exit {proc.returncode}: {errors}\n{log[-3000:]}"
     assert (directory / f"{name}.pdf").is_file()
     assert errors == [], errors
+    overfull = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert all(w <= 1.0 for w in overfull), f"lines wider than the page: {overfull} pt"
     return log
 
 
@@ -132,10 +134,10 @@ def test_expanded_gradient_is_the_derived_gradient():
 def test_long_sums_are_broken_across_lines():
     net = symnn.mlp([8, 2, 2], activation="relu", output="softmax", loss="cross_entropy")
     tex = export_latex(net, expanded=True)
-    cont = [ln for ln in tex.splitlines() if ln.startswith(r"&\quad")]
+    cont = [ln for ln in tex.splitlines() if ln.startswith((r"&\quad", r"&\qquad"))]
     assert cont, "an 8-term affine sum should break"
     for ln in cont:
-        assert re.match(r"&\\quad (\{\} [+-] )?\S", ln)
+        assert re.match(r"&\\q?quad (\{\} [+-] )?\S", ln)
     # \left ... \right never span rows; \bigl( ... \bigr) may
     for block in math_blocks(tex):
         for row in block.split(r"\\" + "\n"):
@@ -265,6 +267,31 @@ def test_text_escaping():
 def test_documents_compile(kind, tmp_path):
     log = compile_tex(document(kind), tmp_path)
     assert "Output written on doc.pdf" in log
+
+
+@needs_pdflatex
+def test_wide_expanded_hessian_fits_the_page(tmp_path):
+    """Issue 11, item 5: this document had a row 266 pt wider than the text."""
+    net = symnn.mlp([2, 3, 3, 2], "tanh", "softmax", "cross_entropy")
+    tex = export_latex(net, expanded=True, hessian=True)
+    assert r"\bigl(" in tex and r"&\qquad {} + " in tex  # nested groups were opened
+    compile_tex(tex, tmp_path)  # asserts no Overfull \hbox over 1 pt
+
+
+def test_rows_are_broken_to_the_width():
+    from symnn.printing._breaking import break_row, width
+
+    rhs = r"x_{1} \left(" + " + ".join(rf"W_{{{i}}} \left(a_{{{i}}} - b_{{{i}}}\right)"
+                                       for i in range(30)) + r"\right)"
+    rows = break_row(r"\frac{\partial L}{\partial w}", rhs, 60)
+    assert len(rows) > 3 and all(width(r) <= 64 for r in rows)
+    joined = " ".join(r.split("&", 1)[1].lstrip("=").replace(r"\quad", "")
+                      .replace(r"\qquad", "").replace("{}", "") for r in rows)
+    assert joined.count(r"\bigl(") == joined.count(r"\bigr)") == 1
+    flat = re.sub(r"\s+", "", joined.replace(r"\bigl(", r"\left(").replace(r"\bigr)", r"\right)"))
+    assert flat == re.sub(r"\s+", "", rhs)  # the same expression, only broken
+    short = break_row("y", "a + b", 60)
+    assert short == ["y &= a + b"]
 
 
 @needs_pdflatex

@@ -51,3 +51,77 @@ def test_custom_model_equations_use_the_users_symbols():
     x, a, b = sp.symbols("x a b")
     eq = symnn.Model(a * sp.exp(-b * x), inputs=[x], params=[a, b]).equations()
     assert "f = a·exp(-b·x)" in str(eq)
+
+
+def test_penalty_gradient_prints_one_coefficient():
+    """Issue 11, item 5: 2·(1/1000)·W⁽¹⁾ reads as (1/500)·W⁽¹⁾."""
+    net = symnn.mlp([2, 3, 1], activation="tanh", penalties=[symnn.L2(1e-3)])
+    text = str(net.equations())
+    assert "∂L/∂W⁽¹⁾ = ⟨δ⁽¹⁾ (x)ᵀ⟩ + (1/500)·W⁽¹⁾" in text
+    assert "2·(1/1000)" not in text
+    tex = net.equations().latex()
+    assert r"+ \frac{1}{500} \, W^{(1)}" in tex and r"2 \cdot" not in tex
+    odd = str(symnn.mlp([2, 1], penalties=[symnn.L2(0.0015)]).equations())
+    assert "(3/1000)·W⁽¹⁾" in odd
+
+
+def test_gradients_are_ordered_by_layer_weights_first():
+    net = symnn.mlp([2, 3, 3, 2], "tanh", "softmax", "cross_entropy",
+                    penalties=[symnn.L2(1e-3)])
+    (grads,) = [eqs for title, eqs in net.equations().sections if title == "Gradients"]
+    assert [e.name for e in grads] == ["gW1", "gb1", "gW2", "gb2", "gW3", "gb3"]
+
+
+def test_custom_model_gradient_one_parameter_per_line():
+    x, a, b, w = sp.symbols("x a b w", real=True)
+    model = symnn.Model(a * sp.exp(-b * x) * sp.cos(w * x), inputs=[x], params=[a, b, w])
+    eq = model.equations()
+    lines = str(eq).splitlines()
+    for p in "abw":
+        (line,) = [ln for ln in lines if ln.strip().startswith(f"∂ℓ/∂{p} = ")]
+        assert len(line) < 80, line
+    assert "  ∂ℓ/∂θ = (∂ℓ/∂a, ∂ℓ/∂b, ∂ℓ/∂w)" in lines
+    assert max(len(ln) for ln in lines) < 100
+    g, x0, t1, t2 = sp.symbols("g_f_0 x_0 theta_1 theta_2", real=True)
+    assert sp.simplify(eq.rhs("g_a") - g * sp.exp(-t1 * x0) * sp.cos(t2 * x0)) == 0
+    assert "Model model: 1 input, 3 parameters" in str(eq)
+
+
+def test_document_counts_and_penalty_header():
+    from symnn.printing.document import export_markdown
+
+    md = export_markdown(symnn.mlp([2, 3, 1], penalties=[symnn.L2(1e-3)]))
+    assert "2 inputs, 1 output." in md and "1 outputs" not in md
+    assert (r"L2 penalty $\frac{1}{1000}\,\left(\lVert W^{(1)}\rVert_2^2 + "
+            r"\lVert W^{(2)}\rVert_2^2\right)$ on $W^{(1)}, W^{(2)}$ (the weight matrices; "
+            "biases are not penalised)") in md
+    assert r"\lVert\theta\rVert" not in md
+    x, a, b = sp.symbols("x a b", real=True)
+    model = symnn.Model(a * sp.exp(-b * x), inputs=[x], params=[a, b],
+                        penalties=[symnn.L1(0.01, ["b"])])
+    assert r"$\frac{1}{100}\,\left(\lvert b\rvert\right)$ on the parameters b" in \
+        export_markdown(model)
+
+
+def test_program_prints_readably():
+    from symnn.derive import derive
+
+    prog = derive(symnn.mlp([2, 3, 1], "tanh", "sigmoid", "bce",
+                            penalties=[symnn.L2(1e-3)])).program
+    text = str(prog)
+    assert "Symbol(" not in text and "Map[" not in text
+    lines = text.splitlines()
+    assert lines[0] == "inputs:  x[2], y[1], W1[3, 2], b1[3], W2[1, 3], b2[1]"
+    for line in ["z1[3] = W1·x + b1", "a1[3] = tanh(z1)   (elementwise)",
+                 "g_a1[3] = W2ᵀ·delta2", "pen0 = (1/1000)·‖W1‖²"]:
+        assert line in lines, line
+    assert lines[-1].startswith("outputs: prediction = a2, loss = L, grad:W1 = gW1")
+    # the cache key keeps its exact, machine-oriented form
+    assert "Map[" in prog.fingerprint() and "Symbol(" in prog.fingerprint()
+
+
+def test_scalar_factors_print_as_one_quotient():
+    eq = symnn.mlp([2, 3, 1], activation="gelu").equations()
+    assert "(sqrt(2)/sqrt(pi))·z⁽¹⁾ ⊙ exp(" in eq.line("dz1")
+    assert "·1/sqrt(pi)" not in str(eq)
+    assert r"\frac{\sqrt{2}}{\sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()

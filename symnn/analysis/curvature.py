@@ -18,17 +18,13 @@ import scipy.optimize
 import scipy.sparse.linalg as sla
 
 from symnn.analysis._common import check_finite_matrix, check_theta
-from symnn.errors import SymnnError
+from symnn.errors import AnalysisError, SymnnError  # noqa: F401 (re-export)
 
 __all__ = ["hessian_spectrum", "critical_point", "CriticalPoint", "condition_number",
            "find_saddle", "DENSE_LIMIT"]
 
 #: Largest parameter count for which the dense Hessian is formed by default.
 DENSE_LIMIT = 2000
-
-
-class AnalysisError(SymnnError, ValueError):
-    """An analysis request that cannot be answered as asked."""
 
 
 def hessian_spectrum(model, theta, X, y, k: int | None = None, *, which: str = "both",

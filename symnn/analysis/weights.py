@@ -40,7 +40,8 @@ def weight_spectra(model, theta, rtol: float | None = None) -> list[WeightSpectr
     ...     n_params = 4
     ...     def unflatten(self, t):
     ...         return {"W1": t.reshape(2, 2)}
-    >>> [round(s, 3) for s in weight_spectra(M(), np.array([3., 0, 0, 1]))[0].singular_values]
+    >>> sv = weight_spectra(M(), np.array([3., 0, 0, 1]))[0].singular_values
+    >>> [round(float(s), 3) for s in sv]
     [3.0, 1.0]
     """
     theta = check_theta(model, theta)

@@ -336,7 +336,60 @@ class Program:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return "\n".join(_op_repr(op) for op in self.ops)
+        """The program as readable lines, one per op: ``z1[3] = W1·x + b1``.
+
+        (``fingerprint()`` is the exact, machine-oriented form.)
+        """
+        def decl(v: Var) -> str:
+            return f"{v.name}{list(v.shape) if v.shape else ''}"
+
+        lines = ["inputs:  " + ", ".join(decl(v) for v in self.inputs.values())]
+        lines.extend(_op_str(op) for op in self.ops)
+        lines.append("outputs: " + ", ".join(
+            k if k == v.name else f"{k} = {v.name}" for k, v in self.outputs.items()))
+        return "\n".join(lines)
+
+
+def _op_str(op: Op) -> str:
+    """One readable line for an op (used by ``Program.__str__``)."""
+    o = op.out
+    lhs = f"{o.name}{list(o.shape) if o.shape else ''}"
+    if isinstance(op, Affine):
+        rhs = f"{op.W.name}·{op.a.name}" + (f" + {op.b.name}" if op.b is not None else "")
+    elif isinstance(op, MatTVec):
+        rhs = f"{op.W.name}ᵀ·{op.g.name}"
+    elif isinstance(op, Map):
+        sub = {a.symbol: sp.Symbol(a.var.name if a.index is None else f"{a.var.name}[{a.index}]")
+               for a in op.args}
+        bodies = [str(e.xreplace(sub)) for e in op.exprs]
+        rhs = bodies[0] if len(bodies) == 1 else "[" + ", ".join(bodies) + "]"
+        if len(op.exprs) == 1 and any(a.index is None and a.var.size > 1 for a in op.args):
+            rhs += "   (elementwise)"
+    elif isinstance(op, Softmax):
+        rhs = f"softmax({op.z.name})"
+    elif isinstance(op, LogSumExp):
+        rhs = f"logsumexp({op.z.name})"
+    elif isinstance(op, Dot):
+        rhs = f"{op.u.name}ᵀ·{op.v.name}"
+    elif isinstance(op, SumComp):
+        rhs = f"sum({op.u.name})"
+    elif isinstance(op, BatchMean):
+        rhs = f"mean over batch({op.u.name})"
+    elif isinstance(op, OuterMean):
+        rhs = f"mean over batch({op.u.name}·{op.v.name}ᵀ)"
+    elif isinstance(op, Add):
+        rhs = " + ".join(t.name for t in op.terms)
+    elif isinstance(op, Penalty):
+        part = op.param.name + ("" if op.indices is None else f"[{list(op.indices)}]")
+        coef = op.coef * 2 if op.grad and op.kind == "l2" else op.coef
+        c = f"({coef})" if "/" in str(coef) else str(coef)
+        if op.grad:
+            rhs = f"{c}·{part}" if op.kind == "l2" else f"{c}·sign({part})"
+        else:
+            rhs = f"{c}·‖{part}‖²" if op.kind == "l2" else f"{c}·‖{part}‖₁"
+    else:
+        rhs = f"{type(op).__name__}({', '.join(v.name for v in op.inputs)})"
+    return f"{lhs} = {rhs}"
 
 
 def _op_repr(op: Op) -> str:

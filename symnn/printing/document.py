@@ -11,6 +11,11 @@ common subexpressions named (:func:`sympy.cse`) and long sums broken across line
 The document is built once as a list of blocks (heading, paragraph, table, display math)
 and rendered by one of two small renderers, so both formats always say the same thing.
 
+Every string that comes from the user (a title, a custom activation's name, a model's
+symbols) is escaped on its way in (:mod:`symnn.printing._tex`), and a finished LaTeX
+document is checked before it is returned or written: printable ASCII only, and no TeX
+primitive that reads, writes or defines anything.
+
 Examples
 --------
 >>> import symnn
@@ -31,6 +36,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,10 +46,20 @@ from typing import Any
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
-from symnn._atomic import atomic_write_text
+from symnn._atomic import atomic_path, atomic_write_text
 from symnn.declare.layers import Act, Dense, Softmax
 from symnn.declare.model import Model
-from symnn.errors import SizeLimitError, SymnnError
+from symnn.errors import LatexError, SizeLimitError, SymnnError  # noqa: F401 (re-export)
+from symnn.printing._breaking import break_row, width
+from symnn.printing._tex import (
+    SafeNamesMixin,
+    UnsafeDocumentError,
+    activation_tex,
+    ascii_math,
+    check_document,
+    latex,
+    tex_escape,
+)
 
 __all__ = [
     "EXPANDED_LIMIT",
@@ -62,10 +78,6 @@ EXPANDED_LIMIT = 200
 HESSIAN_LIMIT = 40
 #: Approximate printed width (characters) of one display line before a sum is broken.
 LINE_WIDTH = 64
-
-
-class LatexError(SymnnError, RuntimeError):
-    """``pdflatex`` is missing or failed on a document."""
 
 
 # -- blocks -----------------------------------------------------------------------------
@@ -214,111 +226,78 @@ def expanded_gradient_latex(declared, *, limit: int | None = None) -> str:
 def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> Path:
     """Run ``pdflatex`` on a ``.tex`` file; returns the PDF's path (next to the file).
 
+    The engine runs locked down, since a ``.tex`` file is a program: in a private
+    temporary directory (a copy of the file is all it sees there), with
+    ``-no-shell-escape``, ``-no-parse-first-line``, kpathsea's paranoid file access
+    (``openin_any=p``, ``openout_any=p``: no absolute paths, no ``..``, no dot files;
+    writes only inside the build directory), stdin closed, and a timeout.  The PDF and
+    the log are then copied next to the ``.tex`` file.  Only the file itself is compiled
+    (as symnn's documents are: self-contained); files it would ``\\input`` are not there.
+
+    Parameters
+    ----------
+    tex_path : str or os.PathLike
+    timeout : float
+        Seconds before ``pdflatex`` is stopped.
+
     Raises
     ------
     LatexError
-        When ``pdflatex`` is not installed or reports an error (the message quotes the
-        first ``!`` line of the log).
+        When ``pdflatex`` is not installed, times out or reports an error (the message
+        quotes the first ``!`` line of the log).
     """
     tex = Path(tex_path).resolve()
     exe = shutil.which("pdflatex")
     if exe is None:
         raise LatexError("pdflatex is not installed; install texlive-latex-base and "
                          "texlive-latex-recommended (Debian) or compile the .tex elsewhere")
-    cmd = [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-           f"-output-directory={tex.parent}", tex.name]
     try:
-        proc = subprocess.run(cmd, cwd=tex.parent, stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise LatexError(f"pdflatex did not finish on {tex} within {timeout:g} s") from err
-    pdf = tex.with_suffix(".pdf")
-    log = tex.with_suffix(".log")
-    if proc.returncode != 0 or not pdf.exists():
-        first = ""
-        if log.exists():
-            lines = log.read_text(errors="replace").splitlines()
-            first = next((ln for ln in lines if ln.startswith("!")), "")
-        raise LatexError(f"pdflatex failed on {tex} (exit {proc.returncode})"
-                         + (f": {first}" if first else "") + f"; see {log}")
+        source = tex.read_bytes()
+    except OSError as err:
+        raise LatexError(f"cannot read {tex}: {err.strerror or err}") from err
+    with tempfile.TemporaryDirectory(prefix="symnn-latex-") as build:
+        (Path(build) / "doc.tex").write_bytes(source)
+        env = dict(os.environ, openin_any="p", openout_any="p", shell_escape="f",
+                   TEXMFOUTPUT=build)
+        cmd = [exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+               "-no-parse-first-line", f"-output-directory={build}",
+               "doc.tex"]
+        try:
+            proc = subprocess.run(cmd, cwd=build, stdin=subprocess.DEVNULL, env=env,
+                                  capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as err:
+            raise LatexError(f"pdflatex did not finish on {tex} within {timeout:g} s") from err
+        built_pdf, built_log = Path(build) / "doc.pdf", Path(build) / "doc.log"
+        log = tex.with_suffix(".log")
+        if built_log.exists():
+            with atomic_path(log, suffix=".log") as tmp:
+                shutil.copyfile(built_log, tmp)
+        if proc.returncode != 0 or not built_pdf.exists():
+            first = ""
+            if built_log.exists():
+                lines = built_log.read_text(errors="replace").splitlines()
+                first = next((ln for ln in lines if ln.startswith("!")), "")
+            raise LatexError(f"pdflatex failed on {tex} (exit {proc.returncode})"
+                             + (f": {first}" if first else "") + f"; see {log}")
+        pdf = tex.with_suffix(".pdf")
+        with atomic_path(pdf, suffix=".pdf") as tmp:
+            shutil.copyfile(built_pdf, tmp)
     return pdf
 
 
 # -- text helpers -----------------------------------------------------------------------
 
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-}
-
-# non-ASCII characters that may reach a document, as LaTeX usable in text and math
-_UNICODE_TEX = {
-    "σ": r"\sigma", "δ": r"\delta", "θ": r"\theta", "λ": r"\lambda", "α": r"\alpha",
-    "β": r"\beta", "γ": r"\gamma", "ε": r"\varepsilon", "η": r"\eta", "μ": r"\mu",
-    "ν": r"\nu", "π": r"\pi", "ρ": r"\rho", "τ": r"\tau", "φ": r"\varphi", "ψ": r"\psi",
-    "ω": r"\omega", "ξ": r"\xi", "ζ": r"\zeta", "κ": r"\kappa", "χ": r"\chi", "Φ": r"\Phi",
-    "Σ": r"\Sigma", "Δ": r"\Delta", "Θ": r"\Theta", "Λ": r"\Lambda", "Ω": r"\Omega",
-    "ℓ": r"\ell", "∂": r"\partial", "∇": r"\nabla", "⊙": r"\odot", "→": r"\to",
-    "≤": r"\le", "≥": r"\ge", "·": r"\cdot", "×": r"\times", "−": "-", "∑": r"\sum",
-    "√": r"\surd", "∞": r"\infty", "≈": r"\approx", "ᵀ": r"^{\top}", "⟨": r"\langle",
-    "⟩": r"\rangle",
-}
-
-
-def tex_escape(text: str) -> str:
-    r"""Escape plain text for LaTeX: ``_`` → ``\_`` etc.; non-ASCII made safe.
-
-    Greek letters and common mathematical symbols become ``\ensuremath{…}``; accented
-    letters lose their accents; anything else becomes ``?`` (pdflatex without extra
-    packages knows nothing else).
-
-    Examples
-    --------
-    >>> print(tex_escape("leaky_relu: 50% of $x & y#"))
-    leaky\_relu: 50\% of \$x \& y\#
-    >>> print(tex_escape("σ'(z)"))
-    \ensuremath{\sigma}'(z)
-    """
-    out = []
-    for ch in str(text):
-        if ch in _TEX_SPECIAL:
-            out.append(_TEX_SPECIAL[ch])
-        elif ch == "\n" or ch == "\t":
-            out.append(" ")
-        elif " " <= ch <= "~":
-            out.append(ch)
-        else:
-            out.append(_non_ascii(ch))
-    return "".join(out)
-
-
-def _non_ascii(ch: str) -> str:
-    """A pdflatex-safe stand-in for one non-ASCII character (valid in text and math)."""
-    if ch in _UNICODE_TEX:
-        cmd = _UNICODE_TEX[ch]
-        return cmd if cmd == "-" else r"\ensuremath{" + cmd + "}"
-    plain = unicodedata.normalize("NFKD", ch).encode("ascii", "ignore").decode()
-    plain = "".join(c for c in plain if c.isalnum())
-    if plain:
-        return plain
-    if unicodedata.category(ch).startswith("Z"):
-        return " "
-    return "?"
-
-
 def _ascii_math(tex: str) -> str:
-    """Make LaTeX pdflatex-safe: non-ASCII characters become commands or ``?``."""
-    if tex.isascii():
-        return tex
-    return "".join(ch if ch.isascii() else _non_ascii(ch) for ch in tex)
+    return ascii_math(tex)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 
 
 def _md_escape(text: str) -> str:
-    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+    plain = "".join(" " if ch.isspace() or unicodedata.category(ch)[0] == "C" else ch
+                    for ch in str(text))
+    return _MD_SPECIAL.sub(r"\\\1", plain)
 
 
 def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -328,7 +307,7 @@ def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 # -- the printer used for expanded expressions ------------------------------------------
 
-class _DocPrinter(LatexPrinter):
+class _DocPrinter(SafeNamesMixin, LatexPrinter):
     """SymPy's LaTeX printer with symnn's conventions (``H(z)`` for the step function)."""
 
     def _print_Heaviside(self, expr, exp=None):
@@ -373,81 +352,26 @@ def _cse_prefix(exprs) -> str:
     return "tmp"  # pragma: no cover - every candidate taken
 
 
-def _width(tex: str) -> int:
-    """Rough printed width of a LaTeX math string (commands count as one character)."""
-    s = re.sub(r"\\(left|right|bigl|bigr)\b", "", tex)
-    s = re.sub(r"\\[A-Za-z]+", "x", s)
-    return len(re.sub(r"[{}^_\s]", "", s))
+def _width(tex: str) -> float:
+    return width(tex)
 
 
-def _terms(printer, expr) -> list[str]:
-    """The top-level terms of a sum, each printed with its sign: ``["a", "- b"]``."""
+def _rows(lhs: str, expr, printer, width_limit: float = LINE_WIDTH) -> list[str]:
+    """Align rows for ``lhs = expr``, broken across lines when too wide
+    (:func:`symnn.printing._breaking.break_row`)."""
+    return break_row(lhs, printer.doprint(expr), width_limit)
+
+
+def _broken(rows: list[str]) -> list[str]:
+    """Break the too-wide rows of an ``align*`` block (rows ``lhs &= rhs``)."""
     out = []
-    for i, term in enumerate(expr.as_ordered_terms()):
-        s = printer.doprint(term)
-        if s.startswith("-"):
-            out.append("- " + s[1:].lstrip())
+    for row in rows:
+        if " &= " in row and not row.startswith("&"):
+            lhs, rhs = row.split(" &= ", 1)
+            out.extend(break_row(lhs, rhs, LINE_WIDTH))
         else:
-            out.append(s if i == 0 else "+ " + s)
+            out.append(row)
     return out
-
-
-def _pack(pieces: list[str], width: int) -> list[str]:
-    lines, cur = [], ""
-    for p in pieces:
-        if cur and _width(cur) + _width(p) > width:
-            lines.append(cur)
-            cur = p
-        else:
-            cur = f"{cur} {p}" if cur else p
-    if cur:
-        lines.append(cur)
-    return lines
-
-
-def _rows(lhs: str, expr, printer, width: int = LINE_WIDTH) -> list[str]:
-    """Align rows for ``lhs = expr``, breaking a long sum across lines.
-
-    A long sum breaks between its terms; a long product whose one factor is a long sum
-    breaks inside ``\\bigl( … \\bigr)`` (these, unlike ``\\left``/``\\right``, may span
-    rows).
-    """
-    full = printer.doprint(expr)
-    if _width(full) <= width:
-        return [f"{lhs} &= {full}"]
-    lines: list[str] | None = None
-    if isinstance(expr, sp.Add):
-        lines = _pack(_terms(printer, expr), width)
-    elif isinstance(expr, sp.exp) and isinstance(expr.args[0], sp.Add):
-        inner = _pack(_terms(printer, expr.args[0]), width)
-        if len(inner) > 1:
-            inner[0] = r"\exp\bigl(" + inner[0]
-            inner[-1] = inner[-1] + r" \bigr)"
-            lines = inner
-    elif isinstance(expr, sp.Mul):
-        sums = [f for f in expr.args if isinstance(f, sp.Add)]
-        if len(sums) == 1:
-            rest = sp.Mul(*[f for f in expr.args if f is not sums[0]])
-            head = printer.doprint(rest)
-            if rest == -1:
-                head = "-"
-            elif rest == 1:
-                head = ""
-            else:
-                head = head + r" \cdot"
-            inner = _pack(_terms(printer, sums[0]), width)
-            if len(inner) > 1:
-                inner[0] = (head + r" \bigl(" + inner[0]).strip()
-                inner[-1] = inner[-1] + r" \bigr)"
-                lines = inner
-    if not lines or len(lines) == 1:
-        return [f"{lhs} &= {full}"]
-    rows = [f"{lhs} &= {lines[0]}"]
-    for ln in lines[1:]:
-        op = ln[0] if ln[:1] in "+-" else ""
-        body = ln[1:].lstrip() if op else ln
-        rows.append(rf"&\quad {{}} {op} {body}" if op else rf"&\quad {body}")
-    return rows
 
 
 def _cse_rows(declared, labelled: list[tuple[str, sp.Expr]], param_syms) -> list[str]:
@@ -487,20 +411,20 @@ def _act_label(layer) -> list:
     act = layer.activation
     if act.key and act.key[0] == "lambda":
         z = sp.Symbol("z", real=True)
-        body = sp.latex(act.apply(z))
+        body = latex(act.apply(z))
         return [("text", f"{act.name} (custom) "), ("math", f"{_fn_tex(act)}(z) = {body}")]
     return [("text", act.name)]
 
 
 def _fn_tex(act) -> str:
-    return act.symbol_tex
+    return activation_tex(act)
 
 
 def _architecture(declared) -> list:
     blocks: list = [_Heading(2, "Architecture")]
     if isinstance(declared, Model):
-        inputs = ", ".join(sp.latex(s) for s in declared.inputs)
-        params = ", ".join(sp.latex(s) for s in declared.params)
+        inputs = ", ".join(latex(s) for s in declared.inputs)
+        params = ", ".join(latex(s) for s in declared.params)
         out_cell = _act_label(declared.output) if declared.output is not None else [
             ("text", "identity")]
         rows = [[[("text", "1")], [("text", "custom")],
@@ -535,21 +459,61 @@ def _architecture(declared) -> list:
                      [("text", str(declared.n_params))]])
         blocks.append(_Table(["Layer", "Type", "Shape", "Activation", "Parameters"], rows,
                              "llccr"))
-        io = f"{declared.n_inputs} inputs, {declared.n_outputs} outputs."
+        io = f"{_count(declared.n_inputs, 'input')}, {_count(declared.n_outputs, 'output')}."
         blocks.append(_Para([("text", io)]))
     loss = declared.loss
     parts: list = [("text", f"Loss: {loss.name}, "), ("math", loss.tex),
                    ("text", " per sample; the batch loss is the mean over the batch")]
     for pen in declared.penalties:
-        which = ", ".join(pen.params) if pen.params else (
-            "all parameters" if isinstance(declared, Model) else "all weight matrices")
-        norm = r"\lVert\theta\rVert_2^2" if pen.kind == "l2" else r"\lVert\theta\rVert_1"
-        parts += [("text", f", plus {pen.kind.upper()} penalty "),
-                  ("math", rf"{sp.latex(sp.nsimplify(pen.lam))}\,{norm}"),
-                  ("text", f" on {which}")]
+        parts += _penalty_parts(declared, pen)
     parts.append(("text", "."))
     blocks.append(_Para(parts))
     return blocks
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 output``, ``2 outputs``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _penalty_parts(declared, pen) -> list:
+    """The header's words for one penalty, naming the parameters it covers.
+
+    ``λ(‖W⁽¹⁾‖² + ‖W⁽²⁾‖²) on the weights W⁽¹⁾, W⁽²⁾ (biases are not penalised)``: a
+    network's default penalty covers its weight matrices only, and the header says so.
+    """
+    from symnn.derive import derive
+
+    lam = latex(sp.nsimplify(pen.lam)) if float(pen.lam) == float(sp.nsimplify(pen.lam)) \
+        else latex(sp.Float(pen.lam, 4))
+    targets = [(param, idx) for p, param, idx in derive(declared).meta.get("penalties", ())
+               if p is pen]
+    if isinstance(declared, Model):
+        names = [str(s) for s in declared.params]
+        chosen = [declared.params[i] for i in (targets[0][1] if targets and targets[0][1]
+                                               is not None else range(len(names)))]
+        every = len(chosen) == len(names)
+        terms = [latex(s) for s in chosen]
+        if every:
+            norm = r"\lVert\theta\rVert_2^2" if pen.kind == "l2" else r"\lVert\theta\rVert_1"
+            where = "all parameters"
+        else:
+            norm = r"\left(%s\right)" % " + ".join(
+                (f"{t}^{{2}}" if pen.kind == "l2" else rf"\lvert {t}\rvert") for t in terms)
+            where = "the parameters " + ", ".join(str(s) for s in chosen)
+        return [("text", f", plus an {pen.kind.upper()} penalty "), ("math", rf"{lam}\,{norm}"),
+                ("text", f" on {where}")]
+    texs = [param.tex for param, _ in targets]
+    one = (r"\lVert %s\rVert_2^2" if pen.kind == "l2" else r"\lVert %s\rVert_1")
+    norm = " + ".join(one % t for t in texs)
+    if len(texs) > 1:
+        norm = r"\left(%s\right)" % norm
+    math = ", ".join(texs)
+    note = ""
+    if pen.params is None:
+        note = " (the weight matrices; biases are not penalised)"
+    return [("text", f", plus an {pen.kind.upper()} penalty "), ("math", rf"{lam}\,{norm}"),
+            ("text", " on "), ("math", math), ("text", note)]
 
 
 def _optimizer(optimizer) -> list:
@@ -642,7 +606,7 @@ def _listing(base: str, n: int) -> str:
 
 def _sample_note(declared) -> list:
     if isinstance(declared, Model):
-        xs = ", ".join(sp.latex(s) for s in declared.inputs)
+        xs = ", ".join(latex(s) for s in declared.inputs)
     else:
         xs = _listing("x", declared.n_inputs)
     return [("text", "For one sample (inputs "), ("math", xs), ("text", ", targets "),
@@ -704,7 +668,7 @@ def _document(declared, optimizer, expanded, hessian, title, limit) -> list:
         if not rows:
             continue
         blocks.append(_Heading(2, sec_title))
-        blocks.append(_Math([e.latex() for e in rows]))
+        blocks.append(_Math(_broken([e.latex() for e in rows])))
     if eqs.notes_tex:
         blocks.append(_Raw("\n\n".join(eqs.notes_tex), "\n\n".join(eqs.notes_tex)))
     blocks.extend(_optimizer(optimizer))
@@ -752,7 +716,7 @@ def _parts_markdown(parts) -> str:
 
 
 def _render_latex(blocks, title: str) -> str:
-    out = ["% Generated by symnn: " + title.replace("\n", " "), _PREAMBLE,
+    out = ["% Generated by symnn: " + tex_escape(title), _PREAMBLE,
            r"\begin{document}", "",
            r"\begin{center}{\Large\bfseries " + tex_escape(title) + r"}\end{center}", ""]
     for b in blocks:
@@ -776,7 +740,13 @@ def _render_latex(blocks, title: str) -> str:
             out.append(_ascii_math(b.latex))
         out.append("")
     out.append(r"\end{document}")
-    return "\n".join(out) + "\n"
+    text = "\n".join(out) + "\n"
+    try:
+        check_document(text)
+    except UnsafeDocumentError as err:
+        raise LatexError(f"refusing to write an unsafe document ({err}); this is a bug in "
+                         "symnn: please report it with the declaration that caused it") from err
+    return text
 
 
 def _render_markdown(blocks, title: str) -> str:

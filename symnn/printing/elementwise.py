@@ -12,6 +12,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
+from symnn.printing._tex import SafeNamesMixin
+
 __all__ = ["VectorTextPrinter", "VectorLatexPrinter", "vector_text", "vector_latex"]
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -48,7 +50,11 @@ class VectorTextPrinter(_VectorMixin, StrPrinter):
         c, scal, vec = self._split(expr)
         if not vec and not scal:
             return super()._print_Mul(expr)
-        parts = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in scal]
+        if len(scal) > 1 and any(f.is_Pow and f.exp.is_negative for f in scal):
+            # a quotient of scalars reads as one: (sqrt(2)/sqrt(pi)), not sqrt(2)·1/sqrt(pi)
+            parts = ["(" + super()._print_Mul(sp.Mul(*scal)) + ")"]
+        else:
+            parts = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in scal]
         vparts = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in vec]
         body = "·".join(parts)
         if vparts:
@@ -84,7 +90,7 @@ class VectorTextPrinter(_VectorMixin, StrPrinter):
         return "{" + "; ".join(parts) + "}"
 
 
-class VectorLatexPrinter(_VectorMixin, LatexPrinter):
+class VectorLatexPrinter(_VectorMixin, SafeNamesMixin, LatexPrinter):
     r"""LaTeX: ``a^{(1)} \odot \left(1 - a^{(1)}\right)``."""
 
     def __init__(self, names: dict, vectors: set, **settings):
@@ -95,20 +101,24 @@ class VectorLatexPrinter(_VectorMixin, LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr in self.names:
             return self.names[expr]
-        return super()._print_Symbol(expr)
+        return super()._print_Symbol(expr, style)
 
     def _print_Mul(self, expr):
         c, scal, vec = self._split(expr)
         if len(vec) < 2:
             return super()._print_Mul(expr)
-        parts = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in scal]
         vparts = [self._paren_vec(f) for f in vec]
-        body = " ".join(parts + [r" \odot ".join(vparts)])
-        if c == 1:
-            return body.strip()
-        if c == -1:
-            return "- " + body.strip()
-        return self._print(c) + " " + body.strip()
+        body = r" \odot ".join(vparts)
+        # the scalar factors as one product: \frac{\sqrt{2}}{2 \sqrt{\pi}}, not
+        # \sqrt{2} \frac{1}{\sqrt{\pi}}
+        scalar = sp.Mul(c, *scal)
+        if scalar == 1:
+            return body
+        if scalar == -1:
+            return "- " + body
+        if scalar.could_extract_minus_sign():
+            return "- " + self.parenthesize(-scalar, PRECEDENCE["Mul"], strict=True) + " " + body
+        return self.parenthesize(scalar, PRECEDENCE["Mul"], strict=True) + " " + body
 
     def _paren_vec(self, f):
         if precedence(f) < PRECEDENCE["Mul"]:

@@ -24,9 +24,14 @@ from symnn.declare.model import Model
 from symnn.derive import Derived, derive
 from symnn.derive import program as P
 from symnn.derive.simplify import is_temp
+from symnn.printing._breaking import break_row
+from symnn.printing._tex import activation_tex, latex
 from symnn.printing.elementwise import vector_latex, vector_text
 
 __all__ = ["Equation", "Equations", "equations_of"]
+
+#: Printed width (characters) at which a row of :meth:`Equations.latex` is broken.
+_LINE_WIDTH = 72
 
 
 @dataclass
@@ -101,12 +106,16 @@ class Equations:
         return str(self)
 
     def latex(self, environment: str = "align*") -> str:
-        """The equations as one LaTeX block (``align*`` by default; needs amsmath)."""
+        """The equations as one LaTeX block (``align*`` by default; needs amsmath).
+
+        A row wider than a page is broken across lines (:mod:`symnn.printing._breaking`).
+        """
         rows = []
         for title, eqs in self.sections:
             rows.append(r"&\text{%s:} \\" % title)
             for e in eqs:
-                rows.append(e.latex() + r" \\")
+                rows.extend(r + r" \\" for r in break_row(e.lhs_tex, " = ".join(e.rhs_tex),
+                                                           _LINE_WIDTH))
         if rows:
             rows[-1] = rows[-1][: -len(r" \\")]
         return "\\begin{%s}\n%s\n\\end{%s}" % (environment, "\n".join(rows), environment)
@@ -137,14 +146,14 @@ class _Ctx:
         self.temps: dict = {}
         self.extra: list = []
 
-    def names(self, op: P.Map, tex: bool) -> dict:
+    def names(self, op: P.Map, tex: bool) -> dict:  # noqa: D102
         out = {}
         display = {}
         if op.role in ("model", "model_grad") and op.label:
             display = op.label[0]
         for a in op.args:
             if a.symbol in display:
-                out[a.symbol] = sp.latex(display[a.symbol]) if tex else str(display[a.symbol])
+                out[a.symbol] = latex(display[a.symbol]) if tex else str(display[a.symbol])
             elif a.index is not None:
                 base = a.var.tex if tex else a.var.text
                 out[a.symbol] = f"{base}_{{{a.index + 1}}}" if tex else f"{base}[{a.index + 1}]"
@@ -215,8 +224,12 @@ def _op_equation(ctx: _Ctx, op: P.Op) -> Equation | None:
         lam_t = f"({lam_t})" if "/" in lam_t else lam_t
         if op.grad:
             if op.kind == "l2":
-                return Equation(o.name, o.text, [f"2·{lam_t}·{op.param.text}"], o.tex,
-                                [f"2 \\cdot {lam} \\, {op.param.tex}"])
+                # d/dθ λ‖θ‖² = 2λθ, with 2λ printed as one number: (1/500)·W, 0.002·W
+                two = 2 * op.coef
+                two_t = str(two)
+                two_t = f"({two_t})" if "/" in two_t else two_t
+                return Equation(o.name, o.text, [f"{two_t}·{op.param.text}"], o.tex,
+                                [f"{sp.latex(two)} \\, {op.param.tex}"])
             return Equation(o.name, o.text, [f"{lam_t}·sign({op.param.text})"], o.tex,
                             [f"{lam} \\operatorname{{sign}}\\left({op.param.tex}\\right)"])
         if op.kind == "l2":
@@ -237,16 +250,7 @@ def _map_equation(ctx: _Ctx, op: P.Map) -> Equation:
         if eq is not None:
             return eq
     if op.role == "model_grad" and op.label:
-        display = op.label[0]
-        params = [display.get(sp.Symbol(f"theta_{j}", real=True), f"θ[{j + 1}]")
-                  for j in range(len(op.exprs))]
-        texts = [f"∂ℓ/∂{p} = " + vector_text(e, names_t, vec) for p, e in zip(params, op.exprs)]
-        texes = [r"\frac{\partial \ell}{\partial %s} = %s" % (sp.latex(p), vector_latex(
-            e, names_x, vec)) for p, e in zip(params, op.exprs)]
-        ctx.temps[o.name] = ("∂ℓ/∂θ", r"\frac{\partial \ell}{\partial \theta}")
-        return Equation(o.name, "∂ℓ/∂θ", ["[" + "; ".join(texts) + "]"],
-                        r"\frac{\partial \ell}{\partial \theta}",
-                        [r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(texes)])
+        return _model_grad_equations(ctx, op, names_t, names_x, vec)
     if len(op.exprs) > 1:
         texts = [vector_text(e, names_t, vec) for e in op.exprs]
         texes = [vector_latex(e, names_x, vec) for e in op.exprs]
@@ -255,6 +259,29 @@ def _map_equation(ctx: _Ctx, op: P.Map) -> Equation:
     e = op.exprs[0]
     return Equation(o.name, o.text, [vector_text(e, names_t, vec)], o.tex,
                     [vector_latex(e, names_x, vec)], ctx.plain(op, e))
+
+
+def _model_grad_equations(ctx, op: P.Map, names_t, names_x, vec) -> Equation:
+    """∂ℓ/∂θ of a custom model: one equation per parameter (queued in ``ctx.extra``, so
+    each prints on its own row), then the vector they make."""
+    o = op.out
+    display = op.label[0]
+    params = [display.get(sp.Symbol(f"theta_{j}", real=True), sp.Symbol(f"θ{j + 1}"))
+              for j in range(len(op.exprs))]
+    labels_t = [f"∂ℓ/∂{p}" for p in params]
+    labels_x = [r"\frac{\partial \ell}{\partial %s}" % latex(p) for p in params]
+    for p, e, lt, lx in zip(params, op.exprs, labels_t, labels_x):
+        ctx.extra.append(Equation(f"g_{p}", lt, [vector_text(e, names_t, vec)], lx,
+                                  [vector_latex(e, names_x, vec)], ctx.plain(op, e)))
+    ctx.temps[o.name] = ("∂ℓ/∂θ", r"\frac{\partial \ell}{\partial \theta}")
+    if len(params) <= 6:
+        vec_x = r"\begin{bmatrix} %s \end{bmatrix}" % r" \\ ".join(labels_x)
+    else:
+        vec_x = r"\left(%s, \dots, %s\right)^{\top}" % (labels_x[0], labels_x[-1])
+    vec_t = "(" + ", ".join(labels_t) + ")" if len(params) <= 6 else (
+        f"({labels_t[0]}, …, {labels_t[-1]})")
+    return Equation(o.name, "∂ℓ/∂θ", [vec_t], r"\frac{\partial \ell}{\partial \theta}",
+                    [vec_x])
 
 
 def _act_grad_equation(ctx, op, act: Activation, names_t, names_x, vec):
@@ -276,7 +303,7 @@ def _act_grad_equation(ctx, op, act: Activation, names_t, names_x, vec):
     dz = sp.diff(act.apply(zs), zs)
     zname_t, zname_x = z.text, z.tex
     label_t = f"{act.symbol_text}'({zname_t})"
-    label_x = r"%s'\left(%s\right)" % (act.symbol_tex, zname_x)
+    label_x = r"%s'\left(%s\right)" % (activation_tex(act), zname_x)
     dz_t = vector_text(dz, {zs: zname_t}, {zs})
     dz_x = vector_latex(dz, {zs: zname_x}, {zs})
     rhs_t = [f"{_paren_t(names_t[g.symbol])} ⊙ {label_t}"]
@@ -298,7 +325,6 @@ def equations_of(declared) -> Equations:
     ctx.extra = []
     title = _title(declared)
     forward, loss_eqs, backward, grads = [], [], [], []
-    ell = d.meta["ell"]
     pred = d.meta["prediction"]
     fwd_ops = [op for op in d.forward_ops if op.out.per_sample]
     names = [op.out for op in fwd_ops]
@@ -344,6 +370,7 @@ def equations_of(declared) -> Equations:
             backward.extend(ctx.extra)
             ctx.extra = []
         (grads if op.out.kind == "param" else backward).append(eq)
+    grads.sort(key=_param_order(declared))
     sections = [("Forward pass", forward), ("Loss", loss_eqs),
                 ("Backward pass", backward), ("Gradients", grads)]
     notes = [
@@ -366,8 +393,26 @@ def equations_of(declared) -> Equations:
     return Equations(title, sections, notes, notes_tex)
 
 
+def _param_order(declared):
+    """Sort key for gradient equations: parameters in the declaration's order (layer by
+    layer, W before b)."""
+    order = {name: i for i, (name, _shape) in enumerate(declared.param_shapes)}
+    d = derive(declared)
+    grad_of = {}
+    for key, var in d.program.outputs.items() if hasattr(d, "program") else ():
+        if key.startswith("grad:"):
+            grad_of[var.name] = key[len("grad:"):]
+
+    def key(eq: Equation):
+        name = grad_of.get(eq.name, eq.name[1:] if eq.name.startswith("g") else eq.name)
+        return order.get(name, len(order))
+
+    return key
+
+
 def _title(declared) -> str:
     if isinstance(declared, Model):
-        return f"Model {declared.name}: {declared.n_inputs} inputs, {declared.n_params} " \
-               f"parameters, loss {declared.loss.name}"
+        n_in, n_p = declared.n_inputs, declared.n_params
+        return (f"Model {declared.name}: {n_in} input{'' if n_in == 1 else 's'}, {n_p} "
+                f"parameter{'' if n_p == 1 else 's'}, loss {declared.loss.name}")
     return f"{declared!r}: {declared.n_params} parameters"
