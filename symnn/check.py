@@ -71,8 +71,13 @@ at the smallest step.  If any of these agrees, the probe passes and, when the st
 estimate was far off, it is listed in ``report.kinks`` ("straddled a kink, agreed at a
 smaller or one-sided step").  If none agrees but the estimates *diverge* as the step
 shrinks (a jump, not a wrong derivative: a wrong derivative makes them converge to another
-value), the probe is excluded from the verdict and listed in ``report.kinks``.  A correct
-ReLU network with a pre-activation 1e-8 from its kink therefore passes (tested).
+value), the probe is excluded from the verdict and listed in ``report.kinks``; so is a
+probe whose two one-sided derivatives differ from each other (θ exactly on a kink, as a
+ReLU net with zero biases is on an all-zero input row: the loss is not differentiable along
+that direction, and no difference quotient can judge the convention).  A smooth function
+has equal one-sided limits, so a wrong derivative away from kinks still fails.  A correct
+ReLU network with a pre-activation 1e-8 from its kink, or exactly on it, therefore passes
+(tested).
 
 Examples
 --------
@@ -371,6 +376,16 @@ def _compare(label: str, a, f: Callable, theta: np.ndarray, s: np.ndarray, h: fl
         return probe(n0, True, far_off, err0, tol_first)
     # no step agreed: a jump (estimates diverge as the step shrinks) or a wrong derivative
     bad = ~good
+    # θ exactly on a kink (a ReLU pre-activation of exactly 0: zero inputs and zero biases):
+    # the one-sided derivatives differ from each other at every step, so the loss is not
+    # differentiable along s here and no difference quotient can judge the convention
+    # (relu'(0) = 0).  A wrong derivative of a smooth function has equal one-sided limits.
+    right, z_right = one_sided(h / SHRINK[0], 1)
+    left, z_left = one_sided(h / SHRINK[0], -1)
+    with np.errstate(all="ignore"):
+        jump = np.abs(right - left) > tol0(a, right) + 2 * (z_right + z_left)
+    if np.all(jump[bad] if a.ndim else jump):
+        return probe(n0, False, True, err0, tol_first)
     if len(seq) >= 3:
         d_last = np.abs(seq[-1] - seq[-2])
         d_prev = np.abs(seq[-2] - seq[-3])

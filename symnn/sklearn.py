@@ -20,8 +20,8 @@ call; the parameters carry over.
 
 Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
 (Levenberg–Marquardt) and ``"newton"``; ``dtype="float32"``; ``check_every`` (finite-
-difference checks while training; ``None``, the default, runs none: scikit-learn's own
-checks train ReLU nets on integer data, where difference quotients straddle the kinks).
+difference checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the
+gradient once before training; ``k`` also every k epochs; ``0`` runs none).
 
 Repeated fits cost no derivation or compilation: compiled models are cached in the process
 by their canonical declaration (input width, hidden widths, output width, activation,
@@ -413,7 +413,7 @@ class _SymnnMLP(BaseEstimator):
         # batch of ``batch`` rows weighs ``batch · mean(w)`` on average
         opt = self._optimizer(batch * total / n, total)
         stopper = _Stopper(self, model, Xv, yv, wv, incremental)
-        check_every = 0 if self.check_every is None else self.check_every
+        check_every = self.check_every
         res = symnn_fit(train_model, Xt, Y, opt, epochs=1 if incremental else int(self.max_iter),
                         batch_size=batch, seed=seed, shuffle=bool(self.shuffle),
                         callbacks=[stopper], check_every=check_every, progress=False,

@@ -462,3 +462,19 @@ def test_float32_models_are_checked_only_when_asked(monkeypatch):
     fit(model, X, y, Adam(), epochs=1, progress=False)
     with pytest.raises(CheckError, match="before training"):
         fit(model, X, y, Adam(), epochs=1, check_every=1, progress=False)
+
+
+def test_default_check_passes_a_relu_net_exactly_on_its_kinks():
+    """Zero biases and an all-zero input row put every ReLU pre-activation exactly at 0:
+    the loss is not differentiable there along most directions, and the check before
+    training must say so (kinks) rather than stop a correct network."""
+    net = symnn.mlp([2, 4, 1], activation="relu", output="sigmoid", loss="bce")
+    model = net.compile()
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = np.array([0.0, 1.0, 1.0, 0.0])
+    theta = model.init(seed=0)
+    report = symnn.gradcheck(model, theta, X, y)
+    assert report, str(report)
+    assert report.kinks, "the probes through the kinks should be reported"
+    res = fit(model, X, y, "adam", epochs=3, batch_size=4, seed=0, progress=False)
+    assert np.all(np.isfinite(res.params))
