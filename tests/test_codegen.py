@@ -274,7 +274,7 @@ def test_generated_source_is_readable_and_inspectable():
         assert fn.__name__.startswith("mse_net_")
         text = inspect.getsource(fn.py_func)
         assert text in src
-    assert "def mse_net_loss_grad(params, X, Y, grad, work):" in src
+    assert "def mse_net_loss_grad(params, X, Y, grad, work_in):" in src
     assert "# a1 = σ(z1)" in src
     assert 'fastmath=False' in src and 'error_model="numpy"' in src
     assert os.path.isfile(m.module.__file__)

@@ -295,8 +295,8 @@ def test_good_seeds(models, seed):
 # -- declarations and sizes --------------------------------------------------------------------
 
 @pytest.mark.parametrize("sizes, fragment", [
-    ([2] + [2] * 300 + [1], "301 dense layers exceed symnn's limit of 32"),
-    ([2] + [2] * 32 + [1], "33 dense layers"),
+    ([2] + [2] * 300 + [1], "301 dense layers exceed symnn's limit of 64"),
+    ([2] + [2] * 64 + [1], "65 dense layers"),
     ([2, 2**63, 1], "exceeds symnn's limit of 16,777,216 units"),
     ([2, 2**24 + 1, 1], "width 16,777,217"),
     ([10**6, 10**6, 1], "parameters exceed symnn's limit of 1,073,741,824"),
@@ -467,7 +467,7 @@ def sk():
     (dict(hidden_layer_sizes=(0,)), "must be > 0"),
     (dict(hidden_layer_sizes=("a",)), "sequence of positive integers"),
     (dict(hidden_layer_sizes=(2**25,)), "units per layer"),
-    (dict(hidden_layer_sizes=(2,) * 40), "dense layers exceed"),
+    (dict(hidden_layer_sizes=(2,) * 70), "dense layers exceed"),
     (dict(activation="softsign"), "activation must be one of"),
     (dict(solver="rprop"), "solver must be one of"),
     (dict(learning_rate="adaptive"), "'adaptive'"),

@@ -504,6 +504,20 @@ def _fill(a, oa, n, value, scale):
             a[_u(oa + c)] = value
 
 
+@_runtime("a:ai")
+def _workspace(work, n):
+    """``work`` when it holds ``n`` values, else a new NaN-filled buffer of ``n``.
+
+    A kernel's buffer is defined once, from this call: reassigning the ``work`` argument
+    inside the kernel made Numba's SSA pass walk back through every block for every use of
+    it, which recursed past Python's limit in the kernels of deep networks."""
+    if work.shape[0] >= n:
+        return work
+    fresh = np.empty(n, work.dtype)
+    fresh[:] = np.nan
+    return fresh
+
+
 @_runtime("v:aiaiaiii")
 def _add2(a, oa, b, ob, out, oo, n, acc):
     """out[oo:oo + n] = a[oa:] + b[ob:] (added to out if acc)."""
@@ -874,9 +888,11 @@ class _KernelWriter:
                     f"kernel {self.fname}: generating the code of op {desc} failed: "
                     f"{type(err).__name__}: {err}"
                 ) from err
+        # the buffer argument is ``work_in``; ``work`` is defined once from it (_workspace)
+        params = ", ".join("work_in" if a == "work" else a for a in args)
         lines = [
             '@njit(cache=True, error_model="numpy", fastmath=False)',
-            f"def {self.fname}({', '.join(args)}):",
+            f"def {self.fname}({params}):",
             f'    """{doc}"""',
         ]
         lines += ["    " + h for h in header]
@@ -887,9 +903,9 @@ class _KernelWriter:
             lines.append(f"    {off} = {prev}")
             prev = f"{off} + {size}"
         self.work_units = dict(self.units)
-        lines.append(f"    if work.shape[0] < {prev}:")
-        # NaN-filled, so that a read before a write shows (see CompiledModel(debug=True))
-        lines.append(f"        work = np.full({prev}, np.nan, _f)")
+        # a buffer too small is replaced by a NaN-filled one, so that a read before a write
+        # shows (see CompiledModel(debug=True))
+        lines.append(f"    work = _workspace(work_in, {prev})")
         lines += ["    " + ln for ln in self.pre]
         self.op_starts = []
         for item in self.body:

@@ -12,14 +12,12 @@ Why these numbers:
   literals and index products; ≥ 2⁶³ overflowed Numba's int64 at import.
 * :data:`MAX_PARAMS` (2³⁰ ≈ 1.07e9): θ alone is then 8 GiB in float64, and training holds
   several copies (gradient, optimizer state); beyond that this CPU trainer is the wrong tool.
-* :data:`MAX_DENSE_LAYERS` (32): every layer adds loops to each kernel, and compile time
-  grows faster than the depth — measured here, the Hessian-vector kernel of a 30-layer
-  2-wide net took ~35 s to compile; a 60-layer one failed with Numba's ``RecursionError``
-  after ~20 s, and a 300-layer loss kernel after ~25 s.  The recursion is Numba's SSA pass
-  (``_find_def_from_top`` / ``_find_def_from_bottom``) walking back through every earlier
-  block for the ``work`` buffer, which each kernel may reassign at its top; with that
-  reassignment removed by hand, the 60-layer kernel compiled (and agreed with the
-  reference).
+* :data:`MAX_DENSE_LAYERS` (64): every layer adds loops to each kernel, and compile time
+  grows faster than the depth — measured here on a loaded 2-core machine, a 60-layer
+  2-wide tanh net took ~20 s to its first gradient and ~90 s more for its Hessian-vector
+  kernel (both then equal to the reference to 1e-15).  Deeper nets once failed with Numba's
+  ``RecursionError`` (its SSA pass walked back through every block for a reassigned
+  ``work`` buffer; the kernels now define it once); 64 is the depth tested since.
 * :data:`MAX_DENSE_BYTES` (2 GiB): a dense P × P Hessian is formed only when it fits; a
   40,000-parameter net would ask for 12.8 GB, where Hessian-vector products need none.
 * :data:`MAX_EXPANDED_TERMS` (10⁴ = ``batch_size`` × parameters): the expanded symbolic
@@ -30,10 +28,10 @@ Why these numbers:
 Examples
 --------
 >>> import symnn
->>> symnn.mlp([2] + [2] * 40 + [1])
+>>> symnn.mlp([2] + [2] * 70 + [1])
 Traceback (most recent call last):
 ...
-symnn.errors.SizeLimitError: Network 'mlp': 41 dense layers exceed symnn's limit of 32 ...
+symnn.errors.SizeLimitError: Network 'mlp': 71 dense layers exceed symnn's limit of 64 ...
 """
 
 from __future__ import annotations
@@ -56,7 +54,7 @@ __all__ = [
 
 MAX_WIDTH = 2**24
 MAX_PARAMS = 2**30
-MAX_DENSE_LAYERS = 32
+MAX_DENSE_LAYERS = 64
 MAX_EXPANDED_TERMS = 10_000
 MAX_DENSE_BYTES = 2**31
 
