@@ -77,3 +77,11 @@ def test_expanded_form_size_limit_names_the_alternative():
 def test_penalty_naming_unknown_parameter():
     with pytest.raises(DeclarationError, match="'W3'"):
         symnn.mlp([2, 2, 1], penalties=[symnn.L2(0.1, params=["W3"])])
+
+
+def test_a_softmax_of_one_unit_is_refused():
+    """softmax of a single value is the constant 1: nothing before it could be learned, and
+    bce of it is +inf (found by the property tests, findings B4)."""
+    with pytest.raises(DeclarationError, match="softmax of one unit"):
+        symnn.Network([symnn.Dense(2, 1), "softmax"], loss="bce")
+    symnn.Network([symnn.Dense(2, 2), "softmax"], loss="bce")  # two units: fine

@@ -191,6 +191,12 @@ class Network(Declared):
                     f"layer {i} ({getattr(layer, 'name', layer)}) comes before any Dense layer; "
                     "start the network with Dense(n_inputs, n_units)"
                 )
+            elif isinstance(layer, Softmax) and width == 1:
+                raise DeclarationError(
+                    f"layer {i} (softmax) normalises a single value: the softmax of one unit "
+                    "is the constant 1, so nothing before it can be learned; use 'sigmoid' "
+                    "for one output, or give the Dense layer before it ≥ 2 units"
+                )
         first = next(la for la in self.layers if isinstance(la, Dense))
         self.n_inputs = first.n_in
         self.n_outputs = width

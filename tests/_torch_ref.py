@@ -1,0 +1,247 @@
+"""An independent witness: the case's network or model written in PyTorch, differentiated by
+``torch.func``.
+
+Nothing here reads symnn's derived program.  The function is built from the case's plain
+data (``tests/strategies.py``) and the documented conventions (``docs/losses.md``):
+
+* θ layout: for each Dense layer ``W`` (``(n_out, n_in)``, row-major) then ``b``; a custom
+  model's θ is its parameters in order;
+* activations from the table :data:`ACTIVATIONS` (leaky ReLU α = 0.01, ELU α = 1, GELU in
+  its erf form); user ``Lambda`` bodies and model expressions through :func:`to_torch`,
+  a small SymPy → torch translator of our own;
+* the loss of a batch is the mean of the per-sample losses, plus penalties
+  ``λ Σ θ²`` / ``λ Σ |θ|`` over every weight matrix (a model: every parameter);
+* the Gauss-Newton product is ``Jᵀ H_ℓ J v`` (+ the penalty's Hessian times ``v``), where
+  ``J`` is the Jacobian of the value the loss reads: the logits of a softmax output
+  followed by cross-entropy / KL and of a sigmoid output followed by BCE, cross-entropy
+  or KL; the prediction otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")  # a skip, not an error, where torch is not installed
+
+import torch.nn.functional as F  # noqa: E402
+from torch.func import grad, hessian, jacrev, jvp, vjp  # noqa: E402
+
+__all__ = ["ACTIVATIONS", "TorchCase", "to_torch"]
+
+DT = torch.float64
+
+#: Built-in activation name → torch function (must cover symnn.declare.activations).
+ACTIVATIONS = {
+    "identity": lambda z: z,
+    "linear": lambda z: z,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "leaky_relu": lambda z: F.leaky_relu(z, 0.01),
+    "elu": lambda z: F.elu(z, 1.0),
+    "softplus": lambda z: torch.logaddexp(z, torch.zeros_like(z)),
+    "gelu": lambda z: F.gelu(z, approximate="none"),
+    "swish": F.silu,
+    "silu": F.silu,
+    "softmax": lambda z: torch.softmax(z, dim=-1),
+}
+
+_FUNCS = {
+    sp.exp: torch.exp, sp.log: torch.log, sp.sin: torch.sin, sp.cos: torch.cos,
+    sp.tanh: torch.tanh, sp.Abs: torch.abs, sp.erf: torch.erf, sp.sqrt: torch.sqrt,
+}
+
+
+def to_torch(expr: sp.Expr, env: dict):
+    """Evaluate a SymPy expression on torch tensors (``env``: symbol → tensor)."""
+    if expr.is_Symbol:
+        return env[expr]
+    if expr.is_Number or expr.is_NumberSymbol:
+        return float(expr)
+    if expr.is_Add:
+        out = 0.0
+        for a in expr.args:
+            out = out + to_torch(a, env)
+        return out
+    if expr.is_Mul:
+        out = 1.0
+        for a in expr.args:
+            out = out * to_torch(a, env)
+        return out
+    if expr.is_Pow:
+        base, e = expr.args
+        tb = to_torch(base, env)
+        if e.is_Integer:
+            return tb ** int(e)
+        if e.is_Number:
+            return torch.pow(tb, float(e)) if torch.is_tensor(tb) else float(tb) ** float(e)
+        return torch.pow(tb, to_torch(e, env))
+    fn = _FUNCS.get(expr.func)
+    if fn is not None:
+        (arg,) = expr.args
+        a = to_torch(arg, env)
+        return fn(a if torch.is_tensor(a) else torch.tensor(a, dtype=DT))
+    raise NotImplementedError(f"to_torch: no rule for {expr.func} in {expr}")
+
+
+def _lambda_fn(body: sp.Expr, t: sp.Symbol):
+    return lambda z: to_torch(body, {t: z}) + torch.zeros_like(z)
+
+
+class TorchCase:
+    """The case as torch functions of a flat θ (float64)."""
+
+    def __init__(self, case, declared) -> None:
+        from strategies import LAMBDAS, T
+
+        self.case = case
+        self.loss_name = case.loss
+        self.n_out = declared.n_outputs
+        if case.kind == "network":
+            self.steps = []          # ("dense", n_in, n_out, bias) or ("act", fn)
+            self.penalised = []      # (offset, size) of every W
+            off = 0
+            for it in case.layers:
+                if isinstance(it, tuple) and it[0] == "dense":
+                    _, n_in, n_out, bias = it
+                    self.steps.append(("dense", n_in, n_out, bias, off))
+                    self.penalised.append((off, n_in * n_out))
+                    off += n_in * n_out + (n_out if bias else 0)
+                elif isinstance(it, tuple) and it[0] == "lambda":
+                    self.steps.append(("act", _lambda_fn(LAMBDAS[it[1]], T)))
+                else:
+                    self.steps.append(("act", ACTIVATIONS[it]))
+            self.n_params = off
+            last = case.output
+        else:
+            self.exprs = case.exprs
+            self.xs, self.ps = case.inputs, case.params
+            self.n_params = case.n_params
+            self.penalised = [(0, case.n_params)]
+            last = case.output
+        self.last = last
+        self.fused = (last == "softmax" and case.loss in ("cross_entropy", "kl")) or (
+            last == "sigmoid" and case.loss in ("bce", "cross_entropy", "kl"))
+
+    # -- forward -------------------------------------------------------------------------
+    def _forward(self, theta, X):
+        """``(prediction, input of the last activation or None)``, both ``(B, n)``."""
+        if self.case.kind == "network":
+            h, before = X, None
+            for step in self.steps:
+                before = h
+                if step[0] == "dense":
+                    _, n_in, n_out, bias, off = step
+                    W = theta[off:off + n_in * n_out].reshape(n_out, n_in)
+                    h = h @ W.T
+                    if bias:
+                        h = h + theta[off + n_in * n_out:off + n_in * n_out + n_out]
+                else:
+                    h = step[1](h)
+            if self.last is None:
+                before = None
+            return h, before
+        env = {x: X[:, i] for i, x in enumerate(self.xs)}
+        env.update({p: theta[j] for j, p in enumerate(self.ps)})
+        zero = torch.zeros(X.shape[0], dtype=DT)
+        f = torch.stack([to_torch(e, env) + zero for e in self.exprs], dim=1)
+        if self.last is None:
+            return f, None
+        return ACTIVATIONS[self.last](f), f
+
+    def predict(self, theta, X):
+        return self._forward(theta, X)[0]
+
+    def loss_input(self, theta, X):
+        """The value the loss reads: logits for the fused pairings, the prediction else."""
+        pred, before = self._forward(theta, X)
+        return before if self.fused else pred
+
+    def ell(self, u, Y):
+        """Per-sample losses ``(B,)`` from the loss's input value ``u`` (logits when fused).
+
+        The logarithmic losses are written once, in ``log p`` and ``log(1 − p)``; a fused
+        output gives those logs from the logits (``log_softmax``, ``logsigmoid``)."""
+        name = self.loss_name
+        if self.fused and self.last == "softmax":
+            logp, log1mp, a = torch.log_softmax(u, dim=1), None, torch.softmax(u, dim=1)
+        elif self.fused:
+            logp, log1mp, a = F.logsigmoid(u), F.logsigmoid(-u), torch.sigmoid(u)
+        else:
+            a = u
+            logp, log1mp = torch.log(a), torch.log(1 - a)
+        if name == "mse":
+            return ((a - Y) ** 2).mean(dim=1)
+        if name == "mae":
+            return (a - Y).abs().mean(dim=1)
+        if name == "huber":
+            r = a - Y
+            return torch.where(r.abs() <= 1.0, r**2 / 2, r.abs() - 0.5).mean(dim=1)
+        if name == "bce":
+            return -(Y * logp + (1 - Y) * log1mp).mean(dim=1)
+        if name == "cross_entropy":
+            return -(Y * logp).sum(dim=1)
+        if name == "kl":
+            return (torch.xlogy(Y, Y) - Y * logp).sum(dim=1)
+        raise NotImplementedError(f"torch reference: no loss {name!r}")
+
+    def penalty(self, theta):
+        out = torch.zeros((), dtype=DT)
+        for kind, lam in self.case.penalties:
+            for off, size in self.penalised:
+                w = theta[off:off + size]
+                out = out + lam * ((w**2).sum() if kind == "l2" else w.abs().sum())
+        return out
+
+    def loss(self, theta, X, Y):
+        return self.ell(self.loss_input(theta, X), Y).mean() + self.penalty(theta)
+
+    # -- numpy in, numpy out -------------------------------------------------------------
+    def results(self, theta, X, Y, v, V) -> dict:
+        """Every kernel's value, as the compiled model names them."""
+        with warnings.catch_warnings():
+            # torch.func's forward mode still goes through torch.jit.script (torch 2.13)
+            warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
+                                    category=DeprecationWarning)
+            return self._results(theta, X, Y, v, V)
+
+    def _results(self, theta, X, Y, v, V) -> dict:
+        th = torch.tensor(theta, dtype=DT)
+        Xt, Yt = torch.tensor(X, dtype=DT), torch.tensor(Y, dtype=DT)
+        vt, Vt = torch.tensor(v, dtype=DT), torch.tensor(V, dtype=DT)
+
+        def L(t):
+            return self.loss(t, Xt, Yt)
+
+        def hvp(u):
+            return jvp(grad(L), (th,), (u,))[1]
+
+        def gnvp(u):
+            u_fn = lambda t: self.loss_input(t, Xt)  # noqa: E731
+            out, u_dot = jvp(u_fn, (th,), (u,))
+            Ldata = lambda w: self.ell(w, Yt).mean()  # noqa: E731
+            Hu = jvp(grad(Ldata), (out,), (u_dot,))[1]
+            _, pull = vjp(u_fn, th)
+            pen = jvp(grad(self.penalty), (th,), (u,))[1]
+            return pull(Hu)[0] + pen
+
+        B = X.shape[0]
+        jac = np.stack([
+            jacrev(lambda x: self.predict(th, x[None])[0])(Xt[i]).detach().numpy()
+            for i in range(B)
+        ])
+        return {
+            "predict": self.predict(th, Xt).detach().numpy(),
+            "loss": float(L(th)),
+            "grad": grad(L)(th).detach().numpy(),
+            "hvp": hvp(vt).detach().numpy(),
+            "hvp_batched": np.stack([hvp(Vt[k]).detach().numpy() for k in range(V.shape[0])]),
+            "gnvp": gnvp(vt).detach().numpy(),
+            "gnvp_zero": gnvp(torch.zeros_like(vt)).detach().numpy(),
+            "hessian": hessian(L)(th).detach().numpy(),
+            "jacobian": jac,
+        }

@@ -1,0 +1,446 @@
+"""Hypothesis strategies over the declaration space, and the data that goes with a case.
+
+A *case* is plain data (:class:`NetCase`, :class:`ModelCase`) from which the declaration
+is built, a one-line Python repro is written, and an independent PyTorch function is made
+(``tests/_torch_ref.py``).  Everything the tests, the printer property and
+``benchmarks/fuzz_exactness.py`` generate comes from here, so a new activation, loss or
+layer enters every check when it enters the name tables of :mod:`symnn.declare`.
+
+Networks
+    ``symnn.Network([...])`` with 1–4 Dense layers of widths 1–8 (sometimes without a
+    bias), 0–2 activation layers after each Dense (mostly one; any built-in name, the
+    identity, ``softmax``, or a user ``sympy.Lambda``: sin, exp of a bounded argument, a
+    rational function, polynomials), any loss, with and without L1 / L2 penalties.
+    Pairings the declaration refuses (``DeclarationError``) are "rejected" cases.
+
+Custom models
+    ``symnn.Model`` from an expression grammar: exp, log of positive arguments, sin, cos,
+    tanh, rational functions with positive denominators, integer and rational powers
+    (rational powers only of positive bases), products of parameters; 1–3 inputs, 1–4
+    parameters, 1–2 outputs, an optional output activation (sigmoid, softmax, tanh).
+
+Data
+    :func:`case_data` draws a batch of 1–4 samples (sometimes 9 or 80, which reach the
+    BLAS paths of the kernels), ``X ~ N(0, 1)``, θ scaled like an initialiser (Networks:
+    ``W ~ N(0, 1/fan_in)``, ``b ~ N(0, 0.3²)``; models: ``θ ~ 1 + 0.3·N(0, 1)``, so
+    parameters stay positive where the grammar divides by them), targets valid for the
+    loss (probability rows for cross-entropy and KL, values in [0, 1] for BCE) and two
+    directions ``v``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from hypothesis import strategies as st
+
+import symnn
+from symnn.declare.activations import (
+    ACTIVATIONS,
+    elu,
+    gelu,
+    leaky_relu,
+    relu,
+    sigmoid,
+    softplus,
+    swish,
+)
+from symnn.declare.losses import LOSSES, xlogy
+
+__all__ = [
+    "ACTIVATION_NAMES", "LAMBDAS", "LOSS_NAMES", "OUTPUTS", "T",
+    "NetCase", "ModelCase", "net_cases", "model_cases", "cases", "case_data",
+    "scalar_exprs", "grammar_exprs",
+]
+
+#: The variable of user ``Lambda`` activations.
+T = sp.Symbol("t", real=True)
+
+#: Every built-in activation name (aliases included: ``silu``, ``linear``) — read from
+#: the registry, so a new activation is generated as soon as it is registered.
+ACTIVATION_NAMES: tuple[str, ...] = tuple(sorted(ACTIVATIONS))
+
+#: User ``Lambda`` bodies: name → body in ``T``.
+LAMBDAS: dict[str, sp.Expr] = {
+    "sin": sp.sin(T),
+    "gauss": sp.exp(-T**2 / 2),            # exp of a bounded-above argument
+    "expsin": sp.exp(sp.sin(T)),           # exp of a bounded argument
+    "rational": T / (1 + T**2),
+    "cubic": T + T**3 / 10,
+    "quartic": T**2 / 4 - T / 2 + T**4 / 24,
+    "sqrt1p": sp.sqrt(1 + T**2) - 1,       # a rational power of a positive base
+}
+
+#: Every loss, by its canonical name (aliases map to the same Loss).
+LOSS_NAMES: tuple[str, ...] = ("mse",) + tuple(sorted(
+    {loss.name for loss in LOSSES.values()} - {"mse"}))
+
+#: Losses whose domain is (0, 1) or the probability simplex: their outputs are drawn
+#: mostly from the squashing outputs, so that few cases leave the loss's domain.
+_PROB_LOSSES = ("bce", "cross_entropy", "kl")
+
+#: Output layers tried after the last Dense layer (``None``: a linear output): every
+#: activation, softmax, and two Lambdas.
+OUTPUTS: tuple = (None, "softmax", *ACTIVATION_NAMES, ("lambda", "rational"), ("lambda", "sin"))
+
+#: Penalty strengths.
+_LAMS = (0.0, 0.05, 0.1, 0.5)
+
+
+def _act_text(item) -> str:
+    if isinstance(item, tuple):
+        return f"sp.Lambda(t, {sp.sstr(LAMBDAS[item[1]])})"
+    return repr(item)
+
+
+def _act_obj(item):
+    if isinstance(item, tuple):
+        return sp.Lambda(T, LAMBDAS[item[1]])
+    return item
+
+
+@dataclass(frozen=True)
+class NetCase:
+    """A network declaration as plain data.
+
+    ``layers`` holds ``("dense", n_in, n_out, bias)`` tuples, activation names,
+    ``"softmax"`` and ``("lambda", key)`` for a user Lambda from :data:`LAMBDAS`.
+    ``penalties`` holds ``(kind, lam)`` pairs (default parameters: every weight matrix).
+    """
+
+    layers: tuple
+    loss: str
+    penalties: tuple = ()
+    name: str = "prop"
+
+    kind = "network"
+
+    def build(self) -> symnn.Network:
+        items = []
+        for it in self.layers:
+            if isinstance(it, tuple) and it[0] == "dense":
+                items.append(symnn.Dense(it[1], it[2], bias=it[3]))
+            else:
+                items.append(_act_obj(it))
+        pens = [symnn.L1(lam) if k == "l1" else symnn.L2(lam) for k, lam in self.penalties]
+        return symnn.Network(items, loss=self.loss, penalties=pens, name=self.name)
+
+    @property
+    def output(self):
+        """The last layer when it is an activation (else ``None``: a linear output)."""
+        last = self.layers[-1]
+        return None if isinstance(last, tuple) and last[0] == "dense" else last
+
+    def declaration(self) -> str:
+        parts = []
+        for it in self.layers:
+            if isinstance(it, tuple) and it[0] == "dense":
+                b = "" if it[3] else ", bias=False"
+                parts.append(f"symnn.Dense({it[1]}, {it[2]}{b})")
+            else:
+                parts.append(_act_text(it))
+        pens = ", ".join(f"symnn.{k.upper()}({lam})" for k, lam in self.penalties)
+        pen = f", penalties=[{pens}]" if pens else ""
+        return f"symnn.Network([{', '.join(parts)}], loss={self.loss!r}{pen})"
+
+    def repro(self, seed: int, kernel: str = "loss_and_grad") -> str:
+        return _repro(self.declaration(), seed, kernel)
+
+    @property
+    def tags(self) -> set[str]:
+        """Features of the case, for the table of known-open classes."""
+        out = set()
+        acts = [it for it in self.layers if not (isinstance(it, tuple) and it[0] == "dense")]
+        for it in acts:
+            out.add(f"act:{it[1] if isinstance(it, tuple) else it}")
+        if any(isinstance(it, tuple) and it[0] == "lambda" for it in acts):
+            out.add("lambda")
+        prev_act = False
+        for i, it in enumerate(self.layers):
+            is_act = not (isinstance(it, tuple) and it[0] == "dense")
+            if is_act and prev_act:
+                out.add("stacked")
+            if is_act and it == "softmax" and i != len(self.layers) - 1:
+                out.add("hidden_softmax")
+            prev_act = is_act
+        out.add(f"out:{self.output if not isinstance(self.output, tuple) else 'lambda'}")
+        out.add(f"loss:{self.loss}")
+        if self.penalties:
+            out.add("penalty")
+        return out
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """A custom model as plain data: output expressions in inputs ``x0…`` and params ``p0…``."""
+
+    exprs: tuple
+    n_inputs: int
+    n_params: int
+    loss: str
+    output: str | None = None
+    penalties: tuple = ()
+    name: str = "propm"
+
+    kind = "model"
+
+    @property
+    def inputs(self):
+        return sp.symbols(f"x0:{self.n_inputs}", real=True)
+
+    @property
+    def params(self):
+        return sp.symbols(f"p0:{self.n_params}", real=True)
+
+    def build(self) -> symnn.Model:
+        pens = [symnn.L1(lam) if k == "l1" else symnn.L2(lam) for k, lam in self.penalties]
+        return symnn.Model(list(self.exprs), inputs=list(self.inputs), params=list(self.params),
+                           loss=self.loss, output=self.output, penalties=pens, name=self.name)
+
+    def declaration(self) -> str:
+        pens = ", ".join(f"symnn.{k.upper()}({lam})" for k, lam in self.penalties)
+        pen = f", penalties=[{pens}]" if pens else ""
+        out = f", output={self.output!r}" if self.output else ""
+        ex = ", ".join(f"S({sp.sstr(e)!r}, locals=ns)" for e in self.exprs)
+        return (f"symnn.Model([{ex}], inputs=xs, params=ps, loss={self.loss!r}{out}{pen})")
+
+    def repro(self, seed: int, kernel: str = "loss_and_grad") -> str:
+        pre = (f"xs = sp.symbols('x0:{self.n_inputs}', real=True); "
+               f"ps = sp.symbols('p0:{self.n_params}', real=True); "
+               "ns = {str(s): s for s in xs + ps}; S = sp.sympify; ")
+        return _repro(self.declaration(), seed, kernel, pre)
+
+    @property
+    def tags(self) -> set[str]:
+        out = {"model", f"out:{self.output}", f"loss:{self.loss}"}
+        if self.penalties:
+            out.add("penalty")
+        return out
+
+
+def _repro(decl: str, seed: int, kernel: str, pre: str = "") -> str:
+    """One line of Python (run from the repository root) that shows a disagreement."""
+    call = {
+        "predict": "m.predict(th, X)", "jacobian": "m.jacobian(th, X)",
+        "loss": "m.loss(th, X, y)", "loss_and_grad": "m.loss_and_grad(th, X, y)",
+        "hvp": "m.hvp(th, v, X, y)", "gnvp": "m.gnvp(th, v, X, y)",
+        "hvp_batched": "m.hvp(th, V, X, y)", "hessian": "m.hessian(th, X, y)",
+    }.get(kernel, "m.loss_and_grad(th, X, y)")
+    ref = call.replace("m.", "m.reference.", 1)
+    return ("import sys; sys.path.insert(0, 'tests'); from sympy import *; "
+            "import numpy as np, sympy as sp, symnn; "
+            "from strategies import case_data; "
+            f"t = sp.Symbol('t', real=True); {pre}net = {decl}; m = net.compile(); "
+            f"X, y, th, v, V = case_data(net, {seed}); print({call}); print({ref})")
+
+
+# -- networks ------------------------------------------------------------------------------
+
+def _outputs_for(loss: str):
+    if loss in _PROB_LOSSES:
+        return st.one_of(st.sampled_from(("sigmoid", "softmax")), st.sampled_from(OUTPUTS))
+    return st.sampled_from(OUTPUTS)
+
+
+def _activation_items():
+    return st.one_of(
+        st.sampled_from(ACTIVATION_NAMES),
+        st.just("softmax"),
+        st.sampled_from(sorted(LAMBDAS)).map(lambda k: ("lambda", k)),
+    )
+
+
+@st.composite
+def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
+    """A :class:`NetCase`: depth 1–4, widths 1–8, any activations, loss and penalties."""
+    depth = draw(st.integers(1, max_depth))
+    widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
+    loss = draw(st.sampled_from(LOSS_NAMES))
+    layers: list = []
+    for l in range(depth):
+        bias = draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else True
+        layers.append(("dense", widths[l], widths[l + 1], bias))
+        if l < depth - 1:
+            n_act = draw(st.sampled_from((1, 1, 1, 1, 0, 2)))
+            layers += [draw(_activation_items()) for _ in range(n_act)]
+        else:
+            out = draw(_outputs_for(loss))
+            if draw(st.integers(0, 7)) == 0:   # two stacked activations before the loss
+                layers.append(draw(_activation_items()))
+            if out is not None:
+                layers.append(out)
+    pens = []
+    for kind in ("l1", "l2"):
+        if draw(st.integers(0, 2)) == 0:
+            pens.append((kind, draw(st.sampled_from(_LAMS))))
+    return NetCase(tuple(layers), loss, tuple(pens))
+
+
+# -- custom models -------------------------------------------------------------------------
+
+def grammar_exprs(inputs, params, max_depth: int = 3):
+    """Scalar expressions in ``inputs`` and ``params`` that are finite for any real inputs
+    and positive parameters: logs and rational powers only of positive arguments,
+    denominators positive, exponentials of moderate arguments."""
+    leaves = st.one_of(
+        st.sampled_from(list(inputs)),
+        st.sampled_from(list(params)),
+        st.sampled_from([sp.Integer(2), sp.Rational(1, 2), sp.Integer(-1), sp.Rational(3, 4)]),
+    )
+
+    def extend(inner):
+        pos = inner.map(lambda e: 1 + e**2)                   # a positive expression
+        return st.one_of(
+            st.tuples(inner, inner).map(lambda ab: ab[0] + ab[1]),
+            st.tuples(inner, inner).map(lambda ab: ab[0] - ab[1]),
+            st.tuples(inner, inner).map(lambda ab: ab[0] * ab[1]),
+            st.tuples(inner, pos).map(lambda ab: ab[0] / ab[1]),
+            st.tuples(inner, st.sampled_from(list(params))).map(lambda ab: ab[0] / (1 + ab[1]**2)),
+            inner.map(lambda e: sp.exp(e / (1 + e**2))),      # exp of a bounded argument
+            inner.map(lambda e: sp.exp(-e**2)),
+            st.tuples(st.sampled_from(list(params)), inner).map(
+                lambda ab: sp.exp(-ab[0] * ab[1])),
+            pos.map(sp.log),                                  # log(1 + e²)
+            inner.map(sp.sin),
+            inner.map(sp.cos),
+            inner.map(sp.tanh),
+            st.tuples(inner, st.sampled_from([2, 3, -2])).map(
+                lambda ab: ab[0] ** ab[1] if ab[1] > 0 else (1 + ab[0]**2) ** ab[1]),
+            st.tuples(pos, st.sampled_from([sp.Rational(1, 2), sp.Rational(3, 2),
+                                            sp.Rational(-1, 2), sp.Rational(1, 3)])).map(
+                lambda ab: ab[0] ** ab[1]),
+            st.tuples(st.sampled_from(list(params)), st.sampled_from(list(params)), inner).map(
+                lambda abc: abc[0] * abc[1] * abc[2]),
+        )
+
+    return st.recursive(leaves, extend, max_leaves=6 if max_depth >= 3 else 3)
+
+
+@st.composite
+def model_cases(draw) -> ModelCase:
+    """A :class:`ModelCase`: 1–3 inputs, 1–4 params, 1–2 outputs, any loss."""
+    n_in = draw(st.integers(1, 3))
+    n_par = draw(st.integers(1, 4))
+    n_out = draw(st.integers(1, 2))
+    xs = sp.symbols(f"x0:{n_in}", real=True)
+    ps = sp.symbols(f"p0:{n_par}", real=True)
+    # nested elementary functions of parameters alone included: the generator hoists them
+    # out of the sample loops (findings B3: inside, LLVM optimised them for minutes)
+    exprs = [draw(grammar_exprs(xs, ps)) for _ in range(n_out)]
+    exprs = [e if isinstance(e, sp.Expr) else sp.sympify(e) for e in exprs]
+    # every parameter must appear: add p_j·x_(j mod n_in) where one is missing
+    for j, p in enumerate(ps):
+        if not any(p in e.free_symbols for e in exprs):
+            k = draw(st.integers(0, n_out - 1))
+            exprs[k] = exprs[k] + p * xs[j % n_in]
+    # an output that does not depend on x is a legal model, but keep most depending on it
+    for k, e in enumerate(exprs):
+        if not (e.free_symbols & set(xs)) and draw(st.booleans()):
+            exprs[k] = e + xs[0]
+    loss = draw(st.sampled_from(LOSS_NAMES))
+    if loss in _PROB_LOSSES:
+        output = draw(st.sampled_from(("sigmoid", "softmax", None, "tanh")))
+    else:
+        output = draw(st.sampled_from((None, None, "sigmoid", "softmax", "tanh")))
+    pens = []
+    for kind in ("l1", "l2"):
+        if draw(st.integers(0, 3)) == 0:
+            pens.append((kind, draw(st.sampled_from(_LAMS))))
+    return ModelCase(tuple(exprs), n_in, n_par, loss, output, tuple(pens))
+
+
+def cases():
+    """Networks and custom models (networks twice as often)."""
+    return st.one_of(net_cases(), net_cases(), model_cases())
+
+
+# -- data ----------------------------------------------------------------------------------
+
+def case_data(declared, seed: int, batch: int | None = None):
+    """``(X, y, θ, v, V)`` for a declaration: inputs, targets valid for its loss, parameters
+    at a sensible scale, one direction ``v`` and two directions ``V`` (2, P)."""
+    rng = np.random.default_rng(seed)
+    # mostly 1–4 samples (the kernels' loop paths); 9 and 80 reach the BLAS paths, which
+    # start above 4 rows and 4,096 multiply-adds (symnn.codegen.numba_gen.BLAS_THRESHOLDS)
+    B = batch if batch is not None else int(rng.choice([1, 2, 3, 4, 1, 2, 3, 4, 9, 80]))
+    n_in, n_out = declared.n_inputs, declared.n_outputs
+    X = rng.normal(size=(B, n_in))
+    loss = declared.loss.name
+    if declared.loss.probabilities:
+        Y = rng.random((B, n_out)) + 0.05
+        Y /= Y.sum(axis=1, keepdims=True)
+    elif loss == "bce":
+        Y = rng.random((B, n_out))
+    else:
+        Y = rng.normal(size=(B, n_out))
+    chunks = []
+    if isinstance(declared, symnn.Model):
+        theta = 1.0 + 0.3 * rng.standard_normal(len(declared.params))
+    else:
+        for name, shape in declared.param_shapes:
+            if name.startswith("W"):
+                chunks.append(rng.normal(size=shape).ravel() / np.sqrt(shape[1]))
+            else:
+                chunks.append(0.3 * rng.normal(size=shape).ravel())
+        theta = np.concatenate(chunks)
+    P = theta.size
+    v = rng.normal(size=P)
+    V = rng.normal(size=(2, P))
+    return X, Y, theta, v, V
+
+
+# -- printer property --------------------------------------------------------------------
+
+def scalar_exprs():
+    """Scalar SymPy expressions built to stress operator precedence in printed code: sums
+    inside negative products, powers of sums and of negatives, nested quotients, and the
+    functions the kernel printer knows.  Free symbols ``a b c y`` (values in ±[0.5, 2])."""
+    a, b, c, y = sp.symbols("a b c y", real=True)
+    leaves = st.sampled_from([a, b, c, y])
+    consts = st.sampled_from([sp.Integer(1), sp.Integer(2), sp.Integer(-1), sp.Rational(1, 3),
+                              sp.Rational(-3, 2), sp.Float(0.25), sp.pi])
+
+    def extend(inner):
+        # every subexpression keeps a free symbol: numbers enter as terms and factors
+        return st.one_of(
+            st.tuples(inner, consts).map(lambda p: p[0] + p[1]),
+            st.tuples(inner, consts).map(lambda p: p[1] - p[0]),
+            st.tuples(inner, consts).map(lambda p: p[1] * p[0]),
+            st.tuples(inner, inner).map(lambda p: p[0] + p[1]),
+            st.tuples(inner, inner).map(lambda p: p[0] - p[1]),
+            st.tuples(inner, inner).map(lambda p: p[0] * p[1]),
+            st.tuples(inner, inner).map(lambda p: -p[0] * p[1]),
+            st.tuples(inner, inner, consts).map(lambda p: -p[0] * (p[2] - p[1])),
+            st.tuples(inner, inner).map(lambda p: p[0] / (1 + p[1]**2)),
+            st.tuples(inner, st.sampled_from([-3, -2, -1, 2, 3, 5])).map(lambda p: p[0]**p[1]),
+            inner.map(lambda e: (1 + e**2) ** sp.Rational(1, 2)),
+            inner.map(lambda e: (1 + e**2) ** sp.Rational(-3, 2)),
+            inner.map(lambda e: (2 + sp.sin(e)) ** (sp.cos(e))),
+            inner.map(lambda e: sp.exp(-e)),
+            inner.map(lambda e: sp.exp(sp.tanh(e))),
+            inner.map(lambda e: sp.log(1 + e**2)),
+            inner.map(lambda e: sp.log(2 + sp.cos(e))),
+            inner.map(sp.sin), inner.map(sp.tanh), inner.map(sp.Abs),
+            inner.map(lambda e: sigmoid(e)),
+            inner.map(lambda e: softplus(e)),
+            inner.map(lambda e: gelu(e)),
+            inner.map(lambda e: swish(e)),
+            inner.map(lambda e: relu(e)),
+            inner.map(lambda e: leaky_relu(e, sp.Rational(1, 100))),
+            inner.map(lambda e: elu(e, sp.S.One)),
+            inner.map(lambda e: sp.Heaviside(e, 0)),
+            inner.map(lambda e: sp.sign(e)),
+            inner.map(lambda e: sp.Max(0, e)),
+            st.tuples(inner, inner).map(lambda p: sp.Piecewise((p[0], p[1] > 0), (-p[0], True))),
+            st.tuples(inner, inner).map(
+                lambda p: -p[0] * (1 - sigmoid(p[1]))),
+            st.tuples(inner, inner).map(
+                lambda p: xlogy(1 + p[0]**2, 1 + p[1]**2)),
+        )
+
+    # SymPy writes re()/im() of a symnn activation it does not know to be real (|σ(a)|²);
+    # kernels never contain those (Map symbols are real): leave them out
+    return st.recursive(leaves, extend, max_leaves=8).filter(
+        lambda e: not e.has(sp.re, sp.im))
