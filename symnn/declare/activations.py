@@ -27,6 +27,7 @@ import sympy as sp
 from symnn.errors import DeclarationError, UnknownNameError
 
 __all__ = [
+    "ActivationFunction",
     "sigmoid",
     "relu",
     "leaky_relu",
@@ -40,21 +41,30 @@ __all__ = [
 ]
 
 
-def _real_if_args_real(fn: sp.Function):
-    """An activation of real arguments is real (so SymPy writes no re()/im() around it)."""
-    return True if all(a.is_extended_real for a in fn.args) else None
+class ActivationFunction(sp.Function):
+    """Base of symnn's activation functions: each subclass gives its elementary
+    ``definition`` and its ``fdiff`` rule; what they share lives here.
+
+    * an activation of real arguments is real (so SymPy writes no re()/im() around it);
+    * its numerical value at numbers comes from the ``definition`` (so
+      ``float(softplus(1))`` works, as it does for SymPy's own functions); symbolic
+      arguments stay unevaluated.
+    """
+
+    @staticmethod
+    def definition(*args: sp.Expr) -> sp.Expr:  # pragma: no cover - every subclass has one
+        raise NotImplementedError
+
+    def _eval_is_real(self):
+        return True if all(a.is_extended_real for a in self.args) else None
+
+    def _eval_evalf(self, prec):
+        if not all(a.is_number for a in self.args):
+            return None
+        return self.definition(*self.args)._evalf(prec)
 
 
-def _evalf_by_definition(fn: sp.Function, prec: int):
-    """Numerical value of an activation at numbers, from its elementary ``definition``
-    (so ``float(softplus(1))`` works, as it does for SymPy's own functions); None, SymPy's
-    "cannot evaluate", for symbolic arguments."""
-    if not all(a.is_number for a in fn.args):
-        return None
-    return fn.definition(*fn.args)._evalf(prec)
-
-
-class sigmoid(sp.Function):
+class sigmoid(ActivationFunction):
     r"""Logistic sigmoid, :math:`\sigma(z) = 1 / (1 + e^{-z})`.
 
     Rule: :math:`\sigma'(z) = \sigma(z)\,(1 - \sigma(z))`.
@@ -66,14 +76,8 @@ class sigmoid(sp.Function):
     def definition(z: sp.Expr) -> sp.Expr:
         return 1 / (1 + sp.exp(-z))
 
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
     def _eval_is_positive(self):
         return True if self.args[0].is_real else None
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         s = sigmoid(self.args[0])
@@ -96,7 +100,7 @@ class sigmoid(sp.Function):
         return "σ(%s)" % printer._print(self.args[0])
 
 
-class relu(sp.Function):
+class relu(ActivationFunction):
     r"""Rectified linear unit, :math:`\max(0, z)`.
 
     Rule: :math:`\mathrm{relu}'(z) = H(z)` with :math:`H(0) = 0` (subgradient convention).
@@ -108,14 +112,8 @@ class relu(sp.Function):
     def definition(z: sp.Expr) -> sp.Expr:
         return sp.Max(0, z)
 
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
     def _eval_is_nonnegative(self):
         return True if self.args[0].is_real else None
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.Heaviside(self.args[0], 0)
@@ -138,7 +136,7 @@ class relu(sp.Function):
         return "ReLU(%s)" % printer._print(self.args[0])
 
 
-class leaky_relu(sp.Function):
+class leaky_relu(ActivationFunction):
     r"""Leaky ReLU, :math:`z` for :math:`z > 0`, :math:`\alpha z` otherwise.
 
     Arguments ``(z, alpha)``.  Rule: 1 for :math:`z > 0`, :math:`\alpha` otherwise.
@@ -149,12 +147,6 @@ class leaky_relu(sp.Function):
     @staticmethod
     def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
         return sp.Piecewise((z, z > 0), (alpha * z, True))
-
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z, alpha = self.args
@@ -175,7 +167,7 @@ class leaky_relu(sp.Function):
         return "LeakyReLU_%s(%s)" % (printer._print(alpha), printer._print(z))
 
 
-class elu(sp.Function):
+class elu(ActivationFunction):
     r"""Exponential linear unit: :math:`z` for :math:`z > 0`, :math:`\alpha(e^z - 1)` otherwise.
 
     Arguments ``(z, alpha)``.  Rule: 1 for :math:`z > 0`, :math:`\alpha e^z` otherwise.
@@ -186,12 +178,6 @@ class elu(sp.Function):
     @staticmethod
     def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
         return sp.Piecewise((z, z > 0), (alpha * (sp.exp(z) - 1), True))
-
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z, alpha = self.args
@@ -209,7 +195,7 @@ class elu(sp.Function):
         return "ELU_%s(%s)" % (printer._print(alpha), printer._print(z))
 
 
-class softplus(sp.Function):
+class softplus(ActivationFunction):
     r"""Softplus, :math:`\log(1 + e^z)`.  Rule: :math:`\mathrm{softplus}'(z) = \sigma(z)`."""
 
     nargs = 1
@@ -218,14 +204,8 @@ class softplus(sp.Function):
     def definition(z: sp.Expr) -> sp.Expr:
         return sp.log(1 + sp.exp(z))
 
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
     def _eval_is_positive(self):
         return True if self.args[0].is_real else None
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sigmoid(self.args[0])
@@ -247,7 +227,7 @@ class softplus(sp.Function):
         return "softplus(%s)" % printer._print(self.args[0])
 
 
-class gelu(sp.Function):
+class gelu(ActivationFunction):
     r"""GELU in its exact erf form, :math:`z\,\Phi(z) = \tfrac{z}{2}(1 + \mathrm{erf}(z/\sqrt2))`.
 
     Rule: :math:`\Phi(z) + z\,\varphi(z)` with :math:`\varphi(z) = e^{-z^2/2}/\sqrt{2\pi}`.
@@ -258,12 +238,6 @@ class gelu(sp.Function):
     @staticmethod
     def definition(z: sp.Expr) -> sp.Expr:
         return z * (1 + sp.erf(z / sp.sqrt(2))) / 2
-
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
@@ -283,7 +257,7 @@ class gelu(sp.Function):
         return "GELU(%s)" % printer._print(self.args[0])
 
 
-class swish(sp.Function):
+class swish(ActivationFunction):
     r"""Swish / SiLU, :math:`z\,\sigma(z)`.
 
     Rule: :math:`\sigma(z)\,(1 + z\,(1 - \sigma(z)))`.
@@ -294,12 +268,6 @@ class swish(sp.Function):
     @staticmethod
     def definition(z: sp.Expr) -> sp.Expr:
         return z / (1 + sp.exp(-z))
-
-    def _eval_is_real(self):
-        return _real_if_args_real(self)
-
-    def _eval_evalf(self, prec):
-        return _evalf_by_definition(self, prec)
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
