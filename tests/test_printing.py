@@ -125,3 +125,12 @@ def test_scalar_factors_print_as_one_quotient():
     assert "(sqrt(2)/sqrt(pi))·z⁽¹⁾ ⊙ exp(" in eq.line("dz1")
     assert "·1/sqrt(pi)" not in str(eq)
     assert r"\frac{\sqrt{2}}{\sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()
+
+
+def test_fused_sigmoid_notes_name_the_loss_and_the_value_the_sigmoid_reads():
+    stacked = symnn.Network([symnn.Dense(1, 1), "tanh", "sigmoid"], loss="bce").equations()
+    assert "Sigmoid and binary cross-entropy are fused" in str(stacked)
+    assert "u = a⁽¹⁾" in str(stacked)  # the tanh's output, not a logit z
+    ce = symnn.mlp([2, 2], output="sigmoid", loss="cross_entropy").equations()
+    assert "Sigmoid and cross-entropy are fused: ℓ = Σₖ yₖ softplus(−uₖ) with u = z⁽¹⁾" in str(ce)
+    assert "KL divergence" in str(symnn.mlp([2, 2], output="sigmoid", loss="kl").equations())

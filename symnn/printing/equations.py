@@ -386,10 +386,24 @@ def equations_of(declared) -> Equations:
                      "that sum to 1, so δ = p − y.")
         notes_tex.append(r"Softmax and cross-entropy are fused: "
                          r"$\ell = \operatorname{LSE}(z) - y^\top z$ for targets summing to 1.")
-    if fused == ("sigmoid", "bce"):
-        notes.append("Sigmoid and binary cross-entropy are fused: ℓₖ = softplus(zₖ) − yₖzₖ.")
-        notes_tex.append(r"Sigmoid and binary cross-entropy are fused: "
-                         r"$\ell_k = \operatorname{softplus}(z_k) - y_k z_k$.")
+    # the fused sigmoid forms, from the value u the sigmoid reads (the logits z, or an earlier
+    # activation's output): log σ(u) = −softplus(−u), log(1 − σ(u)) = −softplus(u)
+    if fused and fused[0] == "sigmoid":
+        u = d.meta["output"]
+        ut, ux = u.text or u.name, u.tex or u.name
+        if fused[1] == "bce":
+            what, form = "binary cross-entropy", "ℓ = (1/n) Σₖ [softplus(uₖ) − yₖuₖ]"
+            form_tex = r"\ell = \frac{1}{n}\sum_k \operatorname{softplus}(u_k) - y_k u_k"
+        else:
+            kl = fused[1] == "kl"
+            what = "KL divergence" if kl else "cross-entropy"
+            form = ("ℓ = Σₖ [yₖ log yₖ + yₖ softplus(−uₖ)]" if kl
+                    else "ℓ = Σₖ yₖ softplus(−uₖ)")
+            form_tex = (r"\ell = \sum_k y_k \log y_k + y_k \operatorname{softplus}(-u_k)" if kl
+                        else r"\ell = \sum_k y_k \operatorname{softplus}(-u_k)")
+        notes.append(f"Sigmoid and {what} are fused: {form} with u = {ut}, finite for every "
+                     "u (log σ(u) = −softplus(−u)).")
+        notes_tex.append(f"Sigmoid and {what} are fused: ${form_tex}$ with $u = {ux}$.")
     return Equations(title, sections, notes, notes_tex)
 
 
