@@ -680,6 +680,8 @@ def _first_order(s: Session, opt, theta: np.ndarray, batch_size: int | None, shu
         perm = rng.permutation(n) if shuffle else np.arange(n)
         gn = np.zeros(len(s.names), np.float64)
         if kernel is not None:
+            if getattr(model, "debug", False):
+                work.fill(np.nan)  # poisoned, as the model's own kernels are in debug mode
             total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs, lam, S,
                                                    scal, upd.hp, s.bounds, gn, work)
         else:
