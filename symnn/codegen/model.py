@@ -43,7 +43,7 @@ import numpy as np
 
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
-from symnn.codegen.numba_gen import GeneratedModule, generate, prepare_runtime
+from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
 from symnn.declare.limits import check_dense
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
 from symnn.errors import CompileError, ShapeError
