@@ -363,7 +363,7 @@ def case_data(declared, seed: int, batch: int | None = None):
     at a sensible scale, one direction ``v`` and two directions ``V`` (2, P)."""
     rng = np.random.default_rng(seed)
     # mostly 1–4 samples (the kernels' loop paths); 9 and 80 reach the BLAS paths, which
-    # start above 4 rows and 4,096 multiply-adds (symnn.codegen.numba_gen.BLAS_THRESHOLDS)
+    # start above 4 rows and 4,096 multiply-adds (symnn.codegen.numba.BLAS_THRESHOLDS)
     B = batch if batch is not None else int(rng.choice([1, 2, 3, 4, 1, 2, 3, 4, 9, 80]))
     n_in, n_out = declared.n_inputs, declared.n_outputs
     X = rng.normal(size=(B, n_in))

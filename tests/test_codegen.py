@@ -33,8 +33,9 @@ os.environ["SYMNN_CACHE_DIR"] = os.environ["_SYMNN_TEST_CACHE"]
 
 import symnn  # noqa: E402
 from symnn import Dense  # noqa: E402
-from symnn.codegen import numba_gen  # noqa: E402
+from symnn.codegen import numba as numba_backend  # noqa: E402
 from symnn.codegen.model import CompiledModel, ReferenceModel, compile_model  # noqa: E402
+from symnn.codegen.numba import runtime  # noqa: E402
 from symnn.codegen.printer import FUNCTIONS, KernelPrinter  # noqa: E402
 from symnn.derive import program as P  # noqa: E402
 from symnn.errors import CompileError, DataError, ShapeError  # noqa: E402
@@ -398,7 +399,7 @@ def test_bad_dtype_and_flatten(ce):
 
 
 def test_compile_errors_name_the_kernel_and_op(monkeypatch, ce):
-    monkeypatch.delitem(numba_gen.EMITTERS, P.Softmax)
+    monkeypatch.delitem(numba_backend.EMITTERS, P.Softmax)
     net = symnn.mlp([2, 3], output="softmax", loss="cross_entropy", name="nosoftmax")
     with pytest.raises(CompileError, match=r"nosoftmax_predict.*a1 = Softmax\(z1\).*no code "
                                            r"generation rule for Softmax"):
@@ -447,8 +448,8 @@ def test_printer_covers_every_activation_and_loss_function():
              (sp.tanh(z), anywhere), (z**3 - z / 3, anywhere), (z**-2, positive),
              (sp.sqrt(z), positive), (sp.Piecewise((z, z > 0), (2 * z, True)), anywhere),
              (sp.Max(z, y), anywhere), (sp.log(1 + z), positive), (sp.pi * z / 2, anywhere)]
-    ns = {"math": math, "np": np, "_sigmoid": numba_gen._sigmoid,
-          "_softplus": numba_gen._softplus}
+    ns = {"math": math, "np": np, "_sigmoid": runtime._sigmoid,
+          "_softplus": runtime._softplus}
     ns.update({n: getattr(fastmath, n) for n in dir(fastmath) if n.startswith("fm_")})
     for e, zs in cases:
         for printer in (KernelPrinter(), KernelPrinter(fast=False)):

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 from strategies import model_cases, net_cases, scalar_exprs
 
-from symnn.codegen import fastmath, numba_gen
+from symnn.codegen import fastmath
+from symnn.codegen.numba import runtime
 from symnn.codegen.printer import KernelPrinter
 from symnn.codegen.reference import NUMPY_FUNCTIONS
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
@@ -29,7 +30,7 @@ from symnn.derive import program as P
 from symnn.errors import DeclarationError
 
 _NS = {"math": math, "np": np, "_f": np.float64,
-       "_sigmoid": numba_gen._sigmoid, "_softplus": numba_gen._softplus}
+       "_sigmoid": runtime._sigmoid, "_softplus": runtime._softplus}
 _NS.update({n: getattr(fastmath, n) for n in dir(fastmath) if n.startswith("fm_")})
 
 RTOL = 1e-9

@@ -16,7 +16,7 @@ the loop body holds only elementwise work, so LLVM vectorises it.  Hyperparamete
 travel in ``hp`` at run time: one compiled update serves every learning rate.
 
 :func:`epoch_source` wraps the update and the model's compiled loss-and-gradient kernel
-(``<name>_loss_grad`` from :mod:`symnn.codegen.numba_gen`, which takes its batch as flat
+(``<name>_loss_grad`` from :mod:`symnn.codegen.numba`, which takes its batch as flat
 1-D arrays) into one ``epoch`` function: the
 shuffled mini-batch loop — gather the batch, forward, backward, update — runs inside one
 compiled call, so small networks pay no Python overhead per step.  Parameters live in two
@@ -109,19 +109,39 @@ class _Plan:
 
 
 def _plan(opt: Optimizer) -> tuple[_Plan, dict]:
+    """The update's pieces and ``{symbol: name in the code}`` (``x_i`` for per-coordinate
+    values inside the loop)."""
     rules: list[Rule] = opt.rules()
-    hypers = opt.hypers()
     code: dict[sp.Symbol, str] = {T: "t"}
-    for h in hypers:
+    for h in opt.hypers():
         code[h.symbol] = h.symbol.name
     inputs = {THETA: "theta[i]", GRAD: "g[i]", LAM: "lam[i]"}
     for j, st in enumerate(opt.state):
         inputs[st.prev] = f"S[{j}, i]"
-    vector = set(inputs)
-    for r in rules:
-        if r.kind == "vector":
-            vector.add(r.target)
+    vector = set(inputs) | {r.target for r in rules if r.kind == "vector"}
     plan = _Plan()
+    vec_rules = _scalar_rules(rules, vector, plan, code)
+    _loop_body(vec_rules, plan, code)
+    used = set()
+    for _, e in plan.body:
+        used |= e.free_symbols
+    for s, arr in inputs.items():
+        if s in used:
+            code[s] = s.name + "_i"
+            plan.loads.append((s, arr))
+    for j, st in enumerate(opt.state):
+        plan.stores.append((f"S[{j}, i]", st.new))
+    plan.stores.append(("theta_out[i]", THETA_NEW))
+    names = list(code.values())
+    if len(set(names)) != len(names):  # pragma: no cover - declared names are distinct
+        raise CompileError(f"update of {opt!r}: two symbols print as the same name: {names}")
+    return plan, code
+
+
+def _scalar_rules(rules: list[Rule], vector: set, plan: _Plan, code: dict) -> list:
+    """Put the norm and scalar rules, and every scalar subtree of the elementwise rules
+    (hoisted, one symbol ``c<n>`` each), before the loop; returns the elementwise rules
+    as ``[(target, hoisted expression)]``."""
     counter = [0]
 
     def emit(e: sp.Expr) -> sp.Symbol:
@@ -144,7 +164,12 @@ def _plan(opt: Optimizer) -> tuple[_Plan, dict]:
             plan.pre.append((r.target, r.evaluated()))
         else:
             vec_rules.append((r.target, _hoist(r.evaluated(), vector, emit)))
-    # common subexpressions of the elementwise rules
+    return vec_rules
+
+
+def _loop_body(vec_rules: list, plan: _Plan, code: dict) -> None:
+    """The elementwise rules after common subexpression elimination: the scalar common
+    subexpressions before the loop, the rest inside it."""
     replacements, reduced = sp.cse([e for _, e in vec_rules],
                                    symbols=sp.numbered_symbols("x"), order="none")
     scalar_syms = set(code)
@@ -159,20 +184,6 @@ def _plan(opt: Optimizer) -> tuple[_Plan, dict]:
     for (target, _), e in zip(vec_rules, reduced):
         code[target] = target.name + "_i"
         plan.body.append((target, e))
-    used = set()
-    for _, e in plan.body:
-        used |= e.free_symbols
-    for s, arr in inputs.items():
-        if s in used:
-            code[s] = s.name + "_i"
-            plan.loads.append((s, arr))
-    for j, st in enumerate(opt.state):
-        plan.stores.append((f"S[{j}, i]", st.new))
-    plan.stores.append(("theta_out[i]", THETA_NEW))
-    names = list(code.values())
-    if len(set(names)) != len(names):  # pragma: no cover - declared names are distinct
-        raise CompileError(f"update of {opt!r}: two symbols print as the same name: {names}")
-    return plan, code
 
 
 def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update") -> str:
@@ -258,11 +269,9 @@ def _load(source: str, dtype: str, cache: bool, cache_dir) -> Any:
 def _prepare_runtime(dtype: str) -> None:
     """Compile or load the code generator's shared runtime blocks, as the model does before
     its first kernel call (the epoch calls the kernel without going through the model)."""
-    from symnn.codegen import numba_gen
+    from symnn.codegen.numba import prepare_runtime
 
-    prep = getattr(numba_gen, "prepare_runtime", None)
-    if prep is not None:
-        prep(dtype)
+    prepare_runtime(dtype)
 
 
 # ------------------------------------------------------------------------------------------
