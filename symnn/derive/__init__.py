@@ -9,7 +9,7 @@ Gauss-Newton-vector products; ``input_jvp_program`` gives the input Jacobian.
 
 from __future__ import annotations
 
-from symnn.derive import program as P
+from symnn import ops as P
 from symnn.derive.build import Builder, _coef, forward_program
 from symnn.derive.reverse import rename_vars, reverse
 from symnn.derive.simplify import fuse_maps

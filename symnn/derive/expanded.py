@@ -26,10 +26,10 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
+from symnn import ops as P
 from symnn.declare.limits import check_expanded
 from symnn.declare.model import Model
 from symnn.derive import derive, hvp_program, input_jvp_program
-from symnn.derive import program as P
 from symnn.derive.named import SymbolDict
 from symnn.errors import DerivationError, SizeLimitError
 
@@ -105,111 +105,15 @@ def _env(d, declared, B):
     return env
 
 
-def _add(terms):
-    return sp.Add(*terms)
-
-
 def _run(ops, env, B):
-    """Interpret ``ops`` on object arrays of SymPy expressions."""
+    """Interpret ``ops`` on object arrays of SymPy expressions (each op's rule is its
+    kit's entry in :data:`symnn.ops.SYMPY`)."""
     env = dict(env)
     for op in ops:
-        if isinstance(op, P.Affine):
-            W, a = env[op.W], env[op.a]
-            n_out, n_in = op.W.shape
-            r = np.empty((B, n_out), dtype=object)
-            bias = env[op.b] if op.b is not None else None
-            for s in range(B):
-                for i in range(n_out):
-                    terms = [W[i, j] * a[s, j] for j in range(n_in)]
-                    if bias is not None:
-                        terms.append(bias[i])
-                    r[s, i] = _add(terms)
-        elif isinstance(op, P.MatTVec):
-            W, g = env[op.W], env[op.g]
-            n_out, n_in = op.W.shape
-            r = np.empty((B, n_in), dtype=object)
-            for s in range(B):
-                for j in range(n_in):
-                    r[s, j] = _add([W[i, j] * g[s, i] for i in range(n_out)])
-        elif isinstance(op, P.Map):
-            n = op.out.size
-            r = np.empty((B, n), dtype=object)
-            for s in range(B):
-                for k in range(n):
-                    sub = {}
-                    for a in op.args:
-                        v = env[a.var]
-                        if a.var.kind == "param":
-                            sub[a.symbol] = np.ravel(v)[a.index if a.index is not None else 0]
-                        elif a.index is not None:
-                            sub[a.symbol] = v[s, a.index]
-                        elif a.var.size == 1:
-                            sub[a.symbol] = v[s, 0]
-                        else:
-                            sub[a.symbol] = v[s, k]
-                    r[s, k] = sp.sympify(op.expr_for(k)).xreplace(sub)
-        elif isinstance(op, P.Softmax):
-            z = env[op.z]
-            r = np.empty(z.shape, dtype=object)
-            for s in range(B):
-                e = [sp.exp(v) for v in z[s]]
-                tot = _add(e)
-                for k in range(len(e)):
-                    r[s, k] = e[k] / tot
-        elif isinstance(op, P.LogSumExp):
-            z = env[op.z]
-            r = np.empty((B, 1), dtype=object)
-            for s in range(B):
-                r[s, 0] = sp.log(_add([sp.exp(v) for v in z[s]]))
-        elif isinstance(op, P.Dot):
-            u, v = env[op.u], env[op.v]
-            r = np.empty((B, 1), dtype=object)
-            for s in range(B):
-                uu = u[s] if u.shape[1] > 1 else [u[s, 0]] * v.shape[1]
-                vv = v[s] if v.shape[1] > 1 else [v[s, 0]] * u.shape[1]
-                r[s, 0] = _add([p * q for p, q in zip(uu, vv)])
-        elif isinstance(op, P.SumComp):
-            u = env[op.u]
-            r = np.empty((B, 1), dtype=object)
-            for s in range(B):
-                r[s, 0] = _add(list(u[s]))
-        elif isinstance(op, P.BatchMean):
-            u = env[op.u]
-            flat = [_add([u[s, k] for s in range(B)]) / B for k in range(u.shape[1])]
-            r = np.array(flat, dtype=object).reshape(op.out.shape) if op.out.shape else flat[0]
-        elif isinstance(op, P.OuterMean):
-            u, v = env[op.u], env[op.v]
-            r = np.empty(op.out.shape, dtype=object)
-            for i in range(op.out.shape[0]):
-                for j in range(op.out.shape[1]):
-                    r[i, j] = _add([u[s, i] * v[s, j] for s in range(B)]) / B
-        elif isinstance(op, P.Add):
-            vals = [env[t] for t in op.terms]
-            if op.out.kind in ("param", "total"):
-                r = vals[0]
-                for v in vals[1:]:
-                    r = r + v
-            else:
-                r = np.empty((B, op.out.size), dtype=object)
-                for s in range(B):
-                    for k in range(op.out.size):
-                        r[s, k] = _add([v[s, k if v.shape[1] > 1 else 0] for v in vals])
-        elif isinstance(op, P.Penalty):
-            theta = env[op.param]
-            flat = list(np.ravel(theta))
-            idx = range(len(flat)) if op.indices is None else op.indices
-            coef = op.coef
-            if op.grad:
-                g = [sp.S.Zero] * len(flat)
-                for i in idx:
-                    g[i] = 2 * coef * flat[i] if op.kind == "l2" else coef * sp.sign(flat[i])
-                r = np.array(g, dtype=object).reshape(np.shape(theta))
-            else:
-                terms = [flat[i] ** 2 if op.kind == "l2" else sp.Abs(flat[i]) for i in idx]
-                r = coef * _add(terms)
-        else:  # pragma: no cover - every op type is listed above
+        rule = P.SYMPY.get(type(op))
+        if rule is None:
             raise DerivationError(f"expanded form: no rule for op {type(op).__name__}")
-        env[op.out] = r
+        env[op.out] = rule(op, env, B)
     return env
 
 

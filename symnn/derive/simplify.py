@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from symnn.derive import program as P
+from symnn import ops as P
 
 __all__ = ["fuse_maps", "is_temp"]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from symnn import ops as P
 from symnn.declare.activations import Activation
 from symnn.declare.model import Model
 from symnn.derive import Derived, derive
-from symnn.derive import program as P
 from symnn.derive.simplify import is_temp
 from symnn.printing._breaking import break_row
 from symnn.printing._tex import activation_tex, latex
@@ -161,6 +161,15 @@ class _Ctx:
                 out[a.symbol] = a.var.tex if tex else a.var.text
         return out
 
+    def equation(self, op: P.Op, rhs_text: str, rhs_tex: str) -> Equation:
+        """``out = rhs`` for ``op``'s output (what the op kits' equation rules return)."""
+        o = op.out
+        return Equation(o.name, o.text, [rhs_text], o.tex, [rhs_tex])
+
+    def map_equation(self, op: P.Map) -> Equation:
+        """The equation of a Map, its body printed elementwise."""
+        return _map_equation(self, op)
+
     def vec(self, op: P.Map) -> set:
         return {a.symbol for a in op.args if _is_vector(a.var) and a.index is None}
 
@@ -181,65 +190,9 @@ def _paren_t(s: str) -> str:
 
 
 def _op_equation(ctx: _Ctx, op: P.Op) -> Equation | None:
-    o = op.out
-    if isinstance(op, P.Affine):
-        t = f"{op.W.text} {op.a.text}" + (f" + {op.b.text}" if op.b is not None else "")
-        x = f"{op.W.tex} {op.a.tex}" + (f" + {op.b.tex}" if op.b is not None else "")
-        return Equation(o.name, o.text, [t], o.tex, [x])
-    if isinstance(op, P.MatTVec):
-        return Equation(o.name, o.text, [f"({op.W.text})ᵀ {op.g.text}"], o.tex,
-                        [f"\\left({op.W.tex}\\right)^{{\\top}} {op.g.tex}"])
-    if isinstance(op, P.Softmax):
-        return Equation(o.name, o.text, [f"softmax({op.z.text})"], o.tex,
-                        [r"\operatorname{softmax}\left(%s\right)" % op.z.tex])
-    if isinstance(op, P.LogSumExp):
-        return Equation(o.name, o.text, [f"log Σₖ exp({op.z.text}ₖ)"], o.tex,
-                        [r"\log \sum_k e^{%s_k}" % op.z.tex])
-    if isinstance(op, P.Dot):
-        return Equation(o.name, o.text, [f"{op.u.text}ᵀ {op.v.text}"], o.tex,
-                        [f"{op.u.tex}^{{\\top}} {op.v.tex}"])
-    if isinstance(op, P.SumComp):
-        return Equation(o.name, o.text, [f"Σₖ {op.u.text}ₖ"], o.tex, [r"\sum_k %s_k" % op.u.tex])
-    if isinstance(op, P.OuterMean):
-        return Equation(o.name, o.text, [f"⟨{op.u.text} ({op.v.text})ᵀ⟩"], o.tex,
-                        [r"\frac{1}{B}\sum_{s=1}^{B} %s_s \left(%s_s\right)^{\top}"
-                         % (op.u.tex, op.v.tex)])
-    if isinstance(op, P.BatchMean):
-        if op.u.name in ctx.temps:
-            ut, ux = ctx.temps[op.u.name]
-            return Equation(o.name, o.text, [f"⟨{ut}⟩"], o.tex,
-                            [r"\frac{1}{B}\sum_{s=1}^{B} \left(%s\right)_s" % ux])
-        if o.kind == "total":
-            return Equation(o.name, o.text, [f"⟨{op.u.text}⟩"], o.tex,
-                            [r"\frac{1}{B}\sum_{s=1}^{B} %s_s" % op.u.tex])
-        return Equation(o.name, o.text, [f"⟨{op.u.text}⟩"], o.tex,
-                        [r"\frac{1}{B}\sum_{s=1}^{B} %s_s" % op.u.tex])
-    if isinstance(op, P.Add):
-        tt = [ctx.temps.get(t.name, (t.text, t.tex))[0] for t in op.terms]
-        tx = [ctx.temps.get(t.name, (t.text, t.tex))[1] for t in op.terms]
-        return Equation(o.name, o.text, [" + ".join(tt)], o.tex, [" + ".join(tx)])
-    if isinstance(op, P.Penalty):
-        lam = sp.latex(op.coef)
-        lam_t = str(op.coef)
-        lam_t = f"({lam_t})" if "/" in lam_t else lam_t
-        if op.grad:
-            if op.kind == "l2":
-                # d/dθ λ‖θ‖² = 2λθ, with 2λ printed as one number: (1/500)·W, 0.002·W
-                two = 2 * op.coef
-                two_t = str(two)
-                two_t = f"({two_t})" if "/" in two_t else two_t
-                return Equation(o.name, o.text, [f"{two_t}·{op.param.text}"], o.tex,
-                                [f"{sp.latex(two)} \\, {op.param.tex}"])
-            return Equation(o.name, o.text, [f"{lam_t}·sign({op.param.text})"], o.tex,
-                            [f"{lam} \\operatorname{{sign}}\\left({op.param.tex}\\right)"])
-        if op.kind == "l2":
-            return Equation(o.name, o.text, [f"{lam_t}·‖{op.param.text}‖²"], o.tex,
-                            [f"{lam} \\lVert {op.param.tex} \\rVert_2^2"])
-        return Equation(o.name, o.text, [f"{lam_t}·‖{op.param.text}‖₁"], o.tex,
-                        [f"{lam} \\lVert {op.param.tex} \\rVert_1"])
-    if isinstance(op, P.Map):
-        return _map_equation(ctx, op)
-    return None
+    """The equation of ``op``: its kit's rule in :data:`symnn.ops.EQUATION` (None: none)."""
+    rule = P.EQUATION.get(type(op))
+    return None if rule is None else rule(op, ctx)
 
 
 def _map_equation(ctx: _Ctx, op: P.Map) -> Equation:
@@ -324,7 +277,18 @@ def equations_of(declared) -> Equations:
     ctx = _Ctx(d)
     ctx.extra = []
     title = _title(declared)
-    forward, loss_eqs, backward, grads = [], [], [], []
+    forward, loss_eqs = _forward_and_loss(ctx, d, declared)
+    backward, grads = _backward(ctx, d)
+    grads.sort(key=_param_order(declared))
+    sections = [("Forward pass", forward), ("Loss", loss_eqs),
+                ("Backward pass", backward), ("Gradients", grads)]
+    notes, notes_tex = _notes(d)
+    return Equations(title, sections, notes, notes_tex)
+
+
+def _forward_and_loss(ctx: _Ctx, d: Derived, declared) -> tuple[list, list]:
+    """The forward pass up to the prediction, then the loss (ℓ, its terms, L)."""
+    forward, loss_eqs = [], []
     pred = d.meta["prediction"]
     fwd_ops = [op for op in d.forward_ops if op.out.per_sample]
     names = [op.out for op in fwd_ops]
@@ -344,8 +308,9 @@ def equations_of(declared) -> Equations:
     for op in fwd_ops[cut:]:
         if is_temp(op.out):
             continue
-        if isinstance(op, P.SumComp) and is_temp(op.u) and isinstance(prod.get(op.u), P.Map):
-            inner = _op_equation(ctx, prod[op.u])
+        inner = _summed_temp(prod, op)
+        if inner is not None:
+            inner = _op_equation(ctx, inner)
             eq = Equation(op.out.name, op.out.text, ["Σₖ " + _paren_t(inner.rhs_text[0])],
                           op.out.tex, [r"\sum_k \left(%s\right)" % inner.rhs_tex[0]])
             if fused:
@@ -359,6 +324,19 @@ def equations_of(declared) -> Equations:
             eq = _op_equation(ctx, op)
             if eq is not None:
                 loss_eqs.append(eq)
+    return forward, loss_eqs
+
+
+def _summed_temp(prod: dict, op: P.Op):
+    """The Map whose temporary output ``op`` sums over its components (ℓ = Σₖ tₖ), if so."""
+    if isinstance(op, P.SumComp) and is_temp(op.u) and isinstance(prod.get(op.u), P.Map):
+        return prod[op.u]
+    return None
+
+
+def _backward(ctx: _Ctx, d: Derived) -> tuple[list, list]:
+    """The backward pass (cotangents; notes queued by the rules first) and the gradients."""
+    backward, grads = [], []
     for op in d.backward_ops:
         eq = _op_equation(ctx, op)
         if eq is None:
@@ -370,9 +348,12 @@ def equations_of(declared) -> Equations:
             backward.extend(ctx.extra)
             ctx.extra = []
         (grads if op.out.kind == "param" else backward).append(eq)
-    grads.sort(key=_param_order(declared))
-    sections = [("Forward pass", forward), ("Loss", loss_eqs),
-                ("Backward pass", backward), ("Gradients", grads)]
+    return backward, grads
+
+
+def _notes(d: Derived) -> tuple[list, list]:
+    """The conventions under the equations, in text and TeX (fused outputs explained)."""
+    fused = d.meta.get("fused")
     notes = [
         "Vectors are per sample; products marked ⊙ and powers of vectors are elementwise.",
         "⟨·⟩ is the mean over the B samples of a batch: L = ⟨ℓ⟩.",
@@ -404,7 +385,7 @@ def equations_of(declared) -> Equations:
         notes.append(f"Sigmoid and {what} are fused: {form} with u = {ut}, finite for every "
                      "u (log σ(u) = −softplus(−u)).")
         notes_tex.append(f"Sigmoid and {what} are fused: ${form_tex}$ with $u = {ux}$.")
-    return Equations(title, sections, notes, notes_tex)
+    return notes, notes_tex
 
 
 def _param_order(declared):
