@@ -71,20 +71,9 @@ def _dirac(x, *k):
     return np.zeros_like(np.asarray(x, dtype=float))
 
 
-#: NumPy implementations of the functions that appear in Map bodies (a name table).
-NUMPY_FUNCTIONS = {
-    "sigmoid": _sigmoid,
-    "softplus": _softplus,
-    "relu": _relu,
-    "leaky_relu": _leaky_relu,
-    "elu": _elu,
-    "gelu": _gelu,
-    "swish": _swish,
-    "xlogy": _xlogy,
-    "Heaviside": _heaviside,
-    "DiracDelta": _dirac,
-    "erf": scipy.special.erf,
-}
+#: NumPy implementations of the functions that appear in Map bodies (a name table),
+#: derived from the function registry (its ``numpy`` entries; kept current).
+from symnn.functions import NUMPY_IMPLS as NUMPY_FUNCTIONS  # noqa: E402
 
 _LAMBDIFY_CACHE: dict = {}
 

@@ -69,6 +69,7 @@ import sympy as sp
 
 from symnn._atomic import atomic_path
 from symnn.errors import ArgumentError, ModelFileError, SymnnError
+from symnn.functions import FILE_NODES, subscribe
 from symnn.train.history import History
 
 __all__ = ["save", "load", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
@@ -109,27 +110,24 @@ def _version() -> str:
 # ------------------------------------------------------------------------------------------
 
 
-def _nodes() -> dict[str, Any]:
-    from symnn.declare import activations as A
-    from symnn.declare.losses import xlogy
+#: The structural nodes (sums, products, powers, pieces, logic) besides the functions.
+_STRUCTURE = (sp.Add, sp.Mul, sp.Pow, sp.Piecewise, sp.And, sp.Or, sp.Not,
+              sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan,
+              sp.Equality, sp.Unequality, sp.functions.elementary.piecewise.ExprCondPair)
 
-    table: dict[str, Any] = {}
-    for cls in (sp.Add, sp.Mul, sp.Pow, sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh,
-                sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan, sp.asinh, sp.atanh, sp.Abs,
-                sp.sign, sp.Max, sp.Min, sp.erf, sp.erfc, sp.Heaviside, sp.floor, sp.ceiling,
-                sp.Piecewise, sp.DiracDelta, sp.And, sp.Or, sp.Not,
-                sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan,
-                sp.Equality, sp.Unequality, A.sigmoid, A.relu, A.leaky_relu, A.elu,
-                A.softplus, A.gelu, A.swish, xlogy):
-        table[cls.__name__] = cls
-    table["ExprCondPair"] = sp.functions.elementary.piecewise.ExprCondPair
-    return table
+
+def _sync_nodes() -> None:
+    NODES.clear()
+    NODES.update({cls.__name__: cls for cls in _STRUCTURE})
+    NODES.update(FILE_NODES)
 
 
 #: Node names an expression file may contain, and the SymPy class each one builds (besides
 #: the leaves ``Symbol``, ``Integer``, ``Rational``, ``Float`` and the constants in
-#: :data:`CONSTANTS`).
-NODES: dict[str, Any] = _nodes()
+#: :data:`CONSTANTS`): the structural nodes and every function of the registry
+#: :mod:`symnn.functions` that may be saved (kept current when a function class is defined).
+NODES: dict[str, Any] = {}
+subscribe(_sync_nodes)
 CONSTANTS: dict[str, Any] = {"Pi": sp.pi, "Exp1": sp.E, "Half": sp.S.Half, "One": sp.S.One,
                              "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
                              "BooleanTrue": sp.true, "BooleanFalse": sp.false}
