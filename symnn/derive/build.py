@@ -1,9 +1,10 @@
-"""Forward programs: one forward rule per declared node type (a table).
+"""Forward programs: each layer's own forward rule, then the loss.
 
 ``forward_program(declared)`` turns a :class:`~symnn.Network` (each layer emits its own
 ops: ``layer.forward``) or :class:`~symnn.Model` into the forward half of a
-:class:`~symnn.derive.program.Program`: affine maps, activations, softmax, the per-sample loss ``ℓ`` and the batch loss ``L``.  The backward
-half is derived from it by :mod:`symnn.derive.reverse`.
+:class:`~symnn.derive.program.Program`: affine maps, activations, softmax, the per-sample
+loss ``ℓ`` and the batch loss ``L``.  The backward half is derived from it by
+:mod:`symnn.derive.reverse`.
 """
 
 from __future__ import annotations
