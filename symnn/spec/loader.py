@@ -464,43 +464,9 @@ class _Loader:
         if "penalties" in t:
             penalties, pen_plain = self.penalties(t["penalties"], "network")
         if all(isinstance(v, int) and not isinstance(v, bool) for v in layers):
-            if len(layers) < 2:
-                raise self.err("[network] layers", "list at least the input and output widths, "
-                                                   "e.g. [2, 1]")
-            if len(layers) > MAX_LAYERS:
-                raise self.err("[network] layers", f"{len(layers)} layers (at most {MAX_LAYERS})")
-            for i, v in enumerate(layers):
-                if not 1 <= v <= MAX_WIDTH:
-                    raise self.err(f"[network] layers[{i}]", f"widths must be from 1 to "
-                                                           f"{MAX_WIDTH}, got {short_int(v)}")
-            plain["layers"] = list(layers)
-            act, act_plain = self.activation(t.get("activation", "tanh"),
-                                             "[network] activation", allow_softmax=False)
-            if "activation" in t:
-                plain["activation"] = act_plain
-            out = None
-            if "output" in t:
-                out, plain["output"] = self.activation(t["output"], "[network] output")
-            def builder():
-                return mlp(layers, activation=act, output=out, loss=loss,
-                           penalties=penalties, name=name)
+            builder = self.widths(t, layers, plain, loss, penalties, name)
         elif all(isinstance(v, dict) for v in layers):
-            if len(layers) > 2 * MAX_LAYERS:
-                raise self.err("[network] layers", f"{len(layers)} layer tables (at most "
-                                                   f"{2 * MAX_LAYERS})")
-            for k in ("activation", "output"):
-                if k in t:
-                    raise self.err(f"[network] {k}", "applies only when layers is a list of "
-                                                     "widths; with layer tables write "
-                                                     "{activation = \"...\"} entries")
-            objs, plain_layers = [], []
-            for i, item in enumerate(layers):
-                obj, p = self.layer(item, f"[network] layers[{i}]")
-                objs.append(obj)
-                plain_layers.append(p)
-            plain["layers"] = plain_layers
-            def builder():
-                return Network(objs, loss=loss, penalties=penalties, name=name)
+            builder = self.tables(t, layers, plain, loss, penalties, name)
         else:
             raise self.err("[network] layers", "expected a list of widths ([8, 16, 3]) or a list "
                                                "of layer tables ({dense = [8, 16]}, "
@@ -513,6 +479,52 @@ class _Loader:
             return builder(), plain
         except SymnnError as err:
             raise self.err("[network]", str(err)) from err
+
+    def widths(self, t: dict, layers: list, plain: dict, loss, penalties, name):
+        """``layers = [n_in, n_hidden, …, n_out]`` with ``activation`` and ``output``: an mlp."""
+        if len(layers) < 2:
+            raise self.err("[network] layers", "list at least the input and output widths, "
+                                               "e.g. [2, 1]")
+        if len(layers) > MAX_LAYERS:
+            raise self.err("[network] layers", f"{len(layers)} layers (at most {MAX_LAYERS})")
+        for i, v in enumerate(layers):
+            if not 1 <= v <= MAX_WIDTH:
+                raise self.err(f"[network] layers[{i}]", f"widths must be from 1 to "
+                                                       f"{MAX_WIDTH}, got {short_int(v)}")
+        plain["layers"] = list(layers)
+        act, act_plain = self.activation(t.get("activation", "tanh"),
+                                         "[network] activation", allow_softmax=False)
+        if "activation" in t:
+            plain["activation"] = act_plain
+        out = None
+        if "output" in t:
+            out, plain["output"] = self.activation(t["output"], "[network] output")
+
+        def builder():
+            return mlp(layers, activation=act, output=out, loss=loss,
+                       penalties=penalties, name=name)
+        return builder
+
+    def tables(self, t: dict, layers: list, plain: dict, loss, penalties, name):
+        """``layers = [{dense = [n_in, n_out]}, {activation = "tanh"}, …]``."""
+        if len(layers) > 2 * MAX_LAYERS:
+            raise self.err("[network] layers", f"{len(layers)} layer tables (at most "
+                                               f"{2 * MAX_LAYERS})")
+        for k in ("activation", "output"):
+            if k in t:
+                raise self.err(f"[network] {k}", "applies only when layers is a list of "
+                                                 "widths; with layer tables write "
+                                                 "{activation = \"...\"} entries")
+        objs, plain_layers = [], []
+        for i, item in enumerate(layers):
+            obj, p = self.layer(item, f"[network] layers[{i}]")
+            objs.append(obj)
+            plain_layers.append(p)
+        plain["layers"] = plain_layers
+
+        def builder():
+            return Network(objs, loss=loss, penalties=penalties, name=name)
+        return builder
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
@@ -619,36 +631,36 @@ class _Loader:
     def plain(self, sec: str, t: dict) -> dict:
         self.check_keys(t, SECTION_KEYS[sec], f"[{sec}]")
         fields = FIELDS[sec]
-        out = {}
         for k, v in t.items():
-            kind = fields[k]
-            key = f"[{sec}] {k}"
-            if kind[0] == "str":
-                if not isinstance(v, str) or not v:
-                    raise self.err(key, f"expected a non-empty string, got {type_name(v)}")
-            elif kind[0] == "bool":
-                if not isinstance(v, bool):
-                    raise self.err(key, f"expected true or false, got {type_name(v)}")
-            elif kind[0] == "int":
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise self.err(key, f"expected an integer, got {type_name(v)}")
-                if v < kind[1]:
-                    raise self.err(key, f"must be ≥ {kind[1]}, got {short_int(v)}")
-                if kind[2] is not None and v > kind[2]:
-                    raise self.err(key, f"must be ≤ {kind[2]}, got {short_int(v)}")
-            elif kind[0] == "num":
-                closed = kind[3] if len(kind) > 3 else True
-                self.number(v, key, kind[1], kind[2], closed_lo=closed)
-            elif kind[0] == "choice":
-                if v not in kind[1:]:
-                    raise self.err(key, f"expected one of {', '.join(map(repr, kind[1:]))}, "
-                                        f"got {v!r}")
-            elif kind[0] == "target":
-                ok = (isinstance(v, (str, int)) and not isinstance(v, bool)) or (
-                    isinstance(v, list) and v and all(
-                        isinstance(s, (str, int)) and not isinstance(s, bool) for s in v))
-                if not ok:
-                    raise self.err(key, "expected a column name or index, or a list of them, "
-                                        f"got {type_name(v)}")
-            out[k] = v
-        return out
+            self.value(fields[k], f"[{sec}] {k}", v)
+        return dict(t)
+
+    def value(self, kind: tuple, key: str, v: Any) -> None:
+        """Check one value of a plain-data section against its kind (see ``FIELDS``)."""
+        if kind[0] == "str":
+            if not isinstance(v, str) or not v:
+                raise self.err(key, f"expected a non-empty string, got {type_name(v)}")
+        elif kind[0] == "bool":
+            if not isinstance(v, bool):
+                raise self.err(key, f"expected true or false, got {type_name(v)}")
+        elif kind[0] == "int":
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.err(key, f"expected an integer, got {type_name(v)}")
+            if v < kind[1]:
+                raise self.err(key, f"must be ≥ {kind[1]}, got {short_int(v)}")
+            if kind[2] is not None and v > kind[2]:
+                raise self.err(key, f"must be ≤ {kind[2]}, got {short_int(v)}")
+        elif kind[0] == "num":
+            closed = kind[3] if len(kind) > 3 else True
+            self.number(v, key, kind[1], kind[2], closed_lo=closed)
+        elif kind[0] == "choice":
+            if v not in kind[1:]:
+                raise self.err(key, f"expected one of {', '.join(map(repr, kind[1:]))}, "
+                                    f"got {v!r}")
+        elif kind[0] == "target":
+            ok = (isinstance(v, (str, int)) and not isinstance(v, bool)) or (
+                isinstance(v, list) and v and all(
+                    isinstance(s, (str, int)) and not isinstance(s, bool) for s in v))
+            if not ok:
+                raise self.err(key, "expected a column name or index, or a list of them, "
+                                    f"got {type_name(v)}")

@@ -106,6 +106,44 @@ def _int(text: Any, where: str) -> int:
         raise ModelFileError(f"{where}: {text[:40]!r} is not an integer") from err
 
 
+def _symbol(data: dict) -> sp.Symbol:
+    name = data.get("name")
+    assumptions = data.get("assumptions", {})
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ModelFileError(f"malformed symbol name {str(name)[:80]!r}")
+    allowed = _assumption_names()
+    if not isinstance(assumptions, dict) or any(
+            k not in allowed or not isinstance(v, bool) for k, v in assumptions.items()):
+        raise ModelFileError(f"symbol {name!r}: malformed assumptions {assumptions!r}")
+    return sp.Symbol(name, **assumptions)
+
+
+def _integer(data: dict) -> sp.Integer:
+    return sp.Integer(_int(data.get("v"), "Integer"))
+
+
+def _ratio(f: str, data: dict) -> sp.Rational:
+    p, q = _int(data.get("p"), f), _int(data.get("q"), f)
+    if q <= 0:
+        raise ModelFileError(f"{f}: denominator must be positive")
+    return sp.Rational(p, q)
+
+
+def _float(data: dict) -> sp.Float:
+    prec = data.get("prec")
+    if prec is not None and not (isinstance(prec, int) and 1 <= prec <= 1000):
+        raise ModelFileError("Float: malformed precision")  # before the digits are read
+    r = _ratio("Float", data)
+    if not isinstance(prec, int) or not 1 <= prec <= 1000:
+        raise ModelFileError("Float: malformed precision")
+    return sp.Float(r, precision=prec)
+
+
+#: The leaves: how each is read from its fields.
+_LEAVES = {"Symbol": _symbol, "Integer": _integer, "Rational": lambda d: _ratio("Rational", d),
+           "Float": _float}
+
+
 def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp.Basic:
     """Rebuild an expression from :func:`expr_to_data` output (whitelisted nodes only)."""
     count = _count if _count is not None else [0]
@@ -116,32 +154,8 @@ def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp
     if not isinstance(data, dict) or not isinstance(data.get("f"), str):
         raise ModelFileError(f"malformed expression node {str(data)[:80]!r}")
     f = data["f"]
-    if f == "Symbol":
-        name = data.get("name")
-        assumptions = data.get("assumptions", {})
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise ModelFileError(f"malformed symbol name {str(name)[:80]!r}")
-        allowed = _assumption_names()
-        if not isinstance(assumptions, dict) or any(
-                k not in allowed or not isinstance(v, bool) for k, v in assumptions.items()):
-            raise ModelFileError(f"symbol {name!r}: malformed assumptions {assumptions!r}")
-        return sp.Symbol(name, **assumptions)
-    if f == "Integer":
-        return sp.Integer(_int(data.get("v"), "Integer"))
-    if f == "Float" and data.get("prec") is not None and not (
-            isinstance(data.get("prec"), int) and 1 <= data["prec"] <= 1000):
-        raise ModelFileError("Float: malformed precision")
-    if f in ("Rational", "Float"):
-        p, q = _int(data.get("p"), f), _int(data.get("q"), f)
-        if q <= 0:
-            raise ModelFileError(f"{f}: denominator must be positive")
-        r = sp.Rational(p, q)
-        if f == "Rational":
-            return r
-        prec = data.get("prec")
-        if not isinstance(prec, int) or not 1 <= prec <= 1000:
-            raise ModelFileError("Float: malformed precision")
-        return sp.Float(r, precision=prec)
+    if f in _LEAVES:
+        return _LEAVES[f](data)
     if f in CONSTANTS:
         return CONSTANTS[f]
     if f not in NODES:
@@ -153,7 +167,12 @@ def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp
     if len(args) > MAX_ARGS:
         raise ModelFileError(f"expression node {f!r} has {len(args)} arguments (limit "
                              f"{MAX_ARGS})")
-    built = [expr_from_data(a, _depth + 1, count) for a in args]
+    return _build(f, [expr_from_data(a, _depth + 1, count) for a in args])
+
+
+def _build(f: str, built: list) -> sp.Basic:
+    """The node ``f`` of the arguments ``built``, refused when it would be unbounded work
+    or a value without a float (checked before and after SymPy evaluates it)."""
     from symnn.declare.model import call_problem, constant_problem, power_problem
 
     problem = None

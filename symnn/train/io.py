@@ -147,35 +147,16 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     ShapeError
         When ``theta`` does not fit the model.
     """
-    from symnn.errors import ShapeError
 
     declared = getattr(model, "declared", model)
-    if hasattr(model, "dtype") and hasattr(model, "kernels"):
-        dt = np.dtype(model.dtype)
-    else:
-        arr = np.asarray(theta)
-        dt = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    theta = np.ascontiguousarray(np.asarray(theta), dtype=dt)
-    if theta.ndim != 1 or theta.shape[0] != declared.n_params:
-        raise ShapeError(f"save: theta has shape {theta.shape}; {declared!r} takes "
-                         f"({declared.n_params},)")
+    theta, dt = _theta_to_save(model, declared, theta)
     if history is not None and not isinstance(history, History):
         history = getattr(history, "history", history)
         if not isinstance(history, History):
             raise ArgumentError(f"save: history must be a symnn History, got {type(history)}")
     arrays = {"theta": theta}
     if scaler is not None:
-        from symnn.data import Standardizer
-
-        if not isinstance(scaler, Standardizer):
-            raise ModelFileError(f"save: scaler must be a symnn.data.Standardizer, got "
-                                 f"{type(scaler).__name__}")
-        try:
-            scaler = Standardizer.from_arrays(scaler.mean, scaler.scale, declared.n_inputs,
-                                              "save: scaler")
-        except SymnnError as err:
-            raise ModelFileError(str(err)) from err
-        arrays["x_mean"], arrays["x_scale"] = scaler.mean, scaler.scale
+        arrays["x_mean"], arrays["x_scale"] = _scaler_arrays(scaler, declared)
     meta = {
         "format": FORMAT,
         "format_version": 2 if scaler is not None else 1,
@@ -203,6 +184,37 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     except OSError as err:
         raise ModelFileError(f"{target}: cannot write the model file: "
                              f"{err.strerror or err}") from err
+
+
+def _theta_to_save(model, declared, theta) -> tuple[np.ndarray, np.dtype]:
+    """θ in the dtype it is stored in (the compiled model's; else float32 stays float32),
+    its shape checked."""
+    from symnn.errors import ShapeError
+
+    if hasattr(model, "dtype") and hasattr(model, "kernels"):
+        dt = np.dtype(model.dtype)
+    else:
+        arr = np.asarray(theta)
+        dt = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    theta = np.ascontiguousarray(np.asarray(theta), dtype=dt)
+    if theta.ndim != 1 or theta.shape[0] != declared.n_params:
+        raise ShapeError(f"save: theta has shape {theta.shape}; {declared!r} takes "
+                         f"({declared.n_params},)")
+    return theta, dt
+
+
+def _scaler_arrays(scaler, declared) -> tuple[np.ndarray, np.ndarray]:
+    from symnn.data import Standardizer
+
+    if not isinstance(scaler, Standardizer):
+        raise ModelFileError(f"save: scaler must be a symnn.data.Standardizer, got "
+                             f"{type(scaler).__name__}")
+    try:
+        scaler = Standardizer.from_arrays(scaler.mean, scaler.scale, declared.n_inputs,
+                                          "save: scaler")
+    except SymnnError as err:
+        raise ModelFileError(str(err)) from err
+    return scaler.mean, scaler.scale
 
 
 class SavedModel(tuple):
@@ -402,7 +414,30 @@ def load(path: "str | os.PathLike") -> SavedModel:
                             f"{type(path).__name__}")
     target = os.fspath(path)
     arrays = _read_members(target)
-    theta, blob = arrays["theta"], arrays["meta"]
+    theta = arrays["theta"]
+    meta, version = _read_meta(target, arrays["meta"])
+    extra = _check_arrays(target, meta, version, theta, arrays)
+    declared = _rebuild(target, meta, theta)
+    scaler = None
+    if extra:
+        from symnn.data import Standardizer
+
+        try:
+            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
+                                              declared.n_inputs, "the stored standardizer")
+        except SymnnError as err:
+            raise _fail(target, str(err)) from err
+    history = None
+    if meta.get("history") is not None:
+        history = _history(target, meta["history"])
+    info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
+    theta = np.array(theta, copy=True)
+    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info,
+                      scaler)
+
+
+def _read_meta(target: str, blob: np.ndarray) -> tuple[dict, int]:
+    """The metadata (JSON) of a model file and its format version, with the keys checked."""
     if blob.dtype != np.uint8 or blob.ndim != 1:
         raise _fail(target, "the 'meta' array is malformed")
     try:
@@ -421,6 +456,13 @@ def load(path: "str | os.PathLike") -> SavedModel:
     for key in ("spec", "dtype", "n_params", "param_shapes", "sha256"):
         if key not in meta:
             raise _fail(target, f"the metadata lacks {key!r}")
+    return meta, version
+
+
+def _check_arrays(target: str, meta: dict, version: int, theta: np.ndarray,
+                  arrays: dict) -> dict:
+    """Check theta and the preprocessing arrays against the metadata and the checksum;
+    returns the preprocessing arrays (empty when there are none)."""
     if meta["dtype"] not in ("float32", "float64") or theta.dtype != np.dtype(meta["dtype"]):
         raise _fail(target, f"theta has dtype {theta.dtype}, the metadata says "
                             f"{str(meta['dtype'])[:20]!r}")
@@ -444,6 +486,11 @@ def load(path: "str | os.PathLike") -> SavedModel:
         raise _fail(target, "checksum mismatch — the file was damaged or modified after it "
                             f"was saved (stored SHA-256 {str(meta['sha256'])[:16]}…, "
                             f"computed {digest[:16]}…)")
+    return extra
+
+
+def _rebuild(target: str, meta: dict, theta: np.ndarray):
+    """The declared network or model of the stored spec, its layout checked against theta."""
     try:
         declared = declared_from_spec(meta["spec"])
     except ModelFileError as err:
@@ -456,19 +503,4 @@ def load(path: "str | os.PathLike") -> SavedModel:
     if shapes != meta["param_shapes"] or declared.n_params != theta.shape[0]:
         raise _fail(target, f"the stored parameter layout {str(meta['param_shapes'])[:200]} "
                             f"does not match the rebuilt network's {shapes}")
-    scaler = None
-    if extra:
-        from symnn.data import Standardizer
-
-        try:
-            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
-                                              declared.n_inputs, "the stored standardizer")
-        except SymnnError as err:
-            raise _fail(target, str(err)) from err
-    history = None
-    if meta.get("history") is not None:
-        history = _history(target, meta["history"])
-    info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
-    theta = np.array(theta, copy=True)
-    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info,
-                      scaler)
+    return declared

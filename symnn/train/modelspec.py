@@ -79,23 +79,42 @@ def spec_of(declared) -> dict:
                          "Model or a compiled model")
 
 
-def _layer_from(data: Any, where: str):
-    import sympy as _sp
-
+def _dense_from(data: dict, where: str):
     from symnn.declare.layers import Dense
 
+    d = data["dense"]
+    if (not isinstance(d, list) or len(d) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in d)):
+        raise ModelFileError(f"{where}: malformed dense sizes {str(d)[:80]!r}")
+    if not all(1 <= v <= 1 << 20 for v in d):
+        raise ModelFileError(f"{where}: dense sizes {d} out of range (1 to {1 << 20})")
+    if not isinstance(data.get("bias", True), bool):
+        raise ModelFileError(f"{where}: malformed bias flag")
+    return Dense(d[0], d[1], data.get("bias", True))
+
+
+def _custom_from(name: str, stored: Any, where: str):
+    """A custom activation from its stored expression tree (variable ``t``), checked."""
+    from symnn.declare.activations import Activation
+    from symnn.declare.model import constant_problem, derivative_problem
+
+    body = expr_from_data(stored)
+    if not isinstance(body, sp.Expr):
+        raise ModelFileError(f"{where}: the custom activation body is not an expression")
+    if body.free_symbols - {_VAR}:
+        raise ModelFileError(f"{where}: the custom activation body uses symbols other "
+                             f"than its variable")
+    problem = constant_problem(body) or derivative_problem(body)
+    if problem:
+        raise ModelFileError(f"{where}: {problem}")
+    return Activation.from_lambda(sp.Lambda(_VAR, body), name=name)
+
+
+def _layer_from(data: Any, where: str):
     if not isinstance(data, dict):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
     if "dense" in data:
-        d = data["dense"]
-        if (not isinstance(d, list) or len(d) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in d)):
-            raise ModelFileError(f"{where}: malformed dense sizes {str(d)[:80]!r}")
-        if not all(1 <= v <= 1 << 20 for v in d):
-            raise ModelFileError(f"{where}: dense sizes {d} out of range (1 to {1 << 20})")
-        if not isinstance(data.get("bias", True), bool):
-            raise ModelFileError(f"{where}: malformed bias flag")
-        return Dense(d[0], d[1], data.get("bias", True))
+        return _dense_from(data, where)
     name = data.get("activation")
     if not isinstance(name, str):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
@@ -104,28 +123,14 @@ def _layer_from(data: Any, where: str):
 
         if name.lower() not in ACTIVATIONS and name.lower() != "softmax":
             raise ModelFileError(f"{where}: unknown activation {name[:40]!r}")
-    elif not _LABEL_RE.match(name) or len(name) > 40:
+        return name
+    if not _LABEL_RE.match(name) or len(name) > 40:
         raise ModelFileError(f"{where}: custom activation name {name[:40]!r} is not a name of "
                              "letters and digits (as a spec file requires)")
-    if "custom" in data and data["custom"] is not True:
-        from symnn.declare.activations import Activation
-
-        body = expr_from_data(data["custom"])
-        if not isinstance(body, _sp.Expr):
-            raise ModelFileError(f"{where}: the custom activation body is not an expression")
-        if body.free_symbols - {_VAR}:
-            raise ModelFileError(f"{where}: the custom activation body uses symbols other "
-                                 f"than its variable")
-        from symnn.declare.model import constant_problem, derivative_problem
-
-        problem = constant_problem(body) or derivative_problem(body)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return Activation.from_lambda(_sp.Lambda(_VAR, body), name=name)
-    if data.get("custom") is True:
+    if data["custom"] is True:
         raise ModelFileError(f"{where}: custom activation {name!r} was stored without its "
                              "expression")
-    return name
+    return _custom_from(name, data["custom"], where)
 
 
 def declared_from_spec(spec: Any):
