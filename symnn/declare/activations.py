@@ -161,6 +161,8 @@ def _sync() -> None:
             del _CLASS_OF[name]
             ACTIVATIONS.pop(name, None)
     for name, cls in classes.items():
+        if name in _FIXED or name in _ALIASES or name == "softmax":
+            continue  # names symnn gives its own meaning
         if name not in _CLASS_OF:
             ACTIVATIONS[name] = _of_class(cls)
             _CLASS_OF[name] = cls
