@@ -29,6 +29,12 @@ TARGET = ROOT / "docs" / "api.md"
 SECTIONS = [
     ("Declare", "symnn", "declare",
      "Networks, layers, activations, losses, penalties and custom models (`import symnn`)."),
+    ("Functions", "symnn.functions", None,
+     "The one registry of the scalar functions symnn knows: its own SymPy functions "
+     "(a new `ActivationFunction` subclass registers itself) and the SymPy builtins."),
+    ("Layers", "symnn.declare.layers", ["ParamSpec", "param_specs", "param_roles"],
+     "The layer protocol: parameters with roles, forward ops, initialisation, saved form, "
+     "Lipschitz contribution."),
     ("Derive and print", "symnn.printing.equations", None,
      "`net.equations()` returns `Equations`; the derived program is "
      "`symnn.derive.derive(net).program` (`print` shows one line per op)."),

@@ -13,8 +13,9 @@ import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "symnn"
 
-# ``errors`` and ``_atomic`` (file writes) depend on nothing and serve every stage.
-_BASE = {"errors", "_atomic"}
+# ``errors`` and ``_atomic`` (file writes) depend on nothing and serve every stage; so does
+# ``functions`` (the function registry: SymPy, NumPy and ``errors`` only).
+_BASE = {"errors", "_atomic", "functions"}
 ALLOWED = {
     "ops": _BASE | {"ops"},
     "declare": _BASE | {"ops", "declare"},

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from symnn.analysis._common import check_theta
+from symnn.declare.layers import param_roles, role_of_name
 
 __all__ = ["GradientFlow", "gradient_flow"]
 
@@ -63,15 +64,18 @@ def gradient_flow(source, theta=None, X=None, y=None, *, threshold: float = 1e3)
         below 1/threshold, "exploding" above threshold, else "healthy".
     """
     if hasattr(source, "grad_norms"):
+        # a history holds names only: the layer classes say which names are weights
         norms_by = {k: np.asarray(v, float) for k, v in source.grad_norms.items()}
-        names = sorted((k for k in norms_by if k.startswith("W")), key=lambda s: int(s[1:])
-                       if s[1:].isdigit() else 0)
+        roles = {k: role_of_name(k) for k in norms_by}
+        names = sorted((k for k, r in roles.items() if r and r[0] == "weight"),
+                       key=lambda k: roles[k][1])
         norms = np.stack([norms_by[n] for n in names], axis=1)
     else:
         theta = check_theta(source, theta)
         _, g = source.loss_and_grad(theta, X, y)
         parts = source.unflatten(np.asarray(g))
-        names = [n for n in parts if n.startswith("W") and np.ndim(parts[n]) == 2]
+        roles = param_roles(source.declared)
+        names = [n for n in parts if roles.get(n) == "weight" and np.ndim(parts[n]) == 2]
         norms = np.array([[float(np.linalg.norm(parts[n])) for n in names]])
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(np.exp(np.mean(np.log(norms[:, 0]) - np.log(norms[:, -1]))))

@@ -22,9 +22,10 @@ import sympy as sp
 
 from symnn.analysis._common import check_theta
 from symnn.declare.activations import Activation
-from symnn.declare.layers import Act, Dense, Softmax
+from symnn.declare.layers import Factor, layer_numbers
 from symnn.declare.network import Network
 from symnn.errors import SymnnError
+from symnn.functions import NUMPY_IMPLS
 
 __all__ = ["derivative_bound", "lipschitz_bound", "LipschitzReport"]
 
@@ -45,13 +46,11 @@ def derivative_bound(act: Activation) -> sp.Expr:
     key = act.key or act.name
     if key in _BOUNDS:
         return _BOUNDS[key]
-    from symnn.codegen.reference import numpy_function
-
     z = sp.Symbol("z", real=True)
     d1 = sp.diff(act.apply(z), z)
     d2 = sp.diff(d1, z)
-    f1 = numpy_function((z,), d1)
-    f2 = numpy_function((z,), d2)
+    f1 = sp.lambdify((z,), d1, modules=[NUMPY_IMPLS, "numpy", "scipy"])
+    f2 = sp.lambdify((z,), d2, modules=[NUMPY_IMPLS, "numpy", "scipy"])
     grid = np.concatenate([np.linspace(-40, 40, 8001), [-1e3, 1e3]])
     with np.errstate(all="ignore"):  # piecewise forms evaluate every branch
         vals = np.abs(np.broadcast_to(np.asarray(f1(grid), float), grid.shape))
@@ -83,11 +82,11 @@ class LipschitzReport:
 
     bound: float
     empirical: float | None
-    factors: list = field(default_factory=list)
+    factors: list[Factor] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"Lipschitz upper bound Π‖W‖₂·Π sup|f'| = {self.bound:.6g}"]
-        for name, value, note in self.factors:
+        for name, value, note, _ in self.factors:
             lines.append(f"  {name}: {value:.6g}  {note}")
         if self.empirical is not None:
             lines.append(f"empirical max ‖∂ŷ/∂x‖₂ over the data = {self.empirical:.6g} "
@@ -95,11 +94,8 @@ class LipschitzReport:
         return "\n".join(lines)
 
     def latex(self) -> str:
-        parts = [r"\lVert W^{(%s)} \rVert_2" % n[1:] for n, _, _ in self.factors
-                 if n.startswith("W")]
-        sups = [note.split("=", 1)[1].strip() for n, _, note in self.factors
-                if not n.startswith("W") and "=" in note]
-        return r"L \le " + r" \cdot ".join(parts + sups) + f" = {self.bound:.6g}"
+        parts = [f.tex for f in self.factors if f.tex is not None]
+        return r"L \le " + r" \cdot ".join(parts) + f" = {self.bound:.6g}"
 
 
 def lipschitz_bound(model, theta, X=None, network: Network | None = None) -> LipschitzReport:
@@ -118,20 +114,10 @@ def lipschitz_bound(model, theta, X=None, network: Network | None = None) -> Lip
     arrays = model.unflatten(theta)
     bound = 1.0
     factors = []
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Dense):
-            name = f"W{net.dense_index[i]}"
-            s = float(np.linalg.norm(np.asarray(arrays[name], float), 2))
-            factors.append((name, s, "spectral norm"))
-            bound *= s
-        elif isinstance(layer, Act):
-            b = derivative_bound(layer.activation)
-            factors.append((layer.activation.name, float(b),
-                            f"sup|{layer.activation.symbol_text}'| = {b}"))
-            bound *= float(b)
-        elif isinstance(layer, Softmax):
-            factors.append(("softmax", 0.5, "‖diag(p) − ppᵀ‖₂ ≤ 1/2"))
-            bound *= 0.5
+    for layer, l in layer_numbers(net):  # each layer states its own contribution
+        for f in layer.lipschitz(arrays, l, derivative_bound):
+            factors.append(f)
+            bound *= f.value
     emp = None
     if X is not None:
         J = np.asarray(model.jacobian(theta, X), float)

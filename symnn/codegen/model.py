@@ -44,6 +44,7 @@ import numpy as np
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
+from symnn.declare.layers import param_roles
 from symnn.declare.limits import check_dense
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
 from symnn.errors import CompileError, ShapeError
@@ -125,8 +126,9 @@ class _Base:
             theta[:] = 1.0 + 0.1 * rng.standard_normal(self.n_params)
             return theta.astype(self.dtype)
         acts = _activation_after_dense(self.declared)
+        roles = param_roles(self.declared)
         for (name, shape), (o, n) in zip(self.param_shapes, self._offsets):
-            if name.startswith("W"):
+            if roles[name] == "weight":
                 fan_out, fan_in = shape
                 act = acts.get(name, "identity")
                 if act in _RELU_FAMILY:

@@ -11,7 +11,9 @@ Conventions of the printed code
 * every number is a literal of the kernel's dtype: ``0.5`` for float64,
   ``_f(0.5)`` (``_f = np.float32``) for float32, so that float32 kernels stay in float32;
 * integer powers are multiplications (``x*x``), ``x**(1/2)`` is ``math.sqrt(x)``;
-* the activations print in stable forms: ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``,
+* symnn's own functions print through their ``_numbacode`` hook (this printer's
+  ``printmethod``), defined beside them in :mod:`symnn.functions`; the activations print
+  in stable forms: ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``,
   ``sigmoid`` never overflows, ``xlogy(0, y) = 0``;
 * subgradient convention: ``DiracDelta`` (the derivative of a step) prints as ``0``, and
   ``Heaviside(z, h0)`` takes the value ``h0`` at ``z = 0``, as in
@@ -26,7 +28,7 @@ assigned to.
 Examples
 --------
 >>> import sympy as sp
->>> from symnn.declare.activations import sigmoid
+>>> from symnn.functions import sigmoid
 >>> z = sp.Symbol("z")
 >>> KernelPrinter(fast=False).doprint(sigmoid(z) * (1 - sigmoid(z)))
 '(1.0 - _sigmoid(z))*_sigmoid(z)'
@@ -43,32 +45,15 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
+from symnn.functions import KERNEL_CALLS
+
 __all__ = ["KernelPrinter", "FUNCTIONS", "fastmath_available"]
 
-#: Function name → (vectorisable fastmath name, fallback in plain Numba-compilable Python).
-#: The fallback names starting with ``_`` are stable helpers in :mod:`symnn.codegen.numba_gen`.
-FUNCTIONS: dict[str, tuple[str, str]] = {
-    "exp": ("fm_exp", "math.exp"),
-    "log": ("fm_log", "math.log"),
-    "tanh": ("fm_tanh", "math.tanh"),
-    "erf": ("fm_erf", "math.erf"),
-    "expm1": ("fm_expm1", "math.expm1"),
-    "log1p": ("fm_log1p", "math.log1p"),
-    "sigmoid": ("fm_sigmoid", "_sigmoid"),
-    "softplus": ("fm_softplus", "_softplus"),
-    # functions without a fastmath version: libm through math
-    "sin": ("math.sin", "math.sin"),
-    "cos": ("math.cos", "math.cos"),
-    "tan": ("math.tan", "math.tan"),
-    "sinh": ("math.sinh", "math.sinh"),
-    "cosh": ("math.cosh", "math.cosh"),
-    "atan": ("math.atan", "math.atan"),
-    "asin": ("math.asin", "math.asin"),
-    "acos": ("math.acos", "math.acos"),
-    "asinh": ("math.asinh", "math.asinh"),
-    "atanh": ("math.atanh", "math.atanh"),
-    "erfc": ("math.erfc", "math.erfc"),
-}
+#: Function name → (vectorisable fastmath name, fallback in plain Numba-compilable Python),
+#: derived from the function registry :mod:`symnn.functions` (its ``kernel`` entries).  The
+#: fallback names starting with ``_`` are stable helpers in :mod:`symnn.codegen.numba_gen`.
+#: symnn's own functions without an entry print through their ``_numbacode`` hook.
+FUNCTIONS: dict[str, tuple[str, str]] = KERNEL_CALLS
 
 _FASTMATH_NAMES = ("fm_exp", "fm_expm1", "fm_log", "fm_log1p", "fm_tanh", "fm_sigmoid",
                    "fm_softplus", "fm_erf")
@@ -230,9 +215,9 @@ class KernelPrinter(StrPrinter):
         if name in FUNCTIONS:
             return self._call(name, *expr.args)
         raise NotImplementedError(
-            f"the kernel printer has no rule for the function {name!r} (in {expr}); add a "
-            f"_print_{name} method to symnn.codegen.printer.KernelPrinter or an entry to "
-            "its FUNCTIONS table"
+            f"the kernel printer has no rule for the function {name!r} (in {expr}); define "
+            "it as a symnn.functions.SymnnFunction subclass (its _numbacode hook prints it) "
+            "or register a kernel call for it in symnn.functions"
         )
 
     def _print_log(self, expr) -> str:
@@ -245,46 +230,6 @@ class KernelPrinter(StrPrinter):
 
     def _print_exp(self, expr) -> str:
         return self._call("exp", expr.args[0])
-
-    def _print_sigmoid(self, expr) -> str:
-        return self._call("sigmoid", expr.args[0])
-
-    def _print_softplus(self, expr) -> str:
-        return self._call("softplus", expr.args[0])
-
-    def _print_swish(self, expr) -> str:
-        z = expr.args[0]
-        return f"{self.parenthesize(z, PRECEDENCE['Mul'], strict=True)}*{self._call('sigmoid', z)}"
-
-    def _print_gelu(self, expr) -> str:
-        z = expr.args[0]
-        pz = self.parenthesize(z, PRECEDENCE["Mul"], strict=True)
-        one, half = self.literal(1.0), self.literal(0.5)
-        return (f"({half}*{pz}*({one} + "
-                f"{self._call('erf', z * sp.Float(1 / np.sqrt(2.0)))}))")
-
-    def _print_relu(self, expr) -> str:
-        return f"max({self._print(expr.args[0])}, {self.literal(0.0)})"
-
-    def _print_leaky_relu(self, expr) -> str:
-        z, alpha = expr.args
-        pz = self._print(z)
-        pa = self.parenthesize(alpha, PRECEDENCE["Mul"], strict=True)
-        return (f"({pz} if {pz} > {self.literal(0.0)} else "
-                f"{pa}*{self.parenthesize(z, PRECEDENCE['Mul'], strict=True)})")
-
-    def _print_elu(self, expr) -> str:
-        z, alpha = expr.args
-        pz = self._print(z)
-        return (f"({pz} if {pz} > {self.literal(0.0)} else "
-                f"{self.parenthesize(alpha, PRECEDENCE['Mul'], strict=True)}*"
-                f"{self._call('expm1', z)})")
-
-    def _print_xlogy(self, expr) -> str:
-        x, y = expr.args
-        px = self._print(x)
-        return (f"({self.literal(0.0)} if {px} == {self.literal(0.0)} else "
-                f"{self.parenthesize(x, PRECEDENCE['Mul'], strict=True)}*{self._call('log', y)})")
 
     def _print_Heaviside(self, expr) -> str:
         z = expr.args[0]

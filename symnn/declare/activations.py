@@ -1,9 +1,12 @@
-"""Elementwise activation functions as SymPy functions.
+"""Elementwise activations: the :class:`Activation` layer form and the registry of names.
 
-Each activation is a :class:`sympy.Function` subclass whose derivative rule sits beside
-its definition (``fdiff``), so SymPy differentiates it to any order.  Every class also
+The activation functions themselves are SymPy functions defined in :mod:`symnn.functions`
+(re-exported here): each is a :class:`sympy.Function` subclass whose derivative rule sits
+beside its definition (``fdiff``), so SymPy differentiates it to any order.  Every class also
 states its elementary ``definition`` (what the function *is*); the tests check that each
 ``fdiff`` rule equals the derivative of that definition, symbolically and numerically.
+Defining a new :class:`~symnn.functions.ActivationFunction` subclass (anywhere) adds it to
+:data:`ACTIVATIONS` under its class name.
 
 Subgradient convention at kinks: ReLU and leaky ReLU use the derivative of the left piece
 at ``z = 0`` (``relu'(0) = 0``, ``leaky_relu'(0) = alpha``); MAE/Huber use ``sign(0) = 0``.
@@ -25,6 +28,19 @@ from typing import Callable
 import sympy as sp
 
 from symnn.errors import DeclarationError, UnknownNameError
+from symnn.functions import (
+    REGISTRY,
+    ActivationFunction,
+    activation_classes,
+    elu,
+    gelu,
+    leaky_relu,
+    relu,
+    sigmoid,
+    softplus,
+    subscribe,
+    swish,
+)
 
 __all__ = [
     "ActivationFunction",
@@ -39,253 +55,6 @@ __all__ = [
     "ACTIVATIONS",
     "get_activation",
 ]
-
-
-class ActivationFunction(sp.Function):
-    """Base of symnn's activation functions: each subclass gives its elementary
-    ``definition`` and its ``fdiff`` rule; what they share lives here.
-
-    * an activation of real arguments is real (so SymPy writes no re()/im() around it);
-    * its numerical value at numbers comes from the ``definition`` (so
-      ``float(softplus(1))`` works, as it does for SymPy's own functions); symbolic
-      arguments stay unevaluated.
-    """
-
-    @staticmethod
-    def definition(*args: sp.Expr) -> sp.Expr:  # pragma: no cover - every subclass has one
-        raise NotImplementedError
-
-    def _eval_is_real(self):
-        return True if all(a.is_extended_real for a in self.args) else None
-
-    def _eval_evalf(self, prec):
-        if not all(a.is_number for a in self.args):
-            return None
-        return self.definition(*self.args)._evalf(prec)
-
-
-class sigmoid(ActivationFunction):
-    r"""Logistic sigmoid, :math:`\sigma(z) = 1 / (1 + e^{-z})`.
-
-    Rule: :math:`\sigma'(z) = \sigma(z)\,(1 - \sigma(z))`.
-    """
-
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return 1 / (1 + sp.exp(-z))
-
-    def _eval_is_positive(self):
-        return True if self.args[0].is_real else None
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
-
-    @classmethod
-    def eval(cls, z):
-        if z.is_zero:
-            return sp.S.Half
-        return None
-
-    def _eval_rewrite_as_exp(self, z, **kwargs):
-        return 1 / (1 + sp.exp(-z))
-
-    def _latex(self, printer, exp=None):
-        s = r"\sigma\left(%s\right)" % printer._print(self.args[0])
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        return "σ(%s)" % printer._print(self.args[0])
-
-
-class relu(ActivationFunction):
-    r"""Rectified linear unit, :math:`\max(0, z)`.
-
-    Rule: :math:`\mathrm{relu}'(z) = H(z)` with :math:`H(0) = 0` (subgradient convention).
-    """
-
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return sp.Max(0, z)
-
-    def _eval_is_nonnegative(self):
-        return True if self.args[0].is_real else None
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        return sp.Heaviside(self.args[0], 0)
-
-    @classmethod
-    def eval(cls, z):
-        if z.is_number and z.is_extended_real:
-            return sp.Max(0, z)
-        if z.is_nonnegative:
-            return z
-        if z.is_nonpositive:
-            return sp.S.Zero
-        return None
-
-    def _latex(self, printer, exp=None):
-        s = r"\operatorname{ReLU}\left(%s\right)" % printer._print(self.args[0])
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        return "ReLU(%s)" % printer._print(self.args[0])
-
-
-class leaky_relu(ActivationFunction):
-    r"""Leaky ReLU, :math:`z` for :math:`z > 0`, :math:`\alpha z` otherwise.
-
-    Arguments ``(z, alpha)``.  Rule: 1 for :math:`z > 0`, :math:`\alpha` otherwise.
-    """
-
-    nargs = 2
-
-    @staticmethod
-    def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
-        return sp.Piecewise((z, z > 0), (alpha * z, True))
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z, alpha = self.args
-        if argindex == 1:
-            return sp.Piecewise((1, z > 0), (alpha, True))
-        return sp.Piecewise((0, z > 0), (z, True))
-
-    def _latex(self, printer, exp=None):
-        z, alpha = self.args
-        s = r"\operatorname{LeakyReLU}_{%s}\left(%s\right)" % (
-            printer._print(alpha),
-            printer._print(z),
-        )
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        z, alpha = self.args
-        return "LeakyReLU_%s(%s)" % (printer._print(alpha), printer._print(z))
-
-
-class elu(ActivationFunction):
-    r"""Exponential linear unit: :math:`z` for :math:`z > 0`, :math:`\alpha(e^z - 1)` otherwise.
-
-    Arguments ``(z, alpha)``.  Rule: 1 for :math:`z > 0`, :math:`\alpha e^z` otherwise.
-    """
-
-    nargs = 2
-
-    @staticmethod
-    def definition(z: sp.Expr, alpha: sp.Expr) -> sp.Expr:
-        return sp.Piecewise((z, z > 0), (alpha * (sp.exp(z) - 1), True))
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z, alpha = self.args
-        if argindex == 1:
-            return sp.Piecewise((1, z > 0), (alpha * sp.exp(z), True))
-        return sp.Piecewise((0, z > 0), (sp.exp(z) - 1, True))
-
-    def _latex(self, printer, exp=None):
-        z, alpha = self.args
-        s = r"\operatorname{ELU}_{%s}\left(%s\right)" % (printer._print(alpha), printer._print(z))
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        z, alpha = self.args
-        return "ELU_%s(%s)" % (printer._print(alpha), printer._print(z))
-
-
-class softplus(ActivationFunction):
-    r"""Softplus, :math:`\log(1 + e^z)`.  Rule: :math:`\mathrm{softplus}'(z) = \sigma(z)`."""
-
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return sp.log(1 + sp.exp(z))
-
-    def _eval_is_positive(self):
-        return True if self.args[0].is_real else None
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        return sigmoid(self.args[0])
-
-    @classmethod
-    def eval(cls, z):
-        if z.is_zero:
-            return sp.log(2)
-        return None
-
-    def _eval_rewrite_as_exp(self, z, **kwargs):
-        return sp.log(1 + sp.exp(z))
-
-    def _latex(self, printer, exp=None):
-        s = r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        return "softplus(%s)" % printer._print(self.args[0])
-
-
-class gelu(ActivationFunction):
-    r"""GELU in its exact erf form, :math:`z\,\Phi(z) = \tfrac{z}{2}(1 + \mathrm{erf}(z/\sqrt2))`.
-
-    Rule: :math:`\Phi(z) + z\,\varphi(z)` with :math:`\varphi(z) = e^{-z^2/2}/\sqrt{2\pi}`.
-    """
-
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return z * (1 + sp.erf(z / sp.sqrt(2))) / 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z = self.args[0]
-        return (1 + sp.erf(z / sp.sqrt(2))) / 2 + z * sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
-
-    @classmethod
-    def eval(cls, z):
-        if z.is_zero:
-            return sp.S.Zero
-        return None
-
-    def _latex(self, printer, exp=None):
-        s = r"\operatorname{GELU}\left(%s\right)" % printer._print(self.args[0])
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        return "GELU(%s)" % printer._print(self.args[0])
-
-
-class swish(ActivationFunction):
-    r"""Swish / SiLU, :math:`z\,\sigma(z)`.
-
-    Rule: :math:`\sigma(z)\,(1 + z\,(1 - \sigma(z)))`.
-    """
-
-    nargs = 1
-
-    @staticmethod
-    def definition(z: sp.Expr) -> sp.Expr:
-        return z / (1 + sp.exp(-z))
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z = self.args[0]
-        s = sigmoid(z)
-        return s * (1 + z * (1 - s))
-
-    @classmethod
-    def eval(cls, z):
-        if z.is_zero:
-            return sp.S.Zero
-        return None
-
-    def _latex(self, printer, exp=None):
-        s = r"\operatorname{swish}\left(%s\right)" % printer._print(self.args[0])
-        return s if exp is None else r"%s^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        return "swish(%s)" % printer._print(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -362,25 +131,49 @@ def _make(name, apply, tex, text, identity=False):
     return Activation(name, apply, tex, text, identity=identity, key=(name,))
 
 
-#: Registry of named activations.  ``leaky_relu`` uses alpha = 0.01, ``elu`` alpha = 1.
+def _of_class(cls) -> Activation:
+    """The named activation of a registered activation class (its ``defaults`` fill the
+    arguments after ``z``)."""
+    info = REGISTRY[cls.__name__]
+    extra = tuple(cls.defaults)
+    return _make(cls.__name__, (lambda z: cls(z, *extra)) if extra else cls, info.tex, info.text)
+
+
+#: Registry of named activations: the identity, tanh and every registered
+#: :class:`~symnn.functions.ActivationFunction` class (kept current when one is defined).
+#: ``leaky_relu`` uses alpha = 0.01, ``elu`` alpha = 1.
 ACTIVATIONS: dict[str, Activation] = {
     "identity": _make("identity", lambda z: z, r"\operatorname{id}", "id", identity=True),
-    "sigmoid": _make("sigmoid", sigmoid, r"\sigma", "σ"),
     "tanh": _make("tanh", sp.tanh, r"\tanh", "tanh"),
-    "relu": _make("relu", relu, r"\operatorname{ReLU}", "ReLU"),
-    "leaky_relu": _make(
-        "leaky_relu",
-        lambda z: leaky_relu(z, sp.Rational(1, 100)),
-        r"\operatorname{LeakyReLU}",
-        "LeakyReLU",
-    ),
-    "elu": _make("elu", lambda z: elu(z, sp.S.One), r"\operatorname{ELU}", "ELU"),
-    "softplus": _make("softplus", softplus, r"\operatorname{softplus}", "softplus"),
-    "gelu": _make("gelu", gelu, r"\operatorname{GELU}", "GELU"),
-    "swish": _make("swish", swish, r"\operatorname{swish}", "swish"),
 }
-ACTIVATIONS["silu"] = ACTIVATIONS["swish"]
-ACTIVATIONS["linear"] = ACTIVATIONS["identity"]
+_FIXED = ("identity", "tanh")
+_ALIASES = {"silu": "swish", "linear": "identity"}
+
+
+#: The class each registry activation was made from (to notice removed or replaced ones).
+_CLASS_OF: dict[str, type] = {}
+
+
+def _sync() -> None:
+    classes = activation_classes()
+    for name, cls in list(_CLASS_OF.items()):
+        if classes.get(name) is not cls:
+            del _CLASS_OF[name]
+            ACTIVATIONS.pop(name, None)
+    for name, cls in classes.items():
+        if name in _FIXED or name in _ALIASES or name == "softmax":
+            continue  # names symnn gives its own meaning
+        if name not in _CLASS_OF:
+            ACTIVATIONS[name] = _of_class(cls)
+            _CLASS_OF[name] = cls
+    for alias, target in _ALIASES.items():
+        if target in ACTIVATIONS:
+            ACTIVATIONS[alias] = ACTIVATIONS[target]
+        else:
+            ACTIVATIONS.pop(alias, None)
+
+
+subscribe(_sync)
 
 
 def get_activation(spec: "str | Activation | sp.Lambda", where: str = "") -> Activation:

@@ -49,39 +49,13 @@ from typing import Callable, Sequence
 import sympy as sp
 
 from symnn.errors import DeclarationError, UnknownNameError
+from symnn.functions import xlogy
 
 __all__ = ["xlogy", "Loss", "LOSSES", "get_loss", "check_output", "Penalty", "L1", "L2"]
 
 #: Real scalar symbols used in the pointwise definitions.
 A_SYM = sp.Symbol("a", real=True)
 Y_SYM = sp.Symbol("y", real=True)
-
-
-class xlogy(sp.Function):
-    """``x log y`` with the convention ``0 log y = 0`` (also at ``y = 0``)."""
-
-    nargs = 2
-
-    def fdiff(self, argindex: int = 1) -> sp.Expr:
-        x, y = self.args
-        if argindex == 1:
-            return sp.log(y)
-        return x / y
-
-    @classmethod
-    def eval(cls, x, y):
-        if x.is_zero:
-            return sp.S.Zero
-        return None
-
-    def _latex(self, printer, exp=None):
-        x, y = self.args
-        s = r"%s \log %s" % (printer.parenthesize(x, 50), printer.parenthesize(y, 50))
-        return s if exp is None else r"\left(%s\right)^{%s}" % (s, exp)
-
-    def _sympystr(self, printer):
-        x, y = self.args
-        return "xlogy(%s, %s)" % (printer._print(x), printer._print(y))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ back by the whitelist parser :func:`symnn.spec.parse_expression` — never by ``
 Examples
 --------
 >>> import sympy as sp
->>> from symnn.declare.activations import sigmoid
+>>> from symnn.functions import sigmoid
 >>> a, x = sp.symbols("a x")
 >>> expr_text(a * sigmoid(-x) + sp.Abs(x) ** sp.Rational(3, 2))
 'abs(x)**(3/2) + a*sigmoid(-x)'
@@ -19,16 +19,13 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 from symnn.errors import DeclarationError
+from symnn.functions import TEXT_NAMES
 
 __all__ = ["expr_text", "TEXT_FUNCTIONS"]
 
-#: SymPy function class name → name in the expression language.
-TEXT_FUNCTIONS = {
-    "exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "asin",
-    "acos": "acos", "atan": "atan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
-    "Abs": "abs", "erf": "erf", "sigmoid": "sigmoid", "softplus": "softplus", "relu": "relu",
-    "gelu": "gelu", "swish": "swish", "Max": "max", "Min": "min",
-}
+#: SymPy function class name → name in the expression language (derived from the function
+#: registry :mod:`symnn.functions`, kept current when a function class is defined).
+TEXT_FUNCTIONS = TEXT_NAMES
 
 
 class _TextPrinter(StrPrinter):

@@ -1,9 +1,10 @@
-"""Forward programs: one forward rule per declared node type (a table).
+"""Forward programs: each layer's own forward rule, then the loss.
 
-``forward_program(declared)`` turns a :class:`~symnn.Network` or :class:`~symnn.Model`
-into the forward half of a :class:`~symnn.derive.program.Program`: affine maps,
-activations, softmax, the per-sample loss ``ℓ`` and the batch loss ``L``.  The backward
-half is derived from it by :mod:`symnn.derive.reverse`.
+``forward_program(declared)`` turns a :class:`~symnn.Network` (each layer emits its own
+ops: ``layer.forward``) or :class:`~symnn.Model` into the forward half of a
+:class:`~symnn.derive.program.Program`: affine maps, activations, softmax, the per-sample
+loss ``ℓ`` and the batch loss ``L``.  The backward half is derived from it by
+:mod:`symnn.derive.reverse`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from symnn.declare.activations import Activation, softplus
-from symnn.declare.layers import Act, Dense, Softmax, output_kind
-from symnn.declare.losses import A_SYM, Y_SYM, xlogy
+from symnn.declare.layers import Act, Dense, Softmax, output_kind, param_specs
+from symnn.declare.losses import A_SYM, Y_SYM
 from symnn.declare.model import Model
 from symnn.declare.network import Network
 from symnn.derive import program as P
 from symnn.errors import DerivationError
+from symnn.functions import softplus, xlogy
 
 __all__ = ["sym", "Builder", "forward_program"]
 
@@ -47,6 +48,11 @@ class Builder:
         self.prog.ops.append(op)
         return op.out
 
+    @staticmethod
+    def sym(var: P.Var, index: int | None = None) -> sp.Symbol:
+        """:func:`sym` (for layers, which get the builder but do not import this module)."""
+        return sym(var, index)
+
     def map_elementwise(self, out: P.Var, expr: sp.Expr, vars_: list[P.Var], **kw) -> P.Var:
         args = tuple(P.Arg(sym(v), v) for v in vars_)
         return self.emit(P.Map(out, (expr,), args, **kw))
@@ -56,54 +62,9 @@ def _vec(name, size, tex, text, kind="sample"):
     return P.Var(name, kind, (size,), tex=tex, text=text)
 
 
-def _layer_var(prefix: str, l: int, size: int, tex_base: str, text_base: str) -> P.Var:
-    return _vec(f"{prefix}{l}", size, f"{tex_base}^{{({l})}}", text_base + P.superscript(f"({l})"))
-
-
-# ----------------------------------------------------------------------------------------
-# forward rules, one per node type
-# ----------------------------------------------------------------------------------------
-
-
-def dense_forward(b: Builder, layer: Dense, l: int, a_prev: P.Var) -> P.Var:
-    """z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾."""
-    W = P.Var(f"W{l}", "param", (layer.n_out, layer.n_in), f"W^{{({l})}}",
-              "W" + P.superscript(f"({l})"))
-    b.prog.inputs[W.name] = W
-    bias = None
-    if layer.bias:
-        bias = P.Var(f"b{l}", "param", (layer.n_out,), f"b^{{({l})}}",
-                     "b" + P.superscript(f"({l})"))
-        b.prog.inputs[bias.name] = bias
-    z = _layer_var("z", l, layer.n_out, "z", "z")
-    return b.emit(P.Affine(z, W, a_prev, bias))
-
-
-def _act_var(l: int, k: int, size: int) -> P.Var:
-    """The output of the k-th activation after Dense layer l: ``a<l>``, then ``a<l>_<k>``
-    for a second (third …) activation stacked on the first."""
-    if k <= 1:
-        return _layer_var("a", l, size, "a", "a")
-    return _vec(f"a{l}_{k}", size, f"a^{{({l}.{k})}}", "a" + P.superscript(f"({l}") + f".{k}"
-                + P.superscript(")"))
-
-
-def activation_forward(b: Builder, act: Activation, l: int, z: P.Var, k: int = 1) -> P.Var:
-    """a⁽ˡ⁾ = f(z⁽ˡ⁾), elementwise (``z`` is the previous activation's output when
-    activations are stacked, ``k`` counting them)."""
-    if act.identity:
-        return z
-    a = _act_var(l, k, z.size)
-    return b.map_elementwise(a, act.apply(sym(z)), [z], role="act", label=(act,))
-
-
-def softmax_forward(b: Builder, l: int, z: P.Var, k: int = 1) -> P.Var:
-    """a⁽ˡ⁾ = softmax(z⁽ˡ⁾)."""
-    a = _act_var(l, k, z.size)
-    return b.emit(P.Softmax(a, z))
-
-
-FORWARD_RULES = {Dense: dense_forward, Act: activation_forward, Softmax: softmax_forward}
+# The forward rule of each layer is the layer's own ``forward(builder, l, value, k)``
+# (symnn.declare.layers): Dense emits the affine map, Act the elementwise map, Softmax the
+# softmax.
 
 
 # ----------------------------------------------------------------------------------------
@@ -196,7 +157,7 @@ def _penalty_targets(b: Builder, declared):
             idx = None if pen.params is None else tuple(names.index(p) for p in pen.params)
             out.append((pen, theta, idx))
         else:
-            names = pen.params or [n for n, _ in declared.param_shapes if n.startswith("W")]
+            names = pen.params or [p.name for p in param_specs(declared) if p.role == "weight"]
             for name in names:
                 out.append((pen, b.prog.inputs[name], None))
     b.meta["penalties"] = out
@@ -223,26 +184,21 @@ def forward_program(declared) -> Builder:
         l = 0
         stacked = 0  # activations since the last Dense layer
         for i, layer in enumerate(declared.layers):
-            rule = FORWARD_RULES.get(type(layer))
-            if rule is None:
+            if not callable(getattr(layer, "forward", None)):
                 raise DerivationError(
-                    f"layer {i} ({type(layer).__name__}) has no forward rule; register one in "
-                    "symnn.derive.build.FORWARD_RULES"
+                    f"layer {i} ({type(layer).__name__}) has no forward rule; give its class "
+                    "a forward(builder, l, value, k) method (see symnn.declare.layers)"
                 )
             if isinstance(layer, Act) and layer.activation.identity:
                 continue  # changes nothing, names nothing
             # ``pre``: what the last layer reads (the logits of a fused output + loss)
             pre = cur
-            if isinstance(layer, Dense):
+            if i in declared.dense_index:
                 l = declared.dense_index[i]
                 stacked = 0
-                cur = rule(b, layer, l, cur)
             else:
                 stacked += 1
-                if isinstance(layer, Act):
-                    cur = rule(b, layer.activation, l, cur, stacked)
-                else:
-                    cur = rule(b, l, cur, stacked)
+            cur = layer.forward(b, l, cur, stacked)
         out = cur
         if not isinstance(_last_layer(declared), (Act, Softmax)):
             pre = None
@@ -275,6 +231,4 @@ def _model_forward(b: Builder, model: Model, x: P.Var):
     b.meta["display"] = display
     if model.output is None:
         return f, None
-    if isinstance(model.output, Softmax):
-        return softmax_forward(b, 1, f), f
-    return activation_forward(b, model.output.activation, 1, f), f
+    return model.output.forward(b, 1, f), f

@@ -50,62 +50,23 @@ from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
 from symnn.errors import ArgumentError, SpecError, SymnnError
 from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
+from symnn.spec.schema import (
+    FIELDS,
+    LABEL_RE,
+    MAX_LAYERS,
+    MAX_WIDTH,
+    NAME_RE,
+    SECTION_KEYS,
+    optimizer_options,
+    short_int,
+    type_name,
+)
+from symnn.spec.toml_writer import dumps_toml
 
 __all__ = ["MAX_SPEC_BYTES", "SECTION_KEYS", "Spec", "load_spec", "loads_spec"]
 
 #: Largest spec file read (bytes).
 MAX_SPEC_BYTES = 1 << 20
-
-#: The keys each section allows.
-SECTION_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("title", "description", "network", "model", "optimizer", "training", "data"),
-    "network": ("name", "layers", "activation", "output", "loss", "penalties"),
-    "model": ("name", "expr", "inputs", "params", "output", "loss", "penalties"),
-    "penalties": ("l1", "l2"),
-    "penalty": ("lam", "params"),
-    "layer": ("dense", "bias", "activation"),
-    "custom": ("expr", "var", "name"),
-    "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
-                  "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),
-    "training": ("epochs", "batch_size", "seed", "shuffle", "check_every", "dtype",
-                 "validation_split", "patience", "verbose"),
-    "data": ("source", "target", "header", "delimiter", "one_hot", "standardize",
-             "test_size"),
-}
-
-_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
-
-#: Widest layer a spec may declare, and the bounds of its integer settings (a spec from
-#: elsewhere must not make symnn allocate terabytes or loop for ever).
-MAX_WIDTH = 1_000_000
-MAX_INT_SETTING = 10_000_000
-MAX_LAYERS = 1000
-
-# value kinds of the plain-data sections: (type check, description)
-_INT_MIN1 = ("int", 1, MAX_INT_SETTING)
-_FIELDS: dict[str, dict[str, tuple]] = {
-    "optimizer": {
-        "name": ("str",), "lr": ("num", 0.0, None, False), "momentum": ("num", 0.0, 1.0),
-        "nesterov": ("bool",), "beta1": ("num", 0.0, 1.0), "beta2": ("num", 0.0, 1.0),
-        "eps": ("num", 0.0, None, False), "rho": ("num", 0.0, 1.0),
-        "weight_decay": ("num", 0.0, None), "damping": ("num", 0.0, None),
-        "memory": _INT_MIN1, "max_iter": _INT_MIN1, "tol": ("num", 0.0, None),
-        "clip": ("num", 0.0, None, False),
-    },
-    "training": {
-        "epochs": _INT_MIN1, "batch_size": _INT_MIN1, "seed": ("int", 0, 2**63 - 1),
-        "shuffle": ("bool",), "check_every": ("int", 0, MAX_INT_SETTING),
-        "dtype": ("choice", "float64", "float32"), "validation_split": ("num", 0.0, 1.0),
-        "patience": _INT_MIN1, "verbose": ("bool",),
-    },
-    "data": {
-        "source": ("str",), "target": ("target",), "header": ("bool",),
-        "delimiter": ("str",), "one_hot": ("bool",), "standardize": ("bool",),
-        "test_size": ("num", 0.0, 1.0),
-    },
-}
-
 
 @dataclass
 class Spec:
@@ -301,7 +262,7 @@ class _Loader:
 
     def table(self, value: Any, key: str) -> dict:
         if not isinstance(value, dict):
-            raise self.err(key, f"expected a table, got {_type(value)}")
+            raise self.err(key, f"expected a table, got {type_name(value)}")
         return value
 
     def build(self, doc: dict) -> Spec:
@@ -315,7 +276,7 @@ class _Loader:
         for k in ("title", "description"):
             if k in doc:
                 if not isinstance(doc[k], str):
-                    raise self.err(k, f"expected a string, got {_type(doc[k])}")
+                    raise self.err(k, f"expected a string, got {type_name(doc[k])}")
                 source[k] = doc[k]
         title, description = doc.get("title"), doc.get("description")
         if has_net:
@@ -398,7 +359,7 @@ class _Loader:
     def loss(self, table: dict, sec: str) -> str:
         v = table.get("loss", "mse")
         if not isinstance(v, str):
-            raise self.err(f"[{sec}] loss", f"expected a loss name, got {_type(v)}")
+            raise self.err(f"[{sec}] loss", f"expected a loss name, got {type_name(v)}")
         try:
             get_loss(v)
         except SymnnError as err:
@@ -442,7 +403,7 @@ class _Loader:
             var = value.get("var", "x")
             label = value.get("name", "f")
             self.symbol_name(var, f"{key}.var")
-            if not isinstance(label, str) or not _LABEL_RE.match(label):
+            if not isinstance(label, str) or not LABEL_RE.match(label):
                 raise self.err(f"{key}.name", f"expected a name of letters and digits "
                                               f"(printed as the function's name), got {label!r}")
             sym = sp.Symbol(var, real=True)
@@ -458,7 +419,7 @@ class _Loader:
                 plain["name"] = label
             return act, plain
         raise self.err(key, f"expected an activation name or a table {{expr = \"...\", "
-                            f"var = \"x\"}}, got {_type(value)}")
+                            f"var = \"x\"}}, got {type_name(value)}")
 
     def penalties(self, value: Any, sec: str) -> tuple[list, dict]:
         key = f"[{sec}.penalties]"
@@ -496,49 +457,16 @@ class _Loader:
             plain["name"] = name
         layers = t["layers"]
         if not isinstance(layers, list) or not layers:
-            raise self.err("[network] layers", f"expected a non-empty list, got {_type(layers)}")
+            raise self.err("[network] layers",
+                           f"expected a non-empty list, got {type_name(layers)}")
         loss = self.loss(t, "network")
         penalties, pen_plain = ([], {})
         if "penalties" in t:
             penalties, pen_plain = self.penalties(t["penalties"], "network")
         if all(isinstance(v, int) and not isinstance(v, bool) for v in layers):
-            if len(layers) < 2:
-                raise self.err("[network] layers", "list at least the input and output widths, "
-                                                   "e.g. [2, 1]")
-            if len(layers) > MAX_LAYERS:
-                raise self.err("[network] layers", f"{len(layers)} layers (at most {MAX_LAYERS})")
-            for i, v in enumerate(layers):
-                if not 1 <= v <= MAX_WIDTH:
-                    raise self.err(f"[network] layers[{i}]", f"widths must be from 1 to "
-                                                           f"{MAX_WIDTH}, got {_short_int(v)}")
-            plain["layers"] = list(layers)
-            act, act_plain = self.activation(t.get("activation", "tanh"),
-                                             "[network] activation", allow_softmax=False)
-            if "activation" in t:
-                plain["activation"] = act_plain
-            out = None
-            if "output" in t:
-                out, plain["output"] = self.activation(t["output"], "[network] output")
-            def builder():
-                return mlp(layers, activation=act, output=out, loss=loss,
-                           penalties=penalties, name=name)
+            builder = self.widths(t, layers, plain, loss, penalties, name)
         elif all(isinstance(v, dict) for v in layers):
-            if len(layers) > 2 * MAX_LAYERS:
-                raise self.err("[network] layers", f"{len(layers)} layer tables (at most "
-                                                   f"{2 * MAX_LAYERS})")
-            for k in ("activation", "output"):
-                if k in t:
-                    raise self.err(f"[network] {k}", "applies only when layers is a list of "
-                                                     "widths; with layer tables write "
-                                                     "{activation = \"...\"} entries")
-            objs, plain_layers = [], []
-            for i, item in enumerate(layers):
-                obj, p = self.layer(item, f"[network] layers[{i}]")
-                objs.append(obj)
-                plain_layers.append(p)
-            plain["layers"] = plain_layers
-            def builder():
-                return Network(objs, loss=loss, penalties=penalties, name=name)
+            builder = self.tables(t, layers, plain, loss, penalties, name)
         else:
             raise self.err("[network] layers", "expected a list of widths ([8, 16, 3]) or a list "
                                                "of layer tables ({dense = [8, 16]}, "
@@ -551,6 +479,52 @@ class _Loader:
             return builder(), plain
         except SymnnError as err:
             raise self.err("[network]", str(err)) from err
+
+    def widths(self, t: dict, layers: list, plain: dict, loss, penalties, name):
+        """``layers = [n_in, n_hidden, …, n_out]`` with ``activation`` and ``output``: an mlp."""
+        if len(layers) < 2:
+            raise self.err("[network] layers", "list at least the input and output widths, "
+                                               "e.g. [2, 1]")
+        if len(layers) > MAX_LAYERS:
+            raise self.err("[network] layers", f"{len(layers)} layers (at most {MAX_LAYERS})")
+        for i, v in enumerate(layers):
+            if not 1 <= v <= MAX_WIDTH:
+                raise self.err(f"[network] layers[{i}]", f"widths must be from 1 to "
+                                                       f"{MAX_WIDTH}, got {short_int(v)}")
+        plain["layers"] = list(layers)
+        act, act_plain = self.activation(t.get("activation", "tanh"),
+                                         "[network] activation", allow_softmax=False)
+        if "activation" in t:
+            plain["activation"] = act_plain
+        out = None
+        if "output" in t:
+            out, plain["output"] = self.activation(t["output"], "[network] output")
+
+        def builder():
+            return mlp(layers, activation=act, output=out, loss=loss,
+                       penalties=penalties, name=name)
+        return builder
+
+    def tables(self, t: dict, layers: list, plain: dict, loss, penalties, name):
+        """``layers = [{dense = [n_in, n_out]}, {activation = "tanh"}, …]``."""
+        if len(layers) > 2 * MAX_LAYERS:
+            raise self.err("[network] layers", f"{len(layers)} layer tables (at most "
+                                               f"{2 * MAX_LAYERS})")
+        for k in ("activation", "output"):
+            if k in t:
+                raise self.err(f"[network] {k}", "applies only when layers is a list of "
+                                                 "widths; with layer tables write "
+                                                 "{activation = \"...\"} entries")
+        objs, plain_layers = [], []
+        for i, item in enumerate(layers):
+            obj, p = self.layer(item, f"[network] layers[{i}]")
+            objs.append(obj)
+            plain_layers.append(p)
+        plain["layers"] = plain_layers
+
+        def builder():
+            return Network(objs, loss=loss, penalties=penalties, name=name)
+        return builder
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
@@ -566,7 +540,7 @@ class _Loader:
                                                f"{MAX_WIDTH}, got {str(d)[:60]}")
             bias = item.get("bias", True)
             if not isinstance(bias, bool):
-                raise self.err(f"{key}.bias", f"expected true or false, got {_type(bias)}")
+                raise self.err(f"{key}.bias", f"expected true or false, got {type_name(bias)}")
             plain = {"dense": list(d)}
             if "bias" in item:
                 plain["bias"] = bias
@@ -602,7 +576,7 @@ class _Loader:
             texts, keys = list(exprs_t), [f"[model] expr[{i}]" for i in range(len(exprs_t))]
         else:
             raise self.err("[model] expr", "expected an expression string or a non-empty list "
-                                            f"of them, got {_type(exprs_t)}")
+                                            f"of them, got {type_name(exprs_t)}")
         exprs = [parse_expression(s, symbols, where=f"{self.name}: {k}")
                  for s, k in zip(texts, keys)]
         plain["expr"] = exprs_t
@@ -627,7 +601,7 @@ class _Loader:
 
     # -- values -----------------------------------------------------------------------
     def symbol_name(self, n: Any, key: str) -> None:
-        if not isinstance(n, str) or not _NAME_RE.match(n) or "__" in n or n.endswith("_"):
+        if not isinstance(n, str) or not NAME_RE.match(n) or "__" in n or n.endswith("_"):
             raise self.err(key, f"expected a symbol name (a letter, then letters, digits or "
                                 f"single underscores), got {n!r}")
         if n in ALLOWED or n in CONSTANTS:
@@ -637,7 +611,7 @@ class _Loader:
 
     def str_list(self, v: Any, key: str, allow_empty: bool = True) -> list[str]:
         if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-            raise self.err(key, f"expected a list of strings, got {_type(v)}")
+            raise self.err(key, f"expected a list of strings, got {type_name(v)}")
         if not v and not allow_empty:
             raise self.err(key, "the list is empty")
         return list(v)
@@ -645,7 +619,7 @@ class _Loader:
     def number(self, v: Any, key: str, lo: float | None = None, hi: float | None = None,
                closed_lo: bool = True) -> float | int:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.err(key, f"expected a number, got {_type(v)}")
+            raise self.err(key, f"expected a number, got {type_name(v)}")
         if not math.isfinite(v):
             raise self.err(key, f"expected a finite number, got {v}")
         if lo is not None and (v < lo or (v == lo and not closed_lo)):
@@ -656,183 +630,37 @@ class _Loader:
 
     def plain(self, sec: str, t: dict) -> dict:
         self.check_keys(t, SECTION_KEYS[sec], f"[{sec}]")
-        fields = _FIELDS[sec]
-        out = {}
+        fields = FIELDS[sec]
         for k, v in t.items():
-            kind = fields[k]
-            key = f"[{sec}] {k}"
-            if kind[0] == "str":
-                if not isinstance(v, str) or not v:
-                    raise self.err(key, f"expected a non-empty string, got {_type(v)}")
-            elif kind[0] == "bool":
-                if not isinstance(v, bool):
-                    raise self.err(key, f"expected true or false, got {_type(v)}")
-            elif kind[0] == "int":
-                if isinstance(v, bool) or not isinstance(v, int):
-                    raise self.err(key, f"expected an integer, got {_type(v)}")
-                if v < kind[1]:
-                    raise self.err(key, f"must be ≥ {kind[1]}, got {_short_int(v)}")
-                if kind[2] is not None and v > kind[2]:
-                    raise self.err(key, f"must be ≤ {kind[2]}, got {_short_int(v)}")
-            elif kind[0] == "num":
-                closed = kind[3] if len(kind) > 3 else True
-                self.number(v, key, kind[1], kind[2], closed_lo=closed)
-            elif kind[0] == "choice":
-                if v not in kind[1:]:
-                    raise self.err(key, f"expected one of {', '.join(map(repr, kind[1:]))}, "
-                                        f"got {v!r}")
-            elif kind[0] == "target":
-                ok = (isinstance(v, (str, int)) and not isinstance(v, bool)) or (
-                    isinstance(v, list) and v and all(
-                        isinstance(s, (str, int)) and not isinstance(s, bool) for s in v))
-                if not ok:
-                    raise self.err(key, "expected a column name or index, or a list of them, "
-                                        f"got {_type(v)}")
-            out[k] = v
-        return out
+            self.value(fields[k], f"[{sec}] {k}", v)
+        return dict(t)
 
-
-_OPTION_KEYS: dict[str, tuple[str, ...]] | None = None
-
-
-def optimizer_options() -> dict[str, tuple[str, ...]]:
-    """Optimizer name → the ``[optimizer]`` keys it accepts (from the constructors'
-    signatures, so the table cannot drift from :mod:`symnn.train.optimizers`).
-
-    Examples
-    --------
-    >>> optimizer_options()["adam"]
-    ('beta1', 'beta2', 'clip', 'eps', 'lr', 'weight_decay')
-    >>> "nesterov" in optimizer_options()["momentum"], "nesterov" in optimizer_options()["adam"]
-    (True, False)
-    """
-    global _OPTION_KEYS
-    if _OPTION_KEYS is not None:
-        return _OPTION_KEYS
-    import inspect
-
-    from symnn.train import optimizers as O
-    from symnn.train import second_order as so
-
-    spec_to_kw = {"lr": "lr", "momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
-                  "eps": "eps", "rho": "rho", "weight_decay": "weight_decay",
-                  "damping": "damping", "memory": "memory", "max_iter": "max_iter",
-                  "tol": "tol", "clip": "clip_norm"}
-    classes = {"sgd": O.SGD, "momentum": O.Momentum, "nesterov": O.Nesterov,
-               "adagrad": O.Adagrad, "rmsprop": O.RMSProp, "adam": O.Adam, "lbfgs": so.LBFGS,
-               "l_bfgs": so.LBFGS, "newton_cg": so.NewtonCG, "trust_ncg": so.NewtonCG,
-               "newton": so.Newton, "lm": so.LevenbergMarquardt,
-               "levenberg_marquardt": so.LevenbergMarquardt}
-    table = {}
-    for name, cls in classes.items():
-        kws = set()
-        for klass in cls.__mro__:
-            init = klass.__dict__.get("__init__")
-            if init is None:
-                continue
-            params = inspect.signature(init).parameters
-            kws |= {p for p in params if p != "self"}
-            if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-                break
-        keys = {k for k, kw in spec_to_kw.items() if kw in kws}
-        if name in ("sgd", "momentum", "nesterov"):
-            keys |= {"momentum", "nesterov"}
-        table[name] = tuple(sorted(keys))
-    _OPTION_KEYS = table
-    return table
-
-
-def _short_int(v: int) -> str:
-    text = str(v) if v.bit_length() < 200 else f"an integer of {len(str(v))} digits"
-    return text
-
-
-def _type(v: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number",
-             list: "an array", dict: "a table"}
-    return names.get(type(v), type(v).__name__)
-
-
-# -- a small TOML writer for the plain data of a spec ------------------------------------
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
-
-
-def _key(k: str) -> str:
-    return k if _BARE_KEY.match(k) else _string(k)
-
-
-def _string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _string(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(x)}" for k, x in v.items()) + "}"
-    raise ArgumentError(f"cannot write {type(v).__name__} as TOML")
-
-
-def dumps_toml(doc: dict) -> str:
-    """Write a dict of plain data (str, int, float, bool, lists, tables) as TOML.
-
-    Top-level tables become ``[sections]``; tables inside them become ``[a.b]`` sections;
-    tables inside arrays are written inline.
-
-    Examples
-    --------
-    >>> print(dumps_toml({"title": "t", "network": {"layers": [2, 1], "penalties": {"l2": 0.1}}}))
-    title = "t"
-    <BLANKLINE>
-    [network]
-    layers = [2, 1]
-    <BLANKLINE>
-    [network.penalties]
-    l2 = 0.1
-    <BLANKLINE>
-    """
-    lines: list[str] = []
-    _emit(lines, [], doc)
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _emit(lines: list[str], prefix: list[str], table: dict) -> None:
-    scalars = [(k, v) for k, v in table.items() if not isinstance(v, dict)]
-    tables = [(k, v) for k, v in table.items() if isinstance(v, dict)]
-    if prefix and (scalars or not tables):
-        lines.append("")
-        lines.append("[" + ".".join(_key(p) for p in prefix) + "]")
-    for k, v in scalars:
-        lines.append(f"{_key(k)} = {_value(v)}")
-    for k, v in tables:
-        _emit(lines, prefix + [k], v)
+    def value(self, kind: tuple, key: str, v: Any) -> None:
+        """Check one value of a plain-data section against its kind (see ``FIELDS``)."""
+        if kind[0] == "str":
+            if not isinstance(v, str) or not v:
+                raise self.err(key, f"expected a non-empty string, got {type_name(v)}")
+        elif kind[0] == "bool":
+            if not isinstance(v, bool):
+                raise self.err(key, f"expected true or false, got {type_name(v)}")
+        elif kind[0] == "int":
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.err(key, f"expected an integer, got {type_name(v)}")
+            if v < kind[1]:
+                raise self.err(key, f"must be ≥ {kind[1]}, got {short_int(v)}")
+            if kind[2] is not None and v > kind[2]:
+                raise self.err(key, f"must be ≤ {kind[2]}, got {short_int(v)}")
+        elif kind[0] == "num":
+            closed = kind[3] if len(kind) > 3 else True
+            self.number(v, key, kind[1], kind[2], closed_lo=closed)
+        elif kind[0] == "choice":
+            if v not in kind[1:]:
+                raise self.err(key, f"expected one of {', '.join(map(repr, kind[1:]))}, "
+                                    f"got {v!r}")
+        elif kind[0] == "target":
+            ok = (isinstance(v, (str, int)) and not isinstance(v, bool)) or (
+                isinstance(v, list) and v and all(
+                    isinstance(s, (str, int)) and not isinstance(s, bool) for s in v))
+            if not ok:
+                raise self.err(key, "expected a column name or index, or a list of them, "
+                                    f"got {type_name(v)}")

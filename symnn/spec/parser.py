@@ -44,9 +44,9 @@ from types import MappingProxyType
 
 import sympy as sp
 
-from symnn.declare.activations import gelu, relu, sigmoid, softplus, swish
 from symnn.declare.model import call_problem, constant_problem, power_problem
 from symnn.errors import SpecError
+from symnn.functions import SPEC_FUNCTIONS, subscribe
 
 __all__ = [
     "ALLOWED",
@@ -100,41 +100,22 @@ class Function:
         return f"{self.min_args} to {self.max_args}"
 
 
-def _log(x, base=None):
-    return sp.log(x) if base is None else sp.log(x, base)
+_ALLOWED: dict[str, Function] = {}
 
 
-def _f(name, build, lo=1, hi=1, doc=""):
-    return Function(name, build, lo, hi, doc)
+def _sync() -> None:
+    """Rebuild the spec functions from the function registry (:mod:`symnn.functions`)."""
+    _ALLOWED.clear()
+    for name, info in SPEC_FUNCTIONS.items():
+        _ALLOWED[name] = Function(name, info.builder, info.min_args, info.max_args, info.doc)
 
 
-#: The functions a spec expression may call (name → :class:`Function`).
-ALLOWED: Mapping[str, Function] = MappingProxyType({
-    f.name: f
-    for f in [
-        _f("exp", sp.exp, doc="exponential"),
-        _f("log", _log, 1, 2, doc="natural logarithm; log(x, b) in base b"),
-        _f("sqrt", sp.sqrt, doc="square root"),
-        _f("sin", sp.sin),
-        _f("cos", sp.cos),
-        _f("tan", sp.tan),
-        _f("asin", sp.asin),
-        _f("acos", sp.acos),
-        _f("atan", sp.atan),
-        _f("sinh", sp.sinh),
-        _f("cosh", sp.cosh),
-        _f("tanh", sp.tanh),
-        _f("abs", sp.Abs, doc="absolute value (derivative sign(x), sign(0) = 0)"),
-        _f("erf", sp.erf, doc="error function"),
-        _f("sigmoid", sigmoid, doc="logistic sigmoid 1/(1+exp(-x))"),
-        _f("softplus", softplus, doc="log(1+exp(x))"),
-        _f("relu", relu, doc="max(0, x)"),
-        _f("gelu", gelu, doc="x Φ(x) (erf form)"),
-        _f("swish", swish, doc="x sigmoid(x)"),
-        _f("max", sp.Max, 2, None, doc="largest argument"),
-        _f("min", sp.Min, 2, None, doc="smallest argument"),
-    ]
-})
+subscribe(_sync)
+
+#: The functions a spec expression may call (name → :class:`Function`): the entries of the
+#: function registry :mod:`symnn.functions` with a spec name (a read-only view, current when
+#: a new function class is defined).
+ALLOWED: Mapping[str, Function] = MappingProxyType(_ALLOWED)
 
 #: Named constants (a symbol of the same name, if declared, takes precedence).
 CONSTANTS: Mapping[str, sp.Expr] = MappingProxyType({"pi": sp.pi, "e": sp.E})

@@ -14,7 +14,8 @@ with :mod:`json`, and the network is rebuilt from plain data.  SymPy expressions
 :class:`~symnn.Model`'s outputs, a custom activation's body) are stored as a tree of node
 names and arguments, walked from the expression; on load each node is rebuilt by the SymPy
 constructor a fixed whitelist (:data:`NODES`) names — no ``sympify``, ``eval`` or
-``srepr`` parsing.  An expression that would not come back identical is refused at save
+``srepr`` parsing (:mod:`symnn.train.exprdata`; the spec part is
+:mod:`symnn.train.modelspec`).  An expression that would not come back identical is refused at save
 time.
 
 A model trained on standardised inputs (``[data] standardize = true``) also stores its
@@ -60,16 +61,16 @@ import hashlib
 import io as _io
 import json
 import os
-import re
 import zipfile
 from typing import Any
 
 import numpy as np
-import sympy as sp
 
 from symnn._atomic import atomic_path
 from symnn.errors import ArgumentError, ModelFileError, SymnnError
+from symnn.train.exprdata import NODES, expr_from_data, expr_to_data
 from symnn.train.history import History
+from symnn.train.modelspec import declared_from_spec, spec_of
 
 __all__ = ["save", "load", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
            "FORMAT", "FORMAT_VERSION"]
@@ -78,19 +79,11 @@ FORMAT = "symnn-model"
 #: The newest format version this symnn reads (2: with a stored preprocessing step).
 FORMAT_VERSION = 2
 
-#: Deepest expression tree and most nodes accepted when loading.
-MAX_DEPTH = 200
-MAX_NODES = 20_000
-#: Most digits of an integer (numerator, denominator) in a stored expression.
-MAX_DIGITS = 400
-#: Most arguments of one node (Max/Min with thousands of arguments is quadratic in SymPy).
-MAX_ARGS = 256
 #: Largest model file read (bytes), largest ``meta`` member (bytes).
 MAX_MODEL_BYTES = 512 << 20
 MAX_META_BYTES = 16 << 20
 #: The members a model file may hold.
 MEMBERS = ("theta", "meta", "x_mean", "x_scale")
-_LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 
 
 def _version() -> str:
@@ -102,322 +95,6 @@ def _version() -> str:
         import symnn
 
         return getattr(symnn, "__version__", "0")
-
-
-# ------------------------------------------------------------------------------------------
-# expressions as plain data
-# ------------------------------------------------------------------------------------------
-
-
-def _nodes() -> dict[str, Any]:
-    from symnn.declare import activations as A
-    from symnn.declare.losses import xlogy
-
-    table: dict[str, Any] = {}
-    for cls in (sp.Add, sp.Mul, sp.Pow, sp.exp, sp.log, sp.sin, sp.cos, sp.tan, sp.sinh,
-                sp.cosh, sp.tanh, sp.asin, sp.acos, sp.atan, sp.asinh, sp.atanh, sp.Abs,
-                sp.sign, sp.Max, sp.Min, sp.erf, sp.erfc, sp.Heaviside, sp.floor, sp.ceiling,
-                sp.Piecewise, sp.DiracDelta, sp.And, sp.Or, sp.Not,
-                sp.StrictGreaterThan, sp.GreaterThan, sp.StrictLessThan, sp.LessThan,
-                sp.Equality, sp.Unequality, A.sigmoid, A.relu, A.leaky_relu, A.elu,
-                A.softplus, A.gelu, A.swish, xlogy):
-        table[cls.__name__] = cls
-    table["ExprCondPair"] = sp.functions.elementary.piecewise.ExprCondPair
-    return table
-
-
-#: Node names an expression file may contain, and the SymPy class each one builds (besides
-#: the leaves ``Symbol``, ``Integer``, ``Rational``, ``Float`` and the constants in
-#: :data:`CONSTANTS`).
-NODES: dict[str, Any] = _nodes()
-CONSTANTS: dict[str, Any] = {"Pi": sp.pi, "Exp1": sp.E, "Half": sp.S.Half, "One": sp.S.One,
-                             "Zero": sp.S.Zero, "NegativeOne": sp.S.NegativeOne,
-                             "BooleanTrue": sp.true, "BooleanFalse": sp.false}
-
-
-def _assumption_names() -> frozenset:
-    from sympy.core.assumptions import _assume_defined
-
-    return frozenset(_assume_defined)
-
-
-def expr_to_data(expr: sp.Basic) -> Any:
-    """A SymPy expression as JSON-able nested dicts (raises ModelFileError if a node type is
-    not in :data:`NODES`).
-
-    Examples
-    --------
-    >>> x = sp.Symbol("x", real=True)
-    >>> data = expr_to_data(sp.exp(-x) / 2)
-    >>> expr_from_data(data) == sp.exp(-x) / 2
-    True
-    """
-    name = type(expr).__name__
-    if isinstance(expr, sp.Symbol) and type(expr) is sp.Symbol:
-        allowed = _assumption_names()
-        assumptions = {k: bool(v) for k, v in expr._assumptions_orig.items()
-                       if k in allowed and v is not None}
-        return {"f": "Symbol", "name": expr.name, "assumptions": assumptions}
-    if isinstance(expr, sp.Integer):
-        return {"f": "Integer", "v": str(int(expr))}
-    if isinstance(expr, sp.Rational):
-        return {"f": "Rational", "p": str(expr.p), "q": str(expr.q)}
-    if isinstance(expr, sp.Float):
-        r = sp.Rational(expr)
-        return {"f": "Float", "p": str(r.p), "q": str(r.q), "prec": int(expr._prec)}
-    for key, value in CONSTANTS.items():
-        if expr is value:
-            return {"f": key}
-    if name in NODES and type(expr) is NODES[name]:
-        return {"f": name, "a": [expr_to_data(a) for a in expr.args]}
-    raise ModelFileError(
-        f"cannot save the expression node {name} ({expr}): symnn model files store only "
-        f"these SymPy node types: Symbol, numbers, {', '.join(sorted(NODES))}"
-    )
-
-
-def _int(text: Any, where: str) -> int:
-    if not isinstance(text, str) or len(text) > MAX_DIGITS:
-        raise ModelFileError(f"{where}: expected an integer as a string of at most "
-                             f"{MAX_DIGITS} digits")
-    if not re.fullmatch(r"-?[0-9]+", text):
-        raise ModelFileError(f"{where}: {text[:40]!r} is not an integer")
-    try:
-        return int(text)
-    except ValueError as err:
-        raise ModelFileError(f"{where}: {text[:40]!r} is not an integer") from err
-
-
-def expr_from_data(data: Any, _depth: int = 0, _count: list | None = None) -> sp.Basic:
-    """Rebuild an expression from :func:`expr_to_data` output (whitelisted nodes only)."""
-    count = _count if _count is not None else [0]
-    count[0] += 1
-    if _depth > MAX_DEPTH or count[0] > MAX_NODES:
-        raise ModelFileError(f"expression too deep or too large (limits: depth {MAX_DEPTH}, "
-                             f"{MAX_NODES} nodes)")
-    if not isinstance(data, dict) or not isinstance(data.get("f"), str):
-        raise ModelFileError(f"malformed expression node {str(data)[:80]!r}")
-    f = data["f"]
-    if f == "Symbol":
-        name = data.get("name")
-        assumptions = data.get("assumptions", {})
-        if not isinstance(name, str) or not name or len(name) > 200:
-            raise ModelFileError(f"malformed symbol name {str(name)[:80]!r}")
-        allowed = _assumption_names()
-        if not isinstance(assumptions, dict) or any(
-                k not in allowed or not isinstance(v, bool) for k, v in assumptions.items()):
-            raise ModelFileError(f"symbol {name!r}: malformed assumptions {assumptions!r}")
-        return sp.Symbol(name, **assumptions)
-    if f == "Integer":
-        return sp.Integer(_int(data.get("v"), "Integer"))
-    if f == "Float" and data.get("prec") is not None and not (
-            isinstance(data.get("prec"), int) and 1 <= data["prec"] <= 1000):
-        raise ModelFileError("Float: malformed precision")
-    if f in ("Rational", "Float"):
-        p, q = _int(data.get("p"), f), _int(data.get("q"), f)
-        if q <= 0:
-            raise ModelFileError(f"{f}: denominator must be positive")
-        r = sp.Rational(p, q)
-        if f == "Rational":
-            return r
-        prec = data.get("prec")
-        if not isinstance(prec, int) or not 1 <= prec <= 1000:
-            raise ModelFileError("Float: malformed precision")
-        return sp.Float(r, precision=prec)
-    if f in CONSTANTS:
-        return CONSTANTS[f]
-    if f not in NODES:
-        raise ModelFileError(f"expression node {f!r} is not one a symnn model file may "
-                             f"contain (allowed: {', '.join(sorted(NODES))})")
-    args = data.get("a")
-    if not isinstance(args, list):
-        raise ModelFileError(f"expression node {f!r}: malformed arguments")
-    if len(args) > MAX_ARGS:
-        raise ModelFileError(f"expression node {f!r} has {len(args)} arguments (limit "
-                             f"{MAX_ARGS})")
-    built = [expr_from_data(a, _depth + 1, count) for a in args]
-    from symnn.declare.model import call_problem, constant_problem, power_problem
-
-    problem = None
-    if f == "Pow" and len(built) == 2:
-        problem = power_problem(*built)
-    elif f == "exp":
-        problem = call_problem(sp.exp, built)
-    if problem:
-        raise ModelFileError(f"expression node {f!r}: {problem}")
-    try:
-        out = NODES[f](*built)
-    except (TypeError, ValueError, ArithmeticError) as err:
-        raise ModelFileError(f"expression node {f!r}: cannot be built from its "
-                             f"arguments: {err}") from err
-    if isinstance(out, sp.Expr) and (out.is_number or out.has(sp.zoo, sp.oo, sp.nan)):
-        problem = constant_problem(out)
-        if problem:
-            raise ModelFileError(f"expression node {f!r}: {problem}")
-    return out
-
-
-def _roundtrip(expr: sp.Basic, what: str) -> Any:
-    data = expr_to_data(expr)
-    if expr_from_data(data) != expr:
-        raise ModelFileError(f"{what}: the expression {expr} would not load back identical; "
-                             "symnn cannot store it")
-    return data
-
-
-# ------------------------------------------------------------------------------------------
-# specs
-# ------------------------------------------------------------------------------------------
-
-_VAR = sp.Symbol("t", real=True)
-
-
-def _activation_data(act, where: str) -> dict:
-    from symnn.declare.activations import ACTIVATIONS
-
-    if act.key and act.key[0] == "lambda":
-        return {"activation": act.name, "custom": _roundtrip(act.apply(_VAR), where)}
-    if ACTIVATIONS.get(act.name) is not act:
-        raise ModelFileError(f"{where}: activation {act.name!r} is not a registered one and "
-                             "not a sympy.Lambda; symnn cannot store it")
-    return {"activation": act.name}
-
-
-def _check_loss(declared) -> None:
-    from symnn.declare.losses import LOSSES
-
-    if LOSSES.get(declared.loss.name) is not declared.loss:
-        raise ModelFileError(f"loss {declared.loss.name!r} is not a registered loss; symnn "
-                             "cannot store it")
-
-
-def spec_of(declared) -> dict:
-    """The plain-data spec stored in a model file (networks and custom models)."""
-    from symnn.declare.layers import Act, Softmax
-    from symnn.declare.model import Model
-    from symnn.declare.network import Network
-
-    _check_loss(declared)
-    pens = [{"kind": p.kind, "lam": p.lam, "params": list(p.params) if p.params else None}
-            for p in declared.penalties]
-    if isinstance(declared, Network):
-        spec = declared.spec()
-        layers = []
-        for i, (layer, data) in enumerate(zip(declared.layers, spec["layers"])):
-            if isinstance(layer, Act):
-                data = _activation_data(layer.activation, f"layer {i}")
-            layers.append(data)
-        spec["layers"] = layers
-        spec["penalties"] = pens
-        return spec
-    if isinstance(declared, Model):
-        out = None
-        if isinstance(declared.output, Softmax):
-            out = {"activation": "softmax"}
-        elif isinstance(declared.output, Act):
-            out = _activation_data(declared.output.activation, "model output")
-        return {
-            "kind": "model",
-            "name": declared.name,
-            "exprs": [_roundtrip(e, f"model output {i}") for i, e in enumerate(declared.exprs)],
-            "inputs": [expr_to_data(s) for s in declared.inputs],
-            "params": [expr_to_data(s) for s in declared.params],
-            "loss": declared.loss.name,
-            "output": out,
-            "penalties": pens,
-        }
-    raise ModelFileError(f"cannot save a {type(declared).__name__}: expected a Network, a "
-                         "Model or a compiled model")
-
-
-def _layer_from(data: Any, where: str):
-    import sympy as _sp
-
-    from symnn.declare.layers import Dense
-
-    if not isinstance(data, dict):
-        raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
-    if "dense" in data:
-        d = data["dense"]
-        if (not isinstance(d, list) or len(d) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) for v in d)):
-            raise ModelFileError(f"{where}: malformed dense sizes {str(d)[:80]!r}")
-        if not all(1 <= v <= 1 << 20 for v in d):
-            raise ModelFileError(f"{where}: dense sizes {d} out of range (1 to {1 << 20})")
-        if not isinstance(data.get("bias", True), bool):
-            raise ModelFileError(f"{where}: malformed bias flag")
-        return Dense(d[0], d[1], data.get("bias", True))
-    name = data.get("activation")
-    if not isinstance(name, str):
-        raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
-    if "custom" not in data:
-        from symnn.declare.activations import ACTIVATIONS
-
-        if name.lower() not in ACTIVATIONS and name.lower() != "softmax":
-            raise ModelFileError(f"{where}: unknown activation {name[:40]!r}")
-    elif not _LABEL_RE.match(name) or len(name) > 40:
-        raise ModelFileError(f"{where}: custom activation name {name[:40]!r} is not a name of "
-                             "letters and digits (as a spec file requires)")
-    if "custom" in data and data["custom"] is not True:
-        from symnn.declare.activations import Activation
-
-        body = expr_from_data(data["custom"])
-        if not isinstance(body, _sp.Expr):
-            raise ModelFileError(f"{where}: the custom activation body is not an expression")
-        if body.free_symbols - {_VAR}:
-            raise ModelFileError(f"{where}: the custom activation body uses symbols other "
-                                 f"than its variable")
-        from symnn.declare.model import constant_problem, derivative_problem
-
-        problem = constant_problem(body) or derivative_problem(body)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return Activation.from_lambda(_sp.Lambda(_VAR, body), name=name)
-    if data.get("custom") is True:
-        raise ModelFileError(f"{where}: custom activation {name!r} was stored without its "
-                             "expression")
-    return name
-
-
-def declared_from_spec(spec: Any):
-    """Rebuild a Network or Model from :func:`spec_of` data (no code is executed)."""
-    from symnn.declare.losses import L1, L2
-    from symnn.declare.model import Model
-    from symnn.declare.network import Network
-
-    if not isinstance(spec, dict):
-        raise ModelFileError("the stored spec is not a table")
-    try:
-        pens = []
-        for p in spec.get("penalties") or []:
-            if not isinstance(p, dict):
-                raise ModelFileError("malformed penalty")
-            maker = {"l1": L1, "l2": L2}.get(p.get("kind"))
-            if maker is None:
-                raise ModelFileError(f"unknown penalty {p!r}")
-            pens.append(maker(p["lam"], p.get("params")))
-        kind = spec.get("kind")
-        if kind == "network":
-            layers = spec.get("layers")
-            if not isinstance(layers, list):
-                raise ModelFileError("the stored network has no list of layers")
-            if len(layers) > 1000:
-                raise ModelFileError(f"the stored network has {len(layers)} layers (limit 1000)")
-            return Network([_layer_from(d, f"layer {i}") for i, d in enumerate(layers)],
-                           loss=spec.get("loss"), penalties=pens, name=spec.get("name", "net"))
-        if kind == "model":
-            exprs = [expr_from_data(e) for e in spec.get("exprs", [])]
-            inputs = [expr_from_data(s) for s in spec.get("inputs", [])]
-            params = [expr_from_data(s) for s in spec.get("params", [])]
-            out = spec.get("output")
-            output = None if out is None else _layer_from(out, "model output")
-            return Model(exprs, inputs=inputs, params=params, loss=spec.get("loss"),
-                         output=output, penalties=pens, name=spec.get("name", "model"))
-        raise ModelFileError(f"unknown model kind {kind!r} in the stored spec")
-    except ModelFileError:
-        raise
-    except (SymnnError, KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ModelFileError(f"the stored spec does not describe a valid model: {err}") from err
 
 
 # ------------------------------------------------------------------------------------------
@@ -470,35 +147,16 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     ShapeError
         When ``theta`` does not fit the model.
     """
-    from symnn.errors import ShapeError
 
     declared = getattr(model, "declared", model)
-    if hasattr(model, "dtype") and hasattr(model, "kernels"):
-        dt = np.dtype(model.dtype)
-    else:
-        arr = np.asarray(theta)
-        dt = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    theta = np.ascontiguousarray(np.asarray(theta), dtype=dt)
-    if theta.ndim != 1 or theta.shape[0] != declared.n_params:
-        raise ShapeError(f"save: theta has shape {theta.shape}; {declared!r} takes "
-                         f"({declared.n_params},)")
+    theta, dt = _theta_to_save(model, declared, theta)
     if history is not None and not isinstance(history, History):
         history = getattr(history, "history", history)
         if not isinstance(history, History):
             raise ArgumentError(f"save: history must be a symnn History, got {type(history)}")
     arrays = {"theta": theta}
     if scaler is not None:
-        from symnn.data import Standardizer
-
-        if not isinstance(scaler, Standardizer):
-            raise ModelFileError(f"save: scaler must be a symnn.data.Standardizer, got "
-                                 f"{type(scaler).__name__}")
-        try:
-            scaler = Standardizer.from_arrays(scaler.mean, scaler.scale, declared.n_inputs,
-                                              "save: scaler")
-        except SymnnError as err:
-            raise ModelFileError(str(err)) from err
-        arrays["x_mean"], arrays["x_scale"] = scaler.mean, scaler.scale
+        arrays["x_mean"], arrays["x_scale"] = _scaler_arrays(scaler, declared)
     meta = {
         "format": FORMAT,
         "format_version": 2 if scaler is not None else 1,
@@ -526,6 +184,37 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     except OSError as err:
         raise ModelFileError(f"{target}: cannot write the model file: "
                              f"{err.strerror or err}") from err
+
+
+def _theta_to_save(model, declared, theta) -> tuple[np.ndarray, np.dtype]:
+    """θ in the dtype it is stored in (the compiled model's; else float32 stays float32),
+    its shape checked."""
+    from symnn.errors import ShapeError
+
+    if hasattr(model, "dtype") and hasattr(model, "kernels"):
+        dt = np.dtype(model.dtype)
+    else:
+        arr = np.asarray(theta)
+        dt = arr.dtype if arr.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    theta = np.ascontiguousarray(np.asarray(theta), dtype=dt)
+    if theta.ndim != 1 or theta.shape[0] != declared.n_params:
+        raise ShapeError(f"save: theta has shape {theta.shape}; {declared!r} takes "
+                         f"({declared.n_params},)")
+    return theta, dt
+
+
+def _scaler_arrays(scaler, declared) -> tuple[np.ndarray, np.ndarray]:
+    from symnn.data import Standardizer
+
+    if not isinstance(scaler, Standardizer):
+        raise ModelFileError(f"save: scaler must be a symnn.data.Standardizer, got "
+                             f"{type(scaler).__name__}")
+    try:
+        scaler = Standardizer.from_arrays(scaler.mean, scaler.scale, declared.n_inputs,
+                                          "save: scaler")
+    except SymnnError as err:
+        raise ModelFileError(str(err)) from err
+    return scaler.mean, scaler.scale
 
 
 class SavedModel(tuple):
@@ -725,7 +414,30 @@ def load(path: "str | os.PathLike") -> SavedModel:
                             f"{type(path).__name__}")
     target = os.fspath(path)
     arrays = _read_members(target)
-    theta, blob = arrays["theta"], arrays["meta"]
+    theta = arrays["theta"]
+    meta, version = _read_meta(target, arrays["meta"])
+    extra = _check_arrays(target, meta, version, theta, arrays)
+    declared = _rebuild(target, meta, theta)
+    scaler = None
+    if extra:
+        from symnn.data import Standardizer
+
+        try:
+            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
+                                              declared.n_inputs, "the stored standardizer")
+        except SymnnError as err:
+            raise _fail(target, str(err)) from err
+    history = None
+    if meta.get("history") is not None:
+        history = _history(target, meta["history"])
+    info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
+    theta = np.array(theta, copy=True)
+    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info,
+                      scaler)
+
+
+def _read_meta(target: str, blob: np.ndarray) -> tuple[dict, int]:
+    """The metadata (JSON) of a model file and its format version, with the keys checked."""
     if blob.dtype != np.uint8 or blob.ndim != 1:
         raise _fail(target, "the 'meta' array is malformed")
     try:
@@ -744,6 +456,13 @@ def load(path: "str | os.PathLike") -> SavedModel:
     for key in ("spec", "dtype", "n_params", "param_shapes", "sha256"):
         if key not in meta:
             raise _fail(target, f"the metadata lacks {key!r}")
+    return meta, version
+
+
+def _check_arrays(target: str, meta: dict, version: int, theta: np.ndarray,
+                  arrays: dict) -> dict:
+    """Check theta and the preprocessing arrays against the metadata and the checksum;
+    returns the preprocessing arrays (empty when there are none)."""
     if meta["dtype"] not in ("float32", "float64") or theta.dtype != np.dtype(meta["dtype"]):
         raise _fail(target, f"theta has dtype {theta.dtype}, the metadata says "
                             f"{str(meta['dtype'])[:20]!r}")
@@ -767,6 +486,11 @@ def load(path: "str | os.PathLike") -> SavedModel:
         raise _fail(target, "checksum mismatch — the file was damaged or modified after it "
                             f"was saved (stored SHA-256 {str(meta['sha256'])[:16]}…, "
                             f"computed {digest[:16]}…)")
+    return extra
+
+
+def _rebuild(target: str, meta: dict, theta: np.ndarray):
+    """The declared network or model of the stored spec, its layout checked against theta."""
     try:
         declared = declared_from_spec(meta["spec"])
     except ModelFileError as err:
@@ -779,19 +503,4 @@ def load(path: "str | os.PathLike") -> SavedModel:
     if shapes != meta["param_shapes"] or declared.n_params != theta.shape[0]:
         raise _fail(target, f"the stored parameter layout {str(meta['param_shapes'])[:200]} "
                             f"does not match the rebuilt network's {shapes}")
-    scaler = None
-    if extra:
-        from symnn.data import Standardizer
-
-        try:
-            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
-                                              declared.n_inputs, "the stored standardizer")
-        except SymnnError as err:
-            raise _fail(target, str(err)) from err
-    history = None
-    if meta.get("history") is not None:
-        history = _history(target, meta["history"])
-    info = {k: meta.get(k) for k in ("format", "format_version", "symnn_version", "sha256")}
-    theta = np.array(theta, copy=True)
-    return SavedModel(declared, theta, history, meta.get("metadata"), theta.dtype, info,
-                      scaler)
+    return declared

@@ -76,6 +76,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from symnn.declare.layers import param_roles
 from symnn.errors import ArgumentError, CheckError, DataError, ShapeError, TrainingError
 from symnn.train.history import History
 
@@ -239,8 +240,9 @@ def decay_vector(model, opt) -> np.ndarray:
     if not wd:
         return lam
     names, bounds = param_bounds(model)
+    roles = param_roles(model.declared)
     for a, name in enumerate(names):
-        if getattr(opt, "decay", "all") == "all" or not name.startswith("b"):
+        if getattr(opt, "decay", "all") == "all" or roles.get(name) != "bias":
             lam[bounds[a]:bounds[a + 1]] = wd
     return lam
 
