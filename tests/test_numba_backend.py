@@ -16,7 +16,7 @@ import symnn
 from symnn.codegen import numba as backend
 from symnn.codegen.numba import runtime
 from symnn.derive import derive
-from symnn.derive import program as P
+from symnn import ops as P
 
 PACKAGE = Path(backend.__file__).resolve().parent
 CODEGEN = PACKAGE.parent

@@ -26,7 +26,7 @@ from symnn.codegen.numba import runtime
 from symnn.codegen.printer import KernelPrinter
 from symnn.codegen.reference import NUMPY_FUNCTIONS
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
-from symnn.derive import program as P
+from symnn import ops as P
 from symnn.errors import DeclarationError
 
 _NS = {"math": math, "np": np, "_f": np.float64,

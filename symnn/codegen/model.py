@@ -1,7 +1,7 @@
 """Compiled models: the public face of the generated kernels.
 
 ``compile_model(net)`` (also ``net.compile()``) derives the network's programs, generates
-the kernel module (:mod:`symnn.codegen.numba_gen`), loads it through the on-disk cache
+the kernel module (:mod:`symnn.codegen.numba`), loads it through the on-disk cache
 (:mod:`symnn.codegen.cache`) and wraps the kernels in a :class:`CompiledModel` whose
 methods check their arguments and return NumPy arrays.  ``model.reference`` is a
 :class:`ReferenceModel` with the same methods computed by the uncompiled NumPy interpreter
@@ -189,7 +189,7 @@ class CompiledModel(_Base):
         ``inspect.getsource(model.kernels["loss_and_grad"])`` works).
     kernels : dict
         ``{kind: numba dispatcher}`` for ``predict``, ``loss``, ``loss_and_grad``, ``hvp``,
-        ``gnvp``, ``jacobian`` (signatures in :mod:`symnn.codegen.numba_gen`).
+        ``gnvp``, ``jacobian`` (signatures in :mod:`symnn.codegen.numba`).
     reference : ReferenceModel
         The same methods computed by the uncompiled NumPy interpreter.
     """
@@ -371,7 +371,7 @@ def _poison(names, args) -> None:
     """Fill every buffer the kernel writes (``out``, ``grad``, ``work``) with NaN, so that a
     value read before the kernel wrote it shows up as NaN instead of a plausible number
     left over from an earlier call.  (A kernel given too small a work buffer allocates its
-    own, NaN-filled too; see :mod:`symnn.codegen.numba_gen`.)"""
+    own, NaN-filled too; see :mod:`symnn.codegen.numba`.)"""
     for name, a in zip(names, args):
         if name in _WRITTEN_ARGS and isinstance(a, np.ndarray):
             a.fill(np.nan)

@@ -1,4 +1,4 @@
-"""A SymPy code printer for the scalar bodies of :class:`~symnn.derive.program.Map` ops.
+"""A SymPy code printer for the scalar bodies of :class:`~symnn.ops.Map` ops.
 
 The printer turns one SymPy scalar expression into one line of Python that Numba compiles
 in nopython mode.  It follows SymPy's own printers: one ``_print_<Class>`` method per node
@@ -51,7 +51,7 @@ __all__ = ["KernelPrinter", "FUNCTIONS", "fastmath_available"]
 
 #: Function name → (vectorisable fastmath name, fallback in plain Numba-compilable Python),
 #: derived from the function registry :mod:`symnn.functions` (its ``kernel`` entries).  The
-#: fallback names starting with ``_`` are stable helpers in :mod:`symnn.codegen.numba_gen`.
+#: fallback names starting with ``_`` are stable helpers in :mod:`symnn.codegen.numba`.
 #: symnn's own functions without an entry print through their ``_numbacode`` hook.
 FUNCTIONS: dict[str, tuple[str, str]] = KERNEL_CALLS
 

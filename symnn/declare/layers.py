@@ -28,6 +28,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from symnn import ops as P
 from symnn.declare.activations import Activation, get_activation
 from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
@@ -62,13 +63,11 @@ class Factor(NamedTuple):
 
 
 def _sup(text: str) -> str:
-    from symnn.derive import program as P
 
     return P.superscript(text)
 
 
 def _vec(name, size, tex, text, kind="sample"):
-    from symnn.derive import program as P
 
     return P.Var(name, kind, (size,), tex=tex, text=text)
 
@@ -137,7 +136,6 @@ class Dense:
     # -- forward program ------------------------------------------------------------------
     def forward(self, b, l: int, a_prev, k: int = 0):
         """z⁽ˡ⁾ = W⁽ˡ⁾ a⁽ˡ⁻¹⁾ + b⁽ˡ⁾."""
-        from symnn.derive import program as P
 
         vars_ = {}
         for spec in self.parameters(l):
@@ -201,7 +199,7 @@ class Act:
         if act.identity:
             return z
         a = act_var(l, k, z.size)
-        return b.map_elementwise(a, act.apply(b.sym(z)), [z], role="act", label=(act,))
+        return b.map_elementwise(a, act.apply(P.sym(z)), [z], role="act", label=(act,))
 
     def initial_values(self, l, rng, following="identity") -> dict:
         return {}
@@ -229,7 +227,6 @@ class Softmax:
 
     def forward(self, b, l: int, z, k: int = 1):
         """a⁽ˡ⁾ = softmax(z⁽ˡ⁾)."""
-        from symnn.derive import program as P
 
         return b.emit(P.Softmax(act_var(l, k, z.size), z))
 

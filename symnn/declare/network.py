@@ -39,7 +39,7 @@ class Declared:
 
     # -- derive ------------------------------------------------------------------------
     def program(self):
-        """The derived forward + backward program (see :mod:`symnn.derive.program`)."""
+        """The derived forward + backward program (see :mod:`symnn.ops`)."""
         from symnn.derive import derive
 
         return derive(self)

@@ -1,8 +1,8 @@
 """Derivation: exact derivatives by reverse mode over the network graph.
 
-``derive(net)`` returns a :class:`~symnn.derive.program.Program` holding the forward
+``derive(net)`` returns a :class:`~symnn.ops.Program` holding the forward
 pass, the per-sample loss ℓ, the batch loss L and the backward pass (δ⁽ˡ⁾ and every
-∂L/∂θ), each value a named :class:`~symnn.derive.program.Var`.  ``hvp_program`` and
+∂L/∂θ), each value a named :class:`~symnn.ops.Var`.  ``hvp_program`` and
 ``gnvp_program`` extend it forward-over-reverse (the R-operator) to exact Hessian-vector and
 Gauss-Newton-vector products; ``input_jvp_program`` gives the input Jacobian.
 """

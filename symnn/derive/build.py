@@ -2,7 +2,7 @@
 
 ``forward_program(declared)`` turns a :class:`~symnn.Network` (each layer emits its own
 ops: ``layer.forward``) or :class:`~symnn.Model` into the forward half of a
-:class:`~symnn.derive.program.Program`: affine maps, activations, softmax, the per-sample
+:class:`~symnn.ops.Program`: affine maps, activations, softmax, the per-sample
 loss ``ℓ`` and the batch loss ``L``.  The backward half is derived from it by
 :mod:`symnn.derive.reverse`.
 """
@@ -17,45 +17,12 @@ from symnn.declare.layers import Act, Dense, Softmax, output_kind, param_specs
 from symnn.declare.losses import A_SYM, Y_SYM
 from symnn.declare.model import Model
 from symnn.declare.network import Network
-from symnn.derive import program as P
+from symnn import ops as P
+from symnn.ops import Builder, sym
 from symnn.errors import DerivationError
 from symnn.functions import softplus, xlogy
 
 __all__ = ["sym", "Builder", "forward_program"]
-
-
-def sym(var: P.Var, index: int | None = None) -> sp.Symbol:
-    """The canonical real scalar symbol standing for (a component of) ``var`` in Map bodies."""
-    if index is None:
-        return sp.Symbol(var.name, real=True)
-    return sp.Symbol(f"{var.name}_{index}", real=True)
-
-
-@dataclass
-class Builder:
-    """Accumulates ops; hands out fresh temporary names."""
-
-    prog: P.Program = field(default_factory=P.Program)
-    counter: int = 0
-    meta: dict = field(default_factory=dict)
-
-    def temp(self, shape, kind="sample", prefix="t") -> P.Var:
-        self.counter += 1
-        name = f"{prefix}{self.counter}"
-        return P.Var(name, kind, tuple(shape), tex=name, text=name)
-
-    def emit(self, op: P.Op) -> P.Var:
-        self.prog.ops.append(op)
-        return op.out
-
-    @staticmethod
-    def sym(var: P.Var, index: int | None = None) -> sp.Symbol:
-        """:func:`sym` (for layers, which get the builder but do not import this module)."""
-        return sym(var, index)
-
-    def map_elementwise(self, out: P.Var, expr: sp.Expr, vars_: list[P.Var], **kw) -> P.Var:
-        args = tuple(P.Arg(sym(v), v) for v in vars_)
-        return self.emit(P.Map(out, (expr,), args, **kw))
 
 
 def _vec(name, size, tex, text, kind="sample"):

@@ -14,7 +14,7 @@ import sympy as sp
 from symnn.codegen.numba.passes import canonical, hoist_invariant
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn.derive import program as P
+from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_map"]

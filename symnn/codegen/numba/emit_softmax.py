@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn.derive import program as P
+from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_softmax", "emit_lse"]

@@ -20,7 +20,7 @@ from symnn.codegen.numba.slots import Slot, ident, plus
 from symnn.codegen.numba.writer import KernelWriter
 from symnn.codegen.printer import fastmath_available
 from symnn.derive import gnvp_program, hvp_program, input_jvp_program
-from symnn.derive import program as P
+from symnn import ops as P
 from symnn.derive.simplify import fuse_maps
 from symnn.errors import CompileError
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import sympy as sp
 
-from symnn.derive import program as P
+from symnn import ops as P
 
 __all__ = ["hoist_invariant", "canonical", "drop_dirac", "sum_plan", "sum_values",
            "sum_terms", "softmax_lse_pairs", "deferred_biases", "tangent_means"]

@@ -6,7 +6,7 @@ import keyword
 import re
 from dataclasses import dataclass
 
-from symnn.derive import program as P
+from symnn import ops as P
 
 __all__ = ["Slot", "RESERVED", "ident", "plus"]
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 import sympy as sp
 
+from symnn import ops as P
 from symnn.codegen.numba.passes import (
     deferred_biases,
     softmax_lse_pairs,
@@ -21,7 +22,6 @@ from symnn.codegen.numba.passes import (
 )
 from symnn.codegen.numba.slots import RESERVED, Slot, ident
 from symnn.codegen.printer import KernelPrinter
-from symnn.derive import program as P
 from symnn.errors import CompileError
 
 __all__ = ["EMITTERS", "emits", "KernelWriter"]
@@ -143,7 +143,7 @@ class KernelWriter:
             self.slots[op.out] = self.slots[target]
 
     def _emit(self, op: P.Op, acc: int) -> None:
-        desc = _describe(op)
+        desc = P.describe(op)
         self.body.append(("op", desc))
         self.acc = acc
         try:
@@ -192,32 +192,3 @@ class KernelWriter:
                 lines.append(item)
         lines += ["    " + ln for ln in epilogue(self)]
         return lines
-
-
-def _describe(op: P.Op) -> str:
-    """A one-line comment for the op's code."""
-    if isinstance(op, P.Map):
-        subs = {a.symbol: sp.Symbol(a.var.name if a.index is None else f"{a.var.name}[{a.index}]")
-                for a in op.args}
-        bodies = [str(sp.sympify(e).xreplace(subs)) for e in op.exprs]
-        text = f"{op.out.name} = " + (bodies[0] if len(bodies) == 1
-                                      else "[" + "; ".join(bodies) + "]")
-    elif isinstance(op, P.Affine):
-        text = f"{op.out.name} = {op.W.name} {op.a.name}" + (f" + {op.b.name}" if op.b else "")
-    elif isinstance(op, P.MatTVec):
-        text = f"{op.out.name} = {op.W.name}ᵀ {op.g.name}"
-    elif isinstance(op, P.OuterMean):
-        text = f"{op.out.name} = batch mean of {op.u.name} {op.v.name}ᵀ"
-    elif isinstance(op, P.BatchMean):
-        text = f"{op.out.name} = batch mean of {op.u.name}"
-    elif isinstance(op, P.Penalty):
-        what = "gradient of the " if op.grad else ""
-        text = f"{op.out.name} = {what}{op.kind.upper()} penalty {op.coef} on {op.param.name}"
-    elif isinstance(op, P.Dot):
-        text = f"{op.out.name} = {op.u.name} · {op.v.name}"
-    elif isinstance(op, P.SumComp):
-        text = f"{op.out.name} = sum of the components of {op.u.name}"
-    else:
-        text = f"{op.out.name} = {type(op).__name__}({', '.join(v.name for v in op.inputs)})"
-    text = " ".join(text.split())
-    return text if len(text) <= 100 else text[:97] + "..."
