@@ -40,8 +40,8 @@ import numpy as np
 
 from symnn.errors import DeclarationError, SizeLimitError
 from symnn.printing.equations import Equation, Equations
-from symnn.train.loop import Session, _array_norms, _Stop, decay_vector
 from symnn.train.schedules import _positive
+from symnn.train.session import Session, Stop, array_norms, decay_vector
 
 __all__ = ["SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG"]
 
@@ -162,7 +162,7 @@ class _Damped(SecondOrder):
         name = type(self).__name__
         for it in range(1, self._iterations(s) + 1):
             t0 = time.perf_counter()
-            norms = _array_norms(g, s.names, s.bounds)
+            norms = array_norms(g, s.names, s.bounds)
             gmax = float(np.max(np.abs(g))) if g.size else 0.0
             if gmax <= self.tol:
                 s.stop("converged", f"{name} converged after {it - 1} iterations: the "
@@ -358,7 +358,7 @@ class _Scipy(SecondOrder):
                 L, g = last["L"], last["g"]
             else:
                 L, g = f(x)
-            norms = _array_norms(state["g"], s.names, s.bounds)
+            norms = array_norms(state["g"], s.names, s.bounds)
             prev = state["x"]
             state["it"] += 1
             stop = s.end_epoch(state["it"], x.astype(dt), L, norms, 1, state["t0"],
@@ -366,7 +366,7 @@ class _Scipy(SecondOrder):
             state["x"], state["g"] = x.copy(), g
             state["t0"] = time.perf_counter()
             if stop:
-                raise _Stop
+                raise Stop
 
         try:
             res = minimize(fun, x0, jac=True, method=self.method, hessp=self._hessp(s, lam),
@@ -383,7 +383,7 @@ class _Scipy(SecondOrder):
                 s.stop("completed", f"{name} ran its {n} iterations ({message})")
             if state["it"] == 0 and np.all(np.isfinite(res.x)):
                 x = np.asarray(res.x, np.float64)
-        except _Stop:
+        except Stop:
             x = state["x"]
         return s.result(x.astype(dt))
 
