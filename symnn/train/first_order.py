@@ -12,7 +12,7 @@ Examples
 >>> from symnn.train import SGD, StepDecay
 >>> lr_at = lr_function(SGD(lr=0.1, schedule=StepDecay(step_size=2, gamma=0.5)))
 >>> [lr_at(t) for t in (1, 2, 3, 4)]
-[0.1, 0.05, 0.05, 0.025]
+[0.1, 0.1, 0.05, 0.05]
 """
 
 from __future__ import annotations

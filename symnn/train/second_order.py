@@ -41,7 +41,7 @@ import numpy as np
 from symnn.errors import DeclarationError, SizeLimitError
 from symnn.printing.equations import Equation, Equations
 from symnn.train.schedules import _positive
-from symnn.train.session import Session, Stop, array_norms, decay_vector
+from symnn.train.session import Session, array_norms, decay_vector
 
 __all__ = ["SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG"]
 
@@ -323,6 +323,10 @@ class LevenbergMarquardt(_Damped):
 # ------------------------------------------------------------------------------------------
 
 
+class _Stop(Exception):
+    """Raised in SciPy's callback to end training (not an error)."""
+
+
 class _Scipy(SecondOrder):
     method = ""
 
@@ -366,7 +370,7 @@ class _Scipy(SecondOrder):
             state["x"], state["g"] = x.copy(), g
             state["t0"] = time.perf_counter()
             if stop:
-                raise Stop
+                raise _Stop
 
         try:
             res = minimize(fun, x0, jac=True, method=self.method, hessp=self._hessp(s, lam),
@@ -383,7 +387,7 @@ class _Scipy(SecondOrder):
                 s.stop("completed", f"{name} ran its {n} iterations ({message})")
             if state["it"] == 0 and np.all(np.isfinite(res.x)):
                 x = np.asarray(res.x, np.float64)
-        except Stop:
+        except _Stop:
             x = state["x"]
         return s.result(x.astype(dt))
 

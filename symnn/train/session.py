@@ -14,8 +14,9 @@ Examples
 >>> names, bounds = param_bounds(model)
 >>> names, bounds.tolist()
 (['W1', 'b1'], [0, 2, 3])
->>> EpochInfo.__dataclass_fields__.keys() >= {"epoch", "params", "history"}
-True
+>>> from symnn.train import SGD
+>>> decay_vector(model, SGD(weight_decay=0.1, decay="weights")).tolist()
+[0.1, 0.1, 0.0]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from symnn.check import gnvcheck, gradcheck, hesscheck
 from symnn.errors import CheckError, TrainingError
 from symnn.train.history import History
 
-__all__ = ["Session", "Stop", "FitResult", "EpochInfo", "TrainingCheckError",
+__all__ = ["Session", "FitResult", "EpochInfo", "TrainingCheckError",
            "TrainingInterrupted", "param_bounds", "decay_vector", "array_norms",
            "CHECK_SAMPLES", "CHECK_BLOCKS"]
 
@@ -177,10 +178,6 @@ def array_norms(g: np.ndarray, names, bounds) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------
 # the session: history, validation, checks, early stopping, callbacks
 # ------------------------------------------------------------------------------------------
-
-
-class Stop(Exception):
-    """Raised inside optimizers' loops to end training (not an error)."""
 
 
 class Session:
