@@ -277,23 +277,6 @@ def test_compiled_model_fit_is_symnn_train_fit(reg):
     assert not np.array_equal(res.params, model.init(seed=2))
 
 
-def test_example_regression_lm_vs_adam_runs():
-    """examples/regression_lm_vs_adam.py --fast: second order passes Adam in few iterations."""
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "regression_lm_vs_adam.py"
-    spec = importlib.util.spec_from_file_location("regression_lm_vs_adam", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    results = mod.main(["--fast"])
-    adam = results["Adam (b=32)"]
-    for name in ("Levenberg–Marquardt", "Newton-CG (trust)"):
-        r = results[name]
-        assert r["train"] < adam["train"]
-        assert r["first_below_adam"] is not None and r["first_below_adam"] < adam["iterations"] / 4
-
-
 # ------------------------------------------------------------------------------------------
 # the cross-check before training is on by default
 # ------------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def prepare_data(model, X, y, what: str = "") -> tuple[np.ndarray, np.ndarray]:
     # writeable, C-ordered copies where needed (kernels are compiled for writeable arrays)
     return (np.require(Xa, requirements=["C", "W"]), np.require(Ya, requirements=["C", "W"]))
 
+
 # ------------------------------------------------------------------------------------------
 # progress
 # ------------------------------------------------------------------------------------------
@@ -242,6 +243,7 @@ class _Progress:
             self.stream.write(message + "\n")
         self.stream.flush()
         self.mode = "off"
+
 
 # ------------------------------------------------------------------------------------------
 # fit
