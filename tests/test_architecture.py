@@ -6,18 +6,20 @@ it makes is collected — at module level or inside a function, ``import a.b``,
 imports alike.  Then:
 
 * **(a) no cycle** among the modules;
-* **(b) imports only go down** the stages of :data:`STAGES` (the shared plan: declare →
-  derive → print → compile → train, with the convenience methods attached at the top);
+* **(b) imports only go down** the stages of :data:`STAGES` (declare → derive → print →
+  compile → train, with the convenience methods attached at the top); printing and
+  compiling stay apart (:data:`APART`), and nothing below the compiled stage imports Numba
+  (:data:`COMPILED_ONLY`);
 * **(c)** no module over :data:`MAX_MODULE_LINES` lines;
 * **(d)** no function over :data:`MAX_FUNCTION_LINES` lines (``def`` line to last line,
   docstring included);
 * **(e)** every function's McCabe complexity below :data:`MAX_COMPLEXITY` — counted as
-  ``ruff --select C901`` (and flake8's ``mccabe``) count it: 1, plus one per ``if`` /
-  ``elif``, loop, ``except`` handler, ``else`` of a ``try``, ``case`` and nested function;
-  a nested function counts in its own right too.
+  ``ruff check --select C901`` counts it (the same number for every function of the
+  package): 1, plus one per ``if`` / ``elif``, loop, ``except`` handler, ``else`` of a
+  ``try``, ``case`` and nested function; a nested function counts in its own right too.
 
-``python tests/test_architecture.py`` prints every violation of all five rules (a quick
-list to work from); the tests fail on the first rule broken and name every offender.
+``python tests/test_architecture.py`` prints every violation of these rules (a quick
+list to work from); each rule is its own test, which names every offender.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ MAX_COMPLEXITY = 15  # every function's complexity must be < 15 (ruff: max-compl
 
 #: The stage of each part of the package: a module may import from its own stage or a lower
 #: one, never from a higher one.  The longest matching prefix decides ("symnn.train.io" →
-#: "symnn.train").  Stages follow /tmp/restructure/PLAN.md (issue 12); where the plan left
-#: a part open, what it imports today decides.
+#: "symnn.train").  The stages are issue 12's plan (functions → ops → declare → derive →
+#: print → compile → train → front ends); where the plan left a part open, what it imports
+#: decides, and the comment says why.
 STAGES: dict[str, int] = {
-    # 0 — no symnn imports at all
+    # 0 — the base: errors, atomic files, the version, the registry of later methods
     "symnn.errors": 0,
     "symnn._atomic": 0,
     "symnn._later": 0,  # where the top level registers what the convenience methods do
     "symnn._version": 0,
+    "symnn.data": 0,  # reading data files, standardising: NumPy only (train.io, spec, cli use it)
     # 1 — the registry of scalar functions (names, TeX, kernel and NumPy spellings)
     "symnn.functions": 1,
     # 2 — the IR and its op kits
@@ -66,9 +70,6 @@ STAGES: dict[str, int] = {
     "symnn.check": 7,
     "symnn.analysis": 7,
     # 8 — the front ends, and the top-level package that attaches the convenience methods
-    #     (data reads files for the trainer's save/load and the command line: train.io
-    #     imports it, so it cannot sit above train; it imports no other stage)
-    "symnn.data": 7,
     "symnn.plots": 8,
     "symnn.spec": 8,
     "symnn.sklearn": 8,
@@ -77,6 +78,14 @@ STAGES: dict[str, int] = {
     "symnn._api": 8,
     "symnn": 8,
 }
+
+#: Parts that must not import one another although their stages would allow it: the
+#: equations are printed and the kernels compiled from the same derivation, side by side.
+APART: list[tuple[str, str]] = [("symnn.codegen", "symnn.printing")]
+
+#: Third-party packages that only the compiled stage and above may import: below
+#: ``symnn.codegen`` nothing loads Numba (declaring, deriving and printing stay free of it).
+COMPILED_ONLY = {"numba", "llvmlite"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -134,11 +143,32 @@ def imports_of(module: str, path: pathlib.Path, modules: set[str]) -> dict[str, 
     return found
 
 
+def third_party_imports(path: pathlib.Path) -> dict[str, int]:
+    """``top-level package → line`` for every non-relative import of another package."""
+    found: dict[str, int] = {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.partition(".")[0]
+            if top != "symnn":
+                found.setdefault(top, node.lineno)
+    return found
+
+
 def import_graph(package: pathlib.Path = PACKAGE) -> dict[str, dict[str, int]]:
     """``module → {imported module → line}`` over every module of the package."""
     files = module_files(package)
     names = set(files)
     return {m: imports_of(m, p, names) for m, p in files.items()}
+
+
+def _within(module: str, part: str) -> bool:
+    return module == part or module.startswith(part + ".")
 
 
 def stage_of(module: str) -> int | None:
@@ -246,6 +276,8 @@ class Report:
     cycles: list[list[str]] = field(default_factory=list)
     unstaged: list[str] = field(default_factory=list)
     upward: list[str] = field(default_factory=list)
+    sideways: list[str] = field(default_factory=list)
+    numba_early: list[str] = field(default_factory=list)
     long_modules: list[str] = field(default_factory=list)
     long_functions: list[str] = field(default_factory=list)
     complex_functions: list[str] = field(default_factory=list)
@@ -284,6 +316,16 @@ def check_package(package: pathlib.Path = PACKAGE) -> Report:
             if theirs is not None and theirs > mine:
                 rep.upward.append(f"{rel}:{line}: {module} (stage {mine}) imports {target} "
                                   f"(stage {theirs})")
+            for a, b in APART:
+                if (_within(module, a) and _within(target, b)
+                        or _within(module, b) and _within(target, a)):
+                    rep.sideways.append(f"{rel}:{line}: {module} imports {target} ({a} and "
+                                        f"{b} stay apart)")
+        if mine < STAGES["symnn.codegen"]:
+            for name, line in sorted(third_party_imports(files[module]).items()):
+                if name in COMPILED_ONLY:
+                    rep.numba_early.append(f"{rel}:{line}: {module} (stage {mine}) imports "
+                                           f"{name}")
     for path in sorted(files.values()):
         text = path.read_text(encoding="utf-8")
         rel = path.relative_to(root)
@@ -329,6 +371,14 @@ def test_every_module_has_a_stage(report):
 
 def test_imports_only_go_down_the_stages(report):
     _fail_listing("imports from a lower stage to a higher one", report.upward)
+
+
+def test_printing_and_compiling_stay_apart(report):
+    _fail_listing("imports between parts that stay apart", report.sideways)
+
+
+def test_nothing_below_the_compiled_stage_loads_numba(report):
+    _fail_listing("Numba imported below symnn.codegen", report.numba_early)
 
 
 def test_no_module_is_too_long(report):
@@ -397,6 +447,16 @@ def test_the_checker_sees_function_local_and_relative_imports(tmp_path):
     rep = check_package(pkg)
     assert rep.upward == ["symnn/declare/network.py:2: symnn.declare.network (stage 3) "
                           "imports symnn.derive.expanded (stage 4)"]
+    pkg = _package(tmp_path / "b", {
+        "__init__.py": "", "printing/__init__.py": "", "codegen/__init__.py": "",
+        "printing/eq.py": "def f():\n    import numba.core\n",
+        "codegen/kernel.py": "import numba\nfrom symnn.printing import eq\n",
+    })
+    rep = check_package(pkg)
+    assert rep.numba_early == ["symnn/printing/eq.py:2: symnn.printing.eq (stage 5) imports "
+                               "numba"]
+    assert rep.sideways == ["symnn/codegen/kernel.py:2: symnn.codegen.kernel imports "
+                            "symnn.printing.eq (symnn.codegen and symnn.printing stay apart)"]
 
 
 def test_the_checker_measures_length_and_complexity(tmp_path):
@@ -427,6 +487,8 @@ def main() -> int:
          [", ".join(c) for c in rep.cycles]),
         ("modules without a stage", rep.unstaged),
         ("imports up the stages", rep.upward),
+        ("imports between parts that stay apart", rep.sideways),
+        ("Numba imported below symnn.codegen", rep.numba_early),
         (f"modules over {MAX_MODULE_LINES} lines", rep.long_modules),
         (f"functions over {MAX_FUNCTION_LINES} lines", rep.long_functions),
         (f"functions of complexity ≥ {MAX_COMPLEXITY}", rep.complex_functions),
