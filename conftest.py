@@ -1,6 +1,7 @@
 """Test-session setup shared by every test (and doctest) of the repository.
 
-Two settings are made here, before ``symnn`` is first imported:
+Two settings are made here, before ``symnn`` is first imported — and only here: no test
+module sets them again.
 
 * **Poisoned buffers** (``SYMNN_POISON=1``): every compiled kernel call first fills the
   buffers the kernel writes (outputs, gradient, work buffer) with NaN, so generated code
@@ -11,6 +12,11 @@ Two settings are made here, before ``symnn`` is first imported:
   compiles into a fresh temporary directory (removed at the end), so tests never read
   kernels that another checkout or an older version of symnn left in ``~/.cache/symnn``.
   Set ``SYMNN_CACHE_DIR`` to a directory of your own to keep a warm cache between runs.
+  Subprocesses started by tests inherit the setting; a test that needs a cache of its own
+  passes ``cache_dir=`` (or its own ``SYMNN_CACHE_DIR``) explicitly.
+
+The ``slow`` marker (registered in ``pyproject.toml``) marks the long tests; the default
+run includes them, ``python -m pytest -q -m "not slow"`` leaves them out.
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ _OWN_CACHE: str | None = None
 if not os.environ.get("SYMNN_CACHE_DIR"):
     _OWN_CACHE = tempfile.mkdtemp(prefix="symnn-test-cache-")
     os.environ["SYMNN_CACHE_DIR"] = _OWN_CACHE
+
+
+def pytest_report_header(config) -> str:
+    """Say where this session's kernels go, and whether buffers are poisoned."""
+    where = (f"{_OWN_CACHE} (fresh, removed at the end)" if _OWN_CACHE is not None
+             else f"{os.environ['SYMNN_CACHE_DIR']} (SYMNN_CACHE_DIR)")
+    return f"symnn: kernel cache {where}; SYMNN_POISON={os.environ['SYMNN_POISON']}"
 
 
 def pytest_unconfigure(config) -> None:

@@ -157,7 +157,7 @@ def fit_cost(epochs: int = 60, repeats: int = 3) -> dict:
     from sklearn.model_selection import train_test_split
 
     from symnn.train import Adam, fit
-    from symnn.train.loop import CHECK_BLOCKS, CHECK_SAMPLES
+    from symnn.train.session import CHECK_BLOCKS, CHECK_SAMPLES
 
     X, labels = load_digits(return_X_y=True)
     X = X / 16.0

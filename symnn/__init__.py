@@ -6,6 +6,9 @@ The flow is one-way: declare (``Network``, ``mlp``, ``Model``) → derive (``net
 train (``symnn.fit`` with ``symnn.Adam()``, ``symnn.LBFGS()``, …; ``symnn.save`` /
 ``symnn.load``).
 
+Imports only go down these stages.  This package sits above all of them: it attaches the
+convenience methods of the early objects (``net.gradient()``, ``net.equations()``,
+``net.compile()``, ``model.fit()``) to the stages that carry them out (:mod:`symnn._api`).
 The declaration layer and the errors load with ``import symnn``; the later stages
 (training, export, checks, analysis, scikit-learn) load on first use of their names, so
 ``import symnn`` stays fast.
@@ -25,6 +28,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from symnn import _api  # noqa: F401  (registers what net.gradient(), .compile() … do)
+from symnn._version import __version__
 from symnn.declare.activations import Activation
 from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
@@ -49,8 +54,6 @@ from symnn.errors import (
     UnknownNameError,
 )
 from symnn.printing.equations import Equations
-
-__version__ = "0.1.0"
 
 #: Names loaded on first use: ``name → module`` (the attribute has the same name there).
 _LAZY = {

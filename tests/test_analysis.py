@@ -42,6 +42,7 @@ def _data(rng, B=32, n_in=4, n_out=3):
     return X, np.eye(n_out)[labels]
 
 
+@pytest.mark.slow
 def test_lanczos_extremes_equal_the_dense_spectrum(clf):
     rng = np.random.default_rng(0)
     X, Y = _data(rng)

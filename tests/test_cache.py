@@ -6,24 +6,16 @@ model so that their compile cost stays small.
 
 from __future__ import annotations
 
-import atexit
 import inspect
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import warnings
 
 import numpy as np
 import pytest
-
-if "_SYMNN_TEST_CACHE" not in os.environ:
-    os.environ["_SYMNN_TEST_CACHE"] = tempfile.mkdtemp(prefix="symnn-test-cache-")
-    atexit.register(shutil.rmtree, os.environ["_SYMNN_TEST_CACHE"], True)
-os.environ["SYMNN_CACHE_DIR"] = os.environ["_SYMNN_TEST_CACHE"]
 
 import symnn  # noqa: E402
 from symnn.codegen import cache as C  # noqa: E402

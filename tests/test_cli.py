@@ -252,7 +252,7 @@ def test_train_and_save(capsys, tmp_path):
     assert acc.startswith("training accuracy: 100.00%")
     assert model_file.is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["xor.npz"]
-    io = pytest.importorskip("symnn.train.io")
+    from symnn.train import io
     declared, params, _ = io.load(model_file)
     assert declared.n_params == 9 and params.shape == (9,)
 

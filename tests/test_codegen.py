@@ -15,21 +15,13 @@ hidden activations.  Kernels go to a temporary cache directory (``SYMNN_CACHE_DI
 
 from __future__ import annotations
 
-import atexit
 import inspect
 import os
 import re
-import shutil
-import tempfile
 
 import numpy as np
 import pytest
 import sympy as sp
-
-if "_SYMNN_TEST_CACHE" not in os.environ:
-    os.environ["_SYMNN_TEST_CACHE"] = tempfile.mkdtemp(prefix="symnn-test-cache-")
-    atexit.register(shutil.rmtree, os.environ["_SYMNN_TEST_CACHE"], True)
-os.environ["SYMNN_CACHE_DIR"] = os.environ["_SYMNN_TEST_CACHE"]
 
 import symnn  # noqa: E402
 from symnn import Dense  # noqa: E402

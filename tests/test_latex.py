@@ -201,7 +201,7 @@ def test_optimizer_update_rule_is_printed_when_available():
 
 
 def test_trainer_optimizer_objects_print_if_present():
-    optimizers = pytest.importorskip("symnn.train.optimizers")
+    from symnn.train import optimizers
     opt = optimizers.get_optimizer({"name": "adam", "lr": 1e-3})
     tex = export_latex(xor_net(), optimizer=opt)
     assert r"\section*{Optimizer}" in tex and r"\hat{m}_{t}" in tex

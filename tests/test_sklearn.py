@@ -39,6 +39,7 @@ def _expected_failures(estimator) -> dict:
             "Adam: batches and rounding differ when rows are repeated; see the L-BFGS test"}
 
 
+@pytest.mark.slow  # about 120 checks, each fitting an estimator: -m "not slow" skips them
 @parametrize_with_checks([SymnnClassifier(), SymnnRegressor()],
                          expected_failed_checks=_expected_failures)
 def test_sklearn_estimator_checks(estimator, check):

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from symnn._later import later
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
@@ -261,15 +262,13 @@ class CompiledModel(_Base):
             _purge_numba_cache(self.module)
             return self._call(kind, *args)
 
-    # -- training (the next stage, imported when called) ----------------------------------------
+    # -- training (the next stage: symnn.train, reached through symnn._later) -------------------
     def fit(self, X, y, optimizer="adam", **options):
         """Train this model: ``symnn.train.fit(self, X, y, optimizer, **options)``.
 
         Returns a :class:`symnn.train.FitResult` (``.params``, ``.history``).
         """
-        from symnn.train import fit
-
-        return fit(self, X, y, optimizer, **options)
+        return later("fit")(self, X, y, optimizer, **options)
 
     # -- first order -------------------------------------------------------------------------
     def predict(self, theta, X) -> np.ndarray:

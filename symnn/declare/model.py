@@ -175,61 +175,13 @@ class Model(Declared):
         penalties: Sequence[Penalty] = (),
         name: str = "model",
     ) -> None:
-        if isinstance(expr, sp.MatrixBase):
-            exprs = list(expr)
-        elif isinstance(expr, (list, tuple)):
-            exprs = list(expr)
-        else:
-            exprs = [expr]
-        if not exprs:
-            raise DeclarationError("Model: give at least one output expression")
-        try:
-            exprs = [sp.sympify(e, strict=True) for e in exprs]
-        except (sp.SympifyError, TypeError) as err:
-            raise DeclarationError(
-                "Model: each output must be a SymPy expression (build it from sympy symbols, "
-                "not a string)"
-            ) from err
-        for i, e in enumerate(exprs):
-            if not isinstance(e, sp.Expr) or isinstance(e, sp.MatrixBase):
-                raise DeclarationError(f"Model output {i}: expected a scalar SymPy expression")
-            problem = constant_problem(e) or derivative_problem(e)
-            if problem:
-                raise DeclarationError(f"Model output {i}: {problem}")
+        exprs = _outputs(expr)
         self.inputs = tuple(_symbols(inputs, "inputs"))
         self.params = tuple(_symbols(params, "params"))
-        if not self.params:
-            raise DeclarationError("Model: declare at least one parameter symbol in params=")
-        clash = set(self.inputs) & set(self.params)
-        if clash:
-            raise DeclarationError(
-                f"Model: {sorted(map(str, clash))} declared both as input and as parameter"
-            )
-        declared = set(self.inputs) | set(self.params)
-        used: set = set()
-        for i, e in enumerate(exprs):
-            extra = e.free_symbols - declared
-            if extra:
-                raise DeclarationError(
-                    f"Model output {i} uses undeclared symbols {sorted(map(str, extra))}; add "
-                    "them to inputs= or params=, or substitute numbers"
-                )
-            used |= e.free_symbols
-        missing = [str(p) for p in self.params if p not in used]
-        if missing:
-            raise DeclarationError(
-                f"Model: parameters {missing} do not appear in the model's expression; remove "
-                "them from params= or use them in the expression"
-            )
+        _check_symbols(exprs, self.inputs, self.params)
         self.exprs = tuple(exprs)
         self.loss = get_loss(loss, where="Model loss")
-        self.output = None
-        if output is not None and not (
-            isinstance(output, str) and output.lower() in ("identity", "linear")
-        ):
-            self.output = as_layer(output, where="Model output")
-            if not isinstance(self.output, (Act, Softmax)):
-                raise DeclarationError("Model output= must be an activation name or 'softmax'")
+        self.output = _output_layer(output)
         check_output(self.loss, output_kind(self.output), "Model")
         self.n_inputs = len(self.inputs)
         self.n_outputs = len(self.exprs)
@@ -288,3 +240,64 @@ def _symbols(items, what):
             raise DeclarationError(f"Model {what}: symbol {s} is listed twice")
         out.append(s)
     return out
+
+
+def _outputs(expr) -> list[sp.Expr]:
+    """The model's output expressions, each a finite, differentiable scalar expression."""
+    if isinstance(expr, (sp.MatrixBase, list, tuple)):
+        exprs = list(expr)
+    else:
+        exprs = [expr]
+    if not exprs:
+        raise DeclarationError("Model: give at least one output expression")
+    try:
+        exprs = [sp.sympify(e, strict=True) for e in exprs]
+    except (sp.SympifyError, TypeError) as err:
+        raise DeclarationError(
+            "Model: each output must be a SymPy expression (build it from sympy symbols, "
+            "not a string)"
+        ) from err
+    for i, e in enumerate(exprs):
+        if not isinstance(e, sp.Expr) or isinstance(e, sp.MatrixBase):
+            raise DeclarationError(f"Model output {i}: expected a scalar SymPy expression")
+        problem = constant_problem(e) or derivative_problem(e)
+        if problem:
+            raise DeclarationError(f"Model output {i}: {problem}")
+    return exprs
+
+
+def _check_symbols(exprs, inputs, params) -> None:
+    """Inputs and parameters apart, every symbol used declared, every parameter used."""
+    if not params:
+        raise DeclarationError("Model: declare at least one parameter symbol in params=")
+    clash = set(inputs) & set(params)
+    if clash:
+        raise DeclarationError(
+            f"Model: {sorted(map(str, clash))} declared both as input and as parameter"
+        )
+    declared = set(inputs) | set(params)
+    used: set = set()
+    for i, e in enumerate(exprs):
+        extra = e.free_symbols - declared
+        if extra:
+            raise DeclarationError(
+                f"Model output {i} uses undeclared symbols {sorted(map(str, extra))}; add "
+                "them to inputs= or params=, or substitute numbers"
+            )
+        used |= e.free_symbols
+    missing = [str(p) for p in params if p not in used]
+    if missing:
+        raise DeclarationError(
+            f"Model: parameters {missing} do not appear in the model's expression; remove "
+            "them from params= or use them in the expression"
+        )
+
+
+def _output_layer(output):
+    """The activation layer applied to the outputs, or None (identity)."""
+    if output is None or (isinstance(output, str) and output.lower() in ("identity", "linear")):
+        return None
+    layer = as_layer(output, where="Model output")
+    if not isinstance(layer, (Act, Softmax)):
+        raise DeclarationError("Model output= must be an activation name or 'softmax'")
+    return layer

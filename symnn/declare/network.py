@@ -1,7 +1,8 @@
 """Networks: a sequence of layers and a loss.
 
-Module-level imports follow the flow declare → derive → print → compile; the convenience
-methods (``equations``, ``gradient``, ``compile`` …) import the later stages when called.
+This module imports nothing from the later stages: the convenience methods that derive,
+print and compile (``gradient``, ``equations``, ``compile`` …) call the implementations the
+package's top level registers (:mod:`symnn._later`, :mod:`symnn._api`).
 
 Examples
 --------
@@ -19,8 +20,9 @@ from typing import Any, Sequence
 
 import sympy as sp
 
+from symnn._later import later
 from symnn.declare.activations import Activation
-from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind
+from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
 from symnn.declare.text import expr_text
@@ -32,7 +34,9 @@ __all__ = ["Network", "mlp", "Declared"]
 class Declared:
     """Shared front door of :class:`Network` and :class:`symnn.Model`.
 
-    The methods derive, print and compile lazily; each returns the object of the next stage.
+    The methods derive, print and compile; each returns the object of the next stage.  They
+    are carried out by the later stages, through :func:`symnn._later.later`: nothing here
+    imports those stages.
     """
 
     name: str
@@ -40,9 +44,7 @@ class Declared:
     # -- derive ------------------------------------------------------------------------
     def program(self):
         """The derived forward + backward program (see :mod:`symnn.ops`)."""
-        from symnn.derive import derive
-
-        return derive(self)
+        return later("derive")(self)
 
     def gradient(self, expanded: bool = True, batch_size: int = 1, limit: int | None = None):
         """Every ∂L/∂θᵢ as an exact SymPy expression (a mapping from parameter symbol).
@@ -60,15 +62,11 @@ class Declared:
         """
         if not expanded:
             return self.equations()
-        from symnn.derive.expanded import expanded_gradient
-
-        return expanded_gradient(self, batch_size=batch_size, limit=limit)
+        return later("expanded_gradient")(self, batch_size=batch_size, limit=limit)
 
     def loss_expr(self, batch_size: int = 1):
         """The batch loss as one exact SymPy expression (for small networks)."""
-        from symnn.derive.expanded import expanded_loss
-
-        return expanded_loss(self, batch_size=batch_size)
+        return later("expanded_loss")(self, batch_size=batch_size)
 
     def hessian(self, batch_size: int = 1, limit: int | None = None):
         """The exact Hessian of the loss as a ``sympy.Matrix`` (P × P), for small networks.
@@ -80,15 +78,11 @@ class Declared:
         SizeLimitError
             When P exceeds ``limit`` (default 400).
         """
-        from symnn.derive.expanded import expanded_hessian
-
-        return expanded_hessian(self, batch_size=batch_size, limit=limit)
+        return later("expanded_hessian")(self, batch_size=batch_size, limit=limit)
 
     def jacobian(self, limit: int | None = None):
         """The exact Jacobian ∂ŷ/∂x of the outputs w.r.t. the inputs, one sample (n_out × n_in)."""
-        from symnn.derive.expanded import expanded_jacobian
-
-        return expanded_jacobian(self, limit=limit)
+        return later("expanded_jacobian")(self, limit=limit)
 
     def equations(self):
         """The forward and backprop equations in layer (matrix) form.
@@ -96,9 +90,7 @@ class Declared:
         Returns an :class:`symnn.printing.Equations` object: ``str()`` gives Unicode text,
         ``.latex()`` a LaTeX ``align*`` block, and Jupyter renders it.
         """
-        from symnn.printing.equations import equations_of
-
-        return equations_of(self)
+        return later("equations_of")(self)
 
     def compile(self, dtype: Any = "float64", **options):
         """Compile the derived programs into batched Numba kernels.
@@ -107,15 +99,11 @@ class Declared:
         and ``debug=True`` (poisoned buffers: every buffer a kernel writes is filled with
         NaN before each call, so a value read before it is written shows as NaN).
         """
-        from symnn.codegen.model import compile_model
-
-        return compile_model(self, dtype=dtype, **options)
+        return later("compile_model")(self, dtype=dtype, **options)
 
     def _repr_html_(self) -> str:
         """Jupyter: a table of the parameters and their shapes."""
-        from symnn.printing.html import declared_html
-
-        return declared_html(self)
+        return later("declared_html")(self)
 
     # -- parameter layout ---------------------------------------------------------------
     @property
@@ -231,15 +219,9 @@ class Network(Declared):
 
     @property
     def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        """Names and shapes in the flat layout: ``W1 (n1, n0), b1 (n1,), W2, b2, …``."""
-        out = []
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                l = self.dense_index[i]
-                out.append((f"W{l}", (layer.n_out, layer.n_in)))
-                if layer.bias:
-                    out.append((f"b{l}", (layer.n_out,)))
-        return out
+        """Names and shapes in the flat layout: ``W1 (n1, n0), b1 (n1,), W2, b2, …`` (as
+        each layer states its parameters, :func:`symnn.declare.layers.param_specs`)."""
+        return [(p.name, p.shape) for p in param_specs(self)]
 
     def spec(self) -> dict:
         """A plain-data description (JSON/TOML-able) from which the network is rebuilt."""

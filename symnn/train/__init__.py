@@ -8,7 +8,9 @@
 * :mod:`~symnn.train.second_order` — ``Newton``, ``LevenbergMarquardt``, ``LBFGS``,
   ``NewtonCG``;
 * :func:`fit` (:mod:`~symnn.train.loop`) → :class:`FitResult` with ``params`` and
-  ``history`` (:class:`~symnn.train.history.History`);
+  ``history`` (:class:`~symnn.train.history.History`); first-order epochs run in
+  :mod:`~symnn.train.first_order`, and every optimizer reports to a
+  :class:`~symnn.train.session.Session`;
 * :func:`save` / :func:`load` (:mod:`~symnn.train.io`) — ``.npz`` + JSON, no pickle,
   written atomically, checksummed.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from symnn.train.history import History
 from symnn.train.io import SavedModel, load, save
-from symnn.train.loop import EpochInfo, FitResult, TrainingCheckError, TrainingInterrupted, fit
+from symnn.train.loop import fit
 from symnn.train.optimizers import (
     SGD,
     Adagrad,
@@ -48,6 +50,7 @@ from symnn.train.schedules import (
     StepDecay,
 )
 from symnn.train.second_order import LBFGS, LevenbergMarquardt, Newton, NewtonCG, SecondOrder
+from symnn.train.session import EpochInfo, FitResult, TrainingCheckError, TrainingInterrupted
 
 __all__ = [
     "fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted", "History",
@@ -55,28 +58,5 @@ __all__ = [
     "Optimizer", "Rule", "SGD", "Momentum", "Nesterov", "Adagrad", "RMSProp", "Adam",
     "get_optimizer", "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay",
     "InverseScaling", "SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG",
-    "install",
 ]
 
-
-def install() -> None:
-    """Give :class:`symnn.codegen.model.CompiledModel` a ``fit`` method delegating to
-    :func:`fit` (until the class defines one itself).
-
-    Examples
-    --------
-    >>> install()
-    >>> from symnn.codegen.model import CompiledModel
-    >>> callable(CompiledModel.fit)
-    True
-    """
-    from symnn.codegen.model import CompiledModel
-
-    if "fit" in vars(CompiledModel):
-        return
-
-    def _fit(self, X, y, optimizer="adam", **options) -> FitResult:
-        """Train this model: ``symnn.train.fit(self, X, y, optimizer, **options)``."""
-        return fit(self, X, y, optimizer, **options)
-
-    CompiledModel.fit = _fit

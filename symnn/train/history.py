@@ -41,6 +41,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from symnn.printing.html import history_html
+
 __all__ = ["History"]
 
 
@@ -77,8 +79,6 @@ class History:
 
     def _repr_html_(self) -> str:
         """Jupyter: the epochs as a table."""
-        from symnn.printing.html import history_html
-
         return history_html(self)
 
     def __len__(self) -> int:

@@ -4,14 +4,16 @@
 with the parameters and the :class:`~symnn.train.history.History`.
 
 First-order optimizers (:mod:`symnn.train.optimizers`) run whole epochs inside one
-compiled call (:mod:`symnn.train.epoch_kernel`): the seeded shuffle is drawn in Python,
-then the mini-batch loop — gather, forward, backward, update — is Numba code calling the
-model's own loss-and-gradient kernel.  When the model's ``loss_and_grad`` is not its
-compiled kernel (a :class:`~symnn.codegen.model.ReferenceModel`, a wrapper, a method
-replaced on the instance) the same loop runs in Python around ``model.loss_and_grad`` and
-the same compiled update, so what is trained is always what ``model.loss_and_grad`` says.
+compiled call (:mod:`symnn.train.first_order`, :mod:`symnn.train.epoch_kernel`): the
+seeded shuffle is drawn in Python, then the mini-batch loop — gather, forward, backward,
+update — is Numba code calling the model's own loss-and-gradient kernel.  When the model's
+``loss_and_grad`` is not its compiled kernel (a
+:class:`~symnn.codegen.model.ReferenceModel`, a wrapper, a method replaced on the
+instance) the same loop runs in Python around ``model.loss_and_grad`` and the same
+compiled update, so what is trained is always what ``model.loss_and_grad`` says.
 Second-order optimizers (:mod:`symnn.train.second_order`) take full-batch iterations; the
-history then has one record per iteration.
+history then has one record per iteration.  Both report to one
+:class:`~symnn.train.session.Session` after each epoch or iteration.
 
 Nothing is lost when something goes wrong:
 
@@ -24,20 +26,20 @@ Nothing is lost when something goes wrong:
 * **by default** the compiled gradient is cross-checked before training:
   :func:`symnn.gradcheck` compares ``model.loss_and_grad`` with central differences of
   ``model.loss`` along 4 random directions and along blocked coordinate probes that cover
-  every parameter (at most :data:`CHECK_BLOCKS` = 64 probes), on a fixed subset of at
-  most :data:`CHECK_SAMPLES` = 32 training samples; second-order methods also check their
-  products (:func:`symnn.hesscheck` of ``model.hvp`` for Newton and Newton-CG;
-  :func:`symnn.gnvcheck` of ``model.gnvp`` for Levenberg–Marquardt).  float32 models are
-  not checked by default: at float32's step (≈ 5e-3) and rounding (≈ 1e-4·|L|) central
-  differences straddle ReLU kinks too often to tell a wrong rule from a kink (random
-  float32 ReLU networks failed correct-gradient checks in about 1 case in 10); compile
-  the model in float64 to check it, or ask with ``check_every=k`` (random directions
-  after every k-th epoch, and before training).  On the digits fit of
-  ``examples/digits.py`` (64-128-128-10 tanh/softmax, 26 122 parameters, Adam, 60 epochs
-  of 1 347 samples at batch 32, warm kernels, one BLAS thread) the check took 0.015 s of a
-  0.34 s fit: about 4.5 % (``python benchmarks/check_power.py --fit-cost``); less when the
-  fit compiles its kernels.  ``check_every=k`` repeats a directional check after every
-  k-th epoch; ``check_every=0`` turns every check off.  A
+  every parameter (at most :data:`~symnn.train.session.CHECK_BLOCKS` = 64 probes), on a
+  fixed subset of at most :data:`~symnn.train.session.CHECK_SAMPLES` = 32 training
+  samples; second-order methods also check their products (:func:`symnn.hesscheck` of
+  ``model.hvp`` for Newton and Newton-CG; :func:`symnn.gnvcheck` of ``model.gnvp`` for
+  Levenberg–Marquardt).  float32 models are not checked by default: at float32's step
+  (≈ 5e-3) and rounding (≈ 1e-4·|L|) central differences straddle ReLU kinks too often to
+  tell a wrong rule from a kink (random float32 ReLU networks failed correct-gradient
+  checks in about 1 case in 10); compile the model in float64 to check it, or ask with
+  ``check_every=k`` (random directions after every k-th epoch, and before training).  On
+  the digits fit of ``examples/digits.py`` (64-128-128-10 tanh/softmax, 26 122 parameters,
+  Adam, 60 epochs of 1 347 samples at batch 32, warm kernels, one BLAS thread) the check
+  took 0.015 s of a 0.34 s fit: about 4.5 % (``python benchmarks/check_power.py
+  --fit-cost``); less when the fit compiles its kernels.  ``check_every=k`` repeats a
+  directional check after every k-th epoch; ``check_every=0`` turns every check off.  A
   failed check raises :class:`TrainingCheckError` (a :class:`~symnn.errors.TrainingError`
   and a :class:`~symnn.errors.CheckError`) that names the worst parameter, with
   ``err.params`` = the parameters of the last check that passed and ``err.report`` the
@@ -71,121 +73,24 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from symnn.declare.layers import param_roles
-from symnn.errors import ArgumentError, CheckError, DataError, ShapeError, TrainingError
-from symnn.train.history import History
+from symnn.errors import ArgumentError, DataError, ShapeError
+from symnn.train import first_order
+from symnn.train.optimizers import Optimizer, get_optimizer
+from symnn.train.second_order import SecondOrder
+from symnn.train.session import (
+    EpochInfo,
+    FitResult,
+    Session,
+    TrainingCheckError,
+    TrainingInterrupted,
+)
 
 __all__ = ["fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted"]
-
-#: Most samples used by the finite-difference checks.
-CHECK_SAMPLES = 32
-
-#: Most coordinate probes of the check before training (see :func:`symnn.gradcheck`).
-CHECK_BLOCKS = 64
-
-
-class TrainingCheckError(TrainingError, CheckError):
-    """A finite-difference check during :func:`fit` failed.
-
-    ``err.params`` holds the parameters of the last check that passed, ``err.history``
-    the epochs completed and ``err.report`` the failed :class:`~symnn.check.CheckReport`.
-    """
-
-
-class TrainingInterrupted(TrainingError, KeyboardInterrupt):
-    """Training was interrupted (Ctrl-C); nothing trained is lost.
-
-    Both a :class:`~symnn.errors.TrainingError` and a ``KeyboardInterrupt``: uncaught, it
-    ends the program as Ctrl-C always does; caught, it carries
-
-    * ``err.params`` — the parameters after the last completed epoch (iteration), or the
-      initial parameters when none completed;
-    * ``err.history`` — the history of the completed epochs;
-    * ``err.result`` — a :class:`FitResult` with ``stop_reason="interrupted"`` (save it
-      with ``symnn.save(path, model, err.result.params, history=err.result.history)``).
-
-    Compiled (Numba) code cannot be interrupted: Ctrl-C during a compiled epoch takes
-    effect when that epoch's call returns, and the parameters returned are those after
-    the last *completed* epoch (the interrupted one is not recorded).
-
-    Examples
-    --------
-    >>> issubclass(TrainingInterrupted, KeyboardInterrupt)
-    True
-    """
-
-    def __init__(self, message: str, params=None, history=None, result=None) -> None:
-        super().__init__(message, params=params, history=history)
-        self.result = result
-
-
-@dataclass
-class EpochInfo:
-    """What a callback receives after each epoch (or second-order iteration).
-
-    Attributes
-    ----------
-    epoch : int
-    record : dict
-        The history record just added.
-    params : ndarray
-        A copy of the current parameters.
-    model : CompiledModel
-    history : History
-    """
-
-    epoch: int
-    record: dict
-    params: np.ndarray
-    model: Any
-    history: History
-
-
-@dataclass
-class FitResult:
-    """The outcome of :func:`fit`.
-
-    Attributes
-    ----------
-    params : ndarray, shape (P,)
-        The trained parameters (the best epoch's, when early stopping restored them).
-    history : History
-    model : CompiledModel
-    optimizer : Optimizer or SecondOrder
-    stop_reason : str
-        ``"completed"``, ``"early_stopping"``, ``"converged"``, ``"stalled"`` (a SciPy
-        method stopped without converging), ``"callback"`` or ``"interrupted"``.
-    best_epoch : int or None
-        The epoch whose parameters were returned under early stopping.
-    steps : int
-        Parameter updates made.
-    stop_message : str
-        Why training stopped, in words ("early stopping fired at epoch 23: …; parameters
-        of epoch 20 restored", "L-BFGS converged: …").
-    """
-
-    params: np.ndarray
-    history: History
-    model: Any
-    optimizer: Any
-    stop_reason: str = "completed"
-    best_epoch: int | None = None
-    steps: int = 0
-    stop_message: str = ""
-
-    def predict(self, X) -> np.ndarray:
-        """``model.predict(params, X)``."""
-        return self.model.predict(self.params, X)
-
-    def __repr__(self) -> str:
-        return (f"FitResult({len(self.history)} epochs, {self.stop_reason}, "
-                f"loss {self.history.loss[-1]:.6g})" if len(self.history)
-                else f"FitResult(0 epochs, {self.stop_reason})")
 
 
 # ------------------------------------------------------------------------------------------
@@ -212,7 +117,7 @@ def prepare_data(model, X, y, what: str = "") -> tuple[np.ndarray, np.ndarray]:
     ShapeError
         Shapes that do not match the model or each other.
     """
-    from symnn.codegen import _validate as V
+    from symnn.codegen import _validate as V  # imports Numba: not on `import symnn.train`
 
     dt = np.dtype(model.dtype)
     xn, yn = (f"{what}X", f"{what}y") if what else ("X", "y")
@@ -222,33 +127,6 @@ def prepare_data(model, X, y, what: str = "") -> tuple[np.ndarray, np.ndarray]:
                       loss.name, yn)
     # writeable, C-ordered copies where needed (kernels are compiled for writeable arrays)
     return (np.require(Xa, requirements=["C", "W"]), np.require(Ya, requirements=["C", "W"]))
-
-
-def param_bounds(model) -> tuple[list[str], np.ndarray]:
-    """Names of the parameter arrays and their bounds in θ: ``θ[bounds[a]:bounds[a+1]]``."""
-    names, sizes = [], []
-    for name, shape in model.param_shapes:
-        names.append(name)
-        sizes.append(int(np.prod(shape, dtype=np.int64)) if shape else 1)
-    return names, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-
-def decay_vector(model, opt) -> np.ndarray:
-    """λ per coordinate of θ: ``opt.weight_decay`` on the arrays ``opt.decay`` selects."""
-    lam = np.zeros(model.n_params, np.dtype(model.dtype))
-    wd = getattr(opt, "weight_decay", 0.0)
-    if not wd:
-        return lam
-    names, bounds = param_bounds(model)
-    roles = param_roles(model.declared)
-    for a, name in enumerate(names):
-        if getattr(opt, "decay", "all") == "all" or roles.get(name) != "bias":
-            lam[bounds[a]:bounds[a + 1]] = wd
-    return lam
-
-
-def _array_norms(g: np.ndarray, names, bounds) -> dict[str, float]:
-    return {n: float(np.linalg.norm(g[bounds[a]:bounds[a + 1]])) for a, n in enumerate(names)}
 
 
 # ------------------------------------------------------------------------------------------
@@ -368,339 +246,6 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------------------------
-# the session: history, validation, checks, early stopping, callbacks
-# ------------------------------------------------------------------------------------------
-
-
-class _Stop(Exception):
-    """Raised inside optimizers' loops to end training (not an error)."""
-
-
-class Session:
-    """What every optimizer's loop reports to after each epoch or iteration.
-
-    Optimizers call :meth:`end_epoch`; it records the history, computes the validation
-    loss, runs the due checks, tracks early stopping, calls callbacks and shows progress.
-    It returns True when training should stop.
-    """
-
-    def __init__(self, model, opt, X, Y, Xv, Yv, *, epochs: int, check_every: int | None,
-                 callbacks: Sequence[Callable], progress: bool | None,
-                 early_stopping: int | None, min_delta: float, restore_best: bool,
-                 seed: int, theta: np.ndarray | None = None) -> None:
-        self.model = model
-        self.opt = opt
-        self.X, self.Y, self.Xv, self.Yv = X, Y, Xv, Yv
-        self.epochs = epochs
-        self.check_every = check_every
-        self.callbacks = list(callbacks)
-        self.progress = _Progress(progress, epochs)
-        self.patience = early_stopping
-        self.min_delta = float(min_delta)
-        self.restore_best = restore_best
-        self.history = History()
-        self.names, self.bounds = param_bounds(model)
-        self.best_value = math.inf
-        self.best_params: np.ndarray | None = None
-        self.best_epoch: int | None = None
-        self.bad_epochs = 0
-        self.stop_reason = "completed"
-        self.stop_message = ""
-        self.stop_epoch: int | None = None
-        self.steps = 0
-        self.good: np.ndarray | None = None  # parameters of the last passing check
-        self.good_epoch = 0
-        # the parameters after the last completed epoch (kept for Ctrl-C)
-        self.last: np.ndarray | None = None if theta is None else np.array(theta, copy=True)
-        self.last_epoch = 0
-        rng = np.random.default_rng(seed + 7919)
-        n = X.shape[0]
-        idx = np.sort(rng.choice(n, size=min(n, CHECK_SAMPLES), replace=False))
-        self.Xc, self.Yc = X[idx], Y[idx]
-
-    # -- checks ------------------------------------------------------------------------------
-    def check(self, theta: np.ndarray, epoch: int, second_order: bool = False,
-              thorough: bool = False) -> None:
-        """Finite-difference checks at ``theta``; raise TrainingCheckError when one fails.
-
-        ``thorough`` (before training): random directions and blocked coordinate probes
-        covering every parameter; otherwise (every ``check_every`` epochs) random
-        directions only, resolved to a parameter when they fail."""
-        from symnn.check import gnvcheck, gradcheck, hesscheck
-
-        model = self.model
-        # float32 differences (step ≈ 5e-3, rounding ≈ 1e-4·|L|) resolve neither single
-        # components nor the kinks of ReLU networks reliably: directions only there
-        exact = np.dtype(getattr(model, "dtype", np.float64)) == np.float64
-        if thorough and exact:
-            rep = gradcheck(model, theta, self.Xc, self.Yc, n_directions=4,
-                            coordinates="auto", max_blocks=CHECK_BLOCKS, seed=epoch)
-        else:
-            rep = gradcheck(model, theta, self.Xc, self.Yc, n_directions=4, coordinates=0,
-                            seed=epoch)
-        products = (getattr(self.opt, "products", ("hvp",)) if second_order and exact
-                    else ())
-        if rep and "hvp" in products and hasattr(model, "hvp"):
-            rep = hesscheck(model, theta, self.Xc, self.Yc, n_directions=2, seed=epoch)
-        if (rep and "gnvp" in products and hasattr(model, "gnvp")
-                and getattr(model, "reference", None) is not None):
-            rep = gnvcheck(model, theta, self.Xc, self.Yc, n_directions=1,
-                           max_blocks=32 if thorough else 1, seed=epoch)
-        if not rep:
-            when = "before training" if epoch == 0 else f"after epoch {epoch}"
-            kept = ("the initial parameters" if self.good_epoch == 0 else
-                    f"the parameters after epoch {self.good_epoch}")
-            where = ""
-            w = rep.worst_parameter
-            if rep.kind == "gradient" and (w is None or w.kind not in ("coordinate",)):
-                # directions only: check the coordinates too, to name the parameter
-                loc = gradcheck(model, theta, self.Xc, self.Yc, n_directions=0,
-                                coordinates="auto", max_blocks=CHECK_BLOCKS, seed=epoch)
-                if not loc:
-                    w = loc.worst_parameter
-            if w is not None and w.kind in ("coordinate", "column", "direction"):
-                name = w.label.split(" → ")[-1].split(": ")[-1]  # "v0: W1[0, 1]" → W1[0, 1]
-                where = (f" The worst parameter is {name}: analytic {w.analytic:.10g}, "
-                         f"finite difference {w.numeric:.10g}.")
-            err = TrainingCheckError(
-                f"the {rep.kind} check failed {when}: the model's derivatives disagree with "
-                f"finite differences of its loss, so training stopped.{where} err.params "
-                f"holds {kept}, the last to pass a check. (check_every=0 turns the checks "
-                f"off.)\n{rep}",
-                params=(self.good if self.good is not None else theta).copy(),
-                history=self.history)
-            err.report = rep
-            raise err
-        self.good = np.array(theta, copy=True)
-        self.good_epoch = epoch
-
-    def start(self, theta: np.ndarray, second_order: bool = False) -> None:
-        """Before the first epoch: the thorough check (unless ``check_every=0``)."""
-        if self.last is None:
-            self.last = np.array(theta, copy=True)
-        exact = np.dtype(getattr(self.model, "dtype", np.float64)) == np.float64
-        if self.check_every != 0 and (exact or self.check_every is not None):
-            try:
-                finite = math.isfinite(float(self.model.loss(theta, self.Xc, self.Yc)))
-            except (ArithmeticError, ValueError):  # pragma: no cover - a broken model
-                finite = False
-            if finite:  # else the loop reports the non-finite loss at the start
-                self.check(theta, 0, second_order, thorough=True)
-
-    def stop(self, reason: str, message: str) -> None:
-        """Record why training stops (an optimizer converged, …)."""
-        self.stop_reason = reason
-        self.stop_message = message
-
-    # -- divergence ----------------------------------------------------------------------------
-    def diverged(self, epoch: int, updates: int, params: np.ndarray, what: str,
-                 value: Any) -> TrainingError:
-        """The error for a non-finite loss or parameter vector after ``updates`` updates."""
-        lr = getattr(self.opt, "lr", None)
-        hint = (f"lower the learning rate (lr={lr:g}) or clip the gradient (clip_norm=1.0)"
-                if lr is not None else "add damping, or check the scale of the data")
-        where = (f"after {updates} updates (epoch {epoch})" if updates
-                 else "at the initial parameters")
-        kept = ("the initial parameters" if not updates else
-                "the parameters of the last finite loss")
-        return TrainingError(
-            f"training diverged {where}: the {what} is {value}; {hint}. err.params holds "
-            f"{kept} and err.history the epochs completed.",
-            params=np.array(params, copy=True), history=self.history)
-
-    # -- end of an epoch ---------------------------------------------------------------------
-    def end_epoch(self, epoch: int, theta: np.ndarray, loss: float,
-                  grad_norm: dict[str, float], steps: int, t0: float,
-                  fallback: np.ndarray | None = None, lr: float | None = None,
-                  second_order: bool = False, **extra: Any) -> bool:
-        """Record epoch ``epoch`` (parameters ``theta`` after it); True means stop.
-
-        ``fallback`` holds parameters with a finite loss, returned in the TrainingError if
-        ``theta`` or its validation loss is not finite.
-        """
-        self.steps += steps
-        safe = fallback if fallback is not None else theta
-        if not np.all(np.isfinite(theta)):
-            raise self.diverged(epoch, self.steps, safe, "parameter vector",
-                                "not finite after the last update")
-        if not math.isfinite(loss):
-            raise self.diverged(epoch, self.steps, safe, "training loss", loss)
-        val = None
-        if self.Xv is not None:
-            val = float(self.model.loss(theta, self.Xv, self.Yv))
-            if not math.isfinite(val):
-                raise self.diverged(epoch, self.steps, safe, "validation loss", val)
-        rec = self.history.append(epoch=epoch, loss=loss, val_loss=val, grad_norm=grad_norm,
-                                  time=0.0, steps=steps, lr=lr, **extra)
-        self.last = np.array(theta, copy=True)  # what Ctrl-C returns from here on
-        self.last_epoch = epoch
-        stop = False
-        # early stopping on the validation loss (else the training loss)
-        monitored = val if val is not None else loss
-        if monitored < self.best_value - self.min_delta:
-            self.best_value = monitored
-            self.best_epoch = epoch
-            self.bad_epochs = 0
-            if self.patience is not None and self.restore_best:
-                self.best_params = np.array(theta, copy=True)
-        else:
-            self.bad_epochs += 1
-            if self.patience is not None and self.bad_epochs >= self.patience:
-                what = "val_loss" if val is not None else "training loss"
-                restored = (f"parameters of epoch {self.best_epoch} restored"
-                            if self.restore_best and self.best_params is not None else
-                            f"parameters of epoch {epoch} kept (restore_best=False)")
-                self.stop("early_stopping",
-                          f"early stopping fired at epoch {epoch}: no improvement of the "
-                          f"{what} greater than {self.min_delta:g} for {self.patience} "
-                          f"epochs (best {self.best_value:.6g} at epoch {self.best_epoch}); "
-                          f"{restored}")
-                stop = True
-        if self.check_every and epoch % self.check_every == 0:
-            self.check(theta, epoch, second_order)
-        for cb in self.callbacks:
-            if cb(EpochInfo(epoch, rec, np.array(theta, copy=True), self.model,
-                            self.history)):
-                self.stop("callback", f"a callback asked to stop at epoch {epoch}")
-                stop = True
-        rec["time"] = time.perf_counter() - t0
-        self.progress.update(epoch, rec)
-        return stop
-
-    def _message(self) -> str:
-        n = len(self.history)
-        if self.stop_message:
-            return self.stop_message
-        if self.stop_reason == "completed":
-            return f"training completed: {n} epoch{'s' if n != 1 else ''}"
-        return f"training stopped ({self.stop_reason}) after {n} epochs"
-
-    def result(self, theta: np.ndarray) -> FitResult:
-        params = np.array(theta, copy=True)
-        best = None
-        if self.stop_reason == "early_stopping" and self.best_params is not None:
-            params = self.best_params
-            best = self.best_epoch
-        message = self._message()
-        self.history.stop_reason = self.stop_reason
-        self.history.stop_message = message
-        self.progress.close(message)
-        return FitResult(params, self.history, self.model, self.opt, self.stop_reason, best,
-                         self.steps, message)
-
-    def interrupted(self) -> "TrainingInterrupted":
-        """The error for Ctrl-C: the parameters after the last completed epoch."""
-        epoch = self.last_epoch
-        message = (f"training interrupted (Ctrl-C) during epoch {epoch + 1}; "
-                   + (f"err.params holds the parameters after epoch {epoch}" if epoch
-                      else "no epoch completed: err.params holds the initial parameters")
-                   + ", err.history the completed epochs and err.result a FitResult to save")
-        self.stop("interrupted", message)
-        self.history.stop_reason = "interrupted"
-        self.history.stop_message = message
-        self.progress.close(message)
-        params = np.array(self.last, copy=True) if self.last is not None else None
-        result = FitResult(params, self.history, self.model, self.opt, "interrupted", None,
-                           self.steps, message)
-        return TrainingInterrupted(message, params=params, history=self.history,
-                                   result=result)
-
-
-# ------------------------------------------------------------------------------------------
-# first-order training
-# ------------------------------------------------------------------------------------------
-
-
-def _has_kernel(model) -> bool:
-    kernels = getattr(model, "kernels", None)
-    return (isinstance(kernels, dict) and "loss_and_grad" in kernels
-            and "loss_and_grad" not in vars(model))
-
-
-def _lr_function(opt):
-    """``t ↦ η_t`` as a plain Python function (from the schedule's SymPy expression)."""
-    sched = opt.schedule
-    if sched.constant:
-        return lambda t: opt.lr
-    import sympy as sp
-
-    from symnn.train.schedules import ETA0, T
-
-    hs = sched.hypers()
-    f = sp.lambdify([T, ETA0] + [h.symbol for h in hs],
-                    sp.sympify(sched.expr()).doit(), modules="math")
-    vals = [h.value for h in hs]
-    return lambda t: float(f(max(t, 1), opt.lr, *vals))
-
-
-def _python_epoch(model, upd, bufs, cur, X, Y, perm, bs, lam, S, scal, bounds, gnorm):
-    """The epoch kernel's loop in Python, around ``model.loss_and_grad``."""
-    n = perm.shape[0]
-    total, steps = 0.0, 0
-    for start in range(0, n, bs):
-        idx = perm[start:start + bs]
-        L, g = model.loss_and_grad(bufs[cur], X[idx], Y[idx])
-        if not math.isfinite(L):
-            return total, steps, 1, 1 - cur
-        g = np.ascontiguousarray(g, dtype=bufs.dtype)
-        for a in range(len(bounds) - 1):
-            gnorm[a] += float(np.linalg.norm(g[bounds[a]:bounds[a + 1]]))
-        upd.fn(bufs[cur], g, lam, S, scal, upd.hp, bufs[1 - cur])
-        cur = 1 - cur
-        total += float(L) * len(idx)
-        steps += 1
-    return total, steps, 0, cur
-
-
-def _first_order(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: bool,
-                 rng: np.random.Generator, engine: str) -> FitResult:
-    from symnn.train import epoch_kernel as ek_mod
-
-    model = s.model
-    dt = np.dtype(model.dtype)
-    P = model.n_params
-    n = s.X.shape[0]
-    bs = n if batch_size is None else max(1, min(int(batch_size), n))
-    lam = decay_vector(model, opt)
-    upd = ek_mod.compile_update(opt, dt)
-    S, scal = upd.init_state(P)
-    bufs = np.empty((2, P), dt)
-    bufs[0] = theta
-    bufs[1] = theta
-    cur = 0
-    if engine == "kernel" and not _has_kernel(model):
-        raise ArgumentError("fit: engine='kernel' needs a compiled model whose loss_and_grad "
-                            "is its Numba kernel; use engine='python' (or 'auto') for this "
-                            "model")
-    use_kernel = engine == "kernel" or (engine == "auto" and _has_kernel(model))
-    kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
-    work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
-    lr_at = _lr_function(opt)
-    s.start(bufs[cur])
-    for epoch in range(1, s.epochs + 1):
-        t0 = time.perf_counter()
-        perm = rng.permutation(n) if shuffle else np.arange(n)
-        gn = np.zeros(len(s.names), np.float64)
-        if kernel is not None:
-            if getattr(model, "debug", False):
-                work.fill(np.nan)  # poisoned, as the model's own kernels are in debug mode
-            total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs, lam, S,
-                                                   scal, upd.hp, s.bounds, gn, work)
-        else:
-            total, steps, status, cur = _python_epoch(model, upd, bufs, cur, s.X, s.Y, perm,
-                                                      bs, lam, S, scal, s.bounds, gn)
-        if status != ek_mod.STATUS_OK:
-            raise s.diverged(epoch, s.steps + steps, bufs[cur], "mini-batch loss",
-                             "not finite (NaN or ±inf)")
-        norms = {name: float(gn[a] / max(steps, 1)) for a, name in enumerate(s.names)}
-        stop = s.end_epoch(epoch, bufs[cur], total / n, norms, steps, t0,
-                           fallback=bufs[1 - cur], lr=lr_at(int(scal[0])))
-        if stop:
-            break
-    return s.result(bufs[cur])
-
-
-# ------------------------------------------------------------------------------------------
 # fit
 # ------------------------------------------------------------------------------------------
 
@@ -777,28 +322,63 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
     ArgumentError
         An option of the wrong type or out of range (``batch_size=2.5``, ``epochs=-1``).
     """
-    from symnn.train.optimizers import Optimizer, get_optimizer
-    from symnn.train.second_order import SecondOrder
+    model, opt = _as_model(model), get_optimizer(optimizer)
+    settings = _Settings(epochs=epochs, batch_size=batch_size, seed=seed,
+                         early_stopping=early_stopping, min_delta=min_delta,
+                         restore_best=restore_best, check_every=check_every,
+                         callbacks=callbacks, progress=progress, shuffle=shuffle,
+                         engine=engine).checked()
+    return _train(model, opt, X, y, validation, theta0, settings)
 
-    model = _as_model(model)
-    opt = get_optimizer(optimizer)
-    epochs = _integer("epochs", epochs, 1)
-    batch_size = _integer("batch_size", batch_size, 1, allow_none=True)
-    check_every = _integer("check_every", check_every, 0, allow_none=True)
-    early_stopping = _integer("early_stopping (patience)", early_stopping, 1, allow_none=True)
-    seed = _integer("seed", seed, 0)
-    if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.floating,
-                                                                   np.integer))
-            or not math.isfinite(min_delta) or min_delta < 0):
-        raise ArgumentError(f"fit: min_delta must be a finite number ≥ 0, got {min_delta!r}")
-    for name, value in (("restore_best", restore_best), ("shuffle", shuffle)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ArgumentError(f"fit: {name} must be True or False, got {value!r}")
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise ArgumentError(f"fit: progress must be True, False or None, got {progress!r}")
-    if engine not in ("auto", "kernel", "python"):
-        raise ArgumentError(f"fit: engine must be 'auto', 'kernel' or 'python', got "
-                            f"{engine!r}")
+
+@dataclass(frozen=True)
+class _Settings:
+    """:func:`fit`'s options; :meth:`checked` returns them validated and normalised."""
+
+    epochs: Any
+    batch_size: Any
+    seed: Any
+    early_stopping: Any
+    min_delta: Any
+    restore_best: Any
+    check_every: Any
+    callbacks: Any
+    progress: Any
+    shuffle: Any
+    engine: Any
+
+    def checked(self) -> "_Settings":
+        """The options as ints, bools and a list of callbacks; ArgumentError names the
+        first that is wrong."""
+        epochs = _integer("epochs", self.epochs, 1)
+        batch_size = _integer("batch_size", self.batch_size, 1, allow_none=True)
+        check_every = _integer("check_every", self.check_every, 0, allow_none=True)
+        early_stopping = _integer("early_stopping (patience)", self.early_stopping, 1,
+                                  allow_none=True)
+        seed = _integer("seed", self.seed, 0)
+        min_delta = self.min_delta
+        if (isinstance(min_delta, bool) or not isinstance(min_delta, (int, float, np.floating,
+                                                                       np.integer))
+                or not math.isfinite(min_delta) or min_delta < 0):
+            raise ArgumentError(f"fit: min_delta must be a finite number ≥ 0, got "
+                                f"{min_delta!r}")
+        for name, value in (("restore_best", self.restore_best), ("shuffle", self.shuffle)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise ArgumentError(f"fit: {name} must be True or False, got {value!r}")
+        if self.progress is not None and not isinstance(self.progress, (bool, np.bool_)):
+            raise ArgumentError(f"fit: progress must be True, False or None, got "
+                                f"{self.progress!r}")
+        if self.engine not in ("auto", "kernel", "python"):
+            raise ArgumentError(f"fit: engine must be 'auto', 'kernel' or 'python', got "
+                                f"{self.engine!r}")
+        return replace(self, epochs=int(epochs), batch_size=batch_size,
+                       check_every=check_every, early_stopping=early_stopping, seed=seed,
+                       min_delta=float(min_delta), restore_best=bool(self.restore_best),
+                       shuffle=bool(self.shuffle), callbacks=_callbacks(self.callbacks))
+
+
+def _callbacks(callbacks) -> list[Callable]:
+    """``callbacks`` as a list of callables (one callable alone is accepted)."""
     if callable(callbacks):
         callbacks = [callbacks]
     try:
@@ -809,42 +389,24 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
     for cb in callbacks:
         if not callable(cb):
             raise ArgumentError(f"fit: every callback must be callable, got {cb!r}")
+    return callbacks
+
+
+def _train(model, opt, X, y, validation, theta0, settings: _Settings) -> FitResult:
+    """:func:`fit` after its options are checked: the data, the session, the optimizer."""
     Xa, Ya = prepare_data(model, X, y)
-    rng = np.random.default_rng(seed)
-    Xv = Yv = None
-    if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-        frac = float(validation)
-        n = Xa.shape[0]
-        nv = int(round(frac * n))
-        if not 0.0 < frac < 1.0 or nv < 1 or n - nv < 1:
-            raise DataError(f"fit: validation={validation!r} must be a fraction in (0, 1) that "
-                            f"leaves at least one sample on each side of {n}")
-        idx = rng.permutation(n)
-        Xv, Yv = Xa[idx[:nv]], Ya[idx[:nv]]
-        Xa, Ya = Xa[np.sort(idx[nv:])], Ya[np.sort(idx[nv:])]
-    elif validation is not None:
-        try:
-            Xv_in, yv_in = validation
-        except (TypeError, ValueError) as err:
-            raise DataError("fit: validation must be (X_val, y_val) or a fraction") from err
-        Xv, Yv = prepare_data(model, Xv_in, yv_in, what="validation ")
-    if theta0 is None:
-        theta = np.asarray(model.init(seed), dtype=model.dtype)
-    else:
-        theta = np.asarray(theta0)
-        if theta.ndim != 1 or theta.shape[0] != model.n_params:
-            raise ShapeError(f"fit: theta0 has shape {theta.shape}; expected "
-                             f"({model.n_params},)")
-        if theta.dtype.kind not in "fiu" or not np.all(np.isfinite(theta)):
-            raise DataError("fit: theta0 contains NaN or ±inf (or is not numeric)")
-        theta = np.array(theta, dtype=model.dtype)
-    session = Session(model, opt, Xa, Ya, Xv, Yv, epochs=int(epochs), check_every=check_every,
-                      callbacks=callbacks, progress=progress, early_stopping=early_stopping,
-                      min_delta=float(min_delta), restore_best=bool(restore_best), seed=seed,
-                      theta=theta)
+    rng = np.random.default_rng(settings.seed)  # the validation split, then the shuffles
+    Xa, Ya, Xv, Yv = _validation_data(model, Xa, Ya, validation, rng)
+    theta = _initial_params(model, theta0, settings.seed)
+    session = Session(model, opt, Xa, Ya, Xv, Yv, epochs=settings.epochs,
+                      check_every=settings.check_every, callbacks=settings.callbacks,
+                      progress=_Progress(settings.progress, settings.epochs),
+                      early_stopping=settings.early_stopping, min_delta=settings.min_delta,
+                      restore_best=settings.restore_best, seed=settings.seed, theta=theta)
     try:
         if isinstance(opt, Optimizer):
-            return _first_order(session, opt, theta, batch_size, bool(shuffle), rng, engine)
+            return first_order.run(session, opt, theta, settings.batch_size, settings.shuffle,
+                                   rng, settings.engine)
         if isinstance(opt, SecondOrder):
             return opt.run(session, theta)
         raise ArgumentError(f"fit: unsupported optimizer {opt!r}")  # pragma: no cover
@@ -854,6 +416,42 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
         raise session.interrupted() from None
     finally:
         session.progress.close()
+
+
+def _validation_data(model, Xa, Ya, validation, rng):
+    """``(X, Y, X_val, Y_val)``: ``validation`` is ``(X_val, y_val)``, a fraction of the
+    samples held out (a seeded random split), or None (``X_val = Y_val = None``)."""
+    if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+        frac = float(validation)
+        n = Xa.shape[0]
+        nv = int(round(frac * n))
+        if not 0.0 < frac < 1.0 or nv < 1 or n - nv < 1:
+            raise DataError(f"fit: validation={validation!r} must be a fraction in (0, 1) that "
+                            f"leaves at least one sample on each side of {n}")
+        idx = rng.permutation(n)
+        kept = np.sort(idx[nv:])
+        return Xa[kept], Ya[kept], Xa[idx[:nv]], Ya[idx[:nv]]
+    if validation is None:
+        return Xa, Ya, None, None
+    try:
+        Xv_in, yv_in = validation
+    except (TypeError, ValueError) as err:
+        raise DataError("fit: validation must be (X_val, y_val) or a fraction") from err
+    Xv, Yv = prepare_data(model, Xv_in, yv_in, what="validation ")
+    return Xa, Ya, Xv, Yv
+
+
+def _initial_params(model, theta0, seed: int) -> np.ndarray:
+    """``theta0`` checked and converted to the model's dtype, or ``model.init(seed)``."""
+    if theta0 is None:
+        return np.asarray(model.init(seed), dtype=model.dtype)
+    theta = np.asarray(theta0)
+    if theta.ndim != 1 or theta.shape[0] != model.n_params:
+        raise ShapeError(f"fit: theta0 has shape {theta.shape}; expected "
+                         f"({model.n_params},)")
+    if theta.dtype.kind not in "fiu" or not np.all(np.isfinite(theta)):
+        raise DataError("fit: theta0 contains NaN or ±inf (or is not numeric)")
+    return np.array(theta, dtype=model.dtype)
 
 
 def _integer(name: str, value, minimum: int, allow_none: bool = False):

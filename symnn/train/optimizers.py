@@ -47,6 +47,7 @@ from sympy.printing.str import StrPrinter
 
 from symnn.errors import DeclarationError, UnknownNameError
 from symnn.printing.equations import Equation, Equations
+from symnn.train import second_order as so
 from symnn.train.schedules import ETA, ETA0, Constant, Hyper, Schedule, T, _positive
 
 __all__ = [
@@ -654,8 +655,6 @@ def get_optimizer(spec: "str | dict | Any", **options: Any):
     >>> get_optimizer("sgd", lr=0.1, momentum=0.9, nesterov=True)
     Nesterov(lr=0.1, momentum=0.9)
     """
-    from symnn.train import second_order as so
-
     if isinstance(spec, (Optimizer, so.SecondOrder)):
         return spec
     if isinstance(spec, dict):

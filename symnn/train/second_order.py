@@ -40,8 +40,8 @@ import numpy as np
 
 from symnn.errors import DeclarationError, SizeLimitError
 from symnn.printing.equations import Equation, Equations
-from symnn.train.loop import Session, _array_norms, _Stop, decay_vector
 from symnn.train.schedules import _positive
+from symnn.train.session import Session, array_norms, decay_vector
 
 __all__ = ["SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG"]
 
@@ -162,7 +162,7 @@ class _Damped(SecondOrder):
         name = type(self).__name__
         for it in range(1, self._iterations(s) + 1):
             t0 = time.perf_counter()
-            norms = _array_norms(g, s.names, s.bounds)
+            norms = array_norms(g, s.names, s.bounds)
             gmax = float(np.max(np.abs(g))) if g.size else 0.0
             if gmax <= self.tol:
                 s.stop("converged", f"{name} converged after {it - 1} iterations: the "
@@ -323,6 +323,10 @@ class LevenbergMarquardt(_Damped):
 # ------------------------------------------------------------------------------------------
 
 
+class _Stop(Exception):
+    """Raised in SciPy's callback to end training (not an error)."""
+
+
 class _Scipy(SecondOrder):
     method = ""
 
@@ -358,7 +362,7 @@ class _Scipy(SecondOrder):
                 L, g = last["L"], last["g"]
             else:
                 L, g = f(x)
-            norms = _array_norms(state["g"], s.names, s.bounds)
+            norms = array_norms(state["g"], s.names, s.bounds)
             prev = state["x"]
             state["it"] += 1
             stop = s.end_epoch(state["it"], x.astype(dt), L, norms, 1, state["t0"],
