@@ -396,23 +396,41 @@ def numpy_hvp(
     if P != theta.size:
         raise ValueError(f"v has {P} entries per direction, expected {theta.size}")
     s = _sizes_tuple(sizes)
-    L = len(s) - 1
-    B = X.shape[0]
     layers, acts, Z = _np_forward(theta, X, s)
     _, D, extra = _np_output(Z, Y, loss)
+    vblocks = _np_direction_blocks(V, s)
+    RA, RZ = _np_r_forward(layers, acts, vblocks, X.shape[0], K, s)
+    # Output layer: R{D_L}.
+    B = X.shape[0]
+    if loss == "ce":
+        Pm, ysum = extra
+        RP = Pm * (RZ - np.sum(Pm * RZ, axis=2, keepdims=True))
+        RD = RP * ysum / B
+    else:
+        RD = (2.0 / (B * s[-1])) * RZ
+    HV = _np_r_backward(layers, acts, vblocks, RA, D, RD, s, np.empty_like(V))
+    return HV[0] if single else HV
 
-    # Per-layer direction blocks, shapes (K, n_l, n_{l-1}) and (K, 1, n_l).
+
+def _np_direction_blocks(V, s):
+    """Per-layer direction blocks, shapes ``(K, n_l, n_{l-1})`` and ``(K, 1, n_l)``."""
+    K = V.shape[0]
     vblocks = []
     off = 0
-    for l in range(1, L + 1):
+    for l in range(1, len(s)):
         n_out, n_in = s[l], s[l - 1]
         VW = V[:, off : off + n_out * n_in].reshape(K, n_out, n_in)
         off += n_out * n_in
         Vb = V[:, off : off + n_out].reshape(K, 1, n_out)
         off += n_out
         vblocks.append((VW, Vb))
+    return vblocks
 
-    # Forward R-pass: RA[l] = R{A_l}, shape (K, B, n_l); R{A_0} = 0.
+
+def _np_r_forward(layers, acts, vblocks, B, K, s):
+    """Forward R-pass: ``RA[l] = R{A_l}``, shape ``(K, B, n_l)`` (``R{A_0} = 0``), and
+    ``R{Z_L}``."""
+    L = len(s) - 1
     RA = [np.zeros((K, B, s[0]))]
     for l in range(L):
         W, _ = layers[l]
@@ -420,17 +438,14 @@ def numpy_hvp(
         RZ = RA[l] @ W.T + acts[l] @ VW.transpose(0, 2, 1) + Vb
         if l < L - 1:
             RA.append((1.0 - acts[l + 1] ** 2) * RZ)
-    # Output layer: R{D_L}.
-    if loss == "ce":
-        Pm, ysum = extra
-        RP = Pm * (RZ - np.sum(Pm * RZ, axis=2, keepdims=True))
-        RD = RP * ysum / B
-    else:
-        RD = (2.0 / (B * s[-1])) * RZ
+    return RA, RZ
 
-    HV = np.empty_like(V)
-    off_end = P
-    for l in range(L - 1, -1, -1):
+
+def _np_r_backward(layers, acts, vblocks, RA, D, RD, s, HV):
+    """Backward R-pass: ``R{grad}`` into ``HV`` (K, P)."""
+    K = HV.shape[0]
+    off_end = HV.shape[1]
+    for l in range(len(s) - 2, -1, -1):
         W, _ = layers[l]
         VW, _ = vblocks[l]
         A = acts[l]
@@ -447,7 +462,7 @@ def numpy_hvp(
             dact = 1.0 - A * A
             RD = RG * dact - 2.0 * G * A * RA[l]
             D = G * dact
-    return HV[0] if single else HV
+    return HV
 
 
 def numpy_hessian(
@@ -760,22 +775,11 @@ def _offsets(sizes, rows):
 
 
 @njit(error_model="numpy", cache=True)
-def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
-    """Loss and a fresh gradient array; BLAS for ``B > small_batch``, loops otherwise.
-
-    A single compiled function (helpers aside) keeps the cold compile short. ``work``
-    holds ``A_1 .. A_{L-1}, Z_L`` back to back, then one ``(B, max n_l)`` scratch block.
-    During backprop each ``A_l`` block is overwritten in place by ``D_l = dloss/dZ_l``.
-    """
-    _check_shapes(theta, X, Y, sizes)
+def _nb_forward(theta, X, sizes, woff, aoff, work, use_blas):
+    """Forward: Z = A_prev W^T + b, A = tanh(Z) fused into one pass after the product;
+    returns ``Z_L`` (a block of ``work``)."""
     B = X.shape[0]
     L = sizes.size - 1
-    use_blas = B > small_batch
-    woff, aoff, end, nmax = _offsets(sizes, B)
-    work = np.empty(end + B * nmax)
-    grad = np.empty(theta.size)
-
-    # Forward: Z = A_prev W^T + b, A = tanh(Z) fused into one pass after the product.
     A_prev = X
     for l in range(1, L + 1):
         n_out = sizes[l]
@@ -797,14 +801,92 @@ def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
                 for j in range(n_out):
                     Z[i, j] += b[j]
         A_prev = Z
+    return A_prev
 
+
+@njit(error_model="numpy", cache=True)
+def _nb_param_grad(D, A, gW, gb, use_blas):
+    """``gb = sum_i D[i]``, ``gW = D^T A``."""
+    B, n_out = D.shape
+    n_in = A.shape[1]
+    for j in range(n_out):
+        gb[j] = D[0, j]
+    for i in range(1, B):
+        for j in range(n_out):
+            gb[j] += D[i, j]
+    if use_blas:
+        _gemm(True, False, 1.0, D, A, 0.0, gW)
+        return
+    for j in range(n_out):
+        d = D[0, j]
+        for k in range(n_in):
+            gW[j, k] = d * A[0, k]
+        for i in range(1, B):
+            d = D[i, j]
+            for k in range(n_in):
+                gW[j, k] += d * A[i, k]
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_delta_blas(D, W, A, G):
+    """``D_{l-1} = (D W) * (1 - A^2)``, written over ``A`` (one GEMM into ``G``)."""
+    B, n_in = A.shape
+    _gemm(False, False, 1.0, D, W, 0.0, G)
+    for i in range(B):
+        for k in range(n_in):
+            a = A[i, k]
+            A[i, k] = G[i, k] * (1.0 - a * a)
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_delta_loops(D, W, A, g):
+    """``D_{l-1} = (D W) * (1 - A^2)``, written over ``A`` (loops; ``g`` one row of
+    scratch)."""
+    B, n_in = A.shape
+    n_out = D.shape[1]
+    n4 = n_out - n_out % 4
+    for i in range(B):
+        for k in range(n_in):
+            g[k] = 0.0
+        for j in range(0, n4, 4):  # four rows of W per pass over g
+            d0 = D[i, j]
+            d1 = D[i, j + 1]
+            d2 = D[i, j + 2]
+            d3 = D[i, j + 3]
+            for k in range(n_in):
+                g[k] += (d0 * W[j, k] + d1 * W[j + 1, k]) + (
+                    d2 * W[j + 2, k] + d3 * W[j + 3, k]
+                )
+        for j in range(n4, n_out):
+            d = D[i, j]
+            for k in range(n_in):
+                g[k] += d * W[j, k]
+        for k in range(n_in):
+            a = A[i, k]
+            A[i, k] = g[k] * (1.0 - a * a)
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
+    """Loss and a fresh gradient array; BLAS for ``B > small_batch``, loops otherwise.
+
+    ``work`` holds ``A_1 .. A_{L-1}, Z_L`` back to back, then one ``(B, max n_l)``
+    scratch block.  During backprop each ``A_l`` block is overwritten in place by
+    ``D_l = dloss/dZ_l``.
+    """
+    _check_shapes(theta, X, Y, sizes)
+    B = X.shape[0]
+    L = sizes.size - 1
+    use_blas = B > small_batch
+    woff, aoff, end, nmax = _offsets(sizes, B)
+    work = np.empty(end + B * nmax)
+    grad = np.empty(theta.size)
     # Output layer: Z_L -> D_L in place.
-    D = A_prev
+    D = _nb_forward(theta, X, sizes, woff, aoff, work, use_blas)
     if loss_code == 0:
         value = _output_ce(D, Y)
     else:
         value = _output_mse(D, Y)
-
     # Backward.
     for l in range(L, 0, -1):
         n_out = sizes[l]
@@ -816,56 +898,14 @@ def _nb_loss_and_grad(theta, X, Y, sizes, loss_code, small_batch):
             A = X
         gW = grad[o : o + n_out * n_in].reshape(n_out, n_in)
         gb = grad[o + n_out * n_in : o + n_out * (n_in + 1)]
-        # gb = sum_i D[i], gW = D^T A
-        for j in range(n_out):
-            gb[j] = D[0, j]
-        for i in range(1, B):
-            for j in range(n_out):
-                gb[j] += D[i, j]
-        if use_blas:
-            _gemm(True, False, 1.0, D, A, 0.0, gW)
-        else:
-            for j in range(n_out):
-                d = D[0, j]
-                for k in range(n_in):
-                    gW[j, k] = d * A[0, k]
-                for i in range(1, B):
-                    d = D[i, j]
-                    for k in range(n_in):
-                        gW[j, k] += d * A[i, k]
+        _nb_param_grad(D, A, gW, gb, use_blas)
         if l == 1:
             break
-        # D_{l-1} = (D W) * (1 - A^2), written over A.
         W = theta[o : o + n_out * n_in].reshape(n_out, n_in)
         if use_blas:
-            G = work[end : end + B * n_in].reshape(B, n_in)
-            _gemm(False, False, 1.0, D, W, 0.0, G)
-            for i in range(B):
-                for k in range(n_in):
-                    a = A[i, k]
-                    A[i, k] = G[i, k] * (1.0 - a * a)
+            _nb_delta_blas(D, W, A, work[end : end + B * n_in].reshape(B, n_in))
         else:
-            g = work[end : end + n_in]
-            n4 = n_out - n_out % 4
-            for i in range(B):
-                for k in range(n_in):
-                    g[k] = 0.0
-                for j in range(0, n4, 4):  # four rows of W per pass over g
-                    d0 = D[i, j]
-                    d1 = D[i, j + 1]
-                    d2 = D[i, j + 2]
-                    d3 = D[i, j + 3]
-                    for k in range(n_in):
-                        g[k] += (d0 * W[j, k] + d1 * W[j + 1, k]) + (
-                            d2 * W[j + 2, k] + d3 * W[j + 3, k]
-                        )
-                for j in range(n4, n_out):
-                    d = D[i, j]
-                    for k in range(n_in):
-                        g[k] += d * W[j, k]
-                for k in range(n_in):
-                    a = A[i, k]
-                    A[i, k] = g[k] * (1.0 - a * a)
+            _nb_delta_loops(D, W, A, work[end : end + n_in])
         D = A
     return value, grad
 
@@ -958,13 +998,10 @@ def _nb_hvps(theta, X, Y, sizes, loss_code, V, HV):
 
 
 @njit(error_model="numpy", cache=True)
-def _nb_hvp_one(theta, X, Y, sizes, loss_code, v, hv, work):
-    """One R-operator pass (see :func:`_nb_hvps`)."""
+def _nb_hvp_forward(theta, X, sizes, v, woff, aoff, work):
+    """Forward: ``S_l = [Z_l; R{Z_l}] -> [A_l; R{A_l}]``."""
     B = X.shape[0]
     L = sizes.size - 1
-    woff, aoff, end, _ = _offsets(sizes, 2 * B)
-
-    # Forward: S_l = [Z_l; R{Z_l}] -> [A_l; R{A_l}].
     for l in range(1, L + 1):
         n_out = sizes[l]
         n_in = sizes[l - 1]
@@ -995,50 +1032,84 @@ def _nb_hvp_one(theta, X, Y, sizes, loss_code, v, hv, work):
                     Z[i, j] += b[j]
                     RZ[i, j] += Vb[j]
 
+
+@njit(error_model="numpy", cache=True)
+def _nb_hvp_output_ce(top, bot, Y):
+    """Softmax cross-entropy: ``[Z_L; R{Z_L}] -> [R{D_L}; D_L]``; returns the loss."""
+    B, n = top.shape
+    inv_b = 1.0 / B
+    value = 0.0
+    for i in range(B):
+        m = top[i, 0]
+        for k in range(1, n):
+            m = max(m, top[i, k])
+        s = 0.0
+        ysum = 0.0
+        yz = 0.0
+        for k in range(n):
+            e = _exp_approx(max(top[i, k] - m, -700.0))
+            yz += Y[i, k] * top[i, k]
+            ysum += Y[i, k]
+            top[i, k] = e
+            s += e
+        value += ysum * (m + np.log(s)) - yz
+        inv_s = 1.0 / s
+        prz = 0.0
+        for k in range(n):
+            top[i, k] *= inv_s
+            prz += top[i, k] * bot[i, k]
+        c = ysum * inv_b
+        for k in range(n):
+            p = top[i, k]
+            rz = bot[i, k]
+            top[i, k] = c * p * (rz - prz)  # R{D}
+            bot[i, k] = c * p - Y[i, k] * inv_b  # D
+    return value * inv_b
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_hvp_output_mse(top, bot, Y):
+    """Mean squared error: ``[Z_L; R{Z_L}] -> [R{D_L}; D_L]``; returns the loss."""
+    B, n = top.shape
+    value = 0.0
+    scale = 2.0 / (B * n)
+    for i in range(B):
+        for k in range(n):
+            r = top[i, k] - Y[i, k]
+            value += r * r
+            top[i, k] = scale * bot[i, k]
+            bot[i, k] = scale * r
+    return value / (B * n)
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_hvp_delta(A, RA, G, RG):
+    """``[A; R{A}] -> [R{D_{l-1}}; D_{l-1}]`` in place."""
+    B, n_in = A.shape
+    for i in range(B):
+        for k in range(n_in):
+            av = A[i, k]
+            ra = RA[i, k]
+            g = G[i, k]
+            dact = 1.0 - av * av
+            A[i, k] = RG[i, k] * dact - 2.0 * g * av * ra
+            RA[i, k] = g * dact
+
+
+@njit(error_model="numpy", cache=True)
+def _nb_hvp_one(theta, X, Y, sizes, loss_code, v, hv, work):
+    """One R-operator pass (see :func:`_nb_hvps`)."""
+    B = X.shape[0]
+    L = sizes.size - 1
+    woff, aoff, end, _ = _offsets(sizes, 2 * B)
+    _nb_hvp_forward(theta, X, sizes, v, woff, aoff, work)
     # Output: [Z_L; R{Z_L}] -> [R{D_L}; D_L].
     n = sizes[L]
     S = work[aoff[L] : aoff[L] + 2 * B * n].reshape(2 * B, n)
-    top = S[:B]
-    bot = S[B:]
-    inv_b = 1.0 / B
-    value = 0.0
     if loss_code == 0:
-        for i in range(B):
-            m = top[i, 0]
-            for k in range(1, n):
-                m = max(m, top[i, k])
-            s = 0.0
-            ysum = 0.0
-            yz = 0.0
-            for k in range(n):
-                e = _exp_approx(max(top[i, k] - m, -700.0))
-                yz += Y[i, k] * top[i, k]
-                ysum += Y[i, k]
-                top[i, k] = e
-                s += e
-            value += ysum * (m + np.log(s)) - yz
-            inv_s = 1.0 / s
-            prz = 0.0
-            for k in range(n):
-                top[i, k] *= inv_s
-                prz += top[i, k] * bot[i, k]
-            c = ysum * inv_b
-            for k in range(n):
-                p = top[i, k]
-                rz = bot[i, k]
-                top[i, k] = c * p * (rz - prz)  # R{D}
-                bot[i, k] = c * p - Y[i, k] * inv_b  # D
-        value *= inv_b
+        value = _nb_hvp_output_ce(S[:B], S[B:], Y)
     else:
-        scale = 2.0 / (B * n)
-        for i in range(B):
-            for k in range(n):
-                r = top[i, k] - Y[i, k]
-                value += r * r
-                top[i, k] = scale * bot[i, k]
-                bot[i, k] = scale * r
-        value /= B * n
-
+        value = _nb_hvp_output_mse(S[:B], S[B:], Y)
     # Backward.
     for l in range(L, 0, -1):
         n_out = sizes[l]
@@ -1063,20 +1134,8 @@ def _nb_hvp_one(theta, X, Y, sizes, loss_code, v, hv, work):
         VW = v[o : o + n_out * n_in].reshape(n_out, n_in)
         GG = work[end : end + 2 * B * n_in].reshape(2 * B, n_in)
         _gemm(False, False, 1.0, S, W, 0.0, GG)  # [R{D} W; D W] = [R{G} - D VW; G]
-        RG = GG[:B]
-        G = GG[B:]
-        _gemm(False, False, 1.0, D, VW, 1.0, RG)  # R{G}
-        # [A; R{A}] -> [R{D_{l-1}}; D_{l-1}] in place.
-        A = Sp[:B]
-        RA = Sp[B:]
-        for i in range(B):
-            for k in range(n_in):
-                av = A[i, k]
-                ra = RA[i, k]
-                g = G[i, k]
-                dact = 1.0 - av * av
-                A[i, k] = RG[i, k] * dact - 2.0 * g * av * ra
-                RA[i, k] = g * dact
+        _gemm(False, False, 1.0, D, VW, 1.0, GG[:B])  # R{G}
+        _nb_hvp_delta(Sp[:B], Sp[B:], GG[B:], GG[:B])
     return value
 
 
