@@ -23,9 +23,10 @@ import scipy.sparse.linalg as sla
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import symnn  # noqa: E402
 from _timing import median_time  # noqa: E402
 from peers import peer_status, random_problem  # noqa: E402
+
+import symnn  # noqa: E402
 from symnn.analysis import hessian_spectrum  # noqa: E402
 
 

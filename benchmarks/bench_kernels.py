@@ -18,7 +18,11 @@ buffer (what a training loop pays).  Every candidate is checked against the NumP
 before it is timed.  Timings are medians (``_timing.median_time``); on a shared 2-core
 machine run it more than once and with ``--threads 1`` for steadier numbers.
 
-Run: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--no-compile]``.
+Run: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--no-compile]
+[--symnn-only] [--json]``.  ``--symnn-only`` times symnn's own columns and no peer;
+``--json`` prints, instead of the tables, one JSON line per case (``{"bench": "kernels",
+"case": ..., "seconds": ...}``; a case whose check failed has ``"seconds": null`` and a
+``"note"``), which ``benchmarks/compare_revisions.py`` reads.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def _rel(a, b) -> float:
     return bp._rel_err(a, b)
 
 
-def gradient_row(model, B, status, repeat, min_time):
+def gradient_row(model, B, status, repeat, min_time, with_peers=True):
     theta, X, Y = peers.random_problem(GRAD_SIZES, B, loss="ce", seed=B)
     _, g_ref = peers.numpy_loss_and_grad(theta, X, Y, GRAD_SIZES, loss="ce")
     kern = model.kernels["loss_and_grad"]
@@ -90,11 +94,12 @@ def gradient_row(model, B, status, repeat, min_time):
                   lambda: _rel(model.loss_and_grad(theta, X, Y)[1], g_ref)),
         "symnn kernel": (raw, lambda: _rel(raw(), g_ref)),
     }
-    cands.update(bp.gradient_candidates(GRAD_SIZES, theta, X, Y, status, loss="ce"))
+    if with_peers:
+        cands.update(bp.gradient_candidates(GRAD_SIZES, theta, X, Y, status, loss="ce"))
     return bp.run_candidates(cands, tol=1e-10, repeat=repeat, min_time=min_time)
 
 
-def hvp_row(model, status, repeat, min_time):
+def hvp_row(model, status, repeat, min_time, with_peers=True):
     theta, X, Y = peers.random_problem(GRAD_SIZES, HVP_BATCH, loss="ce", seed=1)
     v = np.random.default_rng(2).standard_normal(theta.size)
     hv_ref = peers.numpy_hvp(theta, X, Y, GRAD_SIZES, v, loss="ce")
@@ -113,19 +118,21 @@ def hvp_row(model, status, repeat, min_time):
                   lambda: _rel(model.hvp(theta, v, X, Y), hv_ref)),
         "symnn kernel": (raw, lambda: _rel(raw(), hv_ref)),
     }
-    cands.update(bp.hvp_candidates(GRAD_SIZES, theta, X, Y, v, status, loss="ce"))
+    if with_peers:
+        cands.update(bp.hvp_candidates(GRAD_SIZES, theta, X, Y, v, status, loss="ce"))
     row = bp.run_candidates(cands, tol=1e-8, repeat=repeat, min_time=min_time)
     grad = median_time(lambda: model.loss_and_grad(theta, X, Y), repeat=repeat,
                        min_time=min_time)
     return row, grad
 
 
-def hessian_row(model, status, repeat, min_time):
+def hessian_row(model, status, repeat, min_time, with_peers=True):
     theta, X, Y = peers.random_problem(HESS_SIZES, HESS_BATCH, loss="mse", seed=3)
     H_ref = peers.numpy_hessian(theta, X, Y, HESS_SIZES, loss="mse")
     cands = {"symnn": (lambda: model.hessian(theta, X, Y),
                        lambda: _rel(model.hessian(theta, X, Y), H_ref))}
-    cands.update(bp.hessian_candidates(HESS_SIZES, theta, X, Y, status, loss="mse"))
+    if with_peers:
+        cands.update(bp.hessian_candidates(HESS_SIZES, theta, X, Y, status, loss="mse"))
     return bp.run_candidates(cands, tol=1e-8, repeat=repeat, min_time=min_time)
 
 
@@ -189,7 +196,20 @@ def print_compile(results: dict[str, dict]) -> None:
           "process = whole subprocess wall time, interpreter start included")
 
 
-def main(argv=None) -> None:
+def emit_json(table: str, rows: dict) -> None:
+    """One JSON line per cell of a table: ``{"bench", "case", "seconds"[, "note"]}``."""
+    for label, cells in rows.items():
+        for column, value in cells.items():
+            rec = {"bench": "kernels", "case": f"{table} {label} {column}"}
+            if isinstance(value, (int, float)):
+                rec["seconds"] = float(value)
+            else:
+                rec["seconds"] = None
+                rec["note"] = str(value)
+            print(json.dumps(rec), flush=True)
+
+
+def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 samples of >= 5 ms each")
     parser.add_argument("--repeat", type=int, default=7)
@@ -197,50 +217,66 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="limit BLAS, torch and XLA to N threads (see bench_peers_only)")
     parser.add_argument("--no-compile", action="store_true", help="skip the compile timings")
-    args = parser.parse_args(argv)
+    parser.add_argument("--symnn-only", action="store_true",
+                        help="time symnn's columns only (no peer)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line per case instead of the tables")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = _parse(argv)
     repeat, min_time = (3, 0.005) if args.quick else (args.repeat, args.min_time)
     t_start = time.perf_counter()
     if args.threads is not None:
         bp._limit_threads(args.threads)
     status = peers.peer_status()
     for name, reason in status.items():
-        if reason is not None:
+        if reason is not None and not args.json:
             print(f"peer {name!r} skipped: {reason}")
-
+    if args.json:
+        print(json.dumps({"bench": "kernels", "symnn": symnn.__file__}), flush=True)
+    peers_too = not args.symnn_only
     grad_model = _mlp(GRAD_SIZES, "ce", "bench_mlp").compile()
     hess_model = _mlp(HESS_SIZES, "mse", "bench_hess").compile()
-    columns = ["numba", "symnn", "symnn kernel", "numpy", "torch", "jax"]
-
-    rows = {f"B={B}": gradient_row(grad_model, B, status, repeat, min_time)
+    rows = {f"B={B}": gradient_row(grad_model, B, status, repeat, min_time, peers_too)
             for B in GRAD_BATCHES}
+    row, grad = hvp_row(grad_model, status, repeat, min_time, peers_too)
+    hrow = hessian_row(hess_model, status, repeat, min_time, peers_too)
+    compiled = None if args.no_compile else compile_times()
+    if args.json:
+        emit_json("grad", rows)
+        emit_json("hvp", {f"B={HVP_BATCH}": {**row, "symnn gradient": grad}})
+        emit_json("hessian", {f"B={HESS_BATCH}": hrow})
+        if compiled is not None:
+            emit_json("compile", compiled)
+        return
+    _print_tables(rows, row, grad, hrow, hess_model.n_params, compiled)
+    print()
+    print_environment()
+    print(f"\n(total benchmark wall time {time.perf_counter() - t_start:.0f} s)")
+
+
+def _print_tables(rows, row, grad, hrow, P, compiled) -> None:
+    columns = ["numba", "symnn", "symnn kernel", "numpy", "torch", "jax"]
     net = "-".join(map(str, GRAD_SIZES))
     print_table(f"Loss + gradient, {net} tanh/softmax-CE", rows, reference="numba",
                 columns=columns)
     print(f"  target: {TARGETS['grad']}")
-
-    row, grad = hvp_row(grad_model, status, repeat, min_time)
     hcols = ["numba", "symnn", "symnn kernel", "numpy", "torch fwd-rev", "torch rev-rev", "jax"]
     print_table(f"Hessian-vector product, {net} tanh/softmax-CE", {f"B={HVP_BATCH}": row},
                 reference="numba", columns=hcols)
     if isinstance(row.get("symnn"), float):
         print(f"  symnn gradient at B={HVP_BATCH}: {grad * 1e3:.3f} ms; "
               f"HVP / own gradient = {row['symnn'] / grad:.2f}  (target: {TARGETS['hvp']})")
-
-    row = hessian_row(hess_model, status, repeat, min_time)
     hnet = "-".join(map(str, HESS_SIZES))
-    P = hess_model.n_params
     print_table(f"Full Hessian ({P}x{P}), {hnet} tanh/MSE, B={HESS_BATCH}",
-                {f"B={HESS_BATCH}": row}, reference="numba",
+                {f"B={HESS_BATCH}": hrow}, reference="numba",
                 columns=["numba", "symnn", "numpy", "torch", "jax"])
     print(f"  target: {TARGETS['hessian']}")
-
-    if not args.no_compile:
-        print_compile(compile_times())
+    if compiled is not None:
+        print_compile(compiled)
         print(f"  targets: {TARGETS['cold']}, {TARGETS['warm']}")
-
-    print()
-    print_environment()
-    print(f"\n(total benchmark wall time {time.perf_counter() - t_start:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -224,7 +224,7 @@ def _limit_threads(n: int) -> None:
         os.environ["XLA_FLAGS"] = (
             f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
         ).strip()
-    peers.TORCH_THREADS = n
+    peers.set_torch_threads(n)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:

@@ -16,14 +16,18 @@ and first-call costs are paid before timing); the table shows the median over sa
 
 Run::
 
-    python benchmarks/bench_train.py [--fast] [--threads N]
+    python benchmarks/bench_train.py [--fast] [--threads N] [--symnn-only] [--json]
 
 ``--threads N`` pins BLAS / OpenMP / torch to N threads (set before NumPy loads); without
 it the libraries' defaults apply.  ``--fast`` takes fewer, shorter samples.
+``--symnn-only`` times the symnn rows only; ``--json`` prints, instead of the table, one
+JSON line per case (``{"bench": "train", "case": "b=32 symnn f64", "seconds": ...}``,
+seconds per epoch), which ``benchmarks/compare_revisions.py`` reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -134,23 +138,43 @@ def bench_torch(X, y, batch: int, dtype: str, epochs: int, samples: int) -> floa
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     fast = "--fast" in argv
+    as_json = "--json" in argv
     epochs, samples = (3, 3) if fast else (10, 5)
     X, y = digits()
-    print("symnn training benchmark: digits 1797×64, 64-128-128-10 tanh, softmax CE, Adam")
-    print(f"  ms per epoch (median of {samples} samples of {epochs} epochs); "
-          f"threads: {THREADS if THREADS is not None else 'library defaults'}; "
-          f"{os.cpu_count()} CPUs")
+    if as_json:
+        import symnn
+
+        print(json.dumps({"bench": "train", "symnn": symnn.__file__}), flush=True)
+    else:
+        print("symnn training benchmark: digits 1797×64, 64-128-128-10 tanh, softmax CE, "
+              "Adam")
+        print(f"  ms per epoch (median of {samples} samples of {epochs} epochs); "
+              f"threads: {THREADS if THREADS is not None else 'library defaults'}; "
+              f"{os.cpu_count()} CPUs")
+    contenders = {
+        "symnn f64": lambda b: bench_symnn(X, y, b, "float64", epochs, samples),
+        "symnn f32": lambda b: bench_symnn(X, y, b, "float32", epochs, samples),
+        "sklearn": lambda b: bench_sklearn(X, y, b, epochs, samples),
+        "torch f64": lambda b: bench_torch(X, y, b, "float64", epochs, samples),
+        "torch f32": lambda b: bench_torch(X, y, b, "float32", epochs, samples),
+    }
+    if "--symnn-only" in argv:
+        contenders = {k: v for k, v in contenders.items() if k.startswith("symnn")}
     rows: dict[str, dict[int, float | None]] = {}
     for batch in (32, 256):
-        rows.setdefault("symnn f64", {})[batch] = bench_symnn(X, y, batch, "float64", epochs,
-                                                              samples)
-        rows.setdefault("symnn f32", {})[batch] = bench_symnn(X, y, batch, "float32", epochs,
-                                                              samples)
-        rows.setdefault("sklearn", {})[batch] = bench_sklearn(X, y, batch, epochs, samples)
-        rows.setdefault("torch f64", {})[batch] = bench_torch(X, y, batch, "float64", epochs,
-                                                              samples)
-        rows.setdefault("torch f32", {})[batch] = bench_torch(X, y, batch, "float32", epochs,
-                                                              samples)
+        for name, run in contenders.items():
+            rows.setdefault(name, {})[batch] = run(batch)
+    if as_json:
+        for name, r in rows.items():
+            for batch, t in r.items():
+                print(json.dumps({"bench": "train", "case": f"b={batch} {name}",
+                                  "seconds": t}), flush=True)
+        return rows
+    _print_table(rows)
+    return rows
+
+
+def _print_table(rows) -> None:
     ref = rows["symnn f64"]
     head = f"  {'':<10} {'b=32 ms':>9} {'ratio':>7} {'b=256 ms':>9} {'ratio':>7}"
     print(head)
@@ -164,7 +188,6 @@ def main(argv: list[str] | None = None) -> dict:
                 cells.append(f"{1e3 * t:9.2f} {t / ref[batch]:6.2f}×")
         print(f"  {name:<10} " + " ".join(cells))
     print("  (ratio = time / symnn f64 time: above 1 means slower than symnn)")
-    return rows
 
 
 if __name__ == "__main__":

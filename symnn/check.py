@@ -93,38 +93,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from symnn._check_probes import Probe, _gradient_probes, _vector_compare, param_label
 from symnn.errors import ArgumentError, ShapeError
 
 __all__ = ["CheckReport", "gradcheck", "hesscheck", "gnvcheck", "TOLERANCES"]
 
 #: Default (rtol, atol) per dtype name.
 TOLERANCES = {"float64": (1e-5, 1e-10), "float32": (5e-2, 1e-3)}
-
-#: Rounding error of a difference of two function values, in units of ε·|f| / h.
-NOISE = 8.0
-
-#: Steps tried after a failure: h/4, h/16, h/64.
-SHRINK = (4.0, 16.0, 64.0)
-
-
-@dataclass
-class Probe:
-    """One comparison: a direction, a block of coordinates or a coordinate."""
-
-    label: str
-    analytic: float
-    numeric: float
-    error: float
-    ok: bool
-    kink: bool = False
-    tol: float = 0.0
-    #: "direction", "block", "coordinate", "column", "symmetry" or "linearity"
-    kind: str = "coordinate"
-
 
 @dataclass
 class CheckReport:
@@ -220,25 +199,12 @@ class CheckReport:
     __repr__ = __str__
 
 
-def param_label(model, i: int) -> str:
-    """Name of flat coordinate ``i``: ``"W1[2, 0]"``."""
-    off = 0
-    for name, shape in getattr(model, "param_shapes", []):
-        n = int(np.prod(shape)) if shape else 1
-        if i < off + n:
-            if not shape:
-                return name
-            idx = np.unravel_index(i - off, shape)
-            return f"{name}[{', '.join(str(int(k)) for k in idx)}]"
-        off += n
-    return f"θ[{i}]"
-
-
 def _dtype_name(model) -> str:
     return np.dtype(getattr(model, "dtype", np.float64)).name
 
 
 def _setup(model, theta, rtol, atol, eps, what: str):
+    """Validate the arguments of a checker; returns (θ as float64, rtol, atol, step h)."""
     if not (hasattr(model, "loss_and_grad") and hasattr(model, "n_params")):
         hint = (" — compile it first: model = net.compile()" if hasattr(model, "compile")
                 else "")
@@ -246,16 +212,7 @@ def _setup(model, theta, rtol, atol, eps, what: str):
             f"{what}: expected a compiled model (with loss, loss_and_grad and n_params), got "
             f"{type(model).__name__}{hint}")
     for name, value in (("rtol", rtol), ("atol", atol), ("eps", eps)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
-                                                              np.integer)):
-            raise ArgumentError(f"{what}: {name} must be a number, got {value!r}")
-        if not math.isfinite(value) or value < 0 or (name == "eps" and value == 0):
-            kind = "> 0" if name == "eps" else "≥ 0"
-            raise ArgumentError(f"{what}: {name} must be a finite number {kind}, got "
-                                f"{value!r}" + (" (the finite-difference step would be 0)"
-                                                if name == "eps" else ""))
+        _check_tolerance(name, value, what)
     try:
         theta = np.asarray(theta, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -276,6 +233,20 @@ def _setup(model, theta, rtol, atol, eps, what: str):
     return theta, rtol, atol, h
 
 
+def _check_tolerance(name: str, value, what: str) -> None:
+    """``rtol`` / ``atol``: None or a finite number ≥ 0; ``eps``: None or finite > 0."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating,
+                                                          np.integer)):
+        raise ArgumentError(f"{what}: {name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (name == "eps" and value == 0):
+        kind = "> 0" if name == "eps" else "≥ 0"
+        raise ArgumentError(f"{what}: {name} must be a finite number {kind}, got "
+                            f"{value!r}" + (" (the finite-difference step would be 0)"
+                                            if name == "eps" else ""))
+
+
 def _seed(seed, what: str) -> np.random.Generator:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ArgumentError(f"{what}: seed must be an integer ≥ 0, got {seed!r}")
@@ -284,187 +255,6 @@ def _seed(seed, what: str) -> np.random.Generator:
 
 def _machine_eps(model) -> float:
     return float(np.finfo(np.dtype(_dtype_name(model))).eps)
-
-
-# ------------------------------------------------------------------------------------------
-# the comparison, with kink handling
-# ------------------------------------------------------------------------------------------
-
-
-def _compare(label: str, a, f: Callable, theta: np.ndarray, s: np.ndarray, h: float,
-             tol0: Callable, emach: float, detect_kinks: bool, kind: str = "coordinate",
-             namer: Callable[[int], str] | None = None) -> Probe:
-    """Compare ``a`` (scalar or vector, the analytic directional derivative along ``s``)
-    with central differences of ``f`` (scalar or vector valued) along ``s``.
-
-    ``tol0(a, n)`` is the elementwise tolerance without the rounding noise; ``namer(i)``
-    names component i of a vector comparison (the worst one is reported)."""
-    f0_cache: list = []
-
-    def f0():
-        if not f0_cache:
-            f0_cache.append(np.asarray(f(theta), np.float64))
-        return f0_cache[0]
-
-    def central(hh):
-        fp = np.asarray(f(theta + hh * s), np.float64)
-        fm = np.asarray(f(theta - hh * s), np.float64)
-        with np.errstate(all="ignore"):  # a non-finite value fails the probe, no warning
-            scale = np.maximum(np.abs(fp), np.abs(fm))
-            if scale.ndim:  # a vector: rounding relative to its larger components too
-                scale = np.maximum(scale, 1e-3 * float(np.max(scale, initial=0.0)))
-            return (fp - fm) / (2 * hh), NOISE * emach * scale / hh
-
-    def one_sided(hh, sign):
-        f1 = np.asarray(f(theta + sign * hh * s), np.float64)
-        f2 = np.asarray(f(theta + sign * 2 * hh * s), np.float64)
-        base = f0()
-        with np.errstate(all="ignore"):
-            scale = np.maximum(np.maximum(np.abs(f1), np.abs(f2)), np.abs(base))
-            if scale.ndim:
-                scale = np.maximum(scale, 1e-3 * float(np.max(scale, initial=0.0)))
-            return sign * (-f2 + 4 * f1 - 3 * base) / (2 * hh), 4 * NOISE * emach * scale / hh
-
-    a = np.asarray(a, np.float64)
-    n0, z0 = central(h)
-    with np.errstate(all="ignore"):
-        err0 = np.abs(a - n0)
-        tol_first = tol0(a, n0) + z0
-        good = err0 <= tol_first  # False wherever anything is NaN or ±inf
-        ratio = np.where(np.isfinite(err0), err0 / np.where(tol_first > 0, tol_first, 1e-300),
-                         np.inf)
-    i = int(np.argmax(ratio)) if a.ndim else 0
-    if not (np.all(np.isfinite(n0)) and np.all(np.isfinite(a))):
-        detect_kinks = False  # nothing to retry: the values themselves are not finite
-
-    def probe(n, ok, kink, err, tol):
-        if a.ndim:
-            lab = f"{label} → {namer(i)}" if namer is not None else label
-            return Probe(lab, float(a[i]), float(np.ravel(n)[i]), float(np.ravel(err)[i]),
-                         ok, kink, float(np.ravel(tol)[i]), kind)
-        return Probe(label, float(a), float(n), float(err), ok, kink, float(tol), kind)
-
-    if np.all(good) or not detect_kinks:
-        return probe(n0, bool(np.all(good)), False, err0, tol_first)
-    # retry at smaller steps (and Richardson), then one-sided, before counting a failure
-    seq = [n0]
-    noise = [z0]
-    for div in SHRINK:
-        nk, zk = central(h / div)
-        prev = seq[-1]
-        rich = (16 * nk - prev) / 15
-        # a smaller step settles the probe only where it resolves the discrepancy seen at
-        # step h (its rounding noise well below it, or below the tolerance itself); else
-        # noise would pass a real error
-        resolves = zk * 17 / 15 <= np.maximum(0.25 * err0, tol0(a, nk))
-        ok_k = (np.abs(a - nk) <= tol0(a, nk) + zk) & resolves
-        ok_r = (np.abs(a - rich) <= tol0(a, rich) + zk * 17 / 15) & resolves
-        good = good | ok_k | ok_r
-        seq.append(nk)
-        noise.append(zk)
-        if np.all(good):
-            break
-    for div in SHRINK:  # one-sided, each side, at the steps whose noise allows it
-        if np.all(good):
-            break
-        for sign in (1, -1):
-            no, zo = one_sided(h / div, sign)
-            good = good | ((np.abs(a - no) <= tol0(a, no) + zo)
-                           & (zo <= np.maximum(0.25 * err0, tol0(a, no))))
-    far_off = bool(np.any(err0 > 100 * tol_first))
-    if np.all(good):
-        return probe(n0, True, far_off, err0, tol_first)
-    # no step agreed: a jump (estimates diverge as the step shrinks) or a wrong derivative
-    bad = ~good
-    # θ exactly on a kink (a ReLU pre-activation of exactly 0: zero inputs and zero biases):
-    # the one-sided derivatives differ from each other at every step, so the loss is not
-    # differentiable along s here and no difference quotient can judge the convention
-    # (relu'(0) = 0).  A wrong derivative of a smooth function has equal one-sided limits.
-    right, z_right = one_sided(h / SHRINK[0], 1)
-    left, z_left = one_sided(h / SHRINK[0], -1)
-    with np.errstate(all="ignore"):
-        jump = np.abs(right - left) > tol0(a, right) + 2 * (z_right + z_left)
-    if np.all(jump[bad] if a.ndim else jump):
-        return probe(n0, False, True, err0, tol_first)
-    if len(seq) >= 3:
-        d_last = np.abs(seq[-1] - seq[-2])
-        d_prev = np.abs(seq[-2] - seq[-3])
-        diverging = (d_last > 0.5 * d_prev) & (d_last > 4 * noise[-1])
-        if np.all(diverging[bad] if a.ndim else diverging):
-            return probe(n0, False, True, err0, tol_first)
-    return probe(n0, False, False, err0, tol_first)
-
-
-def _vector_compare(label, a, f, theta, s, h, rtol, atol, emach, detect_kinks, model, kind):
-    return _compare(label, a, f, theta, s, h,
-                    lambda a_, n_: atol + rtol * np.maximum(np.abs(a_), np.abs(n_)),
-                    emach, detect_kinks, kind, lambda i: param_label(model, i))
-
-
-def _gradient_probes(model, f: Callable, a: np.ndarray, theta: np.ndarray, h: float,
-                     rtol: float, atol: float, emach: float, rng: np.random.Generator,
-                     n_directions: int, coordinates, max_blocks: int, detect_kinks: bool,
-                     prefix: str = "") -> list[Probe]:
-    """Probes of ``a`` as the gradient of the scalar function ``f`` at ``theta``."""
-    P = theta.size
-    probes: list[Probe] = []
-    f_theta = abs(float(f(theta))) if P else 0.0
-
-    def scalar_tol(a_, n_):
-        return atol + rtol * max(abs(float(a_)), abs(float(n_)))
-
-    if (coordinates not in ("auto", "all") if isinstance(coordinates, str) else (
-            isinstance(coordinates, bool) or not isinstance(coordinates, (int, np.integer))
-            or coordinates < 0)):
-        raise ArgumentError(f"coordinates must be 'auto', 'all' or an integer ≥ 0, got "
-                            f"{coordinates!r}")
-    # components below `floor` cannot be resolved to rtol by a difference of f (rounding)
-    floor = max(atol, NOISE * emach * max(f_theta, 1.0) / h) / max(rtol, 1e-300)
-    for k in range(n_directions):
-        v = rng.normal(size=P)
-        v /= np.linalg.norm(v) or 1.0
-        probes.append(_compare(f"{prefix}direction {k}", float(a @ v), f, theta, v, h,
-                               scalar_tol, emach, detect_kinks, "direction"))
-    if coordinates == "all" or (coordinates == "auto" and P <= max_blocks):
-        blocks = [np.array([i]) for i in range(P)]
-    elif coordinates == "auto":
-        w = np.maximum(np.abs(a), floor)
-        order = np.argsort(-w, kind="stable")
-        m = -(-P // max_blocks)
-        blocks = [order[i:i + m] for i in range(0, P, m)]
-    else:
-        k = min(int(coordinates), P)
-        blocks = [np.array([i]) for i in np.sort(rng.choice(P, size=k, replace=False))]
-    for j, S in enumerate(blocks):
-        if len(S) == 1:
-            i = int(S[0])
-            e = np.zeros(P)
-            e[i] = 1.0
-            probes.append(_compare(prefix + param_label(model, i), float(a[i]), f, theta, e,
-                                   h, scalar_tol, emach, detect_kinks))
-            continue
-        w = np.maximum(np.abs(a[S]), floor)
-        s = np.zeros(P)
-        s[S] = rng.choice([-1.0, 1.0], size=len(S)) * (w.min() / w)
-        norm = float(np.linalg.norm(s))
-        s /= norm
-        per = np.abs(s[S]) * (atol + rtol * np.abs(a[S]))
-        bound = float(per.max())
-        p = _compare(f"{prefix}block {j} ({len(S)} coordinates)", float(a @ s), f, theta, s,
-                     h, lambda a_, n_, bound=bound: bound, emach, detect_kinks, "block")
-        if not p.ok and not p.kink:
-            # resolve the block coordinate by coordinate: name the worst parameter
-            subs = []
-            for i in S:
-                e = np.zeros(P)
-                e[int(i)] = 1.0
-                subs.append(_compare(prefix + param_label(model, int(i)), float(a[int(i)]), f,
-                                     theta, e, h, scalar_tol, emach, detect_kinks))
-            probes.append(p)
-            probes.extend(q for q in subs if not q.ok)
-            continue
-        probes.append(p)
-    return probes
 
 
 def _verdict(kind, probes, rtol, atol, h) -> CheckReport:
@@ -668,61 +458,79 @@ def gnvcheck(model, theta, X, y, *, n_directions: int = 2, coordinates: Any = "a
     -------
     CheckReport
     """
-    from symnn.codegen.reference import evaluate
-    from symnn.derive import _ops_between
-
     theta, rtol, atol, h = _setup(model, theta, rtol, atol, eps, "gnvcheck")
     rng = _seed(seed, "gnvcheck")
     _count("n_directions", n_directions, "gnvcheck", minimum=1)
     _count("max_blocks", max_blocks, "gnvcheck", minimum=1)
-    ref = getattr(model, "reference", None)
-    if ref is None or not hasattr(model, "gnvp"):
+    if getattr(model, "reference", None) is None or not hasattr(model, "gnvp"):
         raise ArgumentError("gnvcheck: expected a compiled symnn model (with gnvp and a "
                             f"reference), got {type(model).__name__}")
     dt = np.dtype(_dtype_name(model))
     emach = _machine_eps(model)
-    d = ref.derived
-    u_var, g_var = d.meta["output"], d.meta["g_output"]
-    Xa = ref._X(X)
-    Ya = ref._Y(y, Xa.shape[0])
-    fwd = list(d.forward_ops)
-
-    def U(t):
-        return np.asarray(evaluate(fwd, ref._env(t, Xa, Ya))[u_var], np.float64)
-
-    env0 = evaluate(fwd, ref._env(theta, Xa, Ya))
-    U0 = np.asarray(env0[u_var], np.float64)
-    n_samples = max(Xa.shape[0], 1)
-    loss_part = _ops_between(d, u_var, g_var)
-
-    def g_of(u_val):
-        env = dict(env0)
-        env[u_var] = u_val
-        return np.asarray(evaluate(loss_part, env)[g_var], np.float64)
-
+    u = _LossInput(model, theta, X, y)
     curv = _penalty_curvature(model)
 
     def GNv(v):
         return np.asarray(model.gnvp(theta.astype(dt), v.astype(dt), X, y), np.float64)
 
     probes = [_linearity_probe("gnvp", GNv, theta, atol)]
-    u_scale = max(1.0, float(np.max(np.abs(U0), initial=0.0)))
     for k in range(n_directions):
         v = rng.normal(size=theta.size)
         v /= np.linalg.norm(v) or 1.0
         a = GNv(v) - curv * v
-        Jv = (U(theta + h * v) - U(theta - h * v)) / (2 * h)
-        jmax = float(np.max(np.abs(Jv), initial=0.0))
-        if jmax == 0.0:
-            r = np.zeros_like(U0)
-        else:
-            step = (h / max(1.0, float(np.max(np.abs(theta), initial=0.0)))) * u_scale / jmax
-            r = (g_of(U0 + step * Jv) - g_of(U0 - step * Jv)) / (2 * step)
+        r = u.hessian_times(u.jvp(theta, v, h), theta, h)
 
         def phi(t, r=r):  # g is the per-sample cotangent ∂ℓᵢ/∂uᵢ; L is their mean
-            return float(np.sum(r * U(t))) / n_samples
+            return float(np.sum(r * u(t))) / u.n_samples
 
         probes.extend(_gradient_probes(model, phi, a, theta, h, rtol, atol, emach, rng, 2,
                                        coordinates, max_blocks, detect_kinks,
                                        prefix=f"v{k}: "))
     return _verdict("gauss-newton", probes, rtol, atol, h)
+
+
+class _LossInput:
+    """``u(θ)``, the value the loss reads, and its per-sample cotangent ``g(u) = ∂ℓᵢ/∂uᵢ``,
+    both evaluated by the uncompiled NumPy reference on a fixed batch."""
+
+    def __init__(self, model, theta: np.ndarray, X, y) -> None:
+        from symnn.codegen.reference import evaluate
+        from symnn.derive import _ops_between
+
+        ref = model.reference
+        d = ref.derived
+        self._evaluate = evaluate
+        self._ref = ref
+        self.u_var, self.g_var = d.meta["output"], d.meta["g_output"]
+        self._X = ref._X(X)
+        self._Y = ref._Y(y, self._X.shape[0])
+        self._fwd = list(d.forward_ops)
+        self._env0 = evaluate(self._fwd, ref._env(theta, self._X, self._Y))
+        self.U0 = np.asarray(self._env0[self.u_var], np.float64)
+        self.n_samples = max(self._X.shape[0], 1)
+        self._loss_part = _ops_between(d, self.u_var, self.g_var)
+
+    def __call__(self, t: np.ndarray) -> np.ndarray:
+        """``u(t)``."""
+        env = self._evaluate(self._fwd, self._ref._env(t, self._X, self._Y))
+        return np.asarray(env[self.u_var], np.float64)
+
+    def g(self, u_val: np.ndarray) -> np.ndarray:
+        """``g(u)`` with everything but ``u`` held at θ."""
+        env = dict(self._env0)
+        env[self.u_var] = u_val
+        return np.asarray(self._evaluate(self._loss_part, env)[self.g_var], np.float64)
+
+    def jvp(self, theta: np.ndarray, v: np.ndarray, h: float) -> np.ndarray:
+        """``J v ≈ (u(θ + hv) − u(θ − hv)) / 2h``."""
+        return (self(theta + h * v) - self(theta - h * v)) / (2 * h)
+
+    def hessian_times(self, Jv: np.ndarray, theta: np.ndarray, h: float) -> np.ndarray:
+        """``H_ℓ J v ≈ (g(u + a·Jv) − g(u − a·Jv)) / 2a`` (only u varies), the step ``a``
+        scaled to u and to Jv."""
+        jmax = float(np.max(np.abs(Jv), initial=0.0))
+        if jmax == 0.0:
+            return np.zeros_like(self.U0)
+        u_scale = max(1.0, float(np.max(np.abs(self.U0), initial=0.0)))
+        step = (h / max(1.0, float(np.max(np.abs(theta), initial=0.0)))) * u_scale / jmax
+        return (self.g(self.U0 + step * Jv) - self.g(self.U0 - step * Jv)) / (2 * step)

@@ -327,16 +327,9 @@ def _csv_table(path: str, opts: dict) -> tuple[np.ndarray, list[str] | None]:
 def _csv(path: str, declared, opts: dict) -> tuple[np.ndarray, np.ndarray, bool]:
     data, header = _csv_table(path, opts)
     width = data.shape[1]
-    target = opts.get("target")
     n_in, n_out = declared.n_inputs, declared.n_outputs
-    if target is not None:
-        cols = [_column(t, header, width, path) for t in (
-            target if isinstance(target, list) else [target])]
-    elif width == n_in + n_out:
-        cols = list(range(n_in, width))
-    elif width == n_in + 1:
-        cols = [width - 1]
-    else:
+    cols = _target_columns(path, header, width, opts.get("target"), n_in, n_out)
+    if cols is None:
         raise DataError(f"{path}: {width} columns; expected {n_in} inputs followed by "
                         f"{n_out} target column(s) (or one class-label column), or name the "
                         "target with [data] target")
@@ -348,6 +341,21 @@ def _csv(path: str, declared, opts: dict) -> tuple[np.ndarray, np.ndarray, bool]
         y = y[:, 0]
         classes = n_out > 1 and declared.loss.probabilities
     return X, y, classes
+
+
+def _target_columns(path: str, header, width: int, target, n_in: int, n_out: int
+                    ) -> list[int] | None:
+    """The target columns of a table ``width`` columns wide: those ``target`` names, else
+    the last ``n_out`` (when the table has ``n_in + n_out`` columns) or the last one (when
+    it has ``n_in + 1``); None when the width fits neither."""
+    if target is not None:
+        return [_column(t, header, width, path) for t in (
+            target if isinstance(target, list) else [target])]
+    if n_out and width == n_in + n_out:
+        return list(range(n_in, width))
+    if width == n_in + 1:
+        return [width - 1]
+    return None
 
 
 def _column(t, header, width, path) -> int:
@@ -414,27 +422,33 @@ def load_dataset(source: str, declared, options: dict | None = None) -> Dataset:
     if opts.get("standardize"):
         scaler = Standardizer.fit(X)
         X = scaler.transform(X)
+    y = _targets(source, y, classes or bool(opts.get("one_hot")), declared)
+    return Dataset(np.ascontiguousarray(X, dtype=float), np.ascontiguousarray(y, dtype=float),
+                   scaler)
+
+
+def _targets(source: str, y: np.ndarray, classes: bool, declared) -> np.ndarray:
+    """Targets as a (n_samples, n_outputs) array: a label column becomes one-hot rows (or
+    a 0/1 column for a one-output model) when ``classes``."""
     n_out = declared.n_outputs
-    if y.ndim == 1:
-        if classes or opts.get("one_hot"):
-            labels = y.astype(np.int64)
-            if not np.array_equal(labels, y) or labels.min() < 0:
-                raise DataError(f"{source}: class labels must be integers ≥ 0")
-            k = int(labels.max()) + 1
-            if n_out == 1 and k <= 2:
-                y = labels.astype(float).reshape(-1, 1)
-            elif k > n_out:
-                raise DataError(f"{source}: {k} classes, but {declared.name} has {n_out} "
-                                "outputs; give it one output per class")
-            else:
-                y = np.eye(n_out)[labels]
+    if y.ndim == 1 and classes:
+        labels = y.astype(np.int64)
+        if not np.array_equal(labels, y) or labels.min() < 0:
+            raise DataError(f"{source}: class labels must be integers ≥ 0")
+        k = int(labels.max()) + 1
+        if n_out == 1 and k <= 2:
+            y = labels.astype(float).reshape(-1, 1)
+        elif k > n_out:
+            raise DataError(f"{source}: {k} classes, but {declared.name} has {n_out} "
+                            "outputs; give it one output per class")
         else:
-            y = y.reshape(-1, 1)
+            y = np.eye(n_out)[labels]
+    elif y.ndim == 1:
+        y = y.reshape(-1, 1)
     if y.shape[1] != n_out:
         raise DataError(f"{source}: {y.shape[1]} target column(s), but {declared.name} has "
                         f"{n_out} outputs")
-    return Dataset(np.ascontiguousarray(X, dtype=float), np.ascontiguousarray(y, dtype=float),
-                   scaler)
+    return y
 
 
 def load_data(source: str, declared, options: dict | None = None
@@ -472,21 +486,14 @@ def load_features(source: str, n_inputs: int, n_outputs: int = 0,
     else:
         data, header = _csv_table(source, opts)
         width = data.shape[1]
-        target = opts.get("target")
-        if width == n_inputs:  # inputs only (the target column need not be there)
-            X = data
-        else:
-            if target is not None:
-                cols = [_column(t, header, width, source) for t in (
-                    target if isinstance(target, list) else [target])]
-            elif n_outputs and width == n_inputs + n_outputs:
-                cols = list(range(n_inputs, width))
-            elif width == n_inputs + 1:
-                cols = [width - 1]
-            else:
-                raise DataError(f"{source}: {width} columns; expected {n_inputs} input "
-                                "columns (optionally followed by the target column(s))")
-            X = data[:, [j for j in range(width) if j not in cols]]
+        cols: list[int] | None = []  # inputs only (the target column need not be there)
+        if width != n_inputs:
+            cols = _target_columns(source, header, width, opts.get("target"), n_inputs,
+                                   n_outputs)
+        if cols is None:
+            raise DataError(f"{source}: {width} columns; expected {n_inputs} input "
+                            "columns (optionally followed by the target column(s))")
+        X = data[:, [j for j in range(width) if j not in cols]]
     if X.shape[1] != n_inputs:
         raise DataError(f"{source}: {X.shape[1]} input features, but the model takes "
                         f"{n_inputs} inputs")

@@ -174,9 +174,6 @@ def _tick_label(v: float, _pos=None) -> str:
 def spectrum_figure(eigenvalues, title: str = "Hessian spectrum", *,
                     rtol: float = ZERO_RTOL):
     """The figure of :func:`plot_spectrum`."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-
     panels = (dict(eigenvalues) if isinstance(eigenvalues, Mapping)
               else {"": eigenvalues})
     panels = {k: np.sort(np.asarray(v, float).ravel()) for k, v in panels.items()}
@@ -191,48 +188,64 @@ def spectrum_figure(eigenvalues, title: str = "Hessian spectrum", *,
         linthresh = 10.0 ** math.floor(math.log10(float(np.min(significant))))
     else:
         linthresh = 1.0
+    ticks = _symlog_ticks(allv[~zero], linthresh)
     n = len(panels)
     with _style():
         fig = _figure(figsize=(3.4 if n == 1 else 2.6 * n, 2.5), layout="constrained")
         axes = fig.subplots(1, n, sharey=True, squeeze=False)
         counts = {"pos": 0, "zero": 0, "neg": 0}
         for ax, (label, ev) in zip(axes[0], panels.items()):
-            z = np.abs(ev) <= tol
-            p, m = (ev > tol), (ev < -tol)
-            shown = np.where(z, 0.0, ev)
-            idx = np.arange(1, ev.size + 1)
-            for mask, colour, marker, key in ((p, _POS, "o", "pos"), (z, _ZERO, "s", "zero"),
-                                              (m, _NEG, "v", "neg")):
-                if not np.any(mask):
-                    continue
-                counts[key] += int(mask.sum())
-                ax.vlines(idx[mask], 0, shown[mask], color=colour, lw=1.0)
-                ax.plot(idx[mask], shown[mask], ls="none", marker=marker, ms=4,
-                        color=colour, mec="white", mew=0.4, zorder=3)
-            ax.axhline(0, color="black", lw=0.6, zorder=1)
-            ax.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
-            ax.yaxis.set_major_locator(FixedLocator(_symlog_ticks(allv[~zero], linthresh)))
-            ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
-            ax.yaxis.set_minor_locator(NullLocator())
-            _integer_ticks(ax.xaxis, ev.size)
-            ax.set_xlim(0.3, ev.size + 0.7)
-            ax.set_xlabel("index $i$ (ascending)")
+            _spectrum_panel(ax, ev, tol, counts, linthresh, ticks)
             if label:
                 ax.set_title(label)
         axes[0][0].set_ylabel(r"eigenvalue $\lambda_i$")
-        handles = []
-        for key, colour, marker, text in (
-                ("pos", _POS, "o", r"$\lambda > 0$"),
-                ("zero", _ZERO, "s", r"$\lambda \approx 0$"),
-                ("neg", _NEG, "v", r"$\lambda < 0$")):
-            if counts[key]:
-                handles.append(Line2D([], [], ls="none", marker=marker, color=colour, ms=4,
-                                      label=f"{text} ({counts[key]})"))
-        note = rf"$|\lambda| \leq {_sci(rtol)}\,\max|\lambda|$ drawn as 0"
-        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles),
-                   title=note if counts["zero"] else None, title_fontsize=7)
+        _spectrum_legend(fig, counts, rtol)
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+#: The three kinds of eigenvalue: key, colour, marker and legend text.
+_SIGNS = (("pos", _POS, "o", r"$\lambda > 0$"), ("zero", _ZERO, "s", r"$\lambda \approx 0$"),
+          ("neg", _NEG, "v", r"$\lambda < 0$"))
+
+
+def _spectrum_panel(ax, ev: np.ndarray, tol: float, counts: dict, linthresh: float,
+                    ticks) -> None:
+    """One spectrum as stems by sign on a symlog axis; adds to ``counts``."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    z = np.abs(ev) <= tol
+    masks = {"pos": ev > tol, "zero": z, "neg": ev < -tol}
+    shown = np.where(z, 0.0, ev)
+    idx = np.arange(1, ev.size + 1)
+    for key, colour, marker, _ in _SIGNS:
+        mask = masks[key]
+        if not np.any(mask):
+            continue
+        counts[key] += int(mask.sum())
+        ax.vlines(idx[mask], 0, shown[mask], color=colour, lw=1.0)
+        ax.plot(idx[mask], shown[mask], ls="none", marker=marker, ms=4,
+                color=colour, mec="white", mew=0.4, zorder=3)
+    ax.axhline(0, color="black", lw=0.6, zorder=1)
+    ax.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(_tick_label))
+    ax.yaxis.set_minor_locator(NullLocator())
+    _integer_ticks(ax.xaxis, ev.size)
+    ax.set_xlim(0.3, ev.size + 0.7)
+    ax.set_xlabel("index $i$ (ascending)")
+
+
+def _spectrum_legend(fig, counts: dict, rtol: float) -> None:
+    """One legend below the panels: the kinds drawn, with their counts."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="none", marker=marker, color=colour, ms=4,
+                      label=f"{text} ({counts[key]})")
+               for key, colour, marker, text in _SIGNS if counts[key]]
+    note = rf"$|\lambda| \leq {_sci(rtol)}\,\max|\lambda|$ drawn as 0"
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles),
+               title=note if counts["zero"] else None, title_fontsize=7)
 
 
 def _sci(x: float) -> str:
@@ -279,6 +292,7 @@ def gradient_flow_figure(flows, title: str = "gradient flow"):
     if not flows:
         raise SymnnError("plot_gradient_flow: no runs to plot")
     from matplotlib import colormaps
+    from matplotlib.lines import Line2D
 
     n = len(flows)
     names = max((list(f.names) for f in flows.values()), key=len)
@@ -288,32 +302,35 @@ def gradient_flow_figure(flows, title: str = "gradient flow"):
         fig = _figure(figsize=(max(3.4, 2.4 * n), 2.6), layout="constrained")
         axes = fig.subplots(1, n, sharey=True, squeeze=False)
         for ax, (label, flow) in zip(axes[0], flows.items()):
-            norms = np.asarray(flow.norms, float)
-            if norms.ndim == 1:
-                norms = norms[None, :]
-            if norms.shape[0] == 1:  # one point: norms by layer
-                x = np.arange(1, norms.shape[1] + 1)
-                ax.bar(x, norms[0], color=[colours.get(nm, _POS) for nm in flow.names])
-                ax.set_xticks(x, [_param_label(nm) for nm in flow.names])
-                ax.set_xlabel("layer")
-            else:
-                ep = np.arange(1, norms.shape[0] + 1)
-                for j, nm in enumerate(flow.names):
-                    ax.plot(ep, norms[:, j], color=colours.get(nm), label=_param_label(nm))
-                ax.set_xlabel("epoch")
-                _integer_ticks(ax.xaxis, norms.shape[0])
-            if np.all(norms[np.isfinite(norms)] > 0):
-                ax.set_yscale("log")
+            _flow_panel(ax, flow, colours)
             head = f"{label}: " if label else ""
             ax.set_title(f"{head}{flow.verdict}")
         axes[0][0].set_ylabel(r"$\|\partial L / \partial W^{(l)}\|_2$")
-        from matplotlib.lines import Line2D
-
         handles = [Line2D([], [], color=colours[nm], label=_param_label(nm)) for nm in names]
         fig.legend(handles=handles, loc="outside right center", title="layer",
                    title_fontsize=8, ncol=1 if len(names) <= 10 else 2)
         fig.suptitle(title, fontsize=9)
     return fig
+
+
+def _flow_panel(ax, flow, colours: dict) -> None:
+    """One run: bars by layer (one point) or one line per layer over the epochs."""
+    norms = np.asarray(flow.norms, float)
+    if norms.ndim == 1:
+        norms = norms[None, :]
+    if norms.shape[0] == 1:  # one point: norms by layer
+        x = np.arange(1, norms.shape[1] + 1)
+        ax.bar(x, norms[0], color=[colours.get(nm, _POS) for nm in flow.names])
+        ax.set_xticks(x, [_param_label(nm) for nm in flow.names])
+        ax.set_xlabel("layer")
+    else:
+        ep = np.arange(1, norms.shape[0] + 1)
+        for j, nm in enumerate(flow.names):
+            ax.plot(ep, norms[:, j], color=colours.get(nm), label=_param_label(nm))
+        ax.set_xlabel("epoch")
+        _integer_ticks(ax.xaxis, norms.shape[0])
+    if np.all(norms[np.isfinite(norms)] > 0):
+        ax.set_yscale("log")
 
 
 def plot_gradient_flow(flows, path, title: str = "gradient flow") -> str:

@@ -209,6 +209,22 @@ def _weighted_r2(Y, P, w=None) -> float:
     return float(np.mean(np.where(ss_tot > 0, r2, 0.0)))
 
 
+def _sample_weights(sample_weight, X) -> np.ndarray | None:
+    """Validated sample weights; None when there are none or all are equal (the
+    unweighted mean, on the fast path)."""
+    if sample_weight is None:
+        return None
+    weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
+    if np.any(weights < 0) or not np.all(np.isfinite(weights)):
+        raise DataError("sample_weight must be finite and ≥ 0")
+    if not weights.sum() > 0:
+        raise DataError("sample_weight sums to 0: give at least one sample a positive "
+                        "weight")
+    if np.all(weights == weights[0]):
+        return None
+    return weights
+
+
 class _SymnnMLP(BaseEstimator):
     """Shared implementation of the two estimators."""
 
@@ -353,16 +369,7 @@ class _SymnnMLP(BaseEstimator):
         X, y = validate_data(self, X, y, multi_output=not self._is_classifier,
                              y_numeric=not self._is_classifier, dtype=[np.float64, np.float32],
                              reset=first_pass)
-        weights = None
-        if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, X, dtype=np.float64)
-            if np.any(weights < 0) or not np.all(np.isfinite(weights)):
-                raise DataError("sample_weight must be finite and ≥ 0")
-            if not weights.sum() > 0:
-                raise DataError("sample_weight sums to 0: give at least one sample a positive "
-                                "weight")
-            if np.all(weights == weights[0]):
-                weights = None  # equal weights: the unweighted mean, on the fast path
+        weights = _sample_weights(sample_weight, X)
         Y, n_out, output, loss = self._encode(y, first_pass, classes)
         dt = np.dtype(self.dtype)
         X = np.require(X, dtype=dt, requirements=["C", "W"])
@@ -371,75 +378,28 @@ class _SymnnMLP(BaseEstimator):
         seed = int(self._rng_.randint(np.iinfo(np.int32).max))
         arch = ((X.shape[1], *hidden, n_out), ACTIVATIONS[self.activation], output, loss,
                 dt.name)
-        theta0 = None
-        if not first_pass:
-            if getattr(self, "_architecture_", None) != arch:
-                raise DeclarationError(
-                    f"{'partial_fit' if incremental else 'warm_start'} continues training of "
-                    f"the fitted network {self._architecture_[0]}, but the data and "
-                    f"parameters now declare {arch[0]}; keep hidden_layer_sizes, activation "
-                    "and dtype, or fit afresh (warm_start=False)")
-            theta0 = self.params_
+        theta0 = None if first_pass else self._continued(arch, incremental)
         model = compiled_mlp(*arch)
-        train_model = model
         Xt = X if weights is None else np.column_stack([X, weights.astype(dt)])
-        Xv = yv = wv = None
         early = self.early_stopping and self.solver in STOCHASTIC_SOLVERS and not incremental
-        if early:
-            from sklearn.model_selection import train_test_split
-
-            strat = y if self._is_classifier else None
-            Xt, Xv, Y, yv = train_test_split(Xt, Y, random_state=seed,
-                                             test_size=self.validation_fraction, stratify=strat)
-            if Xv.shape[0] < 2:
-                raise DataError("The validation set is too small. Increase "
-                                "'validation_fraction' or the size of your dataset.")
-            if weights is not None:
-                Xv, wv = np.ascontiguousarray(Xv[:, :-1]), Xv[:, -1]
-        if weights is not None:
-            train_model = _Weighted(model)
+        Xt, Y, val = (self._validation_split(Xt, Y, y, seed, weights is not None) if early
+                      else (Xt, Y, (None, None, None)))
         n = Xt.shape[0]
-        if self.batch_size == "auto":
-            batch = min(200, n)
-        else:
-            if (isinstance(self.batch_size, bool)
-                    or not isinstance(self.batch_size, (int, np.integer))
-                    or self.batch_size < 1):
-                raise DeclarationError(f"batch_size must be 'auto' or a positive integer, got "
-                                       f"{self.batch_size!r}")
-            batch = int(np.clip(self.batch_size, 1, n))
+        batch = self._batch(n)
         total = float(n if weights is None else Xt[:, -1].astype(np.float64).sum())
         # scikit-learn divides the L2 term by the batch's total weight: with weights, a
         # batch of ``batch`` rows weighs ``batch · mean(w)`` on average
         opt = self._optimizer(batch * total / n, total)
-        stopper = _Stopper(self, model, Xv, yv, wv, incremental)
-        check_every = self.check_every
-        res = symnn_fit(train_model, Xt, Y, opt, epochs=1 if incremental else int(self.max_iter),
-                        batch_size=batch, seed=seed, shuffle=bool(self.shuffle),
-                        callbacks=[stopper], check_every=check_every, progress=False,
-                        theta0=theta0)
-        params = res.params
-        if stopper.best_params is not None:
-            params = stopper.best_params
+        stopper = _Stopper(self, model, *val, incremental)
+        res = symnn_fit(model if weights is None else _Weighted(model), Xt, Y, opt,
+                        epochs=1 if incremental else int(self.max_iter), batch_size=batch,
+                        seed=seed, shuffle=bool(self.shuffle), callbacks=[stopper],
+                        check_every=self.check_every, progress=False, theta0=theta0)
+        params = res.params if stopper.best_params is None else stopper.best_params
         self.model_ = model
         self._architecture_ = arch
         self.params_ = params
-        losses = [float(v) for v in res.history.loss]
-        if first_pass:
-            self.history_ = res.history
-            self.n_iter_ = len(res.history)
-            self.loss_curve_ = losses
-            self.t_ = n * self.n_iter_
-        else:
-            self.history_ = res.history
-            self.n_iter_ = getattr(self, "n_iter_", 0) + len(res.history)
-            self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + losses
-            self.t_ = getattr(self, "t_", 0) + n * len(res.history)
-        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else float("nan")
-        self.best_loss_ = (None if self.early_stopping and not incremental
-                           else float(np.min(self.loss_curve_)))
-        self.validation_scores_ = stopper.scores if early else None
-        self.best_validation_score_ = max(stopper.scores) if early and stopper.scores else None
+        self._record(res.history, n, first_pass, incremental, stopper.scores if early else None)
         self.n_layers_ = len(hidden) + 2
         self.n_outputs_ = n_out
         self.out_activation_ = "softmax" if self._is_classifier else "identity"
@@ -453,6 +413,62 @@ class _SymnnMLP(BaseEstimator):
                           "and the optimization hasn't converged yet.", ConvergenceWarning,
                           stacklevel=3)
         return self
+
+    def _continued(self, arch, incremental: bool) -> np.ndarray:
+        """The fitted parameters that warm_start / partial_fit continue from."""
+        if getattr(self, "_architecture_", None) != arch:
+            raise DeclarationError(
+                f"{'partial_fit' if incremental else 'warm_start'} continues training of "
+                f"the fitted network {self._architecture_[0]}, but the data and "
+                f"parameters now declare {arch[0]}; keep hidden_layer_sizes, activation "
+                "and dtype, or fit afresh (warm_start=False)")
+        return self.params_
+
+    def _validation_split(self, Xt, Y, y, seed: int, weighted: bool):
+        """Hold out ``validation_fraction`` of the rows (stratified for a classifier);
+        returns the training rows, their targets and (X, Y, weights) of the validation
+        rows (a weight column of ``Xt`` is split off the validation inputs)."""
+        from sklearn.model_selection import train_test_split
+
+        strat = y if self._is_classifier else None
+        Xt, Xv, Y, yv = train_test_split(Xt, Y, random_state=seed,
+                                         test_size=self.validation_fraction, stratify=strat)
+        if Xv.shape[0] < 2:
+            raise DataError("The validation set is too small. Increase "
+                            "'validation_fraction' or the size of your dataset.")
+        wv = None
+        if weighted:
+            Xv, wv = np.ascontiguousarray(Xv[:, :-1]), Xv[:, -1]
+        return Xt, Y, (Xv, yv, wv)
+
+    def _batch(self, n: int) -> int:
+        """The mini-batch size for ``n`` training rows."""
+        if self.batch_size == "auto":
+            return min(200, n)
+        if (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer))
+                or self.batch_size < 1):
+            raise DeclarationError(f"batch_size must be 'auto' or a positive integer, got "
+                                   f"{self.batch_size!r}")
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _record(self, history, n: int, first_pass: bool, incremental: bool, scores) -> None:
+        """The loss curve, iteration counts and validation scores scikit-learn's MLP
+        keeps; continued training (warm_start, partial_fit) adds to them."""
+        losses = [float(v) for v in history.loss]
+        self.history_ = history
+        if first_pass:
+            self.n_iter_ = len(history)
+            self.loss_curve_ = losses
+            self.t_ = n * self.n_iter_
+        else:
+            self.n_iter_ = getattr(self, "n_iter_", 0) + len(history)
+            self.loss_curve_ = list(getattr(self, "loss_curve_", [])) + losses
+            self.t_ = getattr(self, "t_", 0) + n * len(history)
+        self.loss_ = self.loss_curve_[-1] if self.loss_curve_ else float("nan")
+        self.best_loss_ = (None if self.early_stopping and not incremental
+                           else float(np.min(self.loss_curve_)))
+        self.validation_scores_ = scores
+        self.best_validation_score_ = max(scores) if scores else None
 
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "params_")

@@ -200,23 +200,18 @@ def test_traceback_flag_reraises(tmp_path):
 
 
 def test_unexpected_errors_are_one_line_with_a_hint(capsys, monkeypatch):
-    from symnn import cli
+    from symnn.cli import commands
 
     def boom(args):
         raise KeyError("internal")
 
-    monkeypatch.setattr(cli, "cmd_derive", boom)
+    monkeypatch.setattr(commands, "cmd_derive", boom)
     code, _, err = call(capsys, "derive", XOR)
     assert_one_line_error(code, err, "unexpected KeyError", "--traceback")
 
 
-# -- demo, train, check (need the compiled stage) ------------------------------------------------
+# -- demo, train, check -------------------------------------------------------------------
 
-compiled = pytest.mark.skipif(
-    not hasattr(symnn.Network, "compile"), reason="the compiled stage is not available")
-
-
-@compiled
 def test_demo(capsys):
     code, out, err = call(capsys, "demo", "--epochs", "3000")
     assert code == 0, err
@@ -230,18 +225,6 @@ def test_demo(capsys):
     assert preds[0] < 0.2 and preds[1] > 0.8 and preds[2] > 0.8 and preds[3] < 0.2
 
 
-def test_demo_without_the_compiled_stage(capsys, monkeypatch):
-    def missing(self, *a, **k):
-        raise ImportError("no module named symnn.codegen.model")
-
-    monkeypatch.setattr(symnn.Network, "compile", missing)
-    code, out, _ = call(capsys, "demo")
-    assert code == 0
-    assert "Backward pass:" in out and "∂L/∂W1_11 = " in out
-    assert "Training needs the compiled stage" in out
-
-
-@compiled
 def test_train_and_save(capsys, tmp_path):
     model_file = tmp_path / "xor.npz"
     code, out, err = call(capsys, "train", XOR, "--epochs", "3000", "--engine", "python",
@@ -257,7 +240,6 @@ def test_train_and_save(capsys, tmp_path):
     assert declared.n_params == 9 and params.shape == (9,)
 
 
-@compiled
 def test_train_on_a_csv(capsys, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 2))
@@ -278,7 +260,6 @@ def test_train_on_a_csv(capsys, tmp_path):
         assert float(acc.split()[2].rstrip("%")) >= 80
 
 
-@compiled
 def test_train_plot(capsys, tmp_path):
     png = tmp_path / "curve.png"
     args = ["train", XOR, "--epochs", "50", "--engine", "python", "--plot", str(png)]
@@ -293,7 +274,6 @@ def test_train_plot(capsys, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@compiled
 def test_train_errors(capsys, tmp_path):
     spec = tmp_path / "nodata.toml"
     spec.write_text("[network]\nlayers = [2, 1]\n")
@@ -308,7 +288,6 @@ def test_train_errors(capsys, tmp_path):
     assert "five" not in err  # a data file's contents are never echoed
 
 
-@compiled
 def test_check(capsys):
     code, out, err = call(capsys, "check", XOR)
     assert code == 0, err

@@ -1,0 +1,56 @@
+"""What every ``symnn`` subcommand shares: the program name, the error line, spec loading,
+output checks and the loss figure."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from symnn.errors import SizeLimitError
+
+PROG = "symnn"
+
+#: Most samples ``symnn check --batch`` takes (random data of that size is generated).
+MAX_BATCH = 100_000
+#: Most epochs and the largest mini-batch ``symnn train`` accepts.
+MAX_EPOCHS = 10_000_000
+MAX_BATCH_SIZE = 10_000_000
+#: Largest expanded-form limit ``--limit`` accepts.
+MAX_LIMIT = 100_000
+
+
+def error(message: str) -> None:
+    """Print ``symnn: error: <message>`` on stderr."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def load_spec(path: str):
+    """The spec file at ``path`` (:func:`symnn.spec.load_spec`)."""
+    from symnn.spec import load_spec as load
+
+    return load(path)
+
+
+def check_output(path: str | None) -> None:
+    """Refuse, before any work, an output whose folder does not exist (not after an hour
+    of training)."""
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise FileNotFoundError(2, "the folder to write into does not exist", path)
+
+
+def loss(model, theta, X, y) -> float:
+    """The model's loss at ``theta`` on ``(X, y)``, as a float."""
+    return float(model.loss(theta, X, y))
+
+
+class limit_hint:
+    """Turn the library's "limit= raises it" into the command line's "--limit N"."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if isinstance(err, SizeLimitError) and "limit=" in str(err):
+            raise SizeLimitError(str(err).replace("limit= raises it", "--limit N raises it")
+                                 ) from err
+        return False
