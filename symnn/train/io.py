@@ -92,9 +92,9 @@ def _version() -> str:
 
         return version("symnn")
     except Exception:  # pragma: no cover - not installed as a distribution
-        import symnn
+        from symnn._version import __version__
 
-        return getattr(symnn, "__version__", "0")
+        return __version__
 
 
 # ------------------------------------------------------------------------------------------
