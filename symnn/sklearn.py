@@ -55,6 +55,7 @@ import warnings
 
 import numpy as np
 
+from symnn.declare.layers import param_specs
 from symnn.errors import DataError, DeclarationError
 
 try:  # scikit-learn is an optional dependency
@@ -404,9 +405,9 @@ class _SymnnMLP(BaseEstimator):
         self.n_outputs_ = n_out
         self.out_activation_ = "softmax" if self._is_classifier else "identity"
         named = model.unflatten(params)
-        L = len(hidden) + 1
-        self.coefs_ = [np.array(named[f"W{i}"].T) for i in range(1, L + 1)]
-        self.intercepts_ = [np.array(named[f"b{i}"]) for i in range(1, L + 1)]
+        specs = param_specs(model.declared)  # the layers say which array is which
+        self.coefs_ = [np.array(named[p.name].T) for p in specs if p.role == "weight"]
+        self.intercepts_ = [np.array(named[p.name]) for p in specs if p.role == "bias"]
         if (not incremental and res.stop_reason == "completed"
                 and self.solver in STOCHASTIC_SOLVERS and len(res.history) == self.max_iter):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "

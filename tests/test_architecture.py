@@ -58,17 +58,17 @@ STAGES: dict[str, int] = {
     "symnn.declare": 3,
     # 4 — the derivation drivers
     "symnn.derive": 4,
-    # 5 — printing the equations
+    # 5 — printing the equations, and the analyses of a declared network (Hessian spectra,
+    #     Lipschitz bounds, gradient flow: they read the declaration and NumPy arrays)
     "symnn.printing": 5,
+    "symnn.analysis": 5,
     # 6 — compiled kernels
     "symnn.codegen": 6,
-    # 7 — what runs models numerically: training, the finite-difference checks (fit checks
-    #     the gradient before training, so check sits with train, not above it) and the
-    #     analyses (Hessian spectra, Lipschitz bounds — lipschitz evaluates activations
-    #     with codegen.reference, so analysis sits above codegen, not with printing)
+    # 7 — what runs models numerically: training and the finite-difference checks (fit
+    #     checks the gradient before training, so check sits with train, not above it)
     "symnn.train": 7,
     "symnn.check": 7,
-    "symnn.analysis": 7,
+    "symnn._check_probes": 7,
     # 8 — the front ends, and the top-level package that attaches the convenience methods
     "symnn.plots": 8,
     "symnn.spec": 8,

@@ -36,7 +36,6 @@ True
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -45,7 +44,7 @@ from symnn._later import later
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
-from symnn.declare.layers import param_roles
+from symnn.declare.layers import initial_parameters
 from symnn.declare.limits import check_dense
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
 from symnn.errors import CompileError, ShapeError
@@ -58,9 +57,6 @@ _HESSIAN_ALTERNATIVE = ("Use model.hvp(theta, v, X, y) for Hessian-vector produc
 
 #: Upper bound on the work memory of one batched Hessian call (bytes).
 HESSIAN_MEMORY = 256 * 2**20
-
-#: Activations after which a Dense layer's weights are drawn with He (Kaiming) scaling.
-_RELU_FAMILY = {"relu", "leaky_relu", "elu", "gelu", "swish", "silu"}
 
 
 class _Base:
@@ -126,17 +122,9 @@ class _Base:
         if isinstance(self.declared, Model):
             theta[:] = 1.0 + 0.1 * rng.standard_normal(self.n_params)
             return theta.astype(self.dtype)
-        acts = _activation_after_dense(self.declared)
-        roles = param_roles(self.declared)
-        for (name, shape), (o, n) in zip(self.param_shapes, self._offsets):
-            if roles[name] == "weight":
-                fan_out, fan_in = shape
-                act = acts.get(name, "identity")
-                if act in _RELU_FAMILY:
-                    a = math.sqrt(6.0 / fan_in)
-                else:
-                    a = math.sqrt(6.0 / (fan_in + fan_out))
-                theta[o:o + n] = rng.uniform(-a, a, n)
+        values = initial_parameters(self.declared, rng)  # each layer draws its own
+        for (name, _), (o, n) in zip(self.param_shapes, self._offsets):
+            theta[o:o + n] = np.ravel(values[name])
         return theta.astype(self.dtype)
 
     # -- argument checks ---------------------------------------------------------------------
@@ -153,25 +141,6 @@ class _Base:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, n_params={self.n_params}, "
                 f"dtype={self.dtype.name})")
-
-
-def _activation_after_dense(net) -> dict[str, str]:
-    """``{"W1": "tanh", …}``: the activation applied right after each Dense layer."""
-    from symnn.declare.layers import Act, Dense, Softmax
-
-    out = {}
-    layers = list(net.layers)
-    for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            name = f"W{net.dense_index[i]}"
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(nxt, Act):
-                out[name] = nxt.activation.name
-            elif isinstance(nxt, Softmax):
-                out[name] = "softmax"
-            else:
-                out[name] = "identity"
-    return out
 
 
 class CompiledModel(_Base):
