@@ -25,11 +25,11 @@ import sympy as sp
 
 import symnn  # noqa: E402
 from symnn import Dense  # noqa: E402
+from symnn import ops as P  # noqa: E402
 from symnn.codegen import numba as numba_backend  # noqa: E402
 from symnn.codegen.model import CompiledModel, ReferenceModel, compile_model  # noqa: E402
 from symnn.codegen.numba import runtime  # noqa: E402
 from symnn.codegen.printer import FUNCTIONS, KernelPrinter  # noqa: E402
-from symnn import ops as P  # noqa: E402
 from symnn.errors import CompileError, DataError, ShapeError  # noqa: E402
 
 RTOL = 1e-12

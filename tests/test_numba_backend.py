@@ -13,10 +13,10 @@ import pytest
 import sympy as sp
 
 import symnn
+from symnn import ops as P
 from symnn.codegen import numba as backend
 from symnn.codegen.numba import runtime
 from symnn.derive import derive
-from symnn import ops as P
 
 PACKAGE = Path(backend.__file__).resolve().parent
 CODEGEN = PACKAGE.parent

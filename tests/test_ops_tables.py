@@ -207,3 +207,22 @@ def test_describe_lines():
     assert any(t.startswith("gW1 = Add(") for t in text)
     assert any(t.startswith("t") and "gradient of the L2 penalty 1/2 on W" in t for t in text)
     assert all(len(t) <= 100 for t in text)
+
+
+def test_a_value_reaching_a_cotangent_twice_is_counted_twice():
+    """ℓ = cᵀc: both sides of the Dot hand back the same value c; its cotangent is 2c."""
+    b = P.Builder()
+    x = P.Var("x", "input", (3,))
+    W = P.Var("W", "param", (2, 3))
+    c = b.emit(P.Affine(P.Var("c", "sample", (2,)), W, x))
+    ell = b.emit(P.Dot(P.Var("ell", "sample", (1,)), c, c))
+    L = b.emit(P.BatchMean(P.Var("L", "total", ()), ell))
+    forward = list(b.prog.ops)
+    ct = reverse(b, ell, [W], forward[:2])
+    gW = ct[W]
+    rng = np.random.default_rng(3)
+    X, Wv = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
+    env = evaluate(b.prog.ops, {x: X, W: Wv})
+    fd = _central(lambda w: float(evaluate(forward, {x: X, W: w})[L]), Wv)
+    assert np.allclose(env[ct[c]], 2 * env[c])
+    assert np.allclose(env[gW], fd, rtol=1e-6, atol=1e-7)

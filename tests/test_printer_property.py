@@ -21,12 +21,12 @@ from hypothesis import HealthCheck, example, find, given, settings
 from hypothesis import strategies as st
 from strategies import model_cases, net_cases, scalar_exprs
 
+from symnn import ops as P
 from symnn.codegen import fastmath
 from symnn.codegen.numba import runtime
 from symnn.codegen.printer import KernelPrinter
 from symnn.codegen.reference import NUMPY_FUNCTIONS
 from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
-from symnn import ops as P
 from symnn.errors import DeclarationError
 
 _NS = {"math": math, "np": np, "_f": np.float64,

@@ -227,18 +227,14 @@ class Network(Declared):
         """A plain-data description (JSON/TOML-able) from which the network is rebuilt."""
         layers = []
         for layer in self.layers:
-            if isinstance(layer, Dense):
-                layers.append({"dense": [layer.n_in, layer.n_out], "bias": layer.bias})
-            elif isinstance(layer, Softmax):
-                layers.append({"activation": "softmax"})
+            act = getattr(layer, "activation", None)
+            if act is not None and act.key and act.key[0] == "lambda":
+                # a custom Lambda: its body as spec-language text
+                t = sp.Symbol("t")
+                layers.append({"activation": {"expr": expr_text(act.apply(t)), "var": "t",
+                                              "name": act.name}})
             else:
-                act = layer.activation
-                if act.key and act.key[0] == "lambda":
-                    t = sp.Symbol("t")
-                    layers.append({"activation": {"expr": expr_text(act.apply(t)), "var": "t",
-                                                  "name": act.name}})
-                else:
-                    layers.append({"activation": layer.activation.name})
+                layers.append(layer.to_data())  # each layer's own plain form
         return {
             "kind": "network",
             "name": self.name,

@@ -9,18 +9,16 @@ loss ``ℓ`` and the batch loss ``L``.  The backward half is derived from it by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import sympy as sp
 
+from symnn import ops as P
 from symnn.declare.layers import Act, Dense, Softmax, output_kind, param_specs
 from symnn.declare.losses import A_SYM, Y_SYM
 from symnn.declare.model import Model
 from symnn.declare.network import Network
-from symnn import ops as P
-from symnn.ops import Builder, sym
 from symnn.errors import DerivationError
 from symnn.functions import softplus, xlogy
+from symnn.ops import Builder, sym
 
 __all__ = ["sym", "Builder", "forward_program"]
 

@@ -39,7 +39,8 @@ def _accumulate(b: Builder, var: P.Var, items: list):
         if const != 0:
             raise DerivationError(f"constant cotangent for parameter {var.name}")
         return b.emit(P.Add(b.temp(var.shape, "param"), tuple(vars_)))
-    args = tuple(P.Arg(sym(v), v) for v in vars_)
+    # a value that arrives twice (the two sides of Dot(c, c)) is one argument, counted twice
+    args = tuple(dict.fromkeys(P.Arg(sym(v), v) for v in vars_))
     body = sp.Add(*(sym(v) for v in vars_)) + const
     return b.emit(P.Map(b.temp(var.shape), (body,), args, role="sum"))
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symnn import ops as P
 from symnn.codegen.numba.passes import canonical, hoist_invariant
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_map"]

@@ -7,9 +7,9 @@ Tangent values (``K`` directions) stay one product over ``B·K`` rows where they
 
 from __future__ import annotations
 
+from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_affine", "emit_mattvec", "emit_outermean"]

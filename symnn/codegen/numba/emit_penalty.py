@@ -3,8 +3,8 @@ or L1 penalty on one parameter (all of its entries or some)."""
 
 from __future__ import annotations
 
-from symnn.codegen.numba.writer import KernelWriter, emits
 from symnn import ops as P
+from symnn.codegen.numba.writer import KernelWriter, emits
 from symnn.errors import CompileError
 
 __all__ = ["emit_penalty"]

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_dot", "emit_sumcomp", "emit_batchmean", "emit_add"]

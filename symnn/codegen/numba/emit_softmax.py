@@ -4,9 +4,9 @@ first of the two, and the second is skipped)."""
 
 from __future__ import annotations
 
+from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
-from symnn import ops as P
 from symnn.errors import CompileError
 
 __all__ = ["emit_softmax", "emit_lse"]

@@ -13,6 +13,7 @@ import re
 
 import numpy as np
 
+from symnn import ops as P
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.passes import drop_dirac, sum_values
 from symnn.codegen.numba.runtime import runtime_fingerprint, runtime_names
@@ -20,7 +21,6 @@ from symnn.codegen.numba.slots import Slot, ident, plus
 from symnn.codegen.numba.writer import KernelWriter
 from symnn.codegen.printer import fastmath_available
 from symnn.derive import gnvp_program, hvp_program, input_jvp_program
-from symnn import ops as P
 from symnn.derive.simplify import fuse_maps
 from symnn.errors import CompileError
 
