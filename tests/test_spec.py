@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import symnn
 from symnn.declare.activations import ACTIVATIONS, sigmoid
+from symnn.declare.model import constant_problem
 from symnn.errors import SpecError
 from symnn.spec import ALLOWED, Spec, dumps_toml, load_spec, loads_spec, parse_expression
 
@@ -267,27 +268,36 @@ def test_fuzz_token_soup_gives_an_expression_or_a_spec_error(text):
     assert out.free_symbols <= set(SYMS.values())
 
 
-# a grammar of valid expressions, generated as (text, the SymPy expression it denotes)
+# a grammar of expressions, generated as (text, the SymPy expression it denotes, whether a
+# constant part is out of float64's range — e.g. exp(9^3) — which the parser refuses)
+def _node(text, expr, *children):
+    bad = any(c[2] for c in children) or constant_problem(expr) is not None
+    return (text, expr, bad)
+
+
 _LEAVES = st.one_of(
-    st.sampled_from([("x", x), ("y", y), ("a", a), ("b", b), ("pi", sp.pi)]),
-    st.integers(0, 99).map(lambda n: (str(n), sp.Integer(n))),
-    st.integers(1, 999).map(lambda n: (f"{n / 8}", sp.Rational(n, 8))),
+    st.sampled_from([("x", x, False), ("y", y, False), ("a", a, False), ("b", b, False),
+                     ("pi", sp.pi, False)]),
+    st.integers(0, 99).map(lambda n: (str(n), sp.Integer(n), False)),
+    st.integers(1, 999).map(lambda n: (f"{n / 8}", sp.Rational(n, 8), False)),
 )
 _FUNCS = [("exp", sp.exp), ("sin", sp.sin), ("cos", sp.cos), ("tanh", sp.tanh),
           ("abs", sp.Abs), ("sigmoid", sigmoid), ("atan", sp.atan), ("erf", sp.erf)]
+_BINARY = {"+": sp.Add, "-": lambda p, q: p - q, "*": sp.Mul}
 
 
 def _extend(children):
     binary = st.tuples(children, st.sampled_from(["+", "-", "*"]), children).map(
-        lambda t: (f"({t[0][0]}) {t[1]} ({t[2][0]})",
-                   {"+": sp.Add, "-": lambda p, q: p - q, "*": sp.Mul}[t[1]](t[0][1], t[2][1])))
+        lambda t: _node(f"({t[0][0]}) {t[1]} ({t[2][0]})", _BINARY[t[1]](t[0][1], t[2][1]),
+                        t[0], t[2]))
     divide = st.tuples(children, st.sampled_from([("x", x), ("a", a), ("3", sp.Integer(3))])
-                       ).map(lambda t: (f"({t[0][0]}) / {t[1][0]}", t[0][1] / t[1][1]))
+                       ).map(lambda t: _node(f"({t[0][0]}) / {t[1][0]}", t[0][1] / t[1][1],
+                                             t[0]))
     power = st.tuples(children, st.integers(1, 4)).map(
-        lambda t: (f"({t[0][0]})^{t[1]}", t[0][1] ** t[1]))
-    neg = children.map(lambda c: (f"-({c[0]})", -c[1]))
+        lambda t: _node(f"({t[0][0]})^{t[1]}", t[0][1] ** t[1], t[0]))
+    neg = children.map(lambda c: _node(f"-({c[0]})", -c[1], c))
     call = st.tuples(st.sampled_from(_FUNCS), children).map(
-        lambda t: (f"{t[0][0]}({t[1][0]})", t[0][1](t[1][1])))
+        lambda t: _node(f"{t[0][0]}({t[1][0]})", t[0][1](t[1][1]), t[1]))
     return st.one_of(binary, divide, power, neg, call)
 
 
@@ -296,9 +306,19 @@ EXPRESSIONS = st.recursive(_LEAVES, _extend, max_leaves=12)
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EXPRESSIONS)
-def test_round_trip_of_generated_expressions(pair):
-    text, expected = pair
-    assert parse_expression(text, SYMS) == expected
+def test_round_trip_of_generated_expressions(triple):
+    text, expected, out_of_range = triple
+    if out_of_range:
+        with pytest.raises(SpecError, match="float64"):
+            parse_expression(text, SYMS)
+    else:
+        assert parse_expression(text, SYMS) == expected
+
+
+def test_round_trip_refuses_a_constant_beyond_float64():
+    with pytest.raises(SpecError, match="float64"):
+        parse_expression("exp((9)^3) + x", SYMS)
+    assert parse_expression("exp((3)^3) + x", SYMS) == sp.exp(27) + x
 
 
 # -- spec files ---------------------------------------------------------------------------
@@ -547,8 +567,9 @@ def test_round_trip_of_generated_network_specs(doc):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(EXPRESSIONS)
-def test_round_trip_of_generated_model_specs(pair):
-    text, expected = f"a*x + ({pair[0]})", a * x + pair[1]
+def test_round_trip_of_generated_model_specs(triple):
+    assume(not triple[2])  # out-of-range constants: refused, see the test above
+    text, expected = f"a*x + ({triple[0]})", a * x + triple[1]
     names = {str(s) for s in expected.free_symbols}
     # every name written must be declared, and every declared parameter must appear
     assume(set(re.findall(r"[a-z]+", text)) - {"pi"} - {f for f, _ in _FUNCS} == names)
