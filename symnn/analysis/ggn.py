@@ -1,0 +1,236 @@
+"""The exact diagonals of the Gauss-Newton matrix and of the Hessian.
+
+The Gauss-Newton matrix is the one ``model.gnvp`` multiplies by (``docs/losses.md``):
+
+    G = (1/B) Σ_s J_sᵀ H_s J_s + ∇²R,
+
+``J_s`` the Jacobian of the value ``u`` the loss reads (the logits of a fused softmax /
+sigmoid output, the prediction otherwise) and ``H_s = ∂²ℓ_s/∂u²``.  Writing
+``H_s = Σ_c w_c S_c S_cᵀ`` (columns ``S_c``, signs ``w_c``), the diagonal is
+
+    diag G = (1/B) Σ_s Σ_c w_c (J_sᵀ S_c)²  +  diag ∇²R,
+
+and ``J_sᵀ S_c`` is the backward pass of the derived program seeded with ``S_c`` at ``u``
+instead of ``∂ℓ/∂u`` — its per-sample parameter factors (``δ aᵀ`` for a Dense weight)
+before their batch mean.  All columns of all samples run as one batch of ``B·C`` rows.
+
+The square roots, per loss (``m`` outputs; the loss conventions of ``docs/losses.md``):
+
+=========================================  =============================================
+loss (value read)                          ``S`` (``S Sᵀ = H``)
+=========================================  =============================================
+softmax × cross_entropy / kl (logits)      ``diag(√p) − p √pᵀ``  (``H = diag(p) − ppᵀ``)
+sigmoid × bce (logits)                     ``diag(√(σ(1−σ)/m))``
+sigmoid × cross_entropy / kl (logits)      ``diag(√(y σ(1−σ)))``
+mse (prediction)                           ``√(2/m) I``
+mae, huber, bce on a softmax output, …     ``diag(√|h|)`` with ``h`` the loss's own second
+                                           derivative (the JVP of ``∂ℓ/∂u``), sign ``w``
+=========================================  =============================================
+
+Every loss symnn has is convex in ``u`` (``h ≥ 0``: huber's is 1 inside ``|r| ≤ 1`` and 0
+outside, mae's 0), so ``w = +1``; a negative ``h`` (a loss that is not convex there) has no
+real square root and is kept exact as a column of sign −1.  ``mc_samples=M`` replaces the
+``m`` exact columns by ``M`` sampled ones with ``E[s sᵀ] = H``: the gradient of the loss at
+a target drawn from the model's predictive distribution (a class ``c ~ p``: ``s = p − e_c``;
+Bernoulli labels for sigmoid outputs; Gaussian targets for mse, ``s = √(2/m) ε``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symnn import ops as P
+from symnn.analysis._common import check_finite_matrix, check_theta
+from symnn.analysis.persample import Evaluated, evaluate_program, run_ops
+from symnn.derive.tangent import jvp
+from symnn.errors import AnalysisError
+from symnn.ops.ir import Builder
+
+__all__ = ["diag_ggn", "diag_hessian", "loss_hessian_sqrt", "output_hessian"]
+
+
+def _between(ops, u: P.Var, g_u: P.Var) -> list:
+    """Ops on which ``g_u`` depends that themselves depend on ``u``."""
+    dep, out = {u}, []
+    for op in ops:
+        if any(v in dep for v in op.inputs):
+            dep.add(op.out)
+            out.append(op)
+        if op.out == g_u:
+            break
+    return out
+
+
+def _downstream(ops, start: P.Var) -> list:
+    dep, out = {start}, []
+    for op in ops:
+        if op.out.per_sample and any(v in dep for v in op.inputs):
+            dep.add(op.out)
+            out.append(op)
+    return out
+
+
+def _u_and_seed(ev: Evaluated):
+    u, g_u = ev.derived.meta["output"], ev.derived.meta.get("g_output")
+    if g_u is None:
+        raise AnalysisError("the loss does not depend on the network's output; its Gauss-"
+                            "Newton matrix is 0 (nothing to backpropagate)")
+    return u, g_u
+
+
+def output_hessian(ev: Evaluated) -> np.ndarray:
+    """``H_s = ∂²ℓ_s/∂u²`` from the derived program, ``(B, m, m)`` (m JVPs of ``∂ℓ/∂u``)."""
+    u, g_u = _u_and_seed(ev)
+    b = Builder(prog=P.Program([]), counter=40_000)
+    u_dot = P.Var("u_dot", "sample", u.shape)
+    dots = jvp(b, _between(ev.derived.program.ops, u, g_u), {u: u_dot})
+    m = u.size
+    H = np.zeros((ev.B, m, m))
+    if dots.get(g_u) is None:
+        return H
+    for k in range(m):
+        e = np.zeros((ev.B, m))
+        e[:, k] = 1.0
+        env = run_ops(b.prog.ops, {**ev.env, u_dot: e}, ev.B)
+        H[:, :, k] = np.asarray(env[dots[g_u]]).reshape(ev.B, m)
+    return H
+
+
+def _diagonal_h(ev: Evaluated, kind: str) -> np.ndarray:
+    """The diagonal ``H_s`` of a loss that reads ``u`` elementwise, ``(B, m)``."""
+    m = ev.derived.meta["output"].size
+    p = np.asarray(ev.env[ev.derived.meta["prediction"]])
+    y = np.asarray(ev.env[ev.derived.program.inputs["y"]])
+    if kind == ("sigmoid", "bce"):
+        return p * (1 - p) / m
+    if kind in (("sigmoid", "cross_entropy"), ("sigmoid", "kl")):
+        return y * p * (1 - p)
+    if kind == "mse":
+        return np.full((ev.B, m), 2.0 / m)
+    # the loss's own second derivative: one JVP along u̇ = 1 (H is diagonal)
+    u, g_u = _u_and_seed(ev)
+    b = Builder(prog=P.Program([]), counter=40_000)
+    u_dot = P.Var("u_dot", "sample", u.shape)
+    dots = jvp(b, _between(ev.derived.program.ops, u, g_u), {u: u_dot})
+    if dots.get(g_u) is None:
+        return np.zeros((ev.B, m))
+    env = run_ops(b.prog.ops, {**ev.env, u_dot: np.ones((ev.B, m))}, ev.B)
+    return np.asarray(env[dots[g_u]]).reshape(ev.B, m)
+
+
+def _loss_kind(ev: Evaluated):
+    fused = ev.derived.meta.get("fused")
+    if fused is not None:
+        return fused[0] if fused[0] == "softmax" else tuple(fused)
+    return ev.derived.declared.loss.name
+
+
+def loss_hessian_sqrt(ev: Evaluated, mc_samples: int | None = None, seed: int = 0):
+    """Columns ``S`` ``(B, m, C)`` and weights ``w`` ``(B, C)`` with
+    ``Σ_c w_c S_c S_cᵀ = H_s`` exactly (``mc_samples=None``, ``w = ±1``) or in expectation
+    (``mc_samples=M``, ``w = 1/M``).  See the module's table."""
+    kind = _loss_kind(ev)
+    p = np.asarray(ev.env[ev.derived.meta["prediction"]])
+    if mc_samples is None:
+        if kind == "softmax":
+            sq = np.sqrt(p)
+            m = p.shape[1]
+            S = sq[:, None, :] * (np.eye(m)[None] - p[:, :, None])
+            return S, np.ones((ev.B, m))
+        h = _diagonal_h(ev, kind)
+        m = h.shape[1]
+        S = np.sqrt(np.abs(h))[:, :, None] * np.eye(m)[None]
+        return S, np.where(h < 0, -1.0, 1.0)
+    return _sampled_columns(ev, kind, p, mc_samples, seed)
+
+
+def _sampled_columns(ev: Evaluated, kind, p, M: int, seed: int):
+    if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or M < 1:
+        raise AnalysisError(f"mc_samples = {M!r}; give a positive number of sampled targets "
+                            "per sample (or None for the exact square root)")
+    rng = np.random.default_rng(seed)
+    B, m = p.shape
+    if kind == "softmax":
+        cum = np.cumsum(p, axis=1)
+        r = rng.random((B, M)) * cum[:, -1:]
+        cls = np.minimum((cum[:, None, :] <= r[:, :, None]).sum(axis=2), m - 1)  # (B, M)
+        S = p[:, :, None] - np.eye(m)[cls].transpose(0, 2, 1)
+    elif isinstance(kind, tuple):  # a fused sigmoid output: Bernoulli labels
+        ys = (rng.random((B, m, M)) < p[:, :, None]).astype(float)
+        y = np.asarray(ev.env[ev.derived.program.inputs["y"]])
+        scale = np.full((B, m), 1 / np.sqrt(m)) if kind[1] == "bce" else np.sqrt(y)
+        S = (p[:, :, None] - ys) * scale[:, :, None]
+    else:  # Gaussian targets around the prediction
+        h = _diagonal_h(ev, kind)
+        if np.any(h < 0):
+            raise AnalysisError("the loss's second derivative is negative at some samples; "
+                                "no sampled square root exists there — use mc_samples=None")
+        S = np.sqrt(h)[:, :, None] * rng.standard_normal((B, m, M))
+    return S, np.full((B, M), 1.0 / M)
+
+
+def backprop_columns(ev: Evaluated, S: np.ndarray) -> tuple[dict, int]:
+    """Replay the backward pass of ``ev`` seeded with the columns ``S`` (``(B, m, C)``) at
+    ``u``: an env over ``B·C`` rows (sample-major) holding every cotangent."""
+    u, g_u = _u_and_seed(ev)
+    C = S.shape[2]
+    rows = ev.B * C
+    env = {k: (np.repeat(v, C, axis=0) if k.per_sample else v) for k, v in ev.env.items()}
+    env[g_u] = S.transpose(0, 2, 1).reshape(rows, S.shape[1])
+    return run_ops(_downstream(ev.derived.backward_ops, g_u), env, rows), rows
+
+
+def diag_ggn(model, theta, X, y, *, mc_samples: int | None = None, seed: int = 0):
+    """The diagonal of the Gauss-Newton matrix ``model.gnvp`` multiplies by, length P.
+
+    Exact by default (one backward pass per output column of the loss's Hessian square
+    root, all in one batch); ``mc_samples=M``: an unbiased Monte-Carlo estimate from ``M``
+    sampled targets per sample (cheaper when the output is wide).  Penalties add their
+    curvature: ``2λ`` on L2-penalised components, 0 for L1.
+
+    Raises
+    ------
+    ShapeError, DataError
+        θ, X or y of the wrong shape or not finite.
+    AnalysisError
+        ``model`` is not a model; ``mc_samples`` not a positive integer.
+    """
+    ev = evaluate_program(model, theta, X, y)
+    S, w = loss_hessian_sqrt(ev, mc_samples, seed)
+    env, rows = backprop_columns(ev, S)
+    wr = w.reshape(rows) / ev.B
+    out = ev.penalty_curvature()
+    for p, off, size in ev.layout:
+        terms = ev.data_terms(ev.grad_var(p))
+        if len(terms) == 1 and isinstance(terms[0], P.OuterMean):
+            op = terms[0]  # Σ_r w_r (u_r v_rᵀ)² = Σ_r w_r u_r² (v_r²)ᵀ
+            d = np.einsum("r,ri,rj->ij", wr, env[op.u] ** 2, env[op.v] ** 2)
+        else:
+            g = sum(ev.per_sample(op, env, rows, p.shape).reshape(rows, size) for op in terms)
+            d = wr @ (np.asarray(g) ** 2)
+        out[off:off + size] += np.ravel(d)
+    return out
+
+
+def diag_hessian(model, theta, X, y, *, block: int = 64) -> np.ndarray:
+    """The exact diagonal of the Hessian (σ″ terms and penalties included), length P.
+
+    Computed honestly from ``model.hvp`` on blocks of ``block`` unit vectors: ``P``
+    Hessian-vector products in all (each about the cost of two gradients), ``O(block·P)``
+    memory — exact, but ``P``/``block`` kernel calls; there is no cheaper exact route for
+    the off-Gauss-Newton (σ″) part through a reverse sweep.
+    """
+    theta = check_theta(model, theta)
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise AnalysisError(f"block = {block!r}; give a positive number of unit vectors per "
+                            "Hessian-vector-product call")
+    n = model.n_params
+    dt = np.dtype(getattr(model, "dtype", np.float64))
+    out = np.empty(n)
+    for start in range(0, n, block):
+        idx = np.arange(start, min(n, start + block))
+        V = np.zeros((idx.size, n), dt)
+        V[np.arange(idx.size), idx] = 1
+        Hv = np.asarray(model.hvp(theta.astype(dt), V, X, y), float).reshape(idx.size, n)
+        out[idx] = Hv[np.arange(idx.size), idx]
+    return check_finite_matrix(out, "Hessian diagonal")
