@@ -21,3 +21,17 @@ __all__ = [
     "weight_spectra", "WeightSpectrum", "lipschitz_bound", "LipschitzReport",
     "derivative_bound", "gradient_flow", "GradientFlow",
 ]
+
+# per-sample gradients, diagonal curvature and Kronecker factors (issue 14, parts 1–3)
+from symnn.analysis.ggn import diag_ggn, diag_hessian  # noqa: E402
+from symnn.analysis.kfac import KroneckerFactors, kfac_error, kfac_factors  # noqa: E402
+from symnn.analysis.persample import (  # noqa: E402
+    empirical_fisher,
+    gradient_variance,
+    per_sample_gradients,
+)
+
+__all__ += [
+    "per_sample_gradients", "gradient_variance", "empirical_fisher", "diag_ggn",
+    "diag_hessian", "kfac_factors", "kfac_error", "KroneckerFactors",
+]
