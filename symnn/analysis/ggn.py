@@ -217,8 +217,9 @@ def diag_hessian(model, theta, X, y, *, block: int = 64) -> np.ndarray:
 
     Computed honestly from ``model.hvp`` on blocks of ``block`` unit vectors: ``P``
     Hessian-vector products in all (each about the cost of two gradients), ``O(block·P)``
-    memory — exact, but ``P``/``block`` kernel calls; there is no cheaper exact route for
-    the off-Gauss-Newton (σ″) part through a reverse sweep.
+    memory — exact, but ``P``/``block`` kernel calls.  (BackPACK's DiagHessian instead
+    backpropagates square roots of the σ″ residual terms too, whose number of columns
+    grows with every layer's width; that route is not implemented here.)
     """
     theta = check_theta(model, theta)
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:

@@ -17,11 +17,14 @@ The empirical Fisher is ``F̃ = (1/B) Σ_s ∇ℓ_s ∇ℓ_sᵀ`` (data term onl
 Examples
 --------
 >>> import numpy as np, symnn
->>> from symnn.analysis import per_sample_gradients
->>> model = symnn.mlp([2, 3, 1], activation="tanh").compile()        # doctest: +SKIP
->>> G = per_sample_gradients(model, model.init(0), X, y)             # doctest: +SKIP
->>> G.shape                                                          # doctest: +SKIP
-(len(X), model.n_params)
+>>> from symnn.codegen.model import ReferenceModel
+>>> model = ReferenceModel(symnn.mlp([2, 3, 1], activation="tanh"))   # or net.compile()
+>>> theta, X, y = model.init(0), np.ones((4, 2)), np.zeros((4, 1))
+>>> G = per_sample_gradients(model, theta, X, y)
+>>> G.shape
+(4, 13)
+>>> bool(np.allclose(G.mean(axis=0), model.loss_and_grad(theta, X, y)[1]))
+True
 """
 
 from __future__ import annotations
