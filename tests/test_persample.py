@@ -100,25 +100,35 @@ def test_per_sample_gradients_of_a_custom_model_and_l1():
 
 def test_per_sample_gradients_against_torch_vmap_grad():
     torch = pytest.importorskip("torch")
-    from torch.func import grad, vmap
+    from torch.func import grad, jacrev, vmap
 
     model = _model("softmax", "cross_entropy")
     theta, X, y = _batch(model, "cross_entropy", B=7)
     shapes = model.param_shapes
 
-    def ell(t, x, yy):  # the per-sample loss, from docs/losses.md
-        h, off, ps = x, 0, {}
+    def logits(t, x):
+        off, ps = 0, {}
         for name, shape in shapes:
             n = int(np.prod(shape))
             ps[name] = t[off:off + n].reshape(shape)
             off += n
-        z1 = ps["W1"] @ h + ps["b1"]
-        z2 = ps["W2"] @ torch.tanh(z1) + ps["b2"]
-        return torch.logsumexp(z2, 0) - yy @ z2
+        return ps["W2"] @ torch.tanh(ps["W1"] @ x + ps["b1"]) + ps["b2"]
+
+    def ell(t, x, yy):  # the per-sample loss, from docs/losses.md
+        z = logits(t, x)
+        return torch.logsumexp(z, 0) - yy @ z
 
     T = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
     Gt = vmap(grad(ell), in_dims=(None, 0, 0))(T(theta), T(X), T(y)).numpy()
     assert _rel(per_sample_gradients(model, theta, X, y, penalties=False), Gt) < RTOL
+    # the Gauss-Newton diagonal: mean_s diag(J_sᵀ (diag p − p pᵀ) J_s) + 2λ on the weights
+    J = vmap(jacrev(logits), in_dims=(None, 0))(T(theta), T(X)).numpy()   # (B, m, P)
+    p = torch.softmax(vmap(logits, in_dims=(None, 0))(T(theta), T(X)), -1).numpy()
+    H = np.stack([np.diag(r) - np.outer(r, r) for r in p])
+    pen = np.zeros(model.n_params)
+    pen[:12], pen[16:28] = 2 * 0.07, 2 * 0.07
+    want = np.einsum("bip,bij,bjp->p", J, H, J) / len(X) + pen
+    assert _rel(diag_ggn(model, theta, X, y), want) < RTOL
 
 
 def test_variance_and_empirical_fisher_from_batch_one_gradients():
@@ -178,6 +188,32 @@ def test_diag_hessian_is_the_diagonal_of_the_dense_hessian():
         assert _rel(diag_hessian(model, theta, X, y, block=block), np.diag(H)) < RTOL
     # the σ″ terms: the Hessian's diagonal is not the Gauss-Newton's here
     assert _rel(diag_hessian(model, theta, X, y), diag_ggn(model, theta, X, y)) > 1e-3
+
+
+def test_a_custom_model_and_a_network_without_a_bias():
+    x, a, b, c = sp.symbols("x a b c")
+    custom = symnn.Model([a * sp.exp(-b * x) + c, sp.tanh(a * x) * b], inputs=[x],
+                         params=[a, b, c], loss="huber",
+                         penalties=[symnn.L1(0.1, params=["a"]), symnn.L2(0.2, params=["c"])])
+    net = symnn.Network([symnn.Dense(3, 4, bias=False), "elu", symnn.Dense(4, 3), "softmax"],
+                        loss="cross_entropy", penalties=[symnn.L2(0.05)])
+    rng = np.random.default_rng(4)
+    for declared, theta, X, y in [
+        (custom, np.array([0.8, 0.3, -0.5]), rng.normal(size=(5, 1)), 3 * rng.normal(size=(5, 2))),
+        (net, 0.7 * rng.normal(size=27), rng.normal(size=(5, 3)), rng.integers(0, 3, size=5)),
+    ]:
+        model = declared.compile()
+        G = per_sample_gradients(model, theta, X, y)
+        for s in range(len(X)):
+            assert _rel(G[s], model.loss_and_grad(theta, X[s:s + 1], y[s:s + 1])[1]) < RTOL
+        dense = np.diag(model.gnvp(theta, np.eye(model.n_params), X, y))
+        assert _rel(diag_ggn(model, theta, X, y), dense) < RTOL
+        assert _rel(diag_hessian(model, theta, X, y, block=2),
+                    np.diag(model.hessian(theta, X, y))) < RTOL
+    f = kfac_factors(model, theta, X, y)
+    assert f["W1"].bias is None and f["W1"].A.shape == (3, 3) and f["W2"].A.shape == (5, 5)
+    assert f["W1"].index.tolist() == list(range(12))
+    assert max(kfac_error(model, theta, X[:1], y[:1]).values()) < RTOL
 
 
 # -- K-FAC ---------------------------------------------------------------------------------

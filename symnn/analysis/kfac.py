@@ -68,7 +68,7 @@ class KroneckerFactors:
 def _layers(ev: Evaluated) -> list:
     """``(weight Var, offset, bias Var or None, bias offset, OuterMean op)`` per Dense layer."""
     single = {}
-    for p, off, size in ev.layout:
+    for p, off, _size in ev.layout:
         terms = ev.data_terms(ev.grad_var(p))
         if len(terms) == 1:
             single[p] = (terms[0], off)
