@@ -295,6 +295,10 @@ def test_bad_arguments_are_symnn_errors():
     for bad in (0, -1, 2.5, True):
         with pytest.raises(AnalysisError, match="mc_samples"):
             diag_ggn(model, theta, X, y, mc_samples=bad)
+    with pytest.raises(AnalysisError, match="mc_samples is for kind='kfac'"):
+        kfac_factors(model, theta, X, y, kind="kflr", mc_samples=3)
+    with pytest.raises(AnalysisError, match="mc_samples"):
+        kfac_factors(model, theta, X, y, kind="kfac", mc_samples=0)
     with pytest.raises(AnalysisError, match="block"):
         diag_hessian(model, theta, X, y, block=0)
     with pytest.raises(ShapeError, match="v has shape"):

@@ -89,22 +89,26 @@ def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
     return np.concatenate([W, boff + np.arange(m)[:, None]], axis=1).ravel()
 
 
-def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int = 1,
+def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | None = None,
                  seed: int = 0) -> dict:
     """The Kronecker factors ``A``, ``G`` of every Dense layer: ``{weight name: factors}``.
 
     ``kind="kflr"``: ``G`` from the exact square root of the loss Hessian (one backward
-    column per output); ``kind="kfac"``: from ``mc_samples`` sampled targets per sample
-    (seeded by ``seed``).  See the module docstring for the scaling.
+    column per output); ``kind="kfac"``: from ``mc_samples`` (default 1) sampled targets
+    per sample (seeded by ``seed``).  See the module docstring for the scaling.
 
     Raises
     ------
     AnalysisError
-        An unknown ``kind``; a model with no Dense layer (a custom ``Model``).
+        An unknown ``kind``; ``mc_samples`` with ``kind="kflr"``; a model with no Dense layer
+        (a custom ``Model``).
     """
     if kind not in ("kflr", "kfac"):
         raise AnalysisError(f"kind = {kind!r}; use 'kflr' (exact loss-Hessian square root) "
                             "or 'kfac' (sampled targets)")
+    if kind == "kflr" and mc_samples is not None:
+        raise AnalysisError("mc_samples is for kind='kfac' (sampled targets); kind='kflr' uses "
+                            "the exact square root of the loss Hessian")
     ev = evaluate_program(model, theta, X, y)
     layers = _layers(ev)
     if not layers:
@@ -113,7 +117,9 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int = 1,
             "layer (no parameter whose gradient is an outer product δ aᵀ); K-FAC factors need "
             "one — use diag_ggn for a custom model"
         )
-    S, w = loss_hessian_sqrt(ev, None if kind == "kflr" else mc_samples, seed)
+    if kind == "kfac" and mc_samples is None:
+        mc_samples = 1
+    S, w = loss_hessian_sqrt(ev, mc_samples, seed)
     env, rows = backprop_columns(ev, S)
     wr = w.reshape(rows) / ev.B
     out = {}
