@@ -255,3 +255,34 @@ def test_bad_arguments_get_symnn_errors(clf, call):
         call(model, theta, X, Y)
     assert isinstance(info.value, (AnalysisError, ShapeError))
     assert len(str(info.value)) > 30
+
+
+# -- the plot --------------------------------------------------------------------------------
+
+def test_spectral_density_figure(clf, tmp_path):
+    pytest.importorskip("matplotlib")
+    from symnn.plots import plot_spectral_density, spectral_density_figure
+
+    model, theta, X, Y, H, _ = clf
+    sd = spectral_density(model, theta, X, Y, probes=4, steps=10)
+    fig = spectral_density_figure(sd)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    line = ax.lines[0]
+    t, phi = line.get_xdata(), line.get_ydata()
+    lam = np.concatenate(sd.nodes)
+    assert t[0] < lam.min() and t[-1] > lam.max()          # every node inside the view
+    assert np.allclose(phi, np.maximum(sd.density(t), phi.max() * 1e-6))
+    assert "Hessian spectral density (26 parameters)" == ax.get_title()
+    assert "4 probes × 10 steps" in fig.legends[0].get_texts()[0].get_text()
+    # text never overlaps, and the legend sits outside the data
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in
+             [ax.title, ax.xaxis.label, ax.yaxis.label] + list(fig.legends[0].get_texts())]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not fig.legends[0].get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+    path = plot_spectral_density(sd, tmp_path / "density.png", title="GGN", sigma=0.02)
+    assert (tmp_path / "density.png").stat().st_size > 1000 and path.endswith("density.png")
+    with pytest.raises(SymnnError, match="spectral_density"):
+        spectral_density_figure(np.array([1.0, 2.0]))

@@ -156,8 +156,9 @@ def hutchinson_trace(model, theta, X, y, matrix: str = "hessian", probes: int = 
         error is the sample standard deviation over √probes.  ``"hutch++"``: ⌊probes/3⌋
         products sketch ``Q = orth(A S)``, as many give ``tr QᵀAQ`` exactly, and the rest
         estimate ``tr (I−QQᵀ)A(I−QQᵀ)`` by Hutchinson; the standard error is that of the
-        residual estimate given Q (``nan`` with fewer than two residual probes).  Much
-        smaller error when a few eigenvalues dominate.
+        residual estimate given Q (``nan`` with fewer than two residual probes, and itself
+        rough with fewer than about ten).  Much smaller error when a few eigenvalues
+        dominate; somewhat larger for a flat spectrum.
     block : int
         Probe directions per kernel call.
 
@@ -232,7 +233,8 @@ class SpectralDensity:
         P, the size of the matrix.
     matrix : str
     steps : int
-        Lanczos steps asked for (a probe stops earlier when its Krylov space is exhausted).
+        Lanczos steps per probe, at most P (a probe stops earlier when its Krylov space is
+        exhausted: then its nodes are exact eigenvalues).
     """
 
     nodes: tuple
