@@ -312,9 +312,10 @@ def _lanczos(op: CurvatureOperator, V0: np.ndarray, steps: int, block: int):
         length[idx] = j + 1
         W = _apply(op, basis[idx, j], block)
         alpha[idx, j] = np.einsum("kp,kp->k", W, basis[idx, j])
-        Qj = basis[idx, :j + 1]                                # (k, j+1, P)
+        Qj = basis[:, :j + 1] if idx.size == n else basis[idx, :j + 1]   # (k, j+1, P)
         for _ in range(2):                                     # twice is enough
-            W -= np.einsum("kj,kjp->kp", np.einsum("kjp,kp->kj", Qj, W), Qj)
+            c = np.matmul(Qj, W[:, :, None])                   # (k, j+1, 1): Qⱼᵀw
+            W -= np.matmul(c.transpose(0, 2, 1), Qj)[:, 0]
         b = np.linalg.norm(W, axis=1)
         scale[idx] = np.maximum(scale[idx], np.abs(alpha[idx, j]) + b)
         if j + 1 == steps:
