@@ -286,3 +286,46 @@ def test_spectral_density_figure(clf, tmp_path):
     assert (tmp_path / "density.png").stat().st_size > 1000 and path.endswith("density.png")
     with pytest.raises(SymnnError, match="spectral_density"):
         spectral_density_figure(np.array([1.0, 2.0]))
+
+
+# -- witnesses: the NumPy reference and PyTorch ----------------------------------------------
+
+def test_operators_and_estimates_on_the_numpy_reference(clf):
+    """The uncompiled NumPy reference model behind the same operators gives the same
+    matrices and, on the same probes, the same estimates as the compiled kernels."""
+    model, theta, X, Y, H, G = clf
+    ref = model.reference
+    I = np.eye(model.n_params)
+    assert np.max(np.abs(hessian_operator(ref, theta, X, Y) @ I - H)) <= 1e-12
+    assert np.max(np.abs(ggn_operator(ref, theta, X, Y) @ I - G)) <= 1e-12
+    for fn, kw in ((hutchinson_trace, {}), (hutchinson_diag, {"method": "hutch++"})):
+        a = fn(model, theta, X, Y, "ggn", probes=9, seed=3, **kw)
+        b = fn(ref, theta, X, Y, "ggn", probes=9, seed=3, **kw)
+        assert np.allclose(a.value, b.value, rtol=1e-12, atol=1e-13)
+    sa = spectral_density(model, theta, X, Y, probes=2, steps=5, seed=1)
+    sb = spectral_density(ref, theta, X, Y, probes=2, steps=5, seed=1)
+    assert np.allclose(np.concatenate(sa.nodes), np.concatenate(sb.nodes), atol=1e-12)
+
+
+# torch.func's forward mode still goes through torch.jit.script (torch 2.13), which warns
+@pytest.mark.filterwarnings(r"ignore:.*torch\.jit\.script.*deprecated:DeprecationWarning")
+def test_hessian_operator_and_trace_against_pytorch(clf):
+    torch = pytest.importorskip("torch")
+    model, theta, X, Y, H, _ = clf
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+
+    def loss(th):                                  # 3-4-2 tanh / softmax-CE, symnn's layout
+        W1, b1 = th[:12].view(4, 3), th[12:16]
+        W2, b2 = th[16:24].view(2, 4), th[24:26]
+        z = torch.tanh(Xt @ W1.T + b1) @ W2.T + b2
+        return -(Yt * torch.log_softmax(z, dim=1)).sum(dim=1).mean()
+
+    th = torch.from_numpy(np.array(theta, dtype=np.float64))
+    assert abs(float(loss(th)) - model.loss(theta, X, Y)) <= 1e-13
+    Ht = torch.func.hessian(loss)(th).numpy()
+    assert np.max(np.abs(hessian_operator(model, theta, X, Y) @ np.eye(26) - Ht)) <= 1e-12
+    Z = _rademacher(np.random.default_rng(11), 40, 26)
+    hz = torch.func.vmap(lambda v: torch.func.jvp(torch.func.grad(loss), (th,), (v,))[1])(
+        torch.from_numpy(Z)).numpy()
+    est = hutchinson_trace(model, theta, X, Y, probes=40, seed=11)
+    assert abs(est.value - np.mean(np.sum(Z * hz, axis=1))) <= 1e-12
