@@ -38,6 +38,7 @@ __all__ = ["Estimate", "SpectralDensity", "hutchinson_trace", "hutchinson_diag",
 BLOCK = 32
 
 _METHODS = {"hutchinson": "Hutchinson", "hutch++": "Hutch++"}
+_NAMES = {**_METHODS, "slq": "stochastic Lanczos quadrature"}
 
 
 @dataclass(frozen=True)
@@ -66,13 +67,15 @@ class Estimate:
     what: str = "estimate"
 
     def __str__(self) -> str:
-        how = f"standard error; {_METHODS.get(self.method, self.method)}, {self.probes} probes"
+        n = f"{self.probes} probe{'s' if self.probes != 1 else ''}"
+        how = f"{_NAMES.get(self.method, self.method)}, {n}"
         if np.ndim(self.value) == 0:
-            return f"{self.what} ≈ {self.value:.6g} ± {self.stderr:.2g} ({how})"
+            return (f"{self.what} ≈ {self.value:.6g} ± {self.stderr:.2g} (standard error; "
+                    f"{how})")
         v, s = np.asarray(self.value), np.asarray(self.stderr)
-        return (f"{self.what}: {v.size} entries in {v.min():.4g} … {v.max():.4g}, standard "
-                f"errors up to {np.nanmax(s) if np.any(np.isfinite(s)) else np.nan:.2g} "
-                f"({how})")
+        spread = (f"standard errors up to {np.nanmax(s):.2g}" if np.any(np.isfinite(s))
+                  else "no standard errors (too few probes)")
+        return f"{self.what}: {v.size} entries in {v.min():.4g} … {v.max():.4g}, {spread} ({how})"
 
 
 def _positive_int(value, name: str, least: int = 1) -> int:
