@@ -16,6 +16,7 @@ from symnn.analysis.flow import GradientFlow, gradient_flow
 from symnn.analysis.lipschitz import LipschitzReport, derivative_bound, lipschitz_bound
 from symnn.analysis.weights import WeightSpectrum, weight_spectra
 
+# isort: split
 # matrix-free curvature: operators, Hutchinson / Hutch++, stochastic Lanczos quadrature
 from symnn.analysis.operators import CurvatureOperator, ggn_operator, hessian_operator
 from symnn.analysis.stochastic import (
