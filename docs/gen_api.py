@@ -46,7 +46,9 @@ SECTIONS = [
     ("Check", "symnn.check", None, "Finite-difference checks of compiled derivatives."),
     ("Train", "symnn.train", None, "The training loop, optimizers, schedules, save and load."),
     ("Analysis", "symnn.analysis", None,
-     "Hessian spectra, critical points, conditioning, Lipschitz bounds, gradient flow."),
+     "Hessian spectra, critical points, conditioning, Lipschitz bounds, gradient flow; "
+     "per-sample gradients, diagonal GGN and Hessian, K-FAC factors, curvature operators, "
+     "Hutchinson traces and spectral densities."),
     ("Plots", "symnn.plots", None, "Figures (needs matplotlib)."),
     ("scikit-learn estimators", "symnn.sklearn", None,
      "`fit` / `predict` / `score` estimators (needs scikit-learn)."),

@@ -27,6 +27,7 @@ from symnn.errors import SymnnError
 
 __all__ = ["plot_history", "plot_spectrum", "plot_gradient_flow", "history_figure",
            "spectrum_figure", "gradient_flow_figure", "ZERO_RTOL"]
+__all__ += ["plot_spectral_density", "spectral_density_figure"]
 
 #: Eigenvalues with ``|λ| ≤ ZERO_RTOL · max|λ|`` are drawn as zero ("≈ 0"): a computed
 #: eigenvalue carries a rounding error of about ``n · ε · max|λ|``, so ``-5.8e-16`` next
@@ -346,3 +347,63 @@ def plot_gradient_flow(flows, path, title: str = "gradient flow") -> str:
     title : str
     """
     return _save(gradient_flow_figure(flows, title), path)
+
+
+# -- spectral density --------------------------------------------------------------------
+
+def spectral_density_figure(density, title: str | None = None, *,
+                            sigma: float | None = None, points: int = 600):
+    """The figure of :func:`plot_spectral_density`."""
+    if not (hasattr(density, "density") and hasattr(density, "nodes")):
+        raise SymnnError(
+            "plot_spectral_density: expected the result of symnn.analysis.spectral_density, "
+            f"got {type(density).__name__}"
+        )
+    lam = np.concatenate([np.asarray(v, float).ravel() for v in density.nodes])
+    if lam.size == 0 or not np.all(np.isfinite(lam)):
+        raise SymnnError("plot_spectral_density: the density has no finite nodes to plot")
+    s = density.default_sigma() if sigma is None else float(sigma)
+    t = density.grid(points, s)
+    phi = density.density(t, s)
+    floor = float(phi.max()) * 1e-6
+    matrix = getattr(density, "matrix", "hessian")
+    name = {"hessian": "Hessian", "ggn": "Gauss-Newton"}.get(matrix, matrix)
+    with _style():
+        fig = _figure(figsize=(3.4, 2.5), layout="constrained")
+        ax = fig.subplots()
+        ax.fill_between(t, floor, np.maximum(phi, floor), color=_POS, alpha=0.25, lw=0)
+        ax.plot(t, np.maximum(phi, floor), color=_POS,
+                label=rf"SLQ, {density.probes} probes × {density.steps} steps, "
+                      rf"$\sigma = {s:.2g}$")
+        ax.axvline(0, color="black", lw=0.6, zorder=1)
+        ax.set_yscale("log")
+        ax.set_ylim(floor, float(phi.max()) * 3)
+        ax.set_xlim(t[0], t[-1])
+        ax.set_xlabel(r"eigenvalue $\lambda$")
+        ax.set_ylabel("density")
+        fig.legend(loc="outside lower center", ncol=1)
+        ax.set_title(title if title is not None else
+                     f"{name} spectral density ({density.n_params} parameters)")
+    return fig
+
+
+def plot_spectral_density(density, path, title: str | None = None, *,
+                          sigma: float | None = None, points: int = 600) -> str:
+    """A spectral density from stochastic Lanczos quadrature, Gaussian-smoothed, log scale.
+
+    Parameters
+    ----------
+    density : SpectralDensity
+        ``symnn.analysis.spectral_density(model, θ, X, y)``.
+    path : str or os.PathLike
+    title : str, optional
+        Default: the matrix and its size.
+    sigma : float, optional
+        Smoothing width (default ``density.default_sigma()``: 1 % of the nodes' range).
+    points : int
+        Grid points.
+
+    The density integrates to 1 (the fraction of eigenvalues per unit of λ); the log axis
+    shows the small bulk beside the few outliers, down to 10⁻⁶ of the peak.
+    """
+    return _save(spectral_density_figure(density, title, sigma=sigma, points=points), path)
