@@ -251,3 +251,17 @@ def test_unregistered_activation_cannot_be_rebuilt(procs):
             sd.loss_and_grad(model, model.init(0), s)
     finally:
         unregister("softsign_dist")
+
+
+def test_model_never_called_in_this_process_float32(threads):
+    # the workers (two threads of this process) make the first kernel calls of a float32
+    # model: the runtime is prepared once, under a lock, not by both threads at once
+    model = symnn.mlp([3, 2, 1], activation="tanh", loss="mse").compile(dtype="float32")
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((40, 3)), rng.standard_normal(40)
+    theta = model.init(0)
+    L, g = sd.loss_and_grad(model, theta, sd.shard(X, y, threads, n_shards=4))
+    L1, g1 = model.loss_and_grad(theta, X, y)
+    assert g.dtype == np.float32
+    # float32 kernels: the shards' sum rounds differently, to float32 precision
+    assert abs(L - L1) <= 1e-5 * abs(L1) and np.max(np.abs(g - g1)) <= 1e-5 * np.max(np.abs(g1))

@@ -10,7 +10,8 @@ recipe's key): the rebuilt module is the same file in the same cache directory, 
 Numba's on-disk cache is hit and nothing is compiled.
 
 Kernels reuse one work buffer per model, so every worker thread gets its own shallow copy
-of the rebuilt model (shared kernels, private buffers).
+of the rebuilt model (shared kernels, private buffers); the runtime blocks are prepared
+once per process under a lock, before any thread calls a kernel.
 """
 
 from __future__ import annotations
@@ -47,6 +48,32 @@ class Recipe:
     cache_dir: str | None
     source_sha256: str  # checksum of the generated source the worker must reproduce
     name: str
+
+
+def _client(client):
+    """The Dask client to use, checked: running and connected."""
+    try:
+        from distributed import Client
+    except ImportError as err:  # pragma: no cover - the extra is not installed
+        raise ImportError("symnn.distributed needs Dask: pip install 'symnn[distributed]'"
+                          ) from err
+    if client is None:
+        from distributed import default_client
+
+        try:
+            client = default_client()
+        except ValueError as err:
+            raise DistributedError(
+                "no Dask client: create one first, e.g. client = "
+                "distributed.Client(distributed.LocalCluster()) on one machine or "
+                "Client('tcp://scheduler:8786') for a cluster, and pass it") from err
+    if not isinstance(client, Client):
+        raise DistributedError(f"expected a distributed.Client, got {type(client).__name__}")
+    if client.status != "running":
+        raise DistributedError(
+            f"the Dask client is {client.status} (its cluster was closed or is unreachable): "
+            "create a new Client and shard the data again")
+    return client
 
 
 _RECIPES: "weakref.WeakKeyDictionary[Any, Recipe]" = weakref.WeakKeyDictionary()
@@ -125,7 +152,13 @@ def rebuild(recipe: Recipe):
     with _LOCK:
         base = _MODELS.get(recipe.key)
         if base is None:
-            base = _MODELS[recipe.key] = _build(recipe)
+            from symnn.codegen.numba import prepare_runtime
+
+            base = _build(recipe)
+            # prepare_runtime is not safe to run from two threads at once (it switches
+            # the runtime dispatchers' compilation on and off): run it here, once
+            prepare_runtime(recipe.dtype)
+            _MODELS[recipe.key] = base
     model = copy.copy(base)  # shared kernels and module, private work buffers
     model._buffers = {}
     mine[recipe.key] = model
@@ -153,8 +186,6 @@ def kernel_cache_stats(client) -> dict[str, dict]:
     """Numba's kernel-cache record on every worker: ``{worker address: {model key:
     {"hits": n, "misses": n}}}`` — ``misses`` counts the kernels a worker compiled itself
     instead of loading them from the cache (0 when the cache serves every worker)."""
-    from symnn.distributed.sharded import _client
-
     client = _client(client)
     return dict(client.run(_stats_here))
 

@@ -21,36 +21,10 @@ from typing import Any
 import numpy as np
 
 from symnn.codegen import _validate as V
-from symnn.distributed._remote import DistributedError, _weighted, rebuild, recipe_of
+from symnn.distributed._remote import DistributedError, _client, _weighted, rebuild, recipe_of
 from symnn.errors import ArgumentError, ShapeError
 
 __all__ = ["Sharded", "shard", "loss_and_grad", "loss", "hvp", "gnvp", "hessian"]
-
-
-def _client(client):
-    """The Dask client to use, checked: running and connected."""
-    try:
-        from distributed import Client
-    except ImportError as err:  # pragma: no cover - the extra is not installed
-        raise ImportError("symnn.distributed needs Dask: pip install 'symnn[distributed]'"
-                          ) from err
-    if client is None:
-        from distributed import default_client
-
-        try:
-            client = default_client()
-        except ValueError as err:
-            raise DistributedError(
-                "no Dask client: create one first, e.g. client = "
-                "distributed.Client(distributed.LocalCluster()) on one machine or "
-                "Client('tcp://scheduler:8786') for a cluster, and pass it") from err
-    if not isinstance(client, Client):
-        raise DistributedError(f"expected a distributed.Client, got {type(client).__name__}")
-    if client.status != "running":
-        raise DistributedError(
-            f"the Dask client is {client.status} (its cluster was closed or is unreachable): "
-            "create a new Client and shard the data again")
-    return client
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Any
 
 import numpy as np
 
-from symnn.distributed._remote import DistributedError, rebuild, recipe_of
+from symnn.distributed._remote import DistributedError, _client, rebuild, recipe_of
 from symnn.errors import ArgumentError
 
 __all__ = ["SweepTable", "sweep"]
@@ -163,8 +162,6 @@ def sweep(spec_or_model, grid, client=None, X=None, y=None, **fit_options) -> Sw
     SweepTable
         One row per configuration, failures included (``row["error"]``).
     """
-    from symnn.distributed.sharded import _client
-
     client = _client(client)
     configs, keys = _configurations(grid)
     model, opt, fit_kw, X, y = _declared_and_defaults(spec_or_model, X, y)
