@@ -265,3 +265,28 @@ def test_model_never_called_in_this_process_float32(threads):
     assert g.dtype == np.float32
     # float32 kernels: the shards' sum rounds differently, to float32 precision
     assert abs(L - L1) <= 1e-5 * abs(L1) and np.max(np.abs(g - g1)) <= 1e-5 * np.max(np.abs(g1))
+
+
+# -- second-order training over shards ---------------------------------------------------
+
+@pytest.mark.parametrize("method, where", [("newton_cg", "threads"), ("lbfgs", "threads"),
+                                           ("newton_cg", "procs")])
+def test_second_order_fit_over_shards_matches_one_process(request, method, where):
+    from symnn.train.optimizers import get_optimizer
+
+    model, X, y, *_ = _problem("labels")
+    s = sd.shard(X, y, request.getfixturevalue(where), n_shards=3)
+    here = model.fit(X, y, get_optimizer(method), epochs=6, seed=2, progress=False)
+    there = sd.fit(model, s, get_optimizer(method), epochs=6, seed=2)
+    assert len(there.history) == len(here.history) >= 2
+    assert there.stop_reason == here.stop_reason
+    np.testing.assert_allclose(there.history.loss, here.history.loss, rtol=1e-10)
+    np.testing.assert_allclose(there.params, here.params, rtol=1e-8, atol=1e-10)
+    assert there.history.loss[-1] < there.history.loss[0]
+
+
+def test_fit_over_shards_refuses_first_order(threads):
+    model, X, y, *_ = _problem("labels")
+    s = sd.shard(X, y, threads, n_shards=2)
+    with pytest.raises(ArgumentError, match="first-order"):
+        sd.fit(model, s, "adam")
