@@ -290,3 +290,33 @@ def test_fit_over_shards_refuses_first_order(threads):
     s = sd.shard(X, y, threads, n_shards=2)
     with pytest.raises(ArgumentError, match="first-order"):
         sd.fit(model, s, "adam")
+
+
+def test_cluster_gone():
+    model, X, y, theta, *_ = _problem("penalised")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                       dashboard_address=":0")
+    client = distributed.Client(cluster)
+    s = sd.shard(X, y, client, n_shards=2)
+    cluster.close()
+    try:
+        with pytest.raises(sd.DistributedError, match="shard the data again"):
+            sd.loss_and_grad(model, theta, s)
+    finally:
+        client.close()
+
+
+def test_sweep_of_a_spec(threads):
+    from symnn.spec import loads_spec
+
+    spec = loads_spec('[network]\nlayers = [3, 4, 2]\nactivation = "tanh"\nloss = "mse"\n'
+                      '[optimizer]\nname = "sgd"\nlr = 0.05\n'
+                      '[training]\nepochs = 2\nbatch_size = 8\n')
+    _, X, y, *_ = _problem("penalised")
+    table = sd.sweep(spec, {"seed": [0, 1]}, threads, X, y, engine="python")
+    assert [r["error"] for r in table] == [None, None]
+    assert [r["epochs"] for r in table] == [2, 2]  # the spec's [training] epochs
+    local = spec.declared.compile().fit(X, y, {"name": "sgd", "lr": 0.05}, epochs=2,
+                                        batch_size=8, seed=1, engine="python",
+                                        progress=False)
+    np.testing.assert_array_equal(table[1]["params"], local.params)
