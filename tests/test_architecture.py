@@ -74,6 +74,7 @@ STAGES: dict[str, int] = {
     "symnn.spec": 8,
     "symnn.sklearn": 8,
     "symnn.cli": 8,
+    "symnn.distributed": 8,  # data-parallel derivatives and sweeps on Dask (optional extra)
     "symnn.__main__": 8,
     "symnn._api": 8,
     "symnn": 8,
