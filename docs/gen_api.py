@@ -49,6 +49,8 @@ SECTIONS = [
      "Hessian spectra, critical points, conditioning, Lipschitz bounds, gradient flow; "
      "per-sample gradients, diagonal GGN and Hessian, K-FAC factors, curvature operators, "
      "Hutchinson traces and spectral densities."),
+    ("Distributed", "symnn.distributed", None,
+     "Data-parallel exact derivatives, second-order fits and sweeps on Dask."),
     ("Plots", "symnn.plots", None, "Figures (needs matplotlib)."),
     ("scikit-learn estimators", "symnn.sklearn", None,
      "`fit` / `predict` / `score` estimators (needs scikit-learn)."),

@@ -155,8 +155,8 @@ def rebuild(recipe: Recipe):
             from symnn.codegen.numba import prepare_runtime
 
             base = _build(recipe)
-            # prepare_runtime is not safe to run from two threads at once (it switches
-            # the runtime dispatchers' compilation on and off): run it here, once
+            # compile (or load) the runtime blocks now, once per process, not inside the
+            # first kernel call of some worker thread
             prepare_runtime(recipe.dtype)
             _MODELS[recipe.key] = base
     model = copy.copy(base)  # shared kernels and module, private work buffers

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import threading
 from pathlib import Path
 
 import numba
@@ -523,6 +524,9 @@ def runtime_fingerprint() -> str:
     return h.hexdigest()
 
 
+_PREPARE_LOCK = threading.Lock()
+
+
 def prepare_runtime(dtype: str) -> None:
     """Compile (or load from Numba's cache) the runtime blocks for ``dtype``, then freeze
     them, so that calls with literal arguments convert instead of specialising.
@@ -532,6 +536,12 @@ def prepare_runtime(dtype: str) -> None:
     dtype = np.dtype(dtype).name
     if dtype in _PREPARED:
         return
+    with _PREPARE_LOCK:  # two threads' first calls: one compiles, the other waits
+        if dtype not in _PREPARED:
+            _prepare(dtype)
+
+
+def _prepare(dtype: str) -> None:
     scalar = getattr(types, dtype)
     conv = {"a": types.Array(scalar, 1, "C"), "i": types.int64, "s": scalar,
             "v": types.void, "L": types.Array(types.int64, 1, "C", readonly=True)}
