@@ -220,7 +220,8 @@ def test_a_wrong_skip_is_caught_by_the_torch_witness():
 _SPEC = '''
 [network]
 layers = [{dense = [2, 3]}, {activation = "tanh"},
-          {residual = [{dense = [3, 2]}, {activation = {expr = "t/(1 + t**2)", var = "t", name = "soft"}},
+          {residual = [{dense = [3, 2]},
+                       {activation = {expr = "t/(1 + t**2)", var = "t", name = "soft"}},
                        {dense = [2, 3], bias = false}]},
           {dense = [3, 1]}, {activation = "sigmoid"}]
 loss = "bce"
@@ -305,3 +306,14 @@ def test_fit_trains_a_residual_network_from_its_initial_values():
                     seed=1, progress=False)
     losses = res.history.loss
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_the_document_lists_the_dense_layers_inside_blocks_with_their_numbers():
+    net = symnn.Network([symnn.Dense(2, 3), "tanh",
+                         symnn.Residual([symnn.Dense(3, 2), "tanh", symnn.Dense(2, 3)]),
+                         symnn.Dense(3, 1)])
+    md = symnn.export_markdown(net)
+    assert "network net (2-3-2-3-1)" in md
+    assert r"| 3 | dense (in a residual block) | $W^{(3)} \in \mathbb{R}^{3 \times 2}$ | " \
+           "identity, then + skip | 9 |" in md
+    assert r"| 4 | dense | $W^{(4)} \in \mathbb{R}^{1 \times 3}$ | identity | 4 |" in md

@@ -45,12 +45,13 @@ from symnn.declare.layers import (
     Softmax,
     act_var,
     as_layer,
+    layer_numbers,
     register_layer,
 )
 from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError
 
-__all__ = ["Residual", "dense_count", "layer_data"]
+__all__ = ["Residual", "dense_count", "layer_data", "flat_layers"]
 
 
 def dense_count(layer) -> int:
@@ -69,6 +70,23 @@ def layer_data(layer) -> dict:
         t = sp.Symbol("t")
         return {"activation": {"expr": expr_text(act.apply(t)), "var": "t", "name": act.name}}
     return layer.to_data()
+
+
+def flat_layers(net) -> list[tuple[Any, int, int]]:
+    """``(layer, l, depth)`` for every layer of a network with the blocks opened: their inner
+    layers in order (``depth`` the number of blocks around them), then the block itself
+    (at its own depth) where its skip sum is taken.  ``l`` is the Dense number, as in
+    :func:`symnn.declare.layers.layer_numbers`."""
+    out: list = []
+
+    def walk(items, depth):
+        for layer, l in items:
+            if hasattr(layer, "numbered"):
+                walk(layer.numbered(l), depth + 1)
+            out.append((layer, l, depth))
+
+    walk(layer_numbers(net), 0)
+    return out
 
 
 def _skips(layer) -> bool:
