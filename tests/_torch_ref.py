@@ -4,8 +4,10 @@
 Nothing here reads symnn's derived program.  The function is built from the case's plain
 data (``tests/strategies.py``) and the documented conventions (``docs/losses.md``):
 
-* θ layout: for each Dense layer ``W`` (``(n_out, n_in)``, row-major) then ``b``; a custom
-  model's θ is its parameters in order;
+* θ layout: for each Dense layer ``W`` (``(n_out, n_in)``, row-major) then ``b``, the
+  Dense layers inside a ``Residual`` where they stand; a custom model's θ is its
+  parameters in order;
+* ``Residual(f)``: ``h + f(h)``;
 * activations from the table :data:`ACTIVATIONS` (leaky ReLU α = 0.01, ELU α = 1, GELU in
   its erf form); user ``Lambda`` bodies and model expressions through :func:`to_torch`,
   a small SymPy → torch translator of our own;
@@ -102,20 +104,9 @@ class TorchCase:
         self.loss_name = case.loss
         self.n_out = declared.n_outputs
         if case.kind == "network":
-            self.steps = []          # ("dense", n_in, n_out, bias) or ("act", fn)
             self.penalised = []      # (offset, size) of every W
-            off = 0
-            for it in case.layers:
-                if isinstance(it, tuple) and it[0] == "dense":
-                    _, n_in, n_out, bias = it
-                    self.steps.append(("dense", n_in, n_out, bias, off))
-                    self.penalised.append((off, n_in * n_out))
-                    off += n_in * n_out + (n_out if bias else 0)
-                elif isinstance(it, tuple) and it[0] == "lambda":
-                    self.steps.append(("act", _lambda_fn(LAMBDAS[it[1]], T)))
-                else:
-                    self.steps.append(("act", ACTIVATIONS[it]))
-            self.n_params = off
+            # ("dense", n_in, n_out, bias, offset), ("act", fn) or ("residual", steps)
+            self.steps, self.n_params = self._steps(case.layers, 0, LAMBDAS, T)
             last = case.output
         else:
             self.exprs = case.exprs
@@ -127,21 +118,45 @@ class TorchCase:
         self.fused = (last == "softmax" and case.loss in ("cross_entropy", "kl")) or (
             last == "sigmoid" and case.loss in ("bce", "cross_entropy", "kl"))
 
+    def _steps(self, items, off: int, lambdas, t):
+        """The steps of a list of plain layer items, θ read from ``off``: (steps, end)."""
+        steps = []
+        for it in items:
+            if isinstance(it, tuple) and it[0] == "dense":
+                _, n_in, n_out, bias = it
+                steps.append(("dense", n_in, n_out, bias, off))
+                self.penalised.append((off, n_in * n_out))
+                off += n_in * n_out + (n_out if bias else 0)
+            elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
+                inner, off = self._steps(it[1], off, lambdas, t)
+                steps.append(("residual", inner))
+            elif isinstance(it, tuple) and it[0] == "lambda":
+                steps.append(("act", _lambda_fn(lambdas[it[1]], t)))
+            else:
+                steps.append(("act", ACTIVATIONS[it]))
+        return steps, off
+
+    @staticmethod
+    def _run(steps, theta, h):
+        for step in steps:
+            if step[0] == "dense":
+                _, n_in, n_out, bias, off = step
+                W = theta[off:off + n_in * n_out].reshape(n_out, n_in)
+                h = h @ W.T
+                if bias:
+                    h = h + theta[off + n_in * n_out:off + n_in * n_out + n_out]
+            elif step[0] == "residual":
+                h = h + TorchCase._run(step[1], theta, h)
+            else:
+                h = step[1](h)
+        return h
+
     # -- forward -------------------------------------------------------------------------
     def _forward(self, theta, X):
         """``(prediction, input of the last activation or None)``, both ``(B, n)``."""
         if self.case.kind == "network":
-            h, before = X, None
-            for step in self.steps:
-                before = h
-                if step[0] == "dense":
-                    _, n_in, n_out, bias, off = step
-                    W = theta[off:off + n_in * n_out].reshape(n_out, n_in)
-                    h = h @ W.T
-                    if bias:
-                        h = h + theta[off + n_in * n_out:off + n_in * n_out + n_out]
-                else:
-                    h = step[1](h)
+            before = self._run(self.steps[:-1], theta, X)
+            h = self._run(self.steps[-1:], theta, before)
             if self.last is None:
                 before = None
             return h, before

@@ -101,6 +101,72 @@ def _act_obj(item):
     return item
 
 
+def _build_items(layers) -> list:
+    items = []
+    for it in layers:
+        if isinstance(it, tuple) and it[0] == "dense":
+            items.append(symnn.Dense(it[1], it[2], bias=it[3]))
+        elif isinstance(it, tuple) and it[0] == "residual":
+            items.append(symnn.Residual(_build_items(it[1])))
+        else:
+            items.append(_act_obj(it))
+    return items
+
+
+def _item_texts(layers) -> list[str]:
+    parts = []
+    for it in layers:
+        if isinstance(it, tuple) and it[0] == "dense":
+            b = "" if it[3] else ", bias=False"
+            parts.append(f"symnn.Dense({it[1]}, {it[2]}{b})")
+        elif isinstance(it, tuple) and it[0] == "residual":
+            parts.append(f"symnn.Residual([{', '.join(_item_texts(it[1]))}])")
+        else:
+            parts.append(_act_text(it))
+    return parts
+
+
+# -- blocks (issue 13: Residual) -------------------------------------------------------------
+#: Items of a NetCase's ``layers`` that are layers with parameters, not activations.
+_LAYER_KINDS = ("dense", "residual")
+
+
+def _is_layer(item) -> bool:
+    return isinstance(item, tuple) and item[0] in _LAYER_KINDS
+
+
+def _block_tags(layers) -> set[str]:
+    """``residual`` for a case with a skip connection (its inner activations tagged too)."""
+    out: set[str] = set()
+    for it in layers:
+        if isinstance(it, tuple) and it[0] == "residual":
+            out.add("residual")
+            for inner in it[1]:
+                if not _is_layer(inner):
+                    out.add(f"act:{inner[1] if isinstance(inner, tuple) else inner}")
+    return out
+
+
+@st.composite
+def residual_items(draw, n: int, max_width: int = 4):
+    """A ``("residual", inner)`` item mapping ``n → n``: one Dense layer ``n → n``, or two
+    through a hidden width 1–4, with activations between (and sometimes after)."""
+    inner: list = []
+    if draw(st.booleans()):
+        inner.append(("dense", n, n, draw(st.booleans())))
+    else:
+        m = draw(st.integers(1, max_width))
+        inner.append(("dense", n, m, True))
+        inner.append(draw(_activation_items()))
+        inner.append(("dense", m, n, True))
+    if draw(st.integers(0, 2)) == 0:
+        inner.append(draw(_activation_items()))
+    return ("residual", tuple(inner))
+
+
+# -- end of blocks ---------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class NetCase:
     """A network declaration as plain data.
@@ -118,12 +184,7 @@ class NetCase:
     kind = "network"
 
     def build(self) -> symnn.Network:
-        items = []
-        for it in self.layers:
-            if isinstance(it, tuple) and it[0] == "dense":
-                items.append(symnn.Dense(it[1], it[2], bias=it[3]))
-            else:
-                items.append(_act_obj(it))
+        items = _build_items(self.layers)
         pens = [symnn.L1(lam) if k == "l1" else symnn.L2(lam) for k, lam in self.penalties]
         return symnn.Network(items, loss=self.loss, penalties=pens, name=self.name)
 
@@ -131,16 +192,10 @@ class NetCase:
     def output(self):
         """The last layer when it is an activation (else ``None``: a linear output)."""
         last = self.layers[-1]
-        return None if isinstance(last, tuple) and last[0] == "dense" else last
+        return None if _is_layer(last) else last
 
     def declaration(self) -> str:
-        parts = []
-        for it in self.layers:
-            if isinstance(it, tuple) and it[0] == "dense":
-                b = "" if it[3] else ", bias=False"
-                parts.append(f"symnn.Dense({it[1]}, {it[2]}{b})")
-            else:
-                parts.append(_act_text(it))
+        parts = _item_texts(self.layers)
         pens = ", ".join(f"symnn.{k.upper()}({lam})" for k, lam in self.penalties)
         pen = f", penalties=[{pens}]" if pens else ""
         return f"symnn.Network([{', '.join(parts)}], loss={self.loss!r}{pen})"
@@ -151,15 +206,15 @@ class NetCase:
     @property
     def tags(self) -> set[str]:
         """Features of the case, for the table of known-open classes."""
-        out = set()
-        acts = [it for it in self.layers if not (isinstance(it, tuple) and it[0] == "dense")]
+        out = _block_tags(self.layers)
+        acts = [it for it in self.layers if not _is_layer(it)]
         for it in acts:
             out.add(f"act:{it[1] if isinstance(it, tuple) else it}")
         if any(isinstance(it, tuple) and it[0] == "lambda" for it in acts):
             out.add("lambda")
         prev_act = False
         for i, it in enumerate(self.layers):
-            is_act = not (isinstance(it, tuple) and it[0] == "dense")
+            is_act = not _is_layer(it)
             if is_act and prev_act:
                 out.add("stacked")
             if is_act and it == "softmax" and i != len(self.layers) - 1:
@@ -265,6 +320,8 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
         if l < depth - 1:
             n_act = draw(st.sampled_from((1, 1, 1, 1, 0, 2)))
             layers += [draw(_activation_items()) for _ in range(n_act)]
+            if draw(st.integers(0, 3)) == 0:   # a skip connection (issue 13)
+                layers.append(draw(residual_items(widths[l + 1])))
         else:
             out = draw(_outputs_for(loss))
             if draw(st.integers(0, 7)) == 0:   # two stacked activations before the loss

@@ -34,7 +34,8 @@ from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
 
 __all__ = ["ParamSpec", "Factor", "Dense", "Act", "Softmax", "as_layer", "output_kind",
-           "param_specs", "param_roles", "role_of_name", "initial_parameters", "ROLES"]
+           "param_specs", "param_roles", "role_of_name", "initial_parameters", "ROLES",
+           "register_layer"]
 
 #: The roles a parameter array can have.  ``"param"``: a custom model's parameter vector.
 ROLES = ("weight", "bias", "param")
@@ -241,8 +242,17 @@ class Softmax:
         return [Factor("softmax", 0.5, "‖diag(p) − ppᵀ‖₂ ≤ 1/2", None)]
 
 
-#: The layer classes (for :func:`role_of_name`).
+#: The layer classes (for :func:`as_layer` and :func:`role_of_name`); blocks and other
+#: layer modules add theirs with :func:`register_layer`.
 LAYER_TYPES: tuple[type, ...] = (Dense, Act, Softmax)
+
+
+def register_layer(cls: type) -> type:
+    """Add a layer class defined in another module to :data:`LAYER_TYPES`."""
+    global LAYER_TYPES
+    if cls not in LAYER_TYPES:
+        LAYER_TYPES = LAYER_TYPES + (cls,)
+    return cls
 
 
 def as_layer(item, where: str = ""):

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import sympy as sp
-
 from symnn._later import later
 from symnn.declare.activations import Activation
+from symnn.declare.blocks import dense_count, layer_data
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
-from symnn.declare.text import expr_text
 from symnn.errors import DeclarationError
 
 __all__ = ["Network", "mlp", "Declared"]
@@ -157,21 +155,22 @@ class Network(Declared):
         self.layers = tuple(
             as_layer(item, where=f"layer {i}") for i, item in enumerate(layers)
         )
-        if not any(isinstance(la, Dense) for la in self.layers):
+        if not any(dense_count(la) for la in self.layers):
             raise DeclarationError("Network: declare at least one Dense layer")
         self.loss = get_loss(loss, where="Network loss")
         self.name = _identifier(name)
         width = None
+        # i → the number of the Dense layer i is (a block: of its last Dense layer)
         self.dense_index: dict[int, int] = {}
         count = 0
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
+            if dense_count(layer):
                 if width is not None and layer.n_in != width:
                     raise DeclarationError(
-                        f"layer {i} (Dense({layer.n_in}, {layer.n_out})) takes {layer.n_in} "
+                        f"layer {i} ({_layer_repr(layer)}) takes {layer.n_in} "
                         f"inputs but the layer before it gives {width}; make n_in = {width}"
                     )
-                count += 1
+                count += dense_count(layer)
                 self.dense_index[i] = count
                 width = layer.n_out
             elif width is None:
@@ -185,7 +184,7 @@ class Network(Declared):
                     "is the constant 1, so nothing before it can be learned; use 'sigmoid' "
                     "for one output, or give the Dense layer before it ≥ 2 units"
                 )
-        first = next(la for la in self.layers if isinstance(la, Dense))
+        first = next(la for la in self.layers if dense_count(la))
         self.n_inputs = first.n_in
         self.n_outputs = width
         self.n_layers = count
@@ -225,16 +224,8 @@ class Network(Declared):
 
     def spec(self) -> dict:
         """A plain-data description (JSON/TOML-able) from which the network is rebuilt."""
-        layers = []
-        for layer in self.layers:
-            act = getattr(layer, "activation", None)
-            if act is not None and act.key and act.key[0] == "lambda":
-                # a custom Lambda: its body as spec-language text
-                t = sp.Symbol("t")
-                layers.append({"activation": {"expr": expr_text(act.apply(t)), "var": "t",
-                                              "name": act.name}})
-            else:
-                layers.append(layer.to_data())  # each layer's own plain form
+        # each layer's own plain form (a custom Lambda: its body as spec-language text)
+        layers = [layer_data(layer) for layer in self.layers]
         return {
             "kind": "network",
             "name": self.name,
@@ -247,12 +238,7 @@ class Network(Declared):
         }
 
     def __repr__(self) -> str:
-        parts = []
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                parts.append(f"Dense({layer.n_in}, {layer.n_out})")
-            else:
-                parts.append(repr(layer.name))
+        parts = [_layer_repr(layer) for layer in self.layers]
         return f"Network([{', '.join(parts)}], loss={self.loss.name!r})"
 
 
@@ -289,6 +275,14 @@ def mlp(
             continue
         layers.append(act)
     return Network(layers, loss=loss, penalties=penalties, name=name)
+
+
+def _layer_repr(layer) -> str:
+    if isinstance(layer, Dense):
+        return f"Dense({layer.n_in}, {layer.n_out})"
+    if isinstance(layer, (Act, Softmax)):
+        return repr(layer.name)
+    return repr(layer)
 
 
 def _identifier(name: str) -> str:

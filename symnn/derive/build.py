@@ -164,6 +164,8 @@ def forward_program(declared) -> Builder:
             else:
                 stacked += 1
             cur = layer.forward(b, l, cur, stacked)
+            # a block (Residual) names a values of its last Dense layer itself
+            stacked = getattr(layer, "stacked_after", stacked)
         out = cur
         if not isinstance(_last_layer(declared), (Act, Softmax)):
             pre = None

@@ -45,6 +45,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from symnn._atomic import atomic_path, atomic_write_text
+from symnn.declare.blocks import flat_layers
 from symnn.declare.layers import Act, Dense, Softmax
 from symnn.declare.model import Model
 from symnn.errors import LatexError, SizeLimitError, SymnnError  # noqa: F401 (re-export)
@@ -358,7 +359,8 @@ def _cse_rows(declared, labelled: list[tuple[str, sp.Expr]], param_syms) -> list
 def _default_title(declared) -> str:
     if isinstance(declared, Model):
         return f"Derivatives: model {declared.name}"
-    widths = [declared.n_inputs] + [la.n_out for la in declared.layers if isinstance(la, Dense)]
+    widths = [declared.n_inputs] + [la.n_out for la, _, _ in flat_layers(declared)
+                                    if isinstance(la, Dense)]
     return f"Backpropagation: network {declared.name} ({'-'.join(map(str, widths))})"
 
 
@@ -396,19 +398,20 @@ def _architecture(declared) -> list:
     else:
         rows = []
         dense_rows = []
-        for layer in declared.layers:
+        for layer, l, depth in flat_layers(declared):
             if isinstance(layer, Dense):
                 n = layer.n_out * layer.n_in + (layer.n_out if layer.bias else 0)
-                l = len(dense_rows) + 1
                 shape = rf"W^{{({l})}} \in \mathbb{{R}}^{{{layer.n_out} \times {layer.n_in}}}"
                 kind = "dense" if layer.bias else "dense (no bias)"
+                kind += " (in a residual block)" * min(depth, 1)
                 dense_rows.append([[("text", str(l))], [("text", kind)], [("math", shape)],
                                    [], [("text", str(n))]])
-            elif isinstance(layer, (Act, Softmax)):
+            elif dense_rows and not (isinstance(layer, Act) and layer.activation.identity):
                 cell = dense_rows[-1][3]
                 if cell:
                     cell.append(("text", ", then "))
-                cell.extend(_act_label(layer))
+                cell.extend(_act_label(layer) if isinstance(layer, (Act, Softmax))
+                            else [("text", "identity, then + skip" if not cell else "+ skip")])
         for r in dense_rows:
             if not r[3]:
                 r[3] = [("text", "identity")]

@@ -145,6 +145,9 @@ class _Ctx:
         self.vectors: set = set()
         self.temps: dict = {}
         self.extra: list = []
+        #: per-sample temporaries printed inside the sum that reads them (the inner path
+        #: of a skip connection: ∇_a⁽¹⁾ℓ = ∇_a⁽³⁾ℓ + (W⁽²⁾)ᵀ δ⁽²⁾)
+        self.inline: dict = {}
 
     def names(self, op: P.Map, tex: bool) -> dict:  # noqa: D102
         out = {}
@@ -154,6 +157,8 @@ class _Ctx:
         for a in op.args:
             if a.symbol in display:
                 out[a.symbol] = latex(display[a.symbol]) if tex else str(display[a.symbol])
+            elif a.index is None and a.var.name in self.inline:
+                out[a.symbol] = self.inline[a.var.name][1 if tex else 0]
             elif a.index is not None:
                 base = a.var.tex if tex else a.var.text
                 out[a.symbol] = f"{base}_{{{a.index + 1}}}" if tex else f"{base}[{a.index + 1}]"
@@ -337,9 +342,13 @@ def _summed_temp(prod: dict, op: P.Op):
 def _backward(ctx: _Ctx, d: Derived) -> tuple[list, list]:
     """The backward pass (cotangents; notes queued by the rules first) and the gradients."""
     backward, grads = [], []
+    summed = _summed_paths(d.backward_ops)
     for op in d.backward_ops:
         eq = _op_equation(ctx, op)
         if eq is None:
+            continue
+        if op.out in summed and not ctx.extra:
+            ctx.inline[op.out.name] = (eq.rhs_text[0], eq.rhs_tex[0])
             continue
         if is_temp(op.out) and op.out.kind == "param":
             ctx.temps[op.out.name] = (eq.rhs_text[0], eq.rhs_tex[0])
@@ -349,6 +358,18 @@ def _backward(ctx: _Ctx, d: Derived) -> tuple[list, list]:
             ctx.extra = []
         (grads if op.out.kind == "param" else backward).append(eq)
     return backward, grads
+
+
+def _summed_paths(ops) -> set:
+    """Per-sample temporaries read once, by a sum of cotangents (where paths of the graph
+    join: the identity and the inner path of a skip connection), to print inside it."""
+    uses: dict = {}
+    for op in ops:
+        for v in op.inputs:
+            uses[v] = uses.get(v, 0) + 1
+    return {a.var for op in ops if isinstance(op, P.Map) and op.role == "sum"
+            for a in op.args if a.index is None and is_temp(a.var) and a.var.per_sample
+            and uses.get(a.var) == 1}
 
 
 def _notes(d: Derived) -> tuple[list, list]:

@@ -44,6 +44,7 @@ import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
+from symnn.declare.blocks import Residual
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
@@ -53,6 +54,7 @@ from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
 from symnn.spec.schema import (
     FIELDS,
     LABEL_RE,
+    LAYER_KINDS,
     MAX_LAYERS,
     MAX_WIDTH,
     NAME_RE,
@@ -528,9 +530,9 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
-        if ("dense" in item) == ("activation" in item):
-            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out] or "
-                                "activation = \"...\"")
+        if sum(k in item for k in LAYER_KINDS) != 1:
+            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out], "
+                                "activation = \"...\" or residual = [layer tables]")
         if "dense" in item:
             d = item["dense"]
             if (not isinstance(d, list) or len(d) != 2
@@ -547,8 +549,31 @@ class _Loader:
             return Dense(d[0], d[1], bias=bias), plain
         if "bias" in item:
             raise self.err(f"{key}.bias", "bias belongs to a dense layer")
+        if "residual" in item:
+            return self.residual(item["residual"], f"{key}.residual")
         obj, p = self.activation(item["activation"], f"{key}.activation")
         return obj, {"activation": p}
+
+    def residual(self, items: Any, key: str):
+        """``{residual = [{dense = [n, m]}, {activation = "tanh"}, {dense = [m, n]}]}``: the
+        skip connection y = x + f(x) around the listed layers (n → n)."""
+        if not isinstance(items, list) or not items:
+            raise self.err(key, f"expected a non-empty list of layer tables, got "
+                                f"{type_name(items)}")
+        if len(items) > 2 * MAX_LAYERS:
+            raise self.err(key, f"{len(items)} layer tables (at most {2 * MAX_LAYERS})")
+        objs, plain = [], []
+        for j, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise self.err(f"{key}[{j}]", f"expected a layer table, got {type_name(item)}")
+            obj, p = self.layer(item, f"{key}[{j}]")
+            objs.append(obj)
+            plain.append(p)
+        try:
+            block = Residual(objs)
+        except SymnnError as err:
+            raise self.err(key, str(err)) from err
+        return block, {"residual": plain}
 
     def model(self, t: dict) -> tuple[Model, dict]:
         self.check_keys(t, SECTION_KEYS["model"], "[model]")

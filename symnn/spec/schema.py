@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 __all__ = ["SECTION_KEYS", "FIELDS", "NAME_RE", "LABEL_RE", "MAX_WIDTH", "MAX_INT_SETTING",
-           "MAX_LAYERS", "optimizer_options", "short_int", "type_name"]
+           "MAX_LAYERS", "LAYER_KINDS", "optimizer_options", "short_int", "type_name"]
 
 #: The keys each section allows.
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
@@ -16,7 +16,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "model": ("name", "expr", "inputs", "params", "output", "loss", "penalties"),
     "penalties": ("l1", "l2"),
     "penalty": ("lam", "params"),
-    "layer": ("dense", "bias", "activation"),
+    "layer": ("dense", "bias", "activation", "residual"),
     "custom": ("expr", "var", "name"),
     "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
                   "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),
@@ -28,6 +28,9 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
 
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 LABEL_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+
+#: The keys of which a layer table has exactly one (``residual``: a list of layer tables).
+LAYER_KINDS = ("dense", "activation", "residual")
 
 #: Widest layer a spec may declare, and the bounds of its integer settings (a spec from
 #: elsewhere must not make symnn allocate terabytes or loop for ever).

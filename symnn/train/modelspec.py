@@ -33,6 +33,19 @@ def _activation_data(act, where: str) -> dict:
     return {"activation": act.name}
 
 
+def _layer_data(layer, where: str) -> dict:
+    """One layer's stored form: an activation checked, a block's inner layers in turn."""
+    from symnn.declare.blocks import Residual
+    from symnn.declare.layers import Act
+
+    if isinstance(layer, Act):
+        return _activation_data(layer.activation, where)
+    if isinstance(layer, Residual):
+        return {"residual": [_layer_data(inner, f"{where}, inner layer {j}")
+                             for j, inner in enumerate(layer.layers)]}
+    return layer.to_data()
+
+
 def _check_loss(declared) -> None:
     from symnn.declare.losses import LOSSES
 
@@ -54,8 +67,7 @@ def spec_of(declared) -> dict:
         spec = declared.spec()
         # each layer's own plain form; an activation's is checked (registered, or a
         # Lambda whose body is stored as an expression tree)
-        spec["layers"] = [_activation_data(layer.activation, f"layer {i}")
-                          if isinstance(layer, Act) else layer.to_data()
+        spec["layers"] = [_layer_data(layer, f"layer {i}")
                           for i, layer in enumerate(declared.layers)]
         spec["penalties"] = pens
         return spec
@@ -110,11 +122,29 @@ def _custom_from(name: str, stored: Any, where: str):
     return Activation.from_lambda(sp.Lambda(_VAR, body), name=name)
 
 
-def _layer_from(data: Any, where: str):
+#: Deepest nesting of blocks (a Residual inside a Residual …) a model file may hold.
+MAX_BLOCK_DEPTH = 16
+
+
+def _residual_from(data: dict, where: str, depth: int):
+    from symnn.declare.blocks import Residual
+
+    inner = data["residual"]
+    if not isinstance(inner, list) or not inner or len(inner) > 1000:
+        raise ModelFileError(f"{where}: malformed residual block {str(inner)[:80]!r}")
+    if depth >= MAX_BLOCK_DEPTH:
+        raise ModelFileError(f"{where}: blocks nested deeper than {MAX_BLOCK_DEPTH}")
+    return Residual([_layer_from(d, f"{where}, inner layer {j}", depth + 1)
+                     for j, d in enumerate(inner)])
+
+
+def _layer_from(data: Any, where: str, depth: int = 0):
     if not isinstance(data, dict):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
     if "dense" in data:
         return _dense_from(data, where)
+    if "residual" in data:
+        return _residual_from(data, where, depth)
     name = data.get("activation")
     if not isinstance(name, str):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
