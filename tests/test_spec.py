@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import symnn
 from symnn.declare.activations import ACTIVATIONS, sigmoid
-from symnn.declare.model import constant_problem
+from symnn.declare.model import call_problem, constant_problem
 from symnn.errors import SpecError
 from symnn.spec import ALLOWED, Spec, dumps_toml, load_spec, loads_spec, parse_expression
 
@@ -269,9 +269,10 @@ def test_fuzz_token_soup_gives_an_expression_or_a_spec_error(text):
 
 
 # a grammar of expressions, generated as (text, the SymPy expression it denotes, whether a
-# constant part is out of float64's range — e.g. exp(9^3) — which the parser refuses)
-def _node(text, expr, *children):
-    bad = any(c[2] for c in children) or constant_problem(expr) is not None
+# constant part is out of float64's range — exp(9^3), exp(-6^4) — which the parser refuses)
+def _node(text, expr, *children, refused=None):
+    bad = (any(c[2] for c in children) or refused is not None
+           or constant_problem(expr) is not None)
     return (text, expr, bad)
 
 
@@ -297,7 +298,8 @@ def _extend(children):
         lambda t: _node(f"({t[0][0]})^{t[1]}", t[0][1] ** t[1], t[0]))
     neg = children.map(lambda c: _node(f"-({c[0]})", -c[1], c))
     call = st.tuples(st.sampled_from(_FUNCS), children).map(
-        lambda t: _node(f"{t[0][0]}({t[1][0]})", t[0][1](t[1][1]), t[1]))
+        lambda t: _node(f"{t[0][0]}({t[1][0]})", t[0][1](t[1][1]), t[1],
+                        refused=call_problem(t[0][1], [t[1][1]])))
     return st.one_of(binary, divide, power, neg, call)
 
 
@@ -318,6 +320,8 @@ def test_round_trip_of_generated_expressions(triple):
 def test_round_trip_refuses_a_constant_beyond_float64():
     with pytest.raises(SpecError, match="float64"):
         parse_expression("exp((9)^3) + x", SYMS)
+    with pytest.raises(SpecError, match="float64"):
+        parse_expression("x * exp(-((6)^4))", SYMS)
     assert parse_expression("exp((3)^3) + x", SYMS) == sp.exp(27) + x
 
 
