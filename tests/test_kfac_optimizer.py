@@ -58,6 +58,22 @@ def test_one_sample_kflr_step_is_the_exact_natural_gradient(tiny):
     assert cos < 0.99
 
 
+@pytest.mark.parametrize("lam, eta", [(1e-3, 0.0), (0.05, 0.02)])
+def test_one_sample_step_with_unsplit_damping_is_the_damped_natural_gradient(tiny, lam, eta):
+    """split_damping=False: (G ⊗ A + (λ + η)I)⁻¹ — for one sample exactly the damped
+    natural gradient −(GGN_block + (λ + η)I)⁻¹ ∇f per layer, formed densely."""
+    model, X, y, theta = tiny
+    X1, y1 = X[:1], y[:1]
+    step = _one_step(model, KFAC(damping=lam, weight_decay=eta, split_damping=False,
+                                 adaptive=False, adapt_every=None), X1, y1, theta)
+    GGN = model.gnvp(theta, np.eye(model.n_params), X1, y1)
+    g = model.loss_and_grad(theta, X1, y1)[1] + eta * theta
+    for f in kfac_factors(model, theta, X1, y1).values():
+        block = GGN[np.ix_(f.index, f.index)] + (lam + eta) * np.eye(f.index.size)
+        assert np.allclose(step[f.index], -np.linalg.solve(block, g[f.index]), rtol=1e-9,
+                           atol=0)
+
+
 def test_damped_step_is_the_inverse_of_the_pi_damped_kronecker_product(tiny):
     """Batch of 8, finite damping and weight decay: the step is
     −[(G + πγI) ⊗ (A + γ/π I)]⁻¹ ∇f per layer, γ = √(λ + η), formed densely."""
@@ -183,13 +199,15 @@ def test_printed_rule_shows_the_kronecker_factors_and_the_damping():
     tex = eqs.latex()
     assert r"\bar G_l + \pi_l \gamma I" in tex and r"\bar A_l" in tex
     assert "Damping" not in str(KFAC(adapt_every=None).equations())
+    unsplit = str(KFAC(split_damping=False).equations())
+    assert "vec Δₖ = −(Ḡₗ ⊗ Āₗ + γ² I)⁻¹ vec ∇W̄ₗ" in unsplit and "πₗ" not in unsplit
 
 
 @pytest.mark.parametrize("options", [
     {"kind": "kfra"}, {"damping": 0.0}, {"damping": -1.0}, {"lr": 0.0}, {"ema": 1.0},
     {"inverse_every": 0}, {"inverse_every": 1.5}, {"omega": 1.0}, {"momentum": 1.0},
     {"mc_samples": 3}, {"kind": "kfac", "mc_samples": 0}, {"adapt_every": 0},
-    {"damping": 1e-20}, {"adaptive": "yes"}, {"seed": "a"}, {"decay": "biases"},
+    {"damping": 1e-20}, {"adaptive": "yes"}, {"split_damping": 1}, {"seed": "a"}, {"decay": "biases"},
 ])
 def test_bad_options_raise_symnn_errors(options):
     with pytest.raises(DeclarationError, match="KFAC"):

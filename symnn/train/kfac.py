@@ -120,12 +120,16 @@ class _Layer:
         # the factors are positive semi-definite: rounding below 0 is 0
         self.eig = (np.maximum(eA, 0.0), QA, np.maximum(eG, 0.0), QG)
 
-    def precondition(self, g: np.ndarray, gamma: float) -> np.ndarray:
-        """``(Ḡ + πγI)⁻¹ V (Ā + γ/π I)⁻¹`` of this layer's gradient block ``V``."""
+    def precondition(self, g: np.ndarray, gamma: float, split: bool = True) -> np.ndarray:
+        """``(Ḡ + πγI)⁻¹ V (Ā + γ/π I)⁻¹`` of this layer's gradient block ``V``; with
+        ``split=False`` ``(Ḡ ⊗ Ā + γ²I)⁻¹ vec V``, both in the factors' eigenbases."""
         eA, QA, eG, QG = self.eig
-        _, ga, gg = pi_damping(np.diag(eA), np.diag(eG), gamma)
         V = QG.T @ g[self.index].reshape(self.shape) @ QA
-        V /= np.outer(eG + gg, eA + ga)
+        if split:
+            _, ga, gg = pi_damping(np.diag(eA), np.diag(eG), gamma)
+            V /= np.outer(eG + gg, eA + ga)
+        else:
+            V /= np.outer(eG, eA) + gamma * gamma
         return (QG @ V @ QA.T).ravel()
 
 
@@ -161,6 +165,10 @@ class KFAC(SecondOrder):
         Choose the step's scale α (and μ, with momentum) each iteration by minimising the
         damped quadratic model with exact Gauss-Newton products (M&G §6.4, §7); ``lr``
         then multiplies that step.  False: ``v ← μ v + lr·Δ``.
+    split_damping : bool
+        True: the π-adjusted split ``(Ḡ + πγI) ⊗ (Ā + γ/πI)``; False: the damping added to
+        the Kronecker product itself, ``(Ḡ ⊗ Ā + γ²I)⁻¹``, applied in the factors'
+        eigenbases (exact for the approximation, as cheap once the eigenvectors are known).
     seed : int
         Seeds the sampled targets of ``kind="kfac"`` (iteration k uses ``seed + k``).
     weight_decay, decay, tol, max_iter
@@ -180,7 +188,8 @@ class KFAC(SecondOrder):
                  mc_samples: int | None = None, ema: float = 0.95, inverse_every: int = 5,
                  momentum: float = 0.0, adapt_every: int | None = 5,
                  omega: float | None = None, min_damping: float = 1e-12,
-                 max_damping: float = 1e12, adaptive: bool = True, seed: int = 0, weight_decay: float = 0.0,
+                 max_damping: float = 1e12, adaptive: bool = True,
+                 split_damping: bool = True, seed: int = 0, weight_decay: float = 0.0,
                  decay: str = "all", tol: float = 1e-10, max_iter: int | None = None) -> None:
         super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
         where = "KFAC"
@@ -211,6 +220,10 @@ class KFAC(SecondOrder):
         if not isinstance(adaptive, bool):
             raise DeclarationError(f"KFAC: adaptive must be True or False, got {adaptive!r}")
         self.adaptive = adaptive
+        if not isinstance(split_damping, bool):
+            raise DeclarationError(f"KFAC: split_damping must be True or False, got "
+                                   f"{split_damping!r}")
+        self.split_damping = split_damping
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise DeclarationError(f"KFAC: seed must be an integer, got {seed!r}")
         self.seed = int(seed)
@@ -251,7 +264,7 @@ class KFAC(SecondOrder):
         gamma = math.sqrt(damping + self.weight_decay)
         delta = np.zeros_like(g)
         for layer in layers.values():
-            delta[layer.index] = -layer.precondition(g, gamma)
+            delta[layer.index] = -layer.precondition(g, gamma, self.split_damping)
         return delta
 
     @staticmethod
@@ -347,11 +360,17 @@ class KFAC(SecondOrder):
                r"{\operatorname{tr} \bar G_l / \dim \bar G_l}}"),
             eq("gamma", "γ", "√(λ + η)", r"\gamma", r"\sqrt{\lambda + \eta}"),
         ]
-        step = [
-            eq("delta", "Δₖ", "−(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹", r"\Delta_k",
-               r"-\left(\bar G_l + \pi_l \gamma I\right)^{-1} \nabla_{\bar W_l} f "
-               r"\left(\bar A_l + \tfrac{\gamma}{\pi_l} I\right)^{-1}"),
-        ]
+        if not self.split_damping:
+            curvature = [e for e in curvature if e.name != "pi"]
+        if self.split_damping:
+            delta = eq("delta", "Δₖ", "−(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹", r"\Delta_k",
+                       r"-\left(\bar G_l + \pi_l \gamma I\right)^{-1} \nabla_{\bar W_l} f "
+                       r"\left(\bar A_l + \tfrac{\gamma}{\pi_l} I\right)^{-1}")
+        else:
+            delta = eq("delta", "vec Δₖ", "−(Ḡₗ ⊗ Āₗ + γ² I)⁻¹ vec ∇W̄ₗ", r"\operatorname{vec}"
+                       r" \Delta_k", r"-\left(\bar G_l \otimes \bar A_l + \gamma^2 I"
+                       r"\right)^{-1} \operatorname{vec} \nabla_{\bar W_l} f")
+        step = [delta]
         if self.adaptive:
             step += [
                 eq("v", "vₖ", "α·(aₖ·Δₖ + mₖ·vₖ₋₁)", "v_k",
