@@ -24,7 +24,7 @@ def _load(name):
 
 def test_every_example_is_tested():
     tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
-              "gradient_flow", "regression_lm_vs_adam"}
+              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam"}
     present = {p.stem for p in EXAMPLES.glob("*.py")}
     assert present == tested, f"untested examples: {present - tested}"
 
@@ -85,3 +85,16 @@ def test_regression_lm_vs_adam():
         r = results[name]
         assert r["train"] < adam["train"]
         assert r["first_below_adam"] is not None and r["first_below_adam"] < adam["iterations"] / 4
+
+
+@pytest.mark.slow
+def test_kfac_vs_adam(capsys):
+    """--fast: K-FAC and Newton-CG reach the target loss in a tenth of Adam's iterations."""
+    results = _load("kfac_vs_adam").main(["--fast"])
+    adam = next(r for name, r in results.items() if name.startswith("Adam"))
+    assert adam["iterations"] is not None
+    for name in ("K-FAC", "Newton-CG"):
+        r = results[name]
+        assert r["iterations"] is not None and r["iterations"] < adam["iterations"] / 10
+    out = capsys.readouterr().out
+    assert "iterations" in out and "time to target" in out and "K-FAC" in out

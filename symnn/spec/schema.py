@@ -84,6 +84,7 @@ def optimizer_options() -> dict[str, tuple[str, ...]]:
 
     from symnn.train import optimizers as O
     from symnn.train import second_order as so
+    from symnn.train.kfac import KFAC
 
     spec_to_kw = {"lr": "lr", "momentum": "momentum", "beta1": "beta1", "beta2": "beta2",
                   "eps": "eps", "rho": "rho", "weight_decay": "weight_decay",
@@ -93,7 +94,7 @@ def optimizer_options() -> dict[str, tuple[str, ...]]:
                "adagrad": O.Adagrad, "rmsprop": O.RMSProp, "adam": O.Adam, "lbfgs": so.LBFGS,
                "l_bfgs": so.LBFGS, "newton_cg": so.NewtonCG, "trust_ncg": so.NewtonCG,
                "newton": so.Newton, "lm": so.LevenbergMarquardt,
-               "levenberg_marquardt": so.LevenbergMarquardt}
+               "levenberg_marquardt": so.LevenbergMarquardt, "kfac": KFAC}
     table = {}
     for name, cls in classes.items():
         kws = set()

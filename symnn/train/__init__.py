@@ -6,7 +6,7 @@
 * :mod:`~symnn.train.schedules` — ``StepDecay``, ``ExponentialDecay``, ``CosineDecay``,
   ``InverseScaling``: η_t as a SymPy expression of the step t;
 * :mod:`~symnn.train.second_order` — ``Newton``, ``LevenbergMarquardt``, ``LBFGS``,
-  ``NewtonCG``;
+  ``NewtonCG``; :mod:`~symnn.train.kfac` — ``KFAC`` (Kronecker-factored natural gradient);
 * :func:`fit` (:mod:`~symnn.train.loop`) → :class:`FitResult` with ``params`` and
   ``history`` (:class:`~symnn.train.history.History`); first-order epochs run in
   :mod:`~symnn.train.first_order`, and every optimizer reports to a
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from symnn.train.history import History
 from symnn.train.io import SavedModel, load, save
+from symnn.train.kfac import KFAC
 from symnn.train.loop import fit
 from symnn.train.optimizers import (
     SGD,
@@ -58,5 +59,6 @@ __all__ = [
     "Optimizer", "Rule", "SGD", "Momentum", "Nesterov", "Adagrad", "RMSProp", "Adam",
     "get_optimizer", "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay",
     "InverseScaling", "SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG",
+    "KFAC",
 ]
 

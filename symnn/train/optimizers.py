@@ -643,7 +643,8 @@ def get_optimizer(spec: "str | dict | Any", **options: Any):
 
     Names: ``sgd`` (``momentum > 0`` gives :class:`Momentum`, ``nesterov = true``
     :class:`Nesterov`), ``momentum``, ``nesterov``, ``adagrad``, ``rmsprop``, ``adam``,
-    ``lbfgs``, ``newton_cg`` (``trust_ncg``), ``newton``, ``lm`` (``levenberg_marquardt``).
+    ``lbfgs``, ``newton_cg`` (``trust_ncg``), ``newton``, ``lm`` (``levenberg_marquardt``),
+    ``kfac``.
     Keys of a spec's ``[optimizer]`` table: ``lr``, ``momentum``, ``nesterov``, ``beta1``,
     ``beta2``, ``eps``, ``rho``, ``weight_decay``, ``clip``, ``damping``, ``memory``,
     ``max_iter``, ``tol``.
@@ -684,6 +685,9 @@ def get_optimizer(spec: "str | dict | Any", **options: Any):
         "newton_cg": so.NewtonCG, "trust_ncg": so.NewtonCG, "newton": so.Newton,
         "lm": so.LevenbergMarquardt, "levenberg_marquardt": so.LevenbergMarquardt,
     }
+    from symnn.train.kfac import KFAC
+
+    table["kfac"] = KFAC
     if key not in table:
         raise UnknownNameError(f"unknown optimizer {spec!r}; known: {sorted(table)}")
     cls = table[key]
