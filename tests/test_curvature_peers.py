@@ -223,9 +223,10 @@ def _cl_factors(op, net):
     backpropagates the per-sample loss Hessian's square root scaled by ``1/B`` (mean
     reduction) and multiplies ``Σ g gᵀ`` by ``B²/N_data = B``: ``G = (1/B) Σ_s Σ_c g gᵀ``;
     its input covariance appends a 1 to the input: ``A = (1/B) Σ_s ā ā ᵀ``.  Both are
-    symnn's, with no rescaling.  (``compute_kronecker_factors`` *adds* to factors already
-    computed: called once more after a product has computed them it doubles both — read
-    them from one computation, as here, via ``state_dict``.)
+    symnn's, with no rescaling.  (curvlinops 3.0.1's ``compute_kronecker_factors`` *adds* to
+    factors already computed: called once more after a product — or after the default
+    ``check_deterministic=True``, which takes one — it doubles both A and G, so G ⊗ A is
+    4× the GGN's approximation.  Here the factors come from one computation.)
     """
     state = op.state_dict()
     names = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
