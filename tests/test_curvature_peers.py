@@ -135,7 +135,7 @@ def test_the_torch_network_has_symnns_loss_and_gradient(name):
 
 def _backpack(c: Case):
     """BackPACK's DiagGGNExact, DiagHessian and KFLR from one backward pass."""
-    bp = pytest.importorskip("backpack")
+    bp = pytest.importorskip("backpack", exc_type=ImportError)  # or a missing dependency
     from backpack.extensions import KFLR, DiagGGNExact, DiagHessian
 
     net = bp.extend(c.net())
@@ -188,7 +188,7 @@ def test_kflr_factors_equal_backpacks(name):
 # -- curvlinops -----------------------------------------------------------------------------
 
 def _operator(c: Case, kind: str, **kw):
-    cl = pytest.importorskip("curvlinops")
+    cl = pytest.importorskip("curvlinops", exc_type=ImportError)
     net = c.net()
     cls = {"hessian": cl.HessianLinearOperator, "ggn": cl.GGNLinearOperator,
            "kfac": cl.KFACLinearOperator}[kind]
