@@ -29,9 +29,13 @@ script checks that before it times anything.  PyTorch, BackPACK and curvlinops a
 optional: their rows are skipped with a note when they are not installed (install the last
 two with ``pip install --no-deps backpack-for-pytorch curvlinops-for-pytorch einops unfoldNd
 einconv opt-einsum linear_operator``, keeping the installed torch).  PyTorch runs with
-``_peers_torch.TORCH_THREADS`` intra-op threads; symnn's kernels are single-threaded.
+``_peers_torch.TORCH_THREADS`` (2) intra-op threads unless ``--threads N``; symnn's
+kernels and its NumPy (with ``OPENBLAS_NUM_THREADS=1``) are single-threaded.
 
-Run: ``python benchmarks/bench_curvature.py [--quick]``
+On a shared or small machine ``--threads 1`` gives steadier peer timings: two torch threads
+competing with other load can make the peers several times slower than one thread.
+
+Run: ``python benchmarks/bench_curvature.py [--quick] [--threads N]``
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _timing import median_time  # noqa: E402
-from peers import peer_status, random_problem  # noqa: E402
+from peers import peer_status, random_problem, set_torch_threads  # noqa: E402
 
 import symnn  # noqa: E402
 from symnn.analysis import (  # noqa: E402
@@ -246,6 +250,8 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     quick = "--quick" in argv
     repeat = 3 if quick else 5
+    if "--threads" in argv:            # torch intra-op threads (before torch is configured)
+        set_torch_threads(int(argv[argv.index("--threads") + 1]))
     torch_ok = peer_status().get("torch") is None
 
     theta, X, Y = random_problem(SIZES, BATCH, loss="ce", seed=0)
