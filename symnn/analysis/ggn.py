@@ -204,7 +204,7 @@ def diag_ggn(model, theta, X, y, *, mc_samples: int | None = None, seed: int = 0
         terms = ev.data_terms(ev.grad_var(p))
         if len(terms) == 1 and isinstance(terms[0], P.OuterMean):
             op = terms[0]  # Σ_r w_r (u_r v_rᵀ)² = Σ_r w_r u_r² (v_r²)ᵀ
-            d = np.einsum("r,ri,rj->ij", wr, env[op.u] ** 2, env[op.v] ** 2)
+            d = (wr[:, None] * env[op.u] ** 2).T @ (env[op.v] ** 2)  # a BLAS product
         else:
             g = sum(ev.per_sample(op, env, rows, p.shape).reshape(rows, size) for op in terms)
             d = wr @ (np.asarray(g) ** 2)
