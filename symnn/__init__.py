@@ -31,6 +31,7 @@ from typing import Any
 from symnn import _api  # noqa: F401  (registers what net.gradient(), .compile() … do)
 from symnn._version import __version__
 from symnn.declare.activations import Activation
+from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
 from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
@@ -83,7 +84,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "Activation", "Dense", "Softmax", "L1", "L2", "Loss", "Model", "Network", "mlp",
+    "Activation", "Dense", "Softmax", "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten", "L1", "L2", "Loss", "Model", "Network", "mlp",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

@@ -241,7 +241,8 @@ class Softmax:
         return [Factor("softmax", 0.5, "‖diag(p) − ppᵀ‖₂ ≤ 1/2", None)]
 
 
-#: The layer classes (for :func:`role_of_name`).
+#: The layer classes (for :func:`as_layer` and :func:`role_of_name`);
+#: :mod:`symnn.declare.conv` adds ``Conv1D``, ``AvgPool1D``, ``MaxPool1D``, ``Flatten``.
 LAYER_TYPES: tuple[type, ...] = (Dense, Act, Softmax)
 
 
