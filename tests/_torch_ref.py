@@ -88,6 +88,26 @@ def to_torch(expr: sp.Expr, env: dict):
     raise NotImplementedError(f"to_torch: no rule for {expr.func} in {expr}")
 
 
+# -- convolutional layers: torch.nn.functional.conv1d / avg_pool1d / max_pool1d ---------------
+# θ layout of a Conv1D: W (out_channels, in_channels, kernel) row-major, then b (out_channels,);
+# values between layers stay (B, channels·length), row-major (c, t), as symnn's.
+
+_CONV_KINDS = ("conv", "avgpool", "maxpool", "flatten")
+
+
+def _conv_forward(step, theta, h):
+    B = h.shape[0]
+    if step[0] == "conv":
+        _, ci, co, k, s, p, L, off = step
+        W = theta[off:off + co * ci * k].reshape(co, ci, k)
+        b = theta[off + co * ci * k:off + co * ci * k + co]
+        z = F.conv1d(h.reshape(B, ci, L), W, b, stride=s, padding=p)
+        return z.reshape(B, -1)
+    kind, c, L, m = step
+    pool = F.avg_pool1d if kind == "avgpool" else F.max_pool1d
+    return pool(h.reshape(B, c, L), m).reshape(B, -1)
+
+
 def _lambda_fn(body: sp.Expr, t: sp.Symbol):
     return lambda z: to_torch(body, {t: z}) + torch.zeros_like(z)
 
@@ -105,8 +125,11 @@ class TorchCase:
             self.steps = []          # ("dense", n_in, n_out, bias) or ("act", fn)
             self.penalised = []      # (offset, size) of every W
             off = 0
+            shape = None             # (channels, length) inside a convolutional front
             for it in case.layers:
-                if isinstance(it, tuple) and it[0] == "dense":
+                if isinstance(it, tuple) and it[0] in _CONV_KINDS:
+                    off, shape = self._conv_step(it, off, shape)
+                elif isinstance(it, tuple) and it[0] == "dense":
                     _, n_in, n_out, bias = it
                     self.steps.append(("dense", n_in, n_out, bias, off))
                     self.penalised.append((off, n_in * n_out))
@@ -134,7 +157,9 @@ class TorchCase:
             h, before = X, None
             for step in self.steps:
                 before = h
-                if step[0] == "dense":
+                if step[0] in _CONV_KINDS:
+                    h = _conv_forward(step, theta, h)
+                elif step[0] == "dense":
                     _, n_in, n_out, bias, off = step
                     W = theta[off:off + n_in * n_out].reshape(n_out, n_in)
                     h = h @ W.T
@@ -152,6 +177,21 @@ class TorchCase:
         if self.last is None:
             return f, None
         return ACTIVATIONS[self.last](f), f
+
+    # -- convolutional layers (Conv1D, pools, Flatten) --------------------------------------
+    def _conv_step(self, it, off, shape):
+        """Enter a convolutional item's step; returns (next θ offset, output shape)."""
+        if it[0] == "conv":
+            _, ci, co, k, s, p, L = it
+            L = L if L is not None else shape[1]
+            self.steps.append(("conv", ci, co, k, s, p, L, off))
+            self.penalised.append((off, co * ci * k))
+            return off + co * ci * k + co, (co, (L + 2 * p - k) // s + 1)
+        if it[0] == "flatten":
+            return off, None
+        c, L = shape
+        self.steps.append((it[0], c, L, it[1]))
+        return off, (c, L // it[1])
 
     def predict(self, theta, X):
         return self._forward(theta, X)[0]

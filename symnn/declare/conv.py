@@ -119,6 +119,10 @@ class Conv1D:
             raise DeclarationError(
                 f"{where} ({self!r}) takes {self.in_channels} channels but the layer before "
                 f"it gives {c}; make in_channels = {c}")
+        if self.length is not None and self.length != L:
+            raise DeclarationError(
+                f"{where} ({self!r}) is declared for inputs of length {self.length} but the "
+                f"layer before it gives length {L}; drop length= or make it {L}")
         if L + 2 * self.padding < self.kernel_size:
             raise DeclarationError(
                 f"{where} ({self!r}): the kernel ({self.kernel_size}) is longer than the "
