@@ -171,6 +171,15 @@ class Conv1D:
                 out[spec.name] = np.zeros(spec.shape)
         return out
 
+    def table_row(self, l) -> tuple[str, str, str, str]:
+        """(number, kind, TeX shape, parameter count): a row of a document's table."""
+        n = self.out_channels * self.in_channels * self.kernel_size + (
+            self.out_channels if self.bias else 0)
+        kind = f"conv1d (stride {self.stride}, padding {self.padding})"
+        shape = r"W^{(%d)} \in \mathbb{R}^{%d \times %d \times %d}" % (
+            l, self.out_channels, self.in_channels, self.kernel_size)
+        return str(l), kind, shape, str(n)
+
     def to_data(self) -> dict:
         d = {"conv1d": [self.in_channels, self.out_channels, self.kernel_size],
              "stride": self.stride, "padding": self.padding}
@@ -227,6 +236,11 @@ class _Pool:
 
     def initial_values(self, l, rng, following="identity") -> dict:
         return {}
+
+    def table_row(self, l) -> tuple[str, str, str, str]:
+        c, L = self.in_shape
+        kind = f"{'average' if isinstance(self, AvgPool1D) else 'max'} pool {self.size}"
+        return "", kind, r"%d \times %d \to %d \times %d" % (c, L, c, L // self.size), "0"
 
     def _out(self, l: int, k: int, n: int):
         return P.Var(f"{self.PREFIX}{l}_{k}", "sample", (n,),
@@ -291,6 +305,9 @@ class Flatten:
 
     def bound(self, in_shape):
         return self
+
+    def table_row(self, l) -> tuple[str, str, str, str]:
+        return "", "flatten", "", "0"
 
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:
         return ()

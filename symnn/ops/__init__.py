@@ -13,7 +13,7 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.reduce`                ``Dot``, ``SumComp``, ``BatchMean``, ``Add``
 :mod:`symnn.ops.penalty`               ``Penalty``
 :mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
-:mod:`symnn.ops.pool`                  ``ChannelSum``, ``ChannelBcast``, ``AvgPool``,
+:mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
                                        ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
 =====================================  ==================================================
 
@@ -41,7 +41,7 @@ from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
 from symnn.ops.linear import Affine, MatTVec, OuterMean
 from symnn.ops.penalty import Penalty
-from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelSum, MaxGather, MaxScatter
+from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
 from symnn.ops.registry import (
     DESCRIBE,
@@ -79,7 +79,7 @@ __all__ = [
     "ConvWMean",
     "Geom",
     "Pool",
-    "ChannelSum",
+    "ChannelMean",
     "ChannelBcast",
     "AvgPool",
     "AvgPoolT",

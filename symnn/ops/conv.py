@@ -16,8 +16,8 @@ op                  meaning
 ``ConvT1D``         ``x̄[c', u] = Σ_{c, k: u = t·s + k − p} W[c, c', k] g[c, t]``: the adjoint
                     of ``x ↦ W ⋆ x`` — a correlation of ``g`` with the flipped kernel
 ``ConvWMean``       ``M[c, c', k] = ⟨Σ_t u[c, t] v[c', t·s + k − p]⟩`` (batch mean)
-``ChannelSum``      ``r[c] = Σ_t g[c, t]``
-``ChannelBcast``    ``r[c, t] = v[c]``
+``ChannelMean``     ``r[c] = ⟨Σ_t g[c, t]⟩`` (batch mean; a convolution's bias gradient)
+``ChannelBcast``    ``r[c, t] = v[c]`` (``v`` parameter-shaped)
 ``AvgPool``         ``r[c, t] = (1/m) Σ_{j<m} x[c, t·m + j]`` (``Pool``: ``C, L, m``;
                     ``L_out = ⌊L/m⌋``, windows do not overlap, a tail shorter than ``m`` is
                     dropped, as ``torch.nn.functional.avg_pool1d(x, m)``)
@@ -34,11 +34,11 @@ cotangents batch means; ``Ẋ`` a tangent):
 op              reverse                                       forward
 ==============  ============================================  ================================
 Conv1D          ``x̄ = ConvT1D(W, g)``, ``W̄ = ConvWMean(g,x)``  ``Conv1D(Ẇ, x, ḃ) + Conv1D(W, ẋ)``
-                ``b̄ = ⟨ChannelSum(g)⟩``
+                ``b̄ = ChannelMean(g)``
 ConvT1D(W, h)   ``h̄ = Conv1D(W, g)``, ``W̄ = ConvWMean(h, g)``  ``ConvT1D(Ẇ, h) + ConvT1D(W, ḣ)``
 ConvWMean(u,v)  ``ū = Conv1D(G, v)``, ``v̄ = ConvT1D(G, u)``    ``ConvWMean(u̇, v) + ConvWMean(u, v̇)``
-ChannelSum      ``ChannelBcast(g)``                            ``ChannelSum(ġ)``
-ChannelBcast    ``ChannelSum(g)``                              ``ChannelBcast(v̇)``
+ChannelMean     ``ChannelBcast(G)``                            ``ChannelMean(ġ)``
+ChannelBcast    ``ChannelMean(g)``                             ``ChannelBcast(v̇)``
 AvgPool         ``AvgPoolT(g)``                                ``AvgPool(ẋ)``
 AvgPoolT        ``AvgPool(g)``                                 ``AvgPoolT(ġ)``
 MaxGather(x,v)  ``v̄ = MaxScatter(x, g)``; ``x̄ = 0``            ``MaxGather(x, v̇)``
@@ -197,14 +197,14 @@ def _tsum(b, like, terms):
 
 
 def conv_vjp(b, o: Conv1D, g, active):
-    """ḡ_x = ConvT1D(W, g);  ∂L/∂W = ConvWMean(g, x);  ∂L/∂b = ⟨ChannelSum(g)⟩."""
+    """ḡ_x = ConvT1D(W, g);  ∂L/∂W = ConvWMean(g, x);  ∂L/∂b = ChannelMean(g)."""
     g = H.materialise(b, g, o.out.size)
     out = []
     if o.W in active:
         out.append((o.W, b.emit(ConvWMean(b.temp(o.W.shape, "param"), g, o.x, o.g))))
     if o.b is not None and o.b in active:
-        s = b.emit(op.ChannelSum(b.temp((o.g.c_out,)), g, o.g.c_out, o.g.l_out))
-        out.append((o.b, b.emit(op.BatchMean(b.temp(o.b.shape, "param"), s))))
+        out.append((o.b, b.emit(op.ChannelMean(b.temp(o.b.shape, "param"), g, o.g.c_out,
+                                               o.g.l_out))))
     if o.x in active:
         out.append((o.x, b.emit(ConvT1D(b.temp(o.x.shape), o.W, g, o.g))))
     return out

@@ -1,7 +1,7 @@
 r"""Channel and pooling ops on per-sample ``(channels, length)`` values (flat, row-major
 ``(c, t)``; see :mod:`symnn.ops.conv` for the table of their meanings and rules).
 
-``ChannelSum``/``ChannelBcast`` (a convolution's bias gradient and its adjoint),
+``ChannelMean``/``ChannelBcast`` (a convolution's bias gradient and its adjoint),
 ``AvgPool``/``AvgPoolT`` and ``MaxGather``/``MaxScatter`` are adjoint pairs: each one's
 reverse rule is the other, and each is linear in its value argument, so the forward rules
 are the ops themselves applied to the tangents.  ``MaxGather(x, v)`` picks ``v`` at the
@@ -26,12 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from symnn.errors import DerivationError
 from symnn.ops import _rules as H
 from symnn.ops.conv import Pool, _GeomOp, _indexed
 from symnn.ops.ir import Op, Var
 from symnn.ops.registry import op_class, register
 
-__all__ = ["ChannelSum", "ChannelBcast", "AvgPool", "AvgPoolT", "MaxGather", "MaxScatter",
+__all__ = ["ChannelMean", "ChannelBcast", "AvgPool", "AvgPoolT", "MaxGather", "MaxScatter",
            "maxgather_numpy", "maxscatter_numpy"]
 
 
@@ -48,12 +49,12 @@ def _linear_vjp(adjoint, field):
     return vjp
 
 
-def _linear_jvp(field):
+def _linear_jvp(field, kind="sample"):
     def jvp(b, o, d):
         vd = d.get(getattr(o, field))
         if vd is None:
             return None
-        return b.emit(_with(o, b.temp(o.out.shape), vd))
+        return b.emit(_with(o, b.temp(o.out.shape, kind), vd))
 
     return jvp
 
@@ -65,12 +66,13 @@ def _with(o, out, value):
     return replace(o, **kw)
 
 
-# -- ChannelSum / ChannelBcast ---------------------------------------------------------------
+# -- ChannelMean / ChannelBcast --------------------------------------------------------------
 
 @op_class
 @dataclass(frozen=True)
-class ChannelSum(_GeomOp, Op):
-    """``out[c] = Σ_t v[c, t]`` per sample (``v`` of shape ``(c, l)``)."""
+class ChannelMean(_GeomOp, Op):
+    """``out[c] = ⟨Σ_t v[c, t]⟩`` (``v`` per sample of shape ``(c, l)``, ``out`` a
+    parameter-shaped batch mean): a convolution's bias gradient."""
 
     out: Var
     v: Var
@@ -90,7 +92,8 @@ class ChannelSum(_GeomOp, Op):
 @op_class
 @dataclass(frozen=True)
 class ChannelBcast(_GeomOp, Op):
-    """``out[c, t] = v[c]`` per sample (``out`` of shape ``(c, l)``)."""
+    """``out[c, t] = v[c]`` per sample (``v`` parameter-shaped, ``(c,)``; ``out`` of shape
+    ``(c, l)``): the adjoint of :class:`ChannelMean`."""
 
     out: Var
     v: Var
@@ -107,12 +110,28 @@ class ChannelBcast(_GeomOp, Op):
         return (self.v,)
 
 
-def _csum_sympy(o, env, B):
+def _cmean_vjp(b, o, G, active):
+    """M = ⟨Σ_t v[c,t]⟩ with cotangent G:  v̄[c, t] = G[c] (per sample)."""
+    if o.v not in active:
+        return []
+    if H.is_const(G):
+        raise DerivationError(f"{o.out.name}: a constant cotangent of ChannelMean has no rule")
+    return [(o.v, b.emit(ChannelBcast(b.temp(o.v.shape), G, o.c, o.l)))]
+
+
+def _cbcast_vjp(b, o, g, active):
+    """r[c, t] = v[c] with v a parameter:  v̄ = ⟨Σ_t g[c, t]⟩."""
+    if o.v not in active:
+        return []
+    g = H.materialise(b, g, o.out.size)
+    return [(o.v, b.emit(ChannelMean(b.temp(o.v.shape, "param"), g, o.c, o.l)))]
+
+
+def _cmean_sympy(o, env, B):
     v = env[o.v]
-    r = np.empty((B, o.c), dtype=object)
-    for s in range(B):
-        for c in range(o.c):
-            r[s, c] = sp.Add(*[v[s, c * o.l + t] for t in range(o.l)])
+    r = np.empty((o.c,), dtype=object)
+    for c in range(o.c):
+        r[c] = sp.Add(*[v[s, c * o.l + t] for s in range(B) for t in range(o.l)]) / B
     return r
 
 
@@ -122,27 +141,34 @@ def _cbcast_sympy(o, env, B):
     for s in range(B):
         for c in range(o.c):
             for t in range(o.l):
-                r[s, c * o.l + t] = v[s, c]
+                r[s, c * o.l + t] = v[c]
     return r
 
 
+def _cbcast_numpy(o, env, B):
+    v = np.asarray(env[o.v]).reshape(o.c)
+    return np.broadcast_to(np.repeat(v, o.l)[None, :], (B, o.c * o.l)).copy()
+
+
 register(
-    ChannelSum,
-    vjp=_linear_vjp(lambda o, out, g: ChannelBcast(out, g, o.c, o.l), "v"),
-    jvp=_linear_jvp("v"),
-    numpy=lambda o, env, B: env[o.v].reshape(B, o.c, o.l).sum(axis=2),
-    sympy=_csum_sympy,
-    equation=lambda o, ctx: _indexed(ctx.equation(o, f"Σ_t {o.v.text}[c,t]",
-                                                  r"\sum_{t} %s_{c,t}" % o.v.tex), "[c]", "_{c}"),
-    text=lambda o: f"channel_sum({o.v.name}, {o.c}×{o.l})",
-    describe=lambda o: f"{o.out.name} = sum over t of {o.v.name}[c, t] ({o.c}×{o.l})",
+    ChannelMean,
+    vjp=_cmean_vjp,
+    jvp=_linear_jvp("v", "param"),
+    numpy=lambda o, env, B: env[o.v].reshape(B, o.c, o.l).sum(axis=2).mean(axis=0),
+    sympy=_cmean_sympy,
+    equation=lambda o, ctx: _indexed(ctx.equation(
+        o, f"⟨Σ_t {o.v.text}[c,t]⟩", r"\frac{1}{B}\sum_{s=1}^{B} \sum_{t} %s_{s,c,t}" % o.v.tex),
+        "[c]", "_{c}"),
+    text=lambda o: f"mean over batch(channel_sum({o.v.name}, {o.c}×{o.l}))",
+    describe=lambda o: f"{o.out.name} = batch mean of the sums over t of {o.v.name}[c, t] "
+    f"({o.c}×{o.l})",
 )
 
 register(
     ChannelBcast,
-    vjp=_linear_vjp(lambda o, out, g: ChannelSum(out, g, o.c, o.l), "v"),
+    vjp=_cbcast_vjp,
     jvp=_linear_jvp("v"),
-    numpy=lambda o, env, B: np.repeat(env[o.v][:, :, None], o.l, axis=2).reshape(B, -1),
+    numpy=_cbcast_numpy,
     sympy=_cbcast_sympy,
     equation=lambda o, ctx: _indexed(ctx.equation(o, f"{o.v.text}[c]", r"%s_{c}" % o.v.tex),
                                      "[c,t]", "_{c,t}"),

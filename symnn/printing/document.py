@@ -396,14 +396,18 @@ def _architecture(declared) -> list:
     else:
         rows = []
         dense_rows = []
-        for layer in declared.layers:
+        for i, layer in enumerate(declared.layers):
             if isinstance(layer, Dense):
                 n = layer.n_out * layer.n_in + (layer.n_out if layer.bias else 0)
-                l = len(dense_rows) + 1
+                l = declared.dense_index[i]
                 shape = rf"W^{{({l})}} \in \mathbb{{R}}^{{{layer.n_out} \times {layer.n_in}}}"
                 kind = "dense" if layer.bias else "dense (no bias)"
                 dense_rows.append([[("text", str(l))], [("text", kind)], [("math", shape)],
                                    [], [("text", str(n))]])
+            elif hasattr(layer, "table_row"):  # a layer that describes itself (Conv1D, pools)
+                number, kind, shape, n = layer.table_row(declared.dense_index.get(i))
+                dense_rows.append([[("text", number)], [("text", kind)], [("math", shape)], [],
+                                   [("text", n)]])
             elif isinstance(layer, (Act, Softmax)):
                 cell = dense_rows[-1][3]
                 if cell:

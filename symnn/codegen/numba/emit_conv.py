@@ -13,7 +13,7 @@ from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
 
-__all__ = ["emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_channel_sum",
+__all__ = ["emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_channel_mean",
            "emit_channel_bcast", "emit_avgpool", "emit_avgpoolt", "emit_maxgather",
            "emit_maxscatter"]
 
@@ -111,15 +111,17 @@ def emit_convwmean(w: KernelWriter, op: P.ConvWMean) -> None:
         f"e * {_at(v, n_v, f'r * {g.l_in} + q * {g.s} + j - {g.p}')}", d + 4)
 
 
-@emits(P.ChannelSum)
-def emit_channel_sum(w: KernelWriter, op: P.ChannelSum) -> None:
+@emits(P.ChannelMean)
+def emit_channel_mean(w: KernelWriter, op: P.ChannelMean) -> None:
     v, o = w.slot(op.v), w.slot(op.out)
+    w.uses_inv_b = True
+    _clear(w, o, op.c)
     d = _open(w, o)
     w.b(f"for c in range({op.c}):", d)
     w.b(f"s = {w.lit(0.0)}", d + 1)
     w.b(f"for q in range({op.l}):", d + 1)
     w.b(f"s += {_at(v, op.c * op.l, f'c * {op.l} + q')}", d + 2)
-    w.b(f"{_at(o, op.c, 'c')} {_store(w)} s", d + 1)
+    w.b(f"{_at(o, op.c, 'c')} += s * inv_B", d + 1)
 
 
 @emits(P.ChannelBcast)
