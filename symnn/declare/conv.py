@@ -414,3 +414,59 @@ def _register() -> None:
 
 
 _register()
+
+
+# ------------------------------------------------------------------------------------------
+# plain data (spec files, model files): parsed, never evaluated
+# ------------------------------------------------------------------------------------------
+
+#: The keys of a layer table that name a convolutional layer, and their options.
+DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten")
+DATA_OPTIONS = ("stride", "padding", "length", "bias")
+
+
+def _int_ok(v, low: int, high: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def layer_from_data(item: dict, high: int = 1 << 20):
+    """``(layer, None)`` from a layer table with one of :data:`DATA_KINDS`, or ``(None,
+    problem)`` saying what is wrong (the caller raises its own error with it).  Integers
+    are bounded by ``high``.
+
+    >>> layer_from_data({"conv1d": [1, 4, 5], "stride": 2})
+    (Conv1D(1, 4, 5, stride=2), None)
+    >>> layer_from_data({"max_pool1d": 0})[1]
+    'max_pool1d: expected an integer from 1 to 1048576, got 0'
+    """
+    kinds = [k for k in DATA_KINDS if k in item]
+    if len(kinds) != 1:
+        return None, f"a layer table names one layer; this one names {kinds or 'none'}"
+    kind = kinds[0]
+    extra = [k for k in item if k != kind and (kind != "conv1d" or k not in DATA_OPTIONS)]
+    if extra:
+        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}"
+    v = item[kind]
+    if kind == "flatten":
+        return (Flatten(), None) if v is True else (None, "flatten: expected true")
+    if kind != "conv1d":
+        if not _int_ok(v, 1, high):
+            return None, f"{kind}: expected an integer from 1 to {high}, got {str(v)[:40]}"
+        return (AvgPool1D(v) if kind == "avg_pool1d" else MaxPool1D(v)), None
+    if not isinstance(v, list) or len(v) != 3 or not all(_int_ok(n, 1, high) for n in v):
+        return None, (f"conv1d: expected [in_channels, out_channels, kernel_size] of "
+                      f"integers from 1 to {high}, got {str(v)[:60]}")
+    opts = {"stride": (1, 1), "padding": (0, 0), "length": (None, 1)}
+    kw = {}
+    for name, (default, low) in opts.items():
+        x = item.get(name, default)
+        if x is not default and not _int_ok(x, low, high):
+            return None, f"conv1d {name}: expected an integer from {low} to {high}, got {x!r}"
+        kw[name] = x
+    bias = item.get("bias", True)
+    if not isinstance(bias, bool):
+        return None, "conv1d bias: expected true or false"
+    try:
+        return Conv1D(v[0], v[1], v[2], bias=bias, **kw), None
+    except DeclarationError as err:
+        return None, str(err)

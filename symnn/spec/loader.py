@@ -44,6 +44,8 @@ import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
+from symnn.declare.conv import DATA_KINDS as CONV_KINDS
+from symnn.declare.conv import layer_from_data
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
@@ -528,9 +530,18 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
+        if any(k in item for k in CONV_KINDS):  # Conv1D, pools, Flatten
+            obj, problem = layer_from_data(item, MAX_WIDTH)
+            if problem:
+                raise self.err(key, problem)
+            return obj, obj.to_data()
+        stray = [k for k in ("stride", "padding", "length") if k in item]
+        if stray:
+            raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a conv1d layer")
         if ("dense" in item) == ("activation" in item):
-            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out] or "
-                                "activation = \"...\"")
+            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out], "
+                                "activation = \"...\", conv1d = [c_in, c_out, k], "
+                                "avg_pool1d = m, max_pool1d = m or flatten = true")
         if "dense" in item:
             d = item["dense"]
             if (not isinstance(d, list) or len(d) != 2

@@ -115,6 +115,13 @@ def _layer_from(data: Any, where: str):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
     if "dense" in data:
         return _dense_from(data, where)
+    from symnn.declare.conv import DATA_KINDS, layer_from_data
+
+    if any(k in data for k in DATA_KINDS):
+        layer, problem = layer_from_data(data)
+        if problem:
+            raise ModelFileError(f"{where}: {problem}")
+        return layer
     name = data.get("activation")
     if not isinstance(name, str):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
