@@ -14,10 +14,13 @@ size; when several lengths fit, the network asks for ``length=``).
 Examples
 --------
 >>> import symnn
->>> net = symnn.Network([Conv1D(1, 2, 3), "relu", MaxPool1D(2), Flatten(),
-...                      symnn.Dense(4, 1)], loss="mse")
+>>> net = symnn.Network([symnn.Conv1D(1, 2, 3), "relu", symnn.Flatten(),
+...                      symnn.Dense(16, 1)], loss="mse")
 >>> net.input_shape, net.n_inputs
 ((1, 10), 10)
+>>> symnn.Network([symnn.Conv1D(1, 2, 3, length=10), "relu", symnn.MaxPool1D(2),
+...                symnn.Flatten(), symnn.Dense(8, 1)]).layers[2].in_shape
+(2, 8)
 >>> [(p.name, p.shape, p.role) for p in net.layers[0].parameters(1)]
 [('W1', (2, 1, 3), 'weight'), ('b1', (2,), 'bias')]
 """
@@ -434,8 +437,8 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     problem)`` saying what is wrong (the caller raises its own error with it).  Integers
     are bounded by ``high``.
 
-    >>> layer_from_data({"conv1d": [1, 4, 5], "stride": 2})
-    (Conv1D(1, 4, 5, stride=2), None)
+    >>> layer_from_data({"conv1d": [1, 4, 5], "stride": 2})[0]
+    Conv1D(1, 4, 5, stride=2)
     >>> layer_from_data({"max_pool1d": 0})[1]
     'max_pool1d: expected an integer from 1 to 1048576, got 0'
     """
