@@ -52,6 +52,19 @@ def _store(w: KernelWriter) -> str:
     return "+=" if w.acc else "="
 
 
+def _taps(w: KernelWriter, g, d: int) -> None:
+    """For tap ``j``: the output positions ``q0 ≤ q < q1`` whose input ``q·s + j − p`` lies
+    inside the input (the loops over q are then contiguous and vectorise)."""
+    w.b(f"q0 = max(0, ({g.p} - j + {g.s - 1}) // {g.s})", d)
+    w.b(f"q1 = min({g.l_out}, ({g.l_in - 1 + g.p} - j) // {g.s} + 1)", d)
+
+
+def _xi(g) -> str:
+    """The input position of output q and tap j."""
+    u = "q" if g.s == 1 else f"q * {g.s}"
+    return f"{u} + j - {g.p}" if g.p else f"{u} + j"
+
+
 @emits(P.Conv1D)
 def emit_conv1d(w: KernelWriter, op: P.Conv1D) -> None:
     g = op.g
@@ -61,15 +74,17 @@ def emit_conv1d(w: KernelWriter, op: P.Conv1D) -> None:
     n_o, n_x = g.c_out * g.l_out, g.c_in * g.l_in
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)
-    w.b(f"for q in range({g.l_out}):", d + 1)
-    w.b(f"s = {_at(bb, g.c_out, 'c') if bb is not None else w.lit(0.0)}", d + 2)
-    w.b(f"j0 = max(0, {g.p} - q * {g.s})", d + 2)
-    w.b(f"j1 = min({g.k}, {g.l_in + g.p} - q * {g.s})", d + 2)
-    w.b(f"for r in range({g.c_in}):", d + 2)
-    w.b("for j in range(j0, j1):", d + 3)
-    w.b(f"s += {_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')} * "
-        f"{_at(x, n_x, f'r * {g.l_in} + q * {g.s} + j - {g.p}')}", d + 4)
-    w.b(f"{_at(o, n_o, f'c * {g.l_out} + q')} {_store(w)} s", d + 2)
+    if bb is not None or not w.acc:
+        w.b(f"e = {_at(bb, g.c_out, 'c') if bb is not None else w.lit(0.0)}", d + 1)
+        w.b(f"for q in range({g.l_out}):", d + 1)
+        w.b(f"{_at(o, n_o, f'c * {g.l_out} + q')} {_store(w)} e", d + 2)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    w.b(f"e = {_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')}", d + 3)
+    _taps(w, g, d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"{_at(o, n_o, f'c * {g.l_out} + q')} += "
+        f"e * {_at(x, n_x, f'r * {g.l_in} + {_xi(g)}')}", d + 4)
 
 
 @emits(P.ConvT1D)
@@ -81,14 +96,13 @@ def emit_convt1d(w: KernelWriter, op: P.ConvT1D) -> None:
     _clear(w, o, n_o)
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)
-    w.b(f"for q in range({g.l_out}):", d + 1)
-    w.b(f"e = {_at(h, n_h, f'c * {g.l_out} + q')}", d + 2)
-    w.b(f"j0 = max(0, {g.p} - q * {g.s})", d + 2)
-    w.b(f"j1 = min({g.k}, {g.l_in + g.p} - q * {g.s})", d + 2)
-    w.b(f"for r in range({g.c_in}):", d + 2)
-    w.b("for j in range(j0, j1):", d + 3)
-    w.b(f"{_at(o, n_o, f'r * {g.l_in} + q * {g.s} + j - {g.p}')} += "
-        f"{_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')} * e", d + 4)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    w.b(f"e = {_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')}", d + 3)
+    _taps(w, g, d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"{_at(o, n_o, f'r * {g.l_in} + {_xi(g)}')} += "
+        f"e * {_at(h, n_h, f'c * {g.l_out} + q')}", d + 4)
 
 
 @emits(P.ConvWMean)
@@ -101,14 +115,14 @@ def emit_convwmean(w: KernelWriter, op: P.ConvWMean) -> None:
     _clear(w, o, n_w)
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)
-    w.b(f"for q in range({g.l_out}):", d + 1)
-    w.b(f"e = {_at(u, n_u, f'c * {g.l_out} + q')} * inv_B", d + 2)
-    w.b(f"j0 = max(0, {g.p} - q * {g.s})", d + 2)
-    w.b(f"j1 = min({g.k}, {g.l_in + g.p} - q * {g.s})", d + 2)
-    w.b(f"for r in range({g.c_in}):", d + 2)
-    w.b("for j in range(j0, j1):", d + 3)
-    w.b(f"{_at(o, n_w, f'(c * {g.c_in} + r) * {g.k} + j')} += "
-        f"e * {_at(v, n_v, f'r * {g.l_in} + q * {g.s} + j - {g.p}')}", d + 4)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    _taps(w, g, d + 3)
+    w.b(f"s = {w.lit(0.0)}", d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"s += {_at(u, n_u, f'c * {g.l_out} + q')} * "
+        f"{_at(v, n_v, f'r * {g.l_in} + {_xi(g)}')}", d + 4)
+    w.b(f"{_at(o, n_w, f'(c * {g.c_in} + r) * {g.k} + j')} += s * inv_B", d + 3)
 
 
 @emits(P.ChannelMean)
