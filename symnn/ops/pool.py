@@ -21,7 +21,7 @@ array([[ 0., 10., 20.,  0.,  0.]])
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sympy as sp
@@ -61,9 +61,7 @@ def _linear_jvp(field, kind="sample"):
 
 def _with(o, out, value):
     """``o`` with another output and value argument (the last Var field)."""
-    kw = {"out": out, o.VALUE: value}
-    from dataclasses import replace
-    return replace(o, **kw)
+    return replace(o, **{"out": out, o.VALUE: value})
 
 
 # -- ChannelMean / ChannelBcast --------------------------------------------------------------
@@ -341,7 +339,6 @@ def _argmax_sym(x, s, c, t, p: Pool) -> int:
     try:
         nums = [float(v) for v in vals]
     except TypeError:
-        from symnn.errors import DerivationError
         raise DerivationError(
             "a max pool's expanded form needs numeric inputs: the argmax of symbolic values "
             "is not an expression; evaluate at numbers or use the compiled kernels") from None
