@@ -374,7 +374,6 @@ def test_model_file_round_trip(compiled, tmp_path):
 
 def test_property_strategies_draw_conv_fronts():
     from hypothesis import find
-
     from strategies import net_cases
 
     case = find(net_cases(), lambda c: any(isinstance(i, tuple) and i[0] == "conv"
