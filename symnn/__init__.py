@@ -84,7 +84,8 @@ _LAZY = {
 }
 
 __all__ = [
-    "Activation", "Dense", "Softmax", "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten", "L1", "L2", "Loss", "Model", "Network", "mlp",
+    "Activation", "Dense", "Softmax", "L1", "L2", "Loss", "Model", "Network", "mlp",
+    "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",
