@@ -90,6 +90,26 @@ def to_torch(expr: sp.Expr, env: dict):
     raise NotImplementedError(f"to_torch: no rule for {expr.func} in {expr}")
 
 
+# -- convolutional layers: torch.nn.functional.conv1d / avg_pool1d / max_pool1d ---------------
+# θ layout of a Conv1D: W (out_channels, in_channels, kernel) row-major, then b (out_channels,);
+# values between layers stay (B, channels·length), row-major (c, t), as symnn's.
+
+_CONV_KINDS = ("conv", "avgpool", "maxpool", "flatten")
+
+
+def _conv_forward(step, theta, h):
+    B = h.shape[0]
+    if step[0] == "conv":
+        _, ci, co, k, s, p, L, off = step
+        W = theta[off:off + co * ci * k].reshape(co, ci, k)
+        b = theta[off + co * ci * k:off + co * ci * k + co]
+        z = F.conv1d(h.reshape(B, ci, L), W, b, stride=s, padding=p)
+        return z.reshape(B, -1)
+    kind, c, L, m = step
+    pool = F.avg_pool1d if kind == "avgpool" else F.max_pool1d
+    return pool(h.reshape(B, c, L), m).reshape(B, -1)
+
+
 def _lambda_fn(body: sp.Expr, t: sp.Symbol):
     return lambda z: to_torch(body, {t: z}) + torch.zeros_like(z)
 
@@ -105,7 +125,8 @@ class TorchCase:
         self.n_out = declared.n_outputs
         if case.kind == "network":
             self.penalised = []      # (offset, size) of every W
-            # ("dense", n_in, n_out, bias, offset), ("act", fn) or ("residual", steps)
+            # ("dense", n_in, n_out, bias, offset), ("act", fn), ("residual", steps) or a
+            # convolutional step (see _conv_step)
             self.steps, self.n_params = self._steps(case.layers, 0, LAMBDAS, T)
             last = case.output
         else:
@@ -121,8 +142,13 @@ class TorchCase:
     def _steps(self, items, off: int, lambdas, t):
         """The steps of a list of plain layer items, θ read from ``off``: (steps, end)."""
         steps = []
+        shape = None  # (channels, length) inside a convolutional front
         for it in items:
-            if isinstance(it, tuple) and it[0] == "dense":
+            if isinstance(it, tuple) and it[0] in _CONV_KINDS:
+                step, off, shape = self._conv_step(it, off, shape)
+                if step is not None:
+                    steps.append(step)
+            elif isinstance(it, tuple) and it[0] == "dense":
                 _, n_in, n_out, bias = it
                 steps.append(("dense", n_in, n_out, bias, off))
                 self.penalised.append((off, n_in * n_out))
@@ -147,6 +173,8 @@ class TorchCase:
                     h = h + theta[off + n_in * n_out:off + n_in * n_out + n_out]
             elif step[0] == "residual":
                 h = h + TorchCase._run(step[1], theta, h)
+            elif step[0] in _CONV_KINDS:
+                h = _conv_forward(step, theta, h)
             else:
                 h = step[1](h)
         return h
@@ -167,6 +195,21 @@ class TorchCase:
         if self.last is None:
             return f, None
         return ACTIVATIONS[self.last](f), f
+
+    # -- convolutional layers (Conv1D, pools, Flatten) --------------------------------------
+    def _conv_step(self, it, off, shape):
+        """A convolutional item's step (None for flatten), the next θ offset and the output
+        shape."""
+        if it[0] == "conv":
+            _, ci, co, k, s, p, L = it
+            L = L if L is not None else shape[1]
+            self.penalised.append((off, co * ci * k))
+            return (("conv", ci, co, k, s, p, L, off), off + co * ci * k + co,
+                    (co, (L + 2 * p - k) // s + 1))
+        if it[0] == "flatten":
+            return None, off, None
+        c, L = shape
+        return (it[0], c, L, it[1]), off, (c, L // it[1])
 
     def predict(self, theta, X):
         return self._forward(theta, X)[0]

@@ -108,6 +108,8 @@ def _build_items(layers) -> list:
             items.append(symnn.Dense(it[1], it[2], bias=it[3]))
         elif isinstance(it, tuple) and it[0] == "residual":
             items.append(symnn.Residual(_build_items(it[1])))
+        elif is_conv_item(it):
+            items.append(conv_layer(it))
         else:
             items.append(_act_obj(it))
     return items
@@ -121,6 +123,8 @@ def _item_texts(layers) -> list[str]:
             parts.append(f"symnn.Dense({it[1]}, {it[2]}{b})")
         elif isinstance(it, tuple) and it[0] == "residual":
             parts.append(f"symnn.Residual([{', '.join(_item_texts(it[1]))}])")
+        elif is_conv_item(it):
+            parts.append(conv_text(it))
         else:
             parts.append(_act_text(it))
     return parts
@@ -132,12 +136,14 @@ _LAYER_KINDS = ("dense", "residual")
 
 
 def _is_layer(item) -> bool:
-    return isinstance(item, tuple) and item[0] in _LAYER_KINDS
+    return isinstance(item, tuple) and (item[0] in _LAYER_KINDS or is_conv_item(item))
 
 
 def _block_tags(layers) -> set[str]:
     """``residual`` for a case with a skip connection (its inner activations tagged too)."""
     out: set[str] = set()
+    if any(is_conv_item(it) for it in layers):
+        out.add("conv")
     for it in layers:
         if isinstance(it, tuple) and it[0] == "residual":
             out.add("residual")
@@ -314,6 +320,9 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
     widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
     loss = draw(st.sampled_from(LOSS_NAMES))
     layers: list = []
+    if draw(st.integers(0, 3)) == 0:  # a convolutional front (one case in four)
+        front, widths[0] = draw(conv_fronts())
+        layers += front
     for l in range(depth):
         bias = draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else True
         layers.append(("dense", widths[l], widths[l + 1], bias))
@@ -408,6 +417,63 @@ def model_cases(draw) -> ModelCase:
     return ModelCase(tuple(exprs), n_in, n_par, loss, output, tuple(pens))
 
 
+# -- convolutional layers (Conv1D, AvgPool1D, MaxPool1D, Flatten) ------------------------------
+# Items: ("conv", in_channels, out_channels, kernel, stride, padding, length or None),
+# ("avgpool", m), ("maxpool", m), ("flatten",).
+
+CONV_KINDS = ("conv", "avgpool", "maxpool", "flatten")
+
+
+def is_conv_item(it) -> bool:
+    return isinstance(it, tuple) and bool(it) and it[0] in CONV_KINDS
+
+
+def conv_layer(it):
+    if it[0] == "conv":
+        _, ci, co, k, s, p, L = it
+        return symnn.Conv1D(ci, co, k, stride=s, padding=p, length=L)
+    if it[0] == "flatten":
+        return symnn.Flatten()
+    return (symnn.AvgPool1D if it[0] == "avgpool" else symnn.MaxPool1D)(it[1])
+
+
+def conv_text(it) -> str:
+    if it[0] == "conv":
+        _, ci, co, k, s, p, L = it
+        extra = (f", stride={s}" if s != 1 else "") + (f", padding={p}" if p else "")
+        extra += f", length={L}" if L is not None else ""
+        return f"symnn.Conv1D({ci}, {co}, {k}{extra})"
+    if it[0] == "flatten":
+        return "symnn.Flatten()"
+    return f"symnn.{'AvgPool1D' if it[0] == 'avgpool' else 'MaxPool1D'}({it[1]})"
+
+
+@st.composite
+def conv_fronts(draw, max_blocks: int = 2):
+    """``(items, width)``: 1–2 blocks of Conv1D (channels 1–3, length 3–9, kernel 1–4,
+    stride 1–2, padding 0–1), 0–1 activation and an optional pool, then Flatten; ``width``
+    is the flattened size."""
+    c, L = draw(st.integers(1, 3)), draw(st.integers(3, 9))
+    items: list = []
+    for i in range(draw(st.integers(1, max_blocks))):
+        p = draw(st.integers(0, 1))
+        k = draw(st.integers(1, min(4, L + 2 * p)))
+        s = draw(st.integers(1, 2))
+        co = draw(st.integers(1, 3))
+        items.append(("conv", c, co, k, s, p, L if i == 0 else None))
+        c, L = co, (L + 2 * p - k) // s + 1
+        if draw(st.integers(0, 2)) != 0:
+            items.append(draw(_activation_items()))
+        if L >= 2 and draw(st.booleans()):
+            m = draw(st.integers(2, min(3, L)))
+            items.append((draw(st.sampled_from(("avgpool", "maxpool"))), m))
+            L //= m
+        if L < 1:
+            break
+    items.append(("flatten",))
+    return items, c * L
+
+
 def cases():
     """Networks and custom models (networks twice as often)."""
     return st.one_of(net_cases(), net_cases(), model_cases())
@@ -437,8 +503,8 @@ def case_data(declared, seed: int, batch: int | None = None):
         theta = 1.0 + 0.3 * rng.standard_normal(len(declared.params))
     else:
         for name, shape in declared.param_shapes:
-            if name.startswith("W"):
-                chunks.append(rng.normal(size=shape).ravel() / np.sqrt(shape[1]))
+            if name.startswith("W"):  # fan-in: n_in, or in_channels·kernel_size
+                chunks.append(rng.normal(size=shape).ravel() / np.sqrt(np.prod(shape[1:])))
             else:
                 chunks.append(0.3 * rng.normal(size=shape).ravel())
         theta = np.concatenate(chunks)

@@ -207,7 +207,7 @@ def test_jacobian_matches_finite_differences():
         return float(out[d.program.outputs["prediction"]][0, k])
 
     Jn = np.asarray(fJ(*th, *X), float)
-    fd = np.array([central_gradient(lambda xv: pred(xv, k), X) for k in range(2)])
+    fd = np.array([central_gradient(lambda xv, k=k: pred(xv, k), X) for k in range(2)])
     assert J.shape == (2, 3)
     assert rel_err(Jn, fd) < 1e-7
     del ps

@@ -24,7 +24,7 @@ def _load(name):
 
 def test_every_example_is_tested():
     tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
-              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam"}
+              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals"}
     present = {p.stem for p in EXAMPLES.glob("*.py")}
     assert present == tested, f"untested examples: {present - tested}"
 
@@ -98,3 +98,12 @@ def test_kfac_vs_adam(capsys):
         assert r["iterations"] is not None and r["iterations"] < adam["iterations"] / 10
     out = capsys.readouterr().out
     assert "iterations" in out and "time to target" in out and "K-FAC" in out
+
+
+@pytest.mark.slow
+def test_conv1d_signals_classifies(capsys):
+    out = _load("conv1d_signals").main(["--fast"])
+    assert out["accuracy"] >= 0.95
+    text = capsys.readouterr().out
+    assert "z⁽¹⁾[c,t] = Σ_{c′,k} W⁽¹⁾[c,c′,k] x[c′, t + k − 2] + b⁽¹⁾[c]" in text
+    assert "(a strided correlation with the flipped kernel)" in text

@@ -207,7 +207,8 @@ def test_printed_rule_shows_the_kronecker_factors_and_the_damping():
     {"kind": "kfra"}, {"damping": 0.0}, {"damping": -1.0}, {"lr": 0.0}, {"ema": 1.0},
     {"inverse_every": 0}, {"inverse_every": 1.5}, {"omega": 1.0}, {"momentum": 1.0},
     {"mc_samples": 3}, {"kind": "kfac", "mc_samples": 0}, {"adapt_every": 0},
-    {"damping": 1e-20}, {"adaptive": "yes"}, {"split_damping": 1}, {"seed": "a"}, {"decay": "biases"},
+    {"damping": 1e-20}, {"adaptive": "yes"}, {"split_damping": 1}, {"seed": "a"},
+    {"decay": "biases"},
 ])
 def test_bad_options_raise_symnn_errors(options):
     with pytest.raises(DeclarationError, match="KFAC"):

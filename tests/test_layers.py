@@ -81,8 +81,8 @@ def test_roles_decide_what_is_penalised_decayed_and_bounded():
     d = derive(net)
     assert [p.name for _, p, _ in d.meta["penalties"]] == ["W1", "W2"]
     model = net.compile()
-    from symnn.train.session import decay_vector
     from symnn.train.optimizers import Adam
+    from symnn.train.session import decay_vector
 
     lam = decay_vector(model, Adam(weight_decay=0.5, decay="weights"))
     roles = [p.role for p in param_specs(net) for _ in range(int(np.prod(p.shape)))]

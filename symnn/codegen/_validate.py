@@ -190,20 +190,35 @@ def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[n
     )
 
 
-def as_inputs(X, n_inputs: int, dtype: np.dtype, what: str = "X") -> np.ndarray:
-    """A ``(B, n_inputs)`` batch, finite, C-contiguous, in the model's dtype."""
+def as_inputs(X, n_inputs, dtype: np.dtype, what: str = "X") -> np.ndarray:
+    """A ``(B, n_inputs)`` batch, finite, C-contiguous, in the model's dtype.
+
+    ``n_inputs`` is the width, or the shape of one sample: ``(channels, length)`` for a
+    network that starts with a Conv1D, whose ``X`` may be ``(B, channels, length)`` (its
+    rows are flattened, row-major) or already ``(B, channels·length)``.
+    """
+    shape = tuple(n_inputs) if isinstance(n_inputs, (tuple, list)) else (n_inputs,)
+    n_inputs = int(np.prod(shape))
     if _ready(X, dtype, 2) and X.shape[1] == n_inputs and X.shape[0] > 0:
         _finite(X, what)
         return X
     arr = _numeric(X, what)
+    if len(shape) > 1 and arr.ndim == len(shape) + 1:
+        if arr.shape[1:] != shape:
+            raise ShapeError(
+                f"{what} has samples of shape {arr.shape[1:]}; the model takes (channels, "
+                f"length) = {shape}: expected shape ({arr.shape[0]}, "
+                f"{', '.join(map(str, shape))})")
+        arr = arr.reshape(arr.shape[0], n_inputs)
     if arr.ndim != 2:
         hint = ""
         if arr.ndim == 1:
             hint = (f"; for one sample use {what}.reshape(1, -1), for a single feature "
                     f"{what}.reshape(-1, 1)")
+        want = f"2-D of shape (batch, {n_inputs})" if len(shape) == 1 else \
+            f"of shape (batch, {', '.join(map(str, shape))}) or 2-D (batch, {n_inputs})"
         raise ShapeError(
-            f"{what} must be 2-D of shape (batch, {n_inputs}), got {arr.ndim}-D shape "
-            f"{arr.shape}{hint}"
+            f"{what} must be {want}, got {arr.ndim}-D shape {arr.shape}{hint}"
         )
     if arr.shape[1] != n_inputs:
         raise ShapeError(

@@ -78,6 +78,8 @@ class _Base:
             off += size
         self.n_params = off
         self.n_inputs = derived.x.size
+        #: one sample's shape: (n_inputs,), or (channels, length) before a Conv1D
+        self.input_shape = tuple(getattr(declared, "input_shape", (self.n_inputs,)))
         self.n_outputs = derived.meta["prediction"].size
         self.loss_name = declared.loss.name
         self._probabilities = bool(declared.loss.probabilities)
@@ -132,7 +134,7 @@ class _Base:
         return V.as_theta(theta, self.n_params, self.dtype, what)
 
     def _X(self, X):
-        return V.as_inputs(X, self.n_inputs, self.dtype)
+        return V.as_inputs(X, self.input_shape, self.dtype)
 
     def _Y(self, y, batch):
         return V.as_targets(y, batch, self.n_outputs, self.dtype, self._probabilities,

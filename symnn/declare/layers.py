@@ -243,7 +243,9 @@ class Softmax:
 
 
 #: The layer classes (for :func:`as_layer` and :func:`role_of_name`); blocks and other
-#: layer modules add theirs with :func:`register_layer`.
+#: layer modules add theirs with :func:`register_layer` (:mod:`symnn.declare.blocks`:
+#: ``Residual``; :mod:`symnn.declare.conv`: ``Conv1D``, ``AvgPool1D``, ``MaxPool1D``,
+#: ``Flatten``).
 LAYER_TYPES: tuple[type, ...] = (Dense, Act, Softmax)
 
 

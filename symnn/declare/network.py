@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from symnn._later import later
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import dense_count, layer_data
+from symnn.declare.conv import CONV_TYPES, chain_shapes
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
@@ -155,10 +156,43 @@ class Network(Declared):
         self.layers = tuple(
             as_layer(item, where=f"layer {i}") for i, item in enumerate(layers)
         )
-        if not any(dense_count(la) for la in self.layers):
-            raise DeclarationError("Network: declare at least one Dense layer")
         self.loss = get_loss(loss, where="Network loss")
         self.name = _identifier(name)
+        self.input_shape: tuple[int, ...]
+        if any(isinstance(la, CONV_TYPES) for la in self.layers):
+            self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
+            self.n_inputs = self.input_shape[0] * self.input_shape[1]
+            self.n_outputs = width
+            self.n_layers = len(self.dense_index)
+        else:
+            self._chain_dense()
+        check_network(self, f"Network {self.name!r}")
+        self.penalties = tuple(penalties)
+        names = {n for n, _ in self.param_shapes}
+        for pen in self.penalties:
+            if not isinstance(pen, Penalty):
+                raise DeclarationError(
+                    f"penalties: expected symnn.L1(...) or symnn.L2(...), got {pen!r}"
+                )
+            for p in pen.params or ():
+                if p not in names:
+                    raise DeclarationError(
+                        f"{pen.kind.upper()} penalty names parameter {p!r}, which this network "
+                        f"does not have; its parameters are {sorted(names)}"
+                    )
+        if self.loss.probabilities and self.n_outputs < 2 and self.loss.name != "kl":
+            raise DeclarationError(
+                f"loss {self.loss.name!r} needs probability vectors of ≥ 2 classes; for one "
+                "output use 'bce' with a sigmoid output"
+            )
+        last = next(la for la in reversed(self.layers)  # trailing identities change nothing
+                    if not (isinstance(la, Act) and la.activation.identity))
+        check_output(self.loss, output_kind(last), "Network")
+
+    def _chain_dense(self) -> None:
+        """Chain the Dense layers' widths (a network without convolutional layers)."""
+        if not any(dense_count(la) for la in self.layers):
+            raise DeclarationError("Network: declare at least one Dense layer")
         width = None
         # i → the number of the Dense layer i is (a block: of its last Dense layer)
         self.dense_index: dict[int, int] = {}
@@ -188,28 +222,7 @@ class Network(Declared):
         self.n_inputs = first.n_in
         self.n_outputs = width
         self.n_layers = count
-        check_network(self, f"Network {self.name!r}")
-        self.penalties = tuple(penalties)
-        names = {n for n, _ in self.param_shapes}
-        for pen in self.penalties:
-            if not isinstance(pen, Penalty):
-                raise DeclarationError(
-                    f"penalties: expected symnn.L1(...) or symnn.L2(...), got {pen!r}"
-                )
-            for p in pen.params or ():
-                if p not in names:
-                    raise DeclarationError(
-                        f"{pen.kind.upper()} penalty names parameter {p!r}, which this network "
-                        f"does not have; its parameters are {sorted(names)}"
-                    )
-        if self.loss.probabilities and self.n_outputs < 2 and self.loss.name != "kl":
-            raise DeclarationError(
-                f"loss {self.loss.name!r} needs probability vectors of ≥ 2 classes; for one "
-                "output use 'bce' with a sigmoid output"
-            )
-        last = next(la for la in reversed(self.layers)  # trailing identities change nothing
-                    if not (isinstance(la, Act) and la.activation.identity))
-        check_output(self.loss, output_kind(last), "Network")
+        self.input_shape = (self.n_inputs,)
 
     @property
     def output_layer(self):

@@ -12,6 +12,9 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.softmax`               ``Softmax``, ``LogSumExp``
 :mod:`symnn.ops.reduce`                ``Dot``, ``SumComp``, ``BatchMean``, ``Add``
 :mod:`symnn.ops.penalty`               ``Penalty``
+:mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
+:mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
+                                       ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -33,10 +36,12 @@ outputs: s
 
 from __future__ import annotations
 
+from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
 from symnn.ops.linear import Affine, MatTVec, OuterMean
 from symnn.ops.penalty import Penalty
+from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
 from symnn.ops.registry import (
     DESCRIBE,
@@ -69,6 +74,17 @@ __all__ = [
     "OuterMean",
     "Add",
     "Penalty",
+    "Conv1D",
+    "ConvT1D",
+    "ConvWMean",
+    "Geom",
+    "Pool",
+    "ChannelMean",
+    "ChannelBcast",
+    "AvgPool",
+    "AvgPoolT",
+    "MaxGather",
+    "MaxScatter",
     "Program",
     "superscript",
     "sym",

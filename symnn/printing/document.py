@@ -406,6 +406,10 @@ def _architecture(declared) -> list:
                 kind += " (in a residual block)" * min(depth, 1)
                 dense_rows.append([[("text", str(l))], [("text", kind)], [("math", shape)],
                                    [], [("text", str(n))]])
+            elif hasattr(layer, "table_row"):  # a layer that describes itself (Conv1D, pools)
+                number, kind, shape, n = layer.table_row(l)
+                dense_rows.append([[("text", number)], [("text", kind)], [("math", shape)], [],
+                                   [("text", n)]])
             elif dense_rows and not (isinstance(layer, Act) and layer.activation.identity):
                 cell = dense_rows[-1][3]
                 if cell:

@@ -43,6 +43,7 @@ from typing import Any
 import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
+from symnn.declare import conv as conv_layers
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.blocks import Residual
 from symnn.declare.layers import Dense
@@ -530,9 +531,17 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
+        if any(k in item for k in conv_layers.DATA_KINDS):  # Conv1D, pools, Flatten
+            obj, problem = conv_layers.layer_from_data(item, MAX_WIDTH)
+            if problem:
+                raise self.err(key, problem)
+            return obj, obj.to_data()
+        stray = [k for k in ("stride", "padding", "length") if k in item]
+        if stray:
+            raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a conv1d layer")
         if sum(k in item for k in LAYER_KINDS) != 1:
-            raise self.err(key, "a layer table has exactly one of dense = [n_in, n_out], "
-                                "activation = \"...\" or residual = [layer tables]")
+            raise self.err(key, "a layer table has exactly one of dense, activation, "
+                                "residual, conv1d, avg_pool1d, max_pool1d or flatten")
         if "dense" in item:
             d = item["dense"]
             if (not isinstance(d, list) or len(d) != 2

@@ -408,6 +408,6 @@ class KFAC(SecondOrder):
         return Equations(repr(self), sections, notes, notes_tex)
 
     def __repr__(self) -> str:
-        extra = "" if self.kind == "kflr" else f", kind='kfac'"
+        extra = "" if self.kind == "kflr" else ", kind='kfac'"
         mom = f", momentum={self.momentum:g}" if self.momentum else ""
         return f"KFAC(lr={self.lr:g}, damping={self.damping:g}{extra}{mom})"

@@ -121,7 +121,10 @@ def prepare_data(model, X, y, what: str = "") -> tuple[np.ndarray, np.ndarray]:
 
     dt = np.dtype(model.dtype)
     xn, yn = (f"{what}X", f"{what}y") if what else ("X", "y")
-    Xa = V.as_inputs(X, model.n_inputs, dt, xn)
+    shape = getattr(model, "input_shape", None)  # (channels, length) before a Conv1D
+    if shape is None or int(np.prod(shape)) != model.n_inputs:  # (a wrapper's own width)
+        shape = model.n_inputs
+    Xa = V.as_inputs(X, shape, dt, xn)
     loss = model.declared.loss
     Ya = V.as_targets(y, Xa.shape[0], model.n_outputs, dt, bool(loss.probabilities),
                       loss.name, yn)

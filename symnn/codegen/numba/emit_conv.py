@@ -1,0 +1,211 @@
+"""Convolution and pooling ops (:mod:`symnn.ops.conv`, :mod:`symnn.ops.pool`) as plain
+loops, which Numba compiles well at the sizes of 1-D convolutions.
+
+Every emitter walks the batch (``i``) and, when its output carries tangent directions,
+the directions (``k``); an input without directions is read without ``k``.  An op whose
+output is a sum computed in place (``w.acc``) adds into it; a scatter (the adjoints)
+clears its output first unless it adds.
+"""
+
+from __future__ import annotations
+
+from symnn import ops as P
+from symnn.codegen.numba.slots import Slot
+from symnn.codegen.numba.writer import KernelWriter, emits
+
+__all__ = ["emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_channel_mean",
+           "emit_channel_bcast", "emit_avgpool", "emit_avgpoolt", "emit_maxgather",
+           "emit_maxscatter"]
+
+
+def _at(s: Slot, n: int, idx: str) -> str:
+    """Component ``idx`` of value ``s`` (n components a row) for sample i, direction k."""
+    if s.mode == "sample":
+        return s.at(f"i * {n} + {idx}")
+    if s.mode == "sampleK":
+        return s.at(f"(i * K + k) * {n} + {idx}")
+    if s.mode == "paramK":
+        return s.at(f"k * {n} + {idx}")
+    return s.at(idx)
+
+
+def _open(w: KernelWriter, out: Slot) -> int:
+    """The sample loop and, for an output with directions, the direction loop; returns the
+    indentation of the body."""
+    w.b("for i in range(B):")
+    if out.is_k:
+        w.b("for k in range(K):", 2)
+        return 3
+    return 2
+
+
+def _clear(w: KernelWriter, out: Slot, n: int) -> None:
+    """Zero the output (all rows) unless the op adds into a sum in place."""
+    if w.acc:
+        return
+    rows = {"sample": "B", "sampleK": "B * K", "paramK": "K"}.get(out.mode, "1")
+    w.b(f"for q in range({rows} * {n}):")
+    w.b(f"{out.at('q')} = {w.lit(0.0)}", 2)
+
+
+def _store(w: KernelWriter) -> str:
+    return "+=" if w.acc else "="
+
+
+def _taps(w: KernelWriter, g, d: int) -> None:
+    """For tap ``j``: the output positions ``q0 ≤ q < q1`` whose input ``q·s + j − p`` lies
+    inside the input (the loops over q are then contiguous and vectorise)."""
+    w.b(f"q0 = max(0, ({g.p} - j + {g.s - 1}) // {g.s})", d)
+    w.b(f"q1 = min({g.l_out}, ({g.l_in - 1 + g.p} - j) // {g.s} + 1)", d)
+
+
+def _xi(g) -> str:
+    """The input position of output q and tap j."""
+    u = "q" if g.s == 1 else f"q * {g.s}"
+    return f"{u} + j - {g.p}" if g.p else f"{u} + j"
+
+
+@emits(P.Conv1D)
+def emit_conv1d(w: KernelWriter, op: P.Conv1D) -> None:
+    g = op.g
+    W, x, o = w.slot(op.W), w.slot(op.x), w.slot(op.out)
+    bb = w.slot(op.b) if op.b is not None else None
+    n_w = g.c_out * g.c_in * g.k
+    n_o, n_x = g.c_out * g.l_out, g.c_in * g.l_in
+    d = _open(w, o)
+    w.b(f"for c in range({g.c_out}):", d)
+    if bb is not None or not w.acc:
+        w.b(f"e = {_at(bb, g.c_out, 'c') if bb is not None else w.lit(0.0)}", d + 1)
+        w.b(f"for q in range({g.l_out}):", d + 1)
+        w.b(f"{_at(o, n_o, f'c * {g.l_out} + q')} {_store(w)} e", d + 2)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    w.b(f"e = {_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')}", d + 3)
+    _taps(w, g, d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"{_at(o, n_o, f'c * {g.l_out} + q')} += "
+        f"e * {_at(x, n_x, f'r * {g.l_in} + {_xi(g)}')}", d + 4)
+
+
+@emits(P.ConvT1D)
+def emit_convt1d(w: KernelWriter, op: P.ConvT1D) -> None:
+    g = op.g
+    W, h, o = w.slot(op.W), w.slot(op.h), w.slot(op.out)
+    n_w = g.c_out * g.c_in * g.k
+    n_h, n_o = g.c_out * g.l_out, g.c_in * g.l_in
+    _clear(w, o, n_o)
+    d = _open(w, o)
+    w.b(f"for c in range({g.c_out}):", d)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    w.b(f"e = {_at(W, n_w, f'(c * {g.c_in} + r) * {g.k} + j')}", d + 3)
+    _taps(w, g, d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"{_at(o, n_o, f'r * {g.l_in} + {_xi(g)}')} += "
+        f"e * {_at(h, n_h, f'c * {g.l_out} + q')}", d + 4)
+
+
+@emits(P.ConvWMean)
+def emit_convwmean(w: KernelWriter, op: P.ConvWMean) -> None:
+    g = op.g
+    u, v, o = w.slot(op.u), w.slot(op.v), w.slot(op.out)
+    n_w = g.c_out * g.c_in * g.k
+    n_u, n_v = g.c_out * g.l_out, g.c_in * g.l_in
+    w.uses_inv_b = True
+    _clear(w, o, n_w)
+    d = _open(w, o)
+    w.b(f"for c in range({g.c_out}):", d)
+    w.b(f"for r in range({g.c_in}):", d + 1)
+    w.b(f"for j in range({g.k}):", d + 2)
+    _taps(w, g, d + 3)
+    w.b(f"s = {w.lit(0.0)}", d + 3)
+    w.b("for q in range(q0, q1):", d + 3)
+    w.b(f"s += {_at(u, n_u, f'c * {g.l_out} + q')} * "
+        f"{_at(v, n_v, f'r * {g.l_in} + {_xi(g)}')}", d + 4)
+    w.b(f"{_at(o, n_w, f'(c * {g.c_in} + r) * {g.k} + j')} += s * inv_B", d + 3)
+
+
+@emits(P.ChannelMean)
+def emit_channel_mean(w: KernelWriter, op: P.ChannelMean) -> None:
+    v, o = w.slot(op.v), w.slot(op.out)
+    w.uses_inv_b = True
+    _clear(w, o, op.c)
+    d = _open(w, o)
+    w.b(f"for c in range({op.c}):", d)
+    w.b(f"s = {w.lit(0.0)}", d + 1)
+    w.b(f"for q in range({op.l}):", d + 1)
+    w.b(f"s += {_at(v, op.c * op.l, f'c * {op.l} + q')}", d + 2)
+    w.b(f"{_at(o, op.c, 'c')} += s * inv_B", d + 1)
+
+
+@emits(P.ChannelBcast)
+def emit_channel_bcast(w: KernelWriter, op: P.ChannelBcast) -> None:
+    v, o = w.slot(op.v), w.slot(op.out)
+    d = _open(w, o)
+    w.b(f"for c in range({op.c}):", d)
+    w.b(f"e = {_at(v, op.c, 'c')}", d + 1)
+    w.b(f"for q in range({op.l}):", d + 1)
+    w.b(f"{_at(o, op.c * op.l, f'c * {op.l} + q')} {_store(w)} e", d + 2)
+
+
+@emits(P.AvgPool)
+def emit_avgpool(w: KernelWriter, op: P.AvgPool) -> None:
+    p = op.g
+    x, o = w.slot(op.x), w.slot(op.out)
+    d = _open(w, o)
+    w.b(f"for c in range({p.c}):", d)
+    w.b(f"for q in range({p.l_out}):", d + 1)
+    w.b(f"s = {w.lit(0.0)}", d + 2)
+    w.b(f"for j in range({p.m}):", d + 2)
+    w.b(f"s += {_at(x, p.c * p.l_in, f'c * {p.l_in} + q * {p.m} + j')}", d + 3)
+    w.b(f"{_at(o, p.c * p.l_out, f'c * {p.l_out} + q')} {_store(w)} s / {w.lit(float(p.m))}",
+        d + 2)
+
+
+@emits(P.AvgPoolT)
+def emit_avgpoolt(w: KernelWriter, op: P.AvgPoolT) -> None:
+    p = op.g
+    h, o = w.slot(op.h), w.slot(op.out)
+    _clear(w, o, p.c * p.l_in)
+    d = _open(w, o)
+    w.b(f"for c in range({p.c}):", d)
+    w.b(f"for q in range({p.l_out}):", d + 1)
+    w.b(f"e = {_at(h, p.c * p.l_out, f'c * {p.l_out} + q')} / {w.lit(float(p.m))}", d + 2)
+    w.b(f"for j in range({p.m}):", d + 2)
+    w.b(f"{_at(o, p.c * p.l_in, f'c * {p.l_in} + q * {p.m} + j')} += e", d + 3)
+
+
+def _argmax_lines(w: KernelWriter, x: Slot, p, d: int) -> None:
+    """``j`` ← the first argmax of x's window (c, q)."""
+    n = p.c * p.l_in
+    w.b("j = 0", d)
+    w.b(f"e = {_at(x, n, f'c * {p.l_in} + q * {p.m}')}", d)
+    w.b(f"for r in range(1, {p.m}):", d)
+    w.b(f"if {_at(x, n, f'c * {p.l_in} + q * {p.m} + r')} > e:", d + 1)
+    w.b(f"e = {_at(x, n, f'c * {p.l_in} + q * {p.m} + r')}", d + 2)
+    w.b("j = r", d + 2)
+
+
+@emits(P.MaxGather)
+def emit_maxgather(w: KernelWriter, op: P.MaxGather) -> None:
+    p = op.g
+    x, v, o = w.slot(op.x), w.slot(op.v), w.slot(op.out)
+    d = _open(w, o)
+    w.b(f"for c in range({p.c}):", d)
+    w.b(f"for q in range({p.l_out}):", d + 1)
+    _argmax_lines(w, x, p, d + 2)
+    w.b(f"{_at(o, p.c * p.l_out, f'c * {p.l_out} + q')} {_store(w)} "
+        f"{_at(v, p.c * p.l_in, f'c * {p.l_in} + q * {p.m} + j')}", d + 2)
+
+
+@emits(P.MaxScatter)
+def emit_maxscatter(w: KernelWriter, op: P.MaxScatter) -> None:
+    p = op.g
+    x, h, o = w.slot(op.x), w.slot(op.h), w.slot(op.out)
+    _clear(w, o, p.c * p.l_in)
+    d = _open(w, o)
+    w.b(f"for c in range({p.c}):", d)
+    w.b(f"for q in range({p.l_out}):", d + 1)
+    _argmax_lines(w, x, p, d + 2)
+    w.b(f"{_at(o, p.c * p.l_in, f'c * {p.l_in} + q * {p.m} + j')} += "
+        f"{_at(h, p.c * p.l_out, f'c * {p.l_out} + q')}", d + 2)
