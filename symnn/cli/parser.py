@@ -10,6 +10,9 @@ from symnn.data import BUILTIN_DATA
 
 __all__ = ["build_parser"]
 
+#: largest ``--workers`` (worker processes of a local cluster)
+MAX_WORKERS = 256
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``argparse`` parser of the ``symnn`` command (one subparser per subcommand)."""
@@ -102,6 +105,16 @@ def _add_train(sub, common) -> None:
                    help="first-order training loop: one compiled call per epoch (kernel), "
                         "a Python loop over the compiled gradient (python), or the kernel "
                         "where the model has one (auto, default)")
+    where = p.add_argument_group(
+        "distributed training (Dask; pip install 'symnn[distributed]')",
+        "Train over data shards with a full-batch second-order optimizer ([optimizer] name "
+        "= newton_cg, lbfgs, newton or lm): every loss, gradient and product is summed over "
+        "the workers.  Without these flags training runs in this process.")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="connect to a running Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--workers", type=_bounded_int(MAX_WORKERS), metavar="N",
+                       help="start a local Dask cluster of N worker processes (one thread "
+                            "each) for this run")
     p.set_defaults(func=training.cmd_train)
 
 

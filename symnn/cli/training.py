@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import logging
 import os
 import stat
 import sys
@@ -13,7 +15,7 @@ import numpy as np
 
 from symnn.cli._common import PROG, check_output, load_spec, loss
 from symnn.data import BUILTIN_DATA, load_dataset, load_features
-from symnn.errors import DataError, SpecError, SymnnError, TrainingError
+from symnn.errors import ArgumentError, DataError, SpecError, SymnnError, TrainingError
 
 __all__ = ["cmd_predict", "cmd_train", "train_spec"]
 
@@ -85,32 +87,45 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     saved to ``save_to`` before the error goes on."""
     out = out or sys.stdout
     declared = spec.declared
+    optimizer = spec.optimizer or {"name": "adam", "lr": 1e-3}
+    kw = _fit_settings(spec, args)
+    _check_distributed(args, spec_arg, optimizer, kw)
     source = _data_source(spec, args, spec_arg, data)
     X, y, scaler = load_dataset(source, declared, spec.data)
     model = declared.compile(dtype=spec.training.get("dtype", "float64"))
-    optimizer = spec.optimizer or {"name": "adam", "lr": 1e-3}
-    kw = _fit_settings(spec, args)
     X_test = y_test = None
     if spec.data.get("test_size"):
         X, y, X_test, y_test = _split(X, y, float(spec.data["test_size"]), kw["seed"], source)
     held = f" ({X_test.shape[0]} held out for testing)" if X_test is not None else ""
     scaled = ", inputs standardised" if scaler is not None else ""
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
-          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, batch "
-          f"{kw['batch_size']}, optimizer {optimizer.get('name')}", file=out)
-    theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler)
+          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, {_batch(kw, args)}, "
+          f"optimizer {optimizer.get('name')}", file=out)
+    theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)
     if X_test is not None:
         _report(model, theta, X_test, y_test, "test", out)
     return model, theta, history, scaler
 
 
-def _fit(model, X, y, optimizer, kw: dict, save_to: str | None, spec, scaler):
-    """``symnn.train.fit``; on an early stop, save the last good parameters first."""
+def _batch(kw: dict, args) -> str:
+    if getattr(args, "scheduler", None) is not None:
+        return f"full batch over the workers of {args.scheduler}"
+    if getattr(args, "workers", None) is not None:
+        return f"full batch over {args.workers} local worker processes"
+    return f"batch {kw['batch_size']}"
+
+
+def _fit(model, X, y, optimizer, kw: dict, save_to: str | None, spec, scaler, args=None):
+    """``symnn.train.fit`` (or ``symnn.distributed.fit`` with ``--scheduler`` /
+    ``--workers``); on an early stop, save the last good parameters first."""
     from symnn.train.loop import fit
 
     try:
-        result = fit(model, X, y, optimizer, **kw)
+        if _distributed_flag(args) is None:
+            result = fit(model, X, y, optimizer, **kw)
+        else:
+            result = _fit_distributed(model, X, y, optimizer, kw, args)
     except (TrainingError, KeyboardInterrupt) as err:
         params = getattr(err, "params", None)
         if save_to and params is not None:
@@ -120,6 +135,99 @@ def _fit(model, X, y, optimizer, kw: dict, save_to: str | None, spec, scaler):
                   file=sys.stderr)
         raise
     return np.asarray(result.params), result.history
+
+
+# -- distributed: --scheduler ADDRESS / --workers N ----------------------------------------
+
+#: seconds ``--scheduler`` waits for the scheduler to answer
+CONNECT_TIMEOUT = 5
+
+#: ``symnn.train.fit`` settings that ``symnn.distributed.fit`` takes too
+_DISTRIBUTED_OPTIONS = ("epochs", "seed", "check_every", "early_stopping", "progress")
+
+
+def _distributed_flag(args) -> str | None:
+    """``"--scheduler"`` or ``"--workers"`` when given (the first when both are), else None."""
+    if getattr(args, "scheduler", None) is not None:
+        return "--scheduler"
+    return "--workers" if getattr(args, "workers", None) is not None else None
+
+
+def _check_distributed(args, spec_arg: str, optimizer, kw: dict) -> None:
+    """Refuse what ``--scheduler`` / ``--workers`` cannot run, before any work is done."""
+    flag = _distributed_flag(args)
+    if flag is None:
+        return
+    workers = getattr(args, "workers", None)
+    if flag == "--scheduler" and workers is not None:
+        raise ArgumentError(f"{spec_arg}: --scheduler and --workers were both given; pass "
+                            "one: --scheduler ADDRESS to use a running Dask cluster, or "
+                            "--workers N to start a local one")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ArgumentError(f"--workers {workers!r}: expected a positive number of worker "
+                            "processes, e.g. --workers 4")
+    from symnn.train.optimizers import get_optimizer
+    from symnn.train.second_order import SecondOrder
+
+    if not isinstance(get_optimizer(optimizer), SecondOrder):
+        raise ArgumentError(f"{spec_arg}: {flag} trains with a full-batch second-order "
+                            f"optimizer only, and [optimizer] name = "
+                            f"{optimizer.get('name')!r} is first-order (mini-batch); set "
+                            "[optimizer] name = \"newton_cg\" (or lbfgs, newton, lm), or "
+                            f"drop {flag} to train in this process")
+    if "validation" in kw:
+        raise ArgumentError(f"{spec_arg}: [training] validation_split is not available with "
+                            f"{flag}; remove it, or drop {flag} to train in this process")
+    try:
+        import distributed  # noqa: F401
+    except ImportError as err:
+        raise SymnnError(f"{flag} needs Dask, which is not installed: pip install "
+                         f"'symnn[distributed]', or drop {flag} to train in this "
+                         "process") from err
+
+
+def _fit_distributed(model, X, y, optimizer, kw: dict, args):
+    """``symnn.distributed.fit`` over the workers of ``--scheduler`` / ``--workers``."""
+    import symnn.distributed as sd
+
+    options = {k: kw[k] for k in _DISTRIBUTED_OPTIONS if k in kw}
+    with _dask_client(args) as client:
+        sharded = sd.shard(X, y, client)
+        return sd.fit(model, sharded, optimizer, **options)
+
+
+@contextlib.contextmanager
+def _dask_client(args):
+    """A client of the scheduler at ``--scheduler``, or of a local cluster of ``--workers``
+    processes (one thread each) that is closed on leaving."""
+    from distributed import Client, LocalCluster
+
+    from symnn.distributed import DistributedError
+
+    if getattr(args, "scheduler", None) is None:
+        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                          dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(args.scheduler, timeout=CONNECT_TIMEOUT)
+    except (ValueError, TypeError) as err:
+        raise DistributedError(f"--scheduler {args.scheduler!r}: not a scheduler address "
+                               f"({_short(err)}); expected e.g. tcp://host:8786") from None
+    except (OSError, TimeoutError) as err:
+        reason = _short(err)
+        raise DistributedError(f"--scheduler {args.scheduler}: no Dask scheduler answered "
+                               f"within {CONNECT_TIMEOUT} s ({reason}); start one "
+                               "(dask-scheduler) and check the address, or use --workers N "
+                               "for a local cluster") from None
+    with client:
+        yield client
+
+
+def _short(err: BaseException) -> str:
+    return (" ".join(str(err).split()) or type(err).__name__)[:200]
 
 
 def _split(X, y, fraction: float, seed: int, source: str):
