@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,21 @@ class _Base:
                 f"dtype={self.dtype.name})")
 
 
+class _ThreadBuffers(threading.local):
+    """The work buffers of one model, one set per thread: attribute ``kind`` of this
+    object is the buffer of kernel ``kind`` in the calling thread (gone with the thread).
+
+    >>> import threading
+    >>> bufs = _ThreadBuffers()
+    >>> bufs.hvp = np.zeros(3)
+    >>> seen = []
+    >>> t = threading.Thread(target=lambda: seen.append(getattr(bufs, "hvp", None)))
+    >>> t.start(); t.join()
+    >>> seen, bufs.hvp.shape
+    ([None], (3,))
+    """
+
+
 class CompiledModel(_Base):
     """A network or custom model compiled to Numba kernels.
 
@@ -176,7 +192,7 @@ class CompiledModel(_Base):
         self.kernels = {kind: getattr(module, k.name) for kind, k in generated.kernels.items()}
         self._reference: ReferenceModel | None = None
         self._ready = False
-        self._buffers: dict = {}
+        self._buffers = _ThreadBuffers()
         self._repaired: set = set()
 
     @property
@@ -203,13 +219,17 @@ class CompiledModel(_Base):
     def _work(self, kind: str, B: int, K: int = 1) -> np.ndarray:
         """The reusable work buffer of a kernel, grown when a call needs more.
 
-        Kernels hold the GIL, so one buffer per kernel is never used by two calls at
-        once; reusing it spares allocating (and first-touching) it on every call."""
+        Kernels release the GIL (``nogil=True``), so threads calling one model run at once:
+        each thread has its own buffers (:class:`_ThreadBuffers`), freed with the thread.
+        Reusing a buffer spares allocating (and first-touching) it on every call."""
         need = self.generated.work_size(kind, B, K)
-        buf = self._buffers.get(kind)
+        bufs = self._buffers
+        if type(bufs) is dict:  # a copy whose buffers were reset with ``model._buffers = {}``
+            bufs = self._buffers = _ThreadBuffers()
+        buf = getattr(bufs, kind, None)
         if buf is None or buf.shape[0] < need:
             buf = np.empty(max(need, 1), self.dtype)
-            self._buffers[kind] = buf
+            setattr(bufs, kind, buf)
         return buf
 
     def _call(self, kind: str, *args):

@@ -167,7 +167,7 @@ class KernelWriter:
         # the buffer argument is ``work_in``; ``work`` is defined once from it (_workspace)
         params = ", ".join("work_in" if a == "work" else a for a in args)
         lines = [
-            '@njit(cache=True, error_model="numpy", fastmath=False)',
+            '@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)',
             f"def {self.fname}({params}):",
             f'    """{doc}"""',
         ]
