@@ -81,6 +81,18 @@ def _layers(ev: Evaluated) -> list:
     return out
 
 
+def _refuse_conv(ev: Evaluated) -> None:
+    """K-FAC here covers Dense layers only: a convolution's weight is refused by name."""
+    for p, _off, _size in ev.layout:
+        if any(isinstance(op, P.ConvWMean) for op in ev.data_terms(ev.grad_var(p))):
+            raise AnalysisError(
+                f"parameter {p.name} is the kernel of a Conv1D layer; kfac_factors covers "
+                "Dense layers only — Kronecker factors of a convolution are a separate method "
+                "(KFC, Grosse & Martens 2016) not implemented here; use diag_ggn or gnvp for "
+                "this network"
+            )
+
+
 def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
     """Flat indices of ``W̄ = [W b]`` (m × n+1) in row-major order."""
     W = off + np.arange(m * n).reshape(m, n)
@@ -101,7 +113,8 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
     ------
     AnalysisError
         An unknown ``kind``; ``mc_samples`` with ``kind="kflr"``; a model with no Dense layer
-        (a custom ``Model``).
+        (a custom ``Model``); a network with a ``Conv1D`` layer (K-FAC for convolutions,
+        KFC, is a separate method).
     """
     if kind not in ("kflr", "kfac"):
         raise AnalysisError(f"kind = {kind!r}; use 'kflr' (exact loss-Hessian square root) "
@@ -110,6 +123,7 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
         raise AnalysisError("mc_samples is for kind='kfac' (sampled targets); kind='kflr' uses "
                             "the exact square root of the loss Hessian")
     ev = evaluate_program(model, theta, X, y)
+    _refuse_conv(ev)
     layers = _layers(ev)
     if not layers:
         raise AnalysisError(

@@ -7,7 +7,9 @@ The per-sample gradient of sample ``s`` is the same op *without the mean*: ``δ_
 ``u_s``.  This module interprets the program once over the batch with the ops' NumPy rules
 (:data:`symnn.ops.NUMPY`, the rules the uncompiled reference uses) and reads those factors:
 one pass, no loop of batch-1 kernel calls, generic over the IR (any op the program's
-gradients are built of: ``OuterMean``, ``BatchMean``, ``Add`` and the penalties' gradients).
+gradients are built of: ``OuterMean``, ``BatchMean``, a convolution's ``ConvWMean`` and
+``ChannelMean``, ``Add`` and the penalties' gradients) — so Dense layers, Residual blocks
+and Conv1D / pooling / Flatten networks alike.
 
 Conventions (see ``docs/losses.md``): the batch loss is ``L = (1/B) Σ_s ℓ_s + R(θ)``.
 ``per_sample_gradients`` returns ``g_s = ∇ℓ_s + ∇R`` — the gradient of the batch holding
@@ -34,12 +36,28 @@ import numpy as np
 from symnn import ops as P
 from symnn.analysis._common import check_theta
 from symnn.errors import AnalysisError, ShapeError
+from symnn.ops.conv import taps
 
 __all__ = ["per_sample_gradients", "gradient_variance", "empirical_fisher", "Evaluated",
            "evaluate_program"]
 
 #: Largest parameter count for which a dense P×P matrix is formed.
 DENSE_LIMIT = 4000
+
+#: The batch-mean ops a gradient's data term may be built of (each has a per-sample form).
+PER_SAMPLE_OPS = (P.OuterMean, P.BatchMean, P.ConvWMean, P.ChannelMean)
+
+
+def conv_weight_per_sample(u, v, g) -> np.ndarray:
+    """``(B, C_out, C_in, k)``: ``Σ_t u_s[c, t] v_s[c′, t·s + k − p]`` per sample — the
+    :class:`~symnn.ops.ConvWMean` term of sample ``s`` before its batch mean."""
+    B = u.shape[0]
+    us = np.asarray(u).reshape(B, g.c_out, g.l_out)
+    vs = np.asarray(v).reshape(B, g.c_in, g.l_in)
+    out = np.zeros((B, g.c_out, g.c_in, g.k), dtype=np.result_type(us, vs))
+    for t, k, uu in taps(g):
+        out[:, :, :, k] += us[:, :, t, None] * vs[:, None, :, uu]
+    return out
 
 
 class Evaluated:
@@ -80,12 +98,12 @@ class Evaluated:
             return [t for term in op.terms for t in self.data_terms(term)]
         if isinstance(op, P.Penalty) and op.grad:
             return []
-        if isinstance(op, (P.OuterMean, P.BatchMean)):
+        if isinstance(op, PER_SAMPLE_OPS):
             return [op]
         raise AnalysisError(
             f"the gradient {var.name} is written by {type(op).__name__}, which is not a batch "
-            "mean of per-sample factors (OuterMean / BatchMean); per-sample quantities are not "
-            "available for this program"
+            "mean of per-sample factors (OuterMean / BatchMean / ConvWMean / ChannelMean); "
+            "per-sample quantities are not available for this program"
         )
 
     def penalty_ops(self, var: P.Var) -> list:
@@ -100,6 +118,10 @@ class Evaluated:
         """``(rows, *shape)``: the term ``op`` of a gradient, before its batch mean."""
         if isinstance(op, P.OuterMean):
             return np.einsum("bi,bj->bij", env[op.u], env[op.v])
+        if isinstance(op, P.ConvWMean):
+            return conv_weight_per_sample(env[op.u], env[op.v], op.g).reshape((rows, *shape))
+        if isinstance(op, P.ChannelMean):
+            return np.asarray(env[op.v]).reshape(rows, op.c, op.l).sum(axis=2)
         return np.asarray(env[op.u]).reshape((rows, *shape))
 
     def penalty_curvature(self) -> np.ndarray:
