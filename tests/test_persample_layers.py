@@ -125,3 +125,26 @@ def test_kfac_factors_cover_a_residual_network():
     assert sorted(f) == ["W1", "W2", "W3", "W4"]
     assert f["W2"].A.shape == (5, 5) and f["W2"].G.shape == (4, 4)
     assert max(kfac_error(m, theta, X[:1], y[:1]).values()) < RTOL
+
+
+def test_conv_per_sample_gradients_match_torch_vmap_grad():
+    """The PyTorch witness: ``vmap(grad)`` of the same float64 conv network (torch's Conv1d
+    weight is ``(c_out, c_in, k)`` and its flatten channel-major, as symnn's)."""
+    torch = pytest.importorskip("torch")
+    from torch.func import functional_call, grad, vmap
+    m = _model("conv", "mse")
+    theta, X, y = _batch(m, "mse", seed=4)
+    tnet = torch.nn.Sequential(
+        torch.nn.Conv1d(2, 3, 3, stride=2, padding=1), torch.nn.Tanh(), torch.nn.MaxPool1d(2),
+        torch.nn.Conv1d(3, 2, 2), torch.nn.Softplus(), torch.nn.AvgPool1d(1),
+        torch.nn.Flatten(), torch.nn.Linear(2, 3)).double()
+    names = [n for n, _ in tnet.named_parameters()]
+    params = {n: torch.tensor(v) for n, v in zip(names, m.unflatten(theta).values())}
+
+    def loss(p, x, t):
+        out = functional_call(tnet, p, (x.reshape(1, 2, 9),))[0]
+        return ((out - t) ** 2).mean()
+
+    g = vmap(grad(loss), in_dims=(None, 0, 0))(params, torch.tensor(X), torch.tensor(y))
+    ref = np.concatenate([g[n].reshape(X.shape[0], -1).numpy() for n in names], axis=1)
+    assert _rel(per_sample_gradients(m, theta, X, y, penalties=False), ref) <= 1e-12
