@@ -239,6 +239,12 @@ class TorchCase:
         if name == "huber":
             r = a - Y
             return torch.where(r.abs() <= 1.0, r**2 / 2, r.abs() - 0.5).mean(dim=1)
+        if name == "bce" and self.last == "softmax" and not self.fused and 1 < a.shape[1] <= 64:
+            # symnn reads 1 − pₖ as Σ_{j≠k} pⱼ (finite at large logit gaps; docs/losses.md)
+            n = a.shape[1]
+            rest = torch.stack([torch.cat([a[:, :k], a[:, k + 1:]], 1).sum(1)
+                                for k in range(n)], 1)
+            return -(torch.xlogy(Y, a) + torch.xlogy(1 - Y, rest)).mean(dim=1)
         if name == "bce":
             return -(Y * logp + (1 - Y) * log1mp).mean(dim=1)
         if name == "cross_entropy":

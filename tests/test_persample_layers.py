@@ -97,8 +97,8 @@ def test_diag_ggn_and_diag_hessian_are_the_dense_diagonals(kind, loss):
 
 def test_conv_weight_per_sample_is_the_conv_weight_mean_per_sample():
     """The per-sample form of ConvWMean against the op's own NumPy rule on batches of 1."""
-    from symnn.ops.conv import Geom, convw_numpy
     from symnn.analysis.persample import conv_weight_per_sample
+    from symnn.ops.conv import Geom, convw_numpy
     rng = np.random.default_rng(3)
     g = Geom(c_in=2, l_in=7, c_out=3, k=3, s=2, p=1)
     u = rng.normal(size=(4, g.c_out * g.l_out))

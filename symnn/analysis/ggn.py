@@ -23,8 +23,10 @@ softmax × cross_entropy / kl (logits)      ``diag(√p) − p √pᵀ``  (``H =
 sigmoid × bce (logits)                     ``diag(√(σ(1−σ)/m))``
 sigmoid × cross_entropy / kl (logits)      ``diag(√(y σ(1−σ)))``
 mse (prediction)                           ``√(2/m) I``
-mae, huber, bce on a softmax output, …     ``diag(√|h|)`` with ``h`` the loss's own second
+mae, huber, …                              ``diag(√|h|)`` with ``h`` the loss's own second
                                            derivative (the JVP of ``∂ℓ/∂u``), sign ``w``
+bce on a softmax output (probabilities)    ``V √|Λ|`` from ``H = V Λ Vᵀ`` (dense: the loss
+                                           reads ``1 − pₖ`` as ``Σ_{j≠k} pⱼ``), sign ``w``
 =========================================  =============================================
 
 Every loss symnn has is convex in ``u`` (``h ≥ 0``: huber's is 1 inside ``|r| ≤ 1`` and 0
@@ -131,6 +133,8 @@ def loss_hessian_sqrt(ev: Evaluated, mc_samples: int | None = None, seed: int = 
     (``mc_samples=M``, ``w = 1/M``).  See the module's table."""
     kind = _loss_kind(ev)
     p = np.asarray(ev.env[ev.derived.meta["prediction"]])
+    if ev.derived.meta.get("dense_loss_hessian"):
+        return _dense_columns(ev, mc_samples, seed)
     if mc_samples is None:
         if kind == "softmax":
             sq = np.sqrt(p)
@@ -144,10 +148,31 @@ def loss_hessian_sqrt(ev: Evaluated, mc_samples: int | None = None, seed: int = 
     return _sampled_columns(ev, kind, p, mc_samples, seed)
 
 
-def _sampled_columns(ev: Evaluated, kind, p, M: int, seed: int):
+def _check_mc(M) -> None:
     if isinstance(M, bool) or not isinstance(M, (int, np.integer)) or M < 1:
         raise AnalysisError(f"mc_samples = {M!r}; give a positive number of sampled targets "
                             "per sample (or None for the exact square root)")
+
+
+def _dense_columns(ev: Evaluated, M: int | None, seed: int):
+    """A loss whose Hessian in ``u`` is not diagonal (binary cross-entropy on a softmax
+    output): ``H_s = V Λ Vᵀ`` per sample, exact columns ``V √|Λ|`` with signs ``sign Λ``,
+    or ``M`` Gaussian columns ``V √Λ ε`` (``E[s sᵀ] = H``)."""
+    H = output_hessian(ev)
+    lam, V = np.linalg.eigh(0.5 * (H + H.transpose(0, 2, 1)))
+    S = V * np.sqrt(np.abs(lam))[:, None, :]
+    if M is None:
+        return S, np.where(lam < 0, -1.0, 1.0)
+    _check_mc(M)
+    if np.any(lam < -1e-12 * np.maximum(1.0, np.abs(lam).max())):
+        raise AnalysisError("the loss's Hessian has a negative eigenvalue at some samples; "
+                            "no sampled square root exists there — use mc_samples=None")
+    eps = np.random.default_rng(seed).standard_normal((ev.B, S.shape[2], M))
+    return S @ eps, np.full((ev.B, M), 1.0 / M)
+
+
+def _sampled_columns(ev: Evaluated, kind, p, M: int, seed: int):
+    _check_mc(M)
     rng = np.random.default_rng(seed)
     B, m = p.shape
     if kind == "softmax":

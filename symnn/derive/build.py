@@ -76,11 +76,44 @@ def _loss_ops(b: Builder, declared, out: P.Var, pre: P.Var | None, y: P.Var) -> 
         b.meta["output"] = pre
         b.meta["fused"] = ("sigmoid", loss.name)
         return b.emit(P.SumComp(ell, t))
+    if isinstance(last, Softmax) and loss.name == "bce" and 1 < n <= MAX_LOO_OUTPUTS:
+        return _softmax_bce(b, out, y, ell)
     term = loss.term().xreplace({A_SYM: sym(out), Y_SYM: ys})
     if loss.reduction == "mean":
         term = term / n
     t = b.map_elementwise(b.temp((n,)), term, [out, y], role="loss")
     b.meta["output"] = out
+    return b.emit(P.SumComp(ell, t))
+
+
+#: The widest softmax output whose binary cross-entropy reads ``1 − pₖ`` as ``Σ_{j≠k} pⱼ``
+#: (n² terms); wider outputs use ``log(1 − pₖ)`` as written.
+MAX_LOO_OUTPUTS = 64
+
+
+def _softmax_bce(b: Builder, p: P.Var, y: P.Var, ell: P.Var) -> P.Var:
+    """Binary cross-entropy on a softmax output with ``1 − pₖ`` read as ``Σ_{j≠k} pⱼ``.
+
+    ``1 − pₖ`` rounds to 0 once a logit leads the others by about 37 (float64), and
+    ``log(1 − pₖ)`` is then −∞ (NaN after a multiplication by 0); the sum of the other
+    probabilities is the same number without the cancellation.  Equal to the declared loss
+    on the simplex, with equal gradient, Hessian and Gauss-Newton matrix in θ (the two
+    forms' derivatives in ``p`` differ by multiples of 𝟙, which the softmax Jacobian
+    annihilates); the loss's Hessian in ``p`` is no longer diagonal
+    (``meta["dense_loss_hessian"]``).
+    """
+    n = p.size
+    ps = [sym(p, j) for j in range(n)]
+    exprs = []
+    for k in range(n):
+        yk = sym(y, k)
+        rest = sp.Add(*(ps[j] for j in range(n) if j != k))
+        exprs.append(-(xlogy(yk, ps[k]) + xlogy(1 - yk, rest)) / n)
+    args = tuple(P.Arg(sym(p, j), p, j) for j in range(n)) + tuple(
+        P.Arg(sym(y, k), y, k) for k in range(n))
+    t = b.emit(P.Map(b.temp((n,)), tuple(exprs), args, role="loss"))
+    b.meta["output"] = p
+    b.meta["dense_loss_hessian"] = True
     return b.emit(P.SumComp(ell, t))
 
 
