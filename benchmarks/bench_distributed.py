@@ -50,7 +50,15 @@ def main() -> None:
     theta = model.init(0)
     t_plain = _median(lambda: model.loss_and_grad(theta, X, y), args.repeat)
     print(f"n = {args.n}, P = {model.n_params}")
-    print(f"plain kernel, this process:  {t_plain * 1e3:9.2f} ms")
+    print(f"plain kernel, this process:  {t_plain * 1e3:9.2f} ms  (BLAS threads: default)")
+    try:  # the workers run one thread each: the like-for-like single-process figure
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        threadpool_limits = None
+    if threadpool_limits is not None:
+        with threadpool_limits(limits=1):
+            t_one = _median(lambda: model.loss_and_grad(theta, X, y), args.repeat)
+        print(f"plain kernel, 1 BLAS thread: {t_one * 1e3:9.2f} ms")
     timings = {}
     for workers in (1, 2):
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
