@@ -23,6 +23,11 @@ compiled call, so small networks pay no Python overhead per step.  Parameters li
 buffers that alternate at each step, so when a loss comes out non-finite the parameters of
 the last finite loss are still intact, at no cost per step.
 
+Both release the GIL (``nogil=True``), as the model's kernels do: every buffer they
+write — the parameter buffers, the optimizer state, the batch, the kernel's work buffer —
+belongs to one call of :func:`symnn.train.fit`, so threads (a threaded Dask worker running
+a sweep, a thread pool) train at once.
+
 Both modules are written to the kernel cache (:mod:`symnn.codegen.cache`) under a
 content-hashed name, so a second process starts warm.
 
@@ -60,7 +65,7 @@ STATUS_OK = 0
 #: ``stats[2]`` after an epoch: a mini-batch loss was NaN or ±inf; training stopped there.
 STATUS_NONFINITE = 1
 
-_HEAD = '@njit(cache=True, error_model="numpy", fastmath=False)'
+_HEAD = '@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)'
 
 
 class _UpdatePrinter(KernelPrinter):
@@ -347,7 +352,7 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
 # ------------------------------------------------------------------------------------------
 
 _EPOCH = '''
-@njit(cache=True, error_model="numpy", fastmath=False)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
 def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats, work):
     """One epoch of mini-batch training, entirely compiled.
 
