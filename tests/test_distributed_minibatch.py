@@ -196,15 +196,4 @@ def test_errors(threads):
         sd.fit(model, (X, y), "adam")
 
 
-def test_minibatch_fit_over_two_worker_processes():
-    model, X, y = _problem()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as client:
-        here, there = _both(model, X, y, client, lambda: Adam(lr=0.05), epochs=2,
-                            batch_size=16, seed=4)
-        stats = sd.kernel_cache_stats(client)
-    assert _close(there.params, here.params)
-    assert _close(there.history.loss, here.history.loss)
-    # the workers loaded the model's kernels from the cache the client filled
-    assert all(v["misses"] == 0 for w in stats.values() for v in w.values())
+# The same over two worker processes: tests/test_distributed.py (its process cluster).
