@@ -309,11 +309,8 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
         First-order: the compiled epoch kernel (``auto`` when the model has one) or a
         Python loop around ``model.loss_and_grad``.
     client : distributed.Client, optional
-        Train over the workers of a Dask cluster (``pip install 'symnn[distributed]'``):
-        ``(X, y)`` is scattered once in shards and every mini-batch gradient (every
-        full-batch loss and product of a second-order method) is summed over the shards —
-        the same steps as in one process, up to rounding.  See
-        :func:`symnn.distributed.fit` and ``docs/distributed.md``.
+        Train over the workers of a Dask cluster, the same steps up to rounding
+        (:func:`symnn.distributed.fit`, ``docs/distributed.md``).
 
     Returns
     -------
@@ -334,18 +331,9 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
         An option of the wrong type or out of range (``batch_size=2.5``, ``epochs=-1``).
     """
     model, opt = _as_model(model), get_optimizer(optimizer)
-    settings = FitOptions(epochs=epochs, batch_size=batch_size, seed=seed,
-                          early_stopping=early_stopping, min_delta=min_delta,
-                          restore_best=restore_best, check_every=check_every,
-                          callbacks=callbacks, progress=progress, shuffle=shuffle,
-                          engine=engine).checked()
-    if client is not None:  # symnn.distributed (a later stage) trains over the shards
-        from symnn._later import later
-
-        return later("fit_over_workers")(model, X, y, opt, client=client,
-                                         validation=validation, theta0=theta0,
-                                         options=settings)
-    return _train(model, opt, X, y, validation, theta0, settings)
+    settings = FitOptions(epochs, batch_size, seed, early_stopping, min_delta, restore_best,
+                          check_every, callbacks, progress, shuffle, engine).checked()
+    return _train(model, opt, X, y, validation, theta0, settings, client)
 
 
 @dataclass(frozen=True)
@@ -487,8 +475,15 @@ def run_training(model, opt, X, Y, Xv, Yv, theta: np.ndarray, options: FitOption
         session.progress.close()
 
 
-def _train(model, opt, X, y, validation, theta0, settings: FitOptions) -> FitResult:
+def _train(model, opt, X, y, validation, theta0, settings: FitOptions,
+           client=None) -> FitResult:
     """:func:`fit` after its options are checked: the data, the session, the optimizer."""
+    if client is not None:  # symnn.distributed (a later stage) trains over the shards
+        from symnn._later import later
+
+        return later("fit_over_workers")(model, X, y, opt, client=client,
+                                         validation=validation, theta0=theta0,
+                                         options=settings)
     Xa, Ya = prepare_data(model, X, y)
     rng = np.random.default_rng(settings.seed)  # the validation split, then the shuffles
     Xa, Ya, Xv, Yv = validation_data(model, Xa, Ya, validation, rng)
