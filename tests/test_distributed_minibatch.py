@@ -55,20 +55,22 @@ def test_two_threads_fit_at_once_as_sequentially():
         return model.fit(X, y, kw["optimizer"], epochs=5, batch_size=4, seed=kw["seed"],
                          engine="kernel", progress=False)
 
-    sequential = [one(kw) for kw in runs]  # also compiles and caches every kernel
-    results: list = [None, None]
+    results: list = [[], []]
     barrier = threading.Barrier(2)
 
     def worker(i):
-        barrier.wait()
+        barrier.wait()  # both start cold: the epoch modules are generated under a lock
         for _ in range(3):  # several fits each, so the threads overlap
-            results[i] = one(runs[i])
+            results[i].append(one(runs[i]))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert [len(r) for r in results] == [3, 3]  # no thread died
+    sequential = [one(kw) for kw in runs]
+    results = [r[-1] for r in results]
     for seq, par in zip(sequential, results):
         np.testing.assert_array_equal(par.params, seq.params)
         np.testing.assert_array_equal(par.history.loss, seq.history.loss)

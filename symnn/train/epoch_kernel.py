@@ -45,6 +45,7 @@ array([0.9, 2.2])
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,6 +332,8 @@ class CompiledUpdate:
 
 
 _UPDATES: dict = {}
+#: generating and loading a module happens once per key, even when threads ask at once
+_LOCK = threading.RLock()
 
 
 def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
@@ -340,9 +343,13 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
     key = (opt.structure(), dt.name, cache, str(cache_dir))
     mod = _UPDATES.get(key)
     if mod is None:
-        source = "\n".join(_module_head(repr(opt), dt.name)) + "\n" + update_source(opt, dt.name)
-        mod = _load(source, dt.name, cache, cache_dir)
-        _UPDATES[key] = mod
+        with _LOCK:
+            mod = _UPDATES.get(key)
+            if mod is None:
+                source = ("\n".join(_module_head(repr(opt), dt.name)) + "\n"
+                          + update_source(opt, dt.name))
+                mod = _load(source, dt.name, cache, cache_dir)
+                _UPDATES[key] = mod
     hp = np.array([h.value for h in opt.hypers()], dt)
     return CompiledUpdate(opt, mod.update, hp, mod.__symnn_source__, dt)
 
@@ -500,6 +507,14 @@ def compile_epoch(model, opt: Optimizer, cache: bool = True, cache_dir=None) -> 
     hit = _EPOCHS.get(key)
     if hit is not None and hit[0] is kernel:
         return hit[1]
+    with _LOCK:
+        hit = _EPOCHS.get(key)
+        if hit is not None and hit[0] is kernel:
+            return hit[1]
+        return _new_epoch(model, opt, kernel, key, cache, cache_dir)
+
+
+def _new_epoch(model, opt, kernel, key, cache: bool, cache_dir) -> EpochKernel:
     src, linked = epoch_source(model, opt)
     dtype = np.dtype(model.dtype).name
     _prepare_runtime(dtype)
