@@ -22,7 +22,8 @@ from typing import Any
 from symnn._later import provide
 
 __all__ = ["derive", "expanded_gradient", "expanded_loss", "expanded_hessian",
-           "expanded_jacobian", "equations_of", "declared_html", "compile_model", "fit"]
+           "expanded_jacobian", "equations_of", "declared_html", "compile_model", "fit",
+           "fit_over_workers"]
 
 
 # -- derive (Declared.program, .gradient, .loss_expr, .hessian, .jacobian) -----------------
@@ -99,3 +100,12 @@ def fit(model, X, y, optimizer: Any = "adam", **options):
     from symnn.train.loop import fit
 
     return fit(model, X, y, optimizer, **options)
+
+
+# -- distributed (symnn.train.fit(..., client=…)) -------------------------------------------
+@provide("fit_over_workers")
+def fit_over_workers(model, X, y, opt, **options):
+    """:func:`symnn.distributed.training.fit_over_workers`."""
+    from symnn.distributed.training import fit_over_workers
+
+    return fit_over_workers(model, X, y, opt, **options)

@@ -81,19 +81,47 @@ def test_workers_must_be_positive(tmp_path, capsys, n):
     assert "argument --workers: expected a positive integer" in err
 
 
-def test_first_order_optimizer_is_refused(tmp_path, capsys):
-    code, out, err = call(capsys, "train", _spec(tmp_path, "adam"), "--workers", "2")
+def _threaded_cluster(monkeypatch):
+    """``--workers N`` on a cluster of N threads in this process (no process start-up)."""
+    import contextlib
+
+    distributed = pytest.importorskip("distributed")
+
+    @contextlib.contextmanager
+    def threads(args):
+        with distributed.LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                      processes=False, dashboard_address=":0") as cluster, \
+                distributed.Client(cluster) as client:
+            yield client
+
+    monkeypatch.setattr(cli_training, "_dask_client", threads)
+
+
+def test_first_order_trains_mini_batch_over_the_workers(tmp_path, capsys, monkeypatch):
+    """Adam with a validation split over two workers: the single-process parameters."""
+    _threaded_cluster(monkeypatch)
+    spec = _spec(tmp_path, "adam", extra="\nvalidation_split = 0.2")
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    code, out, err = call(capsys, "train", spec, "-o", str(one), "--epochs", "3")
+    assert code == 0, err
+    code, out, err = call(capsys, "train", spec, "-o", str(two), "--epochs", "3",
+                          "--workers", "2")
+    assert code == 0, err
+    assert "over 2 local worker processes" in out and "full batch" not in out
+    theta1, theta2 = np.load(one)["theta"], np.load(two)["theta"]
+    np.testing.assert_allclose(theta2, theta1, rtol=1e-12, atol=0)
+    from symnn.spec import load_spec
+
+    init = np.asarray(load_spec(spec).declared.compile().init(seed=0))
+    assert np.max(np.abs(theta2 - init)) > 1e-4  # it trained
+
+
+def test_engine_kernel_is_refused(tmp_path, capsys):
+    code, out, err = call(capsys, "train", _spec(tmp_path, "adam"), "--workers", "2",
+                          "--engine", "kernel")
     assert code == 1
     line = _one_error_line(err)
-    assert "'adam' is first-order" in line and 'name = "newton_cg"' in line
-    assert "drop --workers" in line
-
-
-def test_validation_split_is_refused(tmp_path, capsys):
-    spec = _spec(tmp_path, extra="\nvalidation_split = 0.2")
-    code, out, err = call(capsys, "train", spec, "--workers", "2")
-    assert code == 1
-    assert "validation_split is not available with --workers" in _one_error_line(err)
+    assert "--engine kernel" in line and "drop --workers" in line
 
 
 def test_unreachable_scheduler(tmp_path, capsys, monkeypatch):
@@ -128,4 +156,4 @@ def test_help_documents_the_flags(capsys):
     assert main(["train", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--scheduler ADDRESS" in out and "--workers N" in out
-    assert "second-order" in out
+    assert "second-order" in out and "mini-batch" in out

@@ -285,11 +285,14 @@ def test_second_order_fit_over_shards_matches_one_process(request, method, where
     assert there.history.loss[-1] < there.history.loss[0]
 
 
-def test_fit_over_shards_refuses_first_order(threads):
+def test_fit_over_shards_first_order_is_mini_batch(threads):
+    """First-order optimizers train mini-batch over the shards (more in
+    tests/test_distributed_minibatch.py)."""
     model, X, y, *_ = _problem("labels")
     s = sd.shard(X, y, threads, n_shards=2)
-    with pytest.raises(ArgumentError, match="first-order"):
-        sd.fit(model, s, "adam")
+    here = model.fit(X, y, "adam", epochs=2, batch_size=8, seed=1, progress=False)
+    there = sd.fit(model, s, "adam", epochs=2, batch_size=8, seed=1)
+    assert _close(there.params, here.params) and there.steps == here.steps == 16
 
 
 def test_cluster_gone():
@@ -320,3 +323,22 @@ def test_sweep_of_a_spec(threads):
                                         batch_size=8, seed=1, engine="python",
                                         progress=False)
     np.testing.assert_array_equal(table[1]["params"], local.params)
+
+
+# -- mini-batch training over worker processes (the rest: tests/test_distributed_minibatch.py)
+
+def test_minibatch_fit_over_two_worker_processes(procs):
+    """Synchronous data-parallel Adam over two worker processes: the parameters and the
+    loss history of the single-process fit, to 1e-12; the workers compiled nothing."""
+    from symnn.train import Adam
+
+    model, X, y, *_ = _problem("labels")
+    here = model.fit(X, y, Adam(lr=0.05), epochs=2, batch_size=16, seed=4, progress=False)
+    there = model.fit(X, y, Adam(lr=0.05), epochs=2, batch_size=16, seed=4, progress=False,
+                      client=procs)
+    assert _close(there.params, here.params)
+    assert _close(there.history.loss, here.history.loss)
+    assert not _close(there.params, model.init(4))  # it trained
+    stats = sd.kernel_cache_stats(procs)
+    assert all(v["misses"] == 0 for w in stats.values() for v in w.values())
+

@@ -107,9 +107,10 @@ def _add_train(sub, common) -> None:
                         "where the model has one (auto, default)")
     where = p.add_argument_group(
         "distributed training (Dask; pip install 'symnn[distributed]')",
-        "Train over data shards with a full-batch second-order optimizer ([optimizer] name "
-        "= newton_cg, lbfgs, newton or lm): every loss, gradient and product is summed over "
-        "the workers.  Without these flags training runs in this process.")
+        "Train over data shards: a first-order optimizer trains mini-batch (each batch's "
+        "gradient summed over the workers), a second-order one (newton_cg, lbfgs, newton, "
+        "lm) full batch (every loss, gradient and product summed over the workers); the "
+        "same steps as in one process.  Without these flags training runs in this process.")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="connect to a running Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--workers", type=_bounded_int(MAX_WORKERS), metavar="N",

@@ -99,7 +99,7 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     held = f" ({X_test.shape[0]} held out for testing)" if X_test is not None else ""
     scaled = ", inputs standardised" if scaler is not None else ""
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
-          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, {_batch(kw, args)}, "
+          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, {_batch(kw, args, optimizer)}, "
           f"optimizer {optimizer.get('name')}", file=out)
     theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)
@@ -108,12 +108,17 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     return model, theta, history, scaler
 
 
-def _batch(kw: dict, args) -> str:
+def _batch(kw: dict, args, optimizer=None) -> str:
+    from symnn.train.optimizers import get_optimizer
+    from symnn.train.second_order import SecondOrder
+
+    full = optimizer is not None and isinstance(get_optimizer(optimizer), SecondOrder)
+    what = "full batch" if full else f"batch {kw['batch_size']}"
     if getattr(args, "scheduler", None) is not None:
-        return f"full batch over the workers of {args.scheduler}"
+        return f"{what} over the workers of {args.scheduler}"
     if getattr(args, "workers", None) is not None:
-        return f"full batch over {args.workers} local worker processes"
-    return f"batch {kw['batch_size']}"
+        return f"{what} over {args.workers} local worker processes"
+    return what
 
 
 def _fit(model, X, y, optimizer, kw: dict, save_to: str | None, spec, scaler, args=None):
@@ -142,10 +147,6 @@ def _fit(model, X, y, optimizer, kw: dict, save_to: str | None, spec, scaler, ar
 #: seconds ``--scheduler`` waits for the scheduler to answer
 CONNECT_TIMEOUT = 5
 
-#: ``symnn.train.fit`` settings that ``symnn.distributed.fit`` takes too
-_DISTRIBUTED_OPTIONS = ("epochs", "seed", "check_every", "early_stopping", "progress")
-
-
 def _distributed_flag(args) -> str | None:
     """``"--scheduler"`` or ``"--workers"`` when given (the first when both are), else None."""
     if getattr(args, "scheduler", None) is not None:
@@ -167,18 +168,10 @@ def _check_distributed(args, spec_arg: str, optimizer, kw: dict) -> None:
                                 or workers < 1):
         raise ArgumentError(f"--workers {workers!r}: expected a positive number of worker "
                             "processes, e.g. --workers 4")
-    from symnn.train.optimizers import get_optimizer
-    from symnn.train.second_order import SecondOrder
-
-    if not isinstance(get_optimizer(optimizer), SecondOrder):
-        raise ArgumentError(f"{spec_arg}: {flag} trains with a full-batch second-order "
-                            f"optimizer only, and [optimizer] name = "
-                            f"{optimizer.get('name')!r} is first-order (mini-batch); set "
-                            "[optimizer] name = \"newton_cg\" (or lbfgs, newton, lm), or "
-                            f"drop {flag} to train in this process")
-    if "validation" in kw:
-        raise ArgumentError(f"{spec_arg}: [training] validation_split is not available with "
-                            f"{flag}; remove it, or drop {flag} to train in this process")
+    if kw.get("engine") == "kernel":
+        raise ArgumentError(f"{spec_arg}: --engine kernel (one compiled call per epoch) runs "
+                            f"in one process; with {flag} every mini-batch gradient is summed "
+                            "over the workers: drop --engine kernel, or drop " + flag)
     try:
         import distributed  # noqa: F401
     except ImportError as err:
@@ -188,13 +181,13 @@ def _check_distributed(args, spec_arg: str, optimizer, kw: dict) -> None:
 
 
 def _fit_distributed(model, X, y, optimizer, kw: dict, args):
-    """``symnn.distributed.fit`` over the workers of ``--scheduler`` / ``--workers``."""
-    import symnn.distributed as sd
+    """``symnn.train.fit(..., client=…)`` over the workers of ``--scheduler`` /
+    ``--workers``: the data scattered once, one shard per worker thread; mini-batch
+    first-order or full-batch second-order training with the same settings."""
+    from symnn.train.loop import fit
 
-    options = {k: kw[k] for k in _DISTRIBUTED_OPTIONS if k in kw}
     with _dask_client(args) as client:
-        sharded = sd.shard(X, y, client)
-        return sd.fit(model, sharded, optimizer, **options)
+        return fit(model, X, y, optimizer, client=client, **kw)
 
 
 @contextlib.contextmanager

@@ -4,8 +4,11 @@
 :func:`gnvp` and :func:`hessian` then compute the exact full-batch values over all shards,
 one round trip per call.  Workers rebuild the model from its plain-data declaration and
 load its kernels from the on-disk cache (no compiling); :func:`kernel_cache_stats` shows
-it.  :func:`fit` trains with a full-batch second-order method (Newton-CG, L-BFGS, …) over
-the shards, in the same session as :func:`symnn.train.fit`.  :func:`sweep` runs one fit
+it.  :func:`fit` trains over the shards in the same session as :func:`symnn.train.fit`:
+first-order optimizers mini-batch (synchronous data parallelism: the single-process
+mini-batches, each one's gradient summed over the shards), second-order methods
+(Newton-CG, L-BFGS, …) full batch; ``model.fit(X, y, …, client=client)`` shards and
+calls it.  :func:`sweep` runs one fit
 per configuration as Dask tasks.  See ``docs/distributed.md``.
 
 Importing this package does not import Dask; the functions do, when called.

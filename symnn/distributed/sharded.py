@@ -126,10 +126,17 @@ def _run(model, kind: str, theta, sharded: Sharded, V_=None) -> list:
     if sharded.n_inputs != model.n_inputs:
         raise ShapeError(f"the sharded X has {sharded.n_inputs} inputs; model {model.name!r} "
                          f"takes {model.n_inputs}")
-    client = _client(sharded.client)
+    return round_trip(sharded.client, [(_task, recipe, kind, theta, V_, f)
+                                       for f in sharded.futures])
+
+
+def round_trip(client, calls: list) -> list:
+    """Submit ``fn(*args)`` for each ``(fn, *args)`` of ``calls`` (a shard's future among
+    the args sends the task to that shard's worker), gather the results in order; a lost
+    cluster or shard becomes a :class:`DistributedError`."""
+    client = _client(client)
     try:
-        futs = [client.submit(_task, recipe, kind, theta, V_, f, pure=False)
-                for f in sharded.futures]
+        futs = [client.submit(fn, *args, pure=False) for fn, *args in calls]
         return client.gather(futs)
     except (OSError, TimeoutError) as err:
         raise DistributedError(f"the Dask cluster is unreachable or lost the shards ({err}); "

@@ -1,12 +1,19 @@
-"""Full-batch second-order training over shards: Newton-CG, L-BFGS, Newton,
-Levenberg–Marquardt with every loss, gradient and product summed over the workers.
+"""Training over shards, inside the same session as :func:`symnn.train.fit` (history,
+checks, stop rules, callbacks, early stopping, divergence handling), through
+:func:`symnn.train.loop.run_training`.
 
-The optimizers of :mod:`symnn.train.second_order` run unchanged, inside the same
-:class:`~symnn.train.session.Session` as :func:`symnn.train.fit` (history, checks, stop
-rules, callbacks, early stopping).  They see a stand-in model whose ``loss``,
-``loss_and_grad``, ``hvp``, ``gnvp`` and ``hessian`` compute over the shards when called
-on the training data, and in this process otherwise — the finite-difference checks run
-on a sample of at most 32 rows fetched from the first shard, with the plain kernels.
+* **First-order optimizers** (SGD, Adam, …): synchronous data-parallel mini-batch
+  training.  The client draws the shuffles as one process does; each mini-batch's loss
+  and gradient is summed over the shards that hold its rows
+  (:class:`~symnn.distributed.minibatch.ShardRows`); the client makes the update.
+* **Second-order methods** (Newton-CG, L-BFGS, Newton, Levenberg–Marquardt) run
+  unchanged on a stand-in model whose ``loss``, ``loss_and_grad``, ``hvp``, ``gnvp`` and
+  ``hessian`` compute over the shards when called on the training data, and in this
+  process otherwise.
+
+Either way the finite-difference checks run in this process on a sample of at most 32
+rows fetched from the first shard, with the plain kernels, and validation losses are
+computed here too (validation rows held out of sharded data are fetched once).
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from symnn.distributed import sharded as SH
 from symnn.distributed._remote import _client, recipe_of
+from symnn.distributed.minibatch import ShardRows, take_rows
 from symnn.errors import ArgumentError
 
-__all__ = ["fit"]
+__all__ = ["fit", "fit_over_workers"]
 
 #: rows of the first shard fetched for the finite-difference checks
 CHECK_ROWS = 32
@@ -53,60 +63,129 @@ def _stand_in(model, sharded, X_train):
     return proxy
 
 
-def fit(model, sharded, optimizer: Any = "newton_cg", *, epochs: int = 100, seed: int = 0,
-        theta0=None, check_every: int | None = None,
+def fit(model, sharded, optimizer: Any = "newton_cg", *, epochs: int = 100,
+        batch_size: int | None = 32, seed: int = 0, theta0=None,
+        validation: "tuple | float | None" = None, check_every: int | None = None,
         callbacks: Sequence[Callable] = (), early_stopping: int | None = None,
-        min_delta: float = 0.0, restore_best: bool = True, progress: bool | None = False):
-    """Train ``model`` on sharded data with a full-batch second-order method.
+        min_delta: float = 0.0, restore_best: bool = True, progress: bool | None = False,
+        shuffle: bool = True):
+    """Train ``model`` on sharded data: mini-batch first-order, or full-batch second-order.
+
+    Given the same data, seed and settings, the result is that of ``symnn.train.fit``
+    on the unsharded data in one process, up to rounding (the tests hold the parameters
+    to 1e-12 relative for mini-batch training): the same shuffles, the same mini-batches,
+    the same updates, history, checks and stop rules.
 
     Parameters
     ----------
     model : CompiledModel
     sharded : Sharded
         From :func:`symnn.distributed.shard`.
-    optimizer : SecondOrder or str
-        ``NewtonCG()``, ``LBFGS()``, ``Newton()``, ``LevenbergMarquardt()`` or a name.
-    epochs, seed, theta0, check_every, callbacks, early_stopping, min_delta, restore_best,
-    progress
-        As :func:`symnn.train.fit` (``epochs``: iterations at most).
+    optimizer : Optimizer, SecondOrder or str
+        ``Adam()``, ``SGD(lr=…)``, … (synchronous data-parallel mini-batch training), or
+        ``NewtonCG()``, ``LBFGS()``, ``Newton()``, ``LevenbergMarquardt()`` (full batch),
+        or a name.
+    epochs, batch_size, seed, theta0, check_every, callbacks, early_stopping, min_delta,
+    restore_best, progress, shuffle
+        As :func:`symnn.train.fit` (``epochs``: iterations at most for second-order
+        methods; ``batch_size`` and ``shuffle`` apply to first-order ones).
+    validation : (X_val, y_val) or float, optional
+        Validation data (in this process), or the fraction of the sharded samples held
+        out — the same seeded split as :func:`symnn.train.fit` (first-order only; the
+        held-out rows are fetched to this process once).
 
     Returns
     -------
     FitResult
-        As :func:`symnn.train.fit`; ``history.loss`` holds the full-batch losses.
+        As :func:`symnn.train.fit`.
 
     Raises
     ------
     ArgumentError
-        For a first-order optimizer (mini-batch training over shards is not available).
+        Not sharded data, an option out of range, a validation fraction with a
+        second-order method.
+    TrainingError
+        As :func:`symnn.train.fit`: divergence (``err.params`` the last good
+        parameters), a failed check.
     """
-    from symnn.train.loop import _initial_params, _Progress, prepare_data
+    from symnn.train.loop import FitOptions, initial_params
     from symnn.train.optimizers import get_optimizer
-    from symnn.train.second_order import SecondOrder
-    from symnn.train.session import Session
 
     recipe_of(model)
-    opt = optimizer if isinstance(optimizer, SecondOrder) else get_optimizer(optimizer)
-    if not isinstance(opt, SecondOrder):
-        raise ArgumentError(f"symnn.distributed.fit: {opt!r} is a first-order (mini-batch) "
-                            "optimizer; over shards only the full-batch second-order methods "
-                            "run (NewtonCG, LBFGS, Newton, LevenbergMarquardt)")
+    opt = get_optimizer(optimizer)
     if not isinstance(sharded, SH.Sharded):
         raise ArgumentError(f"symnn.distributed.fit: expected sharded data from "
                             f"symnn.distributed.shard(...), got {type(sharded).__name__}")
+    options = FitOptions(epochs=epochs, batch_size=batch_size, seed=seed,
+                         early_stopping=early_stopping, min_delta=min_delta,
+                         restore_best=restore_best, check_every=check_every,
+                         callbacks=callbacks, progress=progress, shuffle=shuffle).checked()
+    rng = np.random.default_rng(options.seed)  # the validation split, then the shuffles
+    train_rows, Xv, Yv = _held_out(model, sharded, opt, validation, rng)
+    theta = initial_params(model, theta0, options.seed)
+    return _fit_sharded(model, sharded, opt, options, Xv, Yv, theta, rng, train_rows)
+
+
+def _held_out(model, sharded, opt, validation, rng):
+    """``(training rows or None, X_val, Y_val)`` of sharded data (see :func:`fit`)."""
+    from symnn.train.loop import prepare_data, validation_split
+    from symnn.train.second_order import SecondOrder
+
+    if validation is None:
+        return None, None, None
+    if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
+        if isinstance(opt, SecondOrder):
+            raise ArgumentError("symnn.distributed.fit: a validation fraction of sharded data "
+                                "works with first-order optimizers only; pass validation="
+                                "(X_val, y_val), or shard only the training samples")
+        kept, held = validation_split(sharded.n_samples, validation, rng)
+        Xv, yv = take_rows(sharded, held)
+        return kept, *prepare_data(model, Xv, yv, what="validation ")
+    try:
+        Xv, yv = validation
+    except (TypeError, ValueError) as err:
+        raise ArgumentError("symnn.distributed.fit: validation must be (X_val, y_val) or a "
+                            "fraction") from err
+    return None, *prepare_data(model, Xv, yv, what="validation ")
+
+
+def fit_over_workers(model, X, y, opt, *, client, validation, theta0, options):
+    """``symnn.train.fit(model, X, y, opt, client=client, …)``: the data prepared and
+    split exactly as in one process, the training samples scattered once in shards (one
+    per worker thread), then :func:`fit`'s training over them."""
+    from symnn.train.loop import initial_params, prepare_data, validation_data
+
+    recipe_of(model)
+    Xa, Ya = prepare_data(model, X, y)
+    rng = np.random.default_rng(options.seed)
+    Xa, Ya, Xv, Yv = validation_data(model, Xa, Ya, validation, rng)
+    theta = initial_params(model, theta0, options.seed)
+    sharded = SH.shard(Xa, Ya, client, n_shards=min(_threads(client), Xa.shape[0]))
+    return _fit_sharded(model, sharded, opt, options, Xv, Yv, theta, rng, None)
+
+
+def _threads(client) -> int:
+    return max(1, sum(_client(client).nthreads().values()))
+
+
+def _fit_sharded(model, sharded, opt, options, Xv, Yv, theta, rng, train_rows):
+    """:func:`symnn.train.loop.run_training` with every mini-batch gradient (first-order)
+    or every full-batch value (second-order) computed over ``sharded``."""
+    from symnn.train.loop import prepare_data, run_training
+    from symnn.train.second_order import SecondOrder
+
+    if options.engine == "kernel":
+        raise ArgumentError("fit over Dask workers: engine='kernel' (one compiled call per "
+                            "epoch) runs in one process; over workers every mini-batch "
+                            "gradient is summed over the shards (leave engine='auto')")
     client = _client(sharded.client)
     Xs, ys = client.submit(_head, sharded.futures[0], CHECK_ROWS, pure=False).result()
     Xs, Ys = prepare_data(model, Xs, ys)
-    proxy = _stand_in(model, sharded, Xs)
-    theta = _initial_params(model, theta0, seed)
-    session = Session(proxy, opt, Xs, Ys, None, None, epochs=int(epochs),
-                      check_every=check_every, callbacks=callbacks,
-                      progress=_Progress(progress, int(epochs)),
-                      early_stopping=early_stopping, min_delta=min_delta,
-                      restore_best=restore_best, seed=seed, theta=theta)
-    try:
-        result = opt.run(session, theta)
-    finally:
-        session.progress.close()
+    if isinstance(opt, SecondOrder):
+        proxy = _stand_in(model, sharded, Xs)
+        result = run_training(proxy, opt, Xs, Ys, Xv, Yv, theta, options, rng)
+    else:
+        rows = ShardRows(model, sharded, train_rows)
+        result = run_training(model, opt, Xs, Ys, Xv, Yv, theta, options, rng, rows=rows)
     result.model = model
     return result

@@ -23,6 +23,11 @@ compiled call, so small networks pay no Python overhead per step.  Parameters li
 buffers that alternate at each step, so when a loss comes out non-finite the parameters of
 the last finite loss are still intact, at no cost per step.
 
+Both release the GIL (``nogil=True``), as the model's kernels do: every buffer they
+write — the parameter buffers, the optimizer state, the batch, the kernel's work buffer —
+belongs to one call of :func:`symnn.train.fit`, so threads (a threaded Dask worker running
+a sweep, a thread pool) train at once.
+
 Both modules are written to the kernel cache (:mod:`symnn.codegen.cache`) under a
 content-hashed name, so a second process starts warm.
 
@@ -40,6 +45,7 @@ array([0.9, 2.2])
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +66,7 @@ STATUS_OK = 0
 #: ``stats[2]`` after an epoch: a mini-batch loss was NaN or ±inf; training stopped there.
 STATUS_NONFINITE = 1
 
-_HEAD = '@njit(cache=True, error_model="numpy", fastmath=False)'
+_HEAD = '@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)'
 
 
 class _UpdatePrinter(KernelPrinter):
@@ -326,6 +332,8 @@ class CompiledUpdate:
 
 
 _UPDATES: dict = {}
+#: generating and loading a module happens once per key, even when threads ask at once
+_LOCK = threading.RLock()
 
 
 def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
@@ -335,9 +343,13 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
     key = (opt.structure(), dt.name, cache, str(cache_dir))
     mod = _UPDATES.get(key)
     if mod is None:
-        source = "\n".join(_module_head(repr(opt), dt.name)) + "\n" + update_source(opt, dt.name)
-        mod = _load(source, dt.name, cache, cache_dir)
-        _UPDATES[key] = mod
+        with _LOCK:
+            mod = _UPDATES.get(key)
+            if mod is None:
+                source = ("\n".join(_module_head(repr(opt), dt.name)) + "\n"
+                          + update_source(opt, dt.name))
+                mod = _load(source, dt.name, cache, cache_dir)
+                _UPDATES[key] = mod
     hp = np.array([h.value for h in opt.hypers()], dt)
     return CompiledUpdate(opt, mod.update, hp, mod.__symnn_source__, dt)
 
@@ -347,7 +359,7 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
 # ------------------------------------------------------------------------------------------
 
 _EPOCH = '''
-@njit(cache=True, error_model="numpy", fastmath=False)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
 def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats, work):
     """One epoch of mini-batch training, entirely compiled.
 
@@ -495,6 +507,14 @@ def compile_epoch(model, opt: Optimizer, cache: bool = True, cache_dir=None) -> 
     hit = _EPOCHS.get(key)
     if hit is not None and hit[0] is kernel:
         return hit[1]
+    with _LOCK:
+        hit = _EPOCHS.get(key)
+        if hit is not None and hit[0] is kernel:
+            return hit[1]
+        return _new_epoch(model, opt, kernel, key, cache, cache_dir)
+
+
+def _new_epoch(model, opt, kernel, key, cache: bool, cache_dir) -> EpochKernel:
     src, linked = epoch_source(model, opt)
     dtype = np.dtype(model.dtype).name
     _prepare_runtime(dtype)

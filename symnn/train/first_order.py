@@ -49,13 +49,13 @@ def lr_function(opt):
     return lambda t: float(f(max(t, 1), opt.lr, *vals))
 
 
-def _python_epoch(model, upd, bufs, cur, X, Y, perm, bs, lam, S, scal, bounds, gnorm):
-    """The epoch kernel's loop in Python, around ``model.loss_and_grad``."""
+def _python_epoch(batch_grad, upd, bufs, cur, perm, bs, lam, S, scal, bounds, gnorm):
+    """The epoch kernel's loop in Python, around ``batch_grad(θ, rows) -> (L, ∇L)``."""
     n = perm.shape[0]
     total, steps = 0.0, 0
     for start in range(0, n, bs):
         idx = perm[start:start + bs]
-        L, g = model.loss_and_grad(bufs[cur], X[idx], Y[idx])
+        L, g = batch_grad(bufs[cur], idx)
         if not math.isfinite(L):
             return total, steps, 1, 1 - cur
         g = np.ascontiguousarray(g, dtype=bufs.dtype)
@@ -69,17 +69,21 @@ def _python_epoch(model, upd, bufs, cur, X, Y, perm, bs, lam, S, scal, bounds, g
 
 
 def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: bool,
-        rng: np.random.Generator, engine: str) -> FitResult:
+        rng: np.random.Generator, engine: str, rows=None) -> FitResult:
     """Train with the first-order optimizer ``opt`` from ``theta``, reporting to ``s``.
 
     ``engine``: ``"kernel"`` (the compiled epoch, which needs the model's own kernel),
     ``"python"`` (a loop around ``model.loss_and_grad``) or ``"auto"`` (the kernel when
-    the model has one).
+    the model has one).  ``rows``: a :class:`~symnn.train.loop.BatchGradient` computing
+    each mini-batch's loss and gradient elsewhere (``s.X`` is then only the check sample);
+    the Python loop runs around it.
     """
     model = s.model
     dt = np.dtype(model.dtype)
     P = model.n_params
-    n = s.X.shape[0]
+    n = s.X.shape[0] if rows is None else int(rows.n_samples)
+    if rows is not None:
+        engine = "python"
     bs = n if batch_size is None else max(1, min(int(batch_size), n))
     lam = decay_vector(model, opt)
     upd = ek_mod.compile_update(opt, dt)
@@ -96,6 +100,11 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
     kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
     work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
     lr_at = lr_function(opt)
+    if rows is not None:
+        batch_grad = rows
+    else:
+        def batch_grad(theta, idx):
+            return model.loss_and_grad(theta, s.X[idx], s.Y[idx])
     s.start(bufs[cur])
     for epoch in range(1, s.epochs + 1):
         t0 = time.perf_counter()
@@ -107,8 +116,8 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
             total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs, lam, S,
                                                    scal, upd.hp, s.bounds, gn, work)
         else:
-            total, steps, status, cur = _python_epoch(model, upd, bufs, cur, s.X, s.Y, perm,
-                                                      bs, lam, S, scal, s.bounds, gn)
+            total, steps, status, cur = _python_epoch(batch_grad, upd, bufs, cur, perm, bs,
+                                                      lam, S, scal, s.bounds, gn)
         if status != ek_mod.STATUS_OK:
             raise s.diverged(epoch, s.steps + steps, bufs[cur], "mini-batch loss",
                              "not finite (NaN or ±inf)")

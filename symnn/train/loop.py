@@ -74,7 +74,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -90,7 +90,9 @@ from symnn.train.session import (
     TrainingInterrupted,
 )
 
-__all__ = ["fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted"]
+__all__ = ["fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted",
+           "FitOptions", "BatchGradient", "initial_params", "validation_split",
+           "validation_data", "run_training", "prepare_data"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -258,7 +260,7 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
         validation: "tuple | float | None" = None, early_stopping: int | None = None,
         min_delta: float = 0.0, restore_best: bool = True, check_every: int | None = None,
         callbacks: Sequence[Callable[[EpochInfo], Any]] = (), progress: bool | None = None,
-        shuffle: bool = True, engine: str = "auto") -> FitResult:
+        shuffle: bool = True, engine: str = "auto", client: Any = None) -> FitResult:
     """Train ``model`` on ``(X, y)``.
 
     Parameters
@@ -306,6 +308,9 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
     engine : {"auto", "kernel", "python"}
         First-order: the compiled epoch kernel (``auto`` when the model has one) or a
         Python loop around ``model.loss_and_grad``.
+    client : distributed.Client, optional
+        Train over the workers of a Dask cluster, the same steps up to rounding
+        (:func:`symnn.distributed.fit`, ``docs/distributed.md``).
 
     Returns
     -------
@@ -326,31 +331,40 @@ def fit(model, X, y, optimizer: Any = "adam", *, epochs: int = 100,
         An option of the wrong type or out of range (``batch_size=2.5``, ``epochs=-1``).
     """
     model, opt = _as_model(model), get_optimizer(optimizer)
-    settings = _Settings(epochs=epochs, batch_size=batch_size, seed=seed,
-                         early_stopping=early_stopping, min_delta=min_delta,
-                         restore_best=restore_best, check_every=check_every,
-                         callbacks=callbacks, progress=progress, shuffle=shuffle,
-                         engine=engine).checked()
-    return _train(model, opt, X, y, validation, theta0, settings)
+    settings = FitOptions(epochs, batch_size, seed, early_stopping, min_delta, restore_best,
+                          check_every, callbacks, progress, shuffle, engine).checked()
+    return _train(model, opt, X, y, validation, theta0, settings, client)
 
 
 @dataclass(frozen=True)
-class _Settings:
-    """:func:`fit`'s options; :meth:`checked` returns them validated and normalised."""
+class FitOptions:
+    """:func:`fit`'s options (same names, same defaults); :meth:`checked` returns them
+    validated and normalised.  Used by :func:`run_training` (and so by
+    :mod:`symnn.distributed`) to train with exactly :func:`fit`'s rules.
 
-    epochs: Any
-    batch_size: Any
-    seed: Any
-    early_stopping: Any
-    min_delta: Any
-    restore_best: Any
-    check_every: Any
-    callbacks: Any
-    progress: Any
-    shuffle: Any
-    engine: Any
+    Examples
+    --------
+    >>> FitOptions(epochs=3, batch_size=None).checked().epochs
+    3
+    >>> FitOptions(epochs=2.0).checked()
+    Traceback (most recent call last):
+    ...
+    symnn.errors.ArgumentError: fit: epochs must be an integer ≥ 1, got 2.0 (did you mean 2?)
+    """
 
-    def checked(self) -> "_Settings":
+    epochs: Any = 100
+    batch_size: Any = 32
+    seed: Any = 0
+    early_stopping: Any = None
+    min_delta: Any = 0.0
+    restore_best: Any = True
+    check_every: Any = None
+    callbacks: Any = ()
+    progress: Any = None
+    shuffle: Any = True
+    engine: Any = "auto"
+
+    def checked(self) -> "FitOptions":
         """The options as ints, bools and a list of callbacks; ArgumentError names the
         first that is wrong."""
         epochs = _integer("epochs", self.epochs, 1)
@@ -395,21 +409,61 @@ def _callbacks(callbacks) -> list[Callable]:
     return callbacks
 
 
-def _train(model, opt, X, y, validation, theta0, settings: _Settings) -> FitResult:
-    """:func:`fit` after its options are checked: the data, the session, the optimizer."""
-    Xa, Ya = prepare_data(model, X, y)
-    rng = np.random.default_rng(settings.seed)  # the validation split, then the shuffles
-    Xa, Ya, Xv, Yv = _validation_data(model, Xa, Ya, validation, rng)
-    theta = _initial_params(model, theta0, settings.seed)
-    session = Session(model, opt, Xa, Ya, Xv, Yv, epochs=settings.epochs,
-                      check_every=settings.check_every, callbacks=settings.callbacks,
-                      progress=_Progress(settings.progress, settings.epochs),
-                      early_stopping=settings.early_stopping, min_delta=settings.min_delta,
-                      restore_best=settings.restore_best, seed=settings.seed, theta=theta)
+_Settings = FitOptions  # the former private name
+
+
+class BatchGradient(Protocol):
+    """Mini-batch gradients computed elsewhere (e.g. summed over Dask workers by
+    :mod:`symnn.distributed`), for :func:`run_training`.
+
+    ``n_samples`` is the number of training samples; ``grad(theta, rows)`` returns
+    ``(L, ∇L)`` of the mini-batch made of training samples ``rows`` (int64 indices in
+    ``range(n_samples)``, in the order of the epoch's shuffle) — what
+    ``model.loss_and_grad(theta, X[rows], Y[rows])`` returns in one process.
+    """
+
+    n_samples: int
+
+    def __call__(self, theta: np.ndarray, rows: np.ndarray) -> tuple[float, np.ndarray]:
+        ...  # pragma: no cover - a protocol
+
+
+def run_training(model, opt, X, Y, Xv, Yv, theta: np.ndarray, options: FitOptions,
+                 rng: np.random.Generator, rows: BatchGradient | None = None) -> FitResult:
+    """:func:`fit` after its data are prepared: the session, the optimizer, Ctrl-C.
+
+    ``X, Y`` (from :func:`prepare_data`) are the training data — or, with ``rows``, a
+    sample of them that the finite-difference checks use, while ``rows`` computes every
+    mini-batch's loss and gradient.  ``Xv, Yv``: validation data or None.  ``theta``
+    from :func:`initial_params`; ``options`` checked (:meth:`FitOptions.checked`);
+    ``rng`` the generator of the shuffles (seeded with ``options.seed``, after the
+    validation split drew from it — :func:`fit`'s order).  A second-order ``opt`` runs
+    full batch on ``model`` (pass a model whose methods compute over the whole data).
+
+    Examples
+    --------
+    >>> import numpy as np, symnn
+    >>> from symnn.train import SGD
+    >>> model = symnn.mlp([2, 1]).compile()
+    >>> X = np.arange(8.0).reshape(4, 2); Y = X[:, :1] - X[:, 1:]
+    >>> opts = FitOptions(epochs=2, batch_size=2, progress=False, check_every=0).checked()
+    >>> theta = initial_params(model, None, 0)
+    >>> a = run_training(model, SGD(lr=0.01), X, Y, None, None, theta, opts,
+    ...                  np.random.default_rng(0))
+    >>> b = fit(model, X, Y, SGD(lr=0.01), epochs=2, batch_size=2, progress=False,
+    ...         check_every=0)
+    >>> bool(np.array_equal(a.params, b.params))
+    True
+    """
+    session = Session(model, opt, X, Y, Xv, Yv, epochs=options.epochs,
+                      check_every=options.check_every, callbacks=options.callbacks,
+                      progress=_Progress(options.progress, options.epochs),
+                      early_stopping=options.early_stopping, min_delta=options.min_delta,
+                      restore_best=options.restore_best, seed=options.seed, theta=theta)
     try:
         if isinstance(opt, Optimizer):
-            return first_order.run(session, opt, theta, settings.batch_size, settings.shuffle,
-                                   rng, settings.engine)
+            return first_order.run(session, opt, theta, options.batch_size, options.shuffle,
+                                   rng, options.engine, rows=rows)
         if isinstance(opt, SecondOrder):
             return opt.run(session, theta)
         raise ArgumentError(f"fit: unsupported optimizer {opt!r}")  # pragma: no cover
@@ -421,19 +475,50 @@ def _train(model, opt, X, y, validation, theta0, settings: _Settings) -> FitResu
         session.progress.close()
 
 
-def _validation_data(model, Xa, Ya, validation, rng):
-    """``(X, Y, X_val, Y_val)``: ``validation`` is ``(X_val, y_val)``, a fraction of the
-    samples held out (a seeded random split), or None (``X_val = Y_val = None``)."""
+def _train(model, opt, X, y, validation, theta0, settings: FitOptions,
+           client=None) -> FitResult:
+    """:func:`fit` after its options are checked: the data, the session, the optimizer."""
+    if client is not None:  # symnn.distributed (a later stage) trains over the shards
+        from symnn._later import later
+
+        return later("fit_over_workers")(model, X, y, opt, client=client,
+                                         validation=validation, theta0=theta0,
+                                         options=settings)
+    Xa, Ya = prepare_data(model, X, y)
+    rng = np.random.default_rng(settings.seed)  # the validation split, then the shuffles
+    Xa, Ya, Xv, Yv = validation_data(model, Xa, Ya, validation, rng)
+    theta = initial_params(model, theta0, settings.seed)
+    return run_training(model, opt, Xa, Ya, Xv, Yv, theta, settings, rng)
+
+
+def validation_split(n: int, fraction: float, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, held)``: the sample indices :func:`fit` trains on (sorted) and holds out
+    for ``validation=fraction`` (one permutation drawn from ``rng``).
+
+    Examples
+    --------
+    >>> kept, held = validation_split(5, 0.4, np.random.default_rng(0))
+    >>> kept.tolist(), held.tolist()
+    ([0, 1, 3], [2, 4])
+    """
+    frac = float(fraction)
+    nv = int(round(frac * n))
+    if not 0.0 < frac < 1.0 or nv < 1 or n - nv < 1:
+        raise DataError(f"fit: validation={fraction!r} must be a fraction in (0, 1) that "
+                        f"leaves at least one sample on each side of {n}")
+    idx = rng.permutation(n)
+    return np.sort(idx[nv:]), idx[:nv]
+
+
+def validation_data(model, Xa, Ya, validation, rng: np.random.Generator):
+    """``(X, Y, X_val, Y_val)`` as :func:`fit` trains and validates on: ``validation`` is
+    ``(X_val, y_val)``, a fraction of the samples held out (:func:`validation_split`,
+    drawing from ``rng``), or None (``X_val = Y_val = None``).  ``Xa, Ya`` from
+    :func:`prepare_data`."""
     if isinstance(validation, (float, np.floating)) and not isinstance(validation, bool):
-        frac = float(validation)
-        n = Xa.shape[0]
-        nv = int(round(frac * n))
-        if not 0.0 < frac < 1.0 or nv < 1 or n - nv < 1:
-            raise DataError(f"fit: validation={validation!r} must be a fraction in (0, 1) that "
-                            f"leaves at least one sample on each side of {n}")
-        idx = rng.permutation(n)
-        kept = np.sort(idx[nv:])
-        return Xa[kept], Ya[kept], Xa[idx[:nv]], Ya[idx[:nv]]
+        kept, held = validation_split(Xa.shape[0], validation, rng)
+        return Xa[kept], Ya[kept], Xa[held], Ya[held]
     if validation is None:
         return Xa, Ya, None, None
     try:
@@ -444,8 +529,16 @@ def _validation_data(model, Xa, Ya, validation, rng):
     return Xa, Ya, Xv, Yv
 
 
-def _initial_params(model, theta0, seed: int) -> np.ndarray:
-    """``theta0`` checked and converted to the model's dtype, or ``model.init(seed)``."""
+def initial_params(model, theta0, seed: int) -> np.ndarray:
+    """``theta0`` checked and converted to the model's dtype, or ``model.init(seed)``
+    (what :func:`fit` starts from).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> initial_params(symnn.mlp([2, 1]).compile(), [1, 2, 3], 0).tolist()
+    [1.0, 2.0, 3.0]
+    """
     if theta0 is None:
         return np.asarray(model.init(seed), dtype=model.dtype)
     theta = np.asarray(theta0)
@@ -455,6 +548,9 @@ def _initial_params(model, theta0, seed: int) -> np.ndarray:
     if theta.dtype.kind not in "fiu" or not np.all(np.isfinite(theta)):
         raise DataError("fit: theta0 contains NaN or ±inf (or is not numeric)")
     return np.array(theta, dtype=model.dtype)
+
+
+_initial_params = initial_params  # the former private name
 
 
 def _integer(name: str, value, minimum: int, allow_none: bool = False):
