@@ -12,7 +12,7 @@ iteration, on the full training set (Martens & Grosse 2015):
    is applied to the eigenvalues at every step, so a new λ takes effect at once);
 3. the Tikhonov damping ``γ = √(λ + η)`` (η the weight decay) split between the factors
    with ``π = √((tr Ā / dim Ā) / (tr Ḡ / dim Ḡ))`` (§6.3):
-   ``Δ W̄ = −(Ḡ + π γ I)⁻¹ ∇W̄ (Ā + γ/π I)⁻¹``;
+   ``Δ W̄ = −(Ḡ + γ/π I)⁻¹ ∇W̄ (Ā + π γ I)⁻¹``;
 4. the velocity ``v ← α (a Δ + m v)``, ``θ ← θ + v``, with ``(a, m)`` minimising the damped
    quadratic model ``gᵀu + ½ uᵀ(G + (λ + η)I)u`` of ``u = a Δ + m v`` through exact
    Gauss-Newton products (§6.4, §7; ``m = 0`` without momentum) — or, with
@@ -52,19 +52,20 @@ __all__ = ["KFAC", "pi_damping", "adapt_damping"]
 
 
 def pi_damping(A: np.ndarray, G: np.ndarray, gamma: float) -> tuple[float, float, float]:
-    """The π-adjusted split of the damping ``γ``: ``(π, γ_A, γ_G)`` with ``γ_A = γ/π`` added
-    to ``A`` and ``γ_G = π γ`` to ``G`` (Martens & Grosse 2015, §6.3):
+    """The π-adjusted split of the damping ``γ``: ``(π, γ_A, γ_G)`` with ``γ_A = π γ`` added
+    to ``A`` and ``γ_G = γ/π`` to ``G`` (Martens & Grosse 2015, §6.3: the factor with the
+    larger mean eigenvalue gets the larger share):
     ``π = √((tr A / dim A) / (tr G / dim G))``, 1 when either trace is not positive.
 
     Examples
     --------
     >>> pi_damping(np.diag([4.0, 4.0]), np.diag([1.0]), 0.5)
-    (2.0, 0.25, 1.0)
+    (2.0, 1.0, 0.25)
     """
     ta = float(np.trace(A)) / A.shape[0]
     tg = float(np.trace(G)) / G.shape[0]
     pi = math.sqrt(ta / tg) if ta > 0 and tg > 0 and math.isfinite(ta / tg) else 1.0
-    return pi, gamma / pi, gamma * pi
+    return pi, gamma * pi, gamma / pi
 
 
 def adapt_damping(damping: float, rho: float, omega: float, lo: float = 0.0,
@@ -121,7 +122,7 @@ class _Layer:
         self.eig = (np.maximum(eA, 0.0), QA, np.maximum(eG, 0.0), QG)
 
     def precondition(self, g: np.ndarray, gamma: float, split: bool = True) -> np.ndarray:
-        """``(Ḡ + πγI)⁻¹ V (Ā + γ/π I)⁻¹`` of this layer's gradient block ``V``; with
+        """``(Ḡ + γ/π I)⁻¹ V (Ā + πγI)⁻¹`` of this layer's gradient block ``V``; with
         ``split=False`` ``(Ḡ ⊗ Ā + γ²I)⁻¹ vec V``, both in the factors' eigenbases."""
         eA, QA, eG, QG = self.eig
         V = QG.T @ g[self.index].reshape(self.shape) @ QA
@@ -166,7 +167,7 @@ class KFAC(SecondOrder):
         damped quadratic model with exact Gauss-Newton products (M&G §6.4, §7); ``lr``
         then multiplies that step.  False: ``v ← μ v + lr·Δ``.
     split_damping : bool
-        True: the π-adjusted split ``(Ḡ + πγI) ⊗ (Ā + γ/πI)``; False: the damping added to
+        True: the π-adjusted split ``(Ḡ + γ/πI) ⊗ (Ā + πγI)``; False: the damping added to
         the Kronecker product itself, ``(Ḡ ⊗ Ā + γ²I)⁻¹``, applied in the factors'
         eigenbases (exact for the approximation, as cheap once the eigenvectors are known).
     seed : int
@@ -178,7 +179,7 @@ class KFAC(SecondOrder):
     Examples
     --------
     >>> print(KFAC().equations().line("delta"))
-    Δₖ = −(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹
+    Δₖ = −(Ḡₗ + γ/πₗ I)⁻¹ ∇W̄ₗ (Āₗ + πₗγ I)⁻¹
     """
 
     name = "kfac"
@@ -363,9 +364,9 @@ class KFAC(SecondOrder):
         if not self.split_damping:
             curvature = [e for e in curvature if e.name != "pi"]
         if self.split_damping:
-            delta = eq("delta", "Δₖ", "−(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹", r"\Delta_k",
-                       r"-\left(\bar G_l + \pi_l \gamma I\right)^{-1} \nabla_{\bar W_l} f "
-                       r"\left(\bar A_l + \tfrac{\gamma}{\pi_l} I\right)^{-1}")
+            delta = eq("delta", "Δₖ", "−(Ḡₗ + γ/πₗ I)⁻¹ ∇W̄ₗ (Āₗ + πₗγ I)⁻¹", r"\Delta_k",
+                       r"-\left(\bar G_l + \tfrac{\gamma}{\pi_l} I\right)^{-1} "
+                       r"\nabla_{\bar W_l} f \left(\bar A_l + \pi_l \gamma I\right)^{-1}")
         else:
             delta = eq("delta", "vec Δₖ", "−(Ḡₗ ⊗ Āₗ + γ² I)⁻¹ vec ∇W̄ₗ", r"\operatorname{vec}"
                        r" \Delta_k", r"-\left(\bar G_l \otimes \bar A_l + \gamma^2 I"
