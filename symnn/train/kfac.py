@@ -21,7 +21,8 @@ iteration, on the full training set (Martens & Grosse 2015):
    Gauss-Newton product (``model.gnvp``): ``ρ = (f(θ + v) − f(θ)) / (gᵀv + ½ vᵀ(G + ηI)v)``,
    ``λ ← ω λ`` if ρ < ¼, ``λ ← λ / ω`` if ρ > ¾.
 
-Every parameter must belong to a Dense layer; other models (a custom ``Model``, a layer whose
+Every parameter must belong to a Dense or Conv1D layer (a convolution's factors: KFC,
+``conv="expand"``, :mod:`symnn.analysis.kfac`); other models (a custom ``Model``, a layer whose
 gradient is not an outer product) are refused when ``fit`` starts, naming the alternatives.
 
 Examples
@@ -256,7 +257,7 @@ class KFAC(SecondOrder):
             missing = [n for a, n in enumerate(s.names)
                        if not covered[s.bounds[a]:s.bounds[a + 1]].all()]
             raise DeclarationError(
-                f"KFAC preconditions Dense layers (z = W a + b) only; the parameters "
+                f"KFAC preconditions Dense and Conv1D layers only; the parameters "
                 f"{', '.join(missing)} are not in one; {alternative}")
         return {name: _Layer(f) for name, f in factors.items()}
 
