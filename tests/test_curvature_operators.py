@@ -247,3 +247,21 @@ def test_kfac_operator_on_a_convolution(loss):
     assert _rel(K @ np.eye(m.n_params), D) < 1e-12
     assert sorted(np.concatenate([f.index for f in K.factors.values()])) == list(
         range(m.n_params))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_diag_ggn_is_the_same_in_any_chunking(monkeypatch, chunk):
+    """diag_ggn runs its column pass in chunks of CHUNK_ROWS sample-columns (one sample per
+    chunk at 1, two at 7 with 3 columns, all at 10 000): each equals the GGN's diagonal."""
+    import symnn.analysis.ggn as ggn_module
+    from symnn.analysis import diag_ggn
+
+    monkeypatch.setattr(ggn_module, "CHUNK_ROWS", chunk)
+    for loss in LOSSES:
+        m, theta, X, y = _case(loss, penalty=0.1)
+        GGN = m.gnvp(theta, np.eye(m.n_params), X, y)
+        assert _rel(diag_ggn(m, theta, X, y), np.diag(GGN)) < RTOL
+        mc = diag_ggn(m, theta, X, y, mc_samples=4, seed=1)
+        monkeypatch.setattr(ggn_module, "CHUNK_ROWS", 10_000)
+        assert _rel(mc, diag_ggn(m, theta, X, y, mc_samples=4, seed=1)) < 1e-12
+        monkeypatch.setattr(ggn_module, "CHUNK_ROWS", chunk)
