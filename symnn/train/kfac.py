@@ -172,7 +172,13 @@ class KFAC(SecondOrder):
         the Kronecker product itself, ``(Ḡ ⊗ Ā + γ²I)⁻¹``, applied in the factors'
         eigenbases (exact for the approximation, as cheap once the eigenvectors are known).
     seed : int
-        Seeds the sampled targets of ``kind="kfac"`` (iteration k uses ``seed + k``).
+        Seeds the sampled targets of ``kind="kfac"`` and the factor mini-batches
+        (iteration k uses ``seed + k``).
+    factor_batch : int or None
+        None: the factors of every iteration from the whole training set.  An integer
+        ``b``: from ``b`` training rows drawn at random without replacement each iteration
+        (the moving averages then average over mini-batches; the gradient, the quadratic
+        model and ρ stay on the whole set).  ``b`` ≥ the number of rows means all of them.
     weight_decay, decay, tol, max_iter
         As :class:`~symnn.train.second_order.SecondOrder`; the weight decay η also damps
         (``γ = √(λ + η)``).
@@ -191,7 +197,8 @@ class KFAC(SecondOrder):
                  momentum: float = 0.0, adapt_every: int | None = 5,
                  omega: float | None = None, min_damping: float = 1e-12,
                  max_damping: float = 1e12, adaptive: bool = True,
-                 split_damping: bool = True, seed: int = 0, weight_decay: float = 0.0,
+                 split_damping: bool = True, seed: int = 0,
+                 factor_batch: int | None = None, weight_decay: float = 0.0,
                  decay: str = "all", tol: float = 1e-10, max_iter: int | None = None) -> None:
         super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
         where = "KFAC"
@@ -229,15 +236,23 @@ class KFAC(SecondOrder):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise DeclarationError(f"KFAC: seed must be an integer, got {seed!r}")
         self.seed = int(seed)
+        self.factor_batch = _int("factor_batch", factor_batch, where, allow_none=True)
 
     # -- the curvature ---------------------------------------------------------------------
     def factors(self, s: Session, theta: np.ndarray, k: int) -> dict:
-        """``kfac_factors`` of the training set at ``theta`` (iteration ``k``)."""
+        """``kfac_factors`` at ``theta`` (iteration ``k``) of the training set, or of
+        ``factor_batch`` rows of it drawn with the seed ``seed + k``."""
         from symnn.analysis import kfac_factors
 
+        X, Y = s.X, s.Y
+        n = X.shape[0]
+        if self.factor_batch is not None and self.factor_batch < n:
+            rows = np.random.default_rng(self.seed + k).choice(n, self.factor_batch,
+                                                               replace=False)
+            X, Y = X[np.sort(rows)], Y[np.sort(rows)]
         if self.kind == "kflr":
-            return kfac_factors(s.model, theta, s.X, s.Y, "kflr")
-        return kfac_factors(s.model, theta, s.X, s.Y, "kfac", mc_samples=self.mc_samples,
+            return kfac_factors(s.model, theta, X, Y, "kflr")
+        return kfac_factors(s.model, theta, X, Y, "kfac", mc_samples=self.mc_samples,
                             seed=self.seed + k)
 
     def layers(self, s: Session, theta: np.ndarray) -> dict:
@@ -397,12 +412,14 @@ class KFAC(SecondOrder):
         sections = [("Kronecker factors", curvature), ("Step", step)]
         if self.adapt_every:
             sections.append((f"Damping (every {self.adapt_every} iterations)", adapt))
+        batch = ("" if self.factor_batch is None else
+                 f"; ⟨·⟩ over {self.factor_batch} training rows drawn each iteration")
         notes = [f"Per Dense layer l, W̄ = [W b], ā = [a; 1]; g_c the layer's output cotangent "
                  f"for column c of the loss Hessian's square root ({self.kind}); "
                  f"ε = min({self.ema:g}, 1 − 1/k); Āₗ, Ḡₗ eigendecomposed every "
                  f"{self.inverse_every} iterations; η the weight decay; G the exact "
                  "Gauss-Newton matrix (model.gnvp); f and g = ∇f on the full training set"
-                 + ("; mₖ = 0 without momentum." if self.adaptive else ".")]
+                 + batch + ("; mₖ = 0 without momentum." if self.adaptive else ".")]
         notes_tex = [r"Per Dense layer $l$, $\bar W = [W\ b]$, $\bar a = [a; 1]$; $g_c$ the "
                      r"layer's output cotangent for column $c$ of the loss Hessian's square "
                      r"root; $G$ the exact Gauss-Newton matrix; $f$, $g = \nabla f$ on the "
@@ -412,4 +429,5 @@ class KFAC(SecondOrder):
     def __repr__(self) -> str:
         extra = "" if self.kind == "kflr" else ", kind='kfac'"
         mom = f", momentum={self.momentum:g}" if self.momentum else ""
-        return f"KFAC(lr={self.lr:g}, damping={self.damping:g}{extra}{mom})"
+        fb = "" if self.factor_batch is None else f", factor_batch={self.factor_batch}"
+        return f"KFAC(lr={self.lr:g}, damping={self.damping:g}{extra}{mom}{fb})"
