@@ -209,3 +209,16 @@ def test_conv_factors_equal_curvlinops_type2(loss, approx):
     for name, key in zip(("W1", "W2", "W3"), ("0", "2", "5")):
         assert _rel(state["input_covariances"][key].numpy(), ours[name].A) < RTOL
         assert _rel(state["gradient_covariances"][key].numpy(), ours[name].G) < RTOL
+
+
+@pytest.mark.parametrize("conv", ["expand", "reduce"])
+def test_factors_do_not_depend_on_the_chunking(monkeypatch, conv):
+    """kfac_factors runs its column pass in chunks of samples (CHUNK_ROWS sample-columns):
+    one sample per chunk gives the same factors as one chunk for all."""
+    import symnn.analysis.kfac as kfac_module
+
+    m, theta, X, y = _case("cross_entropy")
+    whole = kfac_factors(m, theta, X, y, conv=conv)
+    monkeypatch.setattr(kfac_module, "CHUNK_ROWS", 1)
+    for name, f in kfac_factors(m, theta, X, y, conv=conv).items():
+        assert _rel(f.G, whole[name].G) < 1e-12 and np.array_equal(f.A, whole[name].A)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from symnn import ops as P
-from symnn.analysis.ggn import backprop_columns, loss_hessian_sqrt
+from symnn.analysis.ggn import CHUNK_ROWS, backprop_columns, loss_hessian_sqrt
 from symnn.analysis.persample import Evaluated, evaluate_program
 from symnn.errors import AnalysisError
 from symnn.ops.conv import taps
@@ -132,21 +132,34 @@ def patches(x: np.ndarray, g) -> np.ndarray:
     return out.reshape(B, g.l_out, g.c_in * g.k)
 
 
-def _conv_factors(a, gr, op, wr, bias: bool, conv: str):
-    """``(A, G)`` of a convolution (KFC): ``a`` the layer's input ``(B, C_in·L_in)``, ``gr``
-    its output cotangents ``(rows, C_out·L_out)``, ``wr`` the rows' weights (1/B included)."""
-    g = op.g
-    B, T = a.shape[0], g.l_out
-    pa = patches(a, g)                                          # (B, T, C_in·k)
+def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
+    """``A`` of a layer from its input ``a`` ``(B, n_in)`` (a convolution: KFC's patches)."""
+    B = a.shape[0]
+    if not isinstance(op, P.ConvWMean):
+        if bias:
+            a = np.concatenate([a, np.ones((B, 1))], axis=1)
+        return a.T @ a / B
+    T = op.g.l_out
+    pa = patches(a, op.g)                                       # (B, T, C_in·k)
     if bias:
         pa = np.concatenate([pa, np.ones((B, T, 1))], axis=2)
-    gs = np.asarray(gr).reshape(-1, g.c_out, T).transpose(0, 2, 1)  # (rows, T, C_out)
     if conv == "expand":
         pa = pa.reshape(B * T, -1)
-        return pa.T @ pa / (B * T), _weighted_gram(gs.reshape(-1, g.c_out), np.repeat(wr, T))
+        return pa.T @ pa / (B * T)
     pm = pa.mean(axis=1)
-    gsum = gs.sum(axis=1)
-    return pm.T @ pm / B, _weighted_gram(gsum, wr)
+    return pm.T @ pm / B
+
+
+def _g_factor(gr: np.ndarray, op, wr: np.ndarray, conv: str) -> np.ndarray:
+    """``Σ_r w_r (…)`` part of ``G`` from the rows' output cotangents ``gr`` (``wr``: the
+    rows' weights, 1/B included)."""
+    if not isinstance(op, P.ConvWMean):
+        return _weighted_gram(gr, wr)
+    g = op.g
+    gs = gr.reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)    # (rows, T, C_out)
+    if conv == "expand":
+        return _weighted_gram(gs.reshape(-1, g.c_out), np.repeat(wr, g.l_out))
+    return _weighted_gram(gs.sum(axis=1), wr)
 
 
 def _weighted_gram(g: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -202,22 +215,24 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
     if kind == "kfac" and mc_samples is None:
         mc_samples = 1
     S, w = loss_hessian_sqrt(ev, mc_samples, seed)
-    env, rows = backprop_columns(ev, S)
-    wr = w.reshape(rows) / ev.B
+    G = {p: 0.0 for p, *_ in layers}
+    step = max(1, CHUNK_ROWS // S.shape[2])    # the column pass in cache-sized chunks
+    for lo in range(0, ev.B, step):
+        hi = min(ev.B, lo + step)
+        env, rows = backprop_columns(ev, S, lo, hi)
+        wr = w[lo:hi].reshape(rows) / ev.B
+        for p, *_, op in layers:
+            G[p] = G[p] + _g_factor(np.asarray(env[op.u]), op, wr, conv)
     out = {}
     for p, off, q, qoff, op in layers:
-        a, g = np.asarray(ev.env[op.v]), np.asarray(env[op.u])
+        A = _a_factor(np.asarray(ev.env[op.v]), op, q is not None, conv)
         bias = None if q is None else q.name
         if isinstance(op, P.ConvWMean):
-            A, G = _conv_factors(a, g, op, wr, q is not None, conv)
-            out[p.name] = KroneckerFactors(
-                p.name, bias, A, G, _index(op.g.c_out, op.g.c_in * op.g.k, off, qoff),
-                op.g.l_out, conv)
-            continue
-        if q is not None:
-            a = np.concatenate([a, np.ones((ev.B, 1))], axis=1)
-        out[p.name] = KroneckerFactors(p.name, bias, a.T @ a / ev.B, _weighted_gram(g, wr),
-                                       _index(p.shape[0], p.shape[1], off, qoff))
+            index = _index(op.g.c_out, op.g.c_in * op.g.k, off, qoff)
+            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, op.g.l_out, conv)
+        else:
+            index = _index(p.shape[0], p.shape[1], off, qoff)
+            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index)
     return out
 
 
