@@ -19,6 +19,7 @@ from symnn.analysis.curvature import (
     find_saddle,
     hessian_spectrum,
 )
+from symnn.analysis.curvature_print import curvature_equations, loss_hessian_sqrt_symbolic
 from symnn.analysis.fisher import FisherOperator, fisher_operator
 from symnn.analysis.flow import GradientFlow, gradient_flow
 from symnn.analysis.ggn import diag_ggn, diag_hessian
@@ -49,4 +50,6 @@ __all__ = [
     # Fisher and K-FAC operators
     "fisher_operator", "FisherOperator", "kfac_operator", "KFACOperator",
     "KFACInverseOperator",
+    # what they compute, printed
+    "curvature_equations", "loss_hessian_sqrt_symbolic",
 ]
