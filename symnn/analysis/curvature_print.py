@@ -152,7 +152,7 @@ def _layer_equations(p, q, op, conv: str, ell: int) -> tuple[list, list]:
     one = "; 1" if q is not None else ""
     if is_conv and conv == "expand":
         A = (f"(1/(B T)) Σ_s Σ_t p̄_st p̄_stᵀ,  p̄_t = [patch_t({at}){one}], T = {op.g.l_out}",
-             rf"\tfrac{{1}}{{BT}} \sum_s \sum_t \bar p_{{st}} {{\bar p_{{st}}}}^\top")
+             r"\tfrac{1}{BT} \sum_s \sum_t \bar p_{st} {\bar p_{st}}^\top")
         G = (f"(1/B) Σ_s Σ_c Σ_t {dt}_sc,t {dt}_sc,tᵀ",
              rf"\tfrac1B \sum_s \sum_c \sum_t {dx}_{{sc,t}} {{{dx}_{{sc,t}}}}^\top")
     elif is_conv:
