@@ -232,3 +232,17 @@ def test_the_kfac_optimizer_trains_a_convolutional_network():
     m, theta, X, y = _case("mse", B=24, seed=3)
     res = fit(m, X, y, KFAC(), epochs=8, theta0=theta, check_every=0, progress=False)
     assert res.history.loss[-1] < 0.7 * res.history.loss[0]
+
+
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+def test_fisher_operators_on_the_convolutional_network(loss):
+    """The exact Fisher operator is the Gauss-Newton matrix (no penalty here) and the
+    empirical one the per-sample gradients' outer products, through Conv1D layers."""
+    from symnn.analysis import fisher_operator, per_sample_gradients
+
+    m, theta, X, y = _case(loss)
+    P = m.n_params
+    GGN = m.gnvp(theta, np.eye(P), X, y)
+    assert _rel(fisher_operator(m, theta, X, y, "exact") @ np.eye(P), GGN) < RTOL
+    G = per_sample_gradients(m, theta, X, y)
+    assert _rel(fisher_operator(m, theta, X, y).dense(), G.T @ G / B) < RTOL
