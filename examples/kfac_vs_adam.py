@@ -5,7 +5,7 @@ function of four inputs (512 samples).  Each method runs from the same initial p
 
 * Adam — full-batch steps at the best of a few learning rates (compiled epochs);
 * K-FAC — natural-gradient steps preconditioned by each layer's Kronecker factors
-  ``(Ḡ + πγI)⁻¹ ∇W̄ (Ā + γ/πI)⁻¹`` (exact KFLR factors, π-adjusted damping adapted by the
+  ``(Ḡ + γ/πI)⁻¹ ∇W̄ (Ā + πγI)⁻¹`` (exact KFLR factors, π-adjusted damping adapted by the
   Levenberg–Marquardt rule, step and momentum from the quadratic model), ``symnn.train.KFAC``;
 * Newton-CG — SciPy's trust-region Newton-CG with exact Hessian-vector products.
 

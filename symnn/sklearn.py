@@ -19,9 +19,10 @@ optimizer's state (Adam's moments, momentum) restarts with every ``fit`` / ``par
 call; the parameters carry over.
 
 Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
-(Levenberg–Marquardt) and ``"newton"``; ``dtype="float32"``; ``check_every`` (finite-
-difference checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the
-gradient once before training; ``k`` also every k epochs; ``0`` runs none).
+(Levenberg–Marquardt), ``"newton"`` and ``"kfac"`` (:class:`symnn.train.KFAC`, full
+batch); ``dtype="float32"``; ``check_every`` (finite-difference checks, as in
+:func:`symnn.train.fit`: ``None``, the default, checks the gradient once before training;
+``k`` also every k epochs; ``0`` runs none).
 
 Repeated fits cost no derivation or compilation: compiled models are cached in the process
 by their canonical declaration (input width, hidden widths, output width, activation,
@@ -84,7 +85,7 @@ __all__ = ["SymnnClassifier", "SymnnRegressor", "compiled_mlp"]
 
 #: scikit-learn activation names → symnn activations.
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-SOLVERS = ("adam", "sgd", "lbfgs", "newton-cg", "lm", "newton")
+SOLVERS = ("adam", "sgd", "lbfgs", "newton-cg", "lm", "newton", "kfac")
 STOCHASTIC_SOLVERS = ("adam", "sgd")
 
 #: The in-process cache: canonical declaration → compiled model.
@@ -304,6 +305,7 @@ class _SymnnMLP(BaseEstimator):
 
     def _optimizer(self, batch: int, total_weight: float):
         from symnn.train import (
+            KFAC,
             LBFGS,
             SGD,
             Adam,
@@ -334,6 +336,8 @@ class _SymnnMLP(BaseEstimator):
             return NewtonCG(tol=self.tol, **wd)
         if self.solver == "lm":
             return LevenbergMarquardt(tol=self.tol, **wd)
+        if self.solver == "kfac":
+            return KFAC(tol=self.tol, **wd)
         return Newton(tol=self.tol, **wd)
 
     # -- hooks for the two estimators ---------------------------------------------------------

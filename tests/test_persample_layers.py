@@ -1,7 +1,7 @@
 """Per-sample gradients, gradient variance, diagonal GGN and Hessian (symnn.analysis) on
 networks with Residual blocks and with convolutional layers (Conv1D, AvgPool1D, MaxPool1D,
 Flatten): against the batch-1 gradient kernel, the batch gradient, the Gauss-Newton product
-kernel on unit vectors and the Hessian kernel; K-FAC refuses a convolution by name."""
+kernel on unit vectors and the Hessian kernel; K-FAC factors cover the convolutions."""
 
 from __future__ import annotations
 
@@ -109,11 +109,14 @@ def test_conv_weight_per_sample_is_the_conv_weight_mean_per_sample():
     assert np.allclose(per.mean(axis=0), convw_numpy(u, v, g), rtol=0, atol=1e-14)
 
 
-def test_kfac_factors_refuse_a_convolution_by_name():
+def test_kfac_factors_cover_a_convolution_through_pools():
+    """K-FAC for convolutions (KFC) is in tests/test_kfac_conv.py; here: the factors of this
+    pooled network cover every parameter, convolutions included."""
     m = _model("conv", "mse")
     theta, X, y = _batch(m, "mse")
-    with pytest.raises(AnalysisError, match=r"W1 is the kernel of a Conv1D layer.*KFC"):
-        kfac_factors(m, theta, X, y)
+    f = kfac_factors(m, theta, X, y)
+    assert [v.conv for v in f.values()] == ["expand", "expand", None]
+    assert sorted(np.concatenate([v.index for v in f.values()])) == list(range(m.n_params))
 
 
 def test_kfac_factors_cover_a_residual_network():

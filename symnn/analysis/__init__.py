@@ -7,7 +7,8 @@ activation-derivative bounds derived symbolically, and gradient flow over traini
 Curvature per layer: per-sample gradients, gradient variance and the empirical Fisher;
 the exact diagonals of the Gauss-Newton matrix and of the Hessian; K-FAC's Kronecker
 factors and their error against the exact GGN blocks; SciPy ``LinearOperator`` views of
-the Hessian and the GGN; Hutchinson / Hutch++ traces and diagonals with standard errors;
+the Hessian, the GGN, the (empirical, Monte-Carlo, exact) Fisher and K-FAC (with its damped
+inverse); Hutchinson / Hutch++ traces and diagonals with standard errors;
 spectral densities by stochastic Lanczos quadrature.
 """
 
@@ -18,9 +19,12 @@ from symnn.analysis.curvature import (
     find_saddle,
     hessian_spectrum,
 )
+from symnn.analysis.curvature_print import curvature_equations, loss_hessian_sqrt_symbolic
+from symnn.analysis.fisher import FisherOperator, fisher_operator
 from symnn.analysis.flow import GradientFlow, gradient_flow
 from symnn.analysis.ggn import diag_ggn, diag_hessian
 from symnn.analysis.kfac import KroneckerFactors, kfac_error, kfac_factors
+from symnn.analysis.kfac_operator import KFACInverseOperator, KFACOperator, kfac_operator
 from symnn.analysis.lipschitz import LipschitzReport, derivative_bound, lipschitz_bound
 from symnn.analysis.operators import CurvatureOperator, ggn_operator, hessian_operator
 from symnn.analysis.persample import empirical_fisher, gradient_variance, per_sample_gradients
@@ -43,4 +47,9 @@ __all__ = [
     # matrix-free: operators, Hutchinson / Hutch++, stochastic Lanczos quadrature
     "hessian_operator", "ggn_operator", "CurvatureOperator", "hutchinson_trace",
     "hutchinson_diag", "Estimate", "spectral_density", "SpectralDensity",
+    # Fisher and K-FAC operators
+    "fisher_operator", "FisherOperator", "kfac_operator", "KFACOperator",
+    "KFACInverseOperator",
+    # what they compute, printed
+    "curvature_equations", "loss_hessian_sqrt_symbolic",
 ]

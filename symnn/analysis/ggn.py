@@ -194,24 +194,59 @@ def _sampled_columns(ev: Evaluated, kind, p, M: int, seed: int):
     return S, np.full((B, M), 1.0 / M)
 
 
-def backprop_columns(ev: Evaluated, S: np.ndarray) -> tuple[dict, int]:
+class _ColumnEnv(dict):
+    """The column pass's values; a per-sample value of the forward pass that the backward
+    ops did not need is repeated to ``B·C`` rows only when it is first read."""
+
+    def __init__(self, values: dict, base: dict, C: int, computed: set) -> None:
+        super().__init__(values)
+        self.base, self.C, self.computed = base, C, computed
+
+    def __missing__(self, key):
+        v = self.base[key]
+        if key.per_sample:
+            v = np.repeat(v, self.C, axis=0)
+        self[key] = v
+        return v
+
+
+def backprop_columns(ev: Evaluated, S: np.ndarray, lo: int = 0,
+                     hi: int | None = None) -> tuple[dict, int]:
     """Replay the backward pass of ``ev`` seeded with the columns ``S`` (``(B, m, C)``) at
-    ``u``: an env over ``B·C`` rows (sample-major) holding every cotangent."""
+    ``u``, for the samples ``lo:hi`` (all by default): an env over ``(hi − lo)·C`` rows
+    (sample-major) holding every cotangent.
+
+    Only the forward values the backward ops read are repeated ``C`` times up front; any
+    other per-sample value is repeated when the returned env is first asked for it."""
     u, g_u = _u_and_seed(ev)
+    hi = ev.B if hi is None else hi
     C = S.shape[2]
-    rows = ev.B * C
-    env = {k: (np.repeat(v, C, axis=0) if k.per_sample else v) for k, v in ev.env.items()}
-    env[g_u] = S.transpose(0, 2, 1).reshape(rows, S.shape[1])
-    return run_ops(_downstream(ev.derived.backward_ops, g_u), env, rows), rows
+    rows = (hi - lo) * C
+    ops = _downstream(ev.derived.backward_ops, g_u)
+    made = {op.out for op in ops} | {g_u}
+    base = {k: (v[lo:hi] if k.per_sample else v) for k, v in ev.env.items()}
+    env = {k: v for k, v in base.items() if not k.per_sample}
+    for op in ops:
+        for k in op.inputs:
+            if k not in made and k not in env and k.per_sample:
+                env[k] = np.repeat(base[k], C, axis=0)
+    env[g_u] = S[lo:hi].transpose(0, 2, 1).reshape(rows, S.shape[1])
+    return _ColumnEnv(run_ops(ops, env, rows), base, C, made), rows
+
+
+#: Rows (samples × columns) per chunk of the column pass of :func:`diag_ggn`: small enough
+#: for its temporaries to stay in cache, large enough for BLAS to be efficient.
+CHUNK_ROWS = 512
 
 
 def diag_ggn(model, theta, X, y, *, mc_samples: int | None = None, seed: int = 0):
     """The diagonal of the Gauss-Newton matrix ``model.gnvp`` multiplies by, length P.
 
     Exact by default (one backward pass per output column of the loss's Hessian square
-    root, all in one batch); ``mc_samples=M``: an unbiased Monte-Carlo estimate from ``M``
-    sampled targets per sample (cheaper when the output is wide).  Penalties add their
-    curvature: ``2λ`` on L2-penalised components, 0 for L1.
+    root, run as batches of about :data:`CHUNK_ROWS` sample-columns); ``mc_samples=M``: an
+    unbiased Monte-Carlo estimate from ``M`` sampled targets per sample (cheaper when the
+    output is wide).  Penalties add their curvature: ``2λ`` on L2-penalised components, 0
+    for L1.
 
     Raises
     ------
@@ -222,19 +257,31 @@ def diag_ggn(model, theta, X, y, *, mc_samples: int | None = None, seed: int = 0
     """
     ev = evaluate_program(model, theta, X, y)
     S, w = loss_hessian_sqrt(ev, mc_samples, seed)
-    env, rows = backprop_columns(ev, S)
-    wr = w.reshape(rows) / ev.B
     out = ev.penalty_curvature()
-    for p, off, size in ev.layout:
-        terms = ev.data_terms(ev.grad_var(p))
-        if len(terms) == 1 and isinstance(terms[0], P.OuterMean):
-            op = terms[0]  # Σ_r w_r (u_r v_rᵀ)² = Σ_r w_r u_r² (v_r²)ᵀ
-            d = (wr[:, None] * env[op.u] ** 2).T @ (env[op.v] ** 2)  # a BLAS product
-        else:
-            g = sum(ev.per_sample(op, env, rows, p.shape).reshape(rows, size) for op in terms)
-            d = wr @ (np.asarray(g) ** 2)
-        out[off:off + size] += np.ravel(d)
+    terms = [(off, size, p.shape, ev.data_terms(ev.grad_var(p))) for p, off, size in ev.layout]
+    step = max(1, CHUNK_ROWS // S.shape[2])
+    for lo in range(0, ev.B, step):
+        hi = min(ev.B, lo + step)
+        env, rows = backprop_columns(ev, S, lo, hi)
+        wr = w[lo:hi].reshape(rows) / ev.B
+        for off, size, shape, ops in terms:
+            out[off:off + size] += np.ravel(_squares(ev, env, rows, wr, shape, ops))
     return out
+
+
+def _squares(ev: Evaluated, env, rows: int, wr, shape, terms) -> np.ndarray:
+    """``Σ_r w_r (per-sample gradient_r)²`` of one parameter over the chunk's rows."""
+    if len(terms) == 1 and isinstance(terms[0], P.OuterMean):
+        op = terms[0]  # Σ_r w_r (u_r v_rᵀ)² = Σ_r w_r u_r² (v_r²)ᵀ, a BLAS product
+        u2 = wr[:, None] * env[op.u] ** 2
+        if op.v in env.computed:
+            return u2.T @ (env[op.v] ** 2)
+        # v is the same in a sample's C rows: Σ_s (Σ_c w u²) (v_s²)ᵀ
+        v = env.base[op.v]
+        return u2.reshape(v.shape[0], -1, u2.shape[1]).sum(axis=1).T @ (v ** 2)
+    size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    g = sum(ev.per_sample(op, env, rows, shape).reshape(rows, size) for op in terms)
+    return wr @ (np.asarray(g) ** 2)
 
 
 def diag_hessian(model, theta, X, y, *, block: int = 64) -> np.ndarray:

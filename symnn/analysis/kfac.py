@@ -1,4 +1,4 @@
-"""Kronecker factors of the Gauss-Newton matrix per Dense layer (K-FAC / KFLR).
+"""Kronecker factors of the Gauss-Newton matrix per Dense and Conv1D layer (K-FAC / KFLR / KFC).
 
 A Dense layer ``z = W a + b`` has the per-sample gradient ``δ āᵀ`` for ``W̄ = [W b]``
 (``ā = [a; 1]``), so its block of the Gauss-Newton matrix (``model.gnvp``'s, without the
@@ -18,9 +18,27 @@ each factor carries one ``1/B``, and nothing else: with one sample ``G ⊗ A`` *
 block.  ``kind="kflr"`` uses the exact columns of ``S``; ``kind="kfac"`` ``mc_samples``
 targets sampled from the model's predictive distribution (an unbiased ``G``).
 
+**Convolutions** (KFC, Grosse & Martens 2016).  A Conv1D layer's weight gradient is
+``Σ_t δ_t p̄_tᵀ`` over its ``T = L_out`` output positions, ``p̄_t = [patch_t; 1]`` the input
+patch output position ``t`` reads (``C_in·k`` values, zeros in the padding, the kernel's
+``(c_in, k)`` order) and ``W̄ = [W.reshape(C_out, C_in·k) b]``.  Two approximations
+(Eschenhagen et al. 2023 name them), chosen by ``conv=``:
+
+* ``"expand"`` (KFC; the default):
+  ``A = (1/(B T)) Σ_s Σ_t p̄_st p̄_stᵀ``, ``G = (1/B) Σ_s Σ_c w_c Σ_t g_sct g_sctᵀ`` —
+  KFC's ``Ω = E[Σ_t p̄ p̄ᵀ]`` and ``Γ = (1/T) E[Σ_t g gᵀ]`` with the ``1/T`` moved from
+  ``Γ`` to ``A`` (the product ``G ⊗ A = Γ ⊗ Ω`` is the same); curvlinops' ``"expand"``.
+* ``"reduce"``: ``A = (1/B) Σ_s p̄̂_s p̄̂_sᵀ`` with ``p̄̂_s = (1/T) Σ_t p̄_st``,
+  ``G = (1/B) Σ_s Σ_c w_c ĝ_sc ĝ_scᵀ`` with ``ĝ_sc = Σ_t g_sct`` (so ``G`` is the exact
+  Gauss-Newton block of the bias); curvlinops' ``"reduce"``.
+
+With ``T = 1`` both are the Dense factors.  (BackPACK 1.7's KFLR for ``Conv1d`` returns
+``T·A_expand`` without the bias row for the weight and ``G_reduce`` for both: a product of
+the two conventions; ``tests/test_kfac_conv.py`` maps it.)
+
 The layers are found in the derived program, not by name: a parameter whose gradient is one
-``OuterMean(δ, a)`` is a weight, and a parameter whose gradient is ``BatchMean(δ)`` with the
-same ``δ`` is its bias.
+``OuterMean(δ, a)`` (or ``ConvWMean(δ, a)``) is a weight, and a parameter whose gradient is
+``BatchMean(δ)`` (``ChannelMean(δ)``) with the same ``δ`` is its bias.
 """
 
 from __future__ import annotations
@@ -30,28 +48,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from symnn import ops as P
-from symnn.analysis.ggn import backprop_columns, loss_hessian_sqrt
+from symnn.analysis.ggn import CHUNK_ROWS, backprop_columns, loss_hessian_sqrt
 from symnn.analysis.persample import Evaluated, evaluate_program
 from symnn.errors import AnalysisError
+from symnn.ops.conv import taps
 
 __all__ = ["KroneckerFactors", "kfac_factors", "kfac_error"]
 
 
 @dataclass(frozen=True)
 class KroneckerFactors:
-    """The factors of one Dense layer.
+    """The factors of one Dense or Conv1D layer.
 
     Attributes
     ----------
     weight, bias : str
         Parameter names (``bias`` None for a layer without one).
     A : ndarray, shape (n_in + 1, n_in + 1) — (n_in, n_in) without a bias
-        ``(1/B) Σ ā āᵀ``, ``ā = [a; 1]``.
+        ``(1/B) Σ ā āᵀ``, ``ā = [a; 1]`` (a convolution: ``n_in = C_in·k``, see the module).
     G : ndarray, shape (n_out, n_out)
-        ``(1/B) Σ_s Σ_c w_c g_sc g_scᵀ``.
+        ``(1/B) Σ_s Σ_c w_c g_sc g_scᵀ`` (a convolution: ``n_out = C_out``).
     index : ndarray of int
         The flat-layout indices of ``W̄ = [W b]`` in row-major order: ``G ⊗ A`` is the
         approximation of the Gauss-Newton block ``GGN[np.ix_(index, index)]``.
+    positions : int
+        ``T``, the output positions sharing the weight (1 for a Dense layer).
+    conv : str or None
+        ``"expand"`` or ``"reduce"`` for a convolution, None for a Dense layer.
     """
 
     weight: str
@@ -59,6 +82,8 @@ class KroneckerFactors:
     A: np.ndarray
     G: np.ndarray
     index: np.ndarray
+    positions: int = 1
+    conv: str | None = None
 
     def kron(self) -> np.ndarray:
         """``G ⊗ A``, the approximate block over :attr:`index`."""
@@ -66,31 +91,80 @@ class KroneckerFactors:
 
 
 def _layers(ev: Evaluated) -> list:
-    """``(weight Var, offset, bias Var or None, bias offset, OuterMean op)`` per Dense layer."""
+    """``(weight Var, offset, bias Var or None, bias offset, op)`` per Dense or Conv1D layer
+    (``op`` the weight gradient's ``OuterMean`` or ``ConvWMean``)."""
     single = {}
     for p, off, _size in ev.layout:
         terms = ev.data_terms(ev.grad_var(p))
         if len(terms) == 1:
             single[p] = (terms[0], off)
-    biases = {op.u: (p, off) for p, (op, off) in single.items() if isinstance(op, P.BatchMean)}
+    biases = {}
+    for p, (op, off) in single.items():
+        if isinstance(op, P.BatchMean):
+            biases[op.u] = (p, off)
+        elif isinstance(op, P.ChannelMean):
+            biases[op.v] = (p, off)
     out = []
     for p, (op, off) in single.items():
-        if isinstance(op, P.OuterMean):
+        if isinstance(op, (P.OuterMean, P.ConvWMean)):
             q, qoff = biases.get(op.u, (None, None))
             out.append((p, off, q, qoff, op))
     return out
 
 
-def _refuse_conv(ev: Evaluated) -> None:
-    """K-FAC here covers Dense layers only: a convolution's weight is refused by name."""
-    for p, _off, _size in ev.layout:
-        if any(isinstance(op, P.ConvWMean) for op in ev.data_terms(ev.grad_var(p))):
-            raise AnalysisError(
-                f"parameter {p.name} is the kernel of a Conv1D layer; kfac_factors covers "
-                "Dense layers only — Kronecker factors of a convolution are a separate method "
-                "(KFC, Grosse & Martens 2016) not implemented here; use diag_ggn or gnvp for "
-                "this network"
-            )
+def patches(x: np.ndarray, g) -> np.ndarray:
+    """``(B, L_out, C_in·k)``: the input patch each output position of a convolution of
+    geometry ``g`` reads (zero where the padding is), in the kernel's ``(c_in, k)`` order.
+
+    Examples
+    --------
+    >>> from symnn.ops.conv import Geom
+    >>> patches(np.arange(4.0)[None], Geom(1, 4, 1, 2, 1, 0))[0]
+    array([[0., 1.],
+           [1., 2.],
+           [2., 3.]])
+    """
+    B = x.shape[0]
+    xs = np.asarray(x).reshape(B, g.c_in, g.l_in)
+    out = np.zeros((B, g.l_out, g.c_in, g.k), dtype=xs.dtype)
+    for t, k, u in taps(g):
+        out[:, t, :, k] = xs[:, :, u]
+    return out.reshape(B, g.l_out, g.c_in * g.k)
+
+
+def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
+    """``A`` of a layer from its input ``a`` ``(B, n_in)`` (a convolution: KFC's patches)."""
+    B = a.shape[0]
+    if not isinstance(op, P.ConvWMean):
+        if bias:
+            a = np.concatenate([a, np.ones((B, 1))], axis=1)
+        return a.T @ a / B
+    T = op.g.l_out
+    pa = patches(a, op.g)                                       # (B, T, C_in·k)
+    if bias:
+        pa = np.concatenate([pa, np.ones((B, T, 1))], axis=2)
+    if conv == "expand":
+        pa = pa.reshape(B * T, -1)
+        return pa.T @ pa / (B * T)
+    pm = pa.mean(axis=1)
+    return pm.T @ pm / B
+
+
+def _g_factor(gr: np.ndarray, op, wr: np.ndarray, conv: str) -> np.ndarray:
+    """``Σ_r w_r (…)`` part of ``G`` from the rows' output cotangents ``gr`` (``wr``: the
+    rows' weights, 1/B included)."""
+    if not isinstance(op, P.ConvWMean):
+        return _weighted_gram(gr, wr)
+    g = op.g
+    gs = gr.reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)    # (rows, T, C_out)
+    if conv == "expand":
+        return _weighted_gram(gs.reshape(-1, g.c_out), np.repeat(wr, g.l_out))
+    return _weighted_gram(gs.sum(axis=1), wr)
+
+
+def _weighted_gram(g: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``Σ_r w_r g_r g_rᵀ``."""
+    return (g * w[:, None]).T @ g
 
 
 def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
@@ -101,55 +175,69 @@ def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
     return np.concatenate([W, boff + np.arange(m)[:, None]], axis=1).ravel()
 
 
-def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | None = None,
-                 seed: int = 0) -> dict:
-    """The Kronecker factors ``A``, ``G`` of every Dense layer: ``{weight name: factors}``.
-
-    ``kind="kflr"``: ``G`` from the exact square root of the loss Hessian (one backward
-    column per output); ``kind="kfac"``: from ``mc_samples`` (default 1) sampled targets
-    per sample (seeded by ``seed``).  See the module docstring for the scaling.
-
-    Raises
-    ------
-    AnalysisError
-        An unknown ``kind``; ``mc_samples`` with ``kind="kflr"``; a model with no Dense layer
-        (a custom ``Model``); a network with a ``Conv1D`` layer (K-FAC for convolutions,
-        KFC, is a separate method).
-    """
+def _check_options(kind: str, mc_samples, conv: str) -> None:
     if kind not in ("kflr", "kfac"):
         raise AnalysisError(f"kind = {kind!r}; use 'kflr' (exact loss-Hessian square root) "
                             "or 'kfac' (sampled targets)")
     if kind == "kflr" and mc_samples is not None:
         raise AnalysisError("mc_samples is for kind='kfac' (sampled targets); kind='kflr' uses "
                             "the exact square root of the loss Hessian")
+    if conv not in ("expand", "reduce"):
+        raise AnalysisError(f"conv = {conv!r}; use 'expand' (KFC: sums over output positions "
+                            "inside both factors) or 'reduce' (positions summed first)")
+
+
+def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | None = None,
+                 seed: int = 0, conv: str = "expand") -> dict:
+    """The Kronecker factors ``A``, ``G`` of every Dense and Conv1D layer:
+    ``{weight name: KroneckerFactors}``, in the order of the flat layout.
+
+    ``kind="kflr"``: ``G`` from the exact square root of the loss Hessian (one backward
+    column per output); ``kind="kfac"``: from ``mc_samples`` (default 1) sampled targets
+    per sample (seeded by ``seed``).  ``conv``: the convolutions' approximation,
+    ``"expand"`` (KFC) or ``"reduce"``.  See the module docstring for the scaling.
+
+    Raises
+    ------
+    AnalysisError
+        An unknown ``kind`` or ``conv``; ``mc_samples`` with ``kind="kflr"``; a model with
+        no Dense or Conv1D layer (a custom ``Model``).
+    """
+    _check_options(kind, mc_samples, conv)
     ev = evaluate_program(model, theta, X, y)
-    _refuse_conv(ev)
     layers = _layers(ev)
     if not layers:
         raise AnalysisError(
             f"{type(ev.derived.declared).__name__} {ev.derived.declared.name!r} has no Dense "
-            "layer (no parameter whose gradient is an outer product δ aᵀ); K-FAC factors need "
-            "one — use diag_ggn for a custom model"
+            "or Conv1D layer (no parameter whose gradient is an outer product δ aᵀ); K-FAC "
+            "factors need one — use diag_ggn for a custom model"
         )
     if kind == "kfac" and mc_samples is None:
         mc_samples = 1
     S, w = loss_hessian_sqrt(ev, mc_samples, seed)
-    env, rows = backprop_columns(ev, S)
-    wr = w.reshape(rows) / ev.B
+    G = {p: 0.0 for p, *_ in layers}
+    step = max(1, CHUNK_ROWS // S.shape[2])    # the column pass in cache-sized chunks
+    for lo in range(0, ev.B, step):
+        hi = min(ev.B, lo + step)
+        env, rows = backprop_columns(ev, S, lo, hi)
+        wr = w[lo:hi].reshape(rows) / ev.B
+        for p, *_, op in layers:
+            G[p] = G[p] + _g_factor(np.asarray(env[op.u]), op, wr, conv)
     out = {}
     for p, off, q, qoff, op in layers:
-        a = np.asarray(ev.env[op.v])
-        if q is not None:
-            a = np.concatenate([a, np.ones((ev.B, 1))], axis=1)
-        g = np.asarray(env[op.u])
-        out[p.name] = KroneckerFactors(
-            p.name, None if q is None else q.name, a.T @ a / ev.B, (g * wr[:, None]).T @ g,
-            _index(p.shape[0], p.shape[1], off, qoff))
+        A = _a_factor(np.asarray(ev.env[op.v]), op, q is not None, conv)
+        bias = None if q is None else q.name
+        if isinstance(op, P.ConvWMean):
+            index = _index(op.g.c_out, op.g.c_in * op.g.k, off, qoff)
+            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, op.g.l_out, conv)
+        else:
+            index = _index(p.shape[0], p.shape[1], off, qoff)
+            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index)
     return out
 
 
 def kfac_error(model, theta, X, y, kind: str = "kflr", **options) -> dict:
-    """Relative Frobenius error ``‖G_W̄ − G ⊗ A‖ / ‖G_W̄‖`` per Dense layer, against the
+    """Relative Frobenius error ``‖G_W̄ − G ⊗ A‖ / ‖G_W̄‖`` per layer, against the
     exact Gauss-Newton block from ``model.gnvp`` on unit vectors (the penalties' curvature
     taken out: K-FAC factors the data term).  For small nets: ``|W̄|`` products per layer.
     """

@@ -12,7 +12,7 @@ iteration, on the full training set (Martens & Grosse 2015):
    is applied to the eigenvalues at every step, so a new λ takes effect at once);
 3. the Tikhonov damping ``γ = √(λ + η)`` (η the weight decay) split between the factors
    with ``π = √((tr Ā / dim Ā) / (tr Ḡ / dim Ḡ))`` (§6.3):
-   ``Δ W̄ = −(Ḡ + π γ I)⁻¹ ∇W̄ (Ā + γ/π I)⁻¹``;
+   ``Δ W̄ = −(Ḡ + γ/π I)⁻¹ ∇W̄ (Ā + π γ I)⁻¹``;
 4. the velocity ``v ← α (a Δ + m v)``, ``θ ← θ + v``, with ``(a, m)`` minimising the damped
    quadratic model ``gᵀu + ½ uᵀ(G + (λ + η)I)u`` of ``u = a Δ + m v`` through exact
    Gauss-Newton products (§6.4, §7; ``m = 0`` without momentum) — or, with
@@ -21,7 +21,8 @@ iteration, on the full training set (Martens & Grosse 2015):
    Gauss-Newton product (``model.gnvp``): ``ρ = (f(θ + v) − f(θ)) / (gᵀv + ½ vᵀ(G + ηI)v)``,
    ``λ ← ω λ`` if ρ < ¼, ``λ ← λ / ω`` if ρ > ¾.
 
-Every parameter must belong to a Dense layer; other models (a custom ``Model``, a layer whose
+Every parameter must belong to a Dense or Conv1D layer (a convolution's factors: KFC,
+``conv="expand"``, :mod:`symnn.analysis.kfac`); other models (a custom ``Model``, a layer whose
 gradient is not an outer product) are refused when ``fit`` starts, naming the alternatives.
 
 Examples
@@ -52,19 +53,20 @@ __all__ = ["KFAC", "pi_damping", "adapt_damping"]
 
 
 def pi_damping(A: np.ndarray, G: np.ndarray, gamma: float) -> tuple[float, float, float]:
-    """The π-adjusted split of the damping ``γ``: ``(π, γ_A, γ_G)`` with ``γ_A = γ/π`` added
-    to ``A`` and ``γ_G = π γ`` to ``G`` (Martens & Grosse 2015, §6.3):
+    """The π-adjusted split of the damping ``γ``: ``(π, γ_A, γ_G)`` with ``γ_A = π γ`` added
+    to ``A`` and ``γ_G = γ/π`` to ``G`` (Martens & Grosse 2015, §6.3: the factor with the
+    larger mean eigenvalue gets the larger share):
     ``π = √((tr A / dim A) / (tr G / dim G))``, 1 when either trace is not positive.
 
     Examples
     --------
     >>> pi_damping(np.diag([4.0, 4.0]), np.diag([1.0]), 0.5)
-    (2.0, 0.25, 1.0)
+    (2.0, 1.0, 0.25)
     """
     ta = float(np.trace(A)) / A.shape[0]
     tg = float(np.trace(G)) / G.shape[0]
     pi = math.sqrt(ta / tg) if ta > 0 and tg > 0 and math.isfinite(ta / tg) else 1.0
-    return pi, gamma / pi, gamma * pi
+    return pi, gamma * pi, gamma / pi
 
 
 def adapt_damping(damping: float, rho: float, omega: float, lo: float = 0.0,
@@ -121,7 +123,7 @@ class _Layer:
         self.eig = (np.maximum(eA, 0.0), QA, np.maximum(eG, 0.0), QG)
 
     def precondition(self, g: np.ndarray, gamma: float, split: bool = True) -> np.ndarray:
-        """``(Ḡ + πγI)⁻¹ V (Ā + γ/π I)⁻¹`` of this layer's gradient block ``V``; with
+        """``(Ḡ + γ/π I)⁻¹ V (Ā + πγI)⁻¹`` of this layer's gradient block ``V``; with
         ``split=False`` ``(Ḡ ⊗ Ā + γ²I)⁻¹ vec V``, both in the factors' eigenbases."""
         eA, QA, eG, QG = self.eig
         V = QG.T @ g[self.index].reshape(self.shape) @ QA
@@ -166,11 +168,17 @@ class KFAC(SecondOrder):
         damped quadratic model with exact Gauss-Newton products (M&G §6.4, §7); ``lr``
         then multiplies that step.  False: ``v ← μ v + lr·Δ``.
     split_damping : bool
-        True: the π-adjusted split ``(Ḡ + πγI) ⊗ (Ā + γ/πI)``; False: the damping added to
+        True: the π-adjusted split ``(Ḡ + γ/πI) ⊗ (Ā + πγI)``; False: the damping added to
         the Kronecker product itself, ``(Ḡ ⊗ Ā + γ²I)⁻¹``, applied in the factors'
         eigenbases (exact for the approximation, as cheap once the eigenvectors are known).
     seed : int
-        Seeds the sampled targets of ``kind="kfac"`` (iteration k uses ``seed + k``).
+        Seeds the sampled targets of ``kind="kfac"`` and the factor mini-batches
+        (iteration k uses ``seed + k``).
+    factor_batch : int or None
+        None: the factors of every iteration from the whole training set.  An integer
+        ``b``: from ``b`` training rows drawn at random without replacement each iteration
+        (the moving averages then average over mini-batches; the gradient, the quadratic
+        model and ρ stay on the whole set).  ``b`` ≥ the number of rows means all of them.
     weight_decay, decay, tol, max_iter
         As :class:`~symnn.train.second_order.SecondOrder`; the weight decay η also damps
         (``γ = √(λ + η)``).
@@ -178,7 +186,7 @@ class KFAC(SecondOrder):
     Examples
     --------
     >>> print(KFAC().equations().line("delta"))
-    Δₖ = −(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹
+    Δₖ = −(Ḡₗ + γ/πₗ I)⁻¹ ∇W̄ₗ (Āₗ + πₗγ I)⁻¹
     """
 
     name = "kfac"
@@ -189,7 +197,8 @@ class KFAC(SecondOrder):
                  momentum: float = 0.0, adapt_every: int | None = 5,
                  omega: float | None = None, min_damping: float = 1e-12,
                  max_damping: float = 1e12, adaptive: bool = True,
-                 split_damping: bool = True, seed: int = 0, weight_decay: float = 0.0,
+                 split_damping: bool = True, seed: int = 0,
+                 factor_batch: int | None = None, weight_decay: float = 0.0,
                  decay: str = "all", tol: float = 1e-10, max_iter: int | None = None) -> None:
         super().__init__(weight_decay=weight_decay, decay=decay, tol=tol, max_iter=max_iter)
         where = "KFAC"
@@ -227,15 +236,23 @@ class KFAC(SecondOrder):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise DeclarationError(f"KFAC: seed must be an integer, got {seed!r}")
         self.seed = int(seed)
+        self.factor_batch = _int("factor_batch", factor_batch, where, allow_none=True)
 
     # -- the curvature ---------------------------------------------------------------------
     def factors(self, s: Session, theta: np.ndarray, k: int) -> dict:
-        """``kfac_factors`` of the training set at ``theta`` (iteration ``k``)."""
+        """``kfac_factors`` at ``theta`` (iteration ``k``) of the training set, or of
+        ``factor_batch`` rows of it drawn with the seed ``seed + k``."""
         from symnn.analysis import kfac_factors
 
+        X, Y = s.X, s.Y
+        n = X.shape[0]
+        if self.factor_batch is not None and self.factor_batch < n:
+            rows = np.random.default_rng(self.seed + k).choice(n, self.factor_batch,
+                                                               replace=False)
+            X, Y = X[np.sort(rows)], Y[np.sort(rows)]
         if self.kind == "kflr":
-            return kfac_factors(s.model, theta, s.X, s.Y, "kflr")
-        return kfac_factors(s.model, theta, s.X, s.Y, "kfac", mc_samples=self.mc_samples,
+            return kfac_factors(s.model, theta, X, Y, "kflr")
+        return kfac_factors(s.model, theta, X, Y, "kfac", mc_samples=self.mc_samples,
                             seed=self.seed + k)
 
     def layers(self, s: Session, theta: np.ndarray) -> dict:
@@ -255,7 +272,7 @@ class KFAC(SecondOrder):
             missing = [n for a, n in enumerate(s.names)
                        if not covered[s.bounds[a]:s.bounds[a + 1]].all()]
             raise DeclarationError(
-                f"KFAC preconditions Dense layers (z = W a + b) only; the parameters "
+                f"KFAC preconditions Dense and Conv1D layers only; the parameters "
                 f"{', '.join(missing)} are not in one; {alternative}")
         return {name: _Layer(f) for name, f in factors.items()}
 
@@ -363,9 +380,9 @@ class KFAC(SecondOrder):
         if not self.split_damping:
             curvature = [e for e in curvature if e.name != "pi"]
         if self.split_damping:
-            delta = eq("delta", "Δₖ", "−(Ḡₗ + πₗγ I)⁻¹ ∇W̄ₗ (Āₗ + γ/πₗ I)⁻¹", r"\Delta_k",
-                       r"-\left(\bar G_l + \pi_l \gamma I\right)^{-1} \nabla_{\bar W_l} f "
-                       r"\left(\bar A_l + \tfrac{\gamma}{\pi_l} I\right)^{-1}")
+            delta = eq("delta", "Δₖ", "−(Ḡₗ + γ/πₗ I)⁻¹ ∇W̄ₗ (Āₗ + πₗγ I)⁻¹", r"\Delta_k",
+                       r"-\left(\bar G_l + \tfrac{\gamma}{\pi_l} I\right)^{-1} "
+                       r"\nabla_{\bar W_l} f \left(\bar A_l + \pi_l \gamma I\right)^{-1}")
         else:
             delta = eq("delta", "vec Δₖ", "−(Ḡₗ ⊗ Āₗ + γ² I)⁻¹ vec ∇W̄ₗ", r"\operatorname{vec}"
                        r" \Delta_k", r"-\left(\bar G_l \otimes \bar A_l + \gamma^2 I"
@@ -395,12 +412,14 @@ class KFAC(SecondOrder):
         sections = [("Kronecker factors", curvature), ("Step", step)]
         if self.adapt_every:
             sections.append((f"Damping (every {self.adapt_every} iterations)", adapt))
+        batch = ("" if self.factor_batch is None else
+                 f"; ⟨·⟩ over {self.factor_batch} training rows drawn each iteration")
         notes = [f"Per Dense layer l, W̄ = [W b], ā = [a; 1]; g_c the layer's output cotangent "
                  f"for column c of the loss Hessian's square root ({self.kind}); "
                  f"ε = min({self.ema:g}, 1 − 1/k); Āₗ, Ḡₗ eigendecomposed every "
                  f"{self.inverse_every} iterations; η the weight decay; G the exact "
                  "Gauss-Newton matrix (model.gnvp); f and g = ∇f on the full training set"
-                 + ("; mₖ = 0 without momentum." if self.adaptive else ".")]
+                 + batch + ("; mₖ = 0 without momentum." if self.adaptive else ".")]
         notes_tex = [r"Per Dense layer $l$, $\bar W = [W\ b]$, $\bar a = [a; 1]$; $g_c$ the "
                      r"layer's output cotangent for column $c$ of the loss Hessian's square "
                      r"root; $G$ the exact Gauss-Newton matrix; $f$, $g = \nabla f$ on the "
@@ -410,4 +429,5 @@ class KFAC(SecondOrder):
     def __repr__(self) -> str:
         extra = "" if self.kind == "kflr" else ", kind='kfac'"
         mom = f", momentum={self.momentum:g}" if self.momentum else ""
-        return f"KFAC(lr={self.lr:g}, damping={self.damping:g}{extra}{mom})"
+        fb = "" if self.factor_batch is None else f", factor_batch={self.factor_batch}"
+        return f"KFAC(lr={self.lr:g}, damping={self.damping:g}{extra}{mom}{fb})"
