@@ -59,6 +59,9 @@ from symnn.ops.registry import (
 )
 from symnn.ops.softmax import LogSumExp, Softmax
 
+# -- graphs (symnn.Graph): concatenation and its adjoint ------------------------------
+from symnn.ops.concat import Concat, Slice  # noqa: E402
+
 __all__ = [
     "Var",
     "Arg",
@@ -101,4 +104,7 @@ __all__ = [
     "rule",
     "missing",
     "describe",
+    # graphs
+    "Concat",
+    "Slice",
 ]
