@@ -628,7 +628,7 @@ def graph_items(draw, n: int, max_nodes: int = 4):
         elif kind == "act":
             w = widths[u]
             nodes.append((name, draw(_activation_items().filter(
-                lambda a: a != "softmax" or widths[u] > 1)), u))
+                lambda a, w=w: a != "softmax" or w > 1)), u))
         elif kind == "residual":
             w = widths[u]
             nodes.append((name, draw(residual_items(w, 2)), u))

@@ -34,7 +34,7 @@ Examples
 >>> Graph({"h": (Dense(4, 8), "in"), "s": ("add", "h", "in")}, output="s")
 Traceback (most recent call last):
 ...
-symnn.errors.DeclarationError: Graph node 's': add of 'h' (8 values) and 'in' (4 values); both sides of add need the same width
+symnn.errors.DeclarationError: Graph node 's': add of 'h' (8 values) and 'in' (4 values); ...
 """
 
 from __future__ import annotations
@@ -320,6 +320,17 @@ class Graph:
                      and isinstance(r[0].layer, (Act, Softmax)) else "identity")
             out.update(n.layer.initial_values(nums[n.name], rng, after))
         return out
+
+    def table_row(self, l) -> tuple[str, str, str, str]:
+        """(number, kind, TeX shape, parameter count): a document's row for the graph (its
+        Dense layers have rows of their own)."""
+        nums = self._numbers(l)
+        parts = []
+        for n in self._order:
+            head = (f"dense {nums[n.name]}" if n.op == "layer" and isinstance(n.layer, Dense)
+                    else _short(n.layer).strip("'") if n.op == "layer" else n.op)
+            parts.append(f"{n.name} = {head}({', '.join(n.inputs)})")
+        return "", "graph: " + ", ".join(parts), r"%d \to %d" % (self.n_in, self.n_out), "0"
 
     def data_with(self, layer_form: Callable[[Any, str], dict]) -> dict:
         """The plain-data form with each layer node written by ``layer_form(layer, name)``."""

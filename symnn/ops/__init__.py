@@ -36,6 +36,7 @@ outputs: s
 
 from __future__ import annotations
 
+from symnn.ops.concat import Concat, Slice  # graphs (symnn.Graph, issue 13)
 from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
@@ -58,9 +59,6 @@ from symnn.ops.registry import (
     rule,
 )
 from symnn.ops.softmax import LogSumExp, Softmax
-
-# -- graphs (symnn.Graph): concatenation and its adjoint ------------------------------
-from symnn.ops.concat import Concat, Slice  # noqa: E402
 
 __all__ = [
     "Var",

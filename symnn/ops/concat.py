@@ -15,7 +15,7 @@ op                reverse                                 forward
 Examples
 --------
 >>> import numpy as np
->>> from symnn.ops import Var
+>>> from symnn.ops import NUMPY, Var
 >>> u, v = Var("u", "sample", (2,)), Var("v", "sample", (1,))
 >>> c = Concat(Var("c", "sample", (3,)), (u, v), (2, 1))
 >>> NUMPY[Concat](c, {u: np.array([[1.0, 2.0]]), v: np.array([[3.0]])}, 1)
@@ -35,7 +35,7 @@ import sympy as sp
 from symnn.errors import DerivationError
 from symnn.ops import _rules as H
 from symnn.ops.ir import Op, Var
-from symnn.ops.registry import NUMPY, op_class, register
+from symnn.ops.registry import op_class, register
 
 __all__ = ["Concat", "Slice"]
 

@@ -62,6 +62,7 @@ machinery with ``K = n_in`` input tangents.
 """
 
 from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its family's rules
+    emit_concat,  # graphs (symnn.Graph, issue 13): Concat, Slice
     emit_conv,
     emit_elementwise,
     emit_linear,
@@ -69,7 +70,6 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_reduce,
     emit_softmax,
 )
-from symnn.codegen.numba import emit_concat  # noqa: F401,E402 - graphs: Concat, Slice
 from symnn.codegen.numba.kernels import generate
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.runtime import BLAS_THRESHOLDS, prepare_runtime, runtime_fingerprint
