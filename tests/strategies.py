@@ -603,8 +603,17 @@ def graph_text(it) -> str:
 
 
 def graph_width(it) -> int:
-    """The width of a graph item's output."""
-    return graph_layer(it).n_out
+    """The width of a graph item's output (from the plain data: a graph the declaration
+    would refuse still has one)."""
+    _, nodes, out = it
+    widths: dict = {"in": nodes[0][1][1]}   # the first node is a Dense layer on the input
+    for name, head, *ins in nodes:
+        w = [widths[s] for s in ins]
+        if isinstance(head, tuple) and head[0] == "op":
+            widths[name] = w[0] + w[1] if head[1] == "concat" else w[0]
+        else:
+            widths[name] = head[2] if head[0] == "dense" else w[0]
+    return widths[out]
 
 
 @st.composite
