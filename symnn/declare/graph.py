@@ -210,6 +210,22 @@ class Graph:
     module docstring); ``output`` names the node the block gives; ``input`` is the name of
     the block's input (``"in"``); ``n_in`` its width (read from the Dense nodes reading the
     input unless given).
+
+    Examples
+    --------
+    >>> import symnn
+    >>> g = symnn.Graph({"h": (symnn.Dense(2, 3), "in"), "a": ("tanh", "h"),
+    ...                  "y": ("concat", "a", "in")}, output="y")
+    >>> (g.n_in, g.n_out), [p.name for p in g.parameters(1)]
+    ((2, 5), ['W1', 'b1'])
+    >>> print(symnn.Network([g, symnn.Dense(5, 1)]).equations())  # doctest: +ELLIPSIS
+    Network(...
+    Forward pass:
+      z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
+      a = tanh(z⁽¹⁾)
+      y = [a; x]
+      z⁽²⁾ = W⁽²⁾ y + b⁽²⁾
+    ...
     """
 
     nodes: Any
@@ -251,6 +267,7 @@ class Graph:
 
     @property
     def n_out(self) -> int:
+        """The width of the output node's value."""
         return dict(self._widths)[self.output]
 
     @property
