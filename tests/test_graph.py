@@ -154,6 +154,24 @@ def test_graph_gradient_and_hvp_match_finite_differences(compiled):
     assert np.allclose(m.hvp(theta, v, X, y), fd, rtol=1e-5, atol=1e-7)
 
 
+def test_per_sample_and_diagonal_curvature_on_a_graph_network(compiled):
+    """symnn.analysis on a graph: the per-sample gradients average to the gradient, the
+    diagonal GGN and Hessian are the diagonals of the full matrices."""
+    from symnn.analysis import diag_ggn, diag_hessian, per_sample_gradients
+
+    net, m = compiled
+    X, y, theta, _, _ = case_data(net, 8, batch=3)
+    ps = per_sample_gradients(m, theta, X, y)
+    assert np.allclose(ps.mean(axis=0), m.reference.loss_and_grad(theta, X, y)[1],
+                       rtol=1e-10, atol=1e-13)
+    assert np.allclose(ps[1], m.reference.loss_and_grad(theta, X[1:2], y[1:2])[1],
+                       rtol=1e-10, atol=1e-13)
+    G = np.stack([m.gnvp(theta, e, X, y) for e in np.eye(m.n_params)])
+    assert np.allclose(diag_ggn(m, theta, X, y), np.diag(G), rtol=1e-10, atol=1e-13)
+    assert np.allclose(diag_hessian(m, theta, X, y), np.diag(m.hessian(theta, X, y)),
+                       rtol=1e-10, atol=1e-13)
+
+
 def test_graph_expanded_forms_agree_with_the_reference():
     """The SymPy instantiation (every weight written out) of a small graph network: its
     gradient, exact Hessian and Jacobian equal the NumPy reference's at a point."""
