@@ -172,6 +172,28 @@ def test_per_sample_and_diagonal_curvature_on_a_graph_network(compiled):
                        rtol=1e-10, atol=1e-13)
 
 
+def test_a_graph_skip_block_is_the_residual_block():
+    """``y = add(in, tanh(Dense(in)))`` declared as a Graph is the Residual block: same
+    parameters, initial values, and (reference) loss, gradient and Hessian."""
+    from symnn.codegen.model import ReferenceModel
+
+    def net(block):
+        return symnn.Network([symnn.Dense(2, 3), "tanh", block, "tanh", symnn.Dense(3, 1)])
+
+    g = net(symnn.Graph({"h": (symnn.Dense(3, 3), "in"), "a": ("tanh", "h"),
+                         "y": ("add", "in", "a")}, output="y"))
+    r = net(symnn.Residual([symnn.Dense(3, 3), "tanh"]))
+    assert g.param_shapes == r.param_shapes
+    ig, ir = (initial_parameters(n, np.random.default_rng(1)) for n in (g, r))
+    assert all(np.array_equal(ig[k], ir[k]) for k in ir)
+    X, y, theta, _, _ = case_data(r, 3, batch=4)
+    mg, mr = ReferenceModel(g, "float64"), ReferenceModel(r, "float64")
+    for a, b in zip(mg.loss_and_grad(theta, X, y), mr.loss_and_grad(theta, X, y)):
+        assert np.allclose(a, b, rtol=1e-13, atol=1e-15)
+    assert np.allclose(mg.hessian(theta, X, y), mr.hessian(theta, X, y), rtol=1e-12,
+                       atol=1e-14)
+
+
 def test_graph_expanded_forms_agree_with_the_reference():
     """The SymPy instantiation (every weight written out) of a small graph network: its
     gradient, exact Hessian and Jacobian equal the NumPy reference's at a point."""
