@@ -73,15 +73,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--graph", action="store_true", help="declare the blocks as symnn.Graph")
     ap.add_argument("--activation", default="sigmoid", help="hidden activation (sigmoid)")
     ap.add_argument("--plot", metavar="OUT.png", help="save the gradient-flow plot")
+    ap.add_argument("--lr", type=float, default=0.005, help="learning rate (momentum 0.9)")
     args = ap.parse_args(argv)
-    depth, width, epochs, n = (6, 8, 8, 256) if args.fast else (12, 16, 60, 1024)
+    depth, width, epochs, n = (6, 8, 20, 256) if args.fast else (12, 16, 60, 1024)
     X, y = data(n, 4)
     act = args.activation
     results = {}
     for name, net in (("plain", plain(4, width, depth, act)),
                       ("residual", residual(4, width, depth, act, args.graph))):
         model = net.compile()
-        res = fit(model, X, y, optimizer=Momentum(lr=0.02, momentum=0.9), epochs=epochs,
+        res = fit(model, X, y, optimizer=Momentum(lr=args.lr, momentum=0.9), epochs=epochs,
                   batch_size=32, seed=0, progress=False)
         flow = gradient_flow(res.history)
         loss = float(model.loss(res.params, X, y))
