@@ -19,8 +19,11 @@ The same block can be declared as a ``symnn.Graph`` (``--graph``): the nodes
 ``h = Dense(w, w)(in)``, ``a = f(h)``, ``y = add(in, a)`` give the same network,
 parameters and derivatives.
 
+Measured (seeded): 12 sigmoid layers of 16, 60 epochs of momentum SGD (lr 0.005):
+plain final loss 0.737 with ‖∂L/∂W⁽¹⁾‖/‖∂L/∂W⁽¹²⁾‖ ≈ 1e-7; residual 0.022 with ratio ≈ 15.
+
 Run: ``python examples/residual_vs_plain.py [--fast] [--graph] [--activation sigmoid]
-[--plot out.png]``
+[--lr 0.005] [--plot out.png]``
 """
 
 from __future__ import annotations
