@@ -156,6 +156,9 @@ class TorchCase:
             elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
                 inner, off = self._steps(it[1], off, lambdas, t)
                 steps.append(("residual", inner))
+            elif isinstance(it, tuple) and it[0] == "graph":   # symnn.Graph (issue 13)
+                step, off = self._graph_step(it, off, lambdas, t)
+                steps.append(step)
             elif isinstance(it, tuple) and it[0] == "lambda":
                 steps.append(("act", _lambda_fn(lambdas[it[1]], t)))
             else:
@@ -173,6 +176,8 @@ class TorchCase:
                     h = h + theta[off + n_in * n_out:off + n_in * n_out + n_out]
             elif step[0] == "residual":
                 h = h + TorchCase._run(step[1], theta, h)
+            elif step[0] == "graph":
+                h = _graph_run(step, theta, h)
             elif step[0] in _CONV_KINDS:
                 h = _conv_forward(step, theta, h)
             else:
@@ -309,3 +314,41 @@ class TorchCase:
             "hessian": hessian(L)(th).detach().numpy(),
             "jacobian": jac,
         }
+
+
+# -- graphs (issue 13: symnn.Graph) -----------------------------------------------------------
+# A graph item ("graph", nodes, output) of tests/strategies.py: its nodes in topological
+# order, the θ of each layer node where it stands in that order.
+
+def _graph_step(self, it, off, lambdas, t):
+    _, nodes, out = it
+    steps = []
+    for name, head, *ins in nodes:
+        if isinstance(head, tuple) and head[0] == "op":
+            steps.append((name, head[1], None, ins))
+        else:
+            inner, off = self._steps([head], off, lambdas, t)
+            steps.append((name, "layer", inner, ins))
+    return ("graph", steps, out), off
+
+
+def _graph_run(step, theta, h):
+    _, nodes, out = step
+    vals = {"in": h}
+    for name, kind, inner, ins in nodes:
+        a = [vals[s] for s in ins]
+        if kind == "layer":
+            vals[name] = TorchCase._run(inner, theta, a[0])
+        elif kind == "add":
+            vals[name] = a[0] + a[1]
+        elif kind == "mul":
+            vals[name] = a[0] * a[1]
+        else:
+            vals[name] = torch.cat(a, dim=1)
+    return vals[out]
+
+
+TorchCase._graph_step = _graph_step
+
+
+# -- end of graphs ----------------------------------------------------------------------------

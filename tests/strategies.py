@@ -108,6 +108,8 @@ def _build_items(layers) -> list:
             items.append(symnn.Dense(it[1], it[2], bias=it[3]))
         elif isinstance(it, tuple) and it[0] == "residual":
             items.append(symnn.Residual(_build_items(it[1])))
+        elif isinstance(it, tuple) and it[0] == "graph":
+            items.append(graph_layer(it))
         elif is_conv_item(it):
             items.append(conv_layer(it))
         else:
@@ -123,6 +125,8 @@ def _item_texts(layers) -> list[str]:
             parts.append(f"symnn.Dense({it[1]}, {it[2]}{b})")
         elif isinstance(it, tuple) and it[0] == "residual":
             parts.append(f"symnn.Residual([{', '.join(_item_texts(it[1]))}])")
+        elif isinstance(it, tuple) and it[0] == "graph":
+            parts.append(graph_text(it))
         elif is_conv_item(it):
             parts.append(conv_text(it))
         else:
@@ -132,7 +136,7 @@ def _item_texts(layers) -> list[str]:
 
 # -- blocks (issue 13: Residual) -------------------------------------------------------------
 #: Items of a NetCase's ``layers`` that are layers with parameters, not activations.
-_LAYER_KINDS = ("dense", "residual")
+_LAYER_KINDS = ("dense", "residual", "graph")
 
 
 def _is_layer(item) -> bool:
@@ -145,6 +149,8 @@ def _block_tags(layers) -> set[str]:
     if any(is_conv_item(it) for it in layers):
         out.add("conv")
     for it in layers:
+        if isinstance(it, tuple) and it[0] == "graph":
+            out.add("graph")
         if isinstance(it, tuple) and it[0] == "residual":
             out.add("residual")
             for inner in it[1]:
@@ -331,6 +337,10 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
             layers += [draw(_activation_items()) for _ in range(n_act)]
             if draw(st.integers(0, 3)) == 0:   # a skip connection (issue 13)
                 layers.append(draw(residual_items(widths[l + 1])))
+            elif draw(st.integers(0, 4)) == 0:   # a small DAG (issue 13: symnn.Graph)
+                g = draw(graph_items(widths[l + 1]))
+                layers.append(g)
+                widths[l + 1] = graph_width(g)
         else:
             out = draw(_outputs_for(loss))
             if draw(st.integers(0, 7)) == 0:   # two stacked activations before the loss
@@ -567,3 +577,84 @@ def scalar_exprs():
     # kernels never contain those (Map symbols are real): leave them out
     return st.recursive(leaves, extend, max_leaves=8).filter(
         lambda e: not e.has(sp.re, sp.im))
+
+
+# -- graphs (issue 13: symnn.Graph) -----------------------------------------------------------
+# An item ("graph", nodes, output): nodes a tuple of (name, head, *inputs) in topological
+# order, head a layer item (dense, activation, residual) or ("op", "add" | "mul" | "concat").
+
+def graph_layer(it):
+    _, nodes, out = it
+    spec = {}
+    for name, head, *ins in nodes:
+        h = head[1] if isinstance(head, tuple) and head[0] == "op" else _build_items([head])[0]
+        spec[name] = (h, *ins)
+    return symnn.Graph(spec, output=out)
+
+
+def graph_text(it) -> str:
+    _, nodes, out = it
+    parts = []
+    for name, head, *ins in nodes:
+        h = repr(head[1]) if isinstance(head, tuple) and head[0] == "op" else \
+            _item_texts([head])[0]
+        parts.append(f"{name!r}: ({h}, {', '.join(map(repr, ins))})")
+    return f"symnn.Graph({{{', '.join(parts)}}}, output={out!r})"
+
+
+def graph_width(it) -> int:
+    """The width of a graph item's output (from the plain data: a graph the declaration
+    would refuse still has one)."""
+    _, nodes, out = it
+    widths: dict = {"in": nodes[0][1][1]}   # the first node is a Dense layer on the input
+    for name, head, *ins in nodes:
+        w = [widths[s] for s in ins]
+        if isinstance(head, tuple) and head[0] == "op":
+            widths[name] = w[0] + w[1] if head[1] == "concat" else w[0]
+        else:
+            widths[name] = head[2] if head[0] == "dense" else w[0]
+    return widths[out]
+
+
+@st.composite
+def graph_items(draw, n: int, max_nodes: int = 4):
+    """A random small DAG on an input of width ``n``: a Dense node first, then 1–3 nodes
+    (Dense of width 1–3, an activation, a residual block, add, mul or concat of earlier
+    values of matching widths); values nobody reads are concatenated into the output."""
+    widths = {"in": n}
+    m = draw(st.integers(1, 3))
+    nodes = [("n0", ("dense", n, m, True), "in")]
+    widths["n0"] = m
+    for i in range(1, draw(st.integers(2, max_nodes))):
+        names = list(widths)
+        kind = draw(st.sampled_from(("dense", "act", "act", "add", "mul", "concat",
+                                     "residual")))
+        u = draw(st.sampled_from(names))
+        name = f"n{i}"
+        if kind == "dense":
+            w = draw(st.integers(1, 3))
+            nodes.append((name, ("dense", widths[u], w, draw(st.booleans())), u))
+        elif kind == "act":
+            w = widths[u]
+            nodes.append((name, draw(_activation_items().filter(
+                lambda a, w=w: a != "softmax" or w > 1)), u))
+        elif kind == "residual":
+            w = widths[u]
+            nodes.append((name, draw(residual_items(w, 2)), u))
+        else:
+            same = [v for v in names if widths[v] == widths[u]] if kind != "concat" else names
+            v = draw(st.sampled_from(same))
+            w = widths[u] + widths[v] if kind == "concat" else widths[u]
+            nodes.append((name, ("op", kind), u, v))
+        widths[name] = w
+    read = {s for node in nodes for s in node[2:]}
+    out = nodes[-1][0]
+    for j, (name, *_) in enumerate(list(nodes[:-1])):
+        if name not in read:
+            new = f"c{j}"
+            nodes.append((new, ("op", "concat"), out, name))
+            out = new
+    return ("graph", tuple(nodes), out)
+
+
+# -- end of graphs ----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ def _load(name):
 
 def test_every_example_is_tested():
     tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
-              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals"}
+              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals",
+              "residual_vs_plain"}
     present = {p.stem for p in EXAMPLES.glob("*.py")}
     assert present == tested, f"untested examples: {present - tested}"
 
@@ -107,3 +108,18 @@ def test_conv1d_signals_classifies(capsys):
     text = capsys.readouterr().out
     assert "z⁽¹⁾[c,t] = Σ_{c′,k} W⁽¹⁾[c,c′,k] x[c′, t + k − 2] + b⁽¹⁾[c]" in text
     assert "(a strided correlation with the flipped kernel)" in text
+
+
+@pytest.mark.slow
+def test_residual_vs_plain(tmp_path, capsys):
+    """--fast: through six sigmoid layers the plain net's first-layer gradient vanishes and
+    the residual net's does not; the residual net (same size) ends with a lower loss."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "flow.png"
+    out = _load("residual_vs_plain").main(["--fast", "--plot", str(png)])
+    plain, res = out["plain"], out["residual"]
+    assert plain["n_params"] == res["n_params"]
+    assert plain["ratio"] < 1e-2 and res["ratio"] > 0.1
+    assert res["loss"] < plain["loss"]
+    assert png.stat().st_size > 1000
+    assert "final loss" in capsys.readouterr().out

@@ -130,6 +130,9 @@ _LINEAR_HEAD = (_d(2, 3), "elu", _d(3, 2))
 @example(NetCase((_d(1, 1), "tanh", "sigmoid"), "bce"), 1, True)  # stacked
 @example(NetCase((_d(1, 1),), "mse", (("l2", 0.1),)), 2, True)  # gnvp penalty
 @example(NetCase((_d(1, 2), "softmax", _d(2, 1)), "mse"), 3, True)  # hidden softmax
+@example(NetCase((_d(2, 3), "sigmoid", ("graph", (  # symnn.Graph (issue 13)
+    ("h", _d(3, 2), "in"), ("a", "tanh", "h"), ("s", ("op", "mul"), "a", "h"),
+    ("c", ("op", "concat"), "s", "in")), "c"), _d(5, 2), "softmax"), "cross_entropy"), 4, True)
 @given(net_cases(), st.integers(0, 2**31 - 1), st.just(False))
 def test_network_kernels_agree_with_reference_and_torch(case, seed, explicit):
     _judge(case, seed, strict=explicit)

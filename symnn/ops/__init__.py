@@ -36,6 +36,7 @@ outputs: s
 
 from __future__ import annotations
 
+from symnn.ops.concat import Concat, Slice  # graphs (symnn.Graph, issue 13)
 from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
@@ -101,4 +102,7 @@ __all__ = [
     "rule",
     "missing",
     "describe",
+    # graphs
+    "Concat",
+    "Slice",
 ]

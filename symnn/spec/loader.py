@@ -45,12 +45,12 @@ import sympy as sp
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare import conv as conv_layers
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
-from symnn.declare.blocks import Residual
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
 from symnn.errors import ArgumentError, SpecError, SymnnError
+from symnn.spec.blocks import graph_layer, residual_layer
 from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
 from symnn.spec.schema import (
     FIELDS,
@@ -536,6 +536,8 @@ class _Loader:
             if problem:
                 raise self.err(key, problem)
             return obj, obj.to_data()
+        if "graph" in item:  # symnn.Graph (issue 13)
+            return graph_layer(self, item, key)
         stray = [k for k in ("stride", "padding", "length") if k in item]
         if stray:
             raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a conv1d layer")
@@ -564,25 +566,8 @@ class _Loader:
         return obj, {"activation": p}
 
     def residual(self, items: Any, key: str):
-        """``{residual = [{dense = [n, m]}, {activation = "tanh"}, {dense = [m, n]}]}``: the
-        skip connection y = x + f(x) around the listed layers (n → n)."""
-        if not isinstance(items, list) or not items:
-            raise self.err(key, f"expected a non-empty list of layer tables, got "
-                                f"{type_name(items)}")
-        if len(items) > 2 * MAX_LAYERS:
-            raise self.err(key, f"{len(items)} layer tables (at most {2 * MAX_LAYERS})")
-        objs, plain = [], []
-        for j, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self.err(f"{key}[{j}]", f"expected a layer table, got {type_name(item)}")
-            obj, p = self.layer(item, f"{key}[{j}]")
-            objs.append(obj)
-            plain.append(p)
-        try:
-            block = Residual(objs)
-        except SymnnError as err:
-            raise self.err(key, str(err)) from err
-        return block, {"residual": plain}
+        """A ``residual`` layer table (read in :mod:`symnn.spec.blocks`)."""
+        return residual_layer(self, items, key)
 
     def model(self, t: dict) -> tuple[Model, dict]:
         self.check_keys(t, SECTION_KEYS["model"], "[model]")

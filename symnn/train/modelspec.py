@@ -43,6 +43,8 @@ def _layer_data(layer, where: str) -> dict:
     if isinstance(layer, Residual):
         return {"residual": [_layer_data(inner, f"{where}, inner layer {j}")
                              for j, inner in enumerate(layer.layers)]}
+    if hasattr(layer, "data_with"):  # symnn.Graph: each node's layer checked in turn
+        return layer.data_with(lambda inner, name: _layer_data(inner, f"{where}, node {name!r}"))
     return layer.to_data()
 
 
@@ -138,6 +140,20 @@ def _residual_from(data: dict, where: str, depth: int):
                      for j, d in enumerate(inner)])
 
 
+def _graph_from(data: dict, where: str, depth: int):
+    """A symnn.Graph (issue 13) from its stored form, each node's layer read in turn."""
+    from symnn.declare.graph import graph_from_data
+    from symnn.errors import DeclarationError
+
+    if depth >= MAX_BLOCK_DEPTH:
+        raise ModelFileError(f"{where}: blocks nested deeper than {MAX_BLOCK_DEPTH}")
+    try:
+        return graph_from_data(data["graph"], lambda it, at: _layer_from(it, at, depth + 1),
+                               f"{where}, graph")
+    except DeclarationError as err:
+        raise ModelFileError(f"{where}: {err}") from err
+
+
 def _layer_from(data: Any, where: str, depth: int = 0):
     if not isinstance(data, dict):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
@@ -145,6 +161,8 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         return _dense_from(data, where)
     if "residual" in data:
         return _residual_from(data, where, depth)
+    if "graph" in data:
+        return _graph_from(data, where, depth)
     from symnn.declare.conv import DATA_KINDS, layer_from_data
 
     if any(k in data for k in DATA_KINDS):

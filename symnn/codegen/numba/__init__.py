@@ -62,6 +62,7 @@ machinery with ``K = n_in`` input tangents.
 """
 
 from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its family's rules
+    emit_concat,  # graphs (symnn.Graph, issue 13): Concat, Slice
     emit_conv,
     emit_elementwise,
     emit_linear,
