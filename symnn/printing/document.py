@@ -380,6 +380,23 @@ def _fn_tex(act) -> str:
     return activation_tex(act)
 
 
+def _enclosing_blocks(flat) -> list:
+    """For each entry of ``flat_layers``: the kind of the innermost block around it
+    (``"residual block"``, ``"graph"``) or None.  A block is listed after its inner layers,
+    one level shallower, so a backward walk with a stack finds it."""
+    out: list = [None] * len(flat)
+    stack: list = []  # (depth of the block, its kind)
+    for i in range(len(flat) - 1, -1, -1):
+        layer, _l, depth = flat[i]
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        out[i] = stack[-1][1] if stack else None
+        if hasattr(layer, "numbered"):
+            kind = "graph" if type(layer).__name__ == "Graph" else "residual block"
+            stack.append((depth, kind))
+    return out
+
+
 def _architecture(declared) -> list:
     blocks: list = [_Heading(2, "Architecture")]
     if isinstance(declared, Model):
@@ -398,12 +415,15 @@ def _architecture(declared) -> list:
     else:
         rows = []
         dense_rows = []
-        for layer, l, depth in flat_layers(declared):
+        flat = flat_layers(declared)
+        within = _enclosing_blocks(flat)
+        for i, (layer, l, depth) in enumerate(flat):
             if isinstance(layer, Dense):
                 n = layer.n_out * layer.n_in + (layer.n_out if layer.bias else 0)
                 shape = rf"W^{{({l})}} \in \mathbb{{R}}^{{{layer.n_out} \times {layer.n_in}}}"
                 kind = "dense" if layer.bias else "dense (no bias)"
-                kind += " (in a residual block)" * min(depth, 1)
+                if within[i] is not None:
+                    kind += f" (in a {within[i]})"
                 dense_rows.append([[("text", str(l))], [("text", kind)], [("math", shape)],
                                    [], [("text", str(n))]])
             elif hasattr(layer, "table_row"):  # a layer that describes itself (Conv1D, pools)
