@@ -1,0 +1,80 @@
+"""Dropout masks handed to compiled and reference models: checks and the kernels' ``M``.
+
+A model of a network with :class:`~symnn.Dropout` layers takes ``mask=`` in every method:
+``(B, W)`` with entries 0 or 1, ``W`` the total mask width (the Dropout layers' widths side
+by side, in declaration order; ``model.mask_width``).  ``mask=None`` means ``m = 1``
+everywhere: the expected network, what ``predict`` uses by default.  A model without
+Dropout refuses a mask that is not None (there is nothing to drop).
+
+Examples
+--------
+>>> import numpy as np, symnn
+>>> net = symnn.Network([symnn.Dense(2, 3), "tanh", symnn.Dropout(0.5),
+...                      symnn.Dense(3, 1)], loss="mse")
+>>> model = net.compile()
+>>> model.mask_width
+3
+>>> theta = model.init(seed=0); X = np.ones((2, 2)); y = np.zeros(2)
+>>> m = np.array([[1, 0, 1], [0, 1, 1]])
+>>> bool(np.isclose(model.loss(theta, X, y, mask=m), model.reference.loss(theta, X, y, mask=m)))
+True
+>>> model.loss(theta, X, y) == model.loss(theta, X, y, mask=np.ones((2, 3)))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from symnn.codegen._validate import _numeric
+from symnn.codegen.numba.masks import mask_width, masks_of
+from symnn.errors import ArgumentError, DataError, ShapeError
+
+__all__ = ["as_mask", "kernel_masks", "mask_env", "mask_width", "masks_of"]
+
+
+def as_mask(model, mask, batch: int) -> np.ndarray | None:
+    """``mask`` checked: ``(batch, model.mask_width)`` of 0s and 1s in the model's dtype,
+    C-contiguous; None stays None.  ArgumentError for a mask given to a model without
+    Dropout; ShapeError / DataError for a wrong shape or a value other than 0 and 1."""
+    W = model.mask_width
+    if mask is None:
+        return None
+    if W == 0:
+        raise ArgumentError(
+            f"mask: {model.name!r} has no Dropout layer, so there is nothing to mask; "
+            "leave mask=None")
+    arr = _numeric(mask, "mask")
+    if arr.shape != (batch, W):
+        raise ShapeError(
+            f"mask must have shape (B, {W}) = ({batch}, {W}) — one row per sample, the "
+            f"Dropout layers' widths side by side — got {arr.shape}")
+    bad = ~((arr == 0) | (arr == 1))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"mask entries must be 0 (dropped) or 1 (kept); mask{list(where)} = "
+            f"{arr[where]!r} (the 1/(1 − p) scaling is the network's own)")
+    return np.ascontiguousarray(arr, dtype=model.dtype)
+
+
+def kernel_masks(model, mask, batch: int) -> tuple:
+    """The kernels' extra arguments: ``()`` without Dropout, else ``(M flat,)`` (ones for
+    ``mask=None``)."""
+    M = as_mask(model, mask, batch)
+    if model.mask_width == 0:
+        return ()
+    if M is None:
+        M = np.ones((batch, model.mask_width), model.dtype)
+    return (M.reshape(-1),)
+
+
+def mask_env(model, mask, batch: int) -> dict:
+    """``{mask Var: (batch, width) float64 columns}`` for the NumPy reference."""
+    M = as_mask(model, mask, batch)
+    env, col = {}, 0
+    for m in masks_of(model.derived):
+        env[m] = (np.ones((batch, m.size)) if M is None
+                  else M[:, col:col + m.size].astype(np.float64))
+        col += m.size
+    return env
