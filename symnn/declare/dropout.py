@@ -8,7 +8,8 @@ Hessian-vector and Gauss-Newton products, the Hessian, the input Jacobian — is
 derivative of the network *for that fixed mask*.
 
 Compiled kernels of a network with Dropout take the masks of all its Dropout layers side by
-side, ``M`` of shape ``(B, total mask width)`` (:func:`mask_layout`); a
+side, ``M`` of shape ``(B, total mask width)`` (``model.mask_width``; the layers' columns
+in the order the forward pass meets them); a
 :class:`~symnn.codegen.model.CompiledModel` method given ``mask=None`` uses ``m = 1``
 everywhere, the expected network (what ``predict`` always does).  Training (``fit``) draws
 a fresh Bernoulli(1 − p) mask per mini-batch from the fit's seed.
@@ -20,22 +21,19 @@ Examples
 ...                      symnn.Dense(4, 1)], loss="mse")
 >>> net.layers[2]
 Dropout(0.5)
->>> mask_layout(net)
-((2, 4, 0),)
->>> print(net.equations())  # doctest: +ELLIPSIS
-z⁽¹⁾ = W⁽¹⁾ x + b⁽¹⁾
-a⁽¹⁾ = relu(z⁽¹⁾)
-ã⁽¹⁾ = 2 a⁽¹⁾ ⊙ m⁽¹⁾
-...
+>>> [(m.name, m.kind, m.shape, p) for m, p in net.program().meta["masks"]]
+[('mask1', 'mask', (4,), 0.5)]
+>>> print(str(net.equations()).splitlines()[5])
+  ã⁽¹⁾ = 2·a⁽¹⁾ ⊙ m⁽¹⁾
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from numbers import Real
 from typing import Callable
 
-import numpy as np
 import sympy as sp
 
 from symnn import ops as P
@@ -43,8 +41,7 @@ from symnn.declare import layers
 from symnn.declare.layers import Factor, ParamSpec
 from symnn.errors import DeclarationError
 
-__all__ = ["Dropout", "mask_layout", "MASK_KIND", "DATA_KIND", "layer_from_data",
-           "draw_masks"]
+__all__ = ["Dropout", "MASK_KIND", "DATA_KIND", "layer_from_data"]
 
 #: The :class:`~symnn.ops.Var` kind of a dropout mask.
 MASK_KIND = "mask"
@@ -71,7 +68,8 @@ def _scale(p: float) -> sp.Expr:
 
 
 def _tilde_text(text: str) -> str:
-    return text[:1] + "\u0303" + text[1:] if text else "ã"
+    """``a⁽¹⁾`` → ``ã⁽¹⁾``: a tilde over the first letter (precomposed where Unicode has it)."""
+    return unicodedata.normalize("NFC", text[:1] + "\u0303" + text[1:]) if text else "ã"
 
 
 @dataclass(frozen=True)
@@ -133,43 +131,6 @@ class Dropout:
 
 
 layers.register_layer(Dropout)
-
-
-def mask_layout(declared) -> tuple[tuple[int, int, int], ...]:
-    """``(layer index, width, column offset in M)`` for each Dropout layer of a network,
-    in order; ``()`` for a network without Dropout (or a custom model)."""
-    out, off = [], 0
-    for i, layer in enumerate(getattr(declared, "layers", ())):
-        if isinstance(layer, Dropout):
-            w = _width_before(declared, i)
-            out.append((i, w, off))
-            off += w
-    return tuple(out)
-
-
-def _width_before(net, i: int) -> int:
-    """The width of the value layer ``i`` reads (layers keep widths except Dense and conv)."""
-    width = net.n_inputs
-    for layer in net.layers[:i]:
-        if hasattr(layer, "n_out"):
-            width = layer.n_out
-        elif hasattr(layer, "out_shape") and getattr(layer, "in_shape", None) is not None:
-            c, L = layer.out_shape(layer.in_shape, "")
-            width = c * L
-    return width
-
-
-def draw_masks(declared, B: int, rng: np.random.Generator) -> np.ndarray | None:
-    """A Bernoulli(1 − p) mask ``(B, total width)`` for the network's Dropout layers, each
-    layer's columns with its own ``p`` (None: the network has no Dropout)."""
-    lay = mask_layout(declared)
-    if not lay:
-        return None
-    cols = []
-    for i, w, _off in lay:
-        p = declared.layers[i].p
-        cols.append((rng.random((B, w)) >= p).astype(np.float64))
-    return np.concatenate(cols, axis=1)
 
 
 def layer_from_data(item: dict):

@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from symnn.errors import ArgumentError
+from symnn.train import dropout
 from symnn.train import epoch_kernel as ek_mod
 from symnn.train.schedules import ETA0, T
 from symnn.train.session import FitResult, Session, decay_vector
@@ -49,13 +50,19 @@ def lr_function(opt):
     return lambda t: float(f(max(t, 1), opt.lr, *vals))
 
 
-def _python_epoch(model, upd, bufs, cur, X, Y, perm, bs, lam, S, scal, bounds, gnorm):
-    """The epoch kernel's loop in Python, around ``model.loss_and_grad``."""
+def _python_epoch(model, upd, bufs, cur, X, Y, perm, bs, lam, S, scal, bounds, gnorm,
+                  rng=None):
+    """The epoch kernel's loop in Python, around ``model.loss_and_grad``; with ``rng``, a
+    fresh Dropout mask per mini-batch (:mod:`symnn.train.dropout`)."""
     n = perm.shape[0]
     total, steps = 0.0, 0
     for start in range(0, n, bs):
         idx = perm[start:start + bs]
-        L, g = model.loss_and_grad(bufs[cur], X[idx], Y[idx])
+        if rng is None:
+            L, g = model.loss_and_grad(bufs[cur], X[idx], Y[idx])
+        else:
+            L, g = model.loss_and_grad(bufs[cur], X[idx], Y[idx],
+                                       mask=dropout.draw_masks(model, len(idx), rng))
         if not math.isfinite(L):
             return total, steps, 1, 1 - cur
         g = np.ascontiguousarray(g, dtype=bufs.dtype)
@@ -92,7 +99,13 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
         raise ArgumentError("fit: engine='kernel' needs a compiled model whose loss_and_grad "
                             "is its Numba kernel; use engine='python' (or 'auto') for this "
                             "model")
-    use_kernel = engine == "kernel" or (engine == "auto" and _has_kernel(model))
+    masked = dropout.has_dropout(model)
+    if engine == "kernel" and masked:
+        raise ArgumentError("fit: engine='kernel' runs the fused epoch kernel, which draws no "
+                            "Dropout masks; a network with Dropout trains in the Python loop "
+                            "around model.loss_and_grad (engine='auto' or 'python')")
+    use_kernel = not masked and (engine == "kernel" or (engine == "auto"
+                                                        and _has_kernel(model)))
     kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
     work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
     lr_at = lr_function(opt)
@@ -108,7 +121,8 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
                                                    scal, upd.hp, s.bounds, gn, work)
         else:
             total, steps, status, cur = _python_epoch(model, upd, bufs, cur, s.X, s.Y, perm,
-                                                      bs, lam, S, scal, s.bounds, gn)
+                                                      bs, lam, S, scal, s.bounds, gn,
+                                                      rng if masked else None)
         if status != ek_mod.STATUS_OK:
             raise s.diverged(epoch, s.steps + steps, bufs[cur], "mini-batch loss",
                              "not finite (NaN or ±inf)")

@@ -79,7 +79,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from symnn.errors import ArgumentError, DataError, ShapeError
-from symnn.train import first_order
+from symnn.train import dropout, first_order
 from symnn.train.optimizers import Optimizer, get_optimizer
 from symnn.train.second_order import SecondOrder
 from symnn.train.session import (
@@ -397,6 +397,7 @@ def _callbacks(callbacks) -> list[Callable]:
 
 def _train(model, opt, X, y, validation, theta0, settings: _Settings) -> FitResult:
     """:func:`fit` after its options are checked: the data, the session, the optimizer."""
+    dropout.check_optimizer(model, opt, isinstance(opt, SecondOrder))  # (Dropout networks)
     Xa, Ya = prepare_data(model, X, y)
     rng = np.random.default_rng(settings.seed)  # the validation split, then the shuffles
     Xa, Ya, Xv, Yv = _validation_data(model, Xa, Ya, validation, rng)
