@@ -1,10 +1,13 @@
 """Dropout masks handed to compiled and reference models: checks and the kernels' ``M``.
 
 A model of a network with :class:`~symnn.Dropout` layers takes ``mask=`` in every method:
-``(B, W)`` with entries 0 or 1, ``W`` the total mask width (the Dropout layers' widths side
-by side, in declaration order; ``model.mask_width``).  ``mask=None`` means ``m = 1``
-everywhere: the expected network, what ``predict`` uses by default.  A model without
-Dropout refuses a mask that is not None (there is nothing to drop).
+``(B, W)`` with entries 0 (dropped) or 1 (kept), ``W`` the total mask width (the Dropout
+layers' widths side by side, in the order the forward pass meets them;
+``model.mask_width``).  The program's mask values hold ``m / (1 − p)``: the model scales
+each layer's columns before the kernels see them (their argument ``M``).  ``mask=None``
+passes ``M = 1``, which makes every Dropout layer the exact identity: the expected
+network, equal to the network without its Dropout layers (``predict``'s default).  A model
+without Dropout refuses a mask that is not None (there is nothing to drop).
 
 Examples
 --------
@@ -18,7 +21,8 @@ Examples
 >>> m = np.array([[1, 0, 1], [0, 1, 1]])
 >>> bool(np.isclose(model.loss(theta, X, y, mask=m), model.reference.loss(theta, X, y, mask=m)))
 True
->>> model.loss(theta, X, y) == model.loss(theta, X, y, mask=np.ones((2, 3)))
+>>> plain = symnn.Network([symnn.Dense(2, 3), "tanh", symnn.Dense(3, 1)], loss="mse")
+>>> model.loss(theta, X, y) == plain.compile().loss(theta, X, y)
 True
 """
 
@@ -30,7 +34,7 @@ from symnn.codegen._validate import _numeric
 from symnn.codegen.numba.masks import mask_width, masks_of
 from symnn.errors import ArgumentError, DataError, ShapeError
 
-__all__ = ["as_mask", "kernel_masks", "mask_env", "mask_width", "masks_of"]
+__all__ = ["as_mask", "scaled_mask", "kernel_masks", "mask_env", "mask_width", "masks_of"]
 
 
 def as_mask(model, mask, batch: int) -> np.ndarray | None:
@@ -58,23 +62,37 @@ def as_mask(model, mask, batch: int) -> np.ndarray | None:
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 
-def kernel_masks(model, mask, batch: int) -> tuple:
-    """The kernels' extra arguments: ``()`` without Dropout, else ``(M flat,)`` (ones for
-    ``mask=None``)."""
+def _scales(model) -> np.ndarray:
+    """``1/(1 − p)`` for every column of the mask (each Dropout layer's own ``p``)."""
+    return np.concatenate([np.full(m.size, 1.0 / (1.0 - p))
+                           for m, p in model.derived.meta["masks"]])
+
+
+def scaled_mask(model, mask, batch: int) -> np.ndarray | None:
+    """What the program's mask values hold: ``m / (1 − p)`` per column, float64, ``(batch,
+    W)``; ones for ``mask=None`` (``ã = a`` exactly); None without Dropout."""
     M = as_mask(model, mask, batch)
     if model.mask_width == 0:
-        return ()
+        return None
     if M is None:
-        M = np.ones((batch, model.mask_width), model.dtype)
-    return (M.reshape(-1),)
+        return np.ones((batch, model.mask_width))
+    return M.astype(np.float64) * _scales(model)
+
+
+def kernel_masks(model, mask, batch: int) -> tuple:
+    """The kernels' extra arguments: ``()`` without Dropout, else ``(M flat,)``, the scaled
+    mask in the model's dtype."""
+    M = scaled_mask(model, mask, batch)
+    if M is None:
+        return ()
+    return (np.ascontiguousarray(M, dtype=model.dtype).reshape(-1),)
 
 
 def mask_env(model, mask, batch: int) -> dict:
     """``{mask Var: (batch, width) float64 columns}`` for the NumPy reference."""
-    M = as_mask(model, mask, batch)
+    M = scaled_mask(model, mask, batch)
     env, col = {}, 0
     for m in masks_of(model.derived):
-        env[m] = (np.ones((batch, m.size)) if M is None
-                  else M[:, col:col + m.size].astype(np.float64))
+        env[m] = M[:, col:col + m.size]
         col += m.size
     return env

@@ -1,18 +1,20 @@
 r"""Dropout: :class:`Dropout`, inverted dropout with the mask an input of the program.
 
 ``Dropout(p)`` writes ``ã = a ⊙ m / (1 − p)``, with ``m ∈ {0, 1}`` per component.  The
-mask ``m`` is not drawn inside the derived program: it is a per-sample value given by the
+mask is not drawn inside the derived program: it is a per-sample value given by the
 caller, like the inputs ``x`` and targets ``y`` (a :class:`~symnn.ops.Var` of kind
-``"mask"``, one per Dropout layer).  So every derivative symnn derives — the gradient,
-Hessian-vector and Gauss-Newton products, the Hessian, the input Jacobian — is the exact
-derivative of the network *for that fixed mask*.
+``"mask"``, one per Dropout layer, holding the scaled mask ``m / (1 − p)``).  So every
+derivative symnn derives — the gradient, Hessian-vector and Gauss-Newton products, the
+Hessian, the input Jacobian — is the exact derivative of the network *for that fixed mask*.
 
-Compiled kernels of a network with Dropout take the masks of all its Dropout layers side by
-side, ``M`` of shape ``(B, total mask width)`` (``model.mask_width``; the layers' columns
-in the order the forward pass meets them); a
-:class:`~symnn.codegen.model.CompiledModel` method given ``mask=None`` uses ``m = 1``
-everywhere, the expected network (what ``predict`` always does).  Training (``fit``) draws
-a fresh Bernoulli(1 − p) mask per mini-batch from the fit's seed.
+Models of a network with Dropout take ``mask=`` — ``(B, W)`` of 0s and 1s, the Dropout
+layers' columns side by side in the order the forward pass meets them (``W`` is
+``model.mask_width``) — in every method; the model scales each layer's columns by its
+``1/(1 − p)`` and hands them to the kernels as one more argument ``M``
+(:mod:`symnn.codegen.numba.masks`).  ``mask=None`` passes ``M = 1``, so ``ã = a``
+exactly: the expected network, the network without its Dropout layers (what ``predict``
+gives by default).  Training (``fit``) draws a fresh Bernoulli(1 − p) mask per
+mini-batch from the fit's seed (:mod:`symnn.train.dropout`).
 
 Examples
 --------
@@ -24,17 +26,17 @@ Dropout(0.5)
 >>> [(m.name, m.kind, m.shape, p) for m, p in net.program().meta["masks"]]
 [('mask1', 'mask', (4,), 0.5)]
 >>> print(str(net.equations()).splitlines()[5])
-  ã⁽¹⁾ = 2·a⁽¹⁾ ⊙ m⁽¹⁾
+  ã⁽¹⁾ = a⁽¹⁾ ⊙ m⁽¹⁾/(1 − 0.5)
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from numbers import Real
 from typing import Callable
 
-import sympy as sp
 
 from symnn import ops as P
 from symnn.declare import layers
@@ -61,10 +63,11 @@ def _probability(p) -> float:
     return p
 
 
-def _scale(p: float) -> sp.Expr:
-    """``1/(1 − p)`` exactly when ``p`` is a short decimal (0.5 → 2), else a Float."""
-    q = sp.nsimplify(p)
-    return 1 / (1 - q) if float(q) == p else sp.Float(1.0 / (1.0 - p))
+def _tilde_tex(tex: str) -> str:
+    """``a^{(1)}`` → ``\\tilde{a}^{(1)}`` (a tilde over the whole name otherwise)."""
+    if re.match(r"[A-Za-z](\^|\Z)", tex):
+        return r"\tilde{%s}%s" % (tex[0], tex[1:])
+    return r"\tilde{%s}" % tex
 
 
 def _tilde_text(text: str) -> str:
@@ -100,19 +103,21 @@ class Dropout:
         return ()
 
     def forward(self, b, l: int, a, k: int = 1):
-        """ã = a ⊙ m / (1 − p): the mask ``m`` a new program input (kind ``"mask"``)."""
+        """ã = a ⊙ (m / (1 − p)): the scaled mask ``m / (1 − p)`` is a new program input
+        (kind ``"mask"``, ``b.meta["masks"]`` lists ``(Var, p)``), so that ``m = 1`` with
+        ``p`` folded in is the exact identity ``ã = a`` (no mask: the expected network)."""
         masks = b.meta.setdefault("masks", [])
         j = len(masks) + 1
         sup = P.superscript(f"({l})")
-        m = P.Var(f"mask{j}", MASK_KIND, (a.size,), r"m^{(%d)}" % l, "m" + sup)
+        if self.p:
+            tex, text = r"\frac{m^{(%d)}}{1 - %g}" % (l, self.p), f"m{sup}/(1 − {self.p:g})"
+        else:
+            tex, text = r"m^{(%d)}" % l, "m" + sup
+        m = P.Var(f"mask{j}", MASK_KIND, (a.size,), tex, text)
         b.prog.inputs[m.name] = m
         masks.append((m, self.p))
-        out = P.Var(f"drop{j}", "sample", (a.size,), r"\tilde{%s}" % a.tex,
-                    _tilde_text(a.text))
-        if self.p == 0.0:  # nothing is dropped: ã = a ⊙ m (the mask still applies)
-            return b.map_elementwise(out, P.sym(a) * P.sym(m), [a, m], role="dropout")
-        return b.map_elementwise(out, _scale(self.p) * P.sym(a) * P.sym(m), [a, m],
-                                 role="dropout")
+        out = P.Var(f"drop{j}", "sample", (a.size,), _tilde_tex(a.tex), _tilde_text(a.text))
+        return b.map_elementwise(out, P.sym(a) * P.sym(m), [a, m], role="dropout")
 
     def initial_values(self, l, rng, following: str = "identity") -> dict:
         return {}

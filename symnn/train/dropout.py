@@ -28,8 +28,8 @@ Examples
 ...                      symnn.Dense(3, 1)], loss="mse")
 >>> model = net.compile()
 >>> draw_masks(model, 2, np.random.default_rng(0))
-array([[0., 1., 1.],
-       [1., 0., 0.]])
+array([[1., 0., 0.],
+       [0., 1., 1.]])
 >>> draw_masks(symnn.mlp([2, 1]).compile(), 2, np.random.default_rng(0)) is None
 True
 """

@@ -2,8 +2,9 @@
 
 A network with :class:`~symnn.Dropout` layers has one mask value per layer in its derived
 program (kind ``"mask"``, ``derived.meta["masks"]``).  Its kernels take them side by side
-as one more flat argument, ``M`` — the ``(B, W)`` masks flattened row by row, ``W`` the
-total mask width, the layers' columns in declaration order — right after ``X``:
+as one more flat argument, ``M`` — the ``(B, W)`` scaled masks ``m / (1 − p)`` flattened
+row by row, ``W`` the total mask width, the layers' columns in the order the forward pass
+meets them (the models scale them: :mod:`symnn.codegen._masks`) — right after ``X``:
 
 =====================  =================================
 entry                  arguments (with Dropout)
