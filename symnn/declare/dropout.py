@@ -39,16 +39,18 @@ from typing import Callable
 
 
 from symnn import ops as P
-from symnn.declare import layers
+from symnn.declare import conv, layers
 from symnn.declare.layers import Factor, ParamSpec
 from symnn.errors import DeclarationError
 
-__all__ = ["Dropout", "MASK_KIND", "DATA_KIND", "layer_from_data"]
+__all__ = ["Dropout", "MASK_KIND", "DATA_KIND", "DATA_KINDS", "layer_from_data", "data_layer"]
 
 #: The :class:`~symnn.ops.Var` kind of a dropout mask.
 MASK_KIND = "mask"
 #: The key of a layer table (spec files, model files) that names a Dropout layer.
 DATA_KIND = "dropout"
+#: The keys of the layer tables :func:`data_layer` reads: the convolutional ones, Dropout.
+DATA_KINDS = conv.DATA_KINDS + (DATA_KIND,)
 
 
 def _probability(p) -> float:
@@ -57,9 +59,10 @@ def _probability(p) -> float:
             f"Dropout: p must be a number (the probability of dropping a unit), got {p!r}")
     p = float(p)
     if not (0.0 <= p < 1.0):  # NaN fails too
+        why = "; p = 1 would drop every unit" if p >= 1 else ""
         raise DeclarationError(
             f"Dropout: p must satisfy 0 ≤ p < 1 (the probability of dropping a unit), got "
-            f"{p!r}; p = 1 would drop every unit")
+            f"{p!r}{why}")
     return p
 
 
@@ -138,6 +141,22 @@ class Dropout:
 layers.register_layer(Dropout)
 
 
+def check_place(items) -> None:
+    """DeclarationError for a Dropout layer where it would drop the network's outputs (the
+    last layer but identities) or its inputs (the first layer)."""
+    kept = [(i, la) for i, la in enumerate(items)
+            if not (isinstance(la, layers.Act) and la.activation.identity)]
+    if kept and isinstance(kept[-1][1], Dropout):
+        raise DeclarationError(
+            f"layer {kept[-1][0]} ({kept[-1][1]!r}) is the last layer: it would drop the "
+            "network's outputs, which the loss reads; put Dropout between hidden layers")
+    if kept and isinstance(kept[0][1], Dropout):
+        raise DeclarationError(
+            f"layer {kept[0][0]} ({kept[0][1]!r}) comes before any layer with parameters: "
+            "symnn's Dropout drops hidden units; start the network with Dense(n_inputs, "
+            "n_units) (or Conv1D)")
+
+
 def layer_from_data(item: dict):
     """``(Dropout, None)`` from ``{"dropout": p}``, or ``(None, problem)``.
 
@@ -154,3 +173,12 @@ def layer_from_data(item: dict):
     except DeclarationError as err:
         return None, str(err)
 
+
+
+def data_layer(item: dict, high: int = 1 << 20):
+    """A layer table with one of :data:`DATA_KINDS`: a Dropout layer
+    (:func:`layer_from_data`) or a convolutional one
+    (:func:`symnn.declare.conv.layer_from_data`, integers bounded by ``high``)."""
+    if DATA_KIND in item:
+        return layer_from_data(item)
+    return conv.layer_from_data(item, high)
