@@ -103,6 +103,11 @@ class FixedMask:
     def hessian(self, theta, X, y):
         return self._model.hessian(theta, X, y, mask=self._mask)
 
+    def _env(self, theta, X, Y=None, mask=None):
+        """A reference model's inputs at the bound mask (``gnvcheck`` evaluates the
+        reference's programs on them)."""
+        return self._model._env(theta, X, Y, self._mask)
+
 
 def check_optimizer(model, opt, second_order: bool) -> None:
     """ArgumentError when ``opt`` is a second-order optimizer (``second_order``) and
