@@ -91,6 +91,9 @@ def fit(model, sharded, optimizer: Any = "newton_cg", *, epochs: int = 100, seed
         raise ArgumentError(f"symnn.distributed.fit: {opt!r} is a first-order (mini-batch) "
                             "optimizer; over shards only the full-batch second-order methods "
                             "run (NewtonCG, LBFGS, Newton, LevenbergMarquardt)")
+    from symnn.train.dropout import check_optimizer  # (issue 13: Dropout)
+
+    check_optimizer(model, opt, True)  # full-batch methods refuse Dropout networks
     if not isinstance(sharded, SH.Sharded):
         raise ArgumentError(f"symnn.distributed.fit: expected sharded data from "
                             f"symnn.distributed.shard(...), got {type(sharded).__name__}")
