@@ -146,6 +146,8 @@ class _Base:
 
     def _M(self, mask, X) -> tuple:
         """The kernels' mask argument: ``()`` without Dropout, else ``(M flat,)``."""
+        if mask is None and not self.mask_width:
+            return ()
         return _masks.kernel_masks(self, mask, X.shape[0])
 
     def __repr__(self) -> str:
