@@ -33,6 +33,7 @@ from symnn._version import __version__
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import Residual
 from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
+from symnn.declare.dropout import Dropout  # (issue 13: dropout)
 from symnn.declare.graph import Graph  # graphs of named nodes (issue 13)
 from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
@@ -89,6 +90,7 @@ __all__ = [
     "Activation", "Dense", "Softmax", "Residual", "L1", "L2", "Loss", "Model", "Network", "mlp",
     "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
     "Graph",
+    "Dropout",  # (issue 13: dropout)
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

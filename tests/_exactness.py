@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
-from strategies import case_data
+from strategies import case_data, case_mask
 
 import symnn
 
@@ -68,17 +68,18 @@ def rel_err(a, b) -> float:
     return 0.0 if diff == 0.0 else diff / max(scale, SCALE_FLOOR)
 
 
-def _results(m, X, Y, th, v, V, with_y: bool) -> dict:
-    out = {"predict": m.predict(th, X), "jacobian": m.jacobian(th, X)}
+def _results(m, X, Y, th, v, V, with_y: bool, mask=None) -> dict:
+    kw = {} if mask is None else {"mask": mask}  # a fixed Dropout mask (issue 13)
+    out = {"predict": m.predict(th, X, **kw), "jacobian": m.jacobian(th, X, **kw)}
     if not with_y:
         return out
-    out["loss"] = m.loss(th, X, Y)
-    out["loss_lg"], out["grad"] = m.loss_and_grad(th, X, Y)
-    out["hvp"] = m.hvp(th, v, X, Y)
-    out["hvp_batched"] = m.hvp(th, V, X, Y)
-    out["gnvp"] = m.gnvp(th, v, X, Y)
-    out["gnvp_zero"] = m.gnvp(th, np.zeros_like(v), X, Y)
-    out["hessian"] = m.hessian(th, X, Y)
+    out["loss"] = m.loss(th, X, Y, **kw)
+    out["loss_lg"], out["grad"] = m.loss_and_grad(th, X, Y, **kw)
+    out["hvp"] = m.hvp(th, v, X, Y, **kw)
+    out["hvp_batched"] = m.hvp(th, V, X, Y, **kw)
+    out["gnvp"] = m.gnvp(th, v, X, Y, **kw)
+    out["gnvp_zero"] = m.gnvp(th, np.zeros_like(v), X, Y, **kw)
+    out["hessian"] = m.hessian(th, X, Y, **kw)
     return out
 
 
@@ -118,11 +119,13 @@ def check_case(case, seed: int, torch_check: bool = True, float32: bool = False,
     try:
         m = declared.compile()
         ref = m.reference
+        mask = case_mask(m, seed, X.shape[0])  # None without Dropout
         with np.errstate(all="ignore"):
-            res.out_of_domain = not math.isfinite(ref.loss(th, X, Y))
+            res.out_of_domain = not math.isfinite(
+                ref.loss(th, X, Y, **({} if mask is None else {"mask": mask})))
             with_y = not res.out_of_domain
-            got = _results(m, X, Y, th, v, V, with_y)
-            want = _results(ref, X, Y, th, v, V, with_y)
+            got = _results(m, X, Y, th, v, V, with_y, mask)
+            want = _results(ref, X, Y, th, v, V, with_y, mask)
     except Exception:  # noqa: BLE001 - any crash is a finding
         res.crash = traceback.format_exc(limit=6)
         return res
@@ -132,7 +135,7 @@ def check_case(case, seed: int, torch_check: bool = True, float32: bool = False,
 
         try:
             with np.errstate(all="ignore"):
-                witnesses["torch"] = TorchCase(case, declared).results(th, X, Y, v, V)
+                witnesses["torch"] = TorchCase(case, declared).results(th, X, Y, v, V, mask)
         except Exception:  # noqa: BLE001
             res.crash = traceback.format_exc(limit=6)
             return res
@@ -164,7 +167,7 @@ def check_case(case, seed: int, torch_check: bool = True, float32: bool = False,
         try:
             m32 = declared.compile(dtype="float32")
             with np.errstate(all="ignore"):
-                got32 = _results(m32, X, Y, th, v, V, with_y)
+                got32 = _results(m32, X, Y, th, v, V, with_y, mask)
         except Exception:  # noqa: BLE001
             res.crash = traceback.format_exc(limit=6)
             return res

@@ -8,6 +8,8 @@ data (``tests/strategies.py``) and the documented conventions (``docs/losses.md`
   Dense layers inside a ``Residual`` where they stand; a custom model's θ is its
   parameters in order;
 * ``Residual(f)``: ``h + f(h)``;
+* ``Dropout(p)``: ``h ⊙ m / (1 − p)`` with the next columns of the case's fixed 0/1 mask
+  (in the order the forward pass meets the Dropout layers), ``h`` itself without a mask;
 * activations from the table :data:`ACTIVATIONS` (leaky ReLU α = 0.01, ELU α = 1, GELU in
   its erf form); user ``Lambda`` bodies and model expressions through :func:`to_torch`,
   a small SymPy → torch translator of our own;
@@ -161,6 +163,8 @@ class TorchCase:
                 steps.append(step)
             elif isinstance(it, tuple) and it[0] == "lambda":
                 steps.append(("act", _lambda_fn(lambdas[it[1]], t)))
+            elif isinstance(it, tuple) and it[0] == "dropout":  # (issue 13: dropout)
+                steps.append(("act", lambda h, p=it[1]: self._drop(h, p)))
             else:
                 steps.append(("act", ACTIVATIONS[it]))
         return steps, off
@@ -187,6 +191,7 @@ class TorchCase:
     # -- forward -------------------------------------------------------------------------
     def _forward(self, theta, X):
         """``(prediction, input of the last activation or None)``, both ``(B, n)``."""
+        self._col = 0  # the next mask column a Dropout layer reads (issue 13: dropout)
         if self.case.kind == "network":
             before = self._run(self.steps[:-1], theta, X)
             h = self._run(self.steps[-1:], theta, before)
@@ -218,6 +223,17 @@ class TorchCase:
 
     def predict(self, theta, X):
         return self._forward(theta, X)[0]
+
+    # -- dropout (issue 13) ------------------------------------------------------------------
+    _M = None  # the case's fixed mask (B, W) as a tensor, or None (no mask: the identity)
+
+    def _drop(self, h, p):
+        """``h ⊙ m / (1 − p)``, m the mask's next ``h.shape[1]`` columns (``h`` without one)."""
+        if self._M is None:
+            return h
+        m = self._M[:, self._col:self._col + h.shape[1]]
+        self._col += h.shape[1]
+        return h * m / (1 - p)
 
     def loss_input(self, theta, X):
         """The value the loss reads: logits for the fused pairings, the prediction else."""
@@ -270,8 +286,10 @@ class TorchCase:
         return self.ell(self.loss_input(theta, X), Y).mean() + self.penalty(theta)
 
     # -- numpy in, numpy out -------------------------------------------------------------
-    def results(self, theta, X, Y, v, V) -> dict:
-        """Every kernel's value, as the compiled model names them."""
+    def results(self, theta, X, Y, v, V, mask=None) -> dict:
+        """Every kernel's value, as the compiled model names them (at the fixed Dropout
+        ``mask``, when given)."""
+        self._M = None if mask is None else torch.tensor(mask, dtype=DT)
         with warnings.catch_warnings():
             # torch.func's forward mode still goes through torch.jit.script (torch 2.13)
             warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated",
@@ -299,10 +317,13 @@ class TorchCase:
             return pull(Hu)[0] + pen
 
         B = X.shape[0]
-        jac = np.stack([
-            jacrev(lambda x: self.predict(th, x[None])[0])(Xt[i]).detach().numpy()
-            for i in range(B)
-        ])
+        full = self._M  # the Jacobian is taken one sample at a time: that sample's mask row
+        jac = []
+        for i in range(B):
+            self._M = None if full is None else full[i:i + 1]
+            jac.append(jacrev(lambda x: self.predict(th, x[None])[0])(Xt[i]).detach().numpy())
+        jac = np.stack(jac)
+        self._M = full
         return {
             "predict": self.predict(th, Xt).detach().numpy(),
             "loss": float(L(th)),

@@ -112,6 +112,8 @@ def _build_items(layers) -> list:
             items.append(graph_layer(it))
         elif is_conv_item(it):
             items.append(conv_layer(it))
+        elif is_dropout_item(it):  # (issue 13: dropout)
+            items.append(symnn.Dropout(it[1]))
         else:
             items.append(_act_obj(it))
     return items
@@ -129,6 +131,8 @@ def _item_texts(layers) -> list[str]:
             parts.append(graph_text(it))
         elif is_conv_item(it):
             parts.append(conv_text(it))
+        elif is_dropout_item(it):  # (issue 13: dropout)
+            parts.append(f"symnn.Dropout({it[1]!r})")
         else:
             parts.append(_act_text(it))
     return parts
@@ -140,7 +144,8 @@ _LAYER_KINDS = ("dense", "residual", "graph")
 
 
 def _is_layer(item) -> bool:
-    return isinstance(item, tuple) and (item[0] in _LAYER_KINDS or is_conv_item(item))
+    return isinstance(item, tuple) and (item[0] in _LAYER_KINDS or is_conv_item(item)
+                                        or is_dropout_item(item))
 
 
 def _block_tags(layers) -> set[str]:
@@ -148,6 +153,8 @@ def _block_tags(layers) -> set[str]:
     out: set[str] = set()
     if any(is_conv_item(it) for it in layers):
         out.add("conv")
+    if any(is_dropout_item(it) for it in layers):
+        out.add("dropout")
     for it in layers:
         if isinstance(it, tuple) and it[0] == "graph":
             out.add("graph")
@@ -341,6 +348,8 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
                 g = draw(graph_items(widths[l + 1]))
                 layers.append(g)
                 widths[l + 1] = graph_width(g)
+            if draw(st.integers(0, 3)) == 0:   # a Dropout layer (issue 13)
+                layers.append(draw(dropout_items()))
         else:
             out = draw(_outputs_for(loss))
             if draw(st.integers(0, 7)) == 0:   # two stacked activations before the loss
@@ -658,3 +667,32 @@ def graph_items(draw, n: int, max_nodes: int = 4):
 
 
 # -- end of graphs ----------------------------------------------------------------------------
+
+
+# -- dropout (issue 13: Dropout) ---------------------------------------------------------------
+# Items: ("dropout", p) → symnn.Dropout(p), after a hidden layer's activations.  The
+# properties fix one random 0/1 mask per case (case_mask): every kernel is judged at it.
+
+#: The drop probabilities tried (0: the mask still applies, unscaled).
+DROPOUT_PS = (0.0, 0.25, 0.5, 0.9)
+
+
+def is_dropout_item(it) -> bool:
+    return isinstance(it, tuple) and len(it) == 2 and it[0] == "dropout"
+
+
+def dropout_items():
+    return st.sampled_from(DROPOUT_PS).map(lambda p: ("dropout", p))
+
+
+def case_mask(model, seed: int, batch: int):
+    """A fixed 0/1 mask ``(batch, model.mask_width)`` for a case (None without Dropout):
+    each entry kept with probability 0.7, from the case's seed."""
+    width = getattr(model, "mask_width", 0)
+    if not width:
+        return None
+    rng = np.random.default_rng([seed, 13])
+    return (rng.random((batch, width)) < 0.7).astype(np.float64)
+
+
+# -- end of dropout ----------------------------------------------------------------------------

@@ -153,6 +153,8 @@ def evaluate_program(model, theta, X, y) -> Evaluated:
     prog = derived.program
     env = {prog.inputs["x"]: np.asarray(X, np.float64),
            prog.inputs["y"]: np.asarray(Y, np.float64)}
+    for m, _p in derived.meta.get("masks", ()):  # Dropout: no mask, the expected network
+        env[m] = np.ones((X.shape[0], m.size))
     off = 0
     for p in derived.params:
         size = int(np.prod(p.shape, dtype=np.int64)) if p.shape else 1

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from symnn._later import later
+from symnn.codegen import _masks
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
@@ -84,6 +85,8 @@ class _Base:
         self.n_outputs = derived.meta["prediction"].size
         self.loss_name = declared.loss.name
         self._probabilities = bool(declared.loss.probabilities)
+        #: columns of a Dropout mask (0: no Dropout layer; see symnn.codegen._masks)
+        self.mask_width = _masks.mask_width(derived)
 
     # -- layout --------------------------------------------------------------------------
     def unflatten(self, theta) -> dict[str, np.ndarray]:
@@ -140,6 +143,12 @@ class _Base:
     def _Y(self, y, batch):
         return V.as_targets(y, batch, self.n_outputs, self.dtype, self._probabilities,
                             self.loss_name)
+
+    def _M(self, mask, X) -> tuple:
+        """The kernels' mask argument: ``()`` without Dropout, else ``(M flat,)``."""
+        if mask is None and not self.mask_width:
+            return ()
+        return _masks.kernel_masks(self, mask, X.shape[0])
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, n_params={self.n_params}, "
@@ -262,57 +271,62 @@ class CompiledModel(_Base):
         return later("fit")(self, X, y, optimizer, **options)
 
     # -- first order -------------------------------------------------------------------------
-    def predict(self, theta, X) -> np.ndarray:
-        """The model's output ŷ for each row of ``X``: shape ``(B, n_out)``."""
+    def predict(self, theta, X, mask=None) -> np.ndarray:
+        """The model's output ŷ for each row of ``X``: shape ``(B, n_out)``.
+
+        ``mask``: a Dropout mask ``(B, mask_width)`` of 0s and 1s (networks with Dropout;
+        see :mod:`symnn.codegen._masks`), in every method; None (the default) drops
+        nothing: the expected network."""
         theta = self._theta(theta)
         X = self._X(X)
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        self._call("predict", theta, X.reshape(-1), out.reshape(-1),
+        self._call("predict", theta, X.reshape(-1), *self._M(mask, X), out.reshape(-1),
                    self._work("predict", X.shape[0]))
         return out
 
-    def loss(self, theta, X, y) -> float:
+    def loss(self, theta, X, y, mask=None) -> float:
         """The batch loss L (mean over samples, plus penalties)."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
-        return float(self._call("loss", theta, X.reshape(-1), Y.reshape(-1),
+        return float(self._call("loss", theta, X.reshape(-1), *self._M(mask, X), Y.reshape(-1),
                                 self._work("loss", X.shape[0])))
 
-    def loss_and_grad(self, theta, X, y) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         grad = np.empty(self.n_params, self.dtype)
-        L = self._call("loss_and_grad", theta, X.reshape(-1), Y.reshape(-1), grad,
+        L = self._call("loss_and_grad", theta, X.reshape(-1), *self._M(mask, X),
+                       Y.reshape(-1), grad,
                        self._work("loss_and_grad", X.shape[0]))
         return float(L), grad
 
     # -- second order ------------------------------------------------------------------------
-    def _products(self, kind, theta, v, X, y):
+    def _products(self, kind, theta, v, X, y, mask=None):
         theta = self._theta(theta)
         Vm, single = V.as_directions(v, self.n_params, self.dtype)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         out = np.empty_like(Vm)
-        self._call(kind, theta, Vm.reshape(-1), X.reshape(-1), Y.reshape(-1), out.reshape(-1),
-                   self._work(kind, X.shape[0], Vm.shape[0]))
+        self._call(kind, theta, Vm.reshape(-1), X.reshape(-1), *self._M(mask, X),
+                   Y.reshape(-1), out.reshape(-1), self._work(kind, X.shape[0], Vm.shape[0]))
         return out[0] if single else out
 
-    def hvp(self, theta, v, X, y) -> np.ndarray:
+    def hvp(self, theta, v, X, y, mask=None) -> np.ndarray:
         """Exact Hessian-vector product ``H v`` (forward-over-reverse).
 
         ``v`` of shape ``(P,)`` gives ``(P,)``; ``(K, P)`` gives the K products ``(K, P)``
         computed in one batched call.
         """
-        return self._products("hvp", theta, v, X, y)
+        return self._products("hvp", theta, v, X, y, mask)
 
-    def gnvp(self, theta, v, X, y) -> np.ndarray:
+    def gnvp(self, theta, v, X, y, mask=None) -> np.ndarray:
         """Gauss-Newton-vector product ``Jᵀ H_ℓ J v`` (shapes as :meth:`hvp`)."""
-        return self._products("gnvp", theta, v, X, y)
+        return self._products("gnvp", theta, v, X, y, mask)
 
-    def hessian(self, theta, X, y) -> np.ndarray:
+    def hessian(self, theta, X, y, mask=None) -> np.ndarray:
         """The exact Hessian ``(P, P)`` of the batch loss: P Hessian-vector products with the
         unit vectors, computed as batched calls (as many directions at once as fit in
         :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding)."""
@@ -325,23 +339,23 @@ class CompiledModel(_Base):
         per = (X.shape[0] * per_sample + per_dir + 2 * P) * self.dtype.itemsize
         chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
         H = np.empty((P, P), self.dtype)
-        Xf, Yf = X.reshape(-1), Y.reshape(-1)
+        Xf, Yf, Mf = X.reshape(-1), Y.reshape(-1), self._M(mask, X)
         for start in range(0, P, chunk):
             stop = min(P, start + chunk)
             E = np.zeros((stop - start, P), self.dtype)
             E[np.arange(stop - start), np.arange(start, stop)] = 1
-            self._call("hvp", theta, E.reshape(-1), Xf, Yf, H[start:stop].reshape(-1),
+            self._call("hvp", theta, E.reshape(-1), Xf, *Mf, Yf, H[start:stop].reshape(-1),
                        self._work("hvp", X.shape[0], stop - start))
         H += H.T
         H *= 0.5
         return H
 
-    def jacobian(self, theta, X) -> np.ndarray:
+    def jacobian(self, theta, X, mask=None) -> np.ndarray:
         """``∂ŷ/∂x`` for each sample: shape ``(B, n_out, n_in)``."""
         theta = self._theta(theta)
         X = self._X(X)
         out = np.empty((X.shape[0], self.n_outputs, self.n_inputs), self.dtype)
-        self._call("jacobian", theta, X.reshape(-1), out.reshape(-1),
+        self._call("jacobian", theta, X.reshape(-1), *self._M(mask, X), out.reshape(-1),
                    self._work("jacobian", X.shape[0], self.n_inputs))
         return out
 
@@ -420,9 +434,10 @@ class ReferenceModel(_Base):
         super().__init__(declared, derive(declared), dtype)
         self.program = self.derived.program
 
-    def _env(self, theta, X, Y=None) -> dict:
+    def _env(self, theta, X, Y=None, mask=None) -> dict:
         prog = self.program
         env = {prog.inputs["x"]: X.astype(np.float64)}
+        env.update(_masks.mask_env(self, mask, X.shape[0]))
         if Y is not None:
             env[prog.inputs["y"]] = Y.astype(np.float64)
         else:
@@ -436,33 +451,33 @@ class ReferenceModel(_Base):
 
         return evaluate(ops, env)
 
-    def predict(self, theta, X) -> np.ndarray:
+    def predict(self, theta, X, mask=None) -> np.ndarray:
         theta, X = self._theta(theta), self._X(X)
-        env = self._run(self.program.ops, self._env(theta, X))
+        env = self._run(self.program.ops, self._env(theta, X, None, mask))
         return np.asarray(env[self.program.outputs["prediction"]], self.dtype).reshape(
             X.shape[0], self.n_outputs)
 
-    def loss(self, theta, X, y) -> float:
+    def loss(self, theta, X, y, mask=None) -> float:
         theta, X = self._theta(theta), self._X(X)
         Y = self._Y(y, X.shape[0])
-        env = self._run(self.program.ops, self._env(theta, X, Y))
+        env = self._run(self.program.ops, self._env(theta, X, Y, mask))
         return float(env[self.program.outputs["loss"]])
 
-    def loss_and_grad(self, theta, X, y) -> tuple[float, np.ndarray]:
+    def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         theta, X = self._theta(theta), self._X(X)
         Y = self._Y(y, X.shape[0])
-        env = self._run(self.program.ops, self._env(theta, X, Y))
+        env = self._run(self.program.ops, self._env(theta, X, Y, mask))
         grad = np.concatenate([np.ravel(env[self.program.outputs["grad:" + p.name]])
                                for p in self.derived.params])
         return float(env[self.program.outputs["loss"]]), grad.astype(self.dtype)
 
-    def _product(self, which, theta, v, X, y):
+    def _product(self, which, theta, v, X, y, mask=None):
         theta, X = self._theta(theta), self._X(X)
         Y = self._Y(y, X.shape[0])
         Vm, single = V.as_directions(v, self.n_params, self.dtype)
         extra, tangents, outs = (hvp_program if which == "hvp" else gnvp_program)(self.derived)
         ops = list(self.program.ops) + list(extra)
-        base = self._env(theta, X, Y)
+        base = self._env(theta, X, Y, mask)
         res = np.empty((Vm.shape[0], self.n_params), self.dtype)
         for k in range(Vm.shape[0]):
             env = dict(base)
@@ -472,21 +487,21 @@ class ReferenceModel(_Base):
             res[k] = np.concatenate([np.ravel(env[outs[p.name]]) for p in self.derived.params])
         return res[0] if single else res
 
-    def hvp(self, theta, v, X, y) -> np.ndarray:
-        return self._product("hvp", theta, v, X, y)
+    def hvp(self, theta, v, X, y, mask=None) -> np.ndarray:
+        return self._product("hvp", theta, v, X, y, mask)
 
-    def gnvp(self, theta, v, X, y) -> np.ndarray:
-        return self._product("gnvp", theta, v, X, y)
+    def gnvp(self, theta, v, X, y, mask=None) -> np.ndarray:
+        return self._product("gnvp", theta, v, X, y, mask)
 
-    def hessian(self, theta, X, y) -> np.ndarray:
+    def hessian(self, theta, X, y, mask=None) -> np.ndarray:
         check_dense(self.n_params, self.n_params, 8, "the Hessian", _HESSIAN_ALTERNATIVE)
-        return self._product("hvp", theta, np.eye(self.n_params), X, y)
+        return self._product("hvp", theta, np.eye(self.n_params), X, y, mask)
 
-    def jacobian(self, theta, X) -> np.ndarray:
+    def jacobian(self, theta, X, mask=None) -> np.ndarray:
         theta, X = self._theta(theta), self._X(X)
         extra, x_dot, pred_dot = input_jvp_program(self.derived)
         ops = list(self.program.ops) + list(extra)
-        base = self._env(theta, X)
+        base = self._env(theta, X, None, mask)
         B = X.shape[0]
         J = np.zeros((B, self.n_outputs, self.n_inputs), self.dtype)
         if pred_dot is None:  # the prediction does not depend on the inputs

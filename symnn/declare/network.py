@@ -22,6 +22,7 @@ from symnn._later import later
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import dense_count, layer_data
 from symnn.declare.conv import CONV_TYPES, chain_shapes
+from symnn.declare.dropout import check_place as check_dropout  # (issue 13: dropout)
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
@@ -158,6 +159,7 @@ class Network(Declared):
         )
         self.loss = get_loss(loss, where="Network loss")
         self.name = _identifier(name)
+        check_dropout(self.layers)  # (issue 13: dropout)
         self.input_shape: tuple[int, ...]
         if any(isinstance(la, CONV_TYPES) for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)

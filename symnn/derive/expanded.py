@@ -8,7 +8,9 @@ comes from the program (reverse mode), so the cost grows linearly with network s
 
 Symbol names: inputs ``x1 … xn`` (one sample) or ``x_s_i`` (batch), targets ``y1 … ym`` /
 ``y_s_k``; network parameters ``W{l}_{i}{j}`` (1-based; ``W{l}_{i}_{j}`` when an index
-exceeds 9) and ``b{l}_{i}``; a custom model's parameters are its own symbols.
+exceeds 9) and ``b{l}_{i}``; a custom model's parameters are its own symbols; the mask
+of the j-th Dropout layer ``m{j}_{i}`` / ``m{j}_{s}_{i}`` (0 or 1; the forms hold for every
+mask, divided by ``1 − p`` where the layer scales).
 
 Examples
 --------
@@ -102,7 +104,21 @@ def _env(d, declared, B):
     syms = param_symbols(declared)
     for p in d.params:
         env[p] = syms[p.name]
+    for j, (m, p) in enumerate(d.meta.get("masks", ()), 1):  # Dropout: m_j symbols
+        env[m] = _mask_symbols(j, p, B, m.size)
     return env
+
+
+def _mask_symbols(j: int, p: float, B: int, n: int) -> np.ndarray:
+    """The scaled mask ``m / (1 − p)`` of Dropout layer ``j``: symbols ``m{j}_{i}`` (one
+    sample) or ``m{j}_{s}_{i}`` over ``1 − p`` (exact for a short decimal ``p``)."""
+    q = sp.nsimplify(p)
+    scale = 1 / (1 - (q if float(q) == p else sp.Float(p)))
+    arr = np.empty((B, n), dtype=object)
+    for s, i in np.ndindex(B, n):
+        name = f"m{j}_{i + 1}" if B == 1 else f"m{j}_{s + 1}_{i + 1}"
+        arr[s, i] = scale * sp.Symbol(name, real=True)
+    return arr
 
 
 def _run(ops, env, B):

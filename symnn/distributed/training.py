@@ -113,6 +113,12 @@ def fit(model, sharded, optimizer: Any = "newton_cg", *, epochs: int = 100,
 
     recipe_of(model)
     opt = get_optimizer(optimizer)
+    from symnn.train.dropout import has_dropout  # (issue 13: Dropout)
+
+    if has_dropout(model):
+        raise ArgumentError("symnn.distributed.fit: a network with Dropout trains in one "
+                            "process (masks per mini-batch are not drawn across shards, and "
+                            "the full-batch methods need one fixed loss); use symnn.train.fit")
     if not isinstance(sharded, SH.Sharded):
         raise ArgumentError(f"symnn.distributed.fit: expected sharded data from "
                             f"symnn.distributed.shard(...), got {type(sharded).__name__}")

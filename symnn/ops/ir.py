@@ -53,7 +53,8 @@ class Var:
     ----------
     name : str
         Identifier used in generated code (``"z1"``, ``"W2"``, ``"gW2"``).
-    kind : {"input", "target", "sample", "param", "total"}
+    kind : {"input", "target", "sample", "param", "total", "mask"}
+        (``mask``: a per-sample value given by the caller, a Dropout layer's mask)
     shape : tuple of int
         Per-sample shape ``(size,)`` for input/target/sample values; the full shape for
         params (``()`` for a scalar parameter); ``()`` for totals.
@@ -76,7 +77,7 @@ class Var:
 
     @property
     def per_sample(self) -> bool:
-        return self.kind in ("input", "target", "sample")
+        return self.kind in ("input", "target", "sample", "mask")
 
     def __repr__(self) -> str:
         return f"Var({self.name!r}, {self.kind}, {self.shape})"

@@ -43,7 +43,7 @@ from typing import Any
 import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
-from symnn.declare import conv as conv_layers
+from symnn.declare import dropout as data_layers  # conv layers and Dropout (issue 13)
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.layers import Dense
 from symnn.declare.losses import L1, L2, get_loss
@@ -531,8 +531,8 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
-        if any(k in item for k in conv_layers.DATA_KINDS):  # Conv1D, pools, Flatten
-            obj, problem = conv_layers.layer_from_data(item, MAX_WIDTH)
+        if any(k in item for k in data_layers.DATA_KINDS):  # Conv1D, pools, Flatten, Dropout
+            obj, problem = data_layers.data_layer(item, MAX_WIDTH)
             if problem:
                 raise self.err(key, problem)
             return obj, obj.to_data()

@@ -18,7 +18,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "penalty": ("lam", "params"),
     "layer": ("dense", "bias", "activation", "residual", "conv1d", "stride", "padding",
               "length", "avg_pool1d", "max_pool1d", "flatten",
-              "graph"),  # graph: symnn.Graph (issue 13)
+              "graph",  # graph: symnn.Graph (issue 13)
+              "dropout"),  # (issue 13: dropout)
     "custom": ("expr", "var", "name"),
     "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
                   "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),

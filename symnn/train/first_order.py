@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from symnn.errors import ArgumentError
+from symnn.train import dropout
 from symnn.train import epoch_kernel as ek_mod
 from symnn.train.schedules import ETA0, T
 from symnn.train.session import FitResult, Session, decay_vector
@@ -96,12 +97,22 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
         raise ArgumentError("fit: engine='kernel' needs a compiled model whose loss_and_grad "
                             "is its Numba kernel; use engine='python' (or 'auto') for this "
                             "model")
-    use_kernel = engine == "kernel" or (engine == "auto" and _has_kernel(model))
+    masked = dropout.has_dropout(model)
+    if engine == "kernel" and masked:
+        raise ArgumentError("fit: engine='kernel' runs the fused epoch kernel, which draws no "
+                            "Dropout masks; a network with Dropout trains in the Python loop "
+                            "around model.loss_and_grad (engine='auto' or 'python')")
+    use_kernel = not masked and (engine == "kernel" or (engine == "auto"
+                                                        and _has_kernel(model)))
     kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
     work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
     lr_at = lr_function(opt)
     if rows is not None:
         batch_grad = rows
+    elif masked:  # a fresh Dropout mask per mini-batch, drawn after the epoch's shuffle
+        def batch_grad(theta, idx):
+            return model.loss_and_grad(theta, s.X[idx], s.Y[idx],
+                                       mask=dropout.draw_masks(model, len(idx), rng))
     else:
         def batch_grad(theta, idx):
             return model.loss_and_grad(theta, s.X[idx], s.Y[idx])

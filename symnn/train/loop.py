@@ -79,7 +79,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from symnn.errors import ArgumentError, DataError, ShapeError
-from symnn.train import first_order
+from symnn.train import dropout, first_order
 from symnn.train.optimizers import Optimizer, get_optimizer
 from symnn.train.second_order import SecondOrder
 from symnn.train.session import (
@@ -455,6 +455,11 @@ def run_training(model, opt, X, Y, Xv, Yv, theta: np.ndarray, options: FitOption
     >>> bool(np.array_equal(a.params, b.params))
     True
     """
+    dropout.check_optimizer(model, opt, isinstance(opt, SecondOrder))  # (Dropout networks)
+    if rows is not None and dropout.has_dropout(model):
+        raise ArgumentError("fit over workers: a network with Dropout trains in one process "
+                            "(a mask per mini-batch is not drawn across the shards yet); "
+                            "remove client= or the Dropout layers")
     session = Session(model, opt, X, Y, Xv, Yv, epochs=options.epochs,
                       check_every=options.check_every, callbacks=options.callbacks,
                       progress=_Progress(options.progress, options.epochs),

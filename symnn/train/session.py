@@ -31,6 +31,7 @@ import numpy as np
 from symnn.check import gnvcheck, gradcheck, hesscheck
 from symnn.declare.layers import param_roles
 from symnn.errors import CheckError, TrainingError
+from symnn.train import dropout
 from symnn.train.history import History
 
 __all__ = ["Session", "FitResult", "EpochInfo", "TrainingCheckError",
@@ -221,6 +222,7 @@ class Session:
         # the parameters after the last completed epoch (kept for Ctrl-C)
         self.last: np.ndarray | None = None if theta is None else np.array(theta, copy=True)
         self.last_epoch = 0
+        self.seed = seed
         rng = np.random.default_rng(seed + 7919)
         n = X.shape[0]
         idx = np.sort(rng.choice(n, size=min(n, CHECK_SAMPLES), replace=False))
@@ -234,7 +236,8 @@ class Session:
         ``thorough`` (before training): random directions and blocked coordinate probes
         covering every parameter; otherwise (every ``check_every`` epochs) random
         directions only, resolved to a parameter when they fail."""
-        model = self.model
+        # with Dropout: one mask held fixed for every evaluation of this check
+        model = dropout.check_model(self.model, self.seed, epoch, self.Xc.shape[0])
         # float32 differences (step ≈ 5e-3, rounding ≈ 1e-4·|L|) resolve neither single
         # components nor the kinks of ReLU networks reliably: directions only there
         exact = np.dtype(getattr(model, "dtype", np.float64)) == np.float64

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from symnn import ops as P
+from symnn.codegen.numba.masks import seed_masks, with_mask_arg
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.passes import drop_dirac, sum_values
 from symnn.codegen.numba.runtime import runtime_fingerprint, runtime_names
@@ -103,6 +104,8 @@ class _Generator:
                 lines.append(f"return {w.slot(L).arr}")
                 return lines
 
+        seed_masks(self.d, w, ops, seeds)  # Dropout masks (nothing without Dropout)
+        args = with_mask_arg(self.d, args)
         lines = w.write(ops, seeds, fixed, header, epilogue, args, doc)
         return w, Kernel(kind, fname, args, doc), lines
 
@@ -127,6 +130,8 @@ class _Generator:
                 w, kind, tangents, out_vars, kset, seeds)
         else:
             fixed, header, epilogue, args, doc = self.jacobian_setup(w, x_dot, out_vars, seeds)
+        seed_masks(self.d, w, ops, seeds)  # Dropout masks (nothing without Dropout)
+        args = with_mask_arg(self.d, args)
         lines = w.write(ops, seeds, fixed, header, epilogue, args, doc)
         self.identity_tangents = set()
         return w, Kernel(kind, fname, args, doc), lines

@@ -14,6 +14,7 @@ __all__ = ["Slot", "RESERVED", "ident", "plus"]
 RESERVED = {
     "params", "grad", "V", "X", "Y", "out", "B", "K", "work", "np", "math", "njit", "i", "k",
     "j", "q", "r", "c", "l", "_f", "inv_B", "acc", "m", "e", "d", "prange", "fm", "True",
+    "M",  # the Dropout masks' argument (symnn.codegen.numba.masks)
 }
 
 
