@@ -37,6 +37,7 @@ from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
+from symnn.declare.norm import LayerNorm  # layer normalisation
 from symnn.errors import (
     AnalysisError,
     ArgumentError,
@@ -87,6 +88,7 @@ _LAZY = {
 __all__ = [
     "Activation", "Dense", "Softmax", "Residual", "L1", "L2", "Loss", "Model", "Network", "mlp",
     "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
+    "LayerNorm",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

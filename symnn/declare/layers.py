@@ -37,8 +37,10 @@ __all__ = ["ParamSpec", "Factor", "Dense", "Act", "Softmax", "as_layer", "output
            "param_specs", "param_roles", "role_of_name", "initial_parameters", "ROLES",
            "register_layer"]
 
-#: The roles a parameter array can have.  ``"param"``: a custom model's parameter vector.
-ROLES = ("weight", "bias", "param")
+#: The roles a parameter array can have.  ``"param"``: a custom model's parameter vector;
+#: ``"scale"``: a normalisation's gain γ (initialised to 1; like a bias, not penalised by
+#: default and not decayed by ``decay="weights"``).
+ROLES = ("weight", "bias", "param", "scale")
 
 
 @dataclass(frozen=True)

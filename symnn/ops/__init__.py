@@ -15,6 +15,9 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
 :mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
                                        ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
+:mod:`symnn.ops.norm`                  ``NormStandardize``, ``NormStandardizeT``,
+                                       ``NormStandardizeTDot``, ``NormScaleShift``,
+                                       ``NormColMean``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -59,6 +62,15 @@ from symnn.ops.registry import (
 )
 from symnn.ops.softmax import LogSumExp, Softmax
 
+# -- layer normalisation (symnn.ops.norm) --
+from symnn.ops.norm import (  # noqa: E402
+    NormColMean,
+    NormScaleShift,
+    NormStandardize,
+    NormStandardizeT,
+    NormStandardizeTDot,
+)
+
 __all__ = [
     "Var",
     "Arg",
@@ -101,4 +113,10 @@ __all__ = [
     "rule",
     "missing",
     "describe",
+    # layer normalisation
+    "NormStandardize",
+    "NormStandardizeT",
+    "NormStandardizeTDot",
+    "NormScaleShift",
+    "NormColMean",
 ]
