@@ -8,6 +8,9 @@ data (``tests/strategies.py``) and the documented conventions (``docs/losses.md`
   Dense layers inside a ``Residual`` where they stand; a custom model's θ is its
   parameters in order;
 * ``Residual(f)``: ``h + f(h)``;
+* ``LayerNorm(n)``: γ (n,) then β (n,) in θ, ``γ ⊙ F.layer_norm(h, (n,), eps=ε) + β`` on
+  each row of n (the same function as the affine ``F.layer_norm``, whose second
+  derivatives torch 2.13 gets wrong);
 * activations from the table :data:`ACTIVATIONS` (leaky ReLU α = 0.01, ELU α = 1, GELU in
   its erf form); user ``Lambda`` bodies and model expressions through :func:`to_torch`,
   a small SymPy → torch translator of our own;
@@ -153,6 +156,10 @@ class TorchCase:
                 steps.append(("dense", n_in, n_out, bias, off))
                 self.penalised.append((off, n_in * n_out))
                 off += n_in * n_out + (n_out if bias else 0)
+            elif isinstance(it, tuple) and it[0] == "layernorm":  # F.layer_norm per row
+                _, n, eps, T = it
+                steps.append(("layernorm", n, eps, off))
+                off += 2 * n
             elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
                 inner, off = self._steps(it[1], off, lambdas, t)
                 steps.append(("residual", inner))
@@ -175,6 +182,14 @@ class TorchCase:
                 h = h + TorchCase._run(step[1], theta, h)
             elif step[0] in _CONV_KINDS:
                 h = _conv_forward(step, theta, h)
+            elif step[0] == "layernorm":  # θ: γ (n,) then β (n,); rows of n
+                # γ ⊙ F.layer_norm(h) + β: torch 2.13's second derivatives of the affine
+                # F.layer_norm(h, (n,), γ, β) are wrong (torch.func.hessian gives an
+                # asymmetric matrix; jvp(grad) is right), see tests/test_layernorm.py
+                _, n, eps, off = step
+                B = h.shape[0]
+                h = (F.layer_norm(h.reshape(B, -1, n), (n,), None, None, eps)
+                     * theta[off:off + n] + theta[off + n:off + 2 * n]).reshape(B, -1)
             else:
                 h = step[1](h)
         return h

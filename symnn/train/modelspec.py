@@ -152,6 +152,13 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         if problem:
             raise ModelFileError(f"{where}: {problem}")
         return layer
+    from symnn.declare import norm as norm_layers  # LayerNorm
+
+    if any(k in data for k in norm_layers.DATA_KINDS):
+        layer, problem = norm_layers.layer_from_data(data)
+        if problem:
+            raise ModelFileError(f"{where}: {problem}")
+        return layer
     name = data.get("activation")
     if not isinstance(name, str):
         raise ModelFileError(f"{where}: malformed layer {str(data)[:80]!r}")
