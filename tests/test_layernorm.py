@@ -443,7 +443,8 @@ def test_torch_witness_form_equals_the_affine_layer_norm_and_its_hessian_is_symm
     starts failing, torch fixed it and the witness may use the affine form)."""
     import torch
     import torch.nn.functional as F
-    from torch.func import grad, hessian, jvp as tjvp
+    from torch.func import grad, hessian
+    from torch.func import jvp as tjvp
 
     g = torch.Generator().manual_seed(0)
     c = torch.randn(2, 4, dtype=torch.float64, generator=g)
@@ -464,3 +465,8 @@ def test_torch_witness_form_equals_the_affine_layer_norm_and_its_hessian_is_symm
     assert torch.allclose(H @ v, tjvp(grad(witness), (th,), (v,))[1], atol=1e-10)
     Ha = hessian(affine)(th)
     assert not torch.allclose(Ha, Ha.T, atol=1e-6)  # the torch defect this works around
+
+
+def test_spec_refuses_eps_outside_a_layer_norm():
+    with pytest.raises(SpecError, match="eps belongs to a layer_norm layer"):
+        symnn.loads_spec('[network]\nlayers = [{dense = [2, 1], eps = 0.1}]\n')

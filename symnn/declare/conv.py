@@ -488,3 +488,6 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         return Conv1D(v[0], v[1], v[2], bias=bias, **kw), None
     except DeclarationError as err:
         return None, str(err)
+
+
+layers.DATA_READERS.append((DATA_KINDS, layer_from_data))  # spec and model files

@@ -43,6 +43,13 @@ from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
 from symnn.ops.linear import Affine, MatTVec, OuterMean
+from symnn.ops.norm import (  # layer normalisation
+    NormColMean,
+    NormScaleShift,
+    NormStandardize,
+    NormStandardizeT,
+    NormStandardizeTDot,
+)
 from symnn.ops.penalty import Penalty
 from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
@@ -61,15 +68,6 @@ from symnn.ops.registry import (
     rule,
 )
 from symnn.ops.softmax import LogSumExp, Softmax
-
-# -- layer normalisation (symnn.ops.norm) --
-from symnn.ops.norm import (  # noqa: E402
-    NormColMean,
-    NormScaleShift,
-    NormStandardize,
-    NormStandardizeT,
-    NormStandardizeTDot,
-)
 
 __all__ = [
     "Var",

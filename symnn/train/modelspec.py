@@ -145,17 +145,10 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         return _dense_from(data, where)
     if "residual" in data:
         return _residual_from(data, where, depth)
-    from symnn.declare.conv import DATA_KINDS, layer_from_data
+    from symnn.declare.layers import DATA_READERS  # Conv1D, pools, Flatten, LayerNorm …
 
-    if any(k in data for k in DATA_KINDS):
-        layer, problem = layer_from_data(data)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return layer
-    from symnn.declare import norm as norm_layers  # LayerNorm
-
-    if any(k in data for k in norm_layers.DATA_KINDS):
-        layer, problem = norm_layers.layer_from_data(data)
+    for _, read in (r for r in DATA_READERS if set(data) & set(r[0])):
+        layer, problem = read(data, 1 << 20)
         if problem:
             raise ModelFileError(f"{where}: {problem}")
         return layer

@@ -65,11 +65,11 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_conv,
     emit_elementwise,
     emit_linear,
+    emit_norm,  # layer normalisation (symnn.ops.norm)
     emit_penalty,
     emit_reduce,
     emit_softmax,
 )
-from symnn.codegen.numba import emit_norm  # noqa: F401 - layer normalisation (symnn.ops.norm)
 from symnn.codegen.numba.kernels import generate
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.runtime import BLAS_THRESHOLDS, prepare_runtime, runtime_fingerprint
