@@ -470,3 +470,38 @@ def test_torch_witness_form_equals_the_affine_layer_norm_and_its_hessian_is_symm
 def test_spec_refuses_eps_outside_a_layer_norm():
     with pytest.raises(SpecError, match="eps belongs to a layer_norm layer"):
         symnn.loads_spec('[network]\nlayers = [{dense = [2, 1], eps = 0.1}]\n')
+
+
+# ----------------------------------------------------------------------------------------
+# analyses that ask the layers: per-sample gradients, diag GGN, Lipschitz bound
+
+
+def test_per_sample_gradients_and_diag_ggn(flat):
+    """γ's and β's per-sample gradients (Σ_t δ ⊙ x̂ and Σ_t δ per sample) are each
+    sample's own gradient, and the GGN diagonal matches ``gnvp`` on unit vectors."""
+    from symnn.analysis import diag_ggn, per_sample_gradients
+
+    net, m = flat
+    rng = np.random.default_rng(6)
+    theta = m.init(0) + 0.2 * rng.normal(size=m.n_params)
+    X, y = rng.normal(size=(3, 2)), rng.dirichlet(np.ones(2), size=3)
+    G = per_sample_gradients(m, theta, X, y)
+    for s in range(3):
+        own = m.loss_and_grad(theta, X[s:s + 1], y[s:s + 1])[1]
+        assert rel_err(G[s], own) < 1e-12
+    d = diag_ggn(m, theta, X, y)
+    want = np.diag(m.gnvp(theta, np.eye(m.n_params), X, y))
+    assert rel_err(d, want) < 1e-12
+
+
+def test_lipschitz_report_includes_the_layer_norm_factor(seq):
+    from symnn.analysis import lipschitz_bound
+
+    net, m = seq
+    theta = m.init(0)
+    X = np.random.default_rng(0).normal(size=(4, 12))
+    rep = lipschitz_bound(m, theta, X)
+    names = [f.name for f in rep.factors]
+    assert "gamma1" in names and rep.empirical <= rep.bound
+    assert math.isclose(dict((f.name, f.value) for f in rep.factors)["gamma1"],
+                        1 / math.sqrt(1e-3))

@@ -130,6 +130,10 @@ _LINEAR_HEAD = (_d(2, 3), "elu", _d(3, 2))
 @example(NetCase((_d(1, 1), "tanh", "sigmoid"), "bce"), 1, True)  # stacked
 @example(NetCase((_d(1, 1),), "mse", (("l2", 0.1),)), 2, True)  # gnvp penalty
 @example(NetCase((_d(1, 2), "softmax", _d(2, 1)), "mse"), 3, True)  # hidden softmax
+@example(NetCase((_d(3, 4), ("layernorm", 4, 1e-5, None), "tanh", _d(4, 2)), "mse",
+                 (("l2", 0.1),)), 4, True)                      # LayerNorm (issue 13)
+@example(NetCase((("layernorm", 2, 1e-3, 3), "softplus", ("flatten",), _d(6, 2), "softmax"),
+                 "cross_entropy"), 5, True)                     # LayerNorm on (T, n)
 @given(net_cases(), st.integers(0, 2**31 - 1), st.just(False))
 def test_network_kernels_agree_with_reference_and_torch(case, seed, explicit):
     _judge(case, seed, strict=explicit)
