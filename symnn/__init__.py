@@ -39,6 +39,7 @@ from symnn.declare.layers import Dense, Softmax
 from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
+from symnn.declare.norm import LayerNorm  # layer normalisation
 from symnn.errors import (
     AnalysisError,
     ArgumentError,
@@ -91,6 +92,7 @@ __all__ = [
     "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
     "Graph",
     "Dropout",  # (issue 13: dropout)
+    "LayerNorm",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

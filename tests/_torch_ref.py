@@ -10,6 +10,9 @@ data (``tests/strategies.py``) and the documented conventions (``docs/losses.md`
 * ``Residual(f)``: ``h + f(h)``;
 * ``Dropout(p)``: ``h ⊙ m / (1 − p)`` with the next columns of the case's fixed 0/1 mask
   (in the order the forward pass meets the Dropout layers), ``h`` itself without a mask;
+* ``LayerNorm(n)``: γ (n,) then β (n,) in θ, ``γ ⊙ F.layer_norm(h, (n,), eps=ε) + β`` on
+  each row of n (the same function as the affine ``F.layer_norm``, whose second
+  derivatives torch 2.13 gets wrong);
 * activations from the table :data:`ACTIVATIONS` (leaky ReLU α = 0.01, ELU α = 1, GELU in
   its erf form); user ``Lambda`` bodies and model expressions through :func:`to_torch`,
   a small SymPy → torch translator of our own;
@@ -155,6 +158,10 @@ class TorchCase:
                 steps.append(("dense", n_in, n_out, bias, off))
                 self.penalised.append((off, n_in * n_out))
                 off += n_in * n_out + (n_out if bias else 0)
+            elif isinstance(it, tuple) and it[0] == "layernorm":  # F.layer_norm per row
+                _, n, eps, T = it
+                steps.append(("layernorm", n, eps, off))
+                off += 2 * n
             elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
                 inner, off = self._steps(it[1], off, lambdas, t)
                 steps.append(("residual", inner))
@@ -184,6 +191,14 @@ class TorchCase:
                 h = _graph_run(step, theta, h)
             elif step[0] in _CONV_KINDS:
                 h = _conv_forward(step, theta, h)
+            elif step[0] == "layernorm":  # θ: γ (n,) then β (n,); rows of n
+                # γ ⊙ F.layer_norm(h) + β: torch 2.13's second derivatives of the affine
+                # F.layer_norm(h, (n,), γ, β) are wrong (torch.func.hessian gives an
+                # asymmetric matrix; jvp(grad) is right), see tests/test_layernorm.py
+                _, n, eps, off = step
+                B = h.shape[0]
+                h = (F.layer_norm(h.reshape(B, -1, n), (n,), None, None, eps)
+                     * theta[off:off + n] + theta[off + n:off + 2 * n]).reshape(B, -1)
             else:
                 h = step[1](h)
         return h

@@ -114,6 +114,8 @@ def _build_items(layers) -> list:
             items.append(conv_layer(it))
         elif is_dropout_item(it):  # (issue 13: dropout)
             items.append(symnn.Dropout(it[1]))
+        elif is_norm_item(it):
+            items.append(norm_layer(it))
         else:
             items.append(_act_obj(it))
     return items
@@ -133,6 +135,8 @@ def _item_texts(layers) -> list[str]:
             parts.append(conv_text(it))
         elif is_dropout_item(it):  # (issue 13: dropout)
             parts.append(f"symnn.Dropout({it[1]!r})")
+        elif is_norm_item(it):
+            parts.append(norm_text(it))
         else:
             parts.append(_act_text(it))
     return parts
@@ -145,7 +149,7 @@ _LAYER_KINDS = ("dense", "residual", "graph")
 
 def _is_layer(item) -> bool:
     return isinstance(item, tuple) and (item[0] in _LAYER_KINDS or is_conv_item(item)
-                                        or is_dropout_item(item))
+                                        or is_dropout_item(item) or is_norm_item(item))
 
 
 def _block_tags(layers) -> set[str]:
@@ -155,6 +159,8 @@ def _block_tags(layers) -> set[str]:
         out.add("conv")
     if any(is_dropout_item(it) for it in layers):
         out.add("dropout")
+    if any(is_norm_item(it) for it in layers):
+        out.add("layernorm")
     for it in layers:
         if isinstance(it, tuple) and it[0] == "graph":
             out.add("graph")
@@ -333,12 +339,18 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
     widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
     loss = draw(st.sampled_from(LOSS_NAMES))
     layers: list = []
-    if draw(st.integers(0, 3)) == 0:  # a convolutional front (one case in four)
+    front_kind = draw(st.integers(0, 7))
+    if front_kind < 2:  # a convolutional front (one case in four)
         front, widths[0] = draw(conv_fronts())
+        layers += front
+    elif front_kind == 2:  # a LayerNorm on sequences (T, n), then Flatten (one in eight)
+        front, widths[0] = draw(norm_fronts())
         layers += front
     for l in range(depth):
         bias = draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else True
         layers.append(("dense", widths[l], widths[l + 1], bias))
+        if l < depth - 1 and draw(st.integers(0, 3)) == 0:  # Dense → LayerNorm (issue 13)
+            layers.append(draw(norm_items(widths[l + 1])))
         if l < depth - 1:
             n_act = draw(st.sampled_from((1, 1, 1, 1, 0, 2)))
             layers += [draw(_activation_items()) for _ in range(n_act)]
@@ -493,6 +505,42 @@ def conv_fronts(draw, max_blocks: int = 2):
     return items, c * L
 
 
+# -- layer normalisation (LayerNorm) -------------------------------------------------------
+# Items: ("layernorm", n, eps, T or None): T given for a LayerNorm that starts a network on
+# sequences (T, n) (then ("flatten",) follows).
+
+def is_norm_item(it) -> bool:
+    return isinstance(it, tuple) and bool(it) and it[0] == "layernorm"
+
+
+def norm_layer(it):
+    _, n, eps, T = it
+    return symnn.LayerNorm(n, eps=eps, length=T)
+
+
+def norm_text(it) -> str:
+    _, n, eps, T = it
+    return f"symnn.LayerNorm({n}, eps={eps!r}" + (f", length={T})" if T is not None else ")")
+
+
+@st.composite
+def norm_items(draw, n: int):
+    """A flat ``LayerNorm(n)`` item (ε from 1e-5 to 0.5)."""
+    return ("layernorm", n, draw(st.sampled_from((1e-5, 1e-3, 0.1, 0.5))), None)
+
+
+@st.composite
+def norm_fronts(draw):
+    """``(items, width)``: ``LayerNorm(n, length=T)`` (n 1–4, T 1–3), maybe an
+    activation, then Flatten; ``width = T·n``."""
+    n, T = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    items: list = [("layernorm", n, draw(st.sampled_from((1e-5, 1e-3, 0.1))), T)]
+    if draw(st.booleans()):
+        items.append(draw(st.sampled_from(("tanh", "sigmoid", "softplus"))))
+    items.append(("flatten",))
+    return items, T * n
+
+
 def cases():
     """Networks and custom models (networks twice as often)."""
     return st.one_of(net_cases(), net_cases(), model_cases())
@@ -524,6 +572,8 @@ def case_data(declared, seed: int, batch: int | None = None):
         for name, shape in declared.param_shapes:
             if name.startswith("W"):  # fan-in: n_in, or in_channels·kernel_size
                 chunks.append(rng.normal(size=shape).ravel() / np.sqrt(np.prod(shape[1:])))
+            elif name.startswith("gamma"):  # a LayerNorm's scale, around its initial 1
+                chunks.append(1.0 + 0.3 * rng.normal(size=shape).ravel())
             else:
                 chunks.append(0.3 * rng.normal(size=shape).ravel())
         theta = np.concatenate(chunks)

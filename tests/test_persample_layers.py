@@ -17,7 +17,6 @@ from symnn.analysis import (
     kfac_factors,
     per_sample_gradients,
 )
-from symnn.errors import AnalysisError
 
 RTOL = 1e-9
 

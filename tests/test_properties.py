@@ -133,6 +133,10 @@ _LINEAR_HEAD = (_d(2, 3), "elu", _d(3, 2))
 @example(NetCase((_d(2, 3), "sigmoid", ("graph", (  # symnn.Graph (issue 13)
     ("h", _d(3, 2), "in"), ("a", "tanh", "h"), ("s", ("op", "mul"), "a", "h"),
     ("c", ("op", "concat"), "s", "in")), "c"), _d(5, 2), "softmax"), "cross_entropy"), 4, True)
+@example(NetCase((_d(3, 4), ("layernorm", 4, 1e-5, None), "tanh", _d(4, 2)), "mse",
+                 (("l2", 0.1),)), 4, True)                      # LayerNorm (issue 13)
+@example(NetCase((("layernorm", 2, 1e-3, 3), "softplus", ("flatten",), _d(6, 2), "softmax"),
+                 "cross_entropy"), 5, True)                     # LayerNorm on (T, n)
 @given(net_cases(), st.integers(0, 2**31 - 1), st.just(False))
 def test_network_kernels_agree_with_reference_and_torch(case, seed, explicit):
     _judge(case, seed, strict=explicit)

@@ -45,7 +45,8 @@ __all__ = ["per_sample_gradients", "gradient_variance", "empirical_fisher", "Eva
 DENSE_LIMIT = 4000
 
 #: The batch-mean ops a gradient's data term may be built of (each has a per-sample form).
-PER_SAMPLE_OPS = (P.OuterMean, P.BatchMean, P.ConvWMean, P.ChannelMean)
+PER_SAMPLE_OPS = (P.OuterMean, P.BatchMean, P.ConvWMean, P.ChannelMean,
+                  P.NormColMean)  # NormColMean: a LayerNorm's γ and β
 
 
 def conv_weight_per_sample(u, v, g) -> np.ndarray:
@@ -122,6 +123,10 @@ class Evaluated:
             return conv_weight_per_sample(env[op.u], env[op.v], op.g).reshape((rows, *shape))
         if isinstance(op, P.ChannelMean):
             return np.asarray(env[op.v]).reshape(rows, op.c, op.l).sum(axis=2)
+        if isinstance(op, P.NormColMean):  # Σ_t u[t] ⊙ v[t] of each sample (v absent: 1)
+            u = np.asarray(env[op.u]).reshape(rows, op.rows, op.n)
+            v = 1.0 if op.v is None else np.asarray(env[op.v]).reshape(rows, op.rows, op.n)
+            return (u * v).sum(axis=1).reshape((rows, *shape))
         return np.asarray(env[op.u]).reshape((rows, *shape))
 
     def penalty_curvature(self) -> np.ndarray:

@@ -351,14 +351,15 @@ def _walk(layers, shape):
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
                     f"gives {shape[0]}; make n_in = {shape[0]}")
             shape = (layer.n_out,)
-        elif isinstance(layer, CONV_TYPES):
+        elif isinstance(layer, CONV_TYPES) or hasattr(layer, "out_shape"):  # (LayerNorm …)
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
             shape = new
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
-        numbered = dense_count(layer) + isinstance(layer, Conv1D)
+        numbered = dense_count(layer) + (isinstance(layer, Conv1D)
+                                         or bool(getattr(layer, "own_number", False)))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
@@ -390,19 +391,37 @@ def _infer_length(layers, first: Conv1D) -> int:
     return fits[0]
 
 
+def _first_shape(layers) -> tuple:
+    """The input shape of a network that does not start with a Conv1D: the first layer's
+    ``in_shape`` (a shape-chained layer such as LayerNorm), or a Dense layer's ``(n_in,)``
+    when no convolutional layer follows."""
+    first = layers[0]
+    conv = [i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES)]
+    if getattr(first, "in_shape", None) is not None and not isinstance(first, CONV_TYPES):
+        return tuple(first.in_shape)
+    if conv:
+        bad = conv[0]
+        raise DeclarationError(
+            f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
+            "convolutional layers starts with a Conv1D")
+    if not dense_count(first):
+        raise DeclarationError(
+            f"layer 0 ({getattr(first, 'name', first)}) comes before any Dense layer; "
+            "start the network with Dense(n_inputs, n_units)")
+    return (first.n_in,)
+
+
 def chain_shapes(layers):
     """Chain a network's layers from its first :class:`Conv1D`: returns (the layers with
     their input shapes filled in, ``{layer index: l}`` for the layers with parameters, the
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if not isinstance(first, Conv1D):
-        bad = next(i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES))
-        raise DeclarationError(
-            f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
-            "convolutional layers starts with a Conv1D")
-    L = first.length if first.length is not None else _infer_length(layers, first)
-    in_shape = (first.in_channels, L)
+    if isinstance(first, Conv1D):
+        L = first.length if first.length is not None else _infer_length(layers, first)
+        in_shape = (first.in_channels, L)
+    else:
+        in_shape = _first_shape(layers)
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:
         raise DeclarationError(
@@ -469,3 +488,6 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         return Conv1D(v[0], v[1], v[2], bias=bias, **kw), None
     except DeclarationError as err:
         return None, str(err)
+
+
+layers.DATA_READERS.append((DATA_KINDS, layer_from_data))  # spec and model files

@@ -37,20 +37,17 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Callable
 
-
 from symnn import ops as P
-from symnn.declare import conv, layers
+from symnn.declare import layers
 from symnn.declare.layers import Factor, ParamSpec
 from symnn.errors import DeclarationError
 
-__all__ = ["Dropout", "MASK_KIND", "DATA_KIND", "DATA_KINDS", "layer_from_data", "data_layer"]
+__all__ = ["Dropout", "MASK_KIND", "DATA_KIND", "layer_from_data"]
 
 #: The :class:`~symnn.ops.Var` kind of a dropout mask.
 MASK_KIND = "mask"
 #: The key of a layer table (spec files, model files) that names a Dropout layer.
 DATA_KIND = "dropout"
-#: The keys of the layer tables :func:`data_layer` reads: the convolutional ones, Dropout.
-DATA_KINDS = conv.DATA_KINDS + (DATA_KIND,)
 
 
 def _probability(p) -> float:
@@ -174,11 +171,10 @@ def layer_from_data(item: dict):
         return None, str(err)
 
 
+def _read(item: dict, high: int = 1 << 20):
+    """:data:`symnn.declare.layers.DATA_READERS`' reader: ``high`` is unused (p is a
+    probability, not a size)."""
+    return layer_from_data(item)
 
-def data_layer(item: dict, high: int = 1 << 20):
-    """A layer table with one of :data:`DATA_KINDS`: a Dropout layer
-    (:func:`layer_from_data`) or a convolutional one
-    (:func:`symnn.declare.conv.layer_from_data`, integers bounded by ``high``)."""
-    if DATA_KIND in item:
-        return layer_from_data(item)
-    return conv.layer_from_data(item, high)
+
+layers.DATA_READERS.append(((DATA_KIND,), _read))  # spec and model files

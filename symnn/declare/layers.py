@@ -35,10 +35,12 @@ from symnn.errors import DeclarationError
 
 __all__ = ["ParamSpec", "Factor", "Dense", "Act", "Softmax", "as_layer", "output_kind",
            "param_specs", "param_roles", "role_of_name", "initial_parameters", "ROLES",
-           "register_layer"]
+           "register_layer", "DATA_READERS"]
 
-#: The roles a parameter array can have.  ``"param"``: a custom model's parameter vector.
-ROLES = ("weight", "bias", "param")
+#: The roles a parameter array can have.  ``"param"``: a custom model's parameter vector;
+#: ``"scale"``: a normalisation's gain γ (initialised to 1; like a bias, not penalised by
+#: default and not decayed by ``decay="weights"``).
+ROLES = ("weight", "bias", "param", "scale")
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,13 @@ class Softmax:
 #: ``Residual``; :mod:`symnn.declare.conv`: ``Conv1D``, ``AvgPool1D``, ``MaxPool1D``,
 #: ``Flatten``).
 LAYER_TYPES: tuple[type, ...] = (Dense, Act, Softmax)
+
+
+#: Readers of the plain-data layer kinds other modules define (spec and model files):
+#: ``(kinds, reader)`` pairs, ``reader(item, high) -> (layer, None) or (None, problem)``;
+#: :mod:`symnn.declare.conv` (``conv1d``, pools, ``flatten``), :mod:`symnn.declare.norm`
+#: (``layer_norm``) add theirs.
+DATA_READERS: list[tuple[tuple[str, ...], Callable]] = []
 
 
 def register_layer(cls: type) -> type:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import numpy as np
+
 from symnn._later import later
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import dense_count, layer_data
@@ -26,6 +28,7 @@ from symnn.declare.dropout import check_place as check_dropout  # (issue 13: dro
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
+from symnn.declare.norm import LayerNorm  # noqa: F401 - registers the layer (as_layer)
 from symnn.errors import DeclarationError
 
 __all__ = ["Network", "mlp", "Declared"]
@@ -161,9 +164,9 @@ class Network(Declared):
         self.name = _identifier(name)
         check_dropout(self.layers)  # (issue 13: dropout)
         self.input_shape: tuple[int, ...]
-        if any(isinstance(la, CONV_TYPES) for la in self.layers):
+        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape") for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
-            self.n_inputs = self.input_shape[0] * self.input_shape[1]
+            self.n_inputs = int(np.prod(self.input_shape))
             self.n_outputs = width
             self.n_layers = len(self.dense_index)
         else:

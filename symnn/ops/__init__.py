@@ -15,6 +15,9 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
 :mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
                                        ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
+:mod:`symnn.ops.norm`                  ``NormStandardize``, ``NormStandardizeT``,
+                                       ``NormStandardizeTDot``, ``NormScaleShift``,
+                                       ``NormColMean``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -41,6 +44,13 @@ from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
 from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
 from symnn.ops.linear import Affine, MatTVec, OuterMean
+from symnn.ops.norm import (  # layer normalisation
+    NormColMean,
+    NormScaleShift,
+    NormStandardize,
+    NormStandardizeT,
+    NormStandardizeTDot,
+)
 from symnn.ops.penalty import Penalty
 from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
@@ -105,4 +115,10 @@ __all__ = [
     # graphs
     "Concat",
     "Slice",
+    # layer normalisation
+    "NormStandardize",
+    "NormStandardizeT",
+    "NormStandardizeTDot",
+    "NormScaleShift",
+    "NormColMean",
 ]

@@ -417,7 +417,7 @@ def _architecture(declared) -> list:
         dense_rows = []
         flat = flat_layers(declared)
         within = _enclosing_blocks(flat)
-        for i, (layer, l, depth) in enumerate(flat):
+        for i, (layer, l, _depth) in enumerate(flat):
             if isinstance(layer, Dense):
                 n = layer.n_out * layer.n_in + (layer.n_out if layer.bias else 0)
                 shape = rf"W^{{({l})}} \in \mathbb{{R}}^{{{layer.n_out} \times {layer.n_in}}}"

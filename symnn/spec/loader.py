@@ -43,9 +43,8 @@ from typing import Any
 import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
-from symnn.declare import dropout as data_layers  # conv layers and Dropout (issue 13)
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
-from symnn.declare.layers import Dense
+from symnn.declare.layers import DATA_READERS, Dense
 from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
@@ -531,16 +530,17 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
-        if any(k in item for k in data_layers.DATA_KINDS):  # Conv1D, pools, Flatten, Dropout
-            obj, problem = data_layers.data_layer(item, MAX_WIDTH)
+        if "graph" in item:  # symnn.Graph (issue 13)
+            return graph_layer(self, item, key)
+        for _, read in (r for r in DATA_READERS if set(item) & set(r[0])):
+            obj, problem = read(item, MAX_WIDTH)  # Conv1D, pools, Flatten, LayerNorm …
             if problem:
                 raise self.err(key, problem)
             return obj, obj.to_data()
-        if "graph" in item:  # symnn.Graph (issue 13)
-            return graph_layer(self, item, key)
-        stray = [k for k in ("stride", "padding", "length") if k in item]
-        if stray:
-            raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a conv1d layer")
+        stray = [k for k in ("stride", "padding", "length", "eps") if k in item]
+        if stray:  # (eps: a layer_norm's)
+            raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a "
+                           f"{'layer_norm' if stray[0] == 'eps' else 'conv1d'} layer")
         if sum(k in item for k in LAYER_KINDS) != 1:
             raise self.err(key, "a layer table has exactly one of dense, activation, "
                                 "residual, conv1d, avg_pool1d, max_pool1d or flatten")

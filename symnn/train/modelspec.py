@@ -163,16 +163,10 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         return _residual_from(data, where, depth)
     if "graph" in data:
         return _graph_from(data, where, depth)
-    from symnn.declare import dropout
-    from symnn.declare.conv import DATA_KINDS, layer_from_data
+    from symnn.declare.layers import DATA_READERS  # Conv1D, pools, Flatten, LayerNorm …
 
-    if dropout.DATA_KIND in data:  # {"dropout": p} (issue 13)
-        layer, problem = dropout.layer_from_data(data)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return layer
-    if any(k in data for k in DATA_KINDS):
-        layer, problem = layer_from_data(data)
+    for _, read in (r for r in DATA_READERS if set(data) & set(r[0])):
+        layer, problem = read(data, 1 << 20)
         if problem:
             raise ModelFileError(f"{where}: {problem}")
         return layer

@@ -168,7 +168,7 @@ def decay_vector(model, opt) -> np.ndarray:
     names, bounds = param_bounds(model)
     roles = param_roles(model.declared)
     for a, name in enumerate(names):
-        if getattr(opt, "decay", "all") == "all" or roles.get(name) != "bias":
+        if getattr(opt, "decay", "all") == "all" or roles.get(name) not in ("bias", "scale"):
             lam[bounds[a]:bounds[a + 1]] = wd
     return lam
 

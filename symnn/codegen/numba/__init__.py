@@ -66,6 +66,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_conv,
     emit_elementwise,
     emit_linear,
+    emit_norm,  # layer normalisation (symnn.ops.norm)
     emit_penalty,
     emit_reduce,
     emit_softmax,
