@@ -34,6 +34,7 @@ from symnn.declare.activations import Activation
 from symnn.declare.blocks import Residual
 from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
 from symnn.declare.layers import Dense, Softmax
+from symnn.declare.recurrent import GRU, RNN
 from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
@@ -87,6 +88,7 @@ _LAZY = {
 __all__ = [
     "Activation", "Dense", "Softmax", "Residual", "L1", "L2", "Loss", "Model", "Network", "mlp",
     "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
+    "RNN", "GRU",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

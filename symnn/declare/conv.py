@@ -351,14 +351,15 @@ def _walk(layers, shape):
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
                     f"gives {shape[0]}; make n_in = {shape[0]}")
             shape = (layer.n_out,)
-        elif isinstance(layer, CONV_TYPES):
+        elif isinstance(layer, CONV_TYPES) or hasattr(layer, "shape_for"):  # recurrent
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
             shape = new
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
-        numbered = dense_count(layer) + isinstance(layer, Conv1D)
+        numbered = dense_count(layer) + (isinstance(layer, Conv1D)
+                                         or getattr(layer, "numbered_layer", False))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
@@ -376,7 +377,7 @@ def _infer_length(layers, first: Conv1D) -> int:
     fits = []
     for L in range(1, MAX_INFERRED_LENGTH + 1):
         try:
-            _walk(layers[:nxt + 1], (first.in_channels, L))
+            _walk(layers[:nxt + 1], _start_shape(first, L))
         except DeclarationError:
             continue
         fits.append(L)
@@ -390,19 +391,27 @@ def _infer_length(layers, first: Conv1D) -> int:
     return fits[0]
 
 
+def _start_shape(first, L: int) -> tuple[int, int]:
+    """The input shape of a network whose first layer is ``first`` and inputs of length L
+    (a recurrent layer, :mod:`symnn.declare.recurrent`, says ``(T, n_in)`` itself)."""
+    shape_for = getattr(first, "shape_for", None)
+    return shape_for(L) if shape_for is not None else (first.in_channels, L)
+
+
 def chain_shapes(layers):
     """Chain a network's layers from its first :class:`Conv1D`: returns (the layers with
     their input shapes filled in, ``{layer index: l}`` for the layers with parameters, the
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if not isinstance(first, Conv1D):
-        bad = next(i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES))
+    if not isinstance(first, Conv1D) and not hasattr(first, "shape_for"):
+        bad = next(i for i, la in enumerate(layers)
+                   if isinstance(la, CONV_TYPES) or hasattr(la, "shape_for"))
         raise DeclarationError(
             f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
-            "convolutional layers starts with a Conv1D")
+            "convolutional (or recurrent) layers starts with a Conv1D (or an RNN/GRU)")
     L = first.length if first.length is not None else _infer_length(layers, first)
-    in_shape = (first.in_channels, L)
+    in_shape = _start_shape(first, L)
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:
         raise DeclarationError(

@@ -15,6 +15,7 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
 :mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
                                        ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
+:mod:`symnn.ops.recurrent`             ``RecRow``, ``RecRowT``, ``RecStack``, ``RecStop``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -43,6 +44,7 @@ from symnn.ops.linear import Affine, MatTVec, OuterMean
 from symnn.ops.penalty import Penalty
 from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
+from symnn.ops.recurrent import RecRow, RecRowT, RecStack, RecStop
 from symnn.ops.registry import (
     DESCRIBE,
     EQUATION,
@@ -85,6 +87,10 @@ __all__ = [
     "AvgPoolT",
     "MaxGather",
     "MaxScatter",
+    "RecRow",
+    "RecRowT",
+    "RecStack",
+    "RecStop",
     "Program",
     "superscript",
     "sym",

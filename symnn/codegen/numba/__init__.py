@@ -66,6 +66,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_elementwise,
     emit_linear,
     emit_penalty,
+    emit_recurrent,
     emit_reduce,
     emit_softmax,
 )
