@@ -46,7 +46,7 @@ from symnn.declare import layers
 from symnn.declare.activations import get_activation
 from symnn.declare.layers import Factor, ParamSpec, _sup
 from symnn.declare.limits import check_width
-from symnn.errors import AnalysisError, DeclarationError
+from symnn.errors import AnalysisError, DeclarationError, SymnnError
 
 __all__ = ["RNN", "GRU", "RECURRENT_TYPES", "MAX_UNROLLED_STEPS"]
 
@@ -388,3 +388,56 @@ RECURRENT_TYPES: tuple[type, ...] = (RNN, GRU)
 
 for _cls in RECURRENT_TYPES:
     layers.register_layer(_cls)
+
+
+# ------------------------------------------------------------------------------------------
+# plain data (spec files, model files): parsed, never evaluated
+# ------------------------------------------------------------------------------------------
+
+#: The keys of a layer table that name a recurrent layer, and their options.
+DATA_KINDS = ("rnn", "gru")
+DATA_OPTIONS = ("return_sequences", "length", "truncate", "nonlinearity")
+
+
+def layer_from_data(item: dict, high: int = 1 << 20):
+    """``(layer, None)`` from a layer table with one of :data:`DATA_KINDS`, or ``(None,
+    problem)`` saying what is wrong (the caller raises its own error with it).
+
+    >>> layer_from_data({"rnn": [2, 4], "length": 5, "nonlinearity": "relu"})[0]
+    RNN(2, 4, activation='relu', length=5)
+    >>> layer_from_data({"gru": [2, 0]})[1]
+    'gru: expected [n_in, n_hidden] of integers from 1 to 1048576, got [2, 0]'
+    """
+    kinds = [k for k in DATA_KINDS if k in item]
+    if len(kinds) != 1:
+        return None, f"a layer table names one layer; this one names {kinds or 'none'}"
+    kind = kinds[0]
+    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:-1]
+    extra = [k for k in item if k != kind and k not in allowed]
+    if extra:
+        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}"
+    v = item[kind]
+    ok = lambda n, low: isinstance(n, int) and not isinstance(n, bool) and low <= n <= high  # noqa: E731
+    if not isinstance(v, list) or len(v) != 2 or not all(ok(n, 1) for n in v):
+        return None, (f"{kind}: expected [n_in, n_hidden] of integers from 1 to {high}, got "
+                      f"{str(v)[:60]}")
+    kw: dict = {}
+    for name in ("length", "truncate"):
+        x = item.get(name)
+        if x is not None and not ok(x, 1):
+            return None, f"{kind} {name}: expected an integer from 1 to {high}, got {x!r}"
+        kw[name] = x
+    ret = item.get("return_sequences", False)
+    if not isinstance(ret, bool):
+        return None, f"{kind} return_sequences: expected true or false"
+    if "nonlinearity" in item:
+        if not isinstance(item["nonlinearity"], str):
+            return None, "rnn nonlinearity: expected an activation name"
+        kw["activation"] = item["nonlinearity"]
+    try:
+        cls = RNN if kind == "rnn" else GRU
+        return cls(v[0], v[1], return_sequences=ret, **kw), None
+    except DeclarationError as err:
+        return None, str(err)
+    except SymnnError as err:  # an unknown activation name
+        return None, str(err)
