@@ -67,7 +67,7 @@ def _int(owner: str, name: str, v, low: int) -> int:
 
 def _var(name: str, n: int, base_tex: str, base_text: str, l: int, t) -> P.Var:
     """The per-sample value ``<name>`` printed ``h⁽ˡ⁾ₜ`` / ``h^{(l)}_{t}``."""
-    return P.Var(name, "sample", (n,), r"%s^{(%d)}_{%s}" % (base_tex, l, t),
+    return P.Var(name, "sample", (n,), r"{{%s}^{(%d)}_{%s}}" % (base_tex, l, t),
                  base_text + _sup(f"({l})") + str(t).translate(_SUB))
 
 
@@ -173,11 +173,12 @@ class _Recurrent:
             h = step(b, t, xt, h)
             hs.append(h)
             if t in cuts:
-                h = b.emit(P.RecStop(_var(f"hs{l}_{t}", self.n_hidden, r"\bar h", "h̄", l, t),
-                                     h))
+                hs_ = _var(f"hs{l}_{t}", self.n_hidden, r"\bar h", "h̄", l, t)
+                hs_ = P.Var(hs_.name, hs_.kind, hs_.shape, hs_.tex[:-1] + "{}}", hs_.text)
+                h = b.emit(P.RecStop(hs_, h))  # ({} keeps the accent's group for a _s)
         if not self.return_sequences:
             return hs[-1]
-        out = P.Var(f"H{l}", "sample", (T * self.n_hidden,), r"H^{(%d)}" % l,
+        out = P.Var(f"H{l}", "sample", (T * self.n_hidden,), r"{H^{(%d)}}" % l,
                     "H" + _sup(f"({l})"))
         return b.emit(P.RecStack(out, tuple(hs)))
 

@@ -80,7 +80,7 @@ def _nice_name(var: P.Var) -> P.Var | None:
     m = re.fullmatch(r"z(\d+)_(\d+)", n)  # a recurrent layer's step: δ⁽ˡ⁾ₜ
     if m is not None:
         l, t = m.groups()
-        return P.Var(f"delta{l}_{t}", "sample", var.shape, r"\delta^{(%s)}_{%s}" % (l, t),
+        return P.Var(f"delta{l}_{t}", "sample", var.shape, r"{\delta^{(%s)}_{%s}}" % (l, t),
                      "δ" + P.superscript(f"({l})") + t.translate(_SUB))
     if var.kind in ("input", "target"):
         return None
