@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from symnn import ops as P
-from symnn.declare import layers
+from symnn.declare import layers, recurrent
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
 from symnn.errors import DeclarationError
@@ -428,8 +428,10 @@ for _cls in CONV_TYPES:  # as_layer and role_of_name read LAYER_TYPES at call ti
 # plain data (spec files, model files): parsed, never evaluated
 # ------------------------------------------------------------------------------------------
 
-#: The keys of a layer table that name a convolutional layer, and their options.
-DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten")
+#: The keys of a layer table that name a convolutional layer, and their options (and the
+#: recurrent layers' keys, whose tables :func:`layer_from_data` hands on to
+#: :func:`symnn.declare.recurrent.layer_from_data`).
+DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten") + recurrent.DATA_KINDS
 DATA_OPTIONS = ("stride", "padding", "length", "bias")
 
 
@@ -447,6 +449,8 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     >>> layer_from_data({"max_pool1d": 0})[1]
     'max_pool1d: expected an integer from 1 to 1048576, got 0'
     """
+    if any(k in item for k in recurrent.DATA_KINDS):  # RNN, GRU
+        return recurrent.layer_from_data(item, high)
     kinds = [k for k in DATA_KINDS if k in item]
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"

@@ -288,7 +288,7 @@ def equations_of(declared) -> Equations:
     grads.sort(key=_param_order(declared))
     sections = [("Forward pass", forward), ("Loss", loss_eqs),
                 ("Backward pass", backward), ("Gradients", grads)]
-    bptt = bptt_equations(declared)  # recurrent layers: BPTT in textbook form
+    bptt = [Equation(*e) for e in bptt_equations(declared)]  # RNN layers: BPTT, textbook
     if bptt:
         sections.append(("Backpropagation through time (the same sums, by step)", bptt))
     notes, notes_tex = _notes(d)

@@ -12,8 +12,8 @@ Examples
 --------
 >>> import symnn
 >>> net = symnn.Network([symnn.RNN(2, 3, length=4), symnn.Dense(3, 1)])
->>> for e in bptt_equations(net):
-...     print(e.text())
+>>> for name, lhs, rhs, *tex in bptt_equations(net):
+...     print(lhs, "=", rhs[0])
 δ⁽¹⁾ₜ = (W_hh⁽¹⁾ᵀ δ⁽¹⁾ₜ₊₁ + ∂ℓ/∂h⁽¹⁾ₜ) ⊙ tanh'(z⁽¹⁾ₜ),   t = T, …, 1;  δ⁽¹⁾_T₊₁ = 0
 tanh'(z⁽¹⁾ₜ) = 1 − tanh(z⁽¹⁾ₜ)²
 ∂L/∂W_xh⁽¹⁾ = ⟨Σₜ δ⁽¹⁾ₜ x⁽¹⁾ₜᵀ⟩
@@ -146,11 +146,9 @@ def _layer_lines(c: Cell, above: "Cell | None", cuts: set) -> list[_Eq]:
 
 
 def bptt_equations(declared) -> list:
-    """The BPTT lines of every :class:`~symnn.RNN` layer of a network (empty if none): the
+    """``(name, lhs text, [rhs text], lhs TeX, [rhs TeX], SymPy rhs)`` of the BPTT lines of every :class:`~symnn.RNN` layer of a network (empty if none): the
     recursion of δ⁽ˡ⁾ₜ, σ', and the gradients of W_xh, W_hh and b as sums over t.  A layer
     whose sequence an RNN above reads gets ``∂ℓ/∂hₜ = W_xh⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ₜ`` from it."""
-    from symnn.printing.equations import Equation
-
     if not hasattr(declared, "layers"):
         return []
     numbered = [(la, l) for la, l in layer_numbers(declared) if isinstance(la, RNN)]
@@ -164,5 +162,5 @@ def bptt_equations(declared) -> list:
         if la.return_sequences and isinstance(nxt, RNN):
             above = Cell(nxt, l + 1)
         for e in _layer_lines(Cell(la, l), above, la.cuts()):
-            out.append(Equation(e.name, e.lhs_t, [e.rhs_t], e.lhs_x, [e.rhs_x], e.expr))
+            out.append((e.name, e.lhs_t, [e.rhs_t], e.lhs_x, [e.rhs_x], e.expr))
     return out

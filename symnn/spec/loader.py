@@ -44,7 +44,6 @@ import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare import conv as conv_layers
-from symnn.declare import recurrent as rec_layers
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.blocks import Residual
 from symnn.declare.layers import Dense
@@ -532,11 +531,6 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
-        if any(k in item for k in rec_layers.DATA_KINDS):  # RNN, GRU
-            obj, problem = rec_layers.layer_from_data(item, MAX_WIDTH)
-            if problem:
-                raise self.err(key, problem)
-            return obj, obj.to_data()
         if any(k in item for k in conv_layers.DATA_KINDS):  # Conv1D, pools, Flatten
             obj, problem = conv_layers.layer_from_data(item, MAX_WIDTH)
             if problem:

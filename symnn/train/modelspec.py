@@ -145,14 +145,8 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         return _dense_from(data, where)
     if "residual" in data:
         return _residual_from(data, where, depth)
-    from symnn.declare import recurrent
     from symnn.declare.conv import DATA_KINDS, layer_from_data
 
-    if any(k in data for k in recurrent.DATA_KINDS):  # RNN, GRU
-        layer, problem = recurrent.layer_from_data(data)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return layer
     if any(k in data for k in DATA_KINDS):
         layer, problem = layer_from_data(data)
         if problem:
