@@ -343,3 +343,52 @@ def test_property_strategies_draw_recurrent_fronts():
                                            for i in c.layers))
     net = case.build()
     assert case_data(net, 0)[0].shape[1] == net.n_inputs
+
+
+# ----------------------------------------------------------------------------------------
+# analysis: gradient flow through time, recurrent Jacobians, fixed points
+
+@pytest.fixture(scope="module")
+def long_rnn():
+    net = symnn.Network([symnn.RNN(1, 3, length=10), symnn.Dense(3, 1)], loss="mse",
+                        name="longrnn")
+    return net, net.compile().reference
+
+
+def test_time_gradient_flow_is_the_product_of_recurrent_jacobians(long_rnn):
+    """∂ℓ/∂hₜ = J_{t+1}ᵀ ∂ℓ/∂h_{t+1} (one sample): the cotangents of the derived program
+    against the Jacobians built from σ' and W_hh; and a small W_hh makes it vanish."""
+    from symnn.analysis import recurrent_jacobians, time_gradient_flow
+    from symnn.analysis.persample import evaluate_program
+
+    net, ref = long_rnn
+    rng = np.random.default_rng(0)
+    th = ref.init(0) * 0.5
+    X, y = rng.normal(size=(1, 10, 1)), np.ones((1, 1))
+    flow = time_gradient_flow(ref, th, X, y)
+    J, rho = recurrent_jacobians(ref, th, X[0])
+    ev = evaluate_program(ref, th, X, y)
+    g = np.asarray(ev.env[ev.derived.cotangent[
+        next(op.out for op in ev.derived.forward_ops if op.out.name == "h1_10")]])[0]
+    norms = [np.linalg.norm(g)]
+    for t in range(9, 0, -1):
+        g = J[t].T @ g
+        norms.append(np.linalg.norm(g))
+    assert np.allclose(flow.norms, norms[::-1], rtol=1e-10)
+    assert flow.ratio < 1e-2 and np.all(rho < 1)
+    assert "first/last" in str(flow)
+
+
+def test_fixed_points_of_a_bistable_rnn():
+    from symnn.analysis import fixed_points
+
+    net = symnn.Network([symnn.RNN(1, 1, length=2), symnn.Dense(1, 1)], loss="mse")
+    fps = fixed_points(net, {"W_hh1": np.array([[2.0]]), "b1": np.array([0.0])}, starts=12)
+    assert len(fps) == 3
+    zero, a, c = fps
+    assert abs(zero.h[0]) < 1e-12 and not zero.stable and np.isclose(zero.eigenvalues[0], 2)
+    for p in (a, c):
+        assert abs(np.tanh(2 * p.h[0]) - p.h[0]) < 1e-12 and p.stable
+        assert np.isclose(p.eigenvalues[0], 2 * (1 - np.tanh(2 * p.h[0]) ** 2))
+    with pytest.raises(symnn.AnalysisError, match="RNN"):
+        fixed_points(symnn.mlp([1, 1]), {})

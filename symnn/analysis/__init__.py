@@ -24,6 +24,13 @@ from symnn.analysis.kfac import KroneckerFactors, kfac_error, kfac_factors
 from symnn.analysis.lipschitz import LipschitzReport, derivative_bound, lipschitz_bound
 from symnn.analysis.operators import CurvatureOperator, ggn_operator, hessian_operator
 from symnn.analysis.persample import empirical_fisher, gradient_variance, per_sample_gradients
+from symnn.analysis.recurrent import (  # recurrent layers (issue 13)
+    FixedPoint,
+    TimeGradientFlow,
+    fixed_points,
+    recurrent_jacobians,
+    time_gradient_flow,
+)
 from symnn.analysis.stochastic import (
     Estimate,
     SpectralDensity,
@@ -43,4 +50,7 @@ __all__ = [
     # matrix-free: operators, Hutchinson / Hutch++, stochastic Lanczos quadrature
     "hessian_operator", "ggn_operator", "CurvatureOperator", "hutchinson_trace",
     "hutchinson_diag", "Estimate", "spectral_density", "SpectralDensity",
+    # recurrent layers: gradient flow through time, recurrent Jacobians, fixed points
+    "time_gradient_flow", "TimeGradientFlow", "recurrent_jacobians", "fixed_points",
+    "FixedPoint",
 ]
