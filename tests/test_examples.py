@@ -24,7 +24,8 @@ def _load(name):
 
 def test_every_example_is_tested():
     tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
-              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals"}
+              "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals",
+              "rnn_sequences"}
     present = {p.stem for p in EXAMPLES.glob("*.py")}
     assert present == tested, f"untested examples: {present - tested}"
 
@@ -107,3 +108,14 @@ def test_conv1d_signals_classifies(capsys):
     text = capsys.readouterr().out
     assert "z⁽¹⁾[c,t] = Σ_{c′,k} W⁽¹⁾[c,c′,k] x[c′, t + k − 2] + b⁽¹⁾[c]" in text
     assert "(a strided correlation with the flipped kernel)" in text
+
+
+@pytest.mark.slow
+def test_rnn_sequences_shows_vanishing_gradients_clipping_and_a_gru():
+    out = _load("rnn_sequences").main(["--fast"])
+    assert out["flow_RNN"].ratio < 0.05                       # vanishing through time
+    assert out["flow_GRU"].ratio > out["flow_RNN"].ratio      # the gated path keeps more
+    assert np.all(np.isfinite(out["sgd_clip_1.0"])) and out["sgd_clip_1.0"][-1] < 10
+    assert not np.all(out["sgd_clip_None"] < 10)             # unclipped: it blows up
+    for kind in ("RNN", "GRU"):
+        assert out[f"fit_{kind}"][-1] < out[f"fit_{kind}"][0]
