@@ -38,7 +38,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="short sequences (used by the tests)")
     args = ap.parse_args(argv)
-    T_long, T, H = (16, 6, 6) if args.fast else (40, 12, 16)
+    T_long, T, H = (12, 5, 4) if args.fast else (40, 12, 16)
     out: dict = {}
     # 1. gradient flow through time at initialisation (the NumPy reference: no compiling)
     X, y = sine_data(64, T_long, 0)
