@@ -128,7 +128,7 @@ def test_float32_kernels_compile_and_run():
 
 @pytest.fixture(scope="module")
 def compiled():
-    net = symnn.Network([symnn.GRU(2, 2, length=3, return_sequences=True),
+    net = symnn.Network([symnn.GRU(2, 2, length=2, return_sequences=True),
                          symnn.RNN(2, 2), symnn.Dense(2, 1)], loss="mse", name="recfd")
     return net, net.compile()
 
@@ -137,7 +137,7 @@ def test_gradient_and_hvp_match_finite_differences(compiled):
     net, m = compiled
     rng = np.random.default_rng(0)
     th = m.init(0) + 0.1 * rng.normal(size=m.n_params)
-    X, Y = rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 1))
+    X, Y = rng.normal(size=(4, 2, 2)), rng.normal(size=(4, 1))
     _, g = m.loss_and_grad(th, X, Y)
     v = rng.normal(size=th.size)
     h = 1e-6
@@ -150,10 +150,10 @@ def test_gradient_and_hvp_match_finite_differences(compiled):
 
 def test_inputs_take_the_sequence_shape(compiled):
     net, m = compiled
-    assert net.input_shape == (3, 2) and net.n_inputs == 6
-    X = np.random.default_rng(1).normal(size=(2, 3, 2))
+    assert net.input_shape == (2, 2) and net.n_inputs == 4
+    X = np.random.default_rng(1).normal(size=(2, 2, 2))
     th = m.init(0)
-    assert np.array_equal(m.predict(th, X), m.predict(th, X.reshape(2, 6)))
+    assert np.array_equal(m.predict(th, X), m.predict(th, X.reshape(2, 4)))
 
 
 # ----------------------------------------------------------------------------------------
@@ -308,12 +308,12 @@ def test_spec_and_model_file_round_trip(compiled, tmp_path):
     net, m = compiled
     plain = {k: v for k, v in net.spec().items() if k not in ("kind", "penalties")}
     back = loads_spec(dumps_toml({"network": plain})).declared
-    assert back.layers == net.layers and back.input_shape == (3, 2)
+    assert back.layers == net.layers and back.input_shape == (2, 2)
     th = m.init(3)
     save(tmp_path / "m.json", m, th)
     loaded = load(tmp_path / "m.json")
     assert loaded.declared.layers == net.layers
-    X = np.random.default_rng(3).normal(size=(2, 3, 2))
+    X = np.random.default_rng(3).normal(size=(2, 2, 2))
     assert np.allclose(loaded.predict(X), m.predict(th, X))
     rnn = symnn.Network([symnn.RNN(1, 2, activation="relu", length=3, truncate=2),
                          symnn.Dense(2, 1)])
