@@ -34,10 +34,10 @@ from symnn.declare.activations import Activation
 from symnn.declare.blocks import Residual
 from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
 from symnn.declare.layers import Dense, Softmax
-from symnn.declare.recurrent import GRU, RNN
 from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
+from symnn.declare.recurrent import GRU, RNN
 from symnn.errors import (
     AnalysisError,
     ArgumentError,

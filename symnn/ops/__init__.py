@@ -43,8 +43,8 @@ from symnn.ops.ir import Arg, Builder, Op, Program, Var, superscript, sym
 from symnn.ops.linear import Affine, MatTVec, OuterMean
 from symnn.ops.penalty import Penalty
 from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
-from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
 from symnn.ops.recurrent import RecRow, RecRowT, RecStack, RecStop
+from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
 from symnn.ops.registry import (
     DESCRIBE,
     EQUATION,
