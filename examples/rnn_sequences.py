@@ -6,7 +6,9 @@ The task: read ``T`` noisy samples of a sine of random phase and predict the nex
    step from the derived program (backpropagation through time is reverse mode over the
    unrolled recurrence): in a tanh RNN it shrinks geometrically going back in time, since
    each step multiplies it by ``diag(tanh'(zₜ)) W_hh`` (``recurrent_jacobians`` gives their
-   spectral radii); a GRU's gated path ``hₜ = (1 − uₜ) nₜ + uₜ hₜ₋₁`` keeps more of it.
+   spectral radii).  The GRU's flow is printed beside it; at initialisation its gated path
+   ``hₜ = (1 − uₜ) nₜ + uₜ hₜ₋₁`` (uₜ ≈ ½) decays too — which of the two keeps more depends
+   on the draw and the width, so the example reports both and ranks neither.
 2. Clipping.  A large learning rate makes plain SGD on the RNN blow up now and then; the
    same run with ``clip_norm`` (``g·min(1, c/‖g‖)``, any first-order optimizer) stays finite.
 3. Training: the RNN and the GRU both learn the next value.
