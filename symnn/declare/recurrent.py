@@ -19,7 +19,10 @@ its value passes on, its gradient does not) where it enters step ``t + 1`` for e
 the end, and no gradient crosses a cut.  With ``return_sequences=False`` the loss's
 gradient thus flows back exactly ``k`` steps from ``h_T``; an output ``h_t`` of a sequence
 passes its gradient back to the start of its chunk (at most ``k`` steps).  The same as
-``h = h.detach()`` after step ``T − k``, ``T − 2k``, … in a PyTorch loop.
+``h = h.detach()`` after step ``T − k``, ``T − 2k``, … in a PyTorch loop.  A
+Hessian-vector product is then the exact derivative of the truncated gradient, a map whose
+Jacobian is not symmetric: use ``hvp``; ``hessian`` (the compiled kernel symmetrises, the
+NumPy reference stacks the products) is only the Hessian of the loss without truncation.
 
 Examples
 --------
