@@ -40,6 +40,7 @@ from symnn.declare.losses import L1, L2, Loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
 from symnn.declare.norm import LayerNorm  # layer normalisation
+from symnn.declare.recurrent import GRU, RNN
 from symnn.errors import (
     AnalysisError,
     ArgumentError,
@@ -93,6 +94,7 @@ __all__ = [
     "Graph",
     "Dropout",  # (issue 13: dropout)
     "LayerNorm",
+    "RNN", "GRU",
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

@@ -149,7 +149,10 @@ class TorchCase:
         steps = []
         shape = None  # (channels, length) inside a convolutional front
         for it in items:
-            if isinstance(it, tuple) and it[0] in _CONV_KINDS:
+            if isinstance(it, tuple) and it[0] in _REC_KINDS:   # recurrent (issue 13)
+                step, off, shape = _rec_step(self, it, off, shape)
+                steps.append(step)
+            elif isinstance(it, tuple) and it[0] in _CONV_KINDS:
                 step, off, shape = self._conv_step(it, off, shape)
                 if step is not None:
                     steps.append(step)
@@ -199,6 +202,8 @@ class TorchCase:
                 B = h.shape[0]
                 h = (F.layer_norm(h.reshape(B, -1, n), (n,), None, None, eps)
                      * theta[off:off + n] + theta[off + n:off + 2 * n]).reshape(B, -1)
+            elif step[0] in _REC_KINDS:
+                h = _rec_forward(step, theta, h)
             else:
                 h = step[1](h)
         return h
@@ -388,3 +393,77 @@ TorchCase._graph_step = _graph_step
 
 
 # -- end of graphs ----------------------------------------------------------------------------
+
+
+# -- recurrent layers: torch.nn.RNN / torch.nn.GRU (issue 13) ---------------------------------
+# Items: ("rnn", n_in, H, activation, return_sequences, T or None, truncate or None) and
+# ("gru", n_in, H, return_sequences, T or None, truncate or None).  θ layout of an RNN:
+# W_xh (H, n_in), W_hh (H, H), b (H,) — torch's two biases are b and 0; of a GRU: W_ir,
+# W_iz, W_in (torch's weight_ih_l0 stacked), W_hr, W_hz, W_hn, b_ir, b_iz, b_in, b_hr, b_hz,
+# b_hn.  Truncated BPTT: the state is detached after steps T − k, T − 2k, … (the sequence
+# run in chunks, each starting from the previous chunk's state .detach()ed).
+
+_REC_KINDS = ("rnn", "gru")
+
+
+def rec_fields(it):
+    """``(kind, n_in, H, activation, return_sequences, T, truncate)`` of a recurrent item."""
+    if it[0] == "gru":
+        return ("gru", it[1], it[2], "gru", it[3], it[4], it[5])
+    return tuple(it)
+
+
+def _rec_step(case, it, off, shape):
+    kind, n_in, H, act, ret, T, trunc = rec_fields(it)
+    T = T if T is not None else shape[0]
+    g = 3 if kind == "gru" else 1
+    n_w = g * H * (n_in + H)
+    case.penalised.append((off, n_w))
+    end = off + n_w + (2 * g * H if kind == "gru" else H)
+    if kind == "gru":  # made here, outside torch.func's vmap (their init draws numbers)
+        mod = torch.nn.GRU(n_in, H, batch_first=True, dtype=DT)
+    elif act in ("tanh", "relu"):
+        mod = torch.nn.RNN(n_in, H, nonlinearity=act, batch_first=True, dtype=DT)
+    else:  # another activation: the Elman loop written out
+        mod = None
+    return (kind, n_in, H, act, ret, T, trunc, off, mod), end, ((T, H) if ret else None)
+
+
+def _rec_params(step, theta):
+    kind, n_in, H, act, ret, T, trunc, off, _ = step
+    g = 3 if kind == "gru" else 1
+    Wi = theta[off:off + g * H * n_in].reshape(g * H, n_in)
+    o = off + g * H * n_in
+    Wh = theta[o:o + g * H * H].reshape(g * H, H)
+    o += g * H * H
+    bi = theta[o:o + g * H]
+    bh = theta[o + g * H:o + 2 * g * H] if kind == "gru" else torch.zeros(H, dtype=DT)
+    return {"weight_ih_l0": Wi, "weight_hh_l0": Wh, "bias_ih_l0": bi, "bias_hh_l0": bh}
+
+
+def _rec_forward(step, theta, h):
+    from torch.func import functional_call
+
+    kind, n_in, H, act, ret, T, trunc, off, mod = step
+    B = h.shape[0]
+    x = h.reshape(B, T, n_in)
+    ps = _rec_params(step, theta)
+    cuts = sorted(set(range(T - trunc, 0, -trunc))) if trunc else []
+    bounds = [0] + cuts + [T]
+    state = torch.zeros(1, B, H, dtype=DT)
+    outs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if a > 0:
+            state = state.detach()
+        if mod is not None:
+            out, state = functional_call(mod, ps, (x[:, a:b], state))
+        else:
+            f, hs, s = ACTIVATIONS[act], [], state[0]
+            for t in range(a, b):
+                s = f(x[:, t] @ ps["weight_ih_l0"].T + s @ ps["weight_hh_l0"].T
+                      + ps["bias_ih_l0"])
+                hs.append(s)
+            out, state = torch.stack(hs, dim=1), s[None]
+        outs.append(out)
+    out = torch.cat(outs, dim=1)
+    return out.reshape(B, T * H) if ret else out[:, -1]

@@ -161,6 +161,8 @@ def _block_tags(layers) -> set[str]:
         out.add("dropout")
     if any(is_norm_item(it) for it in layers):
         out.add("layernorm")
+    if any(isinstance(it, tuple) and it and it[0] in REC_KINDS for it in layers):
+        out.add("recurrent")
     for it in layers:
         if isinstance(it, tuple) and it[0] == "graph":
             out.add("graph")
@@ -346,6 +348,9 @@ def net_cases(draw, max_depth: int = 4, max_width: int = 8) -> NetCase:
     elif front_kind == 2:  # a LayerNorm on sequences (T, n), then Flatten (one in eight)
         front, widths[0] = draw(norm_fronts())
         layers += front
+    elif front_kind == 3:  # a recurrent front (issue 13; one in eight)
+        front, widths[0] = draw(rec_fronts())
+        layers += front
     for l in range(depth):
         bias = draw(st.booleans()) if draw(st.integers(0, 9)) == 0 else True
         layers.append(("dense", widths[l], widths[l + 1], bias))
@@ -456,10 +461,13 @@ CONV_KINDS = ("conv", "avgpool", "maxpool", "flatten")
 
 
 def is_conv_item(it) -> bool:
-    return isinstance(it, tuple) and bool(it) and it[0] in CONV_KINDS
+    """A convolutional item — or a recurrent one (below), which chains shapes the same way."""
+    return isinstance(it, tuple) and bool(it) and (it[0] in CONV_KINDS or it[0] in REC_KINDS)
 
 
 def conv_layer(it):
+    if it[0] in REC_KINDS:
+        return rec_layer(it)
     if it[0] == "conv":
         _, ci, co, k, s, p, L = it
         return symnn.Conv1D(ci, co, k, stride=s, padding=p, length=L)
@@ -469,6 +477,8 @@ def conv_layer(it):
 
 
 def conv_text(it) -> str:
+    if it[0] in REC_KINDS:
+        return rec_text(it)
     if it[0] == "conv":
         _, ci, co, k, s, p, L = it
         extra = (f", stride={s}" if s != 1 else "") + (f", padding={p}" if p else "")
@@ -539,6 +549,56 @@ def norm_fronts(draw):
         items.append(draw(st.sampled_from(("tanh", "sigmoid", "softplus"))))
     items.append(("flatten",))
     return items, T * n
+
+
+# -- recurrent layers (RNN, GRU; issue 13) ---------------------------------------------------
+# Items: ("rnn", n_in, n_hidden, activation, return_sequences, length or None, truncate or
+# None) and ("gru", n_in, n_hidden, return_sequences, length or None, truncate or None).
+
+REC_KINDS = ("rnn", "gru")
+
+#: Activations of generated RNN layers (tanh and relu run through torch.nn.RNN).
+REC_ACTIVATIONS = ("tanh", "tanh", "relu", "sigmoid", "softplus")
+
+
+def rec_layer(it):
+    if it[0] == "gru":
+        _, n_in, H, ret, T, k = it
+        return symnn.GRU(n_in, H, return_sequences=ret, length=T, truncate=k)
+    _, n_in, H, act, ret, T, k = it
+    return symnn.RNN(n_in, H, activation=act, return_sequences=ret, length=T, truncate=k)
+
+
+def rec_text(it) -> str:
+    kw = dict(zip(("return_sequences", "length", "truncate"), it[-3:]))
+    extra = "".join(f", {k}={v!r}" for k, v in kw.items() if v not in (None, False))
+    if it[0] == "gru":
+        return f"symnn.GRU({it[1]}, {it[2]}{extra})"
+    act = f", activation={it[3]!r}" if it[3] != "tanh" else ""
+    return f"symnn.RNN({it[1]}, {it[2]}{act}{extra})"
+
+
+@st.composite
+def rec_fronts(draw, max_layers: int = 2):
+    """``(items, width)``: 1–2 recurrent layers (RNN or GRU, n_in 1–3, hidden 1–3, T 1–3),
+    each before the last giving its sequence; the last gives ``h_T`` or, followed by
+    Flatten, its sequence.  ``width``: what the first Dense layer reads."""
+    T, n = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    items: list = []
+    count = draw(st.integers(1, max_layers))
+    for i in range(count):
+        H = draw(st.integers(1, 3))
+        ret = i < count - 1 or draw(st.booleans())
+        L = T if i == 0 else None
+        if draw(st.booleans()):
+            items.append(("gru", n, H, ret, L, None))
+        else:
+            items.append(("rnn", n, H, draw(st.sampled_from(REC_ACTIVATIONS)), ret, L, None))
+        n = H
+    if items[-1][-3]:
+        items.append(("flatten",))
+        return items, T * n
+    return items, n
 
 
 def cases():

@@ -25,7 +25,7 @@ def _load(name):
 def test_every_example_is_tested():
     tested = {"xor", "custom_model", "sin_approximation", "digits", "saddle_point",
               "gradient_flow", "regression_lm_vs_adam", "kfac_vs_adam", "conv1d_signals",
-              "residual_vs_plain"}
+              "residual_vs_plain", "rnn_sequences"}
     present = {p.stem for p in EXAMPLES.glob("*.py")}
     assert present == tested, f"untested examples: {present - tested}"
 
@@ -123,3 +123,13 @@ def test_residual_vs_plain(tmp_path, capsys):
     assert res["loss"] < plain["loss"]
     assert png.stat().st_size > 1000
     assert "final loss" in capsys.readouterr().out
+
+
+def test_rnn_sequences_shows_vanishing_gradients_clipping_and_a_gru():
+    out = _load("rnn_sequences").main(["--fast"])
+    assert out["flow_RNN"].ratio < 0.05                       # vanishing through time
+    assert out["flow_GRU"].ratio < 1                          # reported, not ranked (below)
+    assert np.all(np.isfinite(out["sgd_clip_1.0"])) and out["sgd_clip_1.0"][-1] < 10
+    assert not np.all(out["sgd_clip_None"] < 10)             # unclipped: it blows up
+    for kind in ("RNN", "GRU"):
+        assert out[f"fit_{kind}"][-1] < out[f"fit_{kind}"][0]

@@ -28,6 +28,13 @@ from symnn.analysis.kfac_operator import KFACInverseOperator, KFACOperator, kfac
 from symnn.analysis.lipschitz import LipschitzReport, derivative_bound, lipschitz_bound
 from symnn.analysis.operators import CurvatureOperator, ggn_operator, hessian_operator
 from symnn.analysis.persample import empirical_fisher, gradient_variance, per_sample_gradients
+from symnn.analysis.recurrent import (  # recurrent layers (issue 13)
+    FixedPoint,
+    TimeGradientFlow,
+    fixed_points,
+    recurrent_jacobians,
+    time_gradient_flow,
+)
 from symnn.analysis.stochastic import (
     Estimate,
     SpectralDensity,
@@ -52,4 +59,7 @@ __all__ = [
     "KFACInverseOperator",
     # what they compute, printed
     "curvature_equations", "loss_hessian_sqrt_symbolic",
+    # recurrent layers: gradient flow through time, recurrent Jacobians, fixed points
+    "time_gradient_flow", "TimeGradientFlow", "recurrent_jacobians", "fixed_points",
+    "FixedPoint",
 ]

@@ -66,7 +66,7 @@ def layer_data(layer) -> dict:
     """A layer's plain-data form (a spec's ``layers`` entry); a custom ``Lambda``
     activation as its body in spec-language text."""
     act = getattr(layer, "activation", None)
-    if act is not None and act.key and act.key[0] == "lambda":
+    if getattr(act, "key", None) and act.key[0] == "lambda":  # (RNN: a name)
         t = sp.Symbol("t")
         return {"activation": {"expr": expr_text(act.apply(t)), "var": "t", "name": act.name}}
     return layer.to_data()

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from symnn import ops as P
-from symnn.declare import layers
+from symnn.declare import layers, recurrent
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
 from symnn.errors import DeclarationError
@@ -359,7 +359,8 @@ def _walk(layers, shape):
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
         numbered = dense_count(layer) + (isinstance(layer, Conv1D)
-                                         or bool(getattr(layer, "own_number", False)))
+                                         or bool(getattr(layer, "own_number", False))
+                                         or bool(getattr(layer, "numbered_layer", False)))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
@@ -377,7 +378,7 @@ def _infer_length(layers, first: Conv1D) -> int:
     fits = []
     for L in range(1, MAX_INFERRED_LENGTH + 1):
         try:
-            _walk(layers[:nxt + 1], (first.in_channels, L))
+            _walk(layers[:nxt + 1], _start_shape(first, L))
         except DeclarationError:
             continue
         fits.append(L)
@@ -396,19 +397,27 @@ def _first_shape(layers) -> tuple:
     ``in_shape`` (a shape-chained layer such as LayerNorm), or a Dense layer's ``(n_in,)``
     when no convolutional layer follows."""
     first = layers[0]
-    conv = [i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES)]
+    conv = [i for i, la in enumerate(layers)
+            if isinstance(la, CONV_TYPES) or hasattr(la, "shape_for")]
     if getattr(first, "in_shape", None) is not None and not isinstance(first, CONV_TYPES):
         return tuple(first.in_shape)
     if conv:
         bad = conv[0]
         raise DeclarationError(
             f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
-            "convolutional layers starts with a Conv1D")
+            "convolutional (or recurrent) layers starts with a Conv1D (or an RNN/GRU)")
     if not dense_count(first):
         raise DeclarationError(
             f"layer 0 ({getattr(first, 'name', first)}) comes before any Dense layer; "
             "start the network with Dense(n_inputs, n_units)")
     return (first.n_in,)
+
+
+def _start_shape(first, L: int) -> tuple[int, int]:
+    """The input shape of a network whose first layer is ``first`` and inputs of length L
+    (a recurrent layer, :mod:`symnn.declare.recurrent`, says ``(T, n_in)`` itself)."""
+    shape_for = getattr(first, "shape_for", None)
+    return shape_for(L) if shape_for is not None else (first.in_channels, L)
 
 
 def chain_shapes(layers):
@@ -417,9 +426,9 @@ def chain_shapes(layers):
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if isinstance(first, Conv1D):
+    if isinstance(first, Conv1D) or hasattr(first, "shape_for"):  # conv, recurrent
         L = first.length if first.length is not None else _infer_length(layers, first)
-        in_shape = (first.in_channels, L)
+        in_shape = _start_shape(first, L)
     else:
         in_shape = _first_shape(layers)
     out, index, shape = _walk(layers, in_shape)
@@ -438,8 +447,10 @@ for _cls in CONV_TYPES:  # as_layer and role_of_name read LAYER_TYPES at call ti
 # plain data (spec files, model files): parsed, never evaluated
 # ------------------------------------------------------------------------------------------
 
-#: The keys of a layer table that name a convolutional layer, and their options.
-DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten")
+#: The keys of a layer table that name a convolutional layer, and their options (and the
+#: recurrent layers' keys, whose tables :func:`layer_from_data` hands on to
+#: :func:`symnn.declare.recurrent.layer_from_data`).
+DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten") + recurrent.DATA_KINDS
 DATA_OPTIONS = ("stride", "padding", "length", "bias")
 
 
@@ -457,6 +468,8 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     >>> layer_from_data({"max_pool1d": 0})[1]
     'max_pool1d: expected an integer from 1 to 1048576, got 0'
     """
+    if any(k in item for k in recurrent.DATA_KINDS):  # RNN, GRU
+        return recurrent.layer_from_data(item, high)
     kinds = [k for k in DATA_KINDS if k in item]
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"

@@ -164,7 +164,8 @@ class Network(Declared):
         self.name = _identifier(name)
         check_dropout(self.layers)  # (issue 13: dropout)
         self.input_shape: tuple[int, ...]
-        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape") for la in self.layers):
+        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape")  # conv, recurrent, norm
+               or hasattr(la, "shape_for") for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
             self.n_inputs = int(np.prod(self.input_shape))
             self.n_outputs = width

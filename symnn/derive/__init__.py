@@ -9,6 +9,8 @@ Gauss-Newton-vector products; ``input_jvp_program`` gives the input Jacobian.
 
 from __future__ import annotations
 
+import re
+
 from symnn import ops as P
 from symnn.derive.build import Builder, _coef, forward_program
 from symnn.derive.reverse import rename_vars, reverse
@@ -62,6 +64,9 @@ class Derived:
         return self.program.outputs["grad:" + name]
 
 
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
 def _nice_name(var: P.Var) -> P.Var | None:
     """Name of the cotangent of ``var`` as the mathematics writes it."""
     n = var.name
@@ -72,6 +77,11 @@ def _nice_name(var: P.Var) -> P.Var | None:
         l = n[1:]
         return P.Var("delta" + l, "sample", var.shape, r"\delta^{(%s)}" % l,
                      "δ" + P.superscript(f"({l})"))
+    m = re.fullmatch(r"z(\d+)_(\d+)", n)  # a recurrent layer's step: δ⁽ˡ⁾ₜ
+    if m is not None:
+        l, t = m.groups()
+        return P.Var(f"delta{l}_{t}", "sample", var.shape, r"{\delta^{(%s)}_{%s}}" % (l, t),
+                     "δ" + P.superscript(f"({l})") + t.translate(_SUB))
     if var.kind in ("input", "target"):
         return None
     return P.Var("g_" + n, "sample", var.shape,

@@ -18,6 +18,7 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.norm`                  ``NormStandardize``, ``NormStandardizeT``,
                                        ``NormStandardizeTDot``, ``NormScaleShift``,
                                        ``NormColMean``
+:mod:`symnn.ops.recurrent`             ``RecRow``, ``RecRowT``, ``RecStack``, ``RecStop``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -53,6 +54,7 @@ from symnn.ops.norm import (  # layer normalisation
 )
 from symnn.ops.penalty import Penalty
 from symnn.ops.pool import AvgPool, AvgPoolT, ChannelBcast, ChannelMean, MaxGather, MaxScatter
+from symnn.ops.recurrent import RecRow, RecRowT, RecStack, RecStop
 from symnn.ops.reduce import Add, BatchMean, Dot, SumComp
 from symnn.ops.registry import (
     DESCRIBE,
@@ -96,6 +98,10 @@ __all__ = [
     "AvgPoolT",
     "MaxGather",
     "MaxScatter",
+    "RecRow",
+    "RecRowT",
+    "RecStack",
+    "RecStop",
     "Program",
     "superscript",
     "sym",

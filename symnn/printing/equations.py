@@ -27,6 +27,7 @@ from symnn.derive.simplify import is_temp
 from symnn.printing._breaking import break_row
 from symnn.printing._tex import activation_tex, latex
 from symnn.printing.elementwise import vector_latex, vector_text
+from symnn.printing.recurrent import bptt_equations
 
 __all__ = ["Equation", "Equations", "equations_of"]
 
@@ -287,6 +288,9 @@ def equations_of(declared) -> Equations:
     grads.sort(key=_param_order(declared))
     sections = [("Forward pass", forward), ("Loss", loss_eqs),
                 ("Backward pass", backward), ("Gradients", grads)]
+    bptt = [Equation(*e) for e in bptt_equations(declared)]  # RNN layers: BPTT, textbook
+    if bptt:
+        sections.append(("Backpropagation through time (the same sums, by step)", bptt))
     notes, notes_tex = _notes(d)
     return Equations(title, sections, notes, notes_tex)
 

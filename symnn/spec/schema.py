@@ -20,7 +20,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
               "length", "avg_pool1d", "max_pool1d", "flatten",
               "graph",  # graph: symnn.Graph (issue 13)
               "dropout",  # (issue 13: dropout)
-              "layer_norm", "eps"),  # LayerNorm
+              "layer_norm", "eps",  # LayerNorm
+              "rnn", "gru", "nonlinearity", "return_sequences", "truncate"),  # recurrent
     "custom": ("expr", "var", "name"),
     "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
                   "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),

@@ -68,6 +68,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_linear,
     emit_norm,  # layer normalisation (symnn.ops.norm)
     emit_penalty,
+    emit_recurrent,
     emit_reduce,
     emit_softmax,
 )

@@ -86,7 +86,8 @@ def drop_dirac(ops):
 
 
 #: Ops whose emitters can add into an existing value (``w.acc``).
-_ACCUMULATING = (P.Affine, P.MatTVec, P.OuterMean, P.Map, P.Penalty, P.BatchMean, P.Add)
+_ACCUMULATING = (P.Affine, P.MatTVec, P.OuterMean, P.Map, P.Penalty, P.BatchMean, P.Add,
+                 P.RecRowT)  # recurrent: a sequence's cotangent, one row per term
 
 
 def sum_plan(ops, kvars: set, keep: set):

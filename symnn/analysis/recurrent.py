@@ -1,0 +1,184 @@
+r"""Recurrent layers under the microscope: gradient flow through time, the recurrent
+Jacobian along a trajectory, and the fixed points of the autonomous recurrence.
+
+* :func:`time_gradient_flow` — ``‖∂ℓ/∂hₜ‖`` against ``t`` for a recurrent layer (the
+  cotangents of the derived program, interpreted with the NumPy rules): vanishing and
+  exploding gradients made visible.
+* :func:`recurrent_jacobians` — ``∂hₜ/∂hₜ₋₁ = diag(σ'(zₜ)) W_hh`` of an :class:`~symnn.RNN`
+  along the trajectory of a sample, and its spectral radius per step (σ' from
+  ``sympy.diff`` of the activation).
+* :func:`fixed_points` — solutions of ``h = σ(W_hh h + b)`` (no input) by Newton's method
+  from several starts, with the eigenvalues of the Jacobian there (stable when all lie
+  inside the unit circle).
+
+Examples
+--------
+>>> import numpy as np, symnn
+>>> net = symnn.Network([symnn.RNN(1, 2, length=4), symnn.Dense(2, 1)], loss="mse")
+>>> m = net.compile()
+>>> th, X, y = m.init(0), np.ones((3, 4, 1)), np.zeros((3, 1))
+>>> flow = time_gradient_flow(m.reference, th, X, y)
+>>> flow.norms.shape
+(4,)
+>>> J, rho = recurrent_jacobians(m.reference, th, X[0])
+>>> J.shape, rho.shape
+((4, 2, 2), (4,))
+>>> fp = fixed_points(net, m.unflatten(th))
+>>> bool(np.allclose(fp[0].h, 0.0))    # b = 0 at initialisation: h = 0 is a fixed point
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from symnn.analysis.persample import evaluate_program
+from symnn.declare.layers import layer_numbers
+from symnn.declare.recurrent import GRU, RNN
+from symnn.errors import AnalysisError
+from symnn.ops._numpy import numpy_function
+
+__all__ = ["TimeGradientFlow", "time_gradient_flow", "recurrent_jacobians", "FixedPoint",
+           "fixed_points"]
+
+
+def _recurrent_layer(declared, layer: int | None, kinds=(RNN, GRU)):
+    """(layer object, l) of the recurrent layer numbered ``layer`` (default: the first)."""
+    found = [(la, l) for la, l in layer_numbers(declared) if isinstance(la, kinds)]
+    names = "/".join(k.__name__ for k in kinds)
+    if not found:
+        raise AnalysisError(f"the network has no {names} layer")
+    if layer is None:
+        return found[0]
+    for la, l in found:
+        if l == layer:
+            return la, l
+    raise AnalysisError(f"no {names} layer is numbered {layer}; the network's are "
+                        f"{[l for _, l in found]}")
+
+
+@dataclass
+class TimeGradientFlow:
+    """``norms[t−1] = ⟨‖∂ℓ/∂hₜ‖⟩`` (the mean over the batch) of a recurrent layer ``l``;
+    ``ratio = norms[0] / norms[−1]`` (≪ 1: the gradient vanishes going back in time)."""
+
+    layer: int
+    norms: np.ndarray
+    ratio: float
+
+    def __str__(self) -> str:
+        return (f"layer {self.layer}: ‖∂ℓ/∂hₜ‖ from t = 1 to T: "
+                + np.array2string(self.norms, precision=3) + f"; first/last = {self.ratio:.3g}")
+
+
+def _state_vars(derived, l: int, T: int) -> list:
+    by_name = {op.out.name: op.out for op in derived.forward_ops}
+    out = []
+    for t in range(1, T + 1):
+        v = by_name.get(f"h{l}_{t}", by_name.get(f"z{l}_{t}"))
+        out.append(v)
+    return out
+
+
+def time_gradient_flow(model, theta, X, y, layer: int | None = None) -> TimeGradientFlow:
+    """``‖∂ℓ/∂hₜ‖`` for t = 1 … T of a recurrent layer (default: the first), each the
+    batch mean of the per-sample norms — the total derivative through every later step
+    (what backpropagation through time carries back; with ``truncate``, the truncated one).
+
+    ``model``: a compiled model or its reference.
+    """
+    ev = evaluate_program(model, theta, X, y)
+    la, l = _recurrent_layer(ev.derived.declared, layer)
+    cot = ev.derived.cotangent
+    norms = []
+    for v in _state_vars(ev.derived, l, la.length):
+        g = cot.get(v)
+        if g is None or not hasattr(g, "name"):
+            norms.append(0.0)
+            continue
+        norms.append(float(np.mean(np.linalg.norm(np.asarray(ev.env[g]), axis=1))))
+    norms = np.array(norms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(norms[0] / norms[-1]) if norms[-1] else float("inf")
+    return TimeGradientFlow(l, norms, ratio)
+
+
+def _dsigma(layer: RNN):
+    z = sp.Symbol("z", real=True)
+    return numpy_function((z,), sp.diff(layer.act().apply(z), z))
+
+
+def recurrent_jacobians(model, theta, x, layer: int | None = None):
+    """``(J, ρ)``: ``J[t−1] = ∂hₜ/∂hₜ₋₁ = diag(σ'(zₜ)) W_hh`` along the trajectory of one
+    sample ``x`` (shape ``(T, n_in)``, or the network's input row), ``J[0]`` the map from
+    ``h₀``; ``ρ[t−1]`` its spectral radius.  For an :class:`~symnn.RNN` layer."""
+    x = np.asarray(x, float)
+    X = x.reshape(1, -1)
+    y = np.zeros((1, model.n_outputs))
+    ev = evaluate_program(model, theta, X, y)
+    la, l = _recurrent_layer(ev.derived.declared, layer, (RNN,))
+    W = np.asarray(model.unflatten(np.asarray(theta))[f"W_hh{l}"], float)
+    by_name = {op.out.name: op.out for op in ev.derived.forward_ops}
+    ds = _dsigma(la)
+    J = []
+    for t in range(1, la.length + 1):
+        z = np.asarray(ev.env[by_name[f"z{l}_{t}"]], float)[0]
+        J.append(np.broadcast_to(ds(z), z.shape)[:, None] * W)
+    J = np.array(J)
+    rho = np.array([float(np.max(np.abs(np.linalg.eigvals(j)))) for j in J])
+    return J, rho
+
+
+@dataclass
+class FixedPoint:
+    """A solution ``h`` of ``h = σ(W_hh h + b)`` and the eigenvalues of ``∂h'/∂h`` there."""
+
+    h: np.ndarray
+    eigenvalues: np.ndarray
+    residual: float
+
+    @property
+    def stable(self) -> bool:
+        """All eigenvalues strictly inside the unit circle (a local attractor)."""
+        return bool(np.max(np.abs(self.eigenvalues)) < 1.0)
+
+
+def fixed_points(net, params: dict, layer: int | None = None, *, starts: int = 8,
+                 seed: int = 0, tol: float = 1e-12, max_iter: int = 100) -> list[FixedPoint]:
+    """Fixed points of an :class:`~symnn.RNN` layer's autonomous recurrence (input 0),
+    ``h = σ(W_hh h + b)``, by Newton's method on ``F(h) = h − σ(W_hh h + b)`` from ``h = 0``
+    and ``starts − 1`` random points in ``[−1, 1]``; distinct solutions (to 1e-8), sorted
+    by norm.  ``params``: ``{name: array}`` (``model.unflatten(θ)``)."""
+    la, l = _recurrent_layer(net, layer, (RNN,))
+    W = np.asarray(params[f"W_hh{l}"], float)
+    b = np.asarray(params[f"b{l}"], float)
+    z = sp.Symbol("z", real=True)
+    f = numpy_function((z,), la.act().apply(z))
+    ds = _dsigma(la)
+    H = W.shape[0]
+    rng = np.random.default_rng(seed)
+    inits = [np.zeros(H)] + [rng.uniform(-1, 1, H) for _ in range(starts - 1)]
+    found: list[FixedPoint] = []
+    for h in inits:
+        for _ in range(max_iter):
+            zz = W @ h + b
+            F = h - np.broadcast_to(f(zz), h.shape)
+            if np.linalg.norm(F) < tol:
+                break
+            Jf = np.eye(H) - np.broadcast_to(ds(zz), h.shape)[:, None] * W
+            try:
+                h = h - np.linalg.solve(Jf, F)
+            except np.linalg.LinAlgError:
+                break
+        zz = W @ h + b
+        res = float(np.linalg.norm(h - np.broadcast_to(f(zz), h.shape)))
+        if not np.isfinite(res) or res > 1e-8:
+            continue
+        if any(np.linalg.norm(h - p.h) < 1e-8 for p in found):
+            continue
+        eig = np.linalg.eigvals(np.broadcast_to(ds(zz), h.shape)[:, None] * W)
+        found.append(FixedPoint(h, eig, res))
+    return sorted(found, key=lambda p: float(np.linalg.norm(p.h)))

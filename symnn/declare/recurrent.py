@@ -1,0 +1,447 @@
+r"""Recurrent layers: :class:`RNN` (Elman) and :class:`GRU` (PyTorch's convention).
+
+A layer reads a sequence ``(T, n_in)`` per sample — held flat in row-major ``(t, i)``
+order, like a convolution's ``(channels, length)`` values (:mod:`symnn.declare.conv`) — and
+gives the last hidden state ``h_T`` (``n_hidden`` values) or, with
+``return_sequences=True``, every state ``(T, n_hidden)``.  A network starting with one takes
+inputs ``X`` of shape ``(n, T, n_in)`` (or rows flattened, ``(n, T·n_in)``).
+
+The derived program is the recurrence **unrolled over time**: step ``t`` reads row ``t`` of
+the input (:class:`symnn.ops.RecRow`) and emits its affine and elementwise ops, every step
+sharing the layer's parameter values, so gradients, Hessian-vector and Gauss-Newton
+products, Hessians and Jacobians come from the ordinary drivers exactly (backpropagation
+through time is reverse mode over the unrolled program).  Memory is linear in ``T``; the
+program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).
+
+Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
+its value passes on, its gradient does not) where it enters step ``t + 1`` for every
+``t = T − k, T − 2k, … ≥ 1``: the sequence is cut into chunks of ``k`` steps counted from
+the end, and no gradient crosses a cut.  With ``return_sequences=False`` the loss's
+gradient thus flows back exactly ``k`` steps from ``h_T``; an output ``h_t`` of a sequence
+passes its gradient back to the start of its chunk (at most ``k`` steps).  The same as
+``h = h.detach()`` after step ``T − k``, ``T − 2k``, … in a PyTorch loop.  A
+Hessian-vector product is then the exact derivative of the truncated gradient, a map whose
+Jacobian is not symmetric: use ``hvp``; ``hessian`` (the compiled kernel symmetrises, the
+NumPy reference stacks the products) is only the Hessian of the loss without truncation.
+
+Examples
+--------
+>>> import symnn
+>>> net = symnn.Network([symnn.RNN(2, 3, length=4), symnn.Dense(3, 1)], loss="mse")
+>>> net.input_shape, net.n_inputs, [name for name, _ in net.param_shapes]
+((4, 2), 8, ['W_xh1', 'W_hh1', 'b1', 'W2', 'b2'])
+>>> symnn.GRU(2, 3, return_sequences=True)
+GRU(2, 3, return_sequences=True)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import sympy as sp
+
+from symnn import ops as P
+from symnn.declare import layers
+from symnn.declare.activations import get_activation
+from symnn.declare.layers import Factor, ParamSpec, _sup
+from symnn.declare.limits import check_width
+from symnn.errors import AnalysisError, DeclarationError, SymnnError
+
+__all__ = ["RNN", "GRU", "RECURRENT_TYPES", "MAX_UNROLLED_STEPS"]
+
+#: The longest sequence a recurrent layer is unrolled over (the derived program grows
+#: linearly with T, and so does the kernels' compile time).
+MAX_UNROLLED_STEPS = 512
+
+_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _int(owner: str, name: str, v, low: int) -> int:
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise DeclarationError(f"{owner}: {name} must be an integer ≥ {low}, got {v!r}")
+    return v
+
+
+def _var(name: str, n: int, base_tex: str, base_text: str, l: int, t) -> P.Var:
+    """The per-sample value ``<name>`` printed ``h⁽ˡ⁾ₜ`` / ``h^{(l)}_{t}``."""
+    return P.Var(name, "sample", (n,), r"{{%s}^{(%d)}_{%s}}" % (base_tex, l, t),
+                 base_text + _sup(f"({l})") + str(t).translate(_SUB))
+
+
+class _Recurrent:
+    """What RNN and GRU share: sizes, shape chaining, unrolling, truncation."""
+
+    n_in: int
+    n_hidden: int
+    return_sequences: bool
+    length: int | None
+    truncate: int | None
+
+    numbered_layer = True  #: takes a layer number ``l`` (its parameters are named by it)
+
+    def __post_init__(self) -> None:
+        own = type(self).__name__
+        for name in ("n_in", "n_hidden"):
+            object.__setattr__(self, name, _int(own, name, getattr(self, name), 1))
+            check_width(getattr(self, name), own)
+        if not isinstance(self.return_sequences, bool):
+            raise DeclarationError(f"{own}: return_sequences must be True or False, got "
+                                   f"{self.return_sequences!r}")
+        for name in ("length", "truncate"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, _int(own, f"{name} (T)" if name == "length"
+                                                    else name, v, 1))
+        if self.length is not None and self.length > MAX_UNROLLED_STEPS:
+            raise DeclarationError(
+                f"{own}: length {self.length} exceeds {MAX_UNROLLED_STEPS} "
+                "(symnn.declare.recurrent.MAX_UNROLLED_STEPS): the recurrence is unrolled "
+                "over time and the program grows with T; use shorter sequences")
+
+    def _extra(self) -> str:
+        return "".join(f", {n}={getattr(self, n)!r}" for n, d in
+                       (("return_sequences", False), ("length", None), ("truncate", None))
+                       if getattr(self, n) != d)
+
+    @property
+    def name(self) -> str:
+        return repr(self)
+
+    @property
+    def in_shape(self):
+        return None if self.length is None else (self.length, self.n_in)
+
+    def shape_for(self, T: int) -> tuple[int, int]:
+        """The input shape ``(T, n_in)`` of sequences of length ``T``."""
+        return (T, self.n_in)
+
+    def out_shape(self, in_shape, where: str):
+        own = f"{where} ({self!r})"
+        if in_shape is None or len(in_shape) != 2:
+            raise DeclarationError(
+                f"{own} reads a (time, features) sequence but the layer before it gives a "
+                f"flat vector of {in_shape[0] if in_shape else '?'}; a recurrent layer starts "
+                "the network or follows one with return_sequences=True")
+        T, d = in_shape
+        if d != self.n_in:
+            raise DeclarationError(f"{own} takes {self.n_in} features per step but the layer "
+                                   f"before it gives {d}; make n_in = {d}")
+        if self.length is not None and self.length != T:
+            raise DeclarationError(f"{own} is declared for sequences of length {self.length} "
+                                   f"but the layer before it gives {T}; drop length= or make "
+                                   f"it {T}")
+        _int(own, "length (T)", T, 1)
+        return (T, self.n_hidden) if self.return_sequences else (self.n_hidden,)
+
+    def bound(self, in_shape):
+        return replace(self, length=in_shape[0])
+
+    def _steps(self) -> int:
+        if self.length is None:
+            raise DeclarationError(f"{self!r}: the sequence length is not known; declare it "
+                                   "inside a Network, or give length=")
+        return self.length
+
+    def cuts(self) -> set[int]:
+        """The steps ``t`` whose state is detached before step ``t + 1`` (truncated BPTT:
+        ``T − k, T − 2k, … ≥ 1``)."""
+        T, k = self._steps(), self.truncate
+        return set() if k is None else set(range(T - k, 0, -k))
+
+    def _params(self, b, l: int) -> dict:
+        out = {}
+        for spec in self.parameters(l):
+            v = P.Var(spec.name, "param", spec.shape, spec.tex, spec.text)
+            b.prog.inputs[v.name] = v
+            out[spec.name[:-len(str(l))]] = v
+        return out
+
+    def _spec(self, l: int, base: str, sub: str, shape, role: str) -> ParamSpec:
+        return ParamSpec(f"{base}_{sub}{l}", shape, role, r"%s_{%s}^{(%d)}" % (base, sub, l),
+                         f"{base}_{sub}" + _sup(f"({l})"), l)
+
+    def _unroll(self, b, l: int, x, step: Callable, h0):
+        """Run ``step(b, t, x_t, h_prev) -> h_t`` over t = 1 … T; the layer's output."""
+        T = self._steps()
+        cuts = self.cuts()
+        h, hs = h0, []
+        for t in range(1, T + 1):
+            xt = b.emit(P.RecRow(_var(f"x{l}_{t}", self.n_in, "x", "x", l, t), x, t - 1))
+            h = step(b, t, xt, h)
+            hs.append(h)
+            if t in cuts:
+                hs_ = _var(f"hs{l}_{t}", self.n_hidden, r"\bar h", "h̄", l, t)
+                hs_ = P.Var(hs_.name, hs_.kind, hs_.shape, hs_.tex[:-1] + "{}}", hs_.text)
+                h = b.emit(P.RecStop(hs_, h))  # ({} keeps the accent's group for a _s)
+        if not self.return_sequences:
+            return hs[-1]
+        out = P.Var(f"H{l}", "sample", (T * self.n_hidden,), r"{H^{(%d)}}" % l,
+                    "H" + _sup(f"({l})"))
+        return b.emit(P.RecStack(out, tuple(hs)))
+
+    @staticmethod
+    def role_of(name: str) -> tuple[str, int] | None:
+        """(role, l) of a parameter name a recurrent layer gives (``"W_hh2"`` → weight, 2)."""
+        m = re.fullmatch(r"([Wb])_(xh|hh|ir|iz|in|hr|hz|hn)(\d+)", name)
+        if m is None:
+            return None
+        return ("weight" if m.group(1) == "W" else "bias"), int(m.group(3))
+
+    def initial_values(self, l: int, rng: np.random.Generator,
+                       following: str = "identity") -> dict[str, np.ndarray]:
+        """Every weight ``U(±1/√n_hidden)`` (PyTorch's initialisation of its recurrent
+        layers); the biases 0."""
+        a = 1.0 / math.sqrt(self.n_hidden)
+        out = {}
+        for spec in self.parameters(l):
+            if spec.role == "weight":
+                out[spec.name] = rng.uniform(-a, a, int(np.prod(spec.shape))).reshape(
+                    spec.shape)
+            else:
+                out[spec.name] = np.zeros(spec.shape)
+        return out
+
+    def table_row(self, l) -> tuple[str, str, str, str]:
+        """(number, kind, TeX shape, parameter count): a row of a document's table."""
+        n = sum(int(np.prod(p.shape)) for p in self.parameters(l))
+        kind = f"{type(self).__name__.lower()} (T = {self.length}" + (
+            ", sequence out)" if self.return_sequences else ")")
+        shape = r"%d \times %d \to %s" % (self.length, self.n_in, (
+            r"%d \times %d" % (self.length, self.n_hidden) if self.return_sequences
+            else str(self.n_hidden)))
+        return str(l), kind, shape, str(n)
+
+    def _data(self, key: str) -> dict:
+        d: dict = {key: [self.n_in, self.n_hidden]}
+        for name, default in (("return_sequences", False), ("length", None),
+                              ("truncate", None)):
+            if getattr(self, name) != default:
+                d[name] = getattr(self, name)
+        return d
+
+
+@dataclass(frozen=True)
+class RNN(_Recurrent):
+    r"""Elman recurrence ``z_t = W_xh x_t + W_hh h_{t−1} + b``, ``h_t = σ(z_t)``, ``h_0 = 0``
+    (``σ`` = ``activation``, any registered activation name), as ``torch.nn.RNN`` with its
+    two biases summed into ``b``.
+
+    Parameters ``W_xh<l>`` ``(n_hidden, n_in)`` and ``W_hh<l>`` ``(n_hidden, n_hidden)``
+    (role ``"weight"``), ``b<l>`` ``(n_hidden,)`` (role ``"bias"``), ``l`` the layer's
+    number.  Output: ``h_T``, or every ``h_t`` with ``return_sequences=True``; ``length``:
+    T (needed unless the network infers it), ``truncate``: truncated BPTT (module notes).
+
+    >>> RNN(3, 4, activation="relu", length=5)
+    RNN(3, 4, activation='relu', length=5)
+    """
+
+    n_in: int
+    n_hidden: int
+    activation: str = "tanh"
+    return_sequences: bool = False
+    length: int | None = None
+    truncate: int | None = None
+
+    def __post_init__(self) -> None:
+        _Recurrent.__post_init__(self)
+        act = get_activation(self.activation, "RNN activation")
+        if not act.key or act.key[0] == "lambda":
+            raise DeclarationError("RNN: activation must be a registered activation name "
+                                   f"('tanh', 'relu', …), got {self.activation!r}")
+        object.__setattr__(self, "activation", act.name)
+
+    def __repr__(self) -> str:
+        act = "" if self.activation == "tanh" else f", activation={self.activation!r}"
+        return f"RNN({self.n_in}, {self.n_hidden}{act}{self._extra()})"
+
+    def parameters(self, l: int) -> tuple[ParamSpec, ...]:
+        """``W_xh<l>``, ``W_hh<l>`` and ``b<l>``."""
+        H = self.n_hidden
+        return (self._spec(l, "W", "xh", (H, self.n_in), "weight"),
+                self._spec(l, "W", "hh", (H, H), "weight"),
+                ParamSpec(f"b{l}", (H,), "bias", f"b^{{({l})}}", "b" + _sup(f"({l})"), l))
+
+    def act(self):
+        """The activation σ (an :class:`~symnn.Activation`)."""
+        return get_activation(self.activation, "RNN activation")
+
+    def forward(self, b, l: int, x, k: int = 0):
+        """zₜ = W_xh xₜ + W_hh hₜ₋₁ + b, hₜ = σ(zₜ), unrolled over t = 1 … T."""
+        p = self._params(b, l)
+        act = self.act()
+        H = self.n_hidden
+
+        def step(b, t, xt, h):
+            z = _var(f"z{l}_{t}", H, "z", "z", l, t)
+            if h is None:
+                b.emit(P.Affine(z, p["W_xh"], xt, p["b"]))
+            else:
+                u = b.emit(P.Affine(_var(f"u{l}_{t}", H, "u", "u", l, t), p["W_xh"], xt,
+                                    p["b"]))
+                v = b.emit(P.Affine(_var(f"v{l}_{t}", H, "v", "v", l, t), p["W_hh"], h))
+                b.map_elementwise(z, P.sym(u) + P.sym(v), [u, v])
+            if act.identity:
+                return z
+            return b.map_elementwise(_var(f"h{l}_{t}", H, "h", "h", l, t),
+                                     act.apply(P.sym(z)), [z], role="act", label=(act,))
+
+        return self._unroll(b, l, x, step, None)
+
+    def to_data(self) -> dict:
+        d = self._data("rnn")
+        if self.activation != "tanh":
+            d["nonlinearity"] = self.activation
+        return d
+
+    def lipschitz(self, arrays: dict, l: int, bound: Callable) -> list[Factor]:
+        """With ``c = s‖W_xh‖₂``, ``a = s‖W_hh‖₂`` (``s = sup|σ'|``): ``‖Δhₜ‖ ≤ a‖Δhₜ₋₁‖ +
+        c‖Δxₜ‖``, so ``h_T`` is ``c·sqrt(Σ_{j<T} a^{2j})``-Lipschitz in the sequence
+        (Cauchy–Schwarz) and the whole sequence ``c·Σ_{j<T} aʲ`` (Young's inequality)."""
+        s = float(bound(self.act()))
+        c = s * float(np.linalg.norm(np.asarray(arrays[f"W_xh{l}"], float), 2))
+        a = s * float(np.linalg.norm(np.asarray(arrays[f"W_hh{l}"], float), 2))
+        T = self._steps()
+        if self.return_sequences:
+            f, note = c * sum(a ** j for j in range(T)), "c·Σ_{j<T} aʲ"
+        else:
+            f, note = c * math.sqrt(sum(a ** (2 * j) for j in range(T))), "c·√(Σ_{j<T} a²ʲ)"
+        return [Factor(repr(self), f, f"{note}, c = s‖W_xh‖₂ = {c:.4g}, a = s‖W_hh‖₂ = "
+                       f"{a:.4g} (recurrence over T = {T})", r"L_{\mathrm{rnn}}^{(%d)}" % l)]
+
+
+_GATES = ("r", "z", "n")
+
+
+@dataclass(frozen=True)
+class GRU(_Recurrent):
+    r"""Gated recurrent unit in ``torch.nn.GRU``'s convention (``h_0 = 0``)::
+
+        rₜ = σ(W_ir xₜ + b_ir + W_hr hₜ₋₁ + b_hr)
+        uₜ = σ(W_iz xₜ + b_iz + W_hz hₜ₋₁ + b_hz)
+        nₜ = tanh(W_in xₜ + b_in + rₜ ⊙ (W_hn hₜ₋₁ + b_hn))
+        hₜ = (1 − uₜ) ⊙ nₜ + uₜ ⊙ hₜ₋₁
+
+    Parameters ``W_i{r,z,n}<l>`` ``(n_hidden, n_in)``, ``W_h{r,z,n}<l>`` ``(n_hidden,
+    n_hidden)`` (role ``"weight"``) and the biases ``b_i{r,z,n}<l>``, ``b_h{r,z,n}<l>``
+    (role ``"bias"``); PyTorch's ``weight_ih_l0`` is ``[W_ir; W_iz; W_in]`` stacked.
+
+    >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
+    ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
+    """
+
+    n_in: int
+    n_hidden: int
+    return_sequences: bool = False
+    length: int | None = None
+    truncate: int | None = None
+
+    def __repr__(self) -> str:
+        return f"GRU({self.n_in}, {self.n_hidden}{self._extra()})"
+
+    def parameters(self, l: int) -> tuple[ParamSpec, ...]:
+        """The six weights, then the six biases."""
+        H = self.n_hidden
+        out = [self._spec(l, "W", "i" + g, (H, self.n_in), "weight") for g in _GATES]
+        out += [self._spec(l, "W", "h" + g, (H, H), "weight") for g in _GATES]
+        out += [self._spec(l, "b", s + g, (H,), "bias") for s in "ih" for g in _GATES]
+        return tuple(out)
+
+    def forward(self, b, l: int, x, k: int = 0):
+        """The gates and the state, unrolled over t = 1 … T (class notes)."""
+        p = self._params(b, l)
+        H = self.n_hidden
+        sig = get_activation("sigmoid")
+        h0 = b.emit(P.Map(_var(f"h{l}_0", H, "h", "h", l, 0), (sp.S.Zero,), ()))
+
+        def step(b, t, xt, h):
+            pre = {}
+            for g in _GATES:
+                pre["i" + g] = b.emit(P.Affine(_var(f"a{g}{l}_{t}", H, f"a_{g}", f"a_{g}", l, t),
+                                               p["W_i" + g], xt, p["b_i" + g]))
+                pre["h" + g] = b.emit(P.Affine(_var(f"c{g}{l}_{t}", H, f"c_{g}", f"c_{g}", l, t),
+                                               p["W_h" + g], h, p["b_h" + g]))
+            s = {k: P.sym(v) for k, v in pre.items()}
+            r = b.map_elementwise(_var(f"r{l}_{t}", H, "r", "r", l, t),
+                                  sig.apply(s["ir"] + s["hr"]), [pre["ir"], pre["hr"]])
+            u = b.map_elementwise(_var(f"u{l}_{t}", H, "u", "u", l, t),
+                                  sig.apply(s["iz"] + s["hz"]), [pre["iz"], pre["hz"]])
+            n = b.map_elementwise(_var(f"n{l}_{t}", H, "n", "n", l, t),
+                                  sp.tanh(s["in"] + P.sym(r) * s["hn"]),
+                                  [pre["in"], r, pre["hn"]])
+            return b.map_elementwise(_var(f"h{l}_{t}", H, "h", "h", l, t),
+                                     (1 - P.sym(u)) * P.sym(n) + P.sym(u) * P.sym(h),
+                                     [u, n, h])
+
+        return self._unroll(b, l, x, step, h0)
+
+    def to_data(self) -> dict:
+        return self._data("gru")
+
+    def lipschitz(self, arrays: dict, l: int, bound: Callable) -> list[Factor]:
+        raise AnalysisError(f"{self!r}: no Lipschitz bound is implemented for a GRU layer")
+
+
+#: The layer classes of this module.
+RECURRENT_TYPES: tuple[type, ...] = (RNN, GRU)
+
+for _cls in RECURRENT_TYPES:
+    layers.register_layer(_cls)
+
+
+# ------------------------------------------------------------------------------------------
+# plain data (spec files, model files): parsed, never evaluated
+# ------------------------------------------------------------------------------------------
+
+#: The keys of a layer table that name a recurrent layer, and their options.
+DATA_KINDS = ("rnn", "gru")
+DATA_OPTIONS = ("return_sequences", "length", "truncate", "nonlinearity")
+
+
+def layer_from_data(item: dict, high: int = 1 << 20):
+    """``(layer, None)`` from a layer table with one of :data:`DATA_KINDS`, or ``(None,
+    problem)`` saying what is wrong (the caller raises its own error with it).
+
+    >>> layer_from_data({"rnn": [2, 4], "length": 5, "nonlinearity": "relu"})[0]
+    RNN(2, 4, activation='relu', length=5)
+    >>> layer_from_data({"gru": [2, 0]})[1]
+    'gru: expected [n_in, n_hidden] of integers from 1 to 1048576, got [2, 0]'
+    """
+    kinds = [k for k in DATA_KINDS if k in item]
+    if len(kinds) != 1:
+        return None, f"a layer table names one layer; this one names {kinds or 'none'}"
+    kind = kinds[0]
+    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:-1]
+    extra = [k for k in item if k != kind and k not in allowed]
+    if extra:
+        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}"
+    v = item[kind]
+    ok = lambda n, low: isinstance(n, int) and not isinstance(n, bool) and low <= n <= high  # noqa: E731
+    if not isinstance(v, list) or len(v) != 2 or not all(ok(n, 1) for n in v):
+        return None, (f"{kind}: expected [n_in, n_hidden] of integers from 1 to {high}, got "
+                      f"{str(v)[:60]}")
+    kw: dict = {}
+    for name in ("length", "truncate"):
+        x = item.get(name)
+        if x is not None and not ok(x, 1):
+            return None, f"{kind} {name}: expected an integer from 1 to {high}, got {x!r}"
+        kw[name] = x
+    ret = item.get("return_sequences", False)
+    if not isinstance(ret, bool):
+        return None, f"{kind} return_sequences: expected true or false"
+    if "nonlinearity" in item:
+        if not isinstance(item["nonlinearity"], str):
+            return None, "rnn nonlinearity: expected an activation name"
+        kw["activation"] = item["nonlinearity"]
+    try:
+        cls = RNN if kind == "rnn" else GRU
+        return cls(v[0], v[1], return_sequences=ret, **kw), None
+    except DeclarationError as err:
+        return None, str(err)
+    except SymnnError as err:  # an unknown activation name
+        return None, str(err)
