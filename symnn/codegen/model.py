@@ -42,7 +42,9 @@ from typing import Any
 import numpy as np
 
 from symnn._later import later
+from symnn._threads import single_threaded_if_small
 from symnn.codegen import _validate as V
+from symnn.codegen import declcache
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
 from symnn.declare.layers import initial_parameters
@@ -63,14 +65,14 @@ HESSIAN_MEMORY = 256 * 2**20
 class _Base:
     """What compiled and reference models share: layout, checks, initialisation."""
 
-    def __init__(self, declared, derived, dtype: np.dtype) -> None:
+    def __init__(self, declared, derived, dtype: np.dtype, layout: dict | None = None) -> None:
         self.declared = declared
-        self.derived = derived
+        if derived is not None:
+            self.derived = derived
+            layout = _layout(derived)
         self.dtype = np.dtype(dtype)
         self.name = declared.name
-        self.param_shapes: list[tuple[str, tuple[int, ...]]] = [
-            (p.name, tuple(p.shape)) for p in derived.params
-        ]
+        self.param_shapes: list[tuple[str, tuple[int, ...]]] = list(layout["param_shapes"])
         self._offsets = []
         off = 0
         for _, shape in self.param_shapes:
@@ -78,10 +80,10 @@ class _Base:
             self._offsets.append((off, size))
             off += size
         self.n_params = off
-        self.n_inputs = derived.x.size
+        self.n_inputs = layout["n_inputs"]
         #: one sample's shape: (n_inputs,), or (channels, length) before a Conv1D
         self.input_shape = tuple(getattr(declared, "input_shape", (self.n_inputs,)))
-        self.n_outputs = derived.meta["prediction"].size
+        self.n_outputs = layout["n_outputs"]
         self.loss_name = declared.loss.name
         self._probabilities = bool(declared.loss.probabilities)
 
@@ -146,6 +148,13 @@ class _Base:
                 f"dtype={self.dtype.name})")
 
 
+def _layout(derived) -> dict:
+    """What a model's layout needs of its derived programs (plain data, so that the
+    declaration index can store it: :mod:`symnn.codegen.declcache`)."""
+    return {"param_shapes": [(p.name, tuple(p.shape)) for p in derived.params],
+            "n_inputs": int(derived.x.size), "n_outputs": int(derived.meta["prediction"].size)}
+
+
 class _ThreadBuffers(threading.local):
     """The work buffers of one model, one set per thread: attribute ``kind`` of this
     object is the buffer of kernel ``kind`` in the calling thread (gone with the thread).
@@ -183,8 +192,9 @@ class CompiledModel(_Base):
     """
 
     def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
-                 debug: bool = False) -> None:
-        super().__init__(declared, derived, dtype)
+                 debug: bool = False, layout: dict | None = None) -> None:
+        self._derived = None
+        super().__init__(declared, derived, dtype, layout)
         self.debug = bool(debug)
         self.generated = generated
         self.source = generated.source
@@ -194,6 +204,18 @@ class CompiledModel(_Base):
         self._ready = False
         self._buffers = _ThreadBuffers()
         self._repaired: set = set()
+
+    @property
+    def derived(self):
+        """The derived programs (:func:`symnn.derive.derive`); derived on first use when the
+        kernels came from the declaration index (:mod:`symnn.codegen.declcache`)."""
+        if self._derived is None:
+            self._derived = derive(self.declared)
+        return self._derived
+
+    @derived.setter
+    def derived(self, value) -> None:
+        self._derived = value
 
     @property
     def reference(self) -> "ReferenceModel":
@@ -315,7 +337,8 @@ class CompiledModel(_Base):
     def hessian(self, theta, X, y) -> np.ndarray:
         """The exact Hessian ``(P, P)`` of the batch loss: P Hessian-vector products with the
         unit vectors, computed as batched calls (as many directions at once as fit in
-        :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding)."""
+        :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding).  Up to
+        :data:`symnn._threads.SMALL_PARAMS` parameters the calls run on one BLAS thread."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
@@ -326,12 +349,13 @@ class CompiledModel(_Base):
         chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
         H = np.empty((P, P), self.dtype)
         Xf, Yf = X.reshape(-1), Y.reshape(-1)
-        for start in range(0, P, chunk):
-            stop = min(P, start + chunk)
-            E = np.zeros((stop - start, P), self.dtype)
-            E[np.arange(stop - start), np.arange(start, stop)] = 1
-            self._call("hvp", theta, E.reshape(-1), Xf, Yf, H[start:stop].reshape(-1),
-                       self._work("hvp", X.shape[0], stop - start))
+        with single_threaded_if_small(P):  # skinny products: threads cost more than they save
+            for start in range(0, P, chunk):
+                stop = min(P, start + chunk)
+                E = np.zeros((stop - start, P), self.dtype)
+                E[np.arange(stop - start), np.arange(start, stop)] = 1
+                self._call("hvp", theta, E.reshape(-1), Xf, Yf, H[start:stop].reshape(-1),
+                           self._work("hvp", X.shape[0], stop - start))
         H += H.T
         H *= 0.5
         return H
@@ -535,15 +559,24 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         For a dtype other than float64 / float32.
     """
     dt = V.as_dtype(dtype)
-    derived = derive(declared)
-    generated = generate(derived, dt.name)
-    key = module_key(derived.program.fingerprint(), generated.source, dt.name)
+    dkey = declcache.declaration_key(declared, dt.name) if cache else None
+    hit = declcache.lookup(dkey, cache_dir)
+    if hit is not None:  # every kernel is in the cache: nothing to derive or generate
+        key, generated, layout = hit
+        derived = None
+    else:
+        derived = derive(declared)
+        generated = generate(derived, dt.name)
+        key = module_key(derived.program.fingerprint(), generated.source, dt.name)
+        layout = _layout(derived)
     try:
         module = load_module(generated.source, key, cache_dir=cache_dir, use_cache=cache)
     except SyntaxError as err:  # pragma: no cover - the generator emits valid Python
         raise CompileError(
             f"the generated kernels of {declared.name!r} are not valid Python: {err}"
         ) from err
+    if hit is None and dkey is not None and getattr(module, "__file__", "").endswith(".py"):
+        declcache.store(dkey, key, generated, layout, cache_dir)
     if debug is None:
         debug = poison_enabled()
-    return CompiledModel(declared, derived, generated, module, dt, debug=debug)
+    return CompiledModel(declared, derived, generated, module, dt, debug=debug, layout=layout)
