@@ -155,3 +155,77 @@ def test_uncached_compile_writes_no_index(tmp_path, monkeypatch):
     m = _net().compile(cache=False)
     assert m._derived is not None
     assert not (tmp_path / D.INDEX_DIR).exists()
+
+
+# -- model files: symnn.load_compiled ---------------------------------------------------------
+
+
+def _saved(tmp_path, net, name="net.npz", dtype="float64"):
+    model = net.compile(dtype=dtype, cache_dir=tmp_path / "k")
+    theta = model.init(seed=2)
+    path = tmp_path / name
+    symnn.save(path, model, theta)
+    return path, theta
+
+
+def test_load_compiled_warm_needs_no_declaration(tmp_path):
+    path, theta = _saved(tmp_path, _net())
+    first, params, scaler = symnn.load_compiled(path, cache_dir=tmp_path / "k")
+    assert scaler is None and np.array_equal(params, theta)
+    warm, params, _ = symnn.load_compiled(path, cache_dir=tmp_path / "k")
+    assert warm._declared is None and warm._derived is None  # nothing rebuilt, derived
+    assert warm.source == first.source and warm.param_shapes == first.param_shapes
+    assert (warm.name, warm.loss_name, warm.input_shape) == (first.name, "mse", (2,))
+    _check(warm)  # rebuilds the declaration on demand, and agrees with its reference
+    assert repr(warm.declared) == repr(_net())
+
+
+def test_load_compiled_files_differing_in_activation_or_dtype(tmp_path):
+    a, _ = _saved(tmp_path, _net(), "a.npz")
+    b, _ = _saved(tmp_path, _net("sigmoid"), "b.npz")
+    c, _ = _saved(tmp_path, _net(), "c.npz", dtype="float32")
+    models = []
+    for _ in range(2):  # cold, then warm
+        models = [symnn.load_compiled(p, cache_dir=tmp_path / "k")[0] for p in (a, b, c)]
+    assert [m._declared is None for m in models] == [True, True, True]
+    assert len({m.source for m in models}) == 3
+    assert [m.dtype for m in models] == [np.float64, np.float64, np.float32]
+    for m in models:
+        _check(m)
+
+
+def test_load_compiled_custom_lambda(tmp_path):
+    t = sp.Symbol("t")
+    nets = [symnn.Network([symnn.Dense(2, 3), symnn.Activation.from_lambda(
+        sp.Lambda(t, body), name="f"), symnn.Dense(3, 1)]) for body in (t**3, t**3 + t)]
+    paths = [_saved(tmp_path, n, f"{i}.npz")[0] for i, n in enumerate(nets)]
+    for _ in range(2):
+        models = [symnn.load_compiled(p, cache_dir=tmp_path / "k")[0] for p in paths]
+    assert models[0].source != models[1].source
+    for m in models:
+        _check(m)
+
+
+def test_load_compiled_new_process_imports_no_sympy(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, theta = _saved(tmp_path, _net())
+    ref = _net().compile(cache=False).reference.loss_and_grad(theta, X, Y)
+    code = (
+        "import sys, numpy as np, symnn\n"
+        f"model, params, _ = symnn.load_compiled({str(path)!r})\n"
+        f"L, g = model.loss_and_grad(params, np.array({X.tolist()}), np.array({Y.tolist()}))\n"
+        "print(repr(L), ' '.join(map(repr, g.tolist())), 'sympy' in sys.modules,\n"
+        "      'symnn.derive' in sys.modules, 'symnn.declare' in sys.modules)\n"
+    )
+    env = dict(os.environ, SYMNN_CACHE_DIR=str(tmp_path / "k"))
+    outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, timeout=600) for _ in range(2)]
+    for out in outs:
+        assert out.returncode == 0, out.stderr[-2000:]
+    *numbers, sympy_loaded, derive_loaded, declare_loaded = outs[1].stdout.split()
+    assert (sympy_loaded, derive_loaded, declare_loaded) == ("False", "False", "False")
+    L, g = float(numbers[0]), np.array([float(x) for x in numbers[1:]])
+    assert abs(L - ref[0]) <= 1e-12 and np.allclose(g, ref[1], rtol=1e-11, atol=1e-13)

@@ -66,7 +66,8 @@ from symnn.codegen.cache import (
 )
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 
-__all__ = ["declaration_key", "symnn_fingerprint", "lookup", "store", "INDEX_DIR"]
+__all__ = ["declaration_key", "spec_key", "canonical_form", "symnn_fingerprint", "lookup", "store",
+           "clear_index", "INDEX_DIR"]
 
 #: The index's folder inside the kernel cache directory.
 INDEX_DIR = "symnn-index"
@@ -161,6 +162,24 @@ def declaration_key(declared, dtype: str) -> str | None:
     h = hashlib.sha256()
     for part in (_FORMAT, form, str(dtype), symnn_fingerprint(), _versions(),
                  "sympy=" + _sympy_version()):
+        data = part.encode("utf-8")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def spec_key(spec, dtype: str) -> str | None:
+    """The index key of a *stored* spec (a model file's ``spec``, plain data) compiled to
+    ``dtype``, or None when it is not JSON.  Entries under such keys are written only for
+    specs whose rebuilt declaration is indexable (:func:`canonical_form`), so the spec
+    determines the kernels without SymPy being imported to check it."""
+    try:
+        form = json.dumps(spec, sort_keys=True, allow_nan=False, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    h = hashlib.sha256()
+    for part in (_FORMAT, "model-file spec", form, str(dtype), symnn_fingerprint(),
+                 _versions(), "sympy=" + _sympy_version()):
         data = part.encode("utf-8")
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)

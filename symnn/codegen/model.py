@@ -46,11 +46,27 @@ from symnn._threads import single_threaded_if_small
 from symnn.codegen import _validate as V
 from symnn.codegen import declcache
 from symnn.codegen.cache import load_module, module_key
-from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
-from symnn.declare.layers import initial_parameters
-from symnn.declare.limits import check_dense
-from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
+from symnn.codegen.numba.module import GeneratedModule
+from symnn.codegen.numba.runtime import prepare_runtime
 from symnn.errors import CompileError, ShapeError
+
+# The declaration, derivation and code-generation stages load on first use: a model whose
+# kernels come from the declaration index (:mod:`symnn.codegen.declcache`) needs none of
+# them until it is asked for its derived programs, its reference or a dense Hessian.
+
+
+def derive(declared):
+    """:func:`symnn.derive.derive` (imported on first use)."""
+    from symnn.derive import derive as _derive
+
+    return _derive(declared)
+
+
+def check_dense(*args, **kwargs):
+    """:func:`symnn.declare.limits.check_dense` (imported on first use)."""
+    from symnn.declare.limits import check_dense as _check_dense
+
+    return _check_dense(*args, **kwargs)
 
 __all__ = ["CompiledModel", "ReferenceModel", "compile_model"]
 
@@ -71,7 +87,6 @@ class _Base:
             self.derived = derived
             layout = _layout(derived)
         self.dtype = np.dtype(dtype)
-        self.name = declared.name
         self.param_shapes: list[tuple[str, tuple[int, ...]]] = list(layout["param_shapes"])
         self._offsets = []
         off = 0
@@ -81,11 +96,14 @@ class _Base:
             off += size
         self.n_params = off
         self.n_inputs = layout["n_inputs"]
-        #: one sample's shape: (n_inputs,), or (channels, length) before a Conv1D
-        self.input_shape = tuple(getattr(declared, "input_shape", (self.n_inputs,)))
         self.n_outputs = layout["n_outputs"]
-        self.loss_name = declared.loss.name
-        self._probabilities = bool(declared.loss.probabilities)
+        info = declared_info(declared, self.n_inputs) if declared is not None else \
+            layout["declared"]
+        self.name = info["name"]
+        #: one sample's shape: (n_inputs,), or (channels, length) before a Conv1D
+        self.input_shape = tuple(info["input_shape"])
+        self.loss_name = info["loss_name"]
+        self._probabilities = bool(info["probabilities"])
 
     # -- layout --------------------------------------------------------------------------
     def unflatten(self, theta) -> dict[str, np.ndarray]:
@@ -127,6 +145,8 @@ class _Base:
         if isinstance(self.declared, Model):
             theta[:] = 1.0 + 0.1 * rng.standard_normal(self.n_params)
             return theta.astype(self.dtype)
+        from symnn.declare.layers import initial_parameters
+
         values = initial_parameters(self.declared, rng)  # each layer draws its own
         for (name, _), (o, n) in zip(self.param_shapes, self._offsets):
             theta[o:o + n] = np.ravel(values[name])
@@ -153,6 +173,15 @@ def _layout(derived) -> dict:
     declaration index can store it: :mod:`symnn.codegen.declcache`)."""
     return {"param_shapes": [(p.name, tuple(p.shape)) for p in derived.params],
             "n_inputs": int(derived.x.size), "n_outputs": int(derived.meta["prediction"].size)}
+
+
+def declared_info(declared, n_inputs: int) -> dict:
+    """What a model reads of its declaration at construction (plain data, stored by the
+    declaration index so that a model loaded from a file needs no declaration)."""
+    return {"name": declared.name,
+            "input_shape": [int(n) for n in getattr(declared, "input_shape", (n_inputs,))],
+            "loss_name": declared.loss.name,
+            "probabilities": bool(declared.loss.probabilities)}
 
 
 class _ThreadBuffers(threading.local):
@@ -192,8 +221,9 @@ class CompiledModel(_Base):
     """
 
     def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
-                 debug: bool = False, layout: dict | None = None) -> None:
+                 debug: bool = False, layout: dict | None = None, rebuild=None) -> None:
         self._derived = None
+        self._rebuild = rebuild  # () -> the declaration, when it is not given
         super().__init__(declared, derived, dtype, layout)
         self.debug = bool(debug)
         self.generated = generated
@@ -204,6 +234,18 @@ class CompiledModel(_Base):
         self._ready = False
         self._buffers = _ThreadBuffers()
         self._repaired: set = set()
+
+    @property
+    def declared(self):
+        """The declared network or model (rebuilt on first use for a model loaded by
+        :func:`symnn.load_compiled` from cached kernels)."""
+        if self._declared is None and self._rebuild is not None:
+            self._declared = self._rebuild()
+        return self._declared
+
+    @declared.setter
+    def declared(self, value) -> None:
+        self._declared = value
 
     @property
     def derived(self):
@@ -484,6 +526,8 @@ class ReferenceModel(_Base):
         theta, X = self._theta(theta), self._X(X)
         Y = self._Y(y, X.shape[0])
         Vm, single = V.as_directions(v, self.n_params, self.dtype)
+        from symnn.derive import gnvp_program, hvp_program
+
         extra, tangents, outs = (hvp_program if which == "hvp" else gnvp_program)(self.derived)
         ops = list(self.program.ops) + list(extra)
         base = self._env(theta, X, Y)
@@ -508,6 +552,8 @@ class ReferenceModel(_Base):
 
     def jacobian(self, theta, X) -> np.ndarray:
         theta, X = self._theta(theta), self._X(X)
+        from symnn.derive import input_jvp_program
+
         extra, x_dot, pred_dot = input_jvp_program(self.derived)
         ops = list(self.program.ops) + list(extra)
         base = self._env(theta, X)
@@ -565,10 +611,12 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         key, generated, layout = hit
         derived = None
     else:
+        from symnn.codegen.numba.kernels import generate
+
         derived = derive(declared)
         generated = generate(derived, dt.name)
         key = module_key(derived.program.fingerprint(), generated.source, dt.name)
-        layout = _layout(derived)
+        layout = dict(_layout(derived), declared=declared_info(declared, derived.x.size))
     try:
         module = load_module(generated.source, key, cache_dir=cache_dir, use_cache=cache)
     except SyntaxError as err:  # pragma: no cover - the generator emits valid Python
@@ -579,4 +627,6 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         declcache.store(dkey, key, generated, layout, cache_dir)
     if debug is None:
         debug = poison_enabled()
-    return CompiledModel(declared, derived, generated, module, dt, debug=debug, layout=layout)
+    model = CompiledModel(declared, derived, generated, module, dt, debug=debug, layout=layout)
+    model._module_key = key
+    return model
