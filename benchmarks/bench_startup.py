@@ -11,12 +11,15 @@ Workloads (64-128-128-10 tanh/softmax cross-entropy MLP, B = 32, float64):
 
 * ``symnn declare``: ``symnn.mlp(...)``, ``net.compile()``, ``model.loss_and_grad``;
 * ``symnn load``: ``symnn.load(file)``, ``.compile()``, ``loss_and_grad``;
+* ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy);
+* ``base …``: the declare and load workloads of another symnn tree (``--baseline DIR``);
 * ``jax``: the same network written in ``jax.numpy``, ``jax.jit(jax.value_and_grad(...))``
   with the persistent compilation cache on (``--jax-python`` names an interpreter that has
   JAX, when the running one has not).
 
 Run: ``python benchmarks/bench_startup.py [--rounds 10] [--jax-python PATH]
-[--imports]`` (``--imports`` also prints which large packages each symnn workload imported).
+[--baseline DIR] [--json]``; each workload's line also says which large packages (SymPy,
+symnn.derive, the code generator, SciPy, JAX) its process had imported.
 """
 
 from __future__ import annotations
@@ -53,6 +56,12 @@ import symnn
 saved = symnn.load(PATH)
 model = saved.compile()
 L, g = model.loss_and_grad(saved.params, X, y)
+"""
+
+SYMNN_LOAD_COMPILED = SETUP + """
+import symnn
+model, params, _ = symnn.load_compiled(PATH)
+L, g = model.loss_and_grad(params, X, y)
 """
 
 JAX = SETUP + """
@@ -97,10 +106,12 @@ def _script(body: str, names: dict) -> str:
     return head + body + CHECK
 
 
-def _run(python: str, code: str, env: dict) -> tuple[float, str]:
+def _run(python: str, code: str, env: dict, path: str | None = None) -> tuple[float, str]:
+    if path is not None:  # another symnn tree (--baseline)
+        env = dict(env, PYTHONPATH=path + os.pathsep + env.get("PYTHONPATH", ""))
     t = time.perf_counter()
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=str(ROOT), timeout=600)
+                          cwd=path or str(ROOT), timeout=600)  # `-c` puts the cwd first
     dt = time.perf_counter() - t
     if proc.returncode != 0 or "ok" not in proc.stdout:
         raise SystemExit(f"a timed process failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
@@ -140,6 +151,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--jax-python", default=None,
                     help="interpreter with JAX installed (default: this one)")
     ap.add_argument("--threads", type=int, default=1, help="BLAS/Numba/XLA threads")
+    ap.add_argument("--baseline", default=None,
+                    help="another symnn source tree (e.g. `git archive OLD | tar -x -C DIR`) "
+                         "whose declare and load workloads run in the same rounds")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="symnn-startup-"))
@@ -152,11 +166,17 @@ def main(argv=None) -> dict:
                          f"intra_op_parallelism_threads={n}")
     try:
         names = _prepare(work, env)
-        work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names)),
-                      "symnn load": (sys.executable, _script(SYMNN_LOAD, names))}
+        work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names), None),
+                      "symnn load": (sys.executable, _script(SYMNN_LOAD, names), None),
+                      "symnn load_compiled": (sys.executable,
+                                              _script(SYMNN_LOAD_COMPILED, names), None)}
+        if args.baseline:
+            base = str(Path(args.baseline).resolve())
+            work_loads["base declare"] = (sys.executable, _script(SYMNN_DECLARE, names), base)
+            work_loads["base load"] = (sys.executable, _script(SYMNN_LOAD, names), base)
         jax_py = args.jax_python or sys.executable
         if _has_jax(jax_py):
-            work_loads["jax"] = (jax_py, _script(JAX, names))
+            work_loads["jax"] = (jax_py, _script(JAX, names), None)
         else:
             print(f"JAX is not importable by {jax_py}: timing symnn only "
                   "(pass --jax-python PATH)", file=sys.stderr)
@@ -165,8 +185,8 @@ def main(argv=None) -> dict:
         for r in range(args.warmup + args.rounds):
             order = list(work_loads) if r % 2 == 0 else list(reversed(work_loads))
             for name in order:
-                python, code = work_loads[name]
-                dt, out = _run(python, code, env)
+                python, code, path = work_loads[name]
+                dt, out = _run(python, code, env, path)
                 seen[name] = out
                 if r >= args.warmup:
                     times[name].append(dt)

@@ -1,102 +1,50 @@
-"""Threads calling one compiled model at once (issue 15): generated kernels release the
-GIL (``nogil=True``), so every thread has its own work buffers, and concurrent calls on
-different batches give exactly the single-thread results.
-
-With ``SYMNN_POISON=1`` (set by the root conftest) each call first fills its work buffer
-with NaN, so two calls sharing one buffer show up as NaN or wrong values here.  No
-timings are asserted.
-"""
+"""BLAS threads chosen by size (symnn._threads) and the dense spectrum's eigensolver path."""
 
 from __future__ import annotations
-
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 import symnn
-
-ROUNDS = 60
-
-
-@pytest.fixture(scope="module")
-def model():
-    net = symnn.Network([symnn.Dense(3, 12), "tanh", symnn.Dense(12, 8), "sigmoid",
-                         symnn.Dense(8, 2)], loss="mse")
-    return net.compile()
+from symnn import _threads
+from symnn.analysis import hessian_spectrum
+from symnn.analysis.curvature import symmetric_eigvals
 
 
-def _batches(model, n: int):
-    """``n`` different batches (sizes differ too, so the buffers are grown in flight)."""
-    rng = np.random.default_rng(15)
-    theta = rng.standard_normal(model.n_params)
-    out = []
-    for i in range(n):
-        B = 16 + 8 * i
-        out.append((rng.standard_normal((B, 3)), rng.standard_normal((B, 2)),
-                    rng.standard_normal(model.n_params)))
-    return theta, out
+def test_symmetric_eigvals_matches_the_old_path():
+    rng = np.random.default_rng(0)
+    for P in (1, 7, 193):
+        A = rng.standard_normal((P, P))
+        old = np.linalg.eigvalsh(0.5 * (A + A.T))
+        new = symmetric_eigvals(A)
+        assert np.max(np.abs(new - old)) <= 1e-10 * max(1.0, np.max(np.abs(old)))
+        assert np.all(np.diff(new) >= 0)
 
 
-def _run(fn, jobs, threads: int):
-    with ThreadPoolExecutor(threads) as pool:
-        return list(pool.map(fn, jobs))
+def test_hessian_spectrum_matches_eigvalsh_of_the_hessian():
+    model = symnn.mlp([3, 4, 1], activation="tanh").compile()
+    rng = np.random.default_rng(1)
+    theta, X, y = model.init(seed=1), rng.standard_normal((8, 3)), rng.standard_normal(8)
+    H = model.hessian(theta, X, y)
+    ev = hessian_spectrum(model, theta, X, y)
+    ref = np.linalg.eigvalsh(0.5 * (H + H.T))
+    assert np.max(np.abs(ev - ref)) <= 1e-10 * max(1.0, np.max(np.abs(ref)))
 
 
-@pytest.mark.parametrize("threads", [2, 4])
-def test_concurrent_loss_and_grad_and_hvp_match_one_thread(model, threads):
-    assert model.debug  # poisoned buffers: a shared buffer would show as NaN
-    theta, batches = _batches(model, 2 * threads)
-    expected = [(model.loss_and_grad(theta, X, y), model.hvp(theta, v, X, y))
-                for X, y, v in batches]
+def test_blas_threads_limits_and_restores():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401  (load SciPy's BLAS too)
 
-    def work(i):
-        X, y, v = batches[i % len(batches)]
-        return [(model.loss_and_grad(theta, X, y), model.hvp(theta, v, X, y))
-                for _ in range(ROUNDS)]
+    def counts():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
 
-    results = _run(work, range(len(batches)), threads)
-    for i, rounds in enumerate(results):
-        (L0, g0), h0 = expected[i]
-        for (L, g), h in rounds:
-            assert L == L0
-            np.testing.assert_array_equal(g, g0)
-            np.testing.assert_array_equal(h, h0)
+    before = counts()
+    with _threads.blas_threads(1):
+        assert counts() and all(n == 1 for n in counts())
+    assert counts() == before
 
 
-def test_each_thread_has_its_own_work_buffers(model):
-    theta, [(X, y, _)] = _batches(model, 1)
-    model.loss_and_grad(theta, X, y)
-    mine = model._work("loss_and_grad", X.shape[0])
-    seen = []
-
-    def other():
-        model.loss_and_grad(theta, X, y)
-        seen.append(model._work("loss_and_grad", X.shape[0]))
-
-    t = threading.Thread(target=other)
-    t.start()
-    t.join()
-    assert seen and seen[0] is not mine
-    assert not np.shares_memory(seen[0], mine)
-    assert model._work("loss_and_grad", X.shape[0]) is mine  # reused within a thread
-
-
-def test_a_copy_whose_buffers_were_reset_still_works(model):
-    # symnn.distributed copies a model and resets ``_buffers = {}``
-    import copy
-
-    theta, [(X, y, _)] = _batches(model, 1)
-    twin = copy.copy(model)
-    twin._buffers = {}
-    L, g = twin.loss_and_grad(theta, X, y)
-    L0, g0 = model.loss_and_grad(theta, X, y)
-    assert L == L0
-    np.testing.assert_array_equal(g, g0)
-
-
-def test_generated_kernels_release_the_gil(model):
-    for kind in ("predict", "loss", "loss_and_grad", "hvp", "gnvp", "jacobian"):
-        assert "nogil=True" in model.kernel_source(kind).splitlines()[0]
-        assert model.kernels[kind].targetoptions.get("nogil") is True
+def test_small_problem_threshold():
+    assert _threads.small_problem(193) and _threads.small_problem(_threads.SMALL_PARAMS)
+    assert not _threads.small_problem(_threads.SMALL_PARAMS + 1)
