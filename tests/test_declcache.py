@@ -229,3 +229,15 @@ def test_load_compiled_new_process_imports_no_sympy(tmp_path):
     assert (sympy_loaded, derive_loaded, declare_loaded) == ("False", "False", "False")
     L, g = float(numbers[0]), np.array([float(x) for x in numbers[1:]])
     assert abs(L - ref[0]) <= 1e-12 and np.allclose(g, ref[1], rtol=1e-11, atol=1e-13)
+
+
+def test_unindexable_declaration_still_compiles(tmp_path, monkeypatch):
+    def broken(self):
+        raise symnn.ModelFileError("no plain form")
+
+    monkeypatch.setattr(symnn.Network, "spec", broken)
+    assert D.declaration_key(_net(), "float64") is None
+    model = _net().compile(cache_dir=tmp_path)
+    assert model._derived is not None
+    assert not (tmp_path / D.INDEX_DIR).exists()
+    _check(model)

@@ -156,7 +156,10 @@ def canonical_form(declared) -> str | None:
 def declaration_key(declared, dtype: str) -> str | None:
     """The index key (SHA-256 hex) of a declaration compiled to ``dtype``, or None when the
     declaration is not indexed (see the module docstring)."""
-    form = canonical_form(declared)
+    try:
+        form = canonical_form(declared)
+    except Exception:  # whatever cannot be written as plain data is simply not indexed
+        return None
     if form is None:
         return None
     h = hashlib.sha256()

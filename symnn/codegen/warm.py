@@ -60,7 +60,7 @@ def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir
             return model
     declared = rebuild()
     model = compile_model(declared, dtype=dt, cache_dir=cache_dir, debug=debug)
-    if (skey is not None and declcache.canonical_form(declared) is not None
+    if (skey is not None and declcache.declaration_key(declared, dt.name) is not None
             and str(getattr(model.module, "__file__", "")).endswith(".py")):
         layout = {"param_shapes": [[n, list(s)] for n, s in model.param_shapes],
                   "n_inputs": model.n_inputs, "n_outputs": model.n_outputs,
