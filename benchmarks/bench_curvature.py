@@ -289,4 +289,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     main()

@@ -80,4 +80,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     main()

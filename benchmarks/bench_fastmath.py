@@ -163,4 +163,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     main()

@@ -280,4 +280,7 @@ def _print_tables(rows, row, grad, hrow, P, compiled) -> None:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     main()

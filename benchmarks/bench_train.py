@@ -191,4 +191,7 @@ def _print_table(rows) -> None:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     main()

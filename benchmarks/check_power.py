@@ -232,4 +232,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     sys.exit(main() and 0)

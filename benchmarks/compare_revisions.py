@@ -273,4 +273,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    import _machine  # machine, threads, load (benchmarks/_machine.py)
+
+    _machine.print_machine()
     raise SystemExit(main())

@@ -26,21 +26,11 @@ Examples
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from symnn import _api  # noqa: F401  (registers what net.gradient(), .compile() … do)
 from symnn._version import __version__
-from symnn.declare.activations import Activation
-from symnn.declare.blocks import Residual
-from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
-from symnn.declare.dropout import Dropout  # (issue 13: dropout)
-from symnn.declare.graph import Graph  # graphs of named nodes (issue 13)
-from symnn.declare.layers import Dense, Softmax
-from symnn.declare.losses import L1, L2, Loss
-from symnn.declare.model import Model
-from symnn.declare.network import Network, mlp
-from symnn.declare.norm import LayerNorm  # layer normalisation
-from symnn.declare.recurrent import GRU, RNN
 from symnn.errors import (
     AnalysisError,
     ArgumentError,
@@ -59,10 +49,21 @@ from symnn.errors import (
     TrainingError,
     UnknownNameError,
 )
-from symnn.printing.equations import Equations
 
 #: Names loaded on first use: ``name → module`` (the attribute has the same name there).
 _LAZY = {
+    # declare, print (SymPy loads with them: a process that only loads a model file whose
+    # kernels are cached never imports it — symnn.load_compiled)
+    "Activation": "symnn.declare.activations", "Residual": "symnn.declare.blocks",
+    "AvgPool1D": "symnn.declare.conv", "Conv1D": "symnn.declare.conv",
+    "Flatten": "symnn.declare.conv", "MaxPool1D": "symnn.declare.conv",
+    "Dense": "symnn.declare.layers", "Softmax": "symnn.declare.layers",
+    "L1": "symnn.declare.losses", "L2": "symnn.declare.losses", "Loss": "symnn.declare.losses",
+    "Model": "symnn.declare.model", "Network": "symnn.declare.network",
+    "mlp": "symnn.declare.network", "Equations": "symnn.printing.equations",
+    "Dropout": "symnn.declare.dropout", "Graph": "symnn.declare.graph",
+    "LayerNorm": "symnn.declare.norm", "RNN": "symnn.declare.recurrent",
+    "GRU": "symnn.declare.recurrent",
     # check
     "CheckReport": "symnn.check", "gradcheck": "symnn.check", "hesscheck": "symnn.check",
     "gnvcheck": "symnn.check",
@@ -72,6 +73,7 @@ _LAZY = {
     "fit": "symnn.train", "FitResult": "symnn.train", "History": "symnn.train",
     "TrainingInterrupted": "symnn.train", "TrainingCheckError": "symnn.train",
     "save": "symnn.train", "load": "symnn.train", "SavedModel": "symnn.train",
+    "load_compiled": "symnn.train",  # model file → compiled model, no SymPy when cached
     "Optimizer": "symnn.train", "get_optimizer": "symnn.train",
     "SGD": "symnn.train", "Momentum": "symnn.train", "Nesterov": "symnn.train",
     "Adagrad": "symnn.train", "RMSProp": "symnn.train", "Adam": "symnn.train",
@@ -100,14 +102,19 @@ __all__ = [
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",
     "TrainingError", "SpecError", "ModelFileError", "LatexError", "AnalysisError",
     "SymnnWarning", "__version__",
-    *_LAZY,
+    *(n for n in _LAZY if n not in ("Activation", "Dense", "Softmax", "Residual", "L1", "L2",
+                                    "Loss", "Model", "Network", "mlp", "Conv1D", "AvgPool1D",
+                                    "MaxPool1D", "Flatten", "Equations", "Graph", "Dropout",
+                                    "LayerNorm", "RNN", "GRU")),
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """Load a later stage's public name on first use (PEP 562)."""
+    """Load a public name, or a subpackage (``symnn.functions``), on first use (PEP 562)."""
     module = _LAZY.get(name)
     if module is None:
+        if not name.startswith("__") and importlib.util.find_spec(f"symnn.{name}") is not None:
+            return importlib.import_module(f"symnn.{name}")
         raise AttributeError(f"module 'symnn' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later lookups skip this function

@@ -50,6 +50,7 @@ STAGES: dict[str, int] = {
     "symnn._later": 0,  # where the top level registers what the convenience methods do
     "symnn._version": 0,
     "symnn.data": 0,  # reading data files, standardising: NumPy only (train.io, spec, cli use it)
+    "symnn._threads": 0,  # BLAS threads by problem size (codegen's Hessian, analysis' eigvalsh)
     # 1 — the registry of scalar functions (names, TeX, kernel and NumPy spellings)
     "symnn.functions": 1,
     # 2 — the IR and its op kits

@@ -17,6 +17,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse.linalg as sla
 
+from symnn._threads import single_threaded_if_small
 from symnn.analysis._common import check_finite_matrix, check_theta
 from symnn.errors import AnalysisError, SymnnError  # noqa: F401 (re-export)
 
@@ -67,7 +68,7 @@ def hessian_spectrum(model, theta, X, y, k: int | None = None, *, which: str = "
                 "eigenvalues (Lanczos over Hessian-vector products) instead"
             )
         H = check_finite_matrix(np.asarray(model.hessian(theta, X, y), float), "Hessian")
-        return np.linalg.eigvalsh(0.5 * (H + H.T))
+        return symmetric_eigvals(H)
     if not isinstance(k, (int, np.integer)) or not 1 <= k < P:
         raise AnalysisError(
             f"k = {k!r} extreme eigenvalues requested of a {P}-parameter Hessian; k must be an "
@@ -92,6 +93,23 @@ def hessian_spectrum(model, theta, X, y, k: int | None = None, *, which: str = "
         mode = "LM"
     vals = sla.eigsh(op, k=k, which=mode, v0=v0, tol=tol, return_eigenvectors=False)
     return np.sort(vals)
+
+
+def symmetric_eigvals(M: np.ndarray) -> np.ndarray:
+    """Eigenvalues, ascending, of the symmetric part ``(M + Mᵀ)/2`` of a square matrix.
+
+    LAPACK's divide-and-conquer ``?syevd`` through :func:`numpy.linalg.eigvalsh`, on one BLAS
+    thread up to :data:`symnn._threads.SMALL_PARAMS` rows: at these sizes the symmetric
+    drivers (``syev``, ``syevd``, ``syevr``, through NumPy or SciPy, with or without
+    ``check_finite``/``overwrite_a``) cost the same on one thread, and every one is many
+    times slower when OpenBLAS spreads the tridiagonal reduction over threads that compete
+    for a busy core (``benchmarks/bench_eigsolvers.py``).
+
+    >>> symmetric_eigvals(np.array([[2.0, 1.0], [1.0, 2.0]])).tolist()
+    [1.0, 3.0]
+    """
+    with single_threaded_if_small(M.shape[0]):
+        return np.linalg.eigvalsh(0.5 * (M + M.T))
 
 
 @dataclass
@@ -149,7 +167,8 @@ def critical_point(model, theta, X, y, tol: float = 1e-6, zero_tol: float = 1e-8
     _, g = model.loss_and_grad(theta, X, y)
     gn = float(np.linalg.norm(g))
     H = check_finite_matrix(np.asarray(model.hessian(theta, X, y), float), "Hessian")
-    eigs, vecs = np.linalg.eigh(0.5 * (H + H.T))
+    with single_threaded_if_small(H.shape[0]):
+        eigs, vecs = np.linalg.eigh(0.5 * (H + H.T))
     pos, neg, zero = _counts(eigs, zero_tol)
     if gn > tol:
         kind = "not critical"
@@ -181,7 +200,7 @@ def condition_number(model, theta, X, y, matrix: str = "hessian") -> float:
     else:
         raise AnalysisError(f"matrix must be 'hessian' or 'gauss_newton', got {matrix!r}")
     M = check_finite_matrix(M, matrix.replace("_", "-") + " matrix")
-    return _cond(np.linalg.eigvalsh(0.5 * (M + M.T)))
+    return _cond(symmetric_eigvals(M))
 
 
 def find_saddle(model, theta0, X, y, *, tol: float = 1e-10, maxiter: int = 500

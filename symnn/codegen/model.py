@@ -42,14 +42,31 @@ from typing import Any
 import numpy as np
 
 from symnn._later import later
-from symnn.codegen import _masks
+from symnn._threads import single_threaded_if_small
+from symnn.codegen import _masks, declcache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
-from symnn.codegen.numba import GeneratedModule, generate, prepare_runtime
-from symnn.declare.layers import initial_parameters
-from symnn.declare.limits import check_dense
-from symnn.derive import derive, gnvp_program, hvp_program, input_jvp_program
+from symnn.codegen.numba.module import GeneratedModule
+from symnn.codegen.numba.runtime import prepare_runtime
 from symnn.errors import CompileError, ShapeError
+
+# The declaration, derivation and code-generation stages load on first use: a model whose
+# kernels come from the declaration index (:mod:`symnn.codegen.declcache`) needs none of
+# them until it is asked for its derived programs, its reference or a dense Hessian.
+
+
+def derive(declared):
+    """:func:`symnn.derive.derive` (imported on first use)."""
+    from symnn.derive import derive as _derive
+
+    return _derive(declared)
+
+
+def check_dense(*args, **kwargs):
+    """:func:`symnn.declare.limits.check_dense` (imported on first use)."""
+    from symnn.declare.limits import check_dense as _check_dense
+
+    return _check_dense(*args, **kwargs)
 
 __all__ = ["CompiledModel", "ReferenceModel", "compile_model"]
 
@@ -64,14 +81,13 @@ HESSIAN_MEMORY = 256 * 2**20
 class _Base:
     """What compiled and reference models share: layout, checks, initialisation."""
 
-    def __init__(self, declared, derived, dtype: np.dtype) -> None:
+    def __init__(self, declared, derived, dtype: np.dtype, layout: dict | None = None) -> None:
         self.declared = declared
-        self.derived = derived
+        if derived is not None:
+            self.derived = derived
+            layout = _layout(derived)
         self.dtype = np.dtype(dtype)
-        self.name = declared.name
-        self.param_shapes: list[tuple[str, tuple[int, ...]]] = [
-            (p.name, tuple(p.shape)) for p in derived.params
-        ]
+        self.param_shapes: list[tuple[str, tuple[int, ...]]] = list(layout["param_shapes"])
         self._offsets = []
         off = 0
         for _, shape in self.param_shapes:
@@ -79,14 +95,17 @@ class _Base:
             self._offsets.append((off, size))
             off += size
         self.n_params = off
-        self.n_inputs = derived.x.size
+        self.n_inputs = layout["n_inputs"]
+        self.n_outputs = layout["n_outputs"]
+        info = declared_info(declared, self.n_inputs) if declared is not None else \
+            layout["declared"]
+        self.name = info["name"]
         #: one sample's shape: (n_inputs,), or (channels, length) before a Conv1D
-        self.input_shape = tuple(getattr(declared, "input_shape", (self.n_inputs,)))
-        self.n_outputs = derived.meta["prediction"].size
-        self.loss_name = declared.loss.name
-        self._probabilities = bool(declared.loss.probabilities)
+        self.input_shape = tuple(info["input_shape"])
+        self.loss_name = info["loss_name"]
+        self._probabilities = bool(info["probabilities"])
         #: columns of a Dropout mask (0: no Dropout layer; see symnn.codegen._masks)
-        self.mask_width = _masks.mask_width(derived)
+        self.mask_width = int(layout.get("mask_width", 0))
 
     # -- layout --------------------------------------------------------------------------
     def unflatten(self, theta) -> dict[str, np.ndarray]:
@@ -128,6 +147,8 @@ class _Base:
         if isinstance(self.declared, Model):
             theta[:] = 1.0 + 0.1 * rng.standard_normal(self.n_params)
             return theta.astype(self.dtype)
+        from symnn.declare.layers import initial_parameters
+
         values = initial_parameters(self.declared, rng)  # each layer draws its own
         for (name, _), (o, n) in zip(self.param_shapes, self._offsets):
             theta[o:o + n] = np.ravel(values[name])
@@ -153,6 +174,23 @@ class _Base:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.name!r}, n_params={self.n_params}, "
                 f"dtype={self.dtype.name})")
+
+
+def _layout(derived) -> dict:
+    """What a model's layout needs of its derived programs (plain data, so that the
+    declaration index can store it: :mod:`symnn.codegen.declcache`)."""
+    return {"param_shapes": [(p.name, tuple(p.shape)) for p in derived.params],
+            "n_inputs": int(derived.x.size), "n_outputs": int(derived.meta["prediction"].size),
+            "mask_width": int(_masks.mask_width(derived))}
+
+
+def declared_info(declared, n_inputs: int) -> dict:
+    """What a model reads of its declaration at construction (plain data, stored by the
+    declaration index so that a model loaded from a file needs no declaration)."""
+    return {"name": declared.name,
+            "input_shape": [int(n) for n in getattr(declared, "input_shape", (n_inputs,))],
+            "loss_name": declared.loss.name,
+            "probabilities": bool(declared.loss.probabilities)}
 
 
 class _ThreadBuffers(threading.local):
@@ -192,8 +230,10 @@ class CompiledModel(_Base):
     """
 
     def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
-                 debug: bool = False) -> None:
-        super().__init__(declared, derived, dtype)
+                 debug: bool = False, layout: dict | None = None, rebuild=None) -> None:
+        self._derived = None
+        self._rebuild = rebuild  # () -> the declaration, when it is not given
+        super().__init__(declared, derived, dtype, layout)
         self.debug = bool(debug)
         self.generated = generated
         self.source = generated.source
@@ -203,6 +243,30 @@ class CompiledModel(_Base):
         self._ready = False
         self._buffers = _ThreadBuffers()
         self._repaired: set = set()
+
+    @property
+    def declared(self):
+        """The declared network or model (rebuilt on first use for a model loaded by
+        :func:`symnn.load_compiled` from cached kernels)."""
+        if self._declared is None and self._rebuild is not None:
+            self._declared = self._rebuild()
+        return self._declared
+
+    @declared.setter
+    def declared(self, value) -> None:
+        self._declared = value
+
+    @property
+    def derived(self):
+        """The derived programs (:func:`symnn.derive.derive`); derived on first use when the
+        kernels came from the declaration index (:mod:`symnn.codegen.declcache`)."""
+        if self._derived is None:
+            self._derived = derive(self.declared)
+        return self._derived
+
+    @derived.setter
+    def derived(self, value) -> None:
+        self._derived = value
 
     @property
     def reference(self) -> "ReferenceModel":
@@ -329,7 +393,8 @@ class CompiledModel(_Base):
     def hessian(self, theta, X, y, mask=None) -> np.ndarray:
         """The exact Hessian ``(P, P)`` of the batch loss: P Hessian-vector products with the
         unit vectors, computed as batched calls (as many directions at once as fit in
-        :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding)."""
+        :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding).  Up to
+        :data:`symnn._threads.SMALL_PARAMS` parameters the calls run on one BLAS thread."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
@@ -340,12 +405,14 @@ class CompiledModel(_Base):
         chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
         H = np.empty((P, P), self.dtype)
         Xf, Yf, Mf = X.reshape(-1), Y.reshape(-1), self._M(mask, X)
-        for start in range(0, P, chunk):
-            stop = min(P, start + chunk)
-            E = np.zeros((stop - start, P), self.dtype)
-            E[np.arange(stop - start), np.arange(start, stop)] = 1
-            self._call("hvp", theta, E.reshape(-1), Xf, *Mf, Yf, H[start:stop].reshape(-1),
-                       self._work("hvp", X.shape[0], stop - start))
+        with single_threaded_if_small(P):  # skinny products: threads cost more than they save
+            for start in range(0, P, chunk):
+                stop = min(P, start + chunk)
+                E = np.zeros((stop - start, P), self.dtype)
+                E[np.arange(stop - start), np.arange(start, stop)] = 1
+                self._call("hvp", theta, E.reshape(-1), Xf, *Mf, Yf,
+                           H[start:stop].reshape(-1),
+                           self._work("hvp", X.shape[0], stop - start))
         H += H.T
         H *= 0.5
         return H
@@ -475,6 +542,8 @@ class ReferenceModel(_Base):
         theta, X = self._theta(theta), self._X(X)
         Y = self._Y(y, X.shape[0])
         Vm, single = V.as_directions(v, self.n_params, self.dtype)
+        from symnn.derive import gnvp_program, hvp_program
+
         extra, tangents, outs = (hvp_program if which == "hvp" else gnvp_program)(self.derived)
         ops = list(self.program.ops) + list(extra)
         base = self._env(theta, X, Y, mask)
@@ -499,6 +568,8 @@ class ReferenceModel(_Base):
 
     def jacobian(self, theta, X, mask=None) -> np.ndarray:
         theta, X = self._theta(theta), self._X(X)
+        from symnn.derive import input_jvp_program
+
         extra, x_dot, pred_dot = input_jvp_program(self.derived)
         ops = list(self.program.ops) + list(extra)
         base = self._env(theta, X, None, mask)
@@ -550,15 +621,28 @@ def compile_model(declared, dtype: Any = "float64", cache: bool = True,
         For a dtype other than float64 / float32.
     """
     dt = V.as_dtype(dtype)
-    derived = derive(declared)
-    generated = generate(derived, dt.name)
-    key = module_key(derived.program.fingerprint(), generated.source, dt.name)
+    dkey = declcache.declaration_key(declared, dt.name) if cache else None
+    hit = declcache.lookup(dkey, cache_dir)
+    if hit is not None:  # every kernel is in the cache: nothing to derive or generate
+        key, generated, layout = hit
+        derived = None
+    else:
+        from symnn.codegen.numba.kernels import generate
+
+        derived = derive(declared)
+        generated = generate(derived, dt.name)
+        key = module_key(derived.program.fingerprint(), generated.source, dt.name)
+        layout = dict(_layout(derived), declared=declared_info(declared, derived.x.size))
     try:
         module = load_module(generated.source, key, cache_dir=cache_dir, use_cache=cache)
     except SyntaxError as err:  # pragma: no cover - the generator emits valid Python
         raise CompileError(
             f"the generated kernels of {declared.name!r} are not valid Python: {err}"
         ) from err
+    if hit is None and dkey is not None and getattr(module, "__file__", "").endswith(".py"):
+        declcache.store(dkey, key, generated, layout, cache_dir)
     if debug is None:
         debug = poison_enabled()
-    return CompiledModel(declared, derived, generated, module, dt, debug=debug)
+    model = CompiledModel(declared, derived, generated, module, dt, debug=debug, layout=layout)
+    model._module_key = key
+    return model

@@ -38,8 +38,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE, precedence
@@ -55,19 +53,9 @@ __all__ = ["KernelPrinter", "FUNCTIONS", "fastmath_available"]
 #: symnn's own functions without an entry print through their ``_numbacode`` hook.
 FUNCTIONS: dict[str, tuple[str, str]] = KERNEL_CALLS
 
-_FASTMATH_NAMES = ("fm_exp", "fm_expm1", "fm_log", "fm_log1p", "fm_tanh", "fm_sigmoid",
-                   "fm_softplus", "fm_erf")
-
-
-def fastmath_available() -> bool:
-    """True when :mod:`symnn.codegen.fastmath` exists and exports every ``fm_*`` function."""
-    try:
-        if importlib.util.find_spec("symnn.codegen.fastmath") is None:
-            return False
-        mod = importlib.import_module("symnn.codegen.fastmath")
-    except Exception:  # a broken module is as good as a missing one
-        return False
-    return all(hasattr(mod, n) for n in _FASTMATH_NAMES)
+# (no SymPy needed: the kernel runtime asks it when a cached module loads)
+from symnn.codegen._fastcheck import FASTMATH_NAMES as _FASTMATH_NAMES  # noqa: E402,F401
+from symnn.codegen._fastcheck import fastmath_available  # noqa: E402
 
 
 class KernelPrinter(StrPrinter):

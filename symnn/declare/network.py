@@ -29,6 +29,7 @@ from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, par
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
 from symnn.declare.norm import LayerNorm  # noqa: F401 - registers the layer (as_layer)
+from symnn.declare import graph as _graph  # noqa: F401,I001 - registers the layer (as_layer)
 from symnn.errors import DeclarationError
 
 __all__ = ["Network", "mlp", "Declared"]

@@ -27,38 +27,47 @@ Examples
 
 from __future__ import annotations
 
-from symnn.train.history import History
-from symnn.train.io import SavedModel, load, save
-from symnn.train.kfac import KFAC
-from symnn.train.loop import fit
-from symnn.train.optimizers import (
-    SGD,
-    Adagrad,
-    Adam,
-    Momentum,
-    Nesterov,
-    Optimizer,
-    RMSProp,
-    Rule,
-    get_optimizer,
-)
-from symnn.train.schedules import (
-    Constant,
-    CosineDecay,
-    ExponentialDecay,
-    InverseScaling,
-    Schedule,
-    StepDecay,
-)
-from symnn.train.second_order import LBFGS, LevenbergMarquardt, Newton, NewtonCG, SecondOrder
-from symnn.train.session import EpochInfo, FitResult, TrainingCheckError, TrainingInterrupted
+import importlib
+import importlib.util
+from typing import Any
+
+#: Public names and the module that defines each, loaded on first use (PEP 562), so that
+#: reading a model file (:mod:`symnn.train.io`) does not load the optimizers (nor SymPy).
+_LAZY = {
+    "History": "history", "SavedModel": "io", "load": "io", "save": "io",
+    "load_compiled": "io", "KFAC": "kfac", "fit": "loop",
+    **{n: "optimizers" for n in ("SGD", "Adagrad", "Adam", "Momentum", "Nesterov",
+                                 "Optimizer", "RMSProp", "Rule", "get_optimizer")},
+    **{n: "schedules" for n in ("Constant", "CosineDecay", "ExponentialDecay",
+                                "InverseScaling", "Schedule", "StepDecay")},
+    **{n: "second_order" for n in ("LBFGS", "LevenbergMarquardt", "Newton", "NewtonCG",
+                                   "SecondOrder")},
+    **{n: "session" for n in ("EpochInfo", "FitResult", "TrainingCheckError",
+                              "TrainingInterrupted")},
+}
 
 __all__ = [
     "fit", "FitResult", "EpochInfo", "TrainingCheckError", "TrainingInterrupted", "History",
-    "save", "load", "SavedModel",
+    "save", "load", "SavedModel", "load_compiled",
     "Optimizer", "Rule", "SGD", "Momentum", "Nesterov", "Adagrad", "RMSProp", "Adam",
     "get_optimizer", "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay",
     "InverseScaling", "SecondOrder", "Newton", "LevenbergMarquardt", "LBFGS", "NewtonCG",
     "KFAC",
 ]
 
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name, or a submodule, on first use (PEP 562)."""
+    where = _LAZY.get(name)
+    if where is None:
+        if not name.startswith("__") and importlib.util.find_spec(f"symnn.train.{name}"):
+            return importlib.import_module(f"symnn.train.{name}")
+        raise AttributeError(f"module 'symnn.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"symnn.train.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

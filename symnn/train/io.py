@@ -68,11 +68,21 @@ import numpy as np
 
 from symnn._atomic import atomic_path
 from symnn.errors import ArgumentError, ModelFileError, SymnnError
-from symnn.train.exprdata import NODES, expr_from_data, expr_to_data
-from symnn.train.history import History
-from symnn.train.modelspec import declared_from_spec, spec_of
 
-__all__ = ["save", "load", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
+# The expression trees, the history and the spec reader load on first use: reading and
+# checking a file (load_compiled on a warm cache) needs neither SymPy nor the declarations.
+_FROM_EXPRDATA = ("NODES", "expr_from_data", "expr_to_data")
+
+
+def __getattr__(name: str) -> Any:
+    """``NODES``, ``expr_to_data``, ``expr_from_data`` (:mod:`symnn.train.exprdata`)."""
+    if name in _FROM_EXPRDATA:
+        from symnn.train import exprdata
+
+        return getattr(exprdata, name)
+    raise AttributeError(f"module 'symnn.train.io' has no attribute {name!r}")
+
+__all__ = ["save", "load", "load_compiled", "SavedModel", "expr_to_data", "expr_from_data", "NODES",
            "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "symnn-model"
@@ -150,6 +160,9 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
 
     declared = getattr(model, "declared", model)
     theta, dt = _theta_to_save(model, declared, theta)
+    from symnn.train.history import History
+    from symnn.train.modelspec import spec_of
+
     if history is not None and not isinstance(history, History):
         history = getattr(history, "history", history)
         if not isinstance(history, History):
@@ -356,6 +369,8 @@ def _read_members(target: str) -> dict[str, np.ndarray]:
 
 def _history(target: str, data: Any) -> History:
     """A History from stored data, every field type-checked (malformed is an error)."""
+    from symnn.train.history import History
+
     def bad(why: str) -> ModelFileError:
         return _fail(target, f"the stored history is malformed: {why}")
 
@@ -436,6 +451,70 @@ def load(path: "str | os.PathLike") -> SavedModel:
                       scaler)
 
 
+def load_compiled(path: "str | os.PathLike", *, cache_dir=None,
+                  debug: bool | None = None) -> tuple[Any, np.ndarray, Any]:
+    """Read a model file and compile it: ``(model, params, scaler)``.
+
+    The file is read and checked exactly as by :func:`load`.  When its kernels are in the
+    cache (an earlier process compiled the same network in the same dtype with the same
+    symnn), nothing is derived and neither SymPy nor the declaration stage is imported:
+    the kernels are found under the stored spec's key in the declaration index
+    (:mod:`symnn.codegen.declcache`), and ``model.declared`` is rebuilt from the file only
+    when first asked for.  Otherwise the network is rebuilt and compiled as
+    ``load(path).compile()`` would.
+
+    Returns
+    -------
+    tuple
+        ``model`` (a :class:`~symnn.codegen.model.CompiledModel` in the stored dtype),
+        ``params`` (the stored θ) and ``scaler`` (the stored
+        :class:`~symnn.data.Standardizer`, or None; the model does not apply it:
+        ``model.predict(params, scaler.transform(X))``).
+
+    Raises
+    ------
+    ModelFileError
+        As :func:`load`, and when the cached kernels' parameter layout does not match the
+        file's.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, symnn
+    >>> net = symnn.mlp([2, 3, 1], activation="tanh")
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> save(path, net, np.arange(13, dtype=float) / 10)
+    >>> model, params, scaler = load_compiled(path)
+    >>> model.n_params, scaler is None
+    (13, True)
+    """
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise ArgumentError(f"load_compiled: expected the path of a model file (str or "
+                            f"Path), got {type(path).__name__}")
+    target = os.fspath(path)
+    arrays = _read_members(target)
+    theta = arrays["theta"]
+    meta, version = _read_meta(target, arrays["meta"])
+    extra = _check_arrays(target, meta, version, theta, arrays)
+    from symnn.codegen.warm import compile_spec
+
+    model = compile_spec(meta["spec"], meta["dtype"], lambda: _rebuild(target, meta, theta),
+                         cache_dir=cache_dir, debug=debug)
+    shapes = [[n, list(s)] for n, s in model.param_shapes]
+    if shapes != meta["param_shapes"] or model.n_params != theta.shape[0]:
+        raise _fail(target, f"the stored parameter layout {str(meta['param_shapes'])[:200]} "
+                            f"does not match the compiled network's {shapes}")
+    scaler = None
+    if extra:
+        from symnn.data import Standardizer
+
+        try:
+            scaler = Standardizer.from_arrays(extra["x_mean"], extra["x_scale"],
+                                              model.n_inputs, "the stored standardizer")
+        except SymnnError as err:
+            raise _fail(target, str(err)) from err
+    return model, np.array(theta, copy=True), scaler
+
+
 def _read_meta(target: str, blob: np.ndarray) -> tuple[dict, int]:
     """The metadata (JSON) of a model file and its format version, with the keys checked."""
     if blob.dtype != np.uint8 or blob.ndim != 1:
@@ -491,6 +570,8 @@ def _check_arrays(target: str, meta: dict, version: int, theta: np.ndarray,
 
 def _rebuild(target: str, meta: dict, theta: np.ndarray):
     """The declared network or model of the stored spec, its layout checked against theta."""
+    from symnn.train.modelspec import declared_from_spec
+
     try:
         declared = declared_from_spec(meta["spec"])
     except ModelFileError as err:

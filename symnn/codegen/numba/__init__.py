@@ -61,21 +61,47 @@ Hessian-vector products in one batch (``V = I``).  The input Jacobian is the sam
 machinery with ``K = n_in`` input tangents.
 """
 
-from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its family's rules
-    emit_concat,  # graphs (symnn.Graph, issue 13): Concat, Slice
-    emit_conv,
-    emit_elementwise,
-    emit_linear,
-    emit_norm,  # layer normalisation (symnn.ops.norm)
-    emit_penalty,
-    emit_recurrent,
-    emit_reduce,
-    emit_softmax,
-)
-from symnn.codegen.numba.kernels import generate
-from symnn.codegen.numba.module import GeneratedModule, Kernel
-from symnn.codegen.numba.runtime import BLAS_THRESHOLDS, prepare_runtime, runtime_fingerprint
-from symnn.codegen.numba.writer import EMITTERS, emits
+import importlib
+from typing import Any
+
+#: Public names and the module that defines each.  They load on first use (PEP 562): a
+#: cached kernel module imports only :mod:`symnn.codegen.numba.runtime`, and loading it
+#: must not import the code generator (nor SymPy through it).
+_WHERE = {
+    "generate": "kernels", "GeneratedModule": "module", "Kernel": "module",
+    "BLAS_THRESHOLDS": "runtime", "prepare_runtime": "runtime",
+    "runtime_fingerprint": "runtime", "EMITTERS": "writer", "emits": "writer",
+}
+
+#: The emitter modules; each fills EMITTERS with its family's rules when imported.
+_EMITTER_MODULES = ("emit_concat", "emit_conv", "emit_elementwise", "emit_linear",
+                    "emit_norm", "emit_penalty", "emit_recurrent", "emit_reduce",
+                    "emit_softmax")
 
 __all__ = ["generate", "GeneratedModule", "Kernel", "EMITTERS", "emits", "BLAS_THRESHOLDS",
            "prepare_runtime", "runtime_fingerprint"]
+
+
+def _load_emitters() -> None:
+    for name in _EMITTER_MODULES:
+        importlib.import_module(f"symnn.codegen.numba.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first use; ``generate`` and ``EMITTERS`` come with every
+    emitter registered."""
+    where = _WHERE.get(name)
+    if where is None:
+        if name in _EMITTER_MODULES or name in ("kernels", "module", "runtime", "writer",
+                                                "slots", "passes"):
+            return importlib.import_module(f"symnn.codegen.numba.{name}")
+        raise AttributeError(f"module 'symnn.codegen.numba' has no attribute {name!r}")
+    if where in ("kernels", "writer"):
+        _load_emitters()
+    value = getattr(importlib.import_module(f"symnn.codegen.numba.{where}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

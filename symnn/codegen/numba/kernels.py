@@ -15,6 +15,17 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.codegen.numba.masks import seed_masks, with_mask_arg
+from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its family's rules
+    emit_concat,
+    emit_conv,
+    emit_elementwise,
+    emit_linear,
+    emit_norm,
+    emit_penalty,
+    emit_recurrent,
+    emit_reduce,
+    emit_softmax,
+)
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.passes import drop_dirac, sum_values
 from symnn.codegen.numba.runtime import runtime_fingerprint, runtime_names

@@ -30,7 +30,7 @@ from llvmlite import ir as llvmir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from symnn.codegen.printer import fastmath_available
+from symnn.codegen._fastcheck import fastmath_available
 
 __all__ = ["BLAS_THRESHOLDS", "RUNTIME_FILES", "prepare_runtime", "runtime_fingerprint",
            "runtime_names"]
