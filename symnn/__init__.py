@@ -31,6 +31,7 @@ from typing import Any
 from symnn import _api  # noqa: F401  (registers what net.gradient(), .compile() … do)
 from symnn._version import __version__
 from symnn.declare.activations import Activation
+from symnn.declare.attention import SelfAttention  # -- self-attention (attn) --
 from symnn.declare.blocks import Residual
 from symnn.declare.conv import AvgPool1D, Conv1D, Flatten, MaxPool1D
 from symnn.declare.layers import Dense, Softmax
@@ -87,6 +88,7 @@ _LAZY = {
 __all__ = [
     "Activation", "Dense", "Softmax", "Residual", "L1", "L2", "Loss", "Model", "Network", "mlp",
     "Conv1D", "AvgPool1D", "MaxPool1D", "Flatten",
+    "SelfAttention",  # -- self-attention (attn) --
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",

@@ -351,19 +351,35 @@ def _walk(layers, shape):
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
                     f"gives {shape[0]}; make n_in = {shape[0]}")
             shape = (layer.n_out,)
-        elif isinstance(layer, CONV_TYPES):
+        elif isinstance(layer, CONV_TYPES) or _shaped(layer):
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
             shape = new
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
-        numbered = dense_count(layer) + isinstance(layer, Conv1D)
+        numbered = dense_count(layer) + (isinstance(layer, Conv1D) or _alone(layer))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
         out.append(layer)
     return out, index, shape
+
+
+def _shaped(layer) -> bool:
+    """A shaped layer of another module (a sequence layer: it chains ``in_shape``s)."""
+    return hasattr(layer, "out_shape") and hasattr(layer, "bound")
+
+
+def _alone(layer) -> bool:
+    """A shaped layer with parameters of its own, numbered like a Conv1D."""
+    return bool(getattr(layer, "numbered_alone", False))
+
+
+def _shape_at(first, L: int):
+    """The first layer's input shape for length ``L``."""
+    at = getattr(first, "shape_at", None)
+    return at(L) if at is not None else (first.in_channels, L)
 
 
 def _infer_length(layers, first: Conv1D) -> int:
@@ -376,7 +392,7 @@ def _infer_length(layers, first: Conv1D) -> int:
     fits = []
     for L in range(1, MAX_INFERRED_LENGTH + 1):
         try:
-            _walk(layers[:nxt + 1], (first.in_channels, L))
+            _walk(layers[:nxt + 1], _shape_at(first, L))
         except DeclarationError:
             continue
         fits.append(L)
@@ -386,7 +402,7 @@ def _infer_length(layers, first: Conv1D) -> int:
         what = "no input length fits" if not fits else f"input lengths {fits} … all fit"
         raise DeclarationError(
             f"layer 0 ({first!r}): {what} the Dense layer {nxt} (n_in = "
-            f"{layers[nxt].n_in}); give the length, Conv1D(..., length=L)")
+            f"{layers[nxt].n_in}); give the length, {type(first).__name__}(..., length=L)")
     return fits[0]
 
 
@@ -396,13 +412,15 @@ def chain_shapes(layers):
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if not isinstance(first, Conv1D):
-        bad = next(i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES))
+    if not isinstance(first, Conv1D) and not hasattr(first, "shape_at"):
+        bad = next(i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES)
+                   or _shaped(la))
         raise DeclarationError(
             f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
-            "convolutional layers starts with a Conv1D")
+            "convolutional or sequence layers starts with a Conv1D or a sequence layer "
+            "(e.g. SelfAttention)")
     L = first.length if first.length is not None else _infer_length(layers, first)
-    in_shape = (first.in_channels, L)
+    in_shape = _shape_at(first, L)
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:
         raise DeclarationError(

@@ -159,7 +159,7 @@ class Network(Declared):
         self.loss = get_loss(loss, where="Network loss")
         self.name = _identifier(name)
         self.input_shape: tuple[int, ...]
-        if any(isinstance(la, CONV_TYPES) for la in self.layers):
+        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape") for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
             self.n_inputs = self.input_shape[0] * self.input_shape[1]
             self.n_outputs = width

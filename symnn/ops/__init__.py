@@ -15,6 +15,8 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.conv`                  ``Conv1D``, ``ConvT1D``, ``ConvWMean``
 :mod:`symnn.ops.pool`                  ``ChannelMean``, ``ChannelBcast``, ``AvgPool``,
                                        ``AvgPoolT``, ``MaxGather``, ``MaxScatter``
+:mod:`symnn.ops.attention`             ``AttnMatMul``, ``AttnSoftmax``, ``AttnSoftmaxT``,
+                                       ``AttnRowDot``, ``AttnRowScale``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -59,6 +61,17 @@ from symnn.ops.registry import (
 )
 from symnn.ops.softmax import LogSumExp, Softmax
 
+# -- self-attention (attn) --
+from symnn.ops.attention import (  # noqa: E402
+    AttnMatMul,
+    AttnRowDot,
+    AttnRowScale,
+    AttnSoftmax,
+    AttnSoftmaxT,
+    MatDims,
+    RowDims,
+)
+
 __all__ = [
     "Var",
     "Arg",
@@ -101,4 +114,12 @@ __all__ = [
     "rule",
     "missing",
     "describe",
+    # -- self-attention (attn) --
+    "AttnMatMul",
+    "AttnSoftmax",
+    "AttnSoftmaxT",
+    "AttnRowDot",
+    "AttnRowScale",
+    "MatDims",
+    "RowDims",
 ]

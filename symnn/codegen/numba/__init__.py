@@ -69,6 +69,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_reduce,
     emit_softmax,
 )
+from symnn.codegen.numba import emit_attention  # noqa: F401,E402 - self-attention (attn)
 from symnn.codegen.numba.kernels import generate
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.runtime import BLAS_THRESHOLDS, prepare_runtime, runtime_fingerprint
