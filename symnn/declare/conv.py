@@ -339,7 +339,11 @@ def _walk(layers, shape):
     out, index, count = [], {}, 0
     for i, layer in enumerate(layers):
         where = f"layer {i}"
-        if dense_count(layer):  # a Dense layer, or a block of them (Residual)
+        if _shaped(layer) and not isinstance(layer, CONV_TYPES):  # a sequence layer or block
+            new = layer.out_shape(shape, where)
+            layer = layer.bound(shape)
+            shape = new
+        elif dense_count(layer):  # a Dense layer, or a block of them (Residual)
             what = (f"Dense({layer.n_in}, {layer.n_out})" if isinstance(layer, Dense)
                     else repr(layer))
             if len(shape) != 1:
@@ -351,14 +355,14 @@ def _walk(layers, shape):
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
                     f"gives {shape[0]}; make n_in = {shape[0]}")
             shape = (layer.n_out,)
-        elif isinstance(layer, CONV_TYPES) or _shaped(layer):
+        elif isinstance(layer, CONV_TYPES):
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
             shape = new
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
-        numbered = dense_count(layer) + (isinstance(layer, Conv1D) or _alone(layer))
+        numbered = dense_count(layer) or int(isinstance(layer, Conv1D) or _alone(layer))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
@@ -367,8 +371,12 @@ def _walk(layers, shape):
 
 
 def _shaped(layer) -> bool:
-    """A shaped layer of another module (a sequence layer: it chains ``in_shape``s)."""
-    return hasattr(layer, "out_shape") and hasattr(layer, "bound")
+    """A shaped layer of another module (a sequence layer or block: it chains shapes)."""
+    return (hasattr(layer, "out_shape") and hasattr(layer, "bound")
+            and bool(getattr(layer, "shaped", True)))
+
+
+shaped_layer = _shaped
 
 
 def _alone(layer) -> bool:
@@ -412,14 +420,15 @@ def chain_shapes(layers):
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if not isinstance(first, Conv1D) and not hasattr(first, "shape_at"):
+    if not isinstance(first, Conv1D) and not (_shaped(first) and hasattr(first, "shape_at")):
         bad = next(i for i, la in enumerate(layers) if isinstance(la, CONV_TYPES)
                    or _shaped(la))
         raise DeclarationError(
             f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
             "convolutional or sequence layers starts with a Conv1D or a sequence layer "
             "(e.g. SelfAttention)")
-    L = first.length if first.length is not None else _infer_length(layers, first)
+    L = first.length if getattr(first, "length", None) is not None else _infer_length(
+        layers, first)
     in_shape = _shape_at(first, L)
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:

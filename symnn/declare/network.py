@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from symnn._later import later
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import dense_count, layer_data
-from symnn.declare.conv import CONV_TYPES, chain_shapes
+from symnn.declare.conv import CONV_TYPES, chain_shapes, shaped_layer
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
@@ -159,7 +159,7 @@ class Network(Declared):
         self.loss = get_loss(loss, where="Network loss")
         self.name = _identifier(name)
         self.input_shape: tuple[int, ...]
-        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape") for la in self.layers):
+        if any(isinstance(la, CONV_TYPES) or shaped_layer(la) for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
             self.n_inputs = self.input_shape[0] * self.input_shape[1]
             self.n_outputs = width
