@@ -17,7 +17,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "penalties": ("l1", "l2"),
     "penalty": ("lam", "params"),
     "layer": ("dense", "bias", "activation", "residual", "conv1d", "stride", "padding",
-              "length", "avg_pool1d", "max_pool1d", "flatten"),
+              "length", "avg_pool1d", "max_pool1d", "flatten",
+              "self_attention", "causal"),  # (self-attention: issue 13)
     "custom": ("expr", "var", "name"),
     "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
                   "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),
