@@ -189,7 +189,9 @@ class SelfAttention:
     def table_row(self, l) -> tuple[str, str, str, str]:
         """(number, kind, TeX shape, parameter count): a row of a document's table."""
         kind = "self-attention" + (" (causal)" if self.causal else "")
-        shape = r"W_{q,k,v}^{(%d)} \in \mathbb{R}^{%d \times %d}" % (l, self.d_k, self.d_model)
+        shape = (r"W_{q,k,v}^{(%d)} \in \mathbb{R}^{%d \times %d},\ W_{o}^{(%d)} \in "
+                 r"\mathbb{R}^{%d \times %d}" % (l, self.d_k, self.d_model, l, self.d_model,
+                                                  self.d_k))
         return str(l), kind, shape, str(4 * self.d_k * self.d_model)
 
     def to_data(self) -> dict:
