@@ -3,11 +3,13 @@ softmax (max-shifted) and its Jacobian, row dot products and row scalings.
 
 A product with a parameter matrix (``Q = X W_qᵀ``, ``X̄ = Q̄ W_q``) or the batch mean of
 per-sample products (``∂L/∂W_q = ⟨Q̄ᵀ X⟩``) is one BLAS-backed call of the runtime's
-matrix blocks over all ``B·T`` rows (``_mm_nt``, ``_mm_nn``, ``_mm_tn``); the products of
-two per-sample matrices (``Q Kᵀ``, ``A V``) and the values with tangent directions in the
-parameter factor are loops, which Numba compiles well at attention's per-sample sizes.
-Every loop walks the batch (``i``) and, when its output carries tangent directions, the
-directions (``k``); an input without directions is read without ``k``.
+matrix blocks over all ``B·T`` rows (``_mm_nt``, ``_mm_nn``, ``_mm_tn``); the rest — the
+products of two per-sample matrices (``Q Kᵀ``, ``A V``), the values with tangent directions
+in the parameter factor, the row softmax and the row operations — are calls of the
+attention blocks of :mod:`symnn.codegen.numba.runtime` (``_attn_mm``, ``_attn_softmax``,
+``_attn_rows``), each compiled once, so that a kernel holds no loops of its own for them
+(an HVP kernel's compile time stays that of its calls).  Every operand is passed as its
+offset and its strides per sample and per direction (0 where it does not vary).
 """
 
 from __future__ import annotations
@@ -15,67 +17,43 @@ from __future__ import annotations
 from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
+from symnn.errors import CompileError
 
 __all__ = ["emit_attn_matmul", "emit_attn_softmax", "emit_attn_softmaxt",
            "emit_attn_rowdot", "emit_attn_rowscale"]
 
 
-def _at(s: Slot, n: int, idx: str) -> str:
-    """Component ``idx`` of value ``s`` (n components a row) for sample i, direction k."""
-    if s.mode == "sample":
-        return s.at(f"i * {n} + {idx}")
-    if s.mode == "sampleK":
-        return s.at(f"(i * K + k) * {n} + {idx}")
-    if s.mode == "paramK":
-        return s.at(f"k * {n} + {idx}")
-    return s.at(idx)
+def _strides(s: Slot) -> str:
+    """``off, per-sample stride, per-direction stride`` of a value in its layout."""
+    n = s.var.size
+    bs, ks = {"sample": (str(n), "0"), "sampleK": (f"K * {n}", str(n)),
+              "param": ("0", "0"), "paramK": ("0", str(n))}.get(s.mode, (None, None))
+    if bs is None:
+        raise CompileError(f"{s.var.name}: a {s.mode} value cannot be an attention operand")
+    return f"{s.off}, {bs}, {ks}"
 
 
-def _open(w: KernelWriter, out: Slot) -> int:
-    w.b("for i in range(B):")
-    if out.is_k:
-        w.b("for k in range(K):", 2)
-        return 3
-    return 2
-
-
-def _store(w: KernelWriter) -> str:
-    return "+=" if w.acc else "="
-
-
-def _index(d: P.MatDims, first: bool, r: str, q: str) -> str:
-    """Where op(A)[r, q] (``first``) or op(B)[q, r] lives in its stored layout."""
-    if first:
-        return f"{q} * {d.m} + {r}" if d.ta else f"{r} * {d.k} + {q}"
-    return f"{r} * {d.k} + {q}" if d.tb else f"{q} * {d.n} + {r}"
+def _k(o: Slot) -> str:
+    return "K" if o.is_k else "1"
 
 
 @emits(P.AttnMatMul)
 def emit_attn_matmul(w: KernelWriter, op: P.AttnMatMul) -> None:
     d = op.d
     a, b, o = w.slot(op.a), w.slot(op.b), w.slot(op.out)
+    if w.acc:
+        raise CompileError("an attention product cannot add into a sum")
     if _blas(w, op, a, b, o):
         return
-    na, nb, no = d.m * d.k, d.k * d.n, d.m * d.n
-    scale = w.lit(float(1.0 / d.root ** 0.5)) if d.root != 1 else None
+    ars, acs = ("1", str(d.m)) if d.ta else (str(d.k), "1")
+    brs, bcs = ("1", str(d.k)) if d.tb else (str(d.n), "1")
+    scale = w.lit(float(1.0 / d.root ** 0.5))
     if d.mean:
         w.uses_inv_b = True
-        if not w.acc:
-            w.b(f"for q in range({'K * ' if o.is_k else ''}{no}):")
-            w.b(f"{o.at('q')} = {w.lit(0.0)}", 2)
-    dd = _open(w, o)
-    w.b(f"for r in range({d.m}):", dd)
-    w.b(f"for c in range({d.n}):", dd + 1)
-    w.b(f"e = {w.lit(0.0)}", dd + 2)
-    w.b(f"for q in range({d.k}):", dd + 2)
-    w.b(f"e += {_at(a, na, _index(d, True, 'r', 'q'))} * "
-        f"{_at(b, nb, _index(d, False, 'c', 'q'))}", dd + 3)
-    if scale is not None:
-        w.b(f"e *= {scale}", dd + 2)
-    if d.mean:
-        w.b(f"{_at(o, no, f'r * {d.n} + c')} += e * inv_B", dd + 2)
-    else:
-        w.b(f"{_at(o, no, f'r * {d.n} + c')} {_store(w)} e", dd + 2)
+        scale = f"{scale} * inv_B"
+    w.b(f"_attn_mm({a.arr}, {_strides(a)}, {ars}, {acs}, {b.arr}, {_strides(b)}, {brs}, "
+        f"{bcs}, B, {_k(o)}, {d.m}, {d.k}, {d.n}, {scale}, {int(d.mean)}, {o.arr}, "
+        f"{_strides(o) if not d.mean else f'{o.off}, 0, {d.m * d.n}'})")
 
 
 def _blas(w: KernelWriter, op: P.AttnMatMul, a: Slot, b: Slot, o: Slot) -> bool:
@@ -106,62 +84,30 @@ def _blas(w: KernelWriter, op: P.AttnMatMul, a: Slot, b: Slot, o: Slot) -> bool:
 def emit_attn_softmax(w: KernelWriter, op: P.AttnSoftmax) -> None:
     d = op.d
     z, o = w.slot(op.z), w.slot(op.out)
-    n = d.T * d.n
-    dd = _open(w, o)
-    w.b(f"for r in range({d.T}):", dd)
-    w.b(f"j = min({d.n}, r + 1)" if d.causal else f"j = {d.n}", dd + 1)
-    w.b(f"e = {_at(z, n, f'r * {d.n}')}", dd + 1)
-    w.b("for c in range(1, j):", dd + 1)
-    w.b(f"e = max(e, {_at(z, n, f'r * {d.n} + c')})", dd + 2)
-    w.b(f"s = {w.lit(0.0)}", dd + 1)
-    w.b("for c in range(j):", dd + 1)
-    w.b(f"d = math.exp({_at(z, n, f'r * {d.n} + c')} - e)", dd + 2)
-    w.b(f"{_at(o, n, f'r * {d.n} + c')} = d", dd + 2)
-    w.b("s += d", dd + 2)
-    w.b(f"s = {w.lit(1.0)} / s", dd + 1)
-    w.b("for c in range(j):", dd + 1)
-    w.b(f"{_at(o, n, f'r * {d.n} + c')} *= s", dd + 2)
-    if d.causal:
-        w.b(f"for c in range(j, {d.n}):", dd + 1)
-        w.b(f"{_at(o, n, f'r * {d.n} + c')} = {w.lit(0.0)}", dd + 2)
+    if z.is_k != o.is_k or w.acc:
+        raise CompileError("a row softmax and its logits differ in directions")
+    w.b(f"_attn_softmax({z.arr}, {z.off}, {w.rows(z)}, {d.T}, {d.n}, {int(d.causal)}, "
+        f"{o.arr}, {o.off})")
+
+
+def _rows(w: KernelWriter, u: P.Var, v: P.Var, out: P.Var, d: P.RowDims, what: int) -> None:
+    us, vs, o = w.slot(u), w.slot(v), w.slot(out)
+    if w.acc:
+        raise CompileError("an attention row operation cannot add into a sum")
+    w.b(f"_attn_rows({us.arr}, {_strides(us)}, {vs.arr}, {_strides(vs)}, B, {_k(o)}, {d.T}, "
+        f"{d.n}, {what}, {o.arr}, {_strides(o)})")
 
 
 @emits(P.AttnSoftmaxT)
 def emit_attn_softmaxt(w: KernelWriter, op: P.AttnSoftmaxT) -> None:
-    d = op.d
-    p, g, o = w.slot(op.p), w.slot(op.g), w.slot(op.out)
-    n = d.T * d.n
-    dd = _open(w, o)
-    w.b(f"for r in range({d.T}):", dd)
-    w.b(f"s = {w.lit(0.0)}", dd + 1)
-    w.b(f"for c in range({d.n}):", dd + 1)
-    w.b(f"s += {_at(p, n, f'r * {d.n} + c')} * {_at(g, n, f'r * {d.n} + c')}", dd + 2)
-    w.b(f"for c in range({d.n}):", dd + 1)
-    w.b(f"{_at(o, n, f'r * {d.n} + c')} {_store(w)} {_at(p, n, f'r * {d.n} + c')} * "
-        f"({_at(g, n, f'r * {d.n} + c')} - s)", dd + 2)
+    _rows(w, op.p, op.g, op.out, op.d, 0)
 
 
 @emits(P.AttnRowDot)
 def emit_attn_rowdot(w: KernelWriter, op: P.AttnRowDot) -> None:
-    d = op.d
-    u, v, o = w.slot(op.u), w.slot(op.v), w.slot(op.out)
-    n = d.T * d.n
-    dd = _open(w, o)
-    w.b(f"for r in range({d.T}):", dd)
-    w.b(f"s = {w.lit(0.0)}", dd + 1)
-    w.b(f"for c in range({d.n}):", dd + 1)
-    w.b(f"s += {_at(u, n, f'r * {d.n} + c')} * {_at(v, n, f'r * {d.n} + c')}", dd + 2)
-    w.b(f"{_at(o, d.T, 'r')} {_store(w)} s", dd + 1)
+    _rows(w, op.u, op.v, op.out, op.d, 1)
 
 
 @emits(P.AttnRowScale)
 def emit_attn_rowscale(w: KernelWriter, op: P.AttnRowScale) -> None:
-    d = op.d
-    u, s, o = w.slot(op.u), w.slot(op.s), w.slot(op.out)
-    n = d.T * d.n
-    dd = _open(w, o)
-    w.b(f"for r in range({d.T}):", dd)
-    w.b(f"e = {_at(s, d.T, 'r')}", dd + 1)
-    w.b(f"for c in range({d.n}):", dd + 1)
-    w.b(f"{_at(o, n, f'r * {d.n} + c')} {_store(w)} {_at(u, n, f'r * {d.n} + c')} * e",
-        dd + 2)
+    _rows(w, op.u, op.s, op.out, op.d, 2)
