@@ -224,6 +224,8 @@ def attention_from_data(item: dict, high: int = 1 << 20):
     def ok(v, low):
         return isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
+    if "self_attention" not in item:
+        return None, "causal belongs to a self_attention layer"
     extra = [k for k in item if k not in ("self_attention", "causal", "length")]
     if extra:
         return None, f"self_attention: unexpected keys {sorted(map(str, extra))}"

@@ -447,7 +447,8 @@ for _cls in CONV_TYPES:  # as_layer and role_of_name read LAYER_TYPES at call ti
 # ------------------------------------------------------------------------------------------
 
 #: The keys of a layer table that name a convolutional layer, and their options.
-DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten")
+DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten",
+              "self_attention", "causal")  # (the last two: SelfAttention, issue 13)
 DATA_OPTIONS = ("stride", "padding", "length", "bias")
 
 
@@ -465,6 +466,10 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     >>> layer_from_data({"max_pool1d": 0})[1]
     'max_pool1d: expected an integer from 1 to 1048576, got 0'
     """
+    if "self_attention" in item or "causal" in item:  # a SelfAttention (issue 13)
+        from symnn.declare.attention import attention_from_data
+
+        return attention_from_data(item, high)
     kinds = [k for k in DATA_KINDS if k in item]
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"

@@ -44,7 +44,6 @@ import sympy as sp
 
 from symnn.data import BUILTIN_DATA, read_regular_file, resolve_data_path
 from symnn.declare import conv as conv_layers
-from symnn.declare.attention import attention_from_data
 from symnn.declare.activations import ACTIVATIONS, Activation, get_activation
 from symnn.declare.blocks import Residual
 from symnn.declare.layers import Dense
@@ -532,15 +531,6 @@ class _Loader:
 
     def layer(self, item: dict, key: str):
         self.check_keys(item, SECTION_KEYS["layer"], key)
-        # -- self-attention (issue 13) --
-        if "self_attention" in item:
-            obj, problem = attention_from_data(item, MAX_WIDTH)
-            if problem:
-                raise self.err(key, problem)
-            return obj, obj.to_data()
-        if "causal" in item:
-            raise self.err(f"{key}.causal", "causal belongs to a self_attention layer")
-        # -- end of self-attention --
         if any(k in item for k in conv_layers.DATA_KINDS):  # Conv1D, pools, Flatten
             obj, problem = conv_layers.layer_from_data(item, MAX_WIDTH)
             if problem:

@@ -145,13 +145,6 @@ def _layer_from(data: Any, where: str, depth: int = 0):
         return _dense_from(data, where)
     if "residual" in data:
         return _residual_from(data, where, depth)
-    if "self_attention" in data:  # -- self-attention (issue 13) --
-        from symnn.declare.attention import attention_from_data
-
-        layer, problem = attention_from_data(data)
-        if problem:
-            raise ModelFileError(f"{where}: {problem}")
-        return layer
     from symnn.declare.conv import DATA_KINDS, layer_from_data
 
     if any(k in data for k in DATA_KINDS):
