@@ -16,7 +16,7 @@ Examples
 ((3, 4), 12)
 >>> [(p.name, p.shape, p.role) for p in net.layers[0].parameters(1)]
 [('Wq1', (2, 4), 'weight'), ('Wk1', (2, 4), 'weight'), ('Wv1', (2, 4), 'weight'), ('Wo1', (4, 2), 'weight')]
->>> print(net.equations().split("Backward")[0])  # doctest: +ELLIPSIS
+>>> print(str(net.equations()).split("Backward")[0])  # doctest: +ELLIPSIS
 Network(...
 Forward pass:
   Q⁽¹⁾ = x (W_q⁽¹⁾)ᵀ
