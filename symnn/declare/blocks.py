@@ -290,7 +290,8 @@ def _sequence_width(items: tuple, where: str) -> int | None:
     """A stack of sequence layers and activations: ``T·d`` when the first layer's input shape
     is known, else None (the network binds it)."""
     for i, layer in enumerate(items):
-        if not (hasattr(layer, "out_shape") or isinstance(layer, Act)) or dense_count(layer):
+        if not (hasattr(layer, "out_shape") or isinstance(layer, (Act, Softmax))) \
+                or dense_count(layer):
             raise DeclarationError(
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) does not take a "
                 "sequence value; a block of sequence layers holds sequence layers (e.g. "
