@@ -291,6 +291,8 @@ def test_initial_weights_are_glorot_uniform():
      r"layer 2 .*reads a \(T, d_model\) sequence value"),
     (lambda: symnn.Residual([symnn.SelfAttention(3, 2), symnn.Dense(3, 3)]),
      r"inner layer 1 .* does not take a sequence value"),
+    (lambda: symnn.Residual([symnn.Dense(12, 12), symnn.SelfAttention(3, 2, length=4)]),
+     r"inner layer 1 \(SelfAttention\(3, 2, length=4\)\) reads a \(T, d\) sequence value"),
     (lambda: symnn.Network([symnn.SelfAttention(3, 2, length=2),
                             symnn.Residual([symnn.SelfAttention(3, 2), symnn.Flatten()]),
                             symnn.Flatten(), symnn.Dense(6, 1)]),

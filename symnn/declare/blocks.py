@@ -121,6 +121,11 @@ def _widths(items: tuple, where: str) -> int | None:
                     f"it gives {width}; make n_in = {width}")
             n = layer.n_in if n is None else n
             width = layer.n_out
+        elif hasattr(layer, "shape_at"):  # a sequence layer after a Dense layer (issue 13)
+            raise DeclarationError(
+                f"{where}: inner layer {i} ({layer!r}) reads a (T, d) sequence value, but the "
+                "block starts with a Dense layer; put sequence layers in a block of their own, "
+                "e.g. Residual([SelfAttention(d, d_k)])")
         elif width is None:
             raise DeclarationError(
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) comes before any "
