@@ -420,3 +420,23 @@ def test_property_strategies_draw_attention_fronts():
             isinstance(j, tuple) and j[0] == "attn" for j in i[1]))) for i in c.layers))
     X = case_data(case.build(), 0)[0]
     assert X.shape[1] == case.build().n_inputs
+
+
+# ----------------------------------------------------------------------------------------
+# analysis: per-sample gradients are the gradients of one-sample batches; K-FAC refuses
+
+
+def test_per_sample_gradients_and_kfac_refusal(compiled):
+    from symnn.analysis.kfac import kfac_factors
+    from symnn.analysis.persample import per_sample_gradients
+    from symnn.errors import AnalysisError
+
+    net, m = compiled
+    rng = np.random.default_rng(4)
+    theta = m.init(4)
+    X, y = rng.normal(size=(3, 6)), rng.integers(0, 2, size=3)
+    G = per_sample_gradients(m, theta, X, y)
+    one = np.stack([m.loss_and_grad(theta, X[i:i + 1], y[i:i + 1])[1] for i in range(3)])
+    assert np.allclose(G, one, rtol=1e-12, atol=1e-14)
+    with pytest.raises(AnalysisError, match="Wq1 is a weight of a SelfAttention layer"):
+        kfac_factors(m, theta, X, y)

@@ -91,6 +91,10 @@ def _refuse_conv(ev: Evaluated) -> None:
                 "(KFC, Grosse & Martens 2016) not implemented here; use diag_ggn or gnvp for "
                 "this network"
             )
+        if any(isinstance(op, P.AttnMatMul) for op in ev.data_terms(ev.grad_var(p))):
+            raise AnalysisError(  # (issue 13)
+                f"parameter {p.name} is a weight of a SelfAttention layer; kfac_factors covers "
+                "Dense layers only; use diag_ggn or gnvp for this network")
 
 
 def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
