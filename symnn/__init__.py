@@ -63,7 +63,7 @@ _LAZY = {
     "mlp": "symnn.declare.network", "Equations": "symnn.printing.equations",
     "Dropout": "symnn.declare.dropout", "Graph": "symnn.declare.graph",
     "LayerNorm": "symnn.declare.norm", "RNN": "symnn.declare.recurrent",
-    "GRU": "symnn.declare.recurrent",
+    "GRU": "symnn.declare.recurrent", "SelfAttention": "symnn.declare.attention",
     # check
     "CheckReport": "symnn.check", "gradcheck": "symnn.check", "hesscheck": "symnn.check",
     "gnvcheck": "symnn.check",
@@ -97,6 +97,7 @@ __all__ = [
     "Dropout",  # (issue 13: dropout)
     "LayerNorm",
     "RNN", "GRU",
+    "SelfAttention",  # -- self-attention (attn) --
     "Equations",
     "SymnnError", "ArgumentError", "ShapeError", "UnknownNameError", "DeclarationError",
     "SizeLimitError", "DerivationError", "CompileError", "DataError", "CheckError",
@@ -105,7 +106,7 @@ __all__ = [
     *(n for n in _LAZY if n not in ("Activation", "Dense", "Softmax", "Residual", "L1", "L2",
                                     "Loss", "Model", "Network", "mlp", "Conv1D", "AvgPool1D",
                                     "MaxPool1D", "Flatten", "Equations", "Graph", "Dropout",
-                                    "LayerNorm", "RNN", "GRU")),
+                                    "LayerNorm", "RNN", "GRU", "SelfAttention")),
 ]
 
 

@@ -467,3 +467,42 @@ def _rec_forward(step, theta, h):
         outs.append(out)
     out = torch.cat(outs, dim=1)
     return out.reshape(B, T * H) if ret else out[:, -1]
+
+
+# -- self-attention (issue 13: SelfAttention) ---------------------------------------------------
+# ("attn", d_model, d_k, causal, length) items: θ holds W_q, W_k, W_v (d_k, d_model) then W_o
+# (d_model, d_k), row-major, no biases; the value between layers stays (B, T·d_model), row-major
+# (t, i).  torch computes the attention with F.scaled_dot_product_attention (is_causal).
+
+_CONV_KINDS = _CONV_KINDS + ("attn",)
+_conv_forward_plain = _conv_forward
+_conv_step_plain = TorchCase._conv_step
+
+
+def _conv_forward(step, theta, h):  # noqa: F811 - with attention steps
+    if step[0] != "attn":
+        return _conv_forward_plain(step, theta, h)
+    _, T, d, dk, causal, off = step
+    n = dk * d
+    Wq, Wk, Wv = (theta[off + i * n:off + (i + 1) * n].reshape(dk, d) for i in range(3))
+    Wo = theta[off + 3 * n:off + 4 * n].reshape(d, dk)
+    X = h.reshape(h.shape[0], T, d)
+    O = F.scaled_dot_product_attention(X @ Wq.T, X @ Wk.T, X @ Wv.T, is_causal=causal)
+    return (O @ Wo.T).reshape(h.shape[0], -1)
+
+
+def _attn_conv_step(self, it, off, shape):
+    """The convolutional items' step, with ("attn", …) items: ("attn", T, d, d_k, causal,
+    offset), the next θ offset and the shape (T, d)."""
+    if it[0] != "attn":
+        return _conv_step_plain(self, it, off, shape)
+    _, d, dk, causal, L = it
+    T = L if L is not None else shape[0]
+    for i in range(4):
+        self.penalised.append((off + i * dk * d, dk * d))
+    return ("attn", T, d, dk, causal, off), off + 4 * dk * d, (T, d)
+
+
+TorchCase._conv_step = _attn_conv_step
+
+# -- end of self-attention ----------------------------------------------------------------------

@@ -806,3 +806,60 @@ def case_mask(model, seed: int, batch: int):
 
 
 # -- end of dropout ----------------------------------------------------------------------------
+
+
+# -- self-attention (issue 13: SelfAttention) ---------------------------------------------------
+# Items: ("attn", d_model, d_k, causal, length or None), or ("residual", (attn item, …)) around
+# it; a sequence front ends with ("flatten",).  Sequence items ride on the convolutional
+# items' hooks (CONV_KINDS, conv_layer, conv_text, conv_fronts), extended here.
+
+CONV_KINDS = CONV_KINDS + ("attn",)
+_conv_layer_plain, _conv_text_plain, _conv_fronts_plain = conv_layer, conv_text, conv_fronts
+
+
+def conv_layer(it):  # noqa: F811 - the convolutional items' builder, with attention
+    if it[0] == "attn":
+        _, d, dk, causal, L = it
+        return symnn.SelfAttention(d, dk, causal=causal, length=L)
+    return _conv_layer_plain(it)
+
+
+def conv_text(it) -> str:  # noqa: F811
+    if it[0] == "attn":
+        _, d, dk, causal, L = it
+        extra = (", causal=True" if causal else "") + (f", length={L}" if L else "")
+        return f"symnn.SelfAttention({d}, {dk}{extra})"
+    return _conv_text_plain(it)
+
+
+@st.composite
+def attention_fronts(draw):
+    """``(items, width)``: a SelfAttention (d_model 1–3, d_k 1–3, T 1–4, causal or not),
+    sometimes inside a Residual, sometimes a second one or an activation after it, then
+    Flatten; ``width`` is ``T·d_model``."""
+    d, T = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+
+    def attn(first):  # the first one gives T; later ones sometimes leave it to the chain
+        return ("attn", d, draw(st.integers(1, 3)), draw(st.booleans()),
+                T if first or draw(st.booleans()) else None)
+
+    items: list = []
+    first = attn(True)
+    if draw(st.integers(0, 2)) == 0:   # a transformer-style block: x + attention(x)
+        inner = [attn(True)] + ([draw(_activation_items())] if draw(st.booleans()) else [])
+        items += [first, ("residual", tuple(inner))] if draw(st.booleans()) else \
+            [("residual", tuple(inner))]
+    else:
+        items.append(first)
+    if draw(st.integers(0, 2)) == 0:
+        items.append(draw(st.sampled_from(ACTIVATION_NAMES)))
+    if draw(st.integers(0, 3)) == 0:
+        items.append(attn(items[0][0] == "residual"))  # (_torch_ref reads T off the chain)
+    items.append(("flatten",))
+    return items, T * d
+
+
+def conv_fronts(max_blocks: int = 2):  # noqa: F811 - convolutional or attention fronts
+    return st.one_of(_conv_fronts_plain(max_blocks), attention_fronts())
+
+# -- end of self-attention ----------------------------------------------------------------------

@@ -167,6 +167,15 @@ def _weighted_gram(g: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (g * w[:, None]).T @ g
 
 
+def _refuse_attention(ev: Evaluated) -> None:
+    """A SelfAttention weight has no Kronecker factors here: refused by name."""
+    for p, _off, _size in ev.layout:
+        if any(isinstance(op, P.AttnMatMul) for op in ev.data_terms(ev.grad_var(p))):
+            raise AnalysisError(  # (issue 13)
+                f"parameter {p.name} is a weight of a SelfAttention layer; kfac_factors covers "
+                "Dense and Conv1D layers; use diag_ggn or gnvp for this network")
+
+
 def _index(m: int, n: int, off: int, boff: int | None) -> np.ndarray:
     """Flat indices of ``W̄ = [W b]`` (m × n+1) in row-major order."""
     W = off + np.arange(m * n).reshape(m, n)

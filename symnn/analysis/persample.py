@@ -31,11 +31,14 @@ True
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from symnn import ops as P
 from symnn.analysis._common import check_theta
 from symnn.errors import AnalysisError, ShapeError
+from symnn.ops.attention import matmul_numpy
 from symnn.ops.conv import taps
 
 __all__ = ["per_sample_gradients", "gradient_variance", "empirical_fisher", "Evaluated",
@@ -99,7 +102,7 @@ class Evaluated:
             return [t for term in op.terms for t in self.data_terms(term)]
         if isinstance(op, P.Penalty) and op.grad:
             return []
-        if isinstance(op, PER_SAMPLE_OPS):
+        if isinstance(op, PER_SAMPLE_OPS) or (isinstance(op, P.AttnMatMul) and op.d.mean):
             return [op]
         raise AnalysisError(
             f"the gradient {var.name} is written by {type(op).__name__}, which is not a batch "
@@ -127,6 +130,10 @@ class Evaluated:
             u = np.asarray(env[op.u]).reshape(rows, op.rows, op.n)
             v = 1.0 if op.v is None else np.asarray(env[op.v]).reshape(rows, op.rows, op.n)
             return (u * v).sum(axis=1).reshape((rows, *shape))
+        if isinstance(op, P.AttnMatMul):  # a self-attention weight's ⟨op(A) op(B)⟩ (issue 13)
+            d = replace(op.d, mean=False)
+            return matmul_numpy(env[op.a], env[op.b], d, rows, True, True).reshape(
+                (rows, *shape))
         return np.asarray(env[op.u]).reshape((rows, *shape))
 
     def penalty_curvature(self) -> np.ndarray:

@@ -62,6 +62,13 @@ def dense_count(layer) -> int:
     return int(getattr(layer, "n_dense", 0))
 
 
+def _count(layer) -> int:
+    """How many numbered layers ``layer`` is: its Dense layers, or 1 for a sequence layer with
+    parameters of its own (``numbered_alone``, e.g. SelfAttention)."""
+    return dense_count(layer) or int(any(bool(getattr(layer, a, False)) for a in (
+        "numbered_alone", "numbered_layer", "own_number")))
+
+
 def layer_data(layer) -> dict:
     """A layer's plain-data form (a spec's ``layers`` entry); a custom ``Lambda``
     activation as its body in spec-language text."""
@@ -101,8 +108,11 @@ def _inner(layers, where: str) -> tuple:
     return tuple(as_layer(item, where=f"{where} layer {i}") for i, item in enumerate(layers))
 
 
-def _widths(items: tuple, where: str) -> int:
-    """The width n the inner stack maps to itself (DeclarationError unless n → n)."""
+def _widths(items: tuple, where: str) -> int | None:
+    """The width n the inner stack maps to itself (DeclarationError unless n → n); for a
+    stack of sequence layers, ``T·d`` once its length is known (else None)."""
+    if items and hasattr(items[0], "shape_at"):
+        return _sequence_width(items, where)
     n = width = None
     for i, layer in enumerate(items):
         if dense_count(layer):
@@ -112,6 +122,11 @@ def _widths(items: tuple, where: str) -> int:
                     f"it gives {width}; make n_in = {width}")
             n = layer.n_in if n is None else n
             width = layer.n_out
+        elif hasattr(layer, "shape_at"):  # a sequence layer after a Dense layer (issue 13)
+            raise DeclarationError(
+                f"{where}: inner layer {i} ({layer!r}) reads a (T, d) sequence value, but the "
+                "block starts with a Dense layer; put sequence layers in a block of their own, "
+                "e.g. Residual([SelfAttention(d, d_k)])")
         elif width is None:
             raise DeclarationError(
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) comes before any "
@@ -163,8 +178,9 @@ class Residual:
 
     @property
     def n_dense(self) -> int:
-        """The number of Dense layers inside (counted in the network's numbering)."""
-        return sum(dense_count(la) for la in self.layers)
+        """The number of Dense layers inside (counted in the network's numbering; a sequence
+        layer with parameters, e.g. SelfAttention, counts as one)."""
+        return sum(_count(la) for la in self.layers)
 
     @property
     def stacked_after(self) -> int:
@@ -175,7 +191,7 @@ class Residual:
         for layer in self.layers:
             if _skips(layer):
                 continue
-            k = getattr(layer, "stacked_after", 0) if dense_count(layer) else k + 1
+            k = getattr(layer, "stacked_after", 0) if _count(layer) else k + 1
         return k + 1
 
     def numbered(self, l: int) -> list[tuple[Any, int]]:
@@ -183,7 +199,7 @@ class Residual:
         for the block numbered ``l`` (its last Dense layer)."""
         out, k = [], l - self.n_dense
         for layer in self.layers:
-            k += dense_count(layer)
+            k += _count(layer)
             out.append((layer, k))
         return out
 
@@ -199,7 +215,7 @@ class Residual:
         for layer, m in self.numbered(l):
             if _skips(layer):
                 continue
-            stacked = 0 if dense_count(layer) else stacked + 1
+            stacked = 0 if _count(layer) else stacked + 1
             cur = layer.forward(b, m, cur, stacked)
             stacked = getattr(layer, "stacked_after", stacked)
         out = act_var(l, stacked + 1, self.n)
@@ -232,6 +248,62 @@ class Residual:
         tex = r"\left(1 + %s\right)" % (r" \cdot ".join(texs) if texs else "1")
         names = " · ".join(f.name for f in inner)
         return [Factor(f"residual({names})", 1.0 + value, "1 + Lip(f) (skip connection)", tex)]
+
+
+    # -- sequence blocks (issue 13: Residual([SelfAttention(…)])) ---------------------------
+    @property
+    def shaped(self) -> bool:
+        """True for a block of sequence layers: it chains ``(T, d)`` shapes, as the
+        convolutional layers do (:func:`symnn.declare.conv.chain_shapes`)."""
+        return hasattr(self.layers[0], "shape_at")
+
+    @property
+    def length(self):
+        return getattr(self.layers[0], "length", None)
+
+    def shape_at(self, length: int):
+        if not self.shaped:
+            raise DeclarationError(f"{self!r} holds Dense layers: it reads flat vectors")
+        return self.layers[0].shape_at(length)
+
+    def out_shape(self, in_shape, where: str):
+        """The inner sequence layers chained from ``in_shape``, which they must map to
+        itself (y = x + f(x))."""
+        if not self.shaped:
+            raise DeclarationError(f"{where} ({self!r}) reads a flat vector; insert "
+                                   "symnn.Flatten() before it")
+        shape = in_shape
+        for i, layer in enumerate(self.layers):
+            if hasattr(layer, "out_shape"):
+                shape = layer.out_shape(shape, f"{where} (Residual) inner layer {i}")
+        if shape != in_shape:
+            raise DeclarationError(
+                f"{where} ({self!r}): the inner layers map {in_shape} to {shape}, but "
+                "y = x + f(x) needs the same shape")
+        return in_shape
+
+    def bound(self, in_shape) -> "Residual":
+        items, shape = [], in_shape
+        for layer in self.layers:
+            if hasattr(layer, "bound"):
+                new = layer.out_shape(shape, "Residual")
+                layer, shape = layer.bound(shape), new
+            items.append(layer)
+        return Residual(items)
+
+
+def _sequence_width(items: tuple, where: str) -> int | None:
+    """A stack of sequence layers and activations: ``T·d`` when the first layer's input shape
+    is known, else None (the network binds it)."""
+    for i, layer in enumerate(items):
+        if not (hasattr(layer, "out_shape") or isinstance(layer, (Act, Softmax))) \
+                or dense_count(layer):
+            raise DeclarationError(
+                f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) does not take a "
+                "sequence value; a block of sequence layers holds sequence layers (e.g. "
+                "SelfAttention) and activations")
+    shape = items[0].in_shape
+    return None if shape is None else shape[0] * shape[1]
 
 
 register_layer(Residual)

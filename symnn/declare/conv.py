@@ -339,7 +339,11 @@ def _walk(layers, shape):
     out, index, count = [], {}, 0
     for i, layer in enumerate(layers):
         where = f"layer {i}"
-        if dense_count(layer):  # a Dense layer, or a block of them (Residual)
+        if _shaped(layer) and not isinstance(layer, CONV_TYPES):  # a sequence layer or block
+            new = layer.out_shape(shape, where)
+            layer = layer.bound(shape)
+            shape = new
+        elif dense_count(layer):  # a Dense layer, or a block of them (Residual)
             what = (f"Dense({layer.n_in}, {layer.n_out})" if isinstance(layer, Dense)
                     else repr(layer))
             if len(shape) != 1:
@@ -358,14 +362,27 @@ def _walk(layers, shape):
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
-        numbered = dense_count(layer) + (isinstance(layer, Conv1D)
-                                         or bool(getattr(layer, "own_number", False))
-                                         or bool(getattr(layer, "numbered_layer", False)))
+        numbered = dense_count(layer) or int(isinstance(layer, Conv1D) or _alone(layer))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
         out.append(layer)
     return out, index, shape
+
+
+def _shaped(layer) -> bool:
+    """A shaped layer of another module (a sequence layer or block: it chains shapes)."""
+    return (hasattr(layer, "out_shape") and hasattr(layer, "bound")
+            and bool(getattr(layer, "shaped", True)))
+
+
+shaped_layer = _shaped
+
+
+def _alone(layer) -> bool:
+    """A shaped layer with parameters of its own, numbered like a Conv1D."""
+    return any(bool(getattr(layer, a, False))
+               for a in ("numbered_alone", "numbered_layer", "own_number"))
 
 
 def _infer_length(layers, first: Conv1D) -> int:
@@ -388,7 +405,7 @@ def _infer_length(layers, first: Conv1D) -> int:
         what = "no input length fits" if not fits else f"input lengths {fits} … all fit"
         raise DeclarationError(
             f"layer 0 ({first!r}): {what} the Dense layer {nxt} (n_in = "
-            f"{layers[nxt].n_in}); give the length, Conv1D(..., length=L)")
+            f"{layers[nxt].n_in}); give the length, {type(first).__name__}(..., length=L)")
     return fits[0]
 
 
@@ -398,7 +415,8 @@ def _first_shape(layers) -> tuple:
     when no convolutional layer follows."""
     first = layers[0]
     conv = [i for i, la in enumerate(layers)
-            if isinstance(la, CONV_TYPES) or hasattr(la, "shape_for")]
+            if isinstance(la, CONV_TYPES) or hasattr(la, "shape_for")
+            or (hasattr(la, "shape_at") and _shaped(la))]
     if getattr(first, "in_shape", None) is not None and not isinstance(first, CONV_TYPES):
         return tuple(first.in_shape)
     if conv:
@@ -416,7 +434,7 @@ def _first_shape(layers) -> tuple:
 def _start_shape(first, L: int) -> tuple[int, int]:
     """The input shape of a network whose first layer is ``first`` and inputs of length L
     (a recurrent layer, :mod:`symnn.declare.recurrent`, says ``(T, n_in)`` itself)."""
-    shape_for = getattr(first, "shape_for", None)
+    shape_for = getattr(first, "shape_for", None) or getattr(first, "shape_at", None)
     return shape_for(L) if shape_for is not None else (first.in_channels, L)
 
 
@@ -426,7 +444,8 @@ def chain_shapes(layers):
     input shape ``(channels, length)``, the output width).  DeclarationError, naming the
     layer, when the shapes do not chain."""
     first = layers[0]
-    if isinstance(first, Conv1D) or hasattr(first, "shape_for"):  # conv, recurrent
+    if isinstance(first, Conv1D) or hasattr(first, "shape_for") or (
+            hasattr(first, "shape_at") and _shaped(first)):
         L = first.length if first.length is not None else _infer_length(layers, first)
         in_shape = _start_shape(first, L)
     else:
@@ -450,7 +469,8 @@ for _cls in CONV_TYPES:  # as_layer and role_of_name read LAYER_TYPES at call ti
 #: The keys of a layer table that name a convolutional layer, and their options (and the
 #: recurrent layers' keys, whose tables :func:`layer_from_data` hands on to
 #: :func:`symnn.declare.recurrent.layer_from_data`).
-DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten") + recurrent.DATA_KINDS
+DATA_KINDS = ("conv1d", "avg_pool1d", "max_pool1d", "flatten") + recurrent.DATA_KINDS + (
+    "self_attention", "causal")  # (the last two: SelfAttention, issue 13)
 DATA_OPTIONS = ("stride", "padding", "length", "bias")
 
 
@@ -470,6 +490,10 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     """
     if any(k in item for k in recurrent.DATA_KINDS):  # RNN, GRU
         return recurrent.layer_from_data(item, high)
+    if "self_attention" in item or "causal" in item:  # a SelfAttention (issue 13)
+        from symnn.declare.attention import attention_from_data
+
+        return attention_from_data(item, high)
     kinds = [k for k in DATA_KINDS if k in item]
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"

@@ -21,15 +21,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from symnn._later import later
+from symnn.declare import graph as _graph  # noqa: F401,I001 - registers the layer (as_layer)
 from symnn.declare.activations import Activation
 from symnn.declare.blocks import dense_count, layer_data
-from symnn.declare.conv import CONV_TYPES, chain_shapes
+from symnn.declare.conv import CONV_TYPES, chain_shapes, shaped_layer
 from symnn.declare.dropout import check_place as check_dropout  # (issue 13: dropout)
 from symnn.declare.layers import Act, Dense, Softmax, as_layer, output_kind, param_specs
 from symnn.declare.limits import check_network
 from symnn.declare.losses import Loss, Penalty, check_output, get_loss
 from symnn.declare.norm import LayerNorm  # noqa: F401 - registers the layer (as_layer)
-from symnn.declare import graph as _graph  # noqa: F401,I001 - registers the layer (as_layer)
 from symnn.errors import DeclarationError
 
 __all__ = ["Network", "mlp", "Declared"]
@@ -165,8 +165,8 @@ class Network(Declared):
         self.name = _identifier(name)
         check_dropout(self.layers)  # (issue 13: dropout)
         self.input_shape: tuple[int, ...]
-        if any(isinstance(la, CONV_TYPES) or hasattr(la, "out_shape")  # conv, recurrent, norm
-               or hasattr(la, "shape_for") for la in self.layers):
+        if any(isinstance(la, CONV_TYPES) or shaped_layer(la)  # conv, sequence layers, norm
+               or hasattr(la, "out_shape") or hasattr(la, "shape_for") for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
             self.n_inputs = int(np.prod(self.input_shape))
             self.n_outputs = width

@@ -19,6 +19,8 @@ next to each, the op's rules for every back end, entered in the tables of
                                        ``NormStandardizeTDot``, ``NormScaleShift``,
                                        ``NormColMean``
 :mod:`symnn.ops.recurrent`             ``RecRow``, ``RecRowT``, ``RecStack``, ``RecStop``
+:mod:`symnn.ops.attention`             ``AttnMatMul``, ``AttnSoftmax``, ``AttnSoftmaxT``,
+                                       ``AttnRowDot``, ``AttnRowScale``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -40,6 +42,16 @@ outputs: s
 
 from __future__ import annotations
 
+# -- self-attention (attn) --
+from symnn.ops.attention import (  # noqa: E402
+    AttnMatMul,
+    AttnRowDot,
+    AttnRowScale,
+    AttnSoftmax,
+    AttnSoftmaxT,
+    MatDims,
+    RowDims,
+)
 from symnn.ops.concat import Concat, Slice  # graphs (symnn.Graph, issue 13)
 from symnn.ops.conv import Conv1D, ConvT1D, ConvWMean, Geom, Pool
 from symnn.ops.elementwise import Map
@@ -127,4 +139,12 @@ __all__ = [
     "NormStandardizeTDot",
     "NormScaleShift",
     "NormColMean",
+    # -- self-attention (attn) --
+    "AttnMatMul",
+    "AttnSoftmax",
+    "AttnSoftmaxT",
+    "AttnRowDot",
+    "AttnRowScale",
+    "MatDims",
+    "RowDims",
 ]

@@ -14,8 +14,8 @@ import re
 import numpy as np
 
 from symnn import ops as P
-from symnn.codegen.numba.masks import seed_masks, with_mask_arg
 from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its family's rules
+    emit_attention,  # noqa: F401,E402 - self-attention
     emit_concat,
     emit_conv,
     emit_elementwise,
@@ -26,6 +26,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_reduce,
     emit_softmax,
 )
+from symnn.codegen.numba.masks import seed_masks, with_mask_arg
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.passes import drop_dirac, sum_values
 from symnn.codegen.numba.runtime import runtime_fingerprint, runtime_names

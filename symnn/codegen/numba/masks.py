@@ -24,8 +24,6 @@ function here returns its input unchanged when the program has no mask.
 
 from __future__ import annotations
 
-from symnn.codegen.numba.slots import Slot
-
 __all__ = ["MASK_ARG", "masks_of", "mask_width", "with_mask_arg", "seed_masks"]
 
 #: The kernel argument holding the masks.
@@ -53,6 +51,8 @@ def with_mask_arg(derived, args: tuple) -> tuple:
 def seed_masks(derived, w, ops, seeds: dict) -> None:
     """Give every mask that ``ops`` read a block of ``w``'s work buffer, filled from ``M``
     before the ops run (nothing without masks)."""
+    from symnn.codegen.numba.slots import Slot  # (here: slots imports the IR, and SymPy)
+
     masks = masks_of(derived)
     if not masks:
         return

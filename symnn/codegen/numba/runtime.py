@@ -582,3 +582,83 @@ def _no_inline(disp) -> None:
         except Exception:  # pragma: no cover - depends on Numba internals
             continue
 
+
+
+# -- self-attention (issue 13: symnn.codegen.numba.emit_attention) ------------------------------
+# Every operand is addressed as off + i·bs + k·ks (+ its position): sample i, direction k;
+# bs, ks are 0 for what does not vary with them (a parameter; a value without directions).
+
+
+@_runtime("v:aiiiiiaiiiiiiiiiisiaiii")
+def _attn_mm(A, oa, abs_, aks, ars, acs, Bm, ob, bbs, bks, brs, bcs, B, K, m, kk, n, scale,
+             mean, out, oo, obs, oks):
+    """out (m, n) ← scale · op(A) op(B) for every sample i and direction k, op(A)[r, q] at
+    ``r·ars + q·acs`` and op(B)[q, c] at ``q·brs + c·bcs``; ``mean``: out (K, m, n) cleared,
+    then the sum over the samples (the caller's scale holds 1/B)."""
+    if mean:
+        for q in range(K * m * n):
+            out[_u(oo + q)] = 0.0
+    for i in range(B):
+        for k in range(K):
+            a0 = oa + i * abs_ + k * aks
+            b0 = ob + i * bbs + k * bks
+            o0 = oo + i * obs + k * oks
+            for r in range(m):
+                for c in range(n):
+                    s = 0.0
+                    for q in range(kk):
+                        s += A[_u(a0 + r * ars + q * acs)] * Bm[_u(b0 + q * brs + c * bcs)]
+                    if mean:
+                        out[_u(o0 + r * n + c)] += s * scale
+                    else:
+                        out[_u(o0 + r * n + c)] = s * scale
+
+
+@_runtime("v:aiiiiiai")
+def _attn_softmax(Z, oz, R, T, n, causal, out, oo):
+    """Each row of the R (T, n) matrices Z[oz:] → its softmax in out[oo:], the row maximum
+    subtracted first; ``causal``: entries u > t are 0."""
+    for i in range(R):
+        for t in range(T):
+            o = oz + (i * T + t) * n
+            p = oo + (i * T + t) * n
+            j = min(n, t + 1) if causal else n
+            mx = Z[_u(o)]
+            for c in range(1, j):
+                mx = max(mx, Z[_u(o + c)])
+            s = 0.0
+            for c in range(j):
+                e = _exp(Z[_u(o + c)] - mx)
+                out[_u(p + c)] = e
+                s += e
+            inv = 1.0 / s
+            for c in range(j):
+                out[_u(p + c)] *= inv
+            for c in range(j, n):
+                out[_u(p + c)] = 0.0
+
+
+@_runtime("v:aiiiaiiiiiiiiaiii")
+def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs, oks):
+    """Row by row of (T, n) matrices U, V: what 0 → out = U ⊙ (V − rowsum(U ⊙ V)) (the row
+    softmax's Jacobian at U times V); 1 → out[t] = rowsum(U ⊙ V); 2 → out[t, c] = U[t, c]·V[t]
+    (V of length T)."""
+    for i in range(B):
+        for k in range(K):
+            a0 = ou + i * ubs + k * uks
+            b0 = ov + i * vbs + k * vks
+            o0 = oo + i * obs + k * oks
+            for t in range(T):
+                if what == 2:
+                    e = V[_u(b0 + t)]
+                    for c in range(n):
+                        out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * e
+                    continue
+                s = 0.0
+                for c in range(n):
+                    s += U[_u(a0 + t * n + c)] * V[_u(b0 + t * n + c)]
+                if what == 1:
+                    out[_u(o0 + t)] = s
+                    continue
+                for c in range(n):
+                    out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * (V[_u(b0 + t * n + c)] - s)
