@@ -5,7 +5,7 @@ Workloads (loss + gradient with respect to every parameter, at B = 1, 32, 256 by
 1. **conv**: input ``(1, L)`` (L = 128), ``Conv1D(1, C, k)`` → relu → ``Conv1D(C, C, k)`` →
    relu → ``Flatten`` → ``Dense(·, n_out)`` → softmax, cross-entropy (C = 16, k = 5,
    n_out = 4);
-2. **rnn**: input ``(T, n_in)`` (T = 20 by default, ``--T 50`` for issue 13's figure;
+2. **rnn**: input ``(T, n_in)`` (T = 50 by default, issue 13's figure; ``--T`` to change it;
    n_in = 4), ``RNN(n_in, H)`` (tanh, H = 64, the last state) → ``Dense(H, n_out)``, MSE.
 
 symnn unrolls the recurrence over time (:mod:`symnn.declare.recurrent`), so its derive +
@@ -66,7 +66,7 @@ class Sizes:
     L: int = 128        # conv input length
     C: int = 16         # conv channels
     k: int = 5          # conv kernel
-    T: int = 20         # RNN sequence length
+    T: int = 50         # RNN sequence length
     n_in: int = 4       # RNN input width
     H: int = 64         # RNN hidden width
     n_out: int = 4      # outputs of the final Dense layer
@@ -365,7 +365,7 @@ def _parse(argv):
     p.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--min-time", type=float, default=0.02)
-    p.add_argument("--T", type=int, default=None, help="RNN sequence length (default 20)")
+    p.add_argument("--T", type=int, default=None, help="RNN sequence length (default 50)")
     p.add_argument("--batches", default="1,32,256")
     p.add_argument("--only", choices=("conv", "rnn"), default=None)
     p.add_argument("--reuse-cache", action="store_true",
