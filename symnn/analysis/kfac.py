@@ -91,24 +91,26 @@ class KroneckerFactors:
 
 
 def _layers(ev: Evaluated) -> list:
-    """``(weight Var, offset, bias Var or None, bias offset, op)`` per Dense or Conv1D layer
-    (``op`` the weight gradient's ``OuterMean`` or ``ConvWMean``)."""
-    single = {}
+    """``(weight Var, offset, bias Var or None, bias offset, ops)`` per layer: ``ops`` the
+    weight gradient's terms — one ``OuterMean`` (Dense), one ``ConvWMean`` (Conv1D) or one
+    ``OuterMean`` per step that applies a shared weight (a recurrent layer)."""
+    terms = {}
     for p, off, _size in ev.layout:
-        terms = ev.data_terms(ev.grad_var(p))
-        if len(terms) == 1:
-            single[p] = (terms[0], off)
+        ts = ev.data_terms(ev.grad_var(p))
+        if ts:
+            terms[p] = (tuple(ts), off)
     biases = {}
-    for p, (op, off) in single.items():
-        if isinstance(op, P.BatchMean):
-            biases[op.u] = (p, off)
-        elif isinstance(op, P.ChannelMean):
-            biases[op.v] = (p, off)
+    for p, (ts, off) in terms.items():
+        if all(isinstance(t, P.BatchMean) for t in ts):
+            biases[frozenset(t.u for t in ts)] = (p, off)
+        elif len(ts) == 1 and isinstance(ts[0], P.ChannelMean):
+            biases[frozenset([ts[0].v])] = (p, off)
     out = []
-    for p, (op, off) in single.items():
-        if isinstance(op, (P.OuterMean, P.ConvWMean)):
-            q, qoff = biases.get(op.u, (None, None))
-            out.append((p, off, q, qoff, op))
+    for p, (ts, off) in terms.items():
+        if all(isinstance(t, P.OuterMean) for t in ts) or (
+                len(ts) == 1 and isinstance(ts[0], P.ConvWMean)):
+            q, qoff = biases.get(frozenset(t.u for t in ts), (None, None))
+            out.append((p, off, q, qoff, ts))
     return out
 
 
@@ -132,15 +134,26 @@ def patches(x: np.ndarray, g) -> np.ndarray:
     return out.reshape(B, g.l_out, g.c_in * g.k)
 
 
-def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
-    """``A`` of a layer from its input ``a`` ``(B, n_in)`` (a convolution: KFC's patches)."""
-    B = a.shape[0]
-    if not isinstance(op, P.ConvWMean):
-        if bias:
-            a = np.concatenate([a, np.ones((B, 1))], axis=1)
-        return a.T @ a / B
-    T = op.g.l_out
-    pa = patches(a, op.g)                                       # (B, T, C_in·k)
+def _inputs(env: dict, ops: tuple, B: int) -> np.ndarray:
+    """``(B, T, n_in)``: the input each of the ``T`` applications of a weight reads (a
+    convolution: its patches; a recurrent weight: ``a_t`` of every step)."""
+    if isinstance(ops[0], P.ConvWMean):
+        return patches(np.asarray(env[ops[0].v]), ops[0].g)
+    return np.stack([np.asarray(env[op.v]) for op in ops], axis=1)
+
+
+def _cotangents(env: dict, ops: tuple) -> np.ndarray:
+    """``(rows, T, n_out)``: the output cotangent of each of the ``T`` applications."""
+    if isinstance(ops[0], P.ConvWMean):
+        g = ops[0].g
+        return np.asarray(env[ops[0].u]).reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)
+    return np.stack([np.asarray(env[op.u]) for op in ops], axis=1)
+
+
+def _a_factor(pa: np.ndarray, bias: bool, conv: str) -> np.ndarray:
+    """``A`` from the inputs ``pa`` ``(B, T, n_in)`` of the ``T`` applications (module
+    notes; ``T = 1``: a Dense layer's ``(1/B) Σ ā āᵀ``)."""
+    B, T = pa.shape[:2]
     if bias:
         pa = np.concatenate([pa, np.ones((B, T, 1))], axis=2)
     if conv == "expand":
@@ -150,15 +163,12 @@ def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
     return pm.T @ pm / B
 
 
-def _g_factor(gr: np.ndarray, op, wr: np.ndarray, conv: str) -> np.ndarray:
-    """``Σ_r w_r (…)`` part of ``G`` from the rows' output cotangents ``gr`` (``wr``: the
-    rows' weights, 1/B included)."""
-    if not isinstance(op, P.ConvWMean):
-        return _weighted_gram(gr, wr)
-    g = op.g
-    gs = gr.reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)    # (rows, T, C_out)
+def _g_factor(gs: np.ndarray, wr: np.ndarray, conv: str) -> np.ndarray:
+    """``Σ_r w_r (…)`` part of ``G`` from the rows' cotangents ``gs`` ``(rows, T, n_out)``
+    (``wr``: the rows' weights, 1/B included)."""
+    T = gs.shape[1]
     if conv == "expand":
-        return _weighted_gram(gs.reshape(-1, g.c_out), np.repeat(wr, g.l_out))
+        return _weighted_gram(gs.reshape(-1, gs.shape[2]), np.repeat(wr, T))
     return _weighted_gram(gs.sum(axis=1), wr)
 
 
@@ -221,18 +231,18 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
         hi = min(ev.B, lo + step)
         env, rows = backprop_columns(ev, S, lo, hi)
         wr = w[lo:hi].reshape(rows) / ev.B
-        for p, *_, op in layers:
-            G[p] = G[p] + _g_factor(np.asarray(env[op.u]), op, wr, conv)
+        for p, *_, ops in layers:
+            G[p] = G[p] + _g_factor(_cotangents(env, ops), wr, conv)
     out = {}
-    for p, off, q, qoff, op in layers:
-        A = _a_factor(np.asarray(ev.env[op.v]), op, q is not None, conv)
+    for p, off, q, qoff, ops in layers:
+        pa = _inputs(ev.env, ops, ev.B)
+        A = _a_factor(pa, q is not None, conv)
         bias = None if q is None else q.name
-        if isinstance(op, P.ConvWMean):
-            index = _index(op.g.c_out, op.g.c_in * op.g.k, off, qoff)
-            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, op.g.l_out, conv)
-        else:
-            index = _index(p.shape[0], p.shape[1], off, qoff)
-            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index)
+        T, n_in = pa.shape[1:]
+        index = _index(G[p].shape[0], n_in, off, qoff)
+        shared = isinstance(ops[0], P.ConvWMean) or T > 1
+        out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, T,
+                                       conv if shared else None)
     return out
 
 
