@@ -210,3 +210,17 @@ def test_kfac_fits_an_rnn():
     res = fit(m, X, y, KFAC(), epochs=15, progress=False, seed=0)
     loss = res.history.loss
     assert np.isfinite(loss[-1]) and loss[-1] < 0.5 * loss[0]
+
+
+def test_truncated_steps_and_the_bias_pairing():
+    """truncate=2 of T=4: the gradient reaches steps 3 and 4 only, so W_xh, W_hh and b have
+    the same two cotangents; b is still W_xh's bias (its affine op adds it), not W_hh's."""
+    m = symnn.Network([symnn.RNN(NI, NH, length=4, truncate=2), symnn.Dense(NH, M)],
+                      loss="mse").compile()
+    rng = np.random.default_rng(5)
+    theta, X, y = m.init(1), rng.normal(size=(B, 4 * NI)), rng.normal(size=(B, M))
+    f = kfac_factors(m, theta, X, y)
+    assert (f["W_xh1"].bias, f["W_hh1"].bias) == ("b1", None)
+    assert f["W_xh1"].positions == f["W_hh1"].positions == 2
+    A, _ = _hand_factors(X.reshape(B, 4, NI)[:, 2:], np.zeros((B, 1, 2, 1)), True, "expand")
+    assert _rel(f["W_xh1"].A, A) < RTOL

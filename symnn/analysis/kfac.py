@@ -1,4 +1,4 @@
-"""Kronecker factors of the Gauss-Newton matrix per Dense and Conv1D layer (K-FAC / KFLR / KFC).
+"""Kronecker factors of the Gauss-Newton matrix per Dense, Conv1D and recurrent weight (K-FAC).
 
 A Dense layer ``z = W a + b`` has the per-sample gradient ``δ āᵀ`` for ``W̄ = [W b]``
 (``ā = [a; 1]``), so its block of the Gauss-Newton matrix (``model.gnvp``'s, without the
@@ -36,9 +36,24 @@ With ``T = 1`` both are the Dense factors.  (BackPACK 1.7's KFLR for ``Conv1d`` 
 ``T·A_expand`` without the bias row for the weight and ``G_reduce`` for both: a product of
 the two conventions; ``tests/test_kfac_conv.py`` maps it.)
 
-The layers are found in the derived program, not by name: a parameter whose gradient is one
-``OuterMean(δ, a)`` (or ``ConvWMean(δ, a)``) is a weight, and a parameter whose gradient is
-``BatchMean(δ)`` (``ChannelMean(δ)``) with the same ``δ`` is its bias.
+**Recurrent layers** (RNN, GRU: the recurrence unrolled, :mod:`symnn.declare.recurrent`).  A
+weight applied at ``R`` steps — ``W_xh`` reads ``a_t = x_t``, ``W_hh`` reads ``a_t = h_{t−1}``,
+each with the cotangent ``g_t`` of its affine op's output — has the gradient
+``Σ_t g_t ā_tᵀ``, one ``OuterMean`` per step in the derived program, and takes the same two
+approximations with the steps as the positions (``T`` → ``R``, ``p̄_st`` → ``ā_st``):
+expand ``A = (1/(B R)) Σ_s Σ_t ā ā ᵀ``, ``G = (1/B) Σ_s Σ_c w_c Σ_t g gᵀ``; reduce
+``A = (1/B) Σ_s ā̂ ā̂ᵀ`` (``ā̂`` the mean over the steps), ``G = (1/B) Σ_s Σ_c w_c ĝ ĝᵀ``
+(``ĝ = Σ_t g_t``: the bias's exact block).  ``R`` counts the affine ops the gradient
+reaches: an RNN's ``W_hh`` acts from step 2 (``h_0 = 0`` is not multiplied), so ``R = T − 1``
+for it and ``R = T`` for ``W_xh``; a GRU multiplies ``h_0 = 0`` too (``R = T``, ``a_1 = 0``);
+with ``truncate`` only the steps the truncated gradient reaches count.  ``R = 1`` is the
+Dense layer, and a one-step RNN's factors are its equivalent Dense network's.
+
+The layers are found in the derived program, not by name: a parameter whose gradient is
+``OuterMean(δ_t, a_t)`` summed over its ``R ≥ 1`` applications (or one ``ConvWMean(δ, a)``)
+is a weight, and a parameter whose gradient is ``BatchMean(δ_t)`` summed over the same
+``δ_t`` (``ChannelMean(δ)``) is its bias — when the affine ops reading the weight add that
+bias (an RNN's ``W_hh`` has none).
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ __all__ = ["KroneckerFactors", "kfac_factors", "kfac_error"]
 
 @dataclass(frozen=True)
 class KroneckerFactors:
-    """The factors of one Dense or Conv1D layer.
+    """The factors of one Dense, Conv1D or recurrent weight.
 
     Attributes
     ----------
@@ -72,9 +87,11 @@ class KroneckerFactors:
         The flat-layout indices of ``W̄ = [W b]`` in row-major order: ``G ⊗ A`` is the
         approximation of the Gauss-Newton block ``GGN[np.ix_(index, index)]``.
     positions : int
-        ``T``, the output positions sharing the weight (1 for a Dense layer).
+        ``T``, the output positions sharing the weight (a recurrent weight: ``R``, the
+        steps applying it; 1 for a Dense layer).
     conv : str or None
-        ``"expand"`` or ``"reduce"`` for a convolution, None for a Dense layer.
+        ``"expand"`` or ``"reduce"`` for a convolution or a weight shared over ``R > 1``
+        steps, None for a Dense layer.
     """
 
     weight: str
@@ -105,11 +122,17 @@ def _layers(ev: Evaluated) -> list:
             biases[frozenset(t.u for t in ts)] = (p, off)
         elif len(ts) == 1 and isinstance(ts[0], P.ChannelMean):
             biases[frozenset([ts[0].v])] = (p, off)
+    added = {}  # the biases the affine ops reading a weight add (RNN: W_hh adds none)
+    for op in ev.derived.program.ops:
+        if isinstance(op, P.Affine):
+            added.setdefault(op.W, set()).add(op.b)
     out = []
     for p, (ts, off) in terms.items():
         if all(isinstance(t, P.OuterMean) for t in ts) or (
                 len(ts) == 1 and isinstance(ts[0], P.ConvWMean)):
             q, qoff = biases.get(frozenset(t.u for t in ts), (None, None))
+            if p in added and added[p] != {q}:
+                q, qoff = None, None
             out.append((p, off, q, qoff, ts))
     return out
 
@@ -199,28 +222,29 @@ def _check_options(kind: str, mc_samples, conv: str) -> None:
 
 def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | None = None,
                  seed: int = 0, conv: str = "expand") -> dict:
-    """The Kronecker factors ``A``, ``G`` of every Dense and Conv1D layer:
-    ``{weight name: KroneckerFactors}``, in the order of the flat layout.
+    """The Kronecker factors ``A``, ``G`` of every Dense, Conv1D and recurrent weight
+    (RNN, GRU): ``{weight name: KroneckerFactors}``, in the order of the flat layout.
 
     ``kind="kflr"``: ``G`` from the exact square root of the loss Hessian (one backward
     column per output); ``kind="kfac"``: from ``mc_samples`` (default 1) sampled targets
-    per sample (seeded by ``seed``).  ``conv``: the convolutions' approximation,
-    ``"expand"`` (KFC) or ``"reduce"``.  See the module docstring for the scaling.
+    per sample (seeded by ``seed``).  ``conv``: the approximation of a weight shared
+    over positions or steps (convolutions, recurrences), ``"expand"`` (KFC) or
+    ``"reduce"``.  See the module docstring for the scaling.
 
     Raises
     ------
     AnalysisError
         An unknown ``kind`` or ``conv``; ``mc_samples`` with ``kind="kflr"``; a model with
-        no Dense or Conv1D layer (a custom ``Model``).
+        no Dense, Conv1D or recurrent layer (a custom ``Model``).
     """
     _check_options(kind, mc_samples, conv)
     ev = evaluate_program(model, theta, X, y)
     layers = _layers(ev)
     if not layers:
         raise AnalysisError(
-            f"{type(ev.derived.declared).__name__} {ev.derived.declared.name!r} has no Dense "
-            "or Conv1D layer (no parameter whose gradient is an outer product δ aᵀ); K-FAC "
-            "factors need one — use diag_ggn for a custom model"
+            f"{type(ev.derived.declared).__name__} {ev.derived.declared.name!r} has no Dense, "
+            "Conv1D or recurrent layer (no parameter whose gradient is an outer product "
+            "δ aᵀ); K-FAC factors need one — use diag_ggn for a custom model"
         )
     if kind == "kfac" and mc_samples is None:
         mc_samples = 1
