@@ -224,3 +224,14 @@ def test_truncated_steps_and_the_bias_pairing():
     assert f["W_xh1"].positions == f["W_hh1"].positions == 2
     A, _ = _hand_factors(X.reshape(B, 4, NI)[:, 2:], np.zeros((B, 1, 2, 1)), True, "expand")
     assert _rel(f["W_xh1"].A, A) < RTOL
+
+
+def test_curvature_equations_refuse_a_recurrent_weight_by_name():
+    from symnn.analysis import curvature_equations
+    from symnn.errors import AnalysisError
+
+    net = symnn.Network([symnn.RNN(NI, NH, length=T), symnn.Dense(NH, M)], loss="mse")
+    with pytest.raises(AnalysisError, match="W_xh1, W_hh1 are applied at several steps"):
+        curvature_equations(net)
+    one = symnn.Network([symnn.RNN(NI, NH, length=1), symnn.Dense(NH, M)], loss="mse")
+    assert "A⁽²⁾" in str(curvature_equations(one))   # one step: Dense formulas
