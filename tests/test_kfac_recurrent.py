@@ -235,3 +235,15 @@ def test_curvature_equations_refuse_a_recurrent_weight_by_name():
         curvature_equations(net)
     one = symnn.Network([symnn.RNN(NI, NH, length=1), symnn.Dense(NH, M)], loss="mse")
     assert "A⁽²⁾" in str(curvature_equations(one))   # one step: Dense formulas
+
+
+def test_the_operator_is_the_block_diagonal_of_the_recurrent_factors():
+    from symnn.analysis import kfac_operator
+
+    m, theta, X, y = _case("rnn")
+    f = kfac_factors(m, theta, X, y)
+    dense = np.zeros((m.n_params, m.n_params))
+    for fac in f.values():
+        dense[np.ix_(fac.index, fac.index)] = fac.kron()
+    v = np.random.default_rng(2).normal(size=m.n_params)
+    assert _rel(kfac_operator(m, theta, X, y) @ v, dense @ v) < RTOL
