@@ -247,3 +247,12 @@ def test_the_operator_is_the_block_diagonal_of_the_recurrent_factors():
         dense[np.ix_(fac.index, fac.index)] = fac.kron()
     v = np.random.default_rng(2).normal(size=m.n_params)
     assert _rel(kfac_operator(m, theta, X, y) @ v, dense @ v) < RTOL
+
+
+def test_kfac_refuses_a_one_step_rnn_naming_w_hh():
+    """T = 1: W_hh multiplies nothing, has no factors, and KFAC says so when fit starts."""
+    from symnn.train import KFAC, fit
+
+    m, _theta, X, y = _case("rnn", T=1, B=6)
+    with pytest.raises(symnn.DeclarationError, match="W_hh1"):
+        fit(m, X, y, KFAC(), epochs=1, progress=False)

@@ -180,7 +180,8 @@ def curvature_equations(model, kind: str = "kflr", conv: str = "expand") -> Equa
     Raises
     ------
     AnalysisError
-        An unknown ``kind`` / ``conv``; a model with no Dense or Conv1D layer.
+        An unknown ``kind`` / ``conv``; a model with no Dense or Conv1D layer; a weight
+        applied at several steps (a recurrent layer: not printed yet).
     """
     if kind not in ("kflr", "kfac") or conv not in ("expand", "reduce"):
         raise AnalysisError(f"kind = {kind!r}, conv = {conv!r}; use kind 'kflr' or 'kfac' "
