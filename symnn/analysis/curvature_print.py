@@ -180,7 +180,8 @@ def curvature_equations(model, kind: str = "kflr", conv: str = "expand") -> Equa
     Raises
     ------
     AnalysisError
-        An unknown ``kind`` / ``conv``; a model with no Dense or Conv1D layer.
+        An unknown ``kind`` / ``conv``; a model with no Dense or Conv1D layer; a weight
+        applied at several steps (a recurrent layer: not printed yet).
     """
     if kind not in ("kflr", "kfac") or conv not in ("expand", "reduce"):
         raise AnalysisError(f"kind = {kind!r}, conv = {conv!r}; use kind 'kflr' or 'kfac' "
@@ -189,9 +190,15 @@ def curvature_equations(model, kind: str = "kflr", conv: str = "expand") -> Equa
     layers = _layers(Evaluated(derived, {}, 0))
     if not layers:
         raise AnalysisError("the model has no Dense or Conv1D layer; nothing to print")
+    shared = [p.name for p, *_, ops in layers if len(ops) > 1]
+    if shared:  # (recurrent K-FAC, rkfac) the formulas of a weight shared over steps
+        raise AnalysisError(
+            f"curvature_equations prints Dense and Conv1D layers; {', '.join(shared)} "
+            "are applied at several steps (a recurrent layer), whose formulas it does not "
+            "print yet — kfac_factors evaluates them (symnn.analysis.kfac's module notes)")
     diag, kf = [], []
-    for ell, (p, _off, q, _qoff, op) in enumerate(layers, 1):
-        d, k = _layer_equations(p, q, op, conv, ell)
+    for ell, (p, _off, q, _qoff, ops) in enumerate(layers, 1):
+        d, k = _layer_equations(p, q, ops[0], conv, ell)
         diag += d
         kf += k
     cols = ("c over the m columns of S (exact)" if kind == "kflr" else

@@ -1,4 +1,4 @@
-"""Kronecker factors of the Gauss-Newton matrix per Dense and Conv1D layer (K-FAC / KFLR / KFC).
+"""Kronecker factors of the Gauss-Newton matrix per Dense, Conv1D and recurrent weight (K-FAC).
 
 A Dense layer ``z = W a + b`` has the per-sample gradient ``δ āᵀ`` for ``W̄ = [W b]``
 (``ā = [a; 1]``), so its block of the Gauss-Newton matrix (``model.gnvp``'s, without the
@@ -36,9 +36,24 @@ With ``T = 1`` both are the Dense factors.  (BackPACK 1.7's KFLR for ``Conv1d`` 
 ``T·A_expand`` without the bias row for the weight and ``G_reduce`` for both: a product of
 the two conventions; ``tests/test_kfac_conv.py`` maps it.)
 
-The layers are found in the derived program, not by name: a parameter whose gradient is one
-``OuterMean(δ, a)`` (or ``ConvWMean(δ, a)``) is a weight, and a parameter whose gradient is
-``BatchMean(δ)`` (``ChannelMean(δ)``) with the same ``δ`` is its bias.
+**Recurrent layers** (RNN, GRU: the recurrence unrolled, :mod:`symnn.declare.recurrent`).  A
+weight applied at ``R`` steps — ``W_xh`` reads ``a_t = x_t``, ``W_hh`` reads ``a_t = h_{t−1}``,
+each with the cotangent ``g_t`` of its affine op's output — has the gradient
+``Σ_t g_t ā_tᵀ``, one ``OuterMean`` per step in the derived program, and takes the same two
+approximations with the steps as the positions (``T`` → ``R``, ``p̄_st`` → ``ā_st``):
+expand ``A = (1/(B R)) Σ_s Σ_t ā ā ᵀ``, ``G = (1/B) Σ_s Σ_c w_c Σ_t g gᵀ``; reduce
+``A = (1/B) Σ_s ā̂ ā̂ᵀ`` (``ā̂`` the mean over the steps), ``G = (1/B) Σ_s Σ_c w_c ĝ ĝᵀ``
+(``ĝ = Σ_t g_t``: the bias's exact block).  ``R`` counts the affine ops the gradient
+reaches: an RNN's ``W_hh`` acts from step 2 (``h_0 = 0`` is not multiplied), so ``R = T − 1``
+for it and ``R = T`` for ``W_xh``; a GRU multiplies ``h_0 = 0`` too (``R = T``, ``a_1 = 0``);
+with ``truncate`` only the steps the truncated gradient reaches count.  ``R = 1`` is the
+Dense layer, and a one-step RNN's factors are its equivalent Dense network's.
+
+The layers are found in the derived program, not by name: a parameter whose gradient is
+``OuterMean(δ_t, a_t)`` summed over its ``R ≥ 1`` applications (or one ``ConvWMean(δ, a)``)
+is a weight, and a parameter whose gradient is ``BatchMean(δ_t)`` summed over the same
+``δ_t`` (``ChannelMean(δ)``) is its bias — when the affine ops reading the weight add that
+bias (an RNN's ``W_hh`` has none).
 """
 
 from __future__ import annotations
@@ -58,7 +73,7 @@ __all__ = ["KroneckerFactors", "kfac_factors", "kfac_error"]
 
 @dataclass(frozen=True)
 class KroneckerFactors:
-    """The factors of one Dense or Conv1D layer.
+    """The factors of one Dense, Conv1D or recurrent weight.
 
     Attributes
     ----------
@@ -72,9 +87,11 @@ class KroneckerFactors:
         The flat-layout indices of ``W̄ = [W b]`` in row-major order: ``G ⊗ A`` is the
         approximation of the Gauss-Newton block ``GGN[np.ix_(index, index)]``.
     positions : int
-        ``T``, the output positions sharing the weight (1 for a Dense layer).
+        ``T``, the output positions sharing the weight (a recurrent weight: ``R``, the
+        steps applying it; 1 for a Dense layer).
     conv : str or None
-        ``"expand"`` or ``"reduce"`` for a convolution, None for a Dense layer.
+        ``"expand"`` or ``"reduce"`` for a convolution or a weight shared over ``R > 1``
+        steps, None for a Dense layer.
     """
 
     weight: str
@@ -91,24 +108,32 @@ class KroneckerFactors:
 
 
 def _layers(ev: Evaluated) -> list:
-    """``(weight Var, offset, bias Var or None, bias offset, op)`` per Dense or Conv1D layer
-    (``op`` the weight gradient's ``OuterMean`` or ``ConvWMean``)."""
-    single = {}
+    """``(weight Var, offset, bias Var or None, bias offset, ops)`` per layer: ``ops`` the
+    weight gradient's terms — one ``OuterMean`` (Dense), one ``ConvWMean`` (Conv1D) or one
+    ``OuterMean`` per step that applies a shared weight (a recurrent layer)."""
+    terms = {}
     for p, off, _size in ev.layout:
-        terms = ev.data_terms(ev.grad_var(p))
-        if len(terms) == 1:
-            single[p] = (terms[0], off)
+        ts = ev.data_terms(ev.grad_var(p))
+        if ts:
+            terms[p] = (tuple(ts), off)
     biases = {}
-    for p, (op, off) in single.items():
-        if isinstance(op, P.BatchMean):
-            biases[op.u] = (p, off)
-        elif isinstance(op, P.ChannelMean):
-            biases[op.v] = (p, off)
+    for p, (ts, off) in terms.items():
+        if all(isinstance(t, P.BatchMean) for t in ts):
+            biases[frozenset(t.u for t in ts)] = (p, off)
+        elif len(ts) == 1 and isinstance(ts[0], P.ChannelMean):
+            biases[frozenset([ts[0].v])] = (p, off)
+    added = {}  # the biases the affine ops reading a weight add (RNN: W_hh adds none)
+    for op in ev.derived.program.ops:
+        if isinstance(op, P.Affine):
+            added.setdefault(op.W, set()).add(op.b)
     out = []
-    for p, (op, off) in single.items():
-        if isinstance(op, (P.OuterMean, P.ConvWMean)):
-            q, qoff = biases.get(op.u, (None, None))
-            out.append((p, off, q, qoff, op))
+    for p, (ts, off) in terms.items():
+        if all(isinstance(t, P.OuterMean) for t in ts) or (
+                len(ts) == 1 and isinstance(ts[0], P.ConvWMean)):
+            q, qoff = biases.get(frozenset(t.u for t in ts), (None, None))
+            if p in added and added[p] != {q}:
+                q, qoff = None, None
+            out.append((p, off, q, qoff, ts))
     return out
 
 
@@ -132,15 +157,26 @@ def patches(x: np.ndarray, g) -> np.ndarray:
     return out.reshape(B, g.l_out, g.c_in * g.k)
 
 
-def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
-    """``A`` of a layer from its input ``a`` ``(B, n_in)`` (a convolution: KFC's patches)."""
-    B = a.shape[0]
-    if not isinstance(op, P.ConvWMean):
-        if bias:
-            a = np.concatenate([a, np.ones((B, 1))], axis=1)
-        return a.T @ a / B
-    T = op.g.l_out
-    pa = patches(a, op.g)                                       # (B, T, C_in·k)
+def _inputs(env: dict, ops: tuple, B: int) -> np.ndarray:
+    """``(B, T, n_in)``: the input each of the ``T`` applications of a weight reads (a
+    convolution: its patches; a recurrent weight: ``a_t`` of every step)."""
+    if isinstance(ops[0], P.ConvWMean):
+        return patches(np.asarray(env[ops[0].v]), ops[0].g)
+    return np.stack([np.asarray(env[op.v]) for op in ops], axis=1)
+
+
+def _cotangents(env: dict, ops: tuple) -> np.ndarray:
+    """``(rows, T, n_out)``: the output cotangent of each of the ``T`` applications."""
+    if isinstance(ops[0], P.ConvWMean):
+        g = ops[0].g
+        return np.asarray(env[ops[0].u]).reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)
+    return np.stack([np.asarray(env[op.u]) for op in ops], axis=1)
+
+
+def _a_factor(pa: np.ndarray, bias: bool, conv: str) -> np.ndarray:
+    """``A`` from the inputs ``pa`` ``(B, T, n_in)`` of the ``T`` applications (module
+    notes; ``T = 1``: a Dense layer's ``(1/B) Σ ā āᵀ``)."""
+    B, T = pa.shape[:2]
     if bias:
         pa = np.concatenate([pa, np.ones((B, T, 1))], axis=2)
     if conv == "expand":
@@ -150,15 +186,12 @@ def _a_factor(a: np.ndarray, op, bias: bool, conv: str) -> np.ndarray:
     return pm.T @ pm / B
 
 
-def _g_factor(gr: np.ndarray, op, wr: np.ndarray, conv: str) -> np.ndarray:
-    """``Σ_r w_r (…)`` part of ``G`` from the rows' output cotangents ``gr`` (``wr``: the
-    rows' weights, 1/B included)."""
-    if not isinstance(op, P.ConvWMean):
-        return _weighted_gram(gr, wr)
-    g = op.g
-    gs = gr.reshape(-1, g.c_out, g.l_out).transpose(0, 2, 1)    # (rows, T, C_out)
+def _g_factor(gs: np.ndarray, wr: np.ndarray, conv: str) -> np.ndarray:
+    """``Σ_r w_r (…)`` part of ``G`` from the rows' cotangents ``gs`` ``(rows, T, n_out)``
+    (``wr``: the rows' weights, 1/B included)."""
+    T = gs.shape[1]
     if conv == "expand":
-        return _weighted_gram(gs.reshape(-1, g.c_out), np.repeat(wr, g.l_out))
+        return _weighted_gram(gs.reshape(-1, gs.shape[2]), np.repeat(wr, T))
     return _weighted_gram(gs.sum(axis=1), wr)
 
 
@@ -198,28 +231,29 @@ def _check_options(kind: str, mc_samples, conv: str) -> None:
 
 def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | None = None,
                  seed: int = 0, conv: str = "expand") -> dict:
-    """The Kronecker factors ``A``, ``G`` of every Dense and Conv1D layer:
-    ``{weight name: KroneckerFactors}``, in the order of the flat layout.
+    """The Kronecker factors ``A``, ``G`` of every Dense, Conv1D and recurrent weight
+    (RNN, GRU): ``{weight name: KroneckerFactors}``, in the order of the flat layout.
 
     ``kind="kflr"``: ``G`` from the exact square root of the loss Hessian (one backward
     column per output); ``kind="kfac"``: from ``mc_samples`` (default 1) sampled targets
-    per sample (seeded by ``seed``).  ``conv``: the convolutions' approximation,
-    ``"expand"`` (KFC) or ``"reduce"``.  See the module docstring for the scaling.
+    per sample (seeded by ``seed``).  ``conv``: the approximation of a weight shared
+    over positions or steps (convolutions, recurrences), ``"expand"`` (KFC) or
+    ``"reduce"``.  See the module docstring for the scaling.
 
     Raises
     ------
     AnalysisError
         An unknown ``kind`` or ``conv``; ``mc_samples`` with ``kind="kflr"``; a model with
-        no Dense or Conv1D layer (a custom ``Model``).
+        no Dense, Conv1D or recurrent layer (a custom ``Model``).
     """
     _check_options(kind, mc_samples, conv)
     ev = evaluate_program(model, theta, X, y)
     layers = _layers(ev)
     if not layers:
         raise AnalysisError(
-            f"{type(ev.derived.declared).__name__} {ev.derived.declared.name!r} has no Dense "
-            "or Conv1D layer (no parameter whose gradient is an outer product δ aᵀ); K-FAC "
-            "factors need one — use diag_ggn for a custom model"
+            f"{type(ev.derived.declared).__name__} {ev.derived.declared.name!r} has no Dense, "
+            "Conv1D or recurrent layer (no parameter whose gradient is an outer product "
+            "δ aᵀ); K-FAC factors need one — use diag_ggn for a custom model"
         )
     if kind == "kfac" and mc_samples is None:
         mc_samples = 1
@@ -230,18 +264,18 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
         hi = min(ev.B, lo + step)
         env, rows = backprop_columns(ev, S, lo, hi)
         wr = w[lo:hi].reshape(rows) / ev.B
-        for p, *_, op in layers:
-            G[p] = G[p] + _g_factor(np.asarray(env[op.u]), op, wr, conv)
+        for p, *_, ops in layers:
+            G[p] = G[p] + _g_factor(_cotangents(env, ops), wr, conv)
     out = {}
-    for p, off, q, qoff, op in layers:
-        A = _a_factor(np.asarray(ev.env[op.v]), op, q is not None, conv)
+    for p, off, q, qoff, ops in layers:
+        pa = _inputs(ev.env, ops, ev.B)
+        A = _a_factor(pa, q is not None, conv)
         bias = None if q is None else q.name
-        if isinstance(op, P.ConvWMean):
-            index = _index(op.g.c_out, op.g.c_in * op.g.k, off, qoff)
-            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, op.g.l_out, conv)
-        else:
-            index = _index(p.shape[0], p.shape[1], off, qoff)
-            out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index)
+        T, n_in = pa.shape[1:]
+        index = _index(G[p].shape[0], n_in, off, qoff)
+        shared = isinstance(ops[0], P.ConvWMean) or T > 1
+        out[p.name] = KroneckerFactors(p.name, bias, A, G[p], index, T,
+                                       conv if shared else None)
     return out
 
 

@@ -19,7 +19,7 @@ curvlinops' ``KFACInverseLinearOperator``, whose ``damping`` argument is ``δ`` 
 ==================  ======================================================================
 
 All three are computed from the eigendecompositions of ``A`` and ``G`` (taken once, when the
-inverse is made).  Every parameter must belong to a Dense or Conv1D layer (so that
+inverse is made).  Every parameter must belong to a Dense, Conv1D or recurrent layer (so that
 ``⊕_l G_l ⊗ A_l`` is a matrix over all of θ); the factors' conventions are
 :func:`symnn.analysis.kfac_factors`'s (``kind``, ``mc_samples``, ``conv``).
 
@@ -208,8 +208,8 @@ def kfac_operator(model, theta, X, y, kind: str = "kflr", **options) -> KFACOper
     Raises
     ------
     AnalysisError
-        As :func:`~symnn.analysis.kfac_factors`; a parameter that is in no Dense or Conv1D
-        layer (the operator would not be defined on it).
+        As :func:`~symnn.analysis.kfac_factors`; a parameter that is in no Dense, Conv1D or
+        recurrent layer (the operator would not be defined on it).
     """
     factors = kfac_factors(model, theta, X, y, kind, **options)
     covered = np.zeros(model.n_params, bool)
@@ -218,6 +218,7 @@ def kfac_operator(model, theta, X, y, kind: str = "kflr", **options) -> KFACOper
     if not covered.all():
         raise AnalysisError(
             f"{int((~covered).sum())} of the {model.n_params} parameters (flat indices from "
-            f"{int(np.flatnonzero(~covered)[0])}) are in no Dense or Conv1D layer; K-FAC has no "
+            f"{int(np.flatnonzero(~covered)[0])}) are in no Dense, Conv1D or recurrent "
+            "layer (a one-step RNN's W_hh acts on nothing); K-FAC has no "
             "block for them — use ggn_operator or fisher_operator for this model")
     return KFACOperator(factors, model.n_params)

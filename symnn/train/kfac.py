@@ -21,8 +21,9 @@ iteration, on the full training set (Martens & Grosse 2015):
    Gauss-Newton product (``model.gnvp``): ``ρ = (f(θ + v) − f(θ)) / (gᵀv + ½ vᵀ(G + ηI)v)``,
    ``λ ← ω λ`` if ρ < ¼, ``λ ← λ / ω`` if ρ > ¾.
 
-Every parameter must belong to a Dense or Conv1D layer (a convolution's factors: KFC,
-``conv="expand"``, :mod:`symnn.analysis.kfac`); other models (a custom ``Model``, a layer whose
+Every parameter must belong to a Dense, Conv1D, RNN or GRU layer (a convolution's factors:
+KFC, ``conv="expand"``; a recurrent weight's: the same over its steps,
+:mod:`symnn.analysis.kfac`); other models (a custom ``Model``, a layer whose
 gradient is not an outer product) are refused when ``fit`` starts, naming the alternatives.
 
 Examples
@@ -103,7 +104,7 @@ def _fraction(name: str, value, where: str) -> float:
 
 
 class _Layer:
-    """One Dense layer's averaged factors, their eigendecompositions and flat indices."""
+    """One layer's averaged factors, their eigendecompositions and flat indices."""
 
     def __init__(self, f) -> None:
         self.name = f.weight
@@ -272,7 +273,7 @@ class KFAC(SecondOrder):
             missing = [n for a, n in enumerate(s.names)
                        if not covered[s.bounds[a]:s.bounds[a + 1]].all()]
             raise DeclarationError(
-                f"KFAC preconditions Dense and Conv1D layers only; the parameters "
+                f"KFAC preconditions Dense, Conv1D, RNN and GRU layers only; the parameters "
                 f"{', '.join(missing)} are not in one; {alternative}")
         return {name: _Layer(f) for name, f in factors.items()}
 
