@@ -393,3 +393,17 @@ def test_fixed_points_of_a_bistable_rnn():
         assert np.isclose(p.eigenvalues[0], 2 * (1 - np.tanh(2 * p.h[0]) ** 2))
     with pytest.raises(symnn.AnalysisError, match="RNN"):
         fixed_points(symnn.mlp([1, 1]), {})
+
+
+def test_fit_with_truncated_bptt_skips_the_loss_checks_and_refuses_explicit_ones():
+    """The truncated gradient is not the loss's gradient: the default fit trains without
+    finite-difference checks, and an explicit check_every is refused with the reason."""
+    net = symnn.Network([symnn.RNN(2, 3, length=4, truncate=2), symnn.Dense(3, 1)],
+                        loss="mse")
+    model = net.compile()
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(16, 4, 2)), rng.normal(size=(16, 1))
+    res = symnn.fit(model, X, y, "adam", epochs=3, batch_size=8, progress=False)
+    assert np.all(np.isfinite(res.params))
+    with pytest.raises(symnn.ArgumentError, match="truncate"):
+        symnn.fit(model, X, y, "adam", epochs=1, progress=False, check_every=1)

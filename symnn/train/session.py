@@ -30,7 +30,7 @@ import numpy as np
 
 from symnn.check import gnvcheck, gradcheck, hesscheck
 from symnn.declare.layers import param_roles
-from symnn.errors import CheckError, TrainingError
+from symnn.errors import ArgumentError, CheckError, TrainingError
 from symnn.train import dropout
 from symnn.train.history import History
 
@@ -201,6 +201,13 @@ class Session:
         self.opt = opt
         self.X, self.Y, self.Xv, self.Yv = X, Y, Xv, Yv
         self.epochs = epochs
+        if check_every != 0 and _truncated(model):
+            if check_every is not None:
+                raise ArgumentError(
+                    f"fit: check_every={check_every} compares the gradient with finite "
+                    "differences of the loss, but a truncated-BPTT layer (truncate=k) trains "
+                    "with a gradient that is not the loss's; pass check_every=0 (or None)")
+            check_every = 0  # the truncated gradient is not the loss's: nothing to compare
         self.check_every = check_every
         self.callbacks = list(callbacks)
         self.progress = progress  # shows each epoch; closed with the reason training stopped
@@ -413,3 +420,14 @@ class Session:
                            self.steps, message)
         return TrainingInterrupted(message, params=params, history=self.history,
                                    result=result)
+
+
+def _truncated(model) -> bool:
+    """Whether a layer of the model's network trains by truncated BPTT (``truncate=k``):
+    its gradient is then not the loss's gradient, so finite differences cannot check it."""
+    from symnn.declare.blocks import flat_layers
+
+    declared = getattr(model, "declared", None)
+    if declared is None or not hasattr(declared, "layers"):
+        return False
+    return any(getattr(layer, "truncate", None) for layer, _l, _d in flat_layers(declared))
