@@ -248,6 +248,7 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
     """
     _check_options(kind, mc_samples, conv)
     ev = evaluate_program(model, theta, X, y)
+    _refuse_attention(ev)
     layers = _layers(ev)
     if not layers:
         raise AnalysisError(

@@ -423,7 +423,8 @@ def _first_shape(layers) -> tuple:
         bad = conv[0]
         raise DeclarationError(
             f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
-            "convolutional (or recurrent) layers starts with a Conv1D (or an RNN/GRU)")
+            "convolutional or sequence layers starts with a Conv1D or a sequence layer (RNN, "
+            "GRU, SelfAttention, or a LayerNorm given length=)")
     if not dense_count(first):
         raise DeclarationError(
             f"layer 0 ({getattr(first, 'name', first)}) comes before any Dense layer; "

@@ -166,7 +166,7 @@ class Network(Declared):
         check_dropout(self.layers)  # (issue 13: dropout)
         self.input_shape: tuple[int, ...]
         if any(isinstance(la, CONV_TYPES) or shaped_layer(la)  # conv, sequence layers, norm
-               or hasattr(la, "out_shape") or hasattr(la, "shape_for") for la in self.layers):
+               or hasattr(la, "shape_for") for la in self.layers):
             self.layers, self.dense_index, self.input_shape, width = chain_shapes(self.layers)
             self.n_inputs = int(np.prod(self.input_shape))
             self.n_outputs = width
