@@ -5,6 +5,8 @@ equations checked symbolically, the declaration's checks, spec and model files."
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -94,7 +96,7 @@ def _values(ins, rng, B):
 @pytest.mark.parametrize("label,make,ins,out_shape", _op_cases())
 def test_each_attention_op_reverse_rule_matches_central_differences(label, make, ins,
                                                                      out_shape):
-    rng = np.random.default_rng(abs(hash(label)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(label.encode()))
     B = 3
     b, out, r, L = _scalar_program(make, out_shape)
     forward = list(b.prog.ops)
@@ -122,7 +124,7 @@ def test_each_attention_op_reverse_rule_matches_central_differences(label, make,
 @pytest.mark.parametrize("label,make,ins,out_shape", _op_cases())
 def test_each_attention_op_forward_rule_matches_central_differences(label, make, ins,
                                                                     out_shape):
-    rng = np.random.default_rng(1 + abs(hash(label)) % 2**32)
+    rng = np.random.default_rng(1 + zlib.crc32(label.encode()))
     B = 3
     b = P.Builder()
     per_sample = isinstance(out_shape, int)
