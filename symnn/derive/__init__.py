@@ -201,7 +201,7 @@ def gnvp_program(d: Derived):
     # 1. J v: tangent of the forward ops up to u
     fwd = [op for op in d.forward_ops if op.out.per_sample]
     upto = fwd[: [op.out for op in fwd].index(u) + 1] if u in [op.out for op in fwd] else fwd
-    dots = jvp(b, upto, dict(tangents))
+    dots = jvp(b, upto, dict(tangents), cut="cuts_gauss_newton")  # J: the truncated one
     u_dot = dots.get(u)
     # 2. H_ℓ (J v): tangent of the loss's cotangent at u, only u varying
     loss_part = _ops_between(d, u, g_u)

@@ -19,15 +19,19 @@ __all__ = ["JVP_RULES", "jvp"]
 JVP_RULES = JVP
 
 
-def jvp(b: Builder, ops, tangents: dict) -> dict:
+def jvp(b: Builder, ops, tangents: dict, cut: str = "") -> dict:
     """Append tangent ops for ``ops`` to ``b``; returns ``{value: tangent Var}``.
 
     ``tangents`` seeds the map (e.g. ``{W1: vW1, …}``); values with no tangent are
-    constant along the direction (a rule returns None for those).
+    constant along the direction (a rule returns None for those).  ``cut``: the name of a
+    class attribute; ops whose class sets it true pass no tangent on (the Gauss-Newton
+    product's ``J v`` stops where truncated BPTT stops the gradient: ``cuts_gauss_newton``).
     """
     d = dict(tangents)
     for op in ops:
         if not any(v in d for v in op.inputs):
+            continue
+        if cut and getattr(type(op), cut, False):
             continue
         rule = JVP.get(type(op))
         if rule is None:

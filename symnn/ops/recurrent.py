@@ -94,6 +94,12 @@ class RecStop(Op):
     out: Var
     h: Var
 
+    #: The Gauss-Newton product's ``J v`` stops here too (its Jacobian is the truncated one
+    #: on both sides, ``J_trᵀ H_ℓ J_tr``: symmetric, positive semi-definite, the matrix
+    #: ``diag_ggn`` and K-FAC describe); the Hessian-vector product's tangent passes on
+    #: (``ṡ = ḣ``: the exact derivative of the truncated gradient).
+    cuts_gauss_newton = True
+
     @property
     def inputs(self):
         return (self.h,)
