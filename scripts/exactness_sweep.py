@@ -56,6 +56,7 @@ from strategies import (  # noqa: E402
 )
 
 FD_TOL = 2e-5          # central differences, relative to the array's largest entry
+REF_ONLY = False       # --reference-only: no kernels compiled
 REFUSED = ("res_norm", "res_conv")
 SMOOTH = ("tanh", "sigmoid", "softplus", "gelu", "swish", "elu", "identity")
 
@@ -359,18 +360,23 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
             fails.append((mode, f"{err:.3g}"))
 
     try:
-        m = declared.compile()
+        if REF_ONLY:   # the derived program alone, uncompiled: derivation rules only
+            from symnn.codegen.model import ReferenceModel
+            m = ReferenceModel(declared)
+            m.reference = m
+        else:
+            m = declared.compile()
         mask = case_mask(m, seed, X.shape[0])
         kw = {} if mask is None else {"mask": mask}
         with np.errstate(all="ignore"):
             if not math.isfinite(m.reference.loss(th, X, Y, **kw)):
                 return "out_of_domain", {}, []
             got = _results(m, X, Y, th, v, V, True, mask)
-            want = _results(m.reference, X, Y, th, v, V, True, mask)
+            want = got if REF_ONLY else _results(m.reference, X, Y, th, v, V, True, mask)
     except Exception:  # noqa: BLE001
         return "crash", {}, [("crash", traceback.format_exc(limit=8))]
     skip = {"hessian"} if trunc else set()
-    for k in got:
+    for k in ([] if REF_ONLY else got):
         if k in skip:
             continue
         if k == "gnvp_zero":
@@ -395,7 +401,7 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
             fails.append(("torch:crash", traceback.format_exc(limit=8)))
     if do_fd:
         _fd_checks(m, declared, X, Y, th, v, kw, trunc, got, judge)
-    if do_f32:
+    if do_f32 and not REF_ONLY:
         try:
             m32 = declared.compile(dtype="float32")
             with np.errstate(all="ignore"):
@@ -438,7 +444,7 @@ def _fd_checks(m, declared, X, Y, th, v, kw, trunc, got, judge):
 # -- driver ---------------------------------------------------------------------------------
 
 def run(n, seed, do_torch=True, do_f32=True, do_fd=True, only=None, log=print,
-        minutes=None):
+        minutes=None, require="", f32_every=1):
     rng = np.random.default_rng(seed)
     gen = Gen(rng)
     table: dict = defaultdict(Counter)
@@ -454,10 +460,13 @@ def run(n, seed, do_torch=True, do_f32=True, do_fd=True, only=None, log=print,
         scale = float(gen.pick((1.0, 1.0, 1.0, 1.0, 10.0, 100.0)))
         if only is not None and i != only:
             continue
+        if require and not all(r in case.declaration() for r in require.split(",")):
+            continue
         if stop and time.monotonic() > stop:
             break
         t0 = time.monotonic()
-        st, errs, fails = check(case, data_seed, batch, scale, do_torch, do_f32, do_fd)
+        f32 = do_f32 and (i % f32_every == 0)
+        st, errs, fails = check(case, data_seed, batch, scale, do_torch, f32, do_fd)
         status[st] += 1
         mix = mix_of(case)
         for mode, err in errs.items():
@@ -499,11 +508,22 @@ def main(argv=None) -> int:
     ap.add_argument("--only-case", type=int, default=None)
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--no-f32", action="store_true")
+    ap.add_argument("--f32-every", type=int, default=3,
+                    help="compile every k-th case in float32 too (it doubles the compile time)")
     ap.add_argument("--no-fd", action="store_true")
+    ap.add_argument("--require", default="", help="only cases whose declaration contains "
+                    "every one of these comma-separated strings (e.g. AvgPool1D)")
     ap.add_argument("--out", default="")
+    ap.add_argument("--reference-only", action="store_true",
+                    help="check the uncompiled NumPy reference (derivation rules) against "
+                    "torch, finite differences and diag_ggn, without compiling: many more "
+                    "declarations per minute")
     a = ap.parse_args(argv)
+    global REF_ONLY
+    REF_ONLY = a.reference_only
     s = run(a.n, a.seed, not a.no_torch, not a.no_f32, not a.no_fd, a.only_case,
-            log=lambda t: print(t, flush=True), minutes=a.minutes)
+            log=lambda t: print(t, flush=True), minutes=a.minutes, require=a.require,
+            f32_every=a.f32_every)
     print_table(s, lambda t: print(t, flush=True))
     if a.out:
         with open(a.out, "w") as fh:

@@ -139,10 +139,18 @@ def check_case(case, seed: int, torch_check: bool = True, float32: bool = False,
         except Exception:  # noqa: BLE001
             res.crash = traceback.format_exc(limit=6)
             return res
+    # truncated BPTT (h-exact): the compiled Hessian symmetrises, the reference stacks the
+    # products (the derivative of the truncated gradient is not symmetric); torch's
+    # .detach() stops tangents too, so its hvp and its Jacobian in X differ by design
+    truncated = "truncated" in getattr(case, "tags", ())
+    if truncated:
+        skip = skip | {"hessian"}
     for kernel in KERNELS:
         if kernel not in got or kernel in skip:
             continue
         for wname, wres in witnesses.items():
+            if truncated and wname == "torch" and kernel in ("hvp", "hvp_batched", "jacobian"):
+                continue
             key = "grad" if kernel == "grad" else kernel
             key = "loss" if key == "loss_lg" else key
             if key not in wres:

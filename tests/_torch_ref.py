@@ -144,10 +144,11 @@ class TorchCase:
         self.fused = (last == "softmax" and case.loss in ("cross_entropy", "kl")) or (
             last == "sigmoid" and case.loss in ("bce", "cross_entropy", "kl"))
 
-    def _steps(self, items, off: int, lambdas, t):
+    def _steps(self, items, off: int, lambdas, t, shape=None):
         """The steps of a list of plain layer items, θ read from ``off``: (steps, end)."""
         steps = []
-        shape = None  # (channels, length) inside a convolutional front
+        # shape: (channels, length) inside a convolutional front; a Residual's inner steps
+        # start from the shape before it (h-exact: attention inside a later Residual)
         for it in items:
             if isinstance(it, tuple) and it[0] in _REC_KINDS:   # recurrent (issue 13)
                 step, off, shape = _rec_step(self, it, off, shape)
@@ -166,7 +167,7 @@ class TorchCase:
                 steps.append(("layernorm", n, eps, off))
                 off += 2 * n
             elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
-                inner, off = self._steps(it[1], off, lambdas, t)
+                inner, off = self._steps(it[1], off, lambdas, t, shape)
                 steps.append(("residual", inner))
             elif isinstance(it, tuple) and it[0] == "graph":   # symnn.Graph (issue 13)
                 step, off = self._graph_step(it, off, lambdas, t)

@@ -863,3 +863,62 @@ def conv_fronts(max_blocks: int = 2):  # noqa: F811 - convolutional or attention
     return st.one_of(_conv_fronts_plain(max_blocks), attention_fronts())
 
 # -- end of self-attention ----------------------------------------------------------------------
+
+
+# -- exactness-sweep widening (h-exact; scripts/exactness_sweep.py) ------------------------------
+# Declarations the random sweep reached and the strategies above never drew: truncated BPTT
+# (truncate=k: the Gauss-Newton product was wrong there), Dropout and LayerNorm inside a
+# Residual (in a Graph node too), SelfAttention or LayerNorm after a convolution (a
+# (channels, length) value read as (T, d) rows).  Rebinding the hooks net_cases calls keeps
+# the number of examples (and test_properties' time) as it was.
+
+_rec_fronts_plain, _residual_items_plain = rec_fronts, residual_items
+_conv_fronts_attn = conv_fronts
+_block_tags_plain = _block_tags
+
+
+def _block_tags(layers) -> set[str]:  # noqa: F811 - with "truncated"
+    out = _block_tags_plain(layers)
+    if any(isinstance(it, tuple) and it and it[0] in REC_KINDS and it[-1] for it in layers):
+        out.add("truncated")
+    return out
+
+
+@st.composite
+def rec_fronts(draw, max_layers: int = 2):  # noqa: F811 - sometimes truncated
+    items, width = draw(_rec_fronts_plain(max_layers))
+    if draw(st.integers(0, 2)) == 0:   # truncate=k on the first layer (its T is known)
+        it = items[0]
+        items[0] = it[:-1] + (draw(st.integers(1, it[-2])),)
+    return items, width
+
+
+@st.composite
+def residual_items(draw, n: int, max_width: int = 4):  # noqa: F811 - Dropout, LayerNorm
+    kind, inner = draw(_residual_items_plain(n, max_width))
+    extra = draw(st.integers(0, 5))
+    if extra == 0 and len(inner) >= 3:   # Dense, act, Dropout, Dense
+        inner = inner[:2] + (draw(dropout_items()),) + inner[2:]
+    elif extra == 1:                     # … then LayerNorm(n) inside the skip
+        inner = inner + (("layernorm", n, 0.1, None),)
+    return (kind, inner)
+
+
+@st.composite
+def _conv_then_rows(draw):
+    """A convolutional front whose (channels, length) value then goes through a
+    SelfAttention (d_model = length) or a LayerNorm(length) before the Flatten."""
+    items, width = draw(_conv_fronts_plain())
+    c = [it for it in items if it[0] == "conv"][-1][2]
+    L = width // c
+    if draw(st.booleans()):
+        row = ("attn", L, draw(st.integers(1, 2)), draw(st.booleans()), None)
+    else:
+        row = ("layernorm", L, draw(st.sampled_from((1e-3, 0.1))), None)
+    return items[:-1] + [row, ("flatten",)], width
+
+
+def conv_fronts(max_blocks: int = 2):  # noqa: F811 - also conv → attention / LayerNorm
+    return st.one_of(_conv_fronts_attn(max_blocks), _conv_then_rows())
+
+# -- end of exactness-sweep widening -------------------------------------------------------------
