@@ -383,7 +383,7 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
             judge("kern:gnvp_zero", float(np.max(np.abs(got[k]))), 1e-12)
             continue
         kk = "loss" if k == "loss_lg" else k
-        judge(f"kern:{k}", rel_err(got[k], want[kk]), RTOL)
+        judge(f"kern:{k}", rel_err(got[k], want[kk]), RTOL if scale == 1 else 10 * RTOL)
     if do_torch:
         try:
             from _torch_ref import TorchCase
@@ -396,11 +396,14 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
                 tskip = {"hvp", "hvp_batched", "jacobian"} if trunc else set()
                 if k in skip or k in tskip or k == "gnvp_zero" or kk not in tw:
                     continue
-                judge(f"torch:{k}", rel_err(got[k], tw[kk]), RTOL)
+                judge(f"torch:{k}", rel_err(got[k], tw[kk]), RTOL if scale == 1 else 10 * RTOL)
         except Exception:  # noqa: BLE001
             fails.append(("torch:crash", traceback.format_exc(limit=8)))
     if do_fd:
-        _fd_checks(m, declared, X, Y, th, v, kw, trunc, got, judge)
+        try:
+            _fd_checks(m, declared, X, Y, th, v, kw, trunc, got, judge)
+        except Exception:  # noqa: BLE001 - a crash of an analysis function is a finding
+            fails.append(("fd:crash", traceback.format_exc(limit=8)))
     if do_f32 and not REF_ONLY:
         try:
             m32 = declared.compile(dtype="float32")

@@ -165,6 +165,7 @@ class TorchCase:
             elif isinstance(it, tuple) and it[0] == "layernorm":  # F.layer_norm per row
                 _, n, eps, T = it
                 steps.append(("layernorm", n, eps, off))
+                shape = (T, n) if T is not None else shape  # (h-exact: a sequence front)
                 off += 2 * n
             elif isinstance(it, tuple) and it[0] == "residual":   # y = x + f(x)
                 inner, off = self._steps(it[1], off, lambdas, t, shape)

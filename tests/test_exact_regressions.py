@@ -53,3 +53,31 @@ def test_truncated_bptt_gauss_newton_matches_torch_detach():
     X, Y, th, v, V = case_data(net, 5, batch=3)
     want = TorchCase(_TRUNC, net).results(th, X, Y, v, V)["gnvp"]
     assert rel_err(m.gnvp(th, v, X, Y), want) <= 1e-9
+
+
+# -- 2. diag_ggn of binary cross-entropy on a softmax output at saturated probabilities ------
+# Its loss Hessian in p holds y/p² terms (1e100 at inputs ×10); eigh of it unscaled was only
+# accurate relative to the largest entry: diag_ggn came out at -1.6e94 (a GGN diagonal is
+# ≥ 0).  Now H = D M D is scaled to unit diagonal first.
+
+def test_diag_ggn_of_softmax_bce_survives_saturated_probabilities():
+    case = NetCase((("dense", 3, 4, True), "softmax"), "bce")
+    net = case.build()
+    m = ReferenceModel(net)
+    X, Y, th, v, V = case_data(net, 5, batch=2)
+    X = 100 * X
+    p = m.predict(th, X)
+    assert p.min() < 1e-50   # saturated: the case that failed
+    G = np.diag(_matrix(lambda e: m.gnvp(th, e, X, Y), th.size))
+    d = diag_ggn(m, th, X, Y)
+    assert rel_err(d, G) <= 1e-10
+    assert d.min() >= 0
+
+
+def test_diag_ggn_with_an_infinite_loss_hessian_is_a_clear_error():
+    case = NetCase((("dense", 3, 4, True), "softmax"), "bce")
+    net = case.build()
+    m = ReferenceModel(net)
+    X, Y, th, v, V = case_data(net, 796312814, batch=2)
+    with np.errstate(all="ignore"), pytest.raises(symnn.AnalysisError, match="not finite"):
+        diag_ggn(m, th, 100 * X, Y)

@@ -159,8 +159,19 @@ def _dense_columns(ev: Evaluated, M: int | None, seed: int):
     output): ``H_s = V Λ Vᵀ`` per sample, exact columns ``V √|Λ|`` with signs ``sign Λ``,
     or ``M`` Gaussian columns ``V √Λ ε`` (``E[s sᵀ] = H``)."""
     H = output_hessian(ev)
-    lam, V = np.linalg.eigh(0.5 * (H + H.transpose(0, 2, 1)))
-    S = V * np.sqrt(np.abs(lam))[:, None, :]
+    H = 0.5 * (H + H.transpose(0, 2, 1))
+    if not np.all(np.isfinite(H)):
+        raise AnalysisError(
+            "the loss's Hessian in the network's output is not finite at some samples (an "
+            "output probability rounds to 0 or 1 there); no Gauss-Newton diagonal exists "
+            "at this θ — check the data's scale, or use a fused output × loss pairing")
+    # symmetric diagonal scaling before eigh: entries such as y/p² span 1e100 and more
+    # when a softmax saturates, and eigh is only accurate relative to the largest one
+    # (h-exact: diag_ggn was off by 1e94 at inputs ×10); H = D M D, columns D V √|Λ|
+    d = np.sqrt(np.abs(np.diagonal(H, axis1=1, axis2=2)))
+    d = np.where(d > 0, d, 1.0)
+    lam, V = np.linalg.eigh(H / d[:, :, None] / d[:, None, :])
+    S = (d[:, :, None] * V) * np.sqrt(np.abs(lam))[:, None, :]
     if M is None:
         return S, np.where(lam < 0, -1.0, 1.0)
     _check_mc(M)
