@@ -84,6 +84,8 @@ class Conv1D:
     bias: bool = True
 
     HE_FAMILY = Dense.HE_FAMILY
+    layout = "channels"  #: reads and gives (channels, length) values (:func:`layout_of`)
+    numbered_alone = True  #: numbered like a Dense layer, also inside a Residual
 
     def __post_init__(self) -> None:
         own = repr(self)
@@ -209,6 +211,8 @@ class Conv1D:
 class _Pool:
     size: int
     in_shape: tuple | None = field(default=None, repr=False, compare=False)
+
+    layout = "channels"  #: reads and gives (channels, length) values (:func:`layout_of`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", _positive(type(self).__name__, "size", self.size))
@@ -337,8 +341,10 @@ CONV_TYPES: tuple[type, ...] = (Conv1D, AvgPool1D, MaxPool1D, Flatten)
 def _walk(layers, shape):
     """Chain ``shape`` through ``layers``: (bound layers, {index: l}, output shape)."""
     out, index, count = [], {}, 0
+    src = _source(layers, shape)
     for i, layer in enumerate(layers):
         where = f"layer {i}"
+        src = _check_layout(layer, i, shape, src)
         if _shaped(layer) and not isinstance(layer, CONV_TYPES):  # a sequence layer or block
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
@@ -368,6 +374,58 @@ def _walk(layers, shape):
             index[i] = count
         out.append(layer)
     return out, index, shape
+
+
+# -- layouts (a (channels, length) value is not a (T, d) sequence) -------------------------
+#: The two layouts of a 2-D value: what its axes mean, as the messages name them.
+LAYOUTS = {"channels": "a (channels, length) value", "sequence": "a (time, features) sequence"}
+
+
+_SWAP = {"channels": "a convolution or pool would run over the features instead of time",
+         "sequence": "a recurrence or attention would run over the channels instead of the "
+                     "positions"}
+
+
+def layout_of(layer) -> str | None:
+    """``"channels"`` for a layer that reads and gives ``(channels, length)`` values
+    (Conv1D, the pools), ``"sequence"`` for one that reads ``(T, d)`` sequences (RNN, GRU,
+    SelfAttention, a Residual of them), None for one that keeps either (LayerNorm, Dropout,
+    activations) or reads flat vectors.
+
+    >>> layout_of(Conv1D(1, 2, 3)), layout_of(recurrent.RNN(2, 3)), layout_of(Flatten())
+    ('channels', 'sequence', None)
+    """
+    if getattr(layer, "layout", None) == "channels":  # Conv1D, the pools
+        return "channels"
+    if hasattr(layer, "shape_for") or (hasattr(layer, "shape_at") and _shaped(layer)):
+        return "sequence"
+    return None
+
+
+def _source(layers, shape):
+    """(index, layer, layout) of what gives the network's 2-D input (None for flat inputs):
+    a LayerNorm that starts a network reads sequences ``(T, n)``."""
+    if len(shape) != 2 or not layers:
+        return None
+    lay = layout_of(layers[0]) or "sequence"
+    return ("the network's input", layers[0], lay)
+
+
+def _check_layout(layer, i: int, shape, src):
+    """DeclarationError when ``layer`` reads the 2-D value ``src`` gave in the other layout
+    (the axes would be swapped silently); the new source of the value after ``layer``."""
+    lay = layout_of(layer)
+    if lay is None or len(shape) != 2:
+        return src
+    if src is not None and src[2] != lay:
+        j, other, had = src
+        given = f"layer {j} ({other!r})" if isinstance(j, int) else f"{j} (for {other!r})"
+        raise DeclarationError(
+            f"layer {i} ({layer!r}) reads {LAYOUTS[lay]}, but {given} gives "
+            f"{LAYOUTS[had]} of shape {tuple(shape)}: the axes would be swapped ({_SWAP[lay]}). "
+            "symnn has no transpose layer; end one part with symnn.Flatten() and continue "
+            "with Dense layers, or declare the network on one layout")
+    return (i, layer, lay)
 
 
 def _shaped(layer) -> bool:
