@@ -41,6 +41,7 @@ import numpy as np
 from symnn import ops as P
 from symnn.declare import layers
 from symnn.declare.layers import Factor, ParamSpec, _sup, layer_var
+from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
 
 __all__ = ["SelfAttention", "attention_from_data"]
@@ -131,6 +132,7 @@ class SelfAttention:
             raise DeclarationError(
                 f"{where} ({self!r}) is declared for sequences of length {self.length} but "
                 f"the layer before it gives length {T}; drop length= or make it {T}")
+        check_width(T * T, f"{where} ({self!r}): its T×T attention scores (T = {T})")
         return (T, d)
 
     def bound(self, in_shape) -> "SelfAttention":

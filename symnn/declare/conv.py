@@ -38,6 +38,7 @@ from symnn import ops as P
 from symnn.declare import layers, recurrent
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
+from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
 
 __all__ = ["Conv1D", "AvgPool1D", "MaxPool1D", "Flatten", "CONV_TYPES", "chain_shapes"]
@@ -92,6 +93,9 @@ class Conv1D:
         for name, low in (("in_channels", 1), ("out_channels", 1), ("kernel_size", 1),
                           ("stride", 1), ("padding", 0)):
             object.__setattr__(self, name, _positive(own, name, getattr(self, name), low))
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise DeclarationError(f"{own}: bias must be True or False, got {self.bias!r}")
+        object.__setattr__(self, "bias", bool(self.bias))
         if self.length is not None:
             object.__setattr__(self, "length", _positive(own, "length", self.length))
             if self.length + 2 * self.padding < self.kernel_size:
@@ -368,6 +372,7 @@ def _walk(layers, shape):
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
+        check_width(int(np.prod(shape, dtype=object)), f"{where} ({layer!r}) output {shape}")
         numbered = dense_count(layer) or int(isinstance(layer, Conv1D) or _alone(layer))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered

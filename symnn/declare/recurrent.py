@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -343,6 +343,16 @@ class GRU(_Recurrent):
     return_sequences: bool = False
     length: int | None = None
     truncate: int | None = None
+    #: not an option: refused with the reason (hostile round: it was a raw TypeError)
+    activation: None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.activation is not None:
+            raise DeclarationError(
+                f"GRU: activation= is not an option (got {self.activation!r}): the gates use "
+                "sigmoid and the candidate tanh, as torch.nn.GRU; for another nonlinearity "
+                "use RNN(n_in, n_hidden, activation=...)")
+        _Recurrent.__post_init__(self)
 
     def __repr__(self) -> str:
         return f"GRU({self.n_in}, {self.n_hidden}{self._extra()})"
