@@ -39,7 +39,7 @@ from symnn.declare import layers, recurrent
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
 from symnn.declare.limits import check_width
-from symnn.errors import DeclarationError
+from symnn.errors import DeclarationError, SizeLimitError
 
 __all__ = ["Conv1D", "AvgPool1D", "MaxPool1D", "Flatten", "CONV_TYPES", "chain_shapes"]
 
@@ -461,6 +461,8 @@ def _infer_length(layers, first: Conv1D) -> int:
             _walk(layers[:nxt + 1], _start_shape(first, L))
         except DeclarationError:
             continue
+        except SizeLimitError:  # longer inputs are larger still
+            break
         fits.append(L)
         if len(fits) > 1:
             break
@@ -570,7 +572,7 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         return (Flatten(), None) if v is True else (None, "flatten: expected true")
     if kind != "conv1d":
         if not _int_ok(v, 1, high):
-            return None, f"{kind}: expected an integer from 1 to {high}, got {str(v)[:40]}"
+            return None, f"{kind}: expected an integer from 1 to {high}, got {repr(v)[:40]}"
         return (AvgPool1D(v) if kind == "avg_pool1d" else MaxPool1D(v)), None
     if not isinstance(v, list) or len(v) != 3 or not all(_int_ok(n, 1, high) for n in v):
         return None, (f"conv1d: expected [in_channels, out_channels, kernel_size] of "
