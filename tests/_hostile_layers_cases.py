@@ -363,6 +363,16 @@ def _kernel(kind: str, what: str):
             "fit-y-rows": lambda: symnn.fit(m, X, y[:3], epochs=1),
             "fit-float32": lambda: symnn.fit(m, X.astype(np.float32), y, epochs=1),
             "grad-y-3d": lambda: m.loss_and_grad(th, X, y[:, None]),
+            # Dropout masks (B, mask_width) of 0s and 1s
+            "mask-ok": lambda: m.predict(th, X, mask=np.ones((len(X), m.mask_width))),
+            "mask-wide": lambda: m.predict(th, X, mask=np.ones((len(X), m.mask_width + 1))),
+            "mask-rows": lambda: m.predict(th, X, mask=np.ones((3, m.mask_width))),
+            "mask-half": lambda: m.predict(th, X, mask=np.full((len(X), m.mask_width), 0.5)),
+            "mask-nan": lambda: m.loss(th, X, y, mask=np.full((len(X), m.mask_width), np.nan)),
+            "mask-text": lambda: m.predict(th, X, mask="ones"),
+            "mask-none-to-mask": lambda: m.predict(th, X, mask=np.ones((len(X), 3))),
+            "mask-hvp-wide": lambda: m.hvp(th, th, X, y, mask=np.ones((len(X), m.mask_width
+                                                                        + 1))),
         }
         out = calls[what]()
         if what == "float32":  # the same values as float64 input, to the last bit
@@ -382,12 +392,18 @@ for _k, _kind_cases in {
     "rnn": [("ok", "ok", ""), ("rows-flat", "ok", ""), ("swapped", _SHAPE, "(4, 2)"),
             ("2d-of-3d", _SHAPE, "the model takes 8"), ("4d", _SHAPE, "4-D"),
             ("float32", "ok", ""), ("nan", "DataError", "X contains nan"),
-            ("grad-y-3d", _SHAPE, "y has shape (4, 1, 1)")],
+            ("grad-y-3d", _SHAPE, "y has shape (4, 1, 1)"),
+            ("mask-none-to-mask", "ArgumentError", "has no Dropout layer")],
     "att": [("ok", "ok", ""), ("swapped", _SHAPE, "(3, 2)"), ("2d-of-3d", _SHAPE, "takes 6"),
             ("nan", "DataError", "X contains nan"), ("fit-nan", "DataError", "nan"),
             ("float32", "ok", "")],
     "res": [("ok", "ok", ""), ("3d-of-2d", _SHAPE, ""), ("float32", "ok", ""),
-            ("nan", "DataError", "X contains nan"), ("fit-float32", "ok", "")],
+            ("nan", "DataError", "X contains nan"), ("fit-float32", "ok", ""),
+            ("mask-ok", "ok", ""), ("mask-wide", _SHAPE, "mask must have shape (B, 4)"),
+            ("mask-rows", _SHAPE, "got (3, 4)"), ("mask-half", "DataError", "= 0.5 ("),
+            ("mask-nan", "DataError", "0 (dropped) or 1 (kept)"),
+            ("mask-text", "DataError", "must be numeric"),
+            ("mask-hvp-wide", _SHAPE, "mask must have shape")],
 }.items():
     for _w, _exp, _frag in _kind_cases:
         CASES.append((f"kernel-{_k}-{_w}", _exp, _frag, _kernel(_k, _w)))

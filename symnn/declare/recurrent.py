@@ -93,9 +93,10 @@ class _Recurrent:
         for name in ("n_in", "n_hidden"):
             object.__setattr__(self, name, _int(own, name, getattr(self, name), 1))
             check_width(getattr(self, name), own)
-        if not isinstance(self.return_sequences, bool):
+        if not isinstance(self.return_sequences, (bool, np.bool_)):
             raise DeclarationError(f"{own}: return_sequences must be True or False, got "
                                    f"{self.return_sequences!r}")
+        object.__setattr__(self, "return_sequences", bool(self.return_sequences))
         for name in ("length", "truncate"):
             v = getattr(self, name)
             if v is not None:
