@@ -327,6 +327,9 @@ NETS = {
                              Dense(6, 1)]), (3, 2)),
     "res": (lambda: Network([Dense(3, 4), Dropout(0.3), Residual([Dense(4, 4), LayerNorm(4)]),
                              Dense(4, 1)]), (3,)),
+    "graph": (lambda: Network([Dense(3, 4), Graph({"h": (Dense(4, 4), "in"), "a": ("tanh", "h"),
+                                                   "s": ("add", "a", "in")}, output="s"),
+                               Dense(4, 1)]), (3,)),
 }
 _COMPILED: dict = {}
 
@@ -397,6 +400,7 @@ for _k, _kind_cases in {
     "att": [("ok", "ok", ""), ("swapped", _SHAPE, "(3, 2)"), ("2d-of-3d", _SHAPE, "takes 6"),
             ("nan", "DataError", "X contains nan"), ("fit-nan", "DataError", "nan"),
             ("float32", "ok", "")],
+    "graph": [("ok", "ok", ""), ("3d-of-2d", _SHAPE, ""), ("nan", "DataError", "nan")],
     "res": [("ok", "ok", ""), ("3d-of-2d", _SHAPE, ""), ("float32", "ok", ""),
             ("nan", "DataError", "X contains nan"), ("fit-float32", "ok", ""),
             ("mask-ok", "ok", ""), ("mask-wide", _SHAPE, "mask must have shape (B, 4)"),
@@ -496,6 +500,29 @@ FILES = [
     ("res", "res-conv", _MF, "holds flat-vector layers", lambda ls: ls[2]["residual"].append(
         {"conv1d": [1, 1, 1]})),
     ("res", "res-str", _MF, "", _set(2, "residual", "x")),
+]
+_NODES = lambda ls: ls[1]["graph"]["nodes"]  # noqa: E731 - h (Dense), a (tanh), s (add)
+FILES += [
+    ("graph", "truncated", _MF, "truncated/damaged", None),
+    ("graph", "unknown-input", _MF, "which is not a node", lambda ls: _NODES(ls)[0].update(
+        {"inputs": ["zz"]})),
+    ("graph", "cycle", _MF, "form a cycle", lambda ls: _NODES(ls)[0].update(
+        {"inputs": ["s"]})),
+    ("graph", "op-sub", _MF, "expected add, mul or concat", lambda ls: _NODES(ls)[2].update(
+        {"op": "sub"})),
+    ("graph", "output-unknown", _MF, "is not a node of the graph", lambda ls: ls[1][
+        "graph"].update({"output": "q"})),
+    ("graph", "output-list", _MF, "is not a node of the graph", lambda ls: ls[1][
+        "graph"].update({"output": ["s", "a"]})),
+    ("graph", "unused-node", _MF, "computed but never used", lambda ls: _NODES(ls).append(
+        {"name": "u", "inputs": ["in"], "layer": {"dense": [4, 4]}})),
+    ("graph", "too-many-nodes", _MF, "at most 1000", lambda ls: ls[1]["graph"].update(
+        {"nodes": [{"name": f"n{i}", "inputs": ["in"], "op": "add"} for i in range(1001)]})),
+    ("graph", "node-rnn", _MF, "cannot be a graph node", lambda ls: _NODES(ls)[0].update(
+        {"layer": {"rnn": [4, 4]}})),
+    ("graph", "nodes-dict", _MF, "", lambda ls: ls[1]["graph"].update({"nodes": {"h": 1}})),
+    ("graph", "twice-named", _MF, "appears twice", lambda ls: _NODES(ls)[1].update(
+        {"name": "h"})),
 ]
 for _k, _label, _exp, _frag, _edit in FILES:
     CASES.append((f"file-{_k}-{_label}", _exp, _frag, _load_case(_k, _label, _edit)))
