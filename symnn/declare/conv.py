@@ -11,6 +11,14 @@ The input length is read from ``Conv1D(..., length=L)`` when given, and otherwis
 from the first ``Dense`` layer after the ``Flatten`` (its ``n_in`` must equal the flattened
 size; when several lengths fit, the network asks for ``length=``).
 
+Layouts: a ``(channels, length)`` value (Conv1D, the pools) is not a ``(T, d)`` sequence
+(RNN, GRU, SelfAttention, whose rows are the time steps), although both are 2-D: a
+convolution reads its length on the last axis, a recurrence its time on the first.  So a
+layer of one kind after a layer of the other is refused, naming both (:func:`layout_of`);
+symnn has no transpose layer, and reading one as the other would silently swap the axes.
+Layers that keep either (LayerNorm, Dropout, activations) pass the layout on; Flatten
+ends it.
+
 Examples
 --------
 >>> import symnn
@@ -23,6 +31,11 @@ Examples
 (2, 8)
 >>> [(p.name, p.shape, p.role) for p in net.layers[0].parameters(1)]
 [('W1', (2, 1, 3), 'weight'), ('b1', (2,), 'bias')]
+>>> symnn.Network([symnn.RNN(2, 3, return_sequences=True, length=4), symnn.Conv1D(4, 2, 2),
+...                symnn.Flatten(), symnn.Dense(4, 1)])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+symnn.errors.DeclarationError: layer 1 (Conv1D(4, 2, 2)) reads a (channels, length) value, but layer 0 (RNN(2, 3, return_sequences=True, length=4)) gives a (time, features) sequence ...
 """
 
 from __future__ import annotations
