@@ -254,6 +254,9 @@ class RNN(_Recurrent):
 
     def __post_init__(self) -> None:
         _Recurrent.__post_init__(self)
+        if isinstance(self.activation, str) and self.activation.lower() == "softmax":
+            raise DeclarationError("RNN: activation must be an elementwise activation "
+                                   "('tanh', 'relu', …); softmax is a layer of its own")
         act = get_activation(self.activation, "RNN activation")
         if not act.key or act.key[0] == "lambda":
             raise DeclarationError("RNN: activation must be a registered activation name "
@@ -433,7 +436,10 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:-1]
     extra = [k for k in item if k != kind and k not in allowed]
     if extra:
-        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}"
+        hint = ("; an rnn's activation is given as nonlinearity = \"…\"" if kind == "rnn"
+                and "activation" in extra else "; a gru has no nonlinearity (sigmoid gates, "
+                "tanh candidate)" if "nonlinearity" in extra else "")
+        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}{hint}"
     v = item[kind]
     ok = lambda n, low: isinstance(n, int) and not isinstance(n, bool) and low <= n <= high  # noqa: E731
     if not isinstance(v, list) or len(v) != 2 or not all(ok(n, 1) for n in v):
