@@ -337,6 +337,8 @@ class GRU(_Recurrent):
     Parameters ``W_i{r,z,n}<l>`` ``(n_hidden, n_in)``, ``W_h{r,z,n}<l>`` ``(n_hidden,
     n_hidden)`` (role ``"weight"``) and the biases ``b_i{r,z,n}<l>``, ``b_h{r,z,n}<l>``
     (role ``"bias"``); PyTorch's ``weight_ih_l0`` is ``[W_ir; W_iz; W_in]`` stacked.
+    ``activation`` is no option (the nonlinearities are fixed): giving one is refused with
+    a DeclarationError that says so (use :class:`RNN` for another nonlinearity).
 
     >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
     ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
