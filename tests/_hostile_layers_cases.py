@@ -136,7 +136,8 @@ DECLS = [
         [RNN(2, 3, length=3), RNN(3, 3), Dense(3, 1)])),
     ("rnn-after-dense", "DeclarationError", "starts with a Conv1D or a sequence layer",
      lambda: Network([Dense(2, 6), RNN(2, 3, length=3), Dense(3, 1)])),
-    ("rnn-seq-into-dense", "DeclarationError", "insert symnn.Flatten()", lambda: Network(
+    ("rnn-seq-into-dense", "DeclarationError", "gives a (time, features) sequence of shape "
+     "(3, 3); insert symnn.Flatten()", lambda: Network(
         [RNN(2, 3, length=3, return_sequences=True), Dense(9, 1)])),
     ("gru-activation", "DeclarationError", "activation= is not an option", lambda: GRU(
         2, 3, activation="relu")),

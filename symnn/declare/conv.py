@@ -371,8 +371,9 @@ def _walk(layers, shape):
                     else repr(layer))
             if len(shape) != 1:
                 raise DeclarationError(
-                    f"{where} ({what}) reads a flat vector but the layer before it gives a "
-                    f"(channels, length) = {shape} value; insert symnn.Flatten() before it")
+                    f"{where} ({what}) reads a flat vector but the layer before it gives "
+                    f"{LAYOUTS[src[2]] if src else 'a 2-D value'} of shape {tuple(shape)}; "
+                    "insert symnn.Flatten() before it")
             if layer.n_in != shape[0]:
                 raise DeclarationError(
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
@@ -532,8 +533,9 @@ def chain_shapes(layers):
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:
         raise DeclarationError(
-            f"the last layer gives a (channels, length) = {shape} value; end with "
-            "symnn.Flatten() (and Dense layers) so that the output is a vector")
+            f"the last layer gives a 2-D value of shape {tuple(shape)} ((channels, length) "
+            "or (time, features)); end with symnn.Flatten() (and Dense layers) so that the "
+            "output is a vector")
     return tuple(out), index, in_shape, shape[0]
 
 
