@@ -107,6 +107,8 @@ DECLS = [
         [Conv1D(1, 2, 1, length=4), Conv1D(3, 1, 1), Flatten(), Dense(4, 1)])),
     ("conv-huge-output", "SizeLimitError", "exceeds symnn's limit", lambda: Network(
         [Conv1D(1, 5000, 1, length=5000), MaxPool1D(5000), Flatten(), Dense(5000, 1)])),
+    ("conv-channels-huge", "SizeLimitError", "out_channels", lambda: Conv1D(1, 2**30, 1)),
+    ("att-dmodel-huge", "SizeLimitError", "d_model·d_k", lambda: SelfAttention(2**30, 1)),
     ("conv-no-flatten", "DeclarationError", "end with symnn.Flatten()", lambda: Network(
         [Conv1D(1, 1, 1, length=3)])),
     ("pool-0", "DeclarationError", "size must be an integer ≥ 1", lambda: AvgPool1D(0)),

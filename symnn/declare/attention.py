@@ -89,6 +89,7 @@ class SelfAttention:
         own = "SelfAttention"
         object.__setattr__(self, "d_model", _count(own, "d_model", self.d_model))
         object.__setattr__(self, "d_k", _count(own, "d_k", self.d_k))
+        check_width(self.d_model * self.d_k, f"{own}: d_model·d_k (a projection's size)")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise DeclarationError(f"{own}: causal must be True or False, got {self.causal!r}")
         object.__setattr__(self, "causal", bool(self.causal))

@@ -106,6 +106,7 @@ class Conv1D:
         for name, low in (("in_channels", 1), ("out_channels", 1), ("kernel_size", 1),
                           ("stride", 1), ("padding", 0)):
             object.__setattr__(self, name, _positive(own, name, getattr(self, name), low))
+            check_width(getattr(self, name), f"{own}: {name}")
         if not isinstance(self.bias, (bool, np.bool_)):
             raise DeclarationError(f"{own}: bias must be True or False, got {self.bias!r}")
         object.__setattr__(self, "bias", bool(self.bias))
