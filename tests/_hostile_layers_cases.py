@@ -351,6 +351,10 @@ def _model(kind: str):
     return _COMPILED[kind]
 
 
+def _same(a, b) -> None:
+    assert np.array_equal(a, b), (a, b)
+
+
 def _kernel(kind: str, what: str):
     def run(d):
         m, th, X, y = _model(kind)
@@ -371,8 +375,10 @@ def _kernel(kind: str, what: str):
             "theta-short": lambda: m.predict(th[:-1], X),
             "fit-nan": lambda: symnn.fit(m, Xn, y, epochs=1),
             "fit-y-rows": lambda: symnn.fit(m, X, y[:3], epochs=1),
-            "fit-float32": lambda: symnn.fit(m, X.astype(np.float32), y, epochs=1),
             "grad-y-3d": lambda: m.loss_and_grad(th, X, y[:, None]),
+            "grad-float32": lambda: _same(m.loss_and_grad(th, X.astype(np.float32), y)[1],
+                                          m.loss_and_grad(th, X.astype(np.float32)
+                                                          .astype(np.float64), y)[1]),
             # Dropout masks (B, mask_width) of 0s and 1s
             "mask-ok": lambda: m.predict(th, X, mask=np.ones((len(X), m.mask_width))),
             "mask-wide": lambda: m.predict(th, X, mask=np.ones((len(X), m.mask_width + 1))),
@@ -398,7 +404,7 @@ for _k, _kind_cases in {
              ("float32", "ok", ""), ("nan", "DataError", "X contains nan"),
              ("empty", _SHAPE, "empty batch"), ("text", "DataError", "must be numeric"),
              ("theta-short", _SHAPE, "theta has shape"), ("fit-nan", "DataError", "nan"),
-             ("fit-y-rows", _SHAPE, "y has shape (3, 1)"), ("fit-float32", "ok", "")],
+             ("fit-y-rows", _SHAPE, "y has shape (3, 1)"), ("grad-float32", "ok", "")],
     "rnn": [("ok", "ok", ""), ("rows-flat", "ok", ""), ("swapped", _SHAPE, "(4, 2)"),
             ("2d-of-3d", _SHAPE, "the model takes 8"), ("4d", _SHAPE, "4-D"),
             ("float32", "ok", ""), ("nan", "DataError", "X contains nan"),
@@ -409,7 +415,7 @@ for _k, _kind_cases in {
             ("float32", "ok", "")],
     "graph": [("ok", "ok", ""), ("3d-of-2d", _SHAPE, ""), ("nan", "DataError", "nan")],
     "res": [("ok", "ok", ""), ("3d-of-2d", _SHAPE, ""), ("float32", "ok", ""),
-            ("nan", "DataError", "X contains nan"), ("fit-float32", "ok", ""),
+            ("nan", "DataError", "X contains nan"), ("grad-float32", "ok", ""),
             ("mask-ok", "ok", ""), ("mask-wide", _SHAPE, "mask must have shape (B, 4)"),
             ("mask-rows", _SHAPE, "got (3, 4)"), ("mask-half", "DataError", "= 0.5 ("),
             ("mask-nan", "DataError", "0 (dropped) or 1 (kept)"),
