@@ -23,7 +23,7 @@ import os
 import pytest
 import sympy as sp
 from _exactness import HAVE_TORCH, check_case
-from hypothesis import HealthCheck, example, given, note, settings
+from hypothesis import HealthCheck, example, given, note, reject, settings
 from hypothesis import strategies as st
 from strategies import (
     ACTIVATION_NAMES,
@@ -194,3 +194,25 @@ def test_the_torch_witness_knows_every_activation():
     from _torch_ref import ACTIVATIONS
 
     assert set(ACTIVATION_NAMES) | {"softmax"} <= set(ACTIVATIONS)
+
+
+# -- hostile round: every declaration names each parameter once -------------------------------
+@settings(max_examples=10, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(net_cases())
+def test_every_declaration_names_each_parameter_once(case):
+    """The flat layout, model files and printed equations need unique names; and each name
+    says its layer (the role and layer number a layer class reads back from it)."""
+    from symnn.declare.layers import param_specs, role_of_name
+
+    try:
+        net = case.build()
+    except symnn.DeclarationError:  # (e.g. a softmax of one unit: refused by its rule)
+        reject()
+    specs = param_specs(net)
+    names = [p.name for p in specs]
+    note(case.declaration())
+    assert len(names) == len(set(names)), names
+    for p in specs:
+        assert role_of_name(p.name) == (p.role, p.layer), (p.name, p.role, p.layer)
+# -- end of hostile round ----------------------------------------------------------------------

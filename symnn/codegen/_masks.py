@@ -58,7 +58,7 @@ def as_mask(model, mask, batch: int) -> np.ndarray | None:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise DataError(
             f"mask entries must be 0 (dropped) or 1 (kept); mask{list(where)} = "
-            f"{arr[where]!r} (the 1/(1 − p) scaling is the network's own)")
+            f"{float(arr[where])!r} (the 1/(1 − p) scaling is the network's own)")
     return np.ascontiguousarray(arr, dtype=model.dtype)
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from symnn import ops as P
 from symnn.declare import layers
 from symnn.declare.layers import Factor, ParamSpec, _sup, layer_var
+from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
 
 __all__ = ["SelfAttention", "attention_from_data"]
@@ -88,6 +89,7 @@ class SelfAttention:
         own = "SelfAttention"
         object.__setattr__(self, "d_model", _count(own, "d_model", self.d_model))
         object.__setattr__(self, "d_k", _count(own, "d_k", self.d_k))
+        check_width(self.d_model * self.d_k, f"{own}: d_model·d_k (a projection's size)")
         if not isinstance(self.causal, (bool, np.bool_)):
             raise DeclarationError(f"{own}: causal must be True or False, got {self.causal!r}")
         object.__setattr__(self, "causal", bool(self.causal))
@@ -131,6 +133,7 @@ class SelfAttention:
             raise DeclarationError(
                 f"{where} ({self!r}) is declared for sequences of length {self.length} but "
                 f"the layer before it gives length {T}; drop length= or make it {T}")
+        check_width(T * T, f"{where} ({self!r}): its T×T attention scores (T = {T})")
         return (T, d)
 
     def bound(self, in_shape) -> "SelfAttention":

@@ -131,6 +131,8 @@ def _widths(items: tuple, where: str) -> int | None:
             raise DeclarationError(
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) comes before any "
                 "Dense layer; start the inner stack with Dense(n, …)")
+        elif hasattr(layer, "out_shape"):  # LayerNorm(n) reads (n,); Conv1D, RNN … refuse
+            _flat_inner(layer, i, width, where)
         elif isinstance(layer, Softmax) and width == 1:
             raise DeclarationError(f"{where}: inner layer {i} (softmax) normalises a single "
                                    "value (the constant 1); give the Dense layer before it "
@@ -292,6 +294,21 @@ class Residual:
         return Residual(items)
 
 
+def _flat_inner(layer, i: int, width: int, where: str) -> None:
+    """DeclarationError unless the shaped ``layer`` maps the flat ``width`` values of a
+    Dense stack to as many (a LayerNorm(width) does; a Conv1D, pool, Flatten or recurrent
+    layer reads 2-D values)."""
+    try:
+        shape = tuple(layer.out_shape((width,), f"{where} inner layer {i}"))
+    except DeclarationError as err:
+        raise DeclarationError(
+            f"{err} (a Residual that starts with a Dense layer holds flat-vector layers: "
+            "Dense, activations, LayerNorm, Dropout, blocks)") from None
+    if shape != (width,):
+        raise DeclarationError(f"{where}: inner layer {i} ({layer!r}) maps {width} values "
+                               f"to shape {shape}; inside a Dense stack it must keep {width}")
+
+
 def _sequence_width(items: tuple, where: str) -> int | None:
     """A stack of sequence layers and activations: ``T·d`` when the first layer's input shape
     is known, else None (the network binds it)."""
@@ -302,6 +319,12 @@ def _sequence_width(items: tuple, where: str) -> int | None:
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) does not take a "
                 "sequence value; a block of sequence layers holds sequence layers (e.g. "
                 "SelfAttention) and activations")
+        if getattr(layer, "layout", None) == "channels":  # (:func:`conv.layout_of`)
+            raise DeclarationError(
+                f"{where}: inner layer {i} ({layer!r}) reads a (channels, length) value, but "
+                f"the block's layer 0 ({items[0]!r}) reads (time, features) sequences: the "
+                "axes would be swapped; symnn has no transpose layer, so keep convolutions "
+                "and sequence layers in separate parts of the network")
     shape = items[0].in_shape
     return None if shape is None else shape[0] * shape[1]
 

@@ -11,6 +11,14 @@ The input length is read from ``Conv1D(..., length=L)`` when given, and otherwis
 from the first ``Dense`` layer after the ``Flatten`` (its ``n_in`` must equal the flattened
 size; when several lengths fit, the network asks for ``length=``).
 
+Layouts: a ``(channels, length)`` value (Conv1D, the pools) is not a ``(T, d)`` sequence
+(RNN, GRU, SelfAttention, whose rows are the time steps), although both are 2-D: a
+convolution reads its length on the last axis, a recurrence its time on the first.  So a
+layer of one kind after a layer of the other is refused, naming both (:func:`layout_of`);
+symnn has no transpose layer, and reading one as the other would silently swap the axes.
+Layers that keep either (LayerNorm, Dropout, activations) pass the layout on; Flatten
+ends it.
+
 Examples
 --------
 >>> import symnn
@@ -23,6 +31,11 @@ Examples
 (2, 8)
 >>> [(p.name, p.shape, p.role) for p in net.layers[0].parameters(1)]
 [('W1', (2, 1, 3), 'weight'), ('b1', (2,), 'bias')]
+>>> symnn.Network([symnn.RNN(2, 3, return_sequences=True, length=4), symnn.Conv1D(4, 2, 2),
+...                symnn.Flatten(), symnn.Dense(4, 1)])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+symnn.errors.DeclarationError: layer 1 (Conv1D(4, 2, 2)) reads a (channels, length) value, but layer 0 (RNN(2, 3, return_sequences=True, length=4)) gives a (time, features) sequence ...
 """
 
 from __future__ import annotations
@@ -38,7 +51,8 @@ from symnn import ops as P
 from symnn.declare import layers, recurrent
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
-from symnn.errors import DeclarationError
+from symnn.declare.limits import check_width
+from symnn.errors import DeclarationError, SizeLimitError
 
 __all__ = ["Conv1D", "AvgPool1D", "MaxPool1D", "Flatten", "CONV_TYPES", "chain_shapes"]
 
@@ -84,12 +98,18 @@ class Conv1D:
     bias: bool = True
 
     HE_FAMILY = Dense.HE_FAMILY
+    layout = "channels"  #: reads and gives (channels, length) values (:func:`layout_of`)
+    numbered_alone = True  #: numbered like a Dense layer, also inside a Residual
 
     def __post_init__(self) -> None:
         own = repr(self)
         for name, low in (("in_channels", 1), ("out_channels", 1), ("kernel_size", 1),
                           ("stride", 1), ("padding", 0)):
             object.__setattr__(self, name, _positive(own, name, getattr(self, name), low))
+            check_width(getattr(self, name), f"{own}: {name}")
+        if not isinstance(self.bias, (bool, np.bool_)):
+            raise DeclarationError(f"{own}: bias must be True or False, got {self.bias!r}")
+        object.__setattr__(self, "bias", bool(self.bias))
         if self.length is not None:
             object.__setattr__(self, "length", _positive(own, "length", self.length))
             if self.length + 2 * self.padding < self.kernel_size:
@@ -209,6 +229,8 @@ class Conv1D:
 class _Pool:
     size: int
     in_shape: tuple | None = field(default=None, repr=False, compare=False)
+
+    layout = "channels"  #: reads and gives (channels, length) values (:func:`layout_of`)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", _positive(type(self).__name__, "size", self.size))
@@ -337,8 +359,10 @@ CONV_TYPES: tuple[type, ...] = (Conv1D, AvgPool1D, MaxPool1D, Flatten)
 def _walk(layers, shape):
     """Chain ``shape`` through ``layers``: (bound layers, {index: l}, output shape)."""
     out, index, count = [], {}, 0
+    src = _source(layers, shape)
     for i, layer in enumerate(layers):
         where = f"layer {i}"
+        src = _check_layout(layer, i, shape, src)
         if _shaped(layer) and not isinstance(layer, CONV_TYPES):  # a sequence layer or block
             new = layer.out_shape(shape, where)
             layer = layer.bound(shape)
@@ -348,8 +372,9 @@ def _walk(layers, shape):
                     else repr(layer))
             if len(shape) != 1:
                 raise DeclarationError(
-                    f"{where} ({what}) reads a flat vector but the layer before it gives a "
-                    f"(channels, length) = {shape} value; insert symnn.Flatten() before it")
+                    f"{where} ({what}) reads a flat vector but the layer before it gives "
+                    f"{LAYOUTS[src[2]] if src else 'a 2-D value'} of shape {tuple(shape)}; "
+                    "insert symnn.Flatten() before it")
             if layer.n_in != shape[0]:
                 raise DeclarationError(
                     f"{where} ({what}) takes {layer.n_in} inputs but the layer before it "
@@ -362,12 +387,65 @@ def _walk(layers, shape):
         elif isinstance(layer, Softmax) and shape[0] == 1 and len(shape) == 1:
             raise DeclarationError(f"{where} (softmax) normalises a single value; use "
                                    "'sigmoid' for one output")
+        check_width(int(np.prod(shape, dtype=object)), f"{where} ({layer!r}) output {shape}")
         numbered = dense_count(layer) or int(isinstance(layer, Conv1D) or _alone(layer))
         if numbered:  # a block is numbered by its last Dense layer
             count += numbered
             index[i] = count
         out.append(layer)
     return out, index, shape
+
+
+# -- layouts (a (channels, length) value is not a (T, d) sequence) -------------------------
+#: The two layouts of a 2-D value: what its axes mean, as the messages name them.
+LAYOUTS = {"channels": "a (channels, length) value", "sequence": "a (time, features) sequence"}
+
+
+_SWAP = {"channels": "a convolution or pool would run over the features instead of time",
+         "sequence": "a recurrence or attention would run over the channels instead of the "
+                     "positions"}
+
+
+def layout_of(layer) -> str | None:
+    """``"channels"`` for a layer that reads and gives ``(channels, length)`` values
+    (Conv1D, the pools), ``"sequence"`` for one that reads ``(T, d)`` sequences (RNN, GRU,
+    SelfAttention, a Residual of them), None for one that keeps either (LayerNorm, Dropout,
+    activations) or reads flat vectors.
+
+    >>> layout_of(Conv1D(1, 2, 3)), layout_of(recurrent.RNN(2, 3)), layout_of(Flatten())
+    ('channels', 'sequence', None)
+    """
+    if getattr(layer, "layout", None) == "channels":  # Conv1D, the pools
+        return "channels"
+    if hasattr(layer, "shape_for") or (hasattr(layer, "shape_at") and _shaped(layer)):
+        return "sequence"
+    return None
+
+
+def _source(layers, shape):
+    """(index, layer, layout) of what gives the network's 2-D input (None for flat inputs):
+    a LayerNorm that starts a network reads sequences ``(T, n)``."""
+    if len(shape) != 2 or not layers:
+        return None
+    lay = layout_of(layers[0]) or "sequence"
+    return ("the network's input", layers[0], lay)
+
+
+def _check_layout(layer, i: int, shape, src):
+    """DeclarationError when ``layer`` reads the 2-D value ``src`` gave in the other layout
+    (the axes would be swapped silently); the new source of the value after ``layer``."""
+    lay = layout_of(layer)
+    if lay is None or len(shape) != 2:
+        return src
+    if src is not None and src[2] != lay:
+        j, other, had = src
+        given = f"layer {j} ({other!r})" if isinstance(j, int) else f"{j} (for {other!r})"
+        raise DeclarationError(
+            f"layer {i} ({layer!r}) reads {LAYOUTS[lay]}, but {given} gives "
+            f"{LAYOUTS[had]} of shape {tuple(shape)}: the axes would be swapped ({_SWAP[lay]}). "
+            "symnn has no transpose layer; end one part with symnn.Flatten() and continue "
+            "with Dense layers, or declare the network on one layout")
+    return (i, layer, lay)
 
 
 def _shaped(layer) -> bool:
@@ -398,6 +476,8 @@ def _infer_length(layers, first: Conv1D) -> int:
             _walk(layers[:nxt + 1], _start_shape(first, L))
         except DeclarationError:
             continue
+        except SizeLimitError:  # longer inputs are larger still
+            break
         fits.append(L)
         if len(fits) > 1:
             break
@@ -454,8 +534,9 @@ def chain_shapes(layers):
     out, index, shape = _walk(layers, in_shape)
     if len(shape) != 1:
         raise DeclarationError(
-            f"the last layer gives a (channels, length) = {shape} value; end with "
-            "symnn.Flatten() (and Dense layers) so that the output is a vector")
+            f"the last layer gives a 2-D value of shape {tuple(shape)} ((channels, length) "
+            "or (time, features)); end with symnn.Flatten() (and Dense layers) so that the "
+            "output is a vector")
     return tuple(out), index, in_shape, shape[0]
 
 
@@ -507,7 +588,7 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         return (Flatten(), None) if v is True else (None, "flatten: expected true")
     if kind != "conv1d":
         if not _int_ok(v, 1, high):
-            return None, f"{kind}: expected an integer from 1 to {high}, got {str(v)[:40]}"
+            return None, f"{kind}: expected an integer from 1 to {high}, got {repr(v)[:40]}"
         return (AvgPool1D(v) if kind == "avg_pool1d" else MaxPool1D(v)), None
     if not isinstance(v, list) or len(v) != 3 or not all(_int_ok(n, 1, high) for n in v):
         return None, (f"conv1d: expected [in_channels, out_channels, kernel_size] of "

@@ -174,6 +174,7 @@ class Network(Declared):
         else:
             self._chain_dense()
         check_network(self, f"Network {self.name!r}")
+        _check_unique_names(self)  # (hostile round: mixed blocks once gave W2 twice)
         self.penalties = tuple(penalties)
         names = {n for n, _ in self.param_shapes}
         for pen in self.penalties:
@@ -309,3 +310,18 @@ def _identifier(name: str) -> str:
     if not isinstance(name, str) or not name.isidentifier():
         raise DeclarationError(f"name must be a Python identifier, got {name!r}")
     return name
+
+
+# -- hostile round: parameter names are unique -----------------------------------------------
+def _check_unique_names(net: "Network") -> None:
+    """DeclarationError naming the parameter names two layers give (the flat layout, the
+    model file and the printed equations need each name once)."""
+    seen: dict[str, int] = {}
+    for name, _ in net.param_shapes:
+        seen[name] = seen.get(name, 0) + 1
+    twice = sorted(n for n, k in seen.items() if k > 1)
+    if twice:
+        raise DeclarationError(
+            f"Network: the parameter names {twice} are given by two layers; this mix of "
+            "layers is not supported yet (report it), declare the layers outside the block")
+# -- end of hostile round ----------------------------------------------------------------------

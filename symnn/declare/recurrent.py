@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -93,9 +93,10 @@ class _Recurrent:
         for name in ("n_in", "n_hidden"):
             object.__setattr__(self, name, _int(own, name, getattr(self, name), 1))
             check_width(getattr(self, name), own)
-        if not isinstance(self.return_sequences, bool):
+        if not isinstance(self.return_sequences, (bool, np.bool_)):
             raise DeclarationError(f"{own}: return_sequences must be True or False, got "
                                    f"{self.return_sequences!r}")
+        object.__setattr__(self, "return_sequences", bool(self.return_sequences))
         for name in ("length", "truncate"):
             v = getattr(self, name)
             if v is not None:
@@ -253,6 +254,9 @@ class RNN(_Recurrent):
 
     def __post_init__(self) -> None:
         _Recurrent.__post_init__(self)
+        if isinstance(self.activation, str) and self.activation.lower() == "softmax":
+            raise DeclarationError("RNN: activation must be an elementwise activation "
+                                   "('tanh', 'relu', …); softmax is a layer of its own")
         act = get_activation(self.activation, "RNN activation")
         if not act.key or act.key[0] == "lambda":
             raise DeclarationError("RNN: activation must be a registered activation name "
@@ -333,6 +337,8 @@ class GRU(_Recurrent):
     Parameters ``W_i{r,z,n}<l>`` ``(n_hidden, n_in)``, ``W_h{r,z,n}<l>`` ``(n_hidden,
     n_hidden)`` (role ``"weight"``) and the biases ``b_i{r,z,n}<l>``, ``b_h{r,z,n}<l>``
     (role ``"bias"``); PyTorch's ``weight_ih_l0`` is ``[W_ir; W_iz; W_in]`` stacked.
+    ``activation`` is no option (the nonlinearities are fixed): giving one is refused with
+    a DeclarationError that says so (use :class:`RNN` for another nonlinearity).
 
     >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
     ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
@@ -343,6 +349,16 @@ class GRU(_Recurrent):
     return_sequences: bool = False
     length: int | None = None
     truncate: int | None = None
+    #: not an option: refused with the reason (hostile round: it was a raw TypeError)
+    activation: None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.activation is not None:
+            raise DeclarationError(
+                f"GRU: activation= is not an option (got {self.activation!r}): the gates use "
+                "sigmoid and the candidate tanh, as torch.nn.GRU; for another nonlinearity "
+                "use RNN(n_in, n_hidden, activation=...)")
+        _Recurrent.__post_init__(self)
 
     def __repr__(self) -> str:
         return f"GRU({self.n_in}, {self.n_hidden}{self._extra()})"
@@ -422,7 +438,10 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:-1]
     extra = [k for k in item if k != kind and k not in allowed]
     if extra:
-        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}"
+        hint = ("; an rnn's activation is given as nonlinearity = \"…\"" if kind == "rnn"
+                and "activation" in extra else "; a gru has no nonlinearity (sigmoid gates, "
+                "tanh candidate)" if "nonlinearity" in extra else "")
+        return None, f"{kind}: unexpected keys {sorted(map(str, extra))}{hint}"
     v = item[kind]
     ok = lambda n, low: isinstance(n, int) and not isinstance(n, bool) and low <= n <= high  # noqa: E731
     if not isinstance(v, list) or len(v) != 2 or not all(ok(n, 1) for n in v):

@@ -542,8 +542,9 @@ class _Loader:
             raise self.err(f"{key}.{stray[0]}", f"{stray[0]} belongs to a "
                            f"{'layer_norm' if stray[0] == 'eps' else 'conv1d'} layer")
         if sum(k in item for k in LAYER_KINDS) != 1:
-            raise self.err(key, "a layer table has exactly one of dense, activation, "
-                                "residual, conv1d, avg_pool1d, max_pool1d or flatten")
+            kinds = ("dense", "activation", "residual", "graph") + tuple(
+                k for r in DATA_READERS for k in r[0] if k != "causal")  # (hostile round)
+            raise self.err(key, f"a layer table has exactly one of {', '.join(kinds)}")
         if "dense" in item:
             d = item["dense"]
             if (not isinstance(d, list) or len(d) != 2

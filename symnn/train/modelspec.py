@@ -104,6 +104,9 @@ def _dense_from(data: dict, where: str):
         raise ModelFileError(f"{where}: dense sizes {d} out of range (1 to {1 << 20})")
     if not isinstance(data.get("bias", True), bool):
         raise ModelFileError(f"{where}: malformed bias flag")
+    if set(data) - {"dense", "bias"}:  # (hostile round: they were ignored)
+        raise ModelFileError(f"{where}: dense: unexpected keys "
+                             f"{sorted(map(str, set(data) - {'dense', 'bias'}))[:5]}")
     return Dense(d[0], d[1], data.get("bias", True))
 
 
