@@ -158,3 +158,114 @@ def test_lipschitz_bound_of_a_gru_holds_per_step_and_end_to_end(seed):
     th = m.flatten({**params, "W2": rng.normal(size=(1, 3)), "b2": np.zeros(1)})
     rep = lipschitz_bound(m, th, rng.normal(size=(10, 4, 2)))
     assert rep.empirical <= rep.bound
+
+
+# ----------------------------------------------------------------------------------------
+# printing: the GRU's backpropagation through time, derived from the traced cell
+
+
+def _ev(e, env):
+    """Evaluate a printed rhs (scalar bodies elementwise, matrix expressions as such)."""
+    import sympy as sp
+
+    if isinstance(e, (sp.Symbol, sp.MatrixSymbol)):
+        return env[e.name]
+    if e.is_Number:
+        return float(e)
+    if isinstance(e, sp.OneMatrix):
+        return np.ones(e.shape, float)
+    if isinstance(e, sp.Transpose):
+        return _ev(e.arg, env).T
+    if isinstance(e, (sp.Add, sp.MatAdd)):
+        return sum(_ev(a, env) for a in e.args)
+    if isinstance(e, sp.MatMul):  # (a Mul too)
+        out = None
+        for a in e.args:
+            v = _ev(a, env)
+            out = v if out is None else (out * v if np.ndim(v) == 0 or np.ndim(out) == 0
+                                         else out @ v)
+        return out
+    if isinstance(e, (sp.Mul, sp.HadamardProduct)):
+        out = 1.0
+        for a in e.args:
+            out = out * _ev(a, env)
+        return out
+    if isinstance(e, (sp.Pow, sp.HadamardPower)):
+        return _ev(e.args[0], env) ** int(e.args[1])
+    raise AssertionError(f"unexpected node {type(e).__name__}: {e}")
+
+
+def test_printed_gru_bptt_is_the_programs_gradient(gru_net):
+    """Run the printed recursion (δh, δn, δu, δr) backwards along a trajectory with the
+    program's own forward values: every δhₜ is the program's cotangent of hₜ, and the
+    printed sums over t are the gradient of every GRU parameter."""
+    net, ref = gru_net
+    eq = net.equations()
+    rng = np.random.default_rng(3)
+    th = ref.init(0) + 0.4 * rng.normal(size=ref.init(0).size)
+    X, y = rng.normal(size=(1, 6, 2)), np.array([[0.7]])
+    ev = evaluate_program(ref, th, X, y)
+    by = {op.out.name: op.out for op in ev.derived.forward_ops}
+    val = lambda n: np.asarray(ev.env[by[n]], float)[0][:, None]  # noqa: E731
+    params = {k: np.asarray(v, float) for k, v in ref.unflatten(th).items()}
+    params = {k: (v[:, None] if v.ndim == 1 else v) for k, v in params.items()}
+    T, H = 6, 3
+    d = {t: {k: np.zeros((H, 1)) for k in ("δh", "δr", "δu", "δn", "u", "r")}
+         for t in range(1, T + 2)}
+    for t in range(1, T + 1):
+        d[t].update({k: val(f"{k}1_{t}") for k in ("r", "u", "n", "cn")})
+    g_T = np.asarray(ev.env[ev.derived.cotangent[by["h1_6"]]], float)[0][:, None]
+    grads = {}
+    for t in range(T, 0, -1):
+        env = {f"{k}1[t+1]": v for k, v in d[t + 1].items()}
+        env.update({f"{k}1[t]": v for k, v in d[t].items()})
+        env.update(params, g1=g_T if t == T else np.zeros((H, 1)),
+                   **{"x1[t]": X[0, t - 1][:, None], "h1[t-1]": val(f"h1_{t - 1}")})
+        d[t]["δh"] = env["δh1[t]"] = _ev(eq.rhs("bptt_dh1"), env)
+        for g in "nur":
+            d[t][f"δ{g}"] = env[f"δ{g}1[t]"] = _ev(eq.rhs(f"bptt_d{g}1"), env)
+        cot = np.asarray(ev.env[ev.derived.cotangent[by[f"h1_{t}"]]], float)[0][:, None]
+        assert np.allclose(d[t]["δh"], cot, rtol=1e-10, atol=1e-14), t
+        for name in params:
+            if name.endswith("1"):
+                grads[name] = grads.get(name, 0) + _ev(eq.rhs(f"bptt_g{name}"), env)
+    _, want = ref.loss_and_grad(th, X, y)
+    want = ref.unflatten(want)
+    assert len(grads) == 12
+    for name, g in grads.items():
+        assert np.allclose(g.reshape(want[name].shape), want[name], rtol=1e-10, atol=1e-14), name
+
+
+def test_printed_gru_bptt_lines_read_as_in_a_textbook():
+    import sympy as sp
+
+    net = symnn.Network([symnn.GRU(1, 2, length=3, truncate=1), symnn.Dense(2, 1)],
+                        loss="mse")
+    eq = net.equations()
+    assert eq.line("bptt_dn1") == "δn⁽¹⁾ₜ = δh⁽¹⁾ₜ ⊙ (1 − u⁽¹⁾ₜ) ⊙ (1 − (n⁽¹⁾ₜ)²)"
+    assert eq.line("bptt_gW_hn1") == "∂L/∂W_hn⁽¹⁾ = ⟨Σₜ (r⁽¹⁾ₜ ⊙ δn⁽¹⁾ₜ) h⁽¹⁾ₜ₋₁ᵀ⟩"
+    assert eq.line("bptt_gW_iz1") == "∂L/∂W_iz⁽¹⁾ = ⟨Σₜ δu⁽¹⁾ₜ x⁽¹⁾ₜᵀ⟩"
+    line = eq.line("bptt_dh1")
+    assert "u⁽¹⁾ₜ₊₁ ⊙ δh⁽¹⁾ₜ₊₁" in line and "W_hn⁽¹⁾ᵀ (r⁽¹⁾ₜ₊₁ ⊙ δn⁽¹⁾ₜ₊₁)" in line
+    assert "dropped at t ∈ [1, 2]" in line
+    r, dn = (sp.MatrixSymbol(n, 2, 1) for n in ("r1[t]", "δn1[t]"))
+    assert eq.rhs("bptt_gb_hn1") == sp.HadamardProduct(r, dn)
+    assert eq.rhs("bptt_gW_hn1") == sp.HadamardProduct(r, dn) * sp.MatrixSymbol(
+        "h1[t-1]", 2, 1).T
+    u, n, dh = (sp.Symbol(f"{k}1[t]") for k in ("u", "n", "δh"))
+    assert sp.expand(eq.rhs("bptt_dn1") - dh * (1 - u) * (1 - n ** 2)) == 0
+
+
+def test_latex_document_with_a_gru_compiles(tmp_path):
+    import shutil
+
+    from symnn.printing.document import compile_pdf, export_latex
+
+    net = symnn.Network([symnn.GRU(1, 2, length=2), symnn.Dense(2, 1)], loss="mse")
+    tex = export_latex(net, tmp_path / "gru.tex")
+    assert r"\delta h^{(1)}_{t} &= \frac{\partial \ell}{\partial h^{(1)}_{t}}" in tex
+    assert r"{W_{hn}^{(1)}}^{\top} \left({r}^{(1)}_{t+1} \odot {\delta n}^{(1)}_{t+1}\right)" \
+        in tex
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not on PATH")
+    assert compile_pdf(tmp_path / "gru.tex").is_file()
