@@ -150,8 +150,9 @@ def bptt_equations(declared) -> list:
     """``(name, lhs text, [rhs text], lhs TeX, [rhs TeX], SymPy rhs)`` of the BPTT lines
     of every :class:`~symnn.RNN` layer of a network (empty if none): the recursion of
     δ⁽ˡ⁾ₜ, σ', and the gradients of W_xh, W_hh and b as sums over t; and of every
-    :class:`~symnn.GRU` layer (:func:`symnn.printing.recurrent_gru.gru_bptt_equations`).  A layer whose
-    sequence an RNN above reads gets ``∂ℓ/∂hₜ = W_xh⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ₜ`` from it."""
+    :class:`~symnn.GRU` layer (:func:`symnn.printing.recurrent_gru.gru_bptt_equations`).
+    A layer whose sequence an RNN above reads gets ``∂ℓ/∂hₜ = W_xh⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ₜ`` from
+    it."""
     if not hasattr(declared, "layers"):
         return []
     numbered = [(la, l) for la, l in layer_numbers(declared) if isinstance(la, (RNN, GRU))]

@@ -16,9 +16,18 @@ Examples
 --------
 >>> import symnn
 >>> net = symnn.Network([symnn.GRU(1, 2, length=3), symnn.Dense(2, 1)])
->>> for name, lhs, rhs, *tex in gru_bptt_equations(net.layers[0], 1)[:4]:
+>>> eqs = gru_bptt_equations(net.layers[0], 1)
+>>> print(eqs[0][1], "=")             # the recursion, term by term
+δh⁽¹⁾ₜ =
+>>> for term in eqs[0][2][0].split(",")[0].split(" + "):
+...     print("   ", term)
+    ∂ℓ/∂h⁽¹⁾ₜ
+    u⁽¹⁾ₜ₊₁ ⊙ δh⁽¹⁾ₜ₊₁
+    W_hr⁽¹⁾ᵀ δr⁽¹⁾ₜ₊₁
+    W_hz⁽¹⁾ᵀ δu⁽¹⁾ₜ₊₁
+    W_hn⁽¹⁾ᵀ (r⁽¹⁾ₜ₊₁ ⊙ δn⁽¹⁾ₜ₊₁)
+>>> for name, lhs, rhs, *tex in eqs[1:4]:   # the gates
 ...     print(lhs, "=", rhs[0])
-δh⁽¹⁾ₜ = ∂ℓ/∂h⁽¹⁾ₜ + u⁽¹⁾ₜ₊₁ ⊙ δh⁽¹⁾ₜ₊₁ + W_hr⁽¹⁾ᵀ δr⁽¹⁾ₜ₊₁ + W_hz⁽¹⁾ᵀ δu⁽¹⁾ₜ₊₁ + W_hn⁽¹⁾ᵀ (r⁽¹⁾ₜ₊₁ ⊙ δn⁽¹⁾ₜ₊₁),   t = T, …, 1;  δh⁽¹⁾_T₊₁ = 0
 δn⁽¹⁾ₜ = δh⁽¹⁾ₜ ⊙ (1 − u⁽¹⁾ₜ) ⊙ (1 − (n⁽¹⁾ₜ)²)
 δu⁽¹⁾ₜ = u⁽¹⁾ₜ ⊙ δh⁽¹⁾ₜ ⊙ (1 − u⁽¹⁾ₜ) ⊙ (h⁽¹⁾ₜ₋₁ − n⁽¹⁾ₜ)
 δr⁽¹⁾ₜ = c_n⁽¹⁾ₜ ⊙ r⁽¹⁾ₜ ⊙ δn⁽¹⁾ₜ ⊙ (1 − r⁽¹⁾ₜ)
