@@ -6,20 +6,17 @@ the printed equations, the declaration's shape checks, spec and model files."""
 from __future__ import annotations
 
 import shutil
-import zlib
 
 import numpy as np
 import pytest
 import sympy as sp
 from _exactness import HAVE_TORCH, check_case
+from _oprules import check_forward_rule, check_reverse_rule, var
 from strategies import NetCase, case_data
 
 import symnn
 from symnn import ops as P
 from symnn.check import gradcheck
-from symnn.codegen.reference import evaluate
-from symnn.derive.reverse import reverse
-from symnn.derive.tangent import jvp
 from symnn.errors import DeclarationError, DerivationError, ShapeError, SpecError
 
 # ----------------------------------------------------------------------------------------
@@ -31,8 +28,7 @@ G1 = P.Geom(2, 5, 2, 2, 1, 0)           # stride 1, no padding: L_out = 4
 PL = P.Pool(2, 7, 3)                    # L_out = 2, a tail of 1 dropped
 
 
-def _v(name, kind, n):
-    return P.Var(name, kind, (n,) if isinstance(n, int) else n)
+_v = var
 
 
 def _op_cases():
@@ -58,78 +54,14 @@ def _op_cases():
     ]]
 
 
-def _scalar_program(make, ins, out_shape):
-    """L = ⟨r · op(ins)⟩ for a per-sample output, L = ‖op(ins)‖² for a parameter-shaped one."""
-    b = P.Builder()
-    per_sample = isinstance(out_shape, int)
-    o = P.Var("o", "sample" if per_sample else "param",
-              (out_shape,) if per_sample else out_shape)
-    out = b.emit(make(o))
-    r = None
-    if per_sample:
-        r = _v("r", "input", out_shape)
-        d = b.emit(P.Dot(_v("d", "sample", 1), out, r))
-        L = b.emit(P.BatchMean(P.Var("L", "total", ()), d))
-    else:
-        L = b.emit(P.Penalty(P.Var("L", "total", ()), out, "l2", sp.Integer(1)))
-    return b, out, r, L
-
-
-def _values(ins, rng, B):
-    return {v: rng.normal(size=(B, v.size)) if v.per_sample else rng.normal(size=v.shape)
-            for v in ins}
-
-
 @pytest.mark.parametrize("label,make,ins,out_shape", _op_cases())
 def test_each_conv_op_reverse_rule_matches_central_differences(label, make, ins, out_shape):
-    rng = np.random.default_rng(zlib.crc32(label.encode()))
-    B = 3
-    b, out, r, L = _scalar_program(make, ins, out_shape)
-    forward = list(b.prog.ops)
-    ct = reverse(b, L, list(ins), forward)
-    env = _values(ins, rng, B)
-    if r is not None:
-        env[r] = rng.normal(size=(B, r.size))
-    got = evaluate(list(b.prog.ops), dict(env))
-    h = 1e-6
-    for v in ins:
-        base = env[v]
-        fd = np.zeros_like(base)
-        for i in range(base.size):
-            e = np.zeros_like(base)
-            e.flat[i] = h
-            lp = float(evaluate(forward, {**env, v: base + e})[L])
-            lm = float(evaluate(forward, {**env, v: base - e})[L])
-            fd.flat[i] = (lp - lm) / (2 * h)
-        if v.per_sample:
-            fd = fd * B  # a per-sample cotangent is ∂ℓ_s/∂v_s = B·∂L/∂v_s
-        mine = got[ct[v]] if v in ct else np.zeros_like(fd)
-        assert np.allclose(np.reshape(mine, fd.shape), fd, rtol=1e-6, atol=1e-7), (label, v)
+    check_reverse_rule(label, make, ins, out_shape)
 
 
 @pytest.mark.parametrize("label,make,ins,out_shape", _op_cases())
 def test_each_conv_op_forward_rule_matches_central_differences(label, make, ins, out_shape):
-    rng = np.random.default_rng(1 + zlib.crc32(label.encode()))
-    B = 3
-    b = P.Builder()
-    per_sample = isinstance(out_shape, int)
-    o = P.Var("o", "sample" if per_sample else "param",
-              (out_shape,) if per_sample else out_shape)
-    out = b.emit(make(o))
-    forward = list(b.prog.ops)
-    dots = {v: P.Var(v.name + "_d", "sample" if v.per_sample else "param", v.shape)
-            for v in ins}
-    d = jvp(b, forward, dots)
-    env = _values(ins, rng, B)
-    dirs = _values(ins, rng, B)
-    env.update({dots[v]: dirs[v] for v in ins})
-    batch = {_v("batch", "input", 1): np.zeros((B, 1))}  # the batch size, for the evaluator
-    got = evaluate(list(b.prog.ops), {**env, **batch})[d[out]]
-    h = 1e-6
-    plus = evaluate(forward, {**batch, **{v: env[v] + h * dirs[v] for v in ins}})[out]
-    minus = evaluate(forward, {**batch, **{v: env[v] - h * dirs[v] for v in ins}})[out]
-    fd = (plus - minus) / (2 * h)
-    assert np.allclose(np.reshape(got, fd.shape), fd, rtol=1e-6, atol=1e-7), label
+    check_forward_rule(label, make, ins, out_shape)
 
 
 def test_maxpool_routes_a_tie_to_the_first_maximum():

@@ -4,12 +4,13 @@ Jacobian along a trajectory, and the fixed points of the autonomous recurrence.
 * :func:`time_gradient_flow` — ``‖∂ℓ/∂hₜ‖`` against ``t`` for a recurrent layer (the
   cotangents of the derived program, interpreted with the NumPy rules): vanishing and
   exploding gradients made visible.
-* :func:`recurrent_jacobians` — ``∂hₜ/∂hₜ₋₁ = diag(σ'(zₜ)) W_hh`` of an :class:`~symnn.RNN`
-  along the trajectory of a sample, and its spectral radius per step (σ' from
-  ``sympy.diff`` of the activation).
-* :func:`fixed_points` — solutions of ``h = σ(W_hh h + b)`` (no input) by Newton's method
-  from several starts, with the eigenvalues of the Jacobian there (stable when all lie
-  inside the unit circle).
+* :func:`recurrent_jacobians` — ``∂hₜ/∂hₜ₋₁`` along the trajectory of a sample, and its
+  spectral radius per step: ``diag(σ'(zₜ)) W_hh`` for an :class:`~symnn.RNN` (σ' from
+  ``sympy.diff`` of the activation), the Jacobian through the gates for a
+  :class:`~symnn.GRU` (:mod:`symnn.analysis.gru`).
+* :func:`fixed_points` — solutions of ``h = cell(x, h)`` (a constant input ``x``, default 0)
+  by Newton's method from several starts, with the eigenvalues of the Jacobian there
+  (stable when all lie inside the unit circle); RNN and GRU.
 
 Examples
 --------
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from symnn.analysis.gru import GRUCell
 from symnn.analysis.persample import evaluate_program
 from symnn.declare.layers import layer_numbers
 from symnn.declare.recurrent import GRU, RNN
@@ -112,21 +114,31 @@ def _dsigma(layer: RNN):
 
 
 def recurrent_jacobians(model, theta, x, layer: int | None = None):
-    """``(J, ρ)``: ``J[t−1] = ∂hₜ/∂hₜ₋₁ = diag(σ'(zₜ)) W_hh`` along the trajectory of one
-    sample ``x`` (shape ``(T, n_in)``, or the network's input row), ``J[0]`` the map from
-    ``h₀``; ``ρ[t−1]`` its spectral radius.  For an :class:`~symnn.RNN` layer."""
+    """``(J, ρ)``: ``J[t−1] = ∂hₜ/∂hₜ₋₁`` along the trajectory of one sample ``x`` (shape
+    ``(T, n_in)``, or the network's input row), ``J[0]`` the map from ``h₀``; ``ρ[t−1]`` its
+    spectral radius.  For an :class:`~symnn.RNN` layer ``diag(σ'(zₜ)) W_hh``; for a
+    :class:`~symnn.GRU` the Jacobian through its gates (:class:`symnn.analysis.gru.GRUCell`)
+    at the states and inputs the derived program computes."""
     x = np.asarray(x, float)
     X = x.reshape(1, -1)
     y = np.zeros((1, model.n_outputs))
     ev = evaluate_program(model, theta, X, y)
-    la, l = _recurrent_layer(ev.derived.declared, layer, (RNN,))
-    W = np.asarray(model.unflatten(np.asarray(theta))[f"W_hh{l}"], float)
+    la, l = _recurrent_layer(ev.derived.declared, layer)
+    params = model.unflatten(np.asarray(theta))
     by_name = {op.out.name: op.out for op in ev.derived.forward_ops}
-    ds = _dsigma(la)
     J = []
-    for t in range(1, la.length + 1):
-        z = np.asarray(ev.env[by_name[f"z{l}_{t}"]], float)[0]
-        J.append(np.broadcast_to(ds(z), z.shape)[:, None] * W)
+    if isinstance(la, GRU):  # issue 13: the GRU's Jacobian through its gates
+        cell = GRUCell.from_params(params, l)
+        for t in range(1, la.length + 1):
+            xt, h = (np.asarray(ev.env[by_name[n]], float)[0]
+                     for n in (f"x{l}_{t}", f"h{l}_{t - 1}"))
+            J.append(cell.jacobians(xt, h)[0])
+    else:
+        W = np.asarray(params[f"W_hh{l}"], float)
+        ds = _dsigma(la)
+        for t in range(1, la.length + 1):
+            z = np.asarray(ev.env[by_name[f"z{l}_{t}"]], float)[0]
+            J.append(np.broadcast_to(ds(z), z.shape)[:, None] * W)
     J = np.array(J)
     rho = np.array([float(np.max(np.abs(np.linalg.eigvals(j)))) for j in J])
     return J, rho
@@ -134,7 +146,7 @@ def recurrent_jacobians(model, theta, x, layer: int | None = None):
 
 @dataclass
 class FixedPoint:
-    """A solution ``h`` of ``h = σ(W_hh h + b)`` and the eigenvalues of ``∂h'/∂h`` there."""
+    """A solution ``h`` of ``h = cell(x, h)`` and the eigenvalues of ``∂cell/∂h`` there."""
 
     h: np.ndarray
     eigenvalues: np.ndarray
@@ -146,39 +158,60 @@ class FixedPoint:
         return bool(np.max(np.abs(self.eigenvalues)) < 1.0)
 
 
-def fixed_points(net, params: dict, layer: int | None = None, *, starts: int = 8,
-                 seed: int = 0, tol: float = 1e-12, max_iter: int = 100) -> list[FixedPoint]:
-    """Fixed points of an :class:`~symnn.RNN` layer's autonomous recurrence (input 0),
-    ``h = σ(W_hh h + b)``, by Newton's method on ``F(h) = h − σ(W_hh h + b)`` from ``h = 0``
-    and ``starts − 1`` random points in ``[−1, 1]``; distinct solutions (to 1e-8), sorted
-    by norm.  ``params``: ``{name: array}`` (``model.unflatten(θ)``)."""
-    la, l = _recurrent_layer(net, layer, (RNN,))
-    W = np.asarray(params[f"W_hh{l}"], float)
-    b = np.asarray(params[f"b{l}"], float)
-    z = sp.Symbol("z", real=True)
-    f = numpy_function((z,), la.act().apply(z))
-    ds = _dsigma(la)
-    H = W.shape[0]
+def _newton(step, H: int, starts: int, seed: int, tol: float, max_iter: int):
+    """Distinct solutions of ``h = f(h)`` by Newton from 0 and random points of [−1, 1]ᴴ;
+    ``step(h) -> (f(h), ∂f/∂h)``."""
     rng = np.random.default_rng(seed)
     inits = [np.zeros(H)] + [rng.uniform(-1, 1, H) for _ in range(starts - 1)]
     found: list[FixedPoint] = []
     for h in inits:
         for _ in range(max_iter):
-            zz = W @ h + b
-            F = h - np.broadcast_to(f(zz), h.shape)
-            if np.linalg.norm(F) < tol:
+            f, Jf = step(h)
+            F = h - f
+            if not np.all(np.isfinite(F)) or np.linalg.norm(F) < tol:
                 break
-            Jf = np.eye(H) - np.broadcast_to(ds(zz), h.shape)[:, None] * W
             try:
-                h = h - np.linalg.solve(Jf, F)
+                h = h - np.linalg.solve(np.eye(H) - Jf, F)
             except np.linalg.LinAlgError:
                 break
-        zz = W @ h + b
-        res = float(np.linalg.norm(h - np.broadcast_to(f(zz), h.shape)))
+        f, Jf = step(h)
+        res = float(np.linalg.norm(h - f))
         if not np.isfinite(res) or res > 1e-8:
             continue
         if any(np.linalg.norm(h - p.h) < 1e-8 for p in found):
             continue
-        eig = np.linalg.eigvals(np.broadcast_to(ds(zz), h.shape)[:, None] * W)
-        found.append(FixedPoint(h, eig, res))
+        found.append(FixedPoint(h, np.linalg.eigvals(Jf), res))
     return sorted(found, key=lambda p: float(np.linalg.norm(p.h)))
+
+
+def fixed_points(net, params: dict, layer: int | None = None, *, x=None, starts: int = 8,
+                 seed: int = 0, tol: float = 1e-12, max_iter: int = 100) -> list[FixedPoint]:
+    """Fixed points ``h* = cell(x, h*)`` of a recurrent layer's recurrence under a constant
+    input ``x`` (default 0): for an :class:`~symnn.RNN` ``h = σ(W_hh h + W_xh x + b)``, for
+    a :class:`~symnn.GRU` its gated update (:class:`symnn.analysis.gru.GRUCell`).  Newton's
+    method on ``F(h) = h − cell(x, h)`` from ``h = 0`` and ``starts − 1`` random points in
+    ``[−1, 1]``; distinct solutions (to 1e-8), sorted by norm, each with the eigenvalues of
+    ``∂cell/∂h`` there.  ``params``: ``{name: array}`` (``model.unflatten(θ)``)."""
+    la, l = _recurrent_layer(net, layer)
+    H = la.n_hidden
+    x = np.zeros(la.n_in) if x is None else np.asarray(x, float).reshape(-1)
+    if x.shape != (la.n_in,):
+        raise AnalysisError(f"fixed_points: x must hold the layer's {la.n_in} input "
+                            f"features, got shape {x.shape}")
+    if isinstance(la, GRU):  # issue 13
+        cell = GRUCell.from_params(params, l)
+        return _newton(lambda h: (cell(x, h), cell.jacobians(x, h)[0]), H, starts, seed, tol,
+                       max_iter)
+    W = np.asarray(params[f"W_hh{l}"], float)
+    b = np.asarray(params[f"b{l}"], float)
+    if x.any():
+        b = b + np.asarray(params[f"W_xh{l}"], float) @ x
+    z = sp.Symbol("z", real=True)
+    f, ds = numpy_function((z,), la.act().apply(z)), _dsigma(la)
+
+    def step(h):
+        zz = W @ h + b
+        return (np.broadcast_to(f(zz), h.shape),
+                np.broadcast_to(ds(zz), h.shape)[:, None] * W)
+
+    return _newton(step, H, starts, seed, tol, max_iter)

@@ -52,7 +52,8 @@ from symnn.declare import layers
 from symnn.declare.activations import get_activation
 from symnn.declare.layers import Factor, ParamSpec, _sup
 from symnn.declare.limits import check_width
-from symnn.errors import AnalysisError, DeclarationError, SymnnError
+from symnn.declare.recurrent_bounds import gru_lipschitz  # issue 13
+from symnn.errors import DeclarationError, SymnnError
 
 __all__ = ["RNN", "GRU", "RECURRENT_TYPES", "MAX_UNROLLED_STEPS"]
 
@@ -403,7 +404,8 @@ class GRU(_Recurrent):
         return self._data("gru")
 
     def lipschitz(self, arrays: dict, l: int, bound: Callable) -> list[Factor]:
-        raise AnalysisError(f"{self!r}: no Lipschitz bound is implemented for a GRU layer")
+        """The bound of :mod:`symnn.declare.recurrent_bounds` (issue 13)."""
+        return gru_lipschitz(self, arrays, l, bound)
 
 
 #: The layer classes of this module.

@@ -27,9 +27,10 @@ import sympy as sp
 from sympy.tensor.array.expressions import convert_array_to_matrix
 
 from symnn.declare.layers import layer_numbers
-from symnn.declare.recurrent import RNN
+from symnn.declare.recurrent import GRU, RNN
 from symnn.printing._tex import activation_tex
 from symnn.printing.elementwise import vector_latex, vector_text
+from symnn.printing.recurrent_gru import gru_bptt_equations  # issue 13: the GRU's lines
 
 __all__ = ["bptt_equations", "Cell"]
 
@@ -148,14 +149,19 @@ def _layer_lines(c: Cell, above: "Cell | None", cuts: set) -> list[_Eq]:
 def bptt_equations(declared) -> list:
     """``(name, lhs text, [rhs text], lhs TeX, [rhs TeX], SymPy rhs)`` of the BPTT lines
     of every :class:`~symnn.RNN` layer of a network (empty if none): the recursion of
-    δ⁽ˡ⁾ₜ, σ', and the gradients of W_xh, W_hh and b as sums over t.  A layer whose
-    sequence an RNN above reads gets ``∂ℓ/∂hₜ = W_xh⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ₜ`` from it."""
+    δ⁽ˡ⁾ₜ, σ', and the gradients of W_xh, W_hh and b as sums over t; and of every
+    :class:`~symnn.GRU` layer (:func:`symnn.printing.recurrent_gru.gru_bptt_equations`).
+    A layer whose sequence an RNN above reads gets ``∂ℓ/∂hₜ = W_xh⁽ˡ⁺¹⁾ᵀ δ⁽ˡ⁺¹⁾ₜ`` from
+    it."""
     if not hasattr(declared, "layers"):
         return []
-    numbered = [(la, l) for la, l in layer_numbers(declared) if isinstance(la, RNN)]
+    numbered = [(la, l) for la, l in layer_numbers(declared) if isinstance(la, (RNN, GRU))]
     all_layers = [la for la, _ in layer_numbers(declared)]
     out = []
     for la, l in numbered:
+        if isinstance(la, GRU):  # issue 13: through the gates (symnn.printing.recurrent_gru)
+            out.extend(gru_bptt_equations(la, l))
+            continue
         i = all_layers.index(la)
         nxt = next((x for x in all_layers[i + 1:] if hasattr(x, "parameters")
                     and x.parameters(0)), None)
