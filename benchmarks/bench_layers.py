@@ -16,7 +16,10 @@ Peers, run in this same process with the SAME weights (copied from symnn's θ):
 ``torch f64`` / ``torch f32`` — PyTorch eager (``torch.nn.Conv1d`` / ``torch.nn.RNN`` with
 ``bias_hh = 0`` / ``torch.nn.Linear``), ``loss.backward()`` and the gradients gathered into
 one flat vector, as symnn returns; ``jax`` — ``jax.jit(jax.value_and_grad(loss))`` in
-float64 (``jax_enable_x64``), skipped with a message when JAX is not importable.
+float64 (``jax_enable_x64``; ``benchmarks/_layers_jax.py``): in this process when JAX is
+importable, else, with ``--jax-python PATH``, in a worker process of that interpreter (timed
+there, one request per round, so the column is interleaved like the others), else skipped
+with a message.
 Every peer's gradient is checked against symnn's before it is timed (the relative error
 ``max|g − g_symnn| / max|g_symnn|`` is printed; float64 peers must agree to 1e-9, the
 float32 peer to 1e-3); a peer that fails is reported ``WRONG`` and not timed.
@@ -28,8 +31,8 @@ from other processes falls on all columns alike; the medians are printed with th
 ``model.loss_and_grad(theta, X, Y)``.
 
 Run: ``python benchmarks/bench_layers.py [--quick] [--tiny] [--T N] [--batches 1,32,256]
-[--threads N] [--only conv|rnn] [--json]``.  ``--tiny`` shrinks every size (the smoke test
-in ``tests/test_bench_peers.py``); ``--json`` prints one JSON line per case
+[--threads N] [--only conv|rnn] [--jax-python PATH] [--json]``.  ``--tiny`` shrinks every
+size (the smoke test in ``tests/test_bench_peers.py``); ``--json`` prints one JSON line per case
 (``{"bench": "layers", "case": ..., "seconds": ...}``; a failed check has ``"seconds":
 null`` and a ``"note"``) instead of the tables.
 """
@@ -193,47 +196,57 @@ def torch_candidate(kind, s, params, X, Y, dtype):
 def jax_candidate(kind, s, params, X, Y):
     """The JAX peer (float64, jit of value_and_grad) or ``None`` when JAX is absent."""
     try:
-        import jax
+        import jax  # noqa: F401
     except ImportError:
         return None
-    jax.config.update("jax_enable_x64", True)
-    import jax.numpy as jnp
+    from _layers_jax import value_and_grad
 
-    names = list(params)
-    flat = [jnp.asarray(params[n]) for n in names]
-    Xj, Yj = jnp.asarray(X), jnp.asarray(Y)
+    return value_and_grad(kind, s.H, params, X, Y)
 
-    def conv(x, W, b):
-        z = jax.lax.conv_general_dilated(x, W, (1,), "VALID",
-                                         dimension_numbers=("NCH", "OIH", "NCH"))
-        return jax.nn.relu(z + b[None, :, None])
 
-    def loss(ps):
-        p = dict(zip(names, ps))
-        if kind == "conv":
-            h = conv(conv(Xj, p["W1"], p["b1"]), p["W2"], p["b2"])
-            z = h.reshape(h.shape[0], -1) @ p["W3"].T + p["b3"]
-            return -(Yj * jax.nn.log_softmax(z, axis=1)).sum(axis=1).mean()
+class RemoteJax:
+    """The JAX peer in another interpreter (``--jax-python PATH``): a worker running
+    ``benchmarks/_layers_jax.py`` (JSON lines), timed inside the worker, one request per
+    round (see :func:`interleaved`)."""
 
-        def step(h, xt):
-            h = jnp.tanh(xt @ p["W_xh1"].T + h @ p["W_hh1"].T + p["b1"])
-            return h, None
+    def __init__(self, python: str):
+        import subprocess
 
-        h0 = jnp.zeros((Xj.shape[0], s.H))
-        h, _ = jax.lax.scan(step, h0, jnp.swapaxes(Xj, 0, 1))
-        out = h @ p["W2"].T + p["b2"]
-        return ((out - Yj) ** 2).mean(axis=1).mean()
+        self.dir = tempfile.mkdtemp(prefix="symnn-layers-jax-")
+        self.proc = subprocess.Popen([python, str(HERE / "_layers_jax.py")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=str(HERE))
 
-    vg = jax.jit(jax.value_and_grad(loss))
+    def ask(self, **req) -> dict:
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the JAX worker ({self.proc.args[0]}) stopped")
+        return json.loads(line)
 
-    def thunk():
-        v, g = vg(flat)
-        return jax.block_until_ready(g)
+    def candidate(self, kind, s, params, X, Y):
+        """``(remote, grad)`` for :func:`case_row`: the worker set up for this case."""
+        data, grad = Path(self.dir) / "case.npz", Path(self.dir) / "grad.npy"
+        np.savez(data, X=X, Y=Y, **{f"p_{k}": v for k, v in params.items()})
+        self.ask(op="setup", kind=kind, H=s.H, data=str(data), grad=str(grad))
+        return self, lambda: np.load(grad)
 
-    def grad():
-        return np.concatenate([np.asarray(a).reshape(-1) for a in thunk()])
+    def calibrate(self, min_time: float) -> int:
+        return int(self.ask(op="calibrate", min_time=min_time)["number"])
 
-    return thunk, grad
+    def per_call(self, number: int) -> float:
+        return float(self.ask(op="time", number=number)["seconds"])
+
+    def close(self) -> None:
+        import shutil
+
+        try:
+            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------
@@ -250,15 +263,23 @@ def rel_err(a, b) -> float:
 def interleaved(thunks: dict[str, Callable[[], object]], repeat: int,
                 min_time: float) -> dict[str, float]:
     """Median seconds per call of every thunk, the ``repeat`` rounds interleaved."""
-    numbers = {n: time_samples(f, repeat=1, min_time=min_time)[1] for n, f in thunks.items()}
+    def calibrate(f):  # a RemoteJax times itself, in its own process
+        return f.calibrate(min_time) if isinstance(f, RemoteJax) else time_samples(
+            f, repeat=1, min_time=min_time)[1]
+
+    def sample(f, number):
+        return [f.per_call(number)] if isinstance(f, RemoteJax) else time_samples(
+            f, repeat=1, number=number)[0]
+
+    numbers = {n: calibrate(f) for n, f in thunks.items()}
     samples: dict[str, list[float]] = {n: [] for n in thunks}
     for _ in range(repeat):
         for name, fn in thunks.items():
-            samples[name].extend(time_samples(fn, repeat=1, number=numbers[name])[0])
+            samples[name].extend(sample(fn, numbers[name]))
     return {n: statistics.median(v) for n, v in samples.items()}
 
 
-def case_row(kind, s, net, model, B, repeat, min_time, log) -> dict:
+def case_row(kind, s, net, model, B, repeat, min_time, log, remote=None) -> dict:
     """Check every peer at batch ``B``, then time the ones that agree: ``{column: seconds or
     note}`` plus ``errors`` ``{column: rel err}``."""
     theta = model.init(0)
@@ -276,7 +297,8 @@ def case_row(kind, s, net, model, B, repeat, min_time, log) -> dict:
             cands[col] = (thunk, grad, tol)
     except ImportError:
         log("torch not importable: its columns are skipped")
-    jx = jax_candidate(kind, s, params, X, Y)
+    jx = (remote.candidate(kind, s, params, X, Y) if remote is not None
+          else jax_candidate(kind, s, params, X, Y))
     if jx is not None:
         cands["jax"] = (*jx, TOL64)
     row: dict = {"errors": {}}
@@ -374,6 +396,9 @@ def _parse(argv):
                    help="limit BLAS/OpenMP pools (threadpoolctl), torch and XLA to N threads")
     p.add_argument("--json", action="store_true",
                    help="print one JSON line per case instead of the tables")
+    p.add_argument("--jax-python", default=None, metavar="PATH",
+                   help="an interpreter with JAX (and NumPy): the JAX column runs there, in a "
+                        "worker (benchmarks/_layers_jax.py), when this one has no JAX")
     return p.parse_args(argv)
 
 
@@ -397,6 +422,32 @@ def _limit_threads(n: int, log) -> None:
     _limit_threads.limiter = threadpool_limits(limits=n)
 
 
+def _jax_peer(args, log) -> tuple:
+    """``(RemoteJax or None, note or None)``: JAX in this process when importable, else in
+    ``--jax-python``'s worker, else no JAX column (the note says why)."""
+    try:
+        import jax  # noqa: F401
+        return None, None
+    except ImportError:
+        pass
+    if args.jax_python:
+        import subprocess
+
+        probe = subprocess.run([args.jax_python, "-c",
+                                "import jax, numpy; print(jax.__version__)"],
+                               capture_output=True, text=True)
+        if probe.returncode == 0:
+            note = f"jax {probe.stdout.strip()}: timed in a worker process of {args.jax_python}"
+            log(note)
+            return RemoteJax(args.jax_python), note
+        note = f"jax: not importable by {args.jax_python}, its column is skipped"
+    else:
+        note = ("jax: not importable in this environment, its column is skipped "
+                "(--jax-python PATH runs it in another interpreter)")
+    log(note)
+    return None, note
+
+
 def main(argv=None) -> dict:
     """Run the benchmark; returns ``{kind: {"compile": s, "rows": {...}}}``."""
     args = _parse(argv)
@@ -411,12 +462,7 @@ def main(argv=None) -> dict:
     t_start = time.perf_counter()
     if args.threads is not None:
         _limit_threads(args.threads, log)
-    try:
-        import jax  # noqa: F401
-        jax_note = None
-    except ImportError:
-        jax_note = "jax: not importable in this environment, its column is skipped"
-        log(jax_note)
+    remote, jax_note = _jax_peer(args, log)
     if args.json:
         print(json.dumps({"bench": "layers", "symnn": symnn.__file__}), flush=True)
     results = {}
@@ -431,13 +477,15 @@ def main(argv=None) -> dict:
         log(f"\n{kind}: symnn derive + compile + first call"
             f"{' (kernel cache reused)' if args.reuse_cache else ' (fresh kernel cache)'}: "
             f"{compile_s:.2f} s")
-        rows = {f"B={B}": case_row(kind, s, net, model, B, repeat, min_time, log)
+        rows = {f"B={B}": case_row(kind, s, net, model, B, repeat, min_time, log, remote)
                 for B in batches}
         results[kind] = {"compile": compile_s, "rows": rows, "title": what}
         if args.json:
             emit_json(kind, rows, compile_s)
         else:
             print_rows(what, rows, jax_note)
+    if remote is not None:
+        remote.close()
     if not args.json:
         print()
         print_environment()

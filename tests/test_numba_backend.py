@@ -70,9 +70,12 @@ def _hash(files) -> str:
 
 
 def test_runtime_fingerprint_hashes_only_the_imported_runtime():
-    # exactly the bytes of runtime.py and fastmath.py, the two modules kernels import
-    assert runtime.RUNTIME_FILES == ("numba/runtime.py", "fastmath.py")
-    want = _hash([PACKAGE / "runtime.py", CODEGEN / "fastmath.py"])
+    # exactly the bytes of runtime.py and fastmath.py, the two modules kernels import, and
+    # of the modules runtime.py takes blocks from (the BLAS call, the convolutions' blocks)
+    assert runtime.RUNTIME_FILES == ("numba/runtime.py", "fastmath.py", "numba/_blas.py",
+                                     "numba/runtime_conv.py")
+    want = _hash([PACKAGE / "runtime.py", CODEGEN / "fastmath.py", PACKAGE / "_blas.py",
+                  PACKAGE / "runtime_conv.py"])
     assert backend.runtime_fingerprint() == want
     assert runtime.runtime_fingerprint.__wrapped__() == want
 
@@ -88,7 +91,8 @@ def test_runtime_fingerprint_ignores_the_code_generator(tmp_path, monkeypatch):
     fingerprint = runtime.runtime_fingerprint.__wrapped__
     before = fingerprint()
     assert before == backend.runtime_fingerprint()
-    others = [f for f in (copy / "numba").glob("*.py") if f.name != "runtime.py"]
+    runtime_files = {"runtime.py", "_blas.py", "runtime_conv.py"}
+    others = [f for f in (copy / "numba").glob("*.py") if f.name not in runtime_files]
     assert {f.name for f in others} >= {"writer.py", "kernels.py", "passes.py", "slots.py",
                                         "emit_elementwise.py", "__init__.py"}
     for f in others + [copy / "model.py"]:
@@ -96,6 +100,10 @@ def test_runtime_fingerprint_ignores_the_code_generator(tmp_path, monkeypatch):
     assert fingerprint() == before
     rt = copy / "numba" / "runtime.py"
     rt.write_text(rt.read_text() + "\n# the runtime changed\n")
+    assert fingerprint() != before
+    before = fingerprint()
+    rc = copy / "numba" / "runtime_conv.py"
+    rc.write_text(rc.read_text() + "\n# the convolutions' blocks changed\n")
     assert fingerprint() != before
 
 

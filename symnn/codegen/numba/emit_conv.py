@@ -5,6 +5,10 @@ Every emitter walks the batch (``i``) and, when its output carries tangent direc
 the directions (``k``); an input without directions is read without ``k``.  An op whose
 output is a sum computed in place (``w.acc``) adds into it; a scatter (the adjoints)
 clears its output first unless it adds.
+
+A convolution of at least :data:`BLAS_MADDS` multiply-adds a sample (and direction) calls
+a block of :mod:`symnn.codegen.numba.runtime_conv` instead (im2col and one BLAS product a
+sample): the loops' weight gradient is a strict sum that does not vectorise.
 """
 
 from __future__ import annotations
@@ -13,9 +17,47 @@ from symnn import ops as P
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
 
-__all__ = ["emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_channel_mean",
+__all__ = ["BLAS_MADDS", "emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_channel_mean",
            "emit_channel_bcast", "emit_avgpool", "emit_avgpoolt", "emit_maxgather",
            "emit_maxscatter"]
+
+
+#: From this many multiply-adds a sample (``C_out·C_in·k·L_out``), Conv1D, ConvT1D and
+#: ConvWMean call the im2col + BLAS blocks (:mod:`symnn.codegen.numba.runtime_conv`); below,
+#: loops (a BLAS call costs about a microsecond).
+BLAS_MADDS = 8192
+
+
+def _blas(g, params: tuple, samples: tuple) -> bool:
+    """Whether the op of geometry ``g`` calls the BLAS block: large enough, the slots
+    ``params`` parameters and ``samples`` per-sample values (with or without directions)."""
+    return (g.c_out * g.c_in * g.k * g.l_out >= BLAS_MADDS
+            and all(s.mode in ("param", "paramK") for s in params if s is not None)
+            and all(s.mode in ("sample", "sampleK") for s in samples))
+
+
+def _addr(s: Slot, n: int) -> str:
+    """``arr, off, bs, ks``: value ``s`` (n components a row) of sample i, direction k is at
+    ``off + i·bs + k·ks`` (see :mod:`symnn.codegen.numba.runtime_conv`)."""
+    bs, ks = {"sample": (str(n), "0"), "sampleK": (f"K * {n}", str(n)),
+              "paramK": ("0", str(n))}.get(s.mode, ("0", "0"))
+    return f"{s.arr}, {s.off}, {bs}, {ks}"
+
+
+def _addr_k(s: Slot, n: int) -> str:
+    """``arr, off, ks``: a parameter (``bs`` = 0) with or without directions."""
+    arr_off, _bs, ks = _addr(s, n).rsplit(", ", 2)
+    return f"{arr_off}, {ks}"
+
+
+def _geom(g, out: Slot) -> str:
+    """``B, K, C_in, L_in, C_out, k, s, p`` (K: the output's directions, or 1)."""
+    return f"B, {'K' if out.is_k else 1}, {g.c_in}, {g.l_in}, {g.c_out}, {g.k}, {g.s}, {g.p}"
+
+
+def _col(w: KernelWriter, op, g) -> str:
+    """``work, offset`` of the op's im2col scratch (``C_in·k·L_out`` values)."""
+    return "work, " + w.carve(op.out.name + "_col", "one", g.c_in * g.k * g.l_out)
 
 
 def _at(s: Slot, n: int, idx: str) -> str:
@@ -72,6 +114,11 @@ def emit_conv1d(w: KernelWriter, op: P.Conv1D) -> None:
     bb = w.slot(op.b) if op.b is not None else None
     n_w = g.c_out * g.c_in * g.k
     n_o, n_x = g.c_out * g.l_out, g.c_in * g.l_in
+    if _blas(g, (W, bb), (x, o)):
+        ba = _addr_k(bb, g.c_out) if bb is not None else f"{W.arr}, 0, 0"
+        w.b(f"_conv_fwd({_addr_k(W, n_w)}, {_addr(x, n_x)}, {ba}, {int(bb is not None)}, "
+            f"{_addr(o, n_o)}, {_geom(g, o)}, {w.acc}, {_col(w, op, g)})")
+        return
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)
     if bb is not None or not w.acc:
@@ -93,6 +140,10 @@ def emit_convt1d(w: KernelWriter, op: P.ConvT1D) -> None:
     W, h, o = w.slot(op.W), w.slot(op.h), w.slot(op.out)
     n_w = g.c_out * g.c_in * g.k
     n_h, n_o = g.c_out * g.l_out, g.c_in * g.l_in
+    if _blas(g, (W,), (h, o)):
+        w.b(f"_conv_t({_addr_k(W, n_w)}, {_addr(h, n_h)}, {_addr(o, n_o)}, {_geom(g, o)}, "
+            f"{w.acc}, {_col(w, op, g)})")
+        return
     _clear(w, o, n_o)
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)
@@ -112,6 +163,10 @@ def emit_convwmean(w: KernelWriter, op: P.ConvWMean) -> None:
     n_w = g.c_out * g.c_in * g.k
     n_u, n_v = g.c_out * g.l_out, g.c_in * g.l_in
     w.uses_inv_b = True
+    if _blas(g, (o,), (u, v)):
+        w.b(f"_conv_wmean({_addr(u, n_u)}, {_addr(v, n_v)}, {_addr_k(o, n_w)}, "
+            f"{_geom(g, o)}, inv_B, {w.acc}, {_col(w, op, g)})")
+        return
     _clear(w, o, n_w)
     d = _open(w, o)
     w.b(f"for c in range({g.c_out}):", d)

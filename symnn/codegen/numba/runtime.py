@@ -26,11 +26,10 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from llvmlite import ir as llvmir
-from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.core import types
 
 from symnn.codegen._fastcheck import fastmath_available
+from symnn.codegen.numba._blas import _gemm
 
 __all__ = ["BLAS_THRESHOLDS", "RUNTIME_FILES", "prepare_runtime", "runtime_fingerprint",
            "runtime_names"]
@@ -62,7 +61,7 @@ _SIGNATURES: dict = {}
 
 #: The files whose code generated kernels import (and Numba inlines or links into them),
 #: relative to ``symnn/codegen``: what :func:`runtime_fingerprint` hashes.
-RUNTIME_FILES = ("numba/runtime.py", "fastmath.py")
+RUNTIME_FILES = ("numba/runtime.py", "fastmath.py", "numba/_blas.py", "numba/runtime_conv.py")
 
 
 def _runtime(spec: str):
@@ -75,52 +74,6 @@ def _runtime(spec: str):
         return disp
 
     return register
-
-
-@intrinsic
-def _gemm(typingctx, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
-    """``C[oc:]`` (m × n, row stride ldc) ← alpha·op(A[oa:])·op(Bm[ob:]) + beta·C.
-
-    Row-major operands with leading dimensions; ``ta``/``tb`` non-zero: transpose.  Calls
-    the ``?gemm`` that Numba's own ``np.dot`` uses (``numba_xxgemm``, SciPy's BLAS)."""
-    from numba.np.linalg import ensure_blas
-
-    ensure_blas()
-    dtype = A.dtype
-    kind = {types.float64: "d", types.float32: "s"}[dtype]
-    sig = types.void(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
-
-    def codegen(context, builder, signature, args):
-        ta, tb, m, n, k, alpha, a, oa, lda, b, ob, ldb, beta, c, oc, ldc = args
-        char = llvmir.IntType(8)
-        intp = context.get_value_type(types.intp)
-        vp = char.as_pointer()
-        fnty = llvmir.FunctionType(llvmir.IntType(32), [char, char, char, intp, intp, intp, vp,
-                                                        vp, intp, vp, intp, vp, vp, intp])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
-        tys = signature.args
-
-        def ptr(i, arr, off):
-            ary = context.make_array(tys[i])(context, builder, arr)
-            return builder.bitcast(builder.gep(ary.data, [off]), vp)
-
-        def slot(i, value):
-            lt = context.get_value_type(dtype)
-            s = cgutils.alloca_once(builder, lt)
-            builder.store(context.cast(builder, value, tys[i], dtype), s)
-            return builder.bitcast(s, vp)
-
-        def flag(t):
-            return builder.select(builder.icmp_signed("!=", t, t.type(0)),
-                                  char(ord("t")), char(ord("n")))
-
-        # row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ: swap the operands
-        builder.call(fn, [char(ord(kind)), flag(tb), flag(ta), n, m, k, slot(5, alpha),
-                          ptr(9, b, ob), ldb, ptr(6, a, oa), lda, slot(12, beta),
-                          ptr(13, c, oc), ldc])
-        return context.get_dummy_value()
-
-    return sig, codegen
 
 
 @numba.njit(error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
@@ -662,3 +615,11 @@ def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs,
                     continue
                 for c in range(n):
                     out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * (V[_u(b0 + t * n + c)] - s)
+
+
+# -- 1-D convolutions (symnn.codegen.numba.runtime_conv): im2col + one BLAS product a sample ----
+from symnn.codegen.numba import runtime_conv as _rconv  # noqa: E402
+
+_conv_fwd = _runtime(_rconv.SPECS["_conv_fwd"])(_rconv._conv_fwd)
+_conv_wmean = _runtime(_rconv.SPECS["_conv_wmean"])(_rconv._conv_wmean)
+_conv_t = _runtime(_rconv.SPECS["_conv_t"])(_rconv._conv_t)
