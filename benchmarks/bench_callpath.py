@@ -16,14 +16,16 @@ Cases (64-128-128-10 tanh / softmax-cross-entropy MLP, float64, one-hot targets)
   ``symnn.train.fit(..., epochs=5)`` per epoch (history, per-array gradient norms, the
   shuffle).  Needs scikit-learn for the data (else the case is skipped).
 
-Each round times every candidate of a case once (``_timing.median_time`` with a short
+Each round times every candidate of a case once (back-to-back calls for a short
 ``min_time``), candidates in turn, so load drifts hit them alike; the table reports the
 median over rounds of each candidate's time and of its per-round ratio to the reference
 (``hand`` for the gradient, the public gradient for the HVP).  Every candidate is checked
 against the NumPy peer first.
 
-Run: ``python benchmarks/bench_callpath.py [--rounds N] [--threads N]`` (``--threads 1``
-for steadier numbers on a shared machine; it sets BLAS and Numba to N threads).
+Run: ``python benchmarks/bench_callpath.py [--rounds N] [--threads N] [--cpu-time]
+[--no-epoch]`` (``--threads 1`` for steadier numbers on a shared machine: it sets BLAS and
+Numba to N threads; ``--cpu-time`` times on the process's CPU clock, which a loaded
+machine's descheduling does not inflate).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -44,6 +47,9 @@ def _parse(argv):
     p.add_argument("--min-time", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-epoch", action="store_true", help="skip the digits epochs")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="time on the process's CPU clock (time.process_time) instead of the "
+                        "wall clock: steadier on a loaded machine, meaningful with --threads 1")
     return p.parse_args(argv)
 
 
@@ -205,16 +211,27 @@ def _digits():
     return np.ascontiguousarray(X / 16.0), y.astype(np.int64)
 
 
-def run_case(cands, reference, rounds, min_time, per=None):
+def _seconds(f, min_time, clock):
+    """Seconds per call of ``f``: back-to-back calls for at least ``min_time`` on ``clock``
+    (after one untimed warm-up call)."""
+    f()
+    n, t0 = 0, clock()
+    while True:
+        f()
+        n += 1
+        t = clock() - t0
+        if t >= min_time:
+            return t / n
+
+
+def run_case(cands, reference, rounds, min_time, per=None, clock=time.perf_counter):
     """{name: (median seconds, median per-round ratio to ``reference``)}; ``per[name]``
     divides that candidate's time (epochs per call)."""
-    from _timing import median_time
-
     per = per or {}
     times = {k: [] for k in cands}
     for _ in range(rounds):
         for k, f in cands.items():
-            times[k].append(median_time(f, repeat=1, min_time=min_time) / per.get(k, 1))
+            times[k].append(_seconds(f, min_time, clock) / per.get(k, 1))
     out = {}
     for k, ts in times.items():
         ratios = [t / r for t, r in zip(ts, times[reference])]
@@ -236,17 +253,19 @@ def main(argv=None) -> None:
     print(f"symnn from {symnn.__file__}; {args.rounds} interleaved rounds")
     model = symnn.mlp([64, 128, 128, 10], activation="tanh", output="softmax",
                       loss="cross_entropy", name="bench_mlp").compile()
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    print(f"clock: {clock.__name__}")
     rows = [(f"grad B={B}", run_case(_grad_case(model, B), "hand", args.rounds,
-                                     args.min_time)) for B in (1, 32, 256)]
+                                     args.min_time, clock=clock)) for B in (1, 32, 256)]
     rows.append(("hvp B=256", run_case(_hvp_case(model), "gradient", args.rounds,
-                                       args.min_time)))
+                                       args.min_time, clock=clock)))
     data = None if args.no_epoch else _digits()
     for bs in () if data is None else (32, 256):
         cands, per = _epoch_case(bs, *data)
         for f in cands.values():
             f()  # compile / warm
         rows.append((f"epoch B={bs}", run_case(cands, "hand", max(3, args.rounds // 3),
-                                               args.min_time, per)))
+                                               args.min_time, per, clock)))
     for label, res in rows:
         cells = "  ".join(f"{k} {t * 1e6:9.1f} µs ({r:.2f}x)" for k, (t, r) in res.items())
         print(f"{label:10s}  {cells}")

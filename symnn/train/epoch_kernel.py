@@ -400,17 +400,28 @@ def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, st
             status = 1
             cur = 1 - cur
             break
-        for a in range(n_arr):
+        for a in range(n_arr):  # four independent sums: not bound by the add latency
             acc0 = 0.0
             acc1 = 0.0
-            lo = bounds[a]
+            acc2 = 0.0
+            acc3 = 0.0
+            q = bounds[a]
             hi = bounds[a + 1]
-            mid = lo + (hi - lo) // 2
-            for q in range(lo, mid):
-                acc0 += float(grad[q]) * float(grad[q])
-            for q in range(mid, hi):
-                acc1 += float(grad[q]) * float(grad[q])
-            gnorm[a] += math.sqrt(acc0 + acc1)
+            while q + 4 <= hi:
+                g0 = float(grad[q])
+                g1 = float(grad[q + 1])
+                g2 = float(grad[q + 2])
+                g3 = float(grad[q + 3])
+                acc0 += g0 * g0
+                acc1 += g1 * g1
+                acc2 += g2 * g2
+                acc3 += g3 * g3
+                q += 4
+            while q < hi:
+                g0 = float(grad[q])
+                acc0 += g0 * g0
+                q += 1
+            gnorm[a] += math.sqrt((acc0 + acc1) + (acc2 + acc3))
         update(bufs[cur], grad, lam, S, scal, hp, bufs[1 - cur])
         cur = 1 - cur
         total += float(L) * m
