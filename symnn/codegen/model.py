@@ -43,7 +43,7 @@ import numpy as np
 
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
-from symnn.codegen import _masks, declcache
+from symnn.codegen import _fastpath, _masks, declcache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba.module import GeneratedModule
@@ -164,6 +164,18 @@ class _Base:
     def _Y(self, y, batch):
         return V.as_targets(y, batch, self.n_outputs, self.dtype, self._probabilities,
                             self.loss_name)
+
+    def _args(self, theta, X, y, mask) -> tuple[int, tuple]:
+        """``(B, (θ, X flat, *mask, y flat))`` for a kernel: the common case in a few
+        comparisons and one compiled scan (:mod:`symnn.codegen._fastpath`), else the full
+        checks (which convert, or raise)."""
+        fast = _fastpath.ready_args(self, theta, X, y, mask)
+        if fast is not None:
+            return fast
+        theta = self._theta(theta)
+        X = self._X(X)
+        Y = self._Y(y, X.shape[0])
+        return X.shape[0], (theta, X.reshape(-1), *self._M(mask, X), Y.reshape(-1))
 
     def _M(self, mask, X) -> tuple:
         """The kernels' mask argument: ``()`` without Dropout, else ``(M flat,)``."""
@@ -350,32 +362,30 @@ class CompiledModel(_Base):
 
     def loss(self, theta, X, y, mask=None) -> float:
         """The batch loss L (mean over samples, plus penalties)."""
-        theta = self._theta(theta)
-        X = self._X(X)
-        Y = self._Y(y, X.shape[0])
-        return float(self._call("loss", theta, X.reshape(-1), *self._M(mask, X), Y.reshape(-1),
-                                self._work("loss", X.shape[0])))
+        B, args = self._args(theta, X, y, mask)
+        return float(self._call("loss", *args, self._work("loss", B)))
 
     def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
-        theta = self._theta(theta)
-        X = self._X(X)
-        Y = self._Y(y, X.shape[0])
+        B, args = self._args(theta, X, y, mask)
         grad = np.empty(self.n_params, self.dtype)
-        L = self._call("loss_and_grad", theta, X.reshape(-1), *self._M(mask, X),
-                       Y.reshape(-1), grad,
-                       self._work("loss_and_grad", X.shape[0]))
+        L = self._call("loss_and_grad", *args, grad, self._work("loss_and_grad", B))
         return float(L), grad
 
     # -- second order ------------------------------------------------------------------------
     def _products(self, kind, theta, v, X, y, mask=None):
-        theta = self._theta(theta)
+        fast = _fastpath.ready_args(self, theta, X, y, mask)
+        if fast is None:
+            theta = self._theta(theta)
         Vm, single = V.as_directions(v, self.n_params, self.dtype)
-        X = self._X(X)
-        Y = self._Y(y, X.shape[0])
+        if fast is None:
+            X = self._X(X)
+            Y = self._Y(y, X.shape[0])
+            fast = X.shape[0], (theta, X.reshape(-1), *self._M(mask, X), Y.reshape(-1))
+        B, (theta, *rest) = fast
         out = np.empty_like(Vm)
-        self._call(kind, theta, Vm.reshape(-1), X.reshape(-1), *self._M(mask, X),
-                   Y.reshape(-1), out.reshape(-1), self._work(kind, X.shape[0], Vm.shape[0]))
+        self._call(kind, theta, Vm.reshape(-1), *rest, out.reshape(-1),
+                   self._work(kind, B, Vm.shape[0]))
         return out[0] if single else out
 
     def hvp(self, theta, v, X, y, mask=None) -> np.ndarray:

@@ -359,6 +359,16 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
 # ------------------------------------------------------------------------------------------
 
 _EPOCH = '''
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _sumsq(g, lo, hi):
+    """Σ g[lo:hi]² in float64, vectorised (reassociated: the sum is only reported, in the
+    history's gradient norms, never trained on)."""
+    s = 0.0
+    for q in range(lo, hi):
+        s += float(g[q]) * float(g[q])
+    return s
+
+
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
 def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats, work):
     """One epoch of mini-batch training, entirely compiled.
@@ -401,16 +411,7 @@ def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, st
             cur = 1 - cur
             break
         for a in range(n_arr):
-            acc0 = 0.0
-            acc1 = 0.0
-            lo = bounds[a]
-            hi = bounds[a + 1]
-            mid = lo + (hi - lo) // 2
-            for q in range(lo, mid):
-                acc0 += float(grad[q]) * float(grad[q])
-            for q in range(mid, hi):
-                acc1 += float(grad[q]) * float(grad[q])
-            gnorm[a] += math.sqrt(acc0 + acc1)
+            gnorm[a] += math.sqrt(_sumsq(grad, bounds[a], bounds[a + 1]))
         update(bufs[cur], grad, lam, S, scal, hp, bufs[1 - cur])
         cur = 1 - cur
         total += float(L) * m
