@@ -19,8 +19,10 @@ TOL = {"rtol": 2e-4, "atol": 2e-5}  # float32: ~1e-7 per operation, a few dozen 
 
 
 def _net():
+    # the network SymnnClassifier(hidden_layer_sizes=(4,), activation="tanh") declares for
+    # 3 features and 3 classes, name included: its kernels are compiled once for both
     return symnn.mlp([3, 4, 3], activation="tanh", output="softmax", loss="cross_entropy",
-                     name="f32_net")
+                     name="sklearn_mlp")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,7 @@ def test_load_compiled_keeps_float32(models, tmp_path):
     assert symnn.load(path).compile().dtype == np.float32
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer")  # 3 iterations only
 def test_sklearn_estimator_trains_in_float32():
     sk = pytest.importorskip("symnn.sklearn")
     fitted = {}
