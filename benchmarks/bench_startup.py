@@ -14,6 +14,9 @@ Workloads (64-128-128-10 tanh/softmax cross-entropy MLP, B = 32, float64):
 * ``symnn declare``: ``symnn.mlp(...)``, ``net.compile()``, ``model.loss_and_grad``;
 * ``symnn load``: ``symnn.load(file)``, ``.compile()``, ``loss_and_grad``;
 * ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy);
+* ``numba floor``: the hand-written Numba gradient of ``benchmarks/_peers_numba.py`` from
+  Numba's cache — what any Numba-based library pays to start (NumPy, Numba, its target
+  and SciPy's BLAS) and no more;
 * ``base …``: the declare, load and load_compiled workloads of another symnn tree
   (``--baseline DIR``);
 * ``jax``: the same network written in ``jax.numpy``, ``jax.jit(jax.value_and_grad(...))``
@@ -65,6 +68,14 @@ SYMNN_LOAD_COMPILED = SETUP + """
 import symnn
 model, params, _ = symnn.load_compiled(PATH)
 L, g = model.loss_and_grad(params, X, y)
+"""
+
+NUMBA = SETUP + """
+import sys
+sys.path.insert(0, BENCH)
+from _peers_numba import numba_loss_and_grad
+theta = np.load(THETA)
+L, g = numba_loss_and_grad(theta, X, np.eye(10)[y], [64, 128, 128, 10], loss="ce")
 """
 
 JAX = SETUP + """
@@ -157,6 +168,7 @@ np.save({str(work / 'ref.npy')!r}, np.concatenate([[L], g]))
 """
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))
     return {"PATH": str(work / "net.npz"), "THETA": str(work / "theta.npy"),
+            "BENCH": str(ROOT / "benchmarks"),
             "REF": str(work / "ref.npy"), "JAXCACHE": str(work / "jaxcache")}
 
 
@@ -185,7 +197,8 @@ def main(argv=None) -> dict:
         work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names), None),
                       "symnn load": (sys.executable, _script(SYMNN_LOAD, names), None),
                       "symnn load_compiled": (sys.executable,
-                                              _script(SYMNN_LOAD_COMPILED, names), None)}
+                                              _script(SYMNN_LOAD_COMPILED, names), None),
+                      "numba floor": (sys.executable, _script(NUMBA, names), None)}
         if args.baseline:
             base = str(Path(args.baseline).resolve())
             work_loads["base declare"] = (sys.executable, _script(SYMNN_DECLARE, names), base)
