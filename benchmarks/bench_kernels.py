@@ -19,7 +19,9 @@ before it is timed.  Timings are medians (``_timing.median_time``); on a shared 
 machine run it more than once and with ``--threads 1`` for steadier numbers.
 
 Run: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--no-compile]
-[--symnn-only] [--json]``.  ``--symnn-only`` times symnn's own columns and no peer;
+[--symnn-only] [--json] [--jax-python PATH]``.  ``--jax-python`` times JAX's gradient in
+another interpreter (a venv with JAX) when this one has none, in samples alternating with
+the ``symnn kernel`` column's (which is then that paired median).  ``--symnn-only`` times symnn's own columns and no peer;
 ``--json`` prints, instead of the tables, one JSON line per case (``{"bench": "kernels",
 "case": ..., "seconds": ...}``; a case whose check failed has ``"seconds": null`` and a
 ``"note"``), which ``benchmarks/compare_revisions.py`` reads.
@@ -76,7 +78,7 @@ def _rel(a, b) -> float:
     return bp._rel_err(a, b)
 
 
-def gradient_row(model, B, status, repeat, min_time, with_peers=True):
+def gradient_row(model, B, status, repeat, min_time, with_peers=True, jax_remote=None):
     theta, X, Y = peers.random_problem(GRAD_SIZES, B, loss="ce", seed=B)
     _, g_ref = peers.numpy_loss_and_grad(theta, X, Y, GRAD_SIZES, loss="ce")
     kern = model.kernels["loss_and_grad"]
@@ -96,7 +98,12 @@ def gradient_row(model, B, status, repeat, min_time, with_peers=True):
     }
     if with_peers:
         cands.update(bp.gradient_candidates(GRAD_SIZES, theta, X, Y, status, loss="ce"))
-    return bp.run_candidates(cands, tol=1e-10, repeat=repeat, min_time=min_time)
+    row = bp.run_candidates(cands, tol=1e-10, repeat=repeat, min_time=min_time)
+    if jax_remote is not None and with_peers:  # JAX in its own venv: paired samples
+        mine, theirs = jax_remote.paired(raw, B, rounds=repeat, min_time=min_time)
+        row["jax"] = theirs
+        row["symnn kernel"] = mine
+    return row
 
 
 def hvp_row(model, status, repeat, min_time, with_peers=True):
@@ -221,6 +228,10 @@ def _parse(argv):
                         help="time symnn's columns only (no peer)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON line per case instead of the tables")
+    parser.add_argument("--jax-python", default=None,
+                        help="an interpreter with JAX (when this one has none): the gradient "
+                             "rows' jax column, timed there in samples alternating with "
+                             "symnn's kernel (benchmarks/_jax_remote.py)")
     return parser.parse_args(argv)
 
 
@@ -239,8 +250,17 @@ def main(argv=None) -> None:
     peers_too = not args.symnn_only
     grad_model = _mlp(GRAD_SIZES, "ce", "bench_mlp").compile()
     hess_model = _mlp(HESS_SIZES, "mse", "bench_hess").compile()
-    rows = {f"B={B}": gradient_row(grad_model, B, status, repeat, min_time, peers_too)
-            for B in GRAD_BATCHES}
+    remote = None
+    if args.jax_python and status.get("jax") is not None and peers_too:
+        from _jax_remote import JaxRemote
+
+        remote = JaxRemote(args.jax_python, GRAD_SIZES, args.threads)
+    try:
+        rows = {f"B={B}": gradient_row(grad_model, B, status, repeat, min_time, peers_too,
+                                       remote) for B in GRAD_BATCHES}
+    finally:
+        if remote is not None:
+            remote.close()
     row, grad = hvp_row(grad_model, status, repeat, min_time, peers_too)
     hrow = hessian_row(hess_model, status, repeat, min_time, peers_too)
     compiled = None if args.no_compile else compile_times()
@@ -263,6 +283,9 @@ def _print_tables(rows, row, grad, hrow, P, compiled) -> None:
     print_table(f"Loss + gradient, {net} tanh/softmax-CE", rows, reference="numba",
                 columns=columns)
     print(f"  target: {TARGETS['grad']}")
+    for label, cells in rows.items():
+        if isinstance(cells.get("jax"), float) and isinstance(cells.get("symnn kernel"), float):
+            print(f"  {label}: symnn kernel / jax = {cells['symnn kernel'] / cells['jax']:.2f}")
     hcols = ["numba", "symnn", "symnn kernel", "numpy", "torch fwd-rev", "torch rev-rev", "jax"]
     print_table(f"Hessian-vector product, {net} tanh/softmax-CE", {f"B={HVP_BATCH}": row},
                 reference="numba", columns=hcols)

@@ -5,14 +5,20 @@ Each round starts one fresh ``python -c …`` process per workload, in alternati
 (``hyperfine``-style, without needing hyperfine), after warm-up runs that fill symnn's
 kernel cache and JAX's persistent compilation cache.  Every process checks its gradient
 against a value computed before timing (so a broken run cannot look fast) and prints
-``ok``.  Reported: the median wall time of each workload and the ratio to JAX.
+``ok``.  Reported: the median wall time of each workload and the ratio to JAX, and the
+median CPU time (user + system) of its processes, which other programs' load disturbs less
+than wall time.
 
 Workloads (64-128-128-10 tanh/softmax cross-entropy MLP, B = 32, float64):
 
 * ``symnn declare``: ``symnn.mlp(...)``, ``net.compile()``, ``model.loss_and_grad``;
 * ``symnn load``: ``symnn.load(file)``, ``.compile()``, ``loss_and_grad``;
 * ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy);
-* ``base …``: the declare and load workloads of another symnn tree (``--baseline DIR``);
+* ``numba floor``: the hand-written Numba gradient of ``benchmarks/_peers_numba.py`` from
+  Numba's cache — what any Numba-based library pays to start (NumPy, Numba, its target
+  and SciPy's BLAS) and no more;
+* ``base …``: the declare, load and load_compiled workloads of another symnn tree
+  (``--baseline DIR``);
 * ``jax``: the same network written in ``jax.numpy``, ``jax.jit(jax.value_and_grad(...))``
   with the persistent compilation cache on (``--jax-python`` names an interpreter that has
   JAX, when the running one has not).
@@ -64,6 +70,14 @@ model, params, _ = symnn.load_compiled(PATH)
 L, g = model.loss_and_grad(params, X, y)
 """
 
+NUMBA = SETUP + """
+import sys
+sys.path.insert(0, BENCH)
+from _peers_numba import numba_loss_and_grad
+theta = np.load(THETA)
+L, g = numba_loss_and_grad(theta, X, np.eye(10)[y], [64, 128, 128, 10], loss="ce")
+"""
+
 JAX = SETUP + """
 import jax
 jax.config.update("jax_enable_x64", True)
@@ -109,13 +123,26 @@ def _script(body: str, names: dict) -> str:
 def _run(python: str, code: str, env: dict, path: str | None = None) -> tuple[float, str]:
     if path is not None:  # another symnn tree (--baseline)
         env = dict(env, PYTHONPATH=path + os.pathsep + env.get("PYTHONPATH", ""))
+    cpu = _children_cpu()
     t = time.perf_counter()
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env,
                           cwd=path or str(ROOT), timeout=600)  # `-c` puts the cwd first
     dt = time.perf_counter() - t
+    _run.cpu = _children_cpu() - cpu  # the process's user + system CPU seconds
     if proc.returncode != 0 or "ok" not in proc.stdout:
         raise SystemExit(f"a timed process failed:\n{proc.stdout}\n{proc.stderr[-3000:]}")
     return dt, proc.stdout.strip()
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (0 where unknown):
+    less sensitive than wall time to other programs' load on a shared machine."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def _has_jax(python: str) -> bool:
@@ -141,6 +168,7 @@ np.save({str(work / 'ref.npy')!r}, np.concatenate([[L], g]))
 """
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))
     return {"PATH": str(work / "net.npz"), "THETA": str(work / "theta.npy"),
+            "BENCH": str(ROOT / "benchmarks"),
             "REF": str(work / "ref.npy"), "JAXCACHE": str(work / "jaxcache")}
 
 
@@ -169,11 +197,14 @@ def main(argv=None) -> dict:
         work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names), None),
                       "symnn load": (sys.executable, _script(SYMNN_LOAD, names), None),
                       "symnn load_compiled": (sys.executable,
-                                              _script(SYMNN_LOAD_COMPILED, names), None)}
+                                              _script(SYMNN_LOAD_COMPILED, names), None),
+                      "numba floor": (sys.executable, _script(NUMBA, names), None)}
         if args.baseline:
             base = str(Path(args.baseline).resolve())
             work_loads["base declare"] = (sys.executable, _script(SYMNN_DECLARE, names), base)
             work_loads["base load"] = (sys.executable, _script(SYMNN_LOAD, names), base)
+            work_loads["base load_compiled"] = (sys.executable,
+                                                _script(SYMNN_LOAD_COMPILED, names), base)
         jax_py = args.jax_python or sys.executable
         if _has_jax(jax_py):
             work_loads["jax"] = (jax_py, _script(JAX, names), None)
@@ -181,6 +212,7 @@ def main(argv=None) -> dict:
             print(f"JAX is not importable by {jax_py}: timing symnn only "
                   "(pass --jax-python PATH)", file=sys.stderr)
         times: dict[str, list[float]] = {k: [] for k in work_loads}
+        cpus: dict[str, list[float]] = {k: [] for k in work_loads}
         seen: dict[str, str] = {}
         for r in range(args.warmup + args.rounds):
             order = list(work_loads) if r % 2 == 0 else list(reversed(work_loads))
@@ -190,13 +222,17 @@ def main(argv=None) -> dict:
                 seen[name] = out
                 if r >= args.warmup:
                     times[name].append(dt)
+                    cpus[name].append(_run.cpu)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    result = {"median_s": med, "rounds": args.rounds, "threads": args.threads,
-              "imported": seen}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    result = {"median_s": med, "median_cpu_s": cpu, "rounds": args.rounds,
+              "threads": args.threads, "imported": seen}
     if "jax" in med:
         result["ratio_to_jax"] = {k: med[k] / med["jax"] for k in med}
+        if cpu["jax"] > 0:
+            result["cpu_ratio_to_jax"] = {k: cpu[k] / cpu["jax"] for k in cpu}
     if args.json:
         print(json.dumps(result, indent=1))
         return result
@@ -206,6 +242,9 @@ def main(argv=None) -> dict:
         ratio = f"  {v / med['jax']:.2f}× JAX" if "jax" in med else ""
         lo, hi = min(times[k]), max(times[k])
         print(f"  {k:<14} {v:.3f} s  (min {lo:.3f}, max {hi:.3f}){ratio}")
+        if cpu[k] > 0:
+            cratio = f"  {cpu[k] / cpu['jax']:.2f}× JAX" if cpu.get("jax") else ""
+            print(f"  {'':<14} CPU (user + system) {cpu[k]:.3f} s{cratio}")
         print(f"  {'':<14} loaded: {seen[k][3:] or '-'}")
     return result
 

@@ -43,6 +43,8 @@ OPTIMIZERS = [
     SGD(lr=0.1, clip_norm=0.5, schedule=StepDecay(2, 0.5)),
     Momentum(lr=0.1, weight_decay=0.1, schedule=ExponentialDecay(0.9, 3)),
     RMSProp(lr=0.01, schedule=InverseScaling(0.5)),
+    # issue 16: a common subexpression reading an earlier rule's target (g̃ = g + λθ)
+    Nesterov(lr=0.05, momentum=0.9, weight_decay=0.01),
 ]
 
 

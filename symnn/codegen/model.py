@@ -47,6 +47,7 @@ from symnn.codegen import _fastpath, _masks, declcache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba.module import GeneratedModule
+from symnn.codegen.numba.cacheload import load_cached
 from symnn.codegen.numba.runtime import prepare_runtime
 from symnn.errors import CompileError, ShapeError
 
@@ -252,7 +253,7 @@ class CompiledModel(_Base):
         self.module = module
         self.kernels = {kind: getattr(module, k.name) for kind, k in generated.kernels.items()}
         self._reference: ReferenceModel | None = None
-        self._ready = False
+        self._ready: set = set()  # kinds whose kernel is loaded, or whose runtime is prepared
         self._buffers = _ThreadBuffers()
         self._repaired: set = set()
 
@@ -319,12 +320,15 @@ class CompiledModel(_Base):
 
     def _call(self, kind: str, *args):
         fn = self.kernels[kind]
-        if not self._ready:
-            prepare_runtime(self.dtype.name)
-            self._ready = True
         if self.debug:
             _poison(self.generated.kernels[kind].args, args)
         try:
+            if kind not in self._ready:
+                # a kernel from Numba's cache holds the runtime blocks it calls: prepare
+                # them only when it is compiled (symnn.codegen.numba.cacheload)
+                if not load_cached(fn, args):
+                    prepare_runtime(self.dtype.name)
+                self._ready.add(kind)
             return fn(*args)
         except Exception as err:
             from numba.core.errors import NumbaError

@@ -179,6 +179,7 @@ def _loop_body(vec_rules: list, plan: _Plan, code: dict) -> None:
     replacements, reduced = sp.cse([e for _, e in vec_rules],
                                    symbols=sp.numbered_symbols("x"), order="none")
     scalar_syms = set(code)
+    body = []
     for s, e in replacements:
         if e.free_symbols <= scalar_syms:
             code[s] = s.name
@@ -186,10 +187,31 @@ def _loop_body(vec_rules: list, plan: _Plan, code: dict) -> None:
             plan.pre.append((s, e))
         else:
             code[s] = s.name + "_i"
-            plan.body.append((s, e))
+            body.append((s, e))
     for (target, _), e in zip(vec_rules, reduced):
         code[target] = target.name + "_i"
-        plan.body.append((target, e))
+        body.append((target, e))
+    plan.body.extend(_in_dependency_order(body))
+
+
+def _in_dependency_order(body: list) -> list:
+    """The loop's assignments, each after every assignment it reads (else in their order).
+
+    A common subexpression of two rules may read the target of an earlier rule (Nesterov
+    with weight decay: ``x0 = −η·g̃`` reads ``g̃ = g + λθ``), so "subexpressions first, then
+    the rules" can read a value before it is assigned."""
+    targets = {s for s, _ in body}
+    done: set = set()
+    out, pending = [], list(body)
+    while pending:
+        for k, (s, e) in enumerate(pending):
+            if not (e.free_symbols & targets) - done:
+                break
+        else:  # pragma: no cover - a cycle: rules never read their own target
+            raise CompileError(f"update rules read each other in a cycle: {pending}")
+        out.append(pending.pop(k))
+        done.add(s)
+    return out
 
 
 def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update") -> str:
