@@ -1,6 +1,7 @@
-"""Warm start (issue 16): a kernel that Numba loads from its cache is called without
-preparing the runtime blocks (symnn.codegen.numba.cacheload); a kernel that must be
-compiled still gets them prepared first."""
+"""Warm start (issue 16): a kernel that Numba loads from its cache is called after
+loading only the runtime blocks it calls (symnn.codegen.numba.cacheload), with the cold
+process's numbers to the last bit; a kernel that must be compiled still gets the whole
+runtime prepared first."""
 
 from __future__ import annotations
 
@@ -58,22 +59,28 @@ def test_uncacheable_function_is_never_a_hit():
     assert f(np.ones(2)) == 4.0
 
 
-def test_warm_process_loads_one_kernel_and_prepares_nothing(warm):
-    """A new process computes the gradient from cached kernels with no runtime block
-    loaded; its first call of an uncached kernel (predict) then prepares them."""
+def test_warm_process_loads_its_kernel_and_only_the_blocks_it_calls(warm):
+    """A new process computes the gradient from cached kernels after loading only the
+    runtime blocks that kernel calls (from Numba's cache: nothing compiled), and gets the
+    cold process's numbers to the last bit; its first call of an uncached kernel (predict)
+    then prepares the whole runtime."""
     model, theta, cache, path = warm
     ref = model.reference
+    L_cold, g_cold = model.loss_and_grad(theta, X, Y)  # this process compiled it
     L0, g0 = ref.loss_and_grad(theta, X, Y)
     p0 = ref.predict(theta, X)
     code = (
         "import sys, numpy as np, symnn\n"
         "from symnn.codegen.numba import runtime as R\n"
+        "from symnn.codegen.numba.cacheload import blocks_called\n"
         f"X = np.array({X.tolist()}); Y = np.array({Y.tolist()})\n"
         f"model, params, _ = symnn.load_compiled({str(path)!r})\n"
         "L, g = model.loss_and_grad(params, X, Y)\n"
         "hits = sum(sum(d.stats.cache_hits.values()) for d in R._RUNTIME.values())\n"
-        "before = (sorted(R._PREPARED), hits,\n"
-        "          sum(len(d.overloads) for d in R._RUNTIME.values()))\n"
+        "loaded = sorted(n for n, d in R._RUNTIME.items() if d.overloads)\n"
+        "called = blocks_called(model.kernels['loss_and_grad'])\n"
+        "before = (loaded == called, hits == len(called), 0 < len(called) < len(R._RUNTIME),\n"
+        "          sorted(R._PREPARED))\n"
         "p = model.predict(params, X)\n"
         "print(repr(L), ' '.join(map(repr, g.tolist())), ' '.join(map(repr, p.ravel().tolist())))\n"
         "print(before, sorted(R._PREPARED))\n"
@@ -85,6 +92,7 @@ def test_warm_process_loads_one_kernel_and_prepares_nothing(warm):
     numbers, state = out.stdout.strip().splitlines()
     values = np.array([float(v) for v in numbers.split()])
     L, g, p = values[0], values[1:1 + theta.size], values[1 + theta.size:]
+    assert L == L_cold and np.array_equal(g, g_cold)  # bit for bit
     assert abs(L - L0) <= 1e-12 and np.allclose(g, g0, rtol=1e-11, atol=1e-13)
     assert np.allclose(p, p0.ravel(), rtol=1e-12, atol=1e-14)
-    assert state == "([], 0, 0) ['float64']", state
+    assert state == "(True, True, True, []) ['float64']", state

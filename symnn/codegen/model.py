@@ -47,7 +47,7 @@ from symnn.codegen import _fastpath, _masks, declcache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba.module import GeneratedModule
-from symnn.codegen.numba.cacheload import load_cached
+from symnn.codegen.numba.cacheload import blocks_called, load_cached, prepare_blocks
 from symnn.codegen.numba.runtime import prepare_runtime
 from symnn.errors import CompileError, ShapeError
 
@@ -324,8 +324,9 @@ class CompiledModel(_Base):
             _poison(self.generated.kernels[kind].args, args)
         try:
             if kind not in self._ready:
-                # a kernel from Numba's cache holds the runtime blocks it calls: prepare
-                # them only when it is compiled (symnn.codegen.numba.cacheload)
+                # the blocks this kernel calls, then the kernel from Numba's cache; the
+                # whole runtime only when it must be compiled (symnn.codegen.numba.cacheload)
+                prepare_blocks(self.dtype.name, blocks_called(fn))
                 if not load_cached(fn, args):
                     prepare_runtime(self.dtype.name)
                 self._ready.add(kind)

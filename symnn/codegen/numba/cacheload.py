@@ -1,13 +1,18 @@
-"""A kernel's first call, from Numba's cache when it can: then the runtime blocks wait.
+"""A kernel's first call: only the runtime blocks it calls, then the kernel from the cache.
 
 A generated kernel calls the runtime blocks (:mod:`symnn.codegen.numba.runtime`), which
-must be compiled — or loaded from Numba's cache, one index and one object file each — with
-their fixed signatures *before* the kernel is compiled (:func:`prepare_runtime`).  A kernel
-that Numba loads from its own cache needs none of that: its cached machine code already
-holds the blocks it calls, linked in when it was compiled.  So the first call of a kernel
-first asks Numba's cache for it (:func:`load_cached`); only on a miss are the runtime
-blocks prepared and the kernel compiled.  A warm process that computes one gradient loads
-one kernel instead of one plus every runtime block (22 cache entries for an MLP).
+are compiled — or loaded from Numba's cache, one index and one object file each — with
+their fixed signatures before the kernel (:func:`prepare_runtime`), so that the kernel
+calls *their* code.  (A kernel's cached machine code also carries a copy of every block it
+calls, but the definition loaded first in a process is the one every caller uses: were
+the kernel loaded before the blocks, it would run its own copies, whose last bits may
+differ — a warm process would not reproduce the cold one's numbers exactly.)
+
+A warm process needs no more than the blocks its kernel calls: :func:`prepare_blocks`
+loads exactly those (the runtime names in the kernel's code; no block calls another), and
+:func:`load_cached` then loads the kernel from Numba's cache.  Only on a miss is the whole
+runtime prepared and the kernel compiled, as before.  The first gradient of a warm MLP
+loads 8 cache entries instead of 22.
 
 This reaches into the Numba dispatcher (``_cache``, ``add_overload``: what its own
 ``compile`` does on a cache hit); on a Numba without them, :func:`load_cached` answers
@@ -22,13 +27,51 @@ Examples
 False
 >>> float(f(np.ones(3)))
 3.0
+>>> blocks_called(f)                # it calls no runtime block
+[]
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_cached"]
+__all__ = ["blocks_called", "load_cached", "prepare_blocks"]
+
+_DONE: set = set()  # (dtype, block name) loaded or compiled in this process
+
+
+def blocks_called(dispatcher: Any) -> list[str]:
+    """The names of the runtime blocks ``dispatcher``'s Python function refers to."""
+    from symnn.codegen.numba.runtime import _RUNTIME
+
+    code = getattr(getattr(dispatcher, "py_func", None), "__code__", None)
+    return sorted(set(code.co_names) & set(_RUNTIME)) if code is not None else []
+
+
+def prepare_blocks(dtype: str, names) -> None:
+    """Compile (or load from Numba's cache) the runtime blocks ``names`` for ``dtype``, as
+    :func:`~symnn.codegen.numba.runtime.prepare_runtime` does for all of them."""
+    from symnn.codegen.numba import runtime as R
+
+    todo = [n for n in names if (dtype, n) not in _DONE]
+    if not todo or dtype in R._PREPARED:
+        return
+    from numba.core import types
+
+    scalar = getattr(types, dtype)
+    conv = {"a": types.Array(scalar, 1, "C"), "i": types.int64, "s": scalar,
+            "v": types.void, "L": types.Array(types.int64, 1, "C", readonly=True)}
+    with R._PREPARE_LOCK:
+        for name in todo:
+            disp = R._RUNTIME[name]
+            res, args = R._SIGNATURES[name].split(":")
+            disp.disable_compile(False)
+            try:
+                disp.compile(conv[res](*(conv[c] for c in args)))
+            finally:
+                disp.disable_compile(True)
+            R._no_inline(disp)
+            _DONE.add((dtype, name))
 
 
 def load_cached(dispatcher: Any, args: tuple) -> bool:
