@@ -55,7 +55,7 @@ from strategies import (  # noqa: E402
     case_mask,
 )
 
-FD_TOL = 2e-5          # central differences, relative to the array's largest entry
+FD_TOL = 2e-5          # central differences, relative to the array's largest entry (×5 at inputs ×10, ×100)
 REF_ONLY = False       # --reference-only: no kernels compiled
 REFUSED = ("res_norm", "res_conv")
 SMOOTH = ("tanh", "sigmoid", "softplus", "gelu", "swish", "elu", "identity")
@@ -401,7 +401,10 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
             fails.append(("torch:crash", traceback.format_exc(limit=8)))
     if do_fd:
         try:
-            _fd_checks(m, declared, X, Y, th, v, kw, trunc, got, judge)
+            tol = FD_TOL if scale == 1 else 5 * FD_TOL
+            _fd_checks(m, declared, X, Y, th, v, kw, trunc, got,
+                       lambda mode, err, t: judge(mode, err, tol if mode != "dggn:diag" and
+                                                  t == FD_TOL else t))
         except Exception:  # noqa: BLE001 - a crash of an analysis function is a finding
             fails.append(("fd:crash", traceback.format_exc(limit=8)))
     if do_f32 and not REF_ONLY:

@@ -81,3 +81,26 @@ def test_diag_ggn_with_an_infinite_loss_hessian_is_a_clear_error():
     X, Y, th, v, V = case_data(net, 796312814, batch=2)
     with np.errstate(all="ignore"), pytest.raises(symnn.AnalysisError, match="not finite"):
         diag_ggn(m, th, 100 * X, Y)
+
+
+# -- 3. the pooling ops' rules, on the derived program (a corrupted AvgPool reverse rule or
+# MaxGather tangent rule passed tests/test_ops_tables.py and the default property run) -------
+
+_POOLS = NetCase((("conv", 1, 2, 3, 1, 0, 9), "tanh", ("maxpool", 2), ("conv", 2, 2, 1, 1, 0, None),
+                  "softplus", ("avgpool", 2), ("flatten",), ("dense", 2, 2, True)), "mse")
+
+
+def test_pooling_rules_against_torch_and_finite_differences():
+    pytest.importorskip("torch")
+    from _torch_ref import TorchCase
+
+    net = _POOLS.build()
+    m = ReferenceModel(net)
+    X, Y, th, v, V = case_data(net, 11, batch=2)
+    want = TorchCase(_POOLS, net).results(th, X, Y, v, V)
+    for k in ("grad", "hvp", "gnvp"):
+        got = m.loss_and_grad(th, X, Y)[1] if k == "grad" else getattr(m, k)(th, v, X, Y)
+        assert rel_err(got, want[k]) <= 1e-9, k
+    h = 1e-6
+    fd = (m.loss_and_grad(th + h * v, X, Y)[1] - m.loss_and_grad(th - h * v, X, Y)[1]) / (2 * h)
+    assert rel_err(m.hvp(th, v, X, Y), fd) <= 1e-6

@@ -23,6 +23,8 @@ passes its gradient back to the start of its chunk (at most ``k`` steps).  The s
 Hessian-vector product is then the exact derivative of the truncated gradient, a map whose
 Jacobian is not symmetric: use ``hvp``; ``hessian`` (the compiled kernel symmetrises, the
 NumPy reference stacks the products) is only the Hessian of the loss without truncation.
+``gnvp`` uses the truncated Jacobian on both sides, ``J_trᵀ H_ℓ J_tr`` (symmetric, positive
+semi-definite: the matrix ``diag_ggn`` and K-FAC describe, and PyTorch's with ``.detach()``).
 Training (``symnn.train.fit``) runs no finite-difference checks on such a network — the
 truncated gradient is not the loss's, so they would fail by design — and refuses an
 explicit ``check_every=k``.
