@@ -13,14 +13,26 @@ doing better needs the first marked value carried over up to ``T`` steps.
    back in time (the GRU's gates sit at ½, so its state keeps only half of itself a step).
 2. Clipping.  SGD with a large step on the RNN blows up; the same run with ``clip_norm``
    (``g·min(1, c/‖g‖)``) stays finite.
-3. Training (Adam, clipped).  The GRU learns the task — its test error falls far below
-   ``Var(y)`` — and after training its gradient reaches the first steps (``first/last``
-   of order 1: the update gate learned to hold the state); the RNN's stays at the
-   baseline with a gradient that still vanishes.
+3. Training (Adam, clipped).  The GRU learns the task — its test error falls to a few
+   thousandths of ``Var(y)`` — while the tanh RNN, trained the same way, stays at a
+   sizeable fraction of it.  Training lifts the gradient at the first step in both cells
+   (the recurrent Jacobians' spectral radius moves up towards 1); the GRU's advantage
+   shows in what it learns, not in a larger ``first/last`` ratio.
 
-Measured (``python examples/rnn_sequences.py``: T = 20, 8 units, 1024 sequences, 12 epochs;
-printed at the end of a run): see the module's test and the report of the run — the figures
-depend only on the seeds.
+Measured (seeded; ``python examples/rnn_sequences.py``: T = 20, 8 units, 1024 training
+and 512 test sequences, Adam lr 0.01 with clip_norm 1, 20 epochs; predicting the mean
+scores 0.1575):
+
+=====  ==============================  =========================================
+cell   first/last ‖∂ℓ/∂hₜ‖: init → fit  test MSE (fraction of the mean's)
+=====  ==============================  =========================================
+RNN    2.9e-5 → 1.29                    0.0509 (32 %)
+GRU    2.7e-5 → 0.39                    0.0005 (0.3 %)
+=====  ==============================  =========================================
+
+Clipping (SGD lr 2, 3 epochs): unclipped losses 1.4e90, 9.2e188, 6.1e287; with
+``clip_norm=1`` 5.2, 7.3, 6.7.  ``--fast`` (T = 6, 6 units, 512 sequences, the tests):
+RNN 33 % of the mean's error, GRU 1 %.
 
 Run: ``python examples/rnn_sequences.py [--fast] [--T 20] [--epochs 20]``
 """
@@ -56,11 +68,11 @@ def _flows(model, theta, X, y) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fast", action="store_true", help="a small setting (used by the tests)")
-    ap.add_argument("--T", type=int, default=None, help="sequence length (default 20; 8 "
+    ap.add_argument("--T", type=int, default=None, help="sequence length (default 20; 6 "
                     "with --fast)")
     ap.add_argument("--epochs", type=int, default=20, help="Adam epochs (default 20)")
     args = ap.parse_args(argv)
-    T = args.T or (8 if args.fast else 20)
+    T = args.T or (6 if args.fast else 20)
     epochs = args.epochs
     H, n = (6, 512) if args.fast else (8, 1024)
     X, y = adding_data(n, T, 0)
@@ -78,19 +90,21 @@ def main(argv=None) -> dict:
         print(f"{kind} at initialisation: {r['flow']}")
         print(f"  spectral radius of ∂hₜ/∂hₜ₋₁ along a sample: "
               f"{np.array2string(r['rho'], precision=3)}")
-    # 2. clipping: SGD with a large step, without and with clip_norm
-    # (engine="python": the model's own gradient kernel, no fused epoch kernel to compile)
+    # 2. clipping: SGD with a large step, without and with clip_norm.  engine="python": the
+    # loop around the model's gradient kernel, no fused epoch kernel to compile; --fast
+    # also skips fit's gradient check (tests/test_recurrent*.py check these gradients), so
+    # each network compiles one kernel.
+    kw = dict(batch_size=32, seed=0, progress=False, engine="python",
+              check_every=0 if args.fast else None)
     for clip in (None, 1.0):
-        res = fit(models["RNN"], X, y, optimizer=SGD(lr=2.0, clip_norm=clip),
-                  epochs=3, batch_size=32, seed=0, progress=False, engine="python")
+        res = fit(models["RNN"], X, y, optimizer=SGD(lr=2.0, clip_norm=clip), epochs=3, **kw)
         out[f"sgd_clip_{clip}"] = loss = np.asarray(res.history.loss)
         print(f"RNN, SGD lr=2, clip_norm={clip}: losses {np.array2string(loss, precision=4)}")
     # 3. Adam on both cells: test error, and the gradient flow after training
     for kind in ("RNN", "GRU"):
         model = models[kind]
-        res = fit(model, X, y, optimizer=Adam(lr=0.01, clip_norm=1.0), epochs=epochs,
-                  batch_size=32, seed=0, progress=False, engine="python")
-        mse = float(np.mean((model.predict(res.params, Xt) - yt) ** 2))
+        res = fit(model, X, y, optimizer=Adam(lr=0.01, clip_norm=1.0), epochs=epochs, **kw)
+        mse = float(np.mean((model.reference.predict(res.params, Xt) - yt) ** 2))
         r = _flows(model, res.params, X[:64], y[:64])
         out[f"fit_{kind}"] = {"loss": np.asarray(res.history.loss), "test_mse": mse, **r}
         print(f"{kind} + Adam, {epochs} epochs: training loss {res.history.loss[0]:.4f} → "

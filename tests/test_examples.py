@@ -126,20 +126,19 @@ def test_residual_vs_plain(tmp_path, capsys):
 
 
 def test_rnn_sequences_shows_vanishing_gradients_clipping_and_a_gru():
-    """The adding problem, T = 8 (--fast): the gradient vanishes through time at
+    """The adding problem, T = 6 (--fast): the gradient vanishes through time at
     initialisation in both cells; clipping keeps a large SGD step finite; the GRU solves
-    the task (test MSE under a tenth of predicting the mean) where the RNN does not, and
-    after training its gradient reaches the first step."""
+    the task (test MSE under a tenth of predicting the mean, a tenth of the RNN's) where
+    the RNN does not; training lifts the gradient at the first step in both."""
     out = _load("rnn_sequences").main(["--fast"])
     base = out["baseline"]
     for kind in ("RNN", "GRU"):
-        init = out[f"init_{kind}"]
+        init, fit = out[f"init_{kind}"], out[f"fit_{kind}"]
         assert init["flow"].ratio < 0.2 and np.all(init["rho"] < 1)  # vanishing
-        fit = out[f"fit_{kind}"]
         assert fit["loss"][-1] < fit["loss"][0]
+        assert fit["flow"].ratio > 2 * init["flow"].ratio
     assert out["init_RNN"]["flow"].ratio < 0.05
     assert np.all(np.isfinite(out["sgd_clip_1.0"])) and out["sgd_clip_1.0"][-1] < 10
     assert not np.all(out["sgd_clip_None"] < 10)             # unclipped: it blows up
-    gru, rnn = out["fit_GRU"], out["fit_RNN"]
-    assert gru["test_mse"] < 0.1 * base and rnn["test_mse"] > 0.3 * base
-    assert gru["flow"].ratio > 0.1 > out["init_GRU"]["flow"].ratio
+    gru, rnn = out["fit_GRU"]["test_mse"], out["fit_RNN"]["test_mse"]
+    assert gru < 0.1 * base and rnn > 0.2 * base and rnn > 10 * gru
