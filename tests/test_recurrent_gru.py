@@ -198,7 +198,10 @@ def _ev(e, env):
 def test_printed_gru_bptt_is_the_programs_gradient(gru_net):
     """Run the printed recursion (δh, δn, δu, δr) backwards along a trajectory with the
     program's own forward values: every δhₜ is the program's cotangent of hₜ, and the
-    printed sums over t are the gradient of every GRU parameter."""
+    printed sums over t are the gradient of every GRU parameter.  A line with the update
+    gate's factor dropped fails the same comparison."""
+    import sympy as sp
+
     net, ref = gru_net
     eq = net.equations()
     rng = np.random.default_rng(3)
@@ -210,30 +213,44 @@ def test_printed_gru_bptt_is_the_programs_gradient(gru_net):
     params = {k: np.asarray(v, float) for k, v in ref.unflatten(th).items()}
     params = {k: (v[:, None] if v.ndim == 1 else v) for k, v in params.items()}
     T, H = 6, 3
-    d = {t: {k: np.zeros((H, 1)) for k in ("δh", "δr", "δu", "δn", "u", "r")}
-         for t in range(1, T + 2)}
-    for t in range(1, T + 1):
-        d[t].update({k: val(f"{k}1_{t}") for k in ("r", "u", "n", "cn")})
-    g_T = np.asarray(ev.env[ev.derived.cotangent[by["h1_6"]]], float)[0][:, None]
-    grads = {}
-    for t in range(T, 0, -1):
-        env = {f"{k}1[t+1]": v for k, v in d[t + 1].items()}
-        env.update({f"{k}1[t]": v for k, v in d[t].items()})
-        env.update(params, g1=g_T if t == T else np.zeros((H, 1)),
-                   **{"x1[t]": X[0, t - 1][:, None], "h1[t-1]": val(f"h1_{t - 1}")})
-        d[t]["δh"] = env["δh1[t]"] = _ev(eq.rhs("bptt_dh1"), env)
-        for g in "nur":
-            d[t][f"δ{g}"] = env[f"δ{g}1[t]"] = _ev(eq.rhs(f"bptt_d{g}1"), env)
-        cot = np.asarray(ev.env[ev.derived.cotangent[by[f"h1_{t}"]]], float)[0][:, None]
-        assert np.allclose(d[t]["δh"], cot, rtol=1e-10, atol=1e-14), t
-        for name in params:
-            if name.endswith("1"):
-                grads[name] = grads.get(name, 0) + _ev(eq.rhs(f"bptt_g{name}"), env)
+    cots = {t: np.asarray(ev.env[ev.derived.cotangent[by[f"h1_{t}"]]], float)[0][:, None]
+            for t in range(1, T + 1)}
+    names = ["bptt_dh1"] + [f"bptt_d{g}1" for g in "nur"] + [
+        f"bptt_g{n}" for n in params if n.endswith("1")]
+
+    def run(rhs):
+        """(max relative error of δhₜ against the program, the printed gradient sums)."""
+        d = {t: {k: np.zeros((H, 1)) for k in ("δh", "δr", "δu", "δn", "u", "r")}
+             for t in range(1, T + 2)}
+        for t in range(1, T + 1):
+            d[t].update({k: val(f"{k}1_{t}") for k in ("r", "u", "n", "cn")})
+        grads, worst = {}, 0.0
+        for t in range(T, 0, -1):
+            env = {f"{k}1[t+1]": v for k, v in d[t + 1].items()}
+            env.update({f"{k}1[t]": v for k, v in d[t].items()})
+            env.update(params, g1=cots[T] if t == T else np.zeros((H, 1)),
+                       **{"x1[t]": X[0, t - 1][:, None], "h1[t-1]": val(f"h1_{t - 1}")})
+            d[t]["δh"] = env["δh1[t]"] = _ev(rhs["bptt_dh1"], env)
+            for g in "nur":
+                d[t][f"δ{g}"] = env[f"δ{g}1[t]"] = _ev(rhs[f"bptt_d{g}1"], env)
+            worst = max(worst, np.abs(d[t]["δh"] - cots[t]).max() / np.abs(cots[t]).max())
+            for name in rhs:
+                if name.startswith("bptt_g"):
+                    grads[name[6:]] = grads.get(name[6:], 0) + _ev(rhs[name], env)
+        return worst, grads
+
+    rhs = {n: eq.rhs(n) for n in names}
+    worst, grads = run(rhs)
+    assert worst < 1e-10
     _, want = ref.loss_and_grad(th, X, y)
     want = ref.unflatten(want)
     assert len(grads) == 12
     for name, g in grads.items():
         assert np.allclose(g.reshape(want[name].shape), want[name], rtol=1e-10, atol=1e-14), name
+    u, n, dh = (sp.Symbol(f"{k}1[t]") for k in ("u", "n", "δh"))
+    assert sp.expand(rhs["bptt_dn1"] - dh * (1 - u) * (1 - n ** 2)) == 0
+    wrong = dict(rhs, bptt_dn1=dh * (1 - n ** 2))           # (1 − uₜ) dropped
+    assert run(wrong)[0] > 1e-3
 
 
 def test_printed_gru_bptt_lines_read_as_in_a_textbook():

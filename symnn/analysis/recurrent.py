@@ -184,7 +184,8 @@ def _newton(step, H: int, starts: int, seed: int, tol: float, max_iter: int):
     return sorted(found, key=lambda p: float(np.linalg.norm(p.h)))
 
 
-def fixed_points(net, params: dict, layer: int | None = None, *, x=None, starts: int = 8,
+def fixed_points(net, params: dict, layer: int | None = None, *,
+                 x: np.ndarray | None = None, starts: int = 8,
                  seed: int = 0, tol: float = 1e-12, max_iter: int = 100) -> list[FixedPoint]:
     """Fixed points ``h* = cell(x, h*)`` of a recurrent layer's recurrence under a constant
     input ``x`` (default 0): for an :class:`~symnn.RNN` ``h = σ(W_hh h + W_xh x + b)``, for
