@@ -11,8 +11,9 @@ it by JSON lines on stdin/stdout:
   save the flat gradient to ``grad``; answers ``{"ok": true}``;
 * ``{"op": "calibrate", "min_time": s}`` — answers ``{"number": n}``: calls per sample so
   that one sample lasts at least ``min_time`` (as ``_timing.time_samples`` calibrates);
-* ``{"op": "time", "number": n}`` — answers ``{"seconds": t}``: seconds per call of ``n``
-  back-to-back calls, timed inside the worker (the pipe's latency is not counted);
+* ``{"op": "time", "number": n, "clock": "wall"|"cpu"}`` — answers ``{"seconds": t}``:
+  seconds (wall, or the worker's CPU time) per call of ``n`` back-to-back calls, timed
+  inside the worker (the pipe's latency is not counted);
 * ``{"op": "quit"}``.
 
 The caller sends one ``time`` request per round, between the rounds of the in-process
@@ -87,11 +88,12 @@ def _calibrate(fn, min_time: float) -> int:
         number = max(2 * number, min(100 * number, int(number * scale) + 1))
 
 
-def _per_call(fn, number: int) -> float:
-    t0 = time.perf_counter()
+def _per_call(fn, number: int, clock: str = "wall") -> float:
+    now = time.process_time if clock == "cpu" else time.perf_counter
+    t0 = now()
     for _ in range(number):
         fn()
-    return (time.perf_counter() - t0) / number
+    return (now() - t0) / number
 
 
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
@@ -112,7 +114,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
         elif op == "calibrate":
             out = {"number": _calibrate(thunk, float(req["min_time"]))}
         elif op == "time":
-            out = {"seconds": _per_call(thunk, int(req["number"]))}
+            out = {"seconds": _per_call(thunk, int(req["number"]), req.get("clock", "wall"))}
         else:
             out = {"error": f"unknown request {op!r}"}
         stdout.write(json.dumps(out) + "\n")

@@ -31,10 +31,10 @@ from other processes falls on all columns alike; the medians are printed with th
 ``model.loss_and_grad(theta, X, Y)``.
 
 Run: ``python benchmarks/bench_layers.py [--quick] [--tiny] [--T N] [--batches 1,32,256]
-[--threads N] [--only conv|rnn] [--jax-python PATH] [--json]``.  ``--tiny`` shrinks every
-size (the smoke test in ``tests/test_bench_peers.py``); ``--json`` prints one JSON line per case
-(``{"bench": "layers", "case": ..., "seconds": ...}``; a failed check has ``"seconds":
-null`` and a ``"note"``) instead of the tables.
+[--threads N] [--only conv|rnn] [--clock wall|cpu] [--jax-python PATH] [--json]``.
+``--tiny`` shrinks every size (the smoke test in ``tests/test_bench_peers.py``); ``--json``
+prints one JSON line per case (``{"bench": "layers", "case": ..., "seconds": ...}``; a
+failed check has ``"seconds": null`` and a ``"note"``) instead of the tables.
 """
 
 from __future__ import annotations
@@ -235,8 +235,8 @@ class RemoteJax:
     def calibrate(self, min_time: float) -> int:
         return int(self.ask(op="calibrate", min_time=min_time)["number"])
 
-    def per_call(self, number: int) -> float:
-        return float(self.ask(op="time", number=number)["seconds"])
+    def per_call(self, number: int, clock: str = "wall") -> float:
+        return float(self.ask(op="time", number=number, clock=clock)["seconds"])
 
     def close(self) -> None:
         import shutil
@@ -260,16 +260,27 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
 
 
+#: ``--clock``: wall time, or the process's CPU time (all its threads), which a loaded
+#: machine's other processes do not inflate (single-threaded candidates: ``--threads 1``).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def interleaved(thunks: dict[str, Callable[[], object]], repeat: int,
-                min_time: float) -> dict[str, float]:
+                min_time: float, clock: str = "wall") -> dict[str, float]:
     """Median seconds per call of every thunk, the ``repeat`` rounds interleaved."""
     def calibrate(f):  # a RemoteJax times itself, in its own process
         return f.calibrate(min_time) if isinstance(f, RemoteJax) else time_samples(
             f, repeat=1, min_time=min_time)[1]
 
     def sample(f, number):
-        return [f.per_call(number)] if isinstance(f, RemoteJax) else time_samples(
-            f, repeat=1, number=number)[0]
+        if isinstance(f, RemoteJax):
+            return [f.per_call(number, clock)]
+        if clock == "wall":
+            return time_samples(f, repeat=1, number=number)[0]
+        t0 = CLOCKS[clock]()
+        for _ in range(number):
+            f()
+        return [(CLOCKS[clock]() - t0) / number]
 
     numbers = {n: calibrate(f) for n, f in thunks.items()}
     samples: dict[str, list[float]] = {n: [] for n in thunks}
@@ -279,7 +290,8 @@ def interleaved(thunks: dict[str, Callable[[], object]], repeat: int,
     return {n: statistics.median(v) for n, v in samples.items()}
 
 
-def case_row(kind, s, net, model, B, repeat, min_time, log, remote=None) -> dict:
+def case_row(kind, s, net, model, B, repeat, min_time, log, remote=None,
+             clock: str = "wall") -> dict:
     """Check every peer at batch ``B``, then time the ones that agree: ``{column: seconds or
     note}`` plus ``errors`` ``{column: rel err}``."""
     theta = model.init(0)
@@ -310,7 +322,7 @@ def case_row(kind, s, net, model, B, repeat, min_time, log, remote=None) -> dict
             ok[col] = thunk
         else:
             row[col] = f"WRONG (rel err {err:.1e})"
-    row.update(interleaved(ok, repeat, min_time))
+    row.update(interleaved(ok, repeat, min_time, clock))
     return row
 
 
@@ -330,6 +342,7 @@ def compile_model(kind, s, net, reuse_cache: bool):
 # ------------------------------------------------------------------------------------------
 
 COLUMNS = ("symnn", "torch f64", "torch f32", "jax")
+CLOCK_USED = ["wall"]  # what print_rows says it measured
 
 
 def print_rows(title: str, rows: dict[str, dict], jax_note: str | None) -> None:
@@ -351,8 +364,8 @@ def print_rows(title: str, rows: dict[str, dict], jax_note: str | None) -> None:
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     rule = "-" * (sum(widths) + 3 * (len(widths) - 1))
     print(f"\n{title}")
-    print("(median time per loss+gradient call; (Nx) = symnn time / peer time, > 1: symnn "
-          "slower)")
+    print(f"(median {'CPU ' if CLOCK_USED[0] == 'cpu' else ''}time per loss+gradient call; "
+          "(Nx) = symnn time / peer time, > 1: symnn slower)")
     print(rule)
     print(" | ".join(h.rjust(w) for h, w in zip(header, widths)))
     print(rule)
@@ -396,6 +409,9 @@ def _parse(argv):
                    help="limit BLAS/OpenMP pools (threadpoolctl), torch and XLA to N threads")
     p.add_argument("--json", action="store_true",
                    help="print one JSON line per case instead of the tables")
+    p.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
+                   help="wall time (default) or the process's CPU time, which other "
+                        "processes on a loaded machine do not inflate")
     p.add_argument("--jax-python", default=None, metavar="PATH",
                    help="an interpreter with JAX (and NumPy): the JAX column runs there, in a "
                         "worker (benchmarks/_layers_jax.py), when this one has no JAX")
@@ -463,6 +479,7 @@ def main(argv=None) -> dict:
     if args.threads is not None:
         _limit_threads(args.threads, log)
     remote, jax_note = _jax_peer(args, log)
+    CLOCK_USED[0] = args.clock
     if args.json:
         print(json.dumps({"bench": "layers", "symnn": symnn.__file__}), flush=True)
     results = {}
@@ -477,8 +494,8 @@ def main(argv=None) -> dict:
         log(f"\n{kind}: symnn derive + compile + first call"
             f"{' (kernel cache reused)' if args.reuse_cache else ' (fresh kernel cache)'}: "
             f"{compile_s:.2f} s")
-        rows = {f"B={B}": case_row(kind, s, net, model, B, repeat, min_time, log, remote)
-                for B in batches}
+        rows = {f"B={B}": case_row(kind, s, net, model, B, repeat, min_time, log, remote,
+                                   args.clock) for B in batches}
         results[kind] = {"compile": compile_s, "rows": rows, "title": what}
         if args.json:
             emit_json(kind, rows, compile_s)
