@@ -287,3 +287,24 @@ def test_looped_equations_print_the_recurrence_once():
     text = str(net.equations())
     assert "σ" in text or "tanh" in text
     assert text.count("\n") < 200  # not one equation per step
+
+
+@pytest.mark.parametrize("act,ret,trunc", [("tanh", False, None), ("identity", True, 5),
+                                           ("relu", True, 3)])
+def test_time_gradient_flow_and_jacobians_of_a_looped_rnn_equal_the_unrolled(act, ret, trunc):
+    from symnn.analysis import recurrent_jacobians, time_gradient_flow
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(2, 12, 1)), np.ones((2, 2))
+    out = []
+    for unroll in (True, False):
+        tail = [symnn.Flatten(), symnn.Dense(36, 2)] if ret else [symnn.Dense(3, 2)]
+        net = symnn.Network([symnn.RNN(1, 3, activation=act, length=12, unroll=unroll,
+                                       return_sequences=ret, truncate=trunc)] + tail,
+                            loss="mse")
+        ref = ReferenceModel(net)
+        th = ref.init(0) + 0.2
+        out.append((time_gradient_flow(ref, th, X, y).norms,
+                    recurrent_jacobians(ref, th, X[0])[0]))
+    assert rel_err(out[1][0], out[0][0]) < 1e-12
+    assert rel_err(out[1][1], out[0][1]) < 1e-12
