@@ -308,3 +308,14 @@ def test_time_gradient_flow_and_jacobians_of_a_looped_rnn_equal_the_unrolled(act
                     recurrent_jacobians(ref, th, X[0])[0]))
     assert rel_err(out[1][0], out[0][0]) < 1e-12
     assert rel_err(out[1][1], out[0][1]) < 1e-12
+
+
+def test_kfac_of_a_looped_rnn_is_refused_with_the_way_out():
+    from symnn.analysis import kfac_factors
+
+    net = symnn.Network([symnn.RNN(1, 2, length=3, unroll=False), symnn.Dense(2, 1)],
+                        loss="mse")
+    ref = ReferenceModel(net)
+    X, y = np.ones((2, 3, 1)), np.ones((2, 1))
+    with pytest.raises(symnn.AnalysisError, match="unroll=True"):
+        kfac_factors(ref, ref.init(0), X, y)
