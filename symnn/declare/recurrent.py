@@ -11,7 +11,11 @@ the input (:class:`symnn.ops.RecRow`) and emits its affine and elementwise ops, 
 sharing the layer's parameter values, so gradients, Hessian-vector and Gauss-Newton
 products, Hessians and Jacobians come from the ordinary drivers exactly (backpropagation
 through time is reverse mode over the unrolled program).  Memory is linear in ``T``; the
-program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).
+program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).  An :class:`RNN`
+longer than :data:`UNROLL_UP_TO` steps (or declared with ``unroll=False``) is instead
+**looped over time** (:mod:`symnn.ops.scan`): one op for the recurrence, one backward
+recurrence op for BPTT, so neither the program nor the compile time grows with ``T``; the
+numbers are the same (GRU layers are always unrolled).
 
 Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
 its value passes on, its gradient does not) where it enters step ``t + 1`` for every
