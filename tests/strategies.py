@@ -555,13 +555,17 @@ def norm_fronts(draw):
 # Items: ("rnn", n_in, n_hidden, activation, return_sequences, length or None, truncate or
 # None) and ("gru", n_in, n_hidden, return_sequences, length or None, truncate or None).
 
-REC_KINDS = ("rnn", "gru")
+REC_KINDS = ("rnn", "gru", "rnnl")  # rnnl: an RNN looped over time (scan)
 
 #: Activations of generated RNN layers (tanh and relu run through torch.nn.RNN).
 REC_ACTIVATIONS = ("tanh", "tanh", "relu", "sigmoid", "softplus")
 
 
 def rec_layer(it):
+    if it[0] == "rnnl":  # -- an RNN looped over time (scan) --
+        _, n_in, H, act, ret, T, k = it
+        return symnn.RNN(n_in, H, activation=act, return_sequences=ret, length=T, truncate=k,
+                         unroll=False)
     if it[0] == "gru":
         _, n_in, H, ret, T, k = it
         return symnn.GRU(n_in, H, return_sequences=ret, length=T, truncate=k)
@@ -575,6 +579,8 @@ def rec_text(it) -> str:
     if it[0] == "gru":
         return f"symnn.GRU({it[1]}, {it[2]}{extra})"
     act = f", activation={it[3]!r}" if it[3] != "tanh" else ""
+    if it[0] == "rnnl":  # -- an RNN looped over time (scan) --
+        extra += ", unroll=False"
     return f"symnn.RNN({it[1]}, {it[2]}{act}{extra})"
 
 
@@ -593,7 +599,8 @@ def rec_fronts(draw, max_layers: int = 2):
         if draw(st.booleans()):
             items.append(("gru", n, H, ret, L, None))
         else:
-            items.append(("rnn", n, H, draw(st.sampled_from(REC_ACTIVATIONS)), ret, L, None))
+            kind = draw(st.sampled_from(("rnn", "rnn", "rnnl")))  # rnnl: looped (scan)
+            items.append((kind, n, H, draw(st.sampled_from(REC_ACTIVATIONS)), ret, L, None))
         n = H
     if items[-1][-3]:
         items.append(("flatten",))

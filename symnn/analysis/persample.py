@@ -108,6 +108,8 @@ class Evaluated:
             f"the gradient {var.name} is written by {type(op).__name__}, which is not a batch "
             "mean of per-sample factors (OuterMean / BatchMean / ConvWMean / ChannelMean); "
             "per-sample quantities are not available for this program"
+            + (" (an RNN looped over time has none yet: declare it with RNN(..., "
+               "unroll=True))" if type(op).__name__ in ("SeqOuter", "SeqSum") else "")
         )
 
     def penalty_ops(self, var: P.Var) -> list:

@@ -95,6 +95,8 @@ def time_gradient_flow(model, theta, X, y, layer: int | None = None) -> TimeGrad
     ev = evaluate_program(model, theta, X, y)
     la, l = _recurrent_layer(ev.derived.declared, layer)
     cot = ev.derived.cotangent
+    if getattr(la, "looped", False):
+        return _looped_flow(model, theta, ev, la, l)
     norms = []
     for v in _state_vars(ev.derived, l, la.length):
         g = cot.get(v)
@@ -103,6 +105,39 @@ def time_gradient_flow(model, theta, X, y, layer: int | None = None) -> TimeGrad
             continue
         norms.append(float(np.mean(np.linalg.norm(np.asarray(ev.env[g]), axis=1))))
     norms = np.array(norms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(norms[0] / norms[-1]) if norms[-1] else float("inf")
+    return TimeGradientFlow(l, norms, ratio)
+
+
+def _looped_flow(model, theta, ev, la: RNN, l: int) -> TimeGradientFlow:
+    """:func:`time_gradient_flow` of an RNN looped over time (:mod:`symnn.ops.scan`): from
+    the cotangents of ``u`` (``a``: BPTT's total one of ``z``, which ``u`` shares) and of
+    ``h`` (``ḡ``, what later layers send), ``∂ℓ/∂hₜ = ḡₜ + W_hhᵀ aₜ₊₁`` (no second term
+    across a cut)."""
+    from symnn.ops.scan import linked
+
+    T, H = la.length, la.n_hidden
+    by_name = {op.out.name: op.out for op in ev.derived.forward_ops}
+    u, h = by_name[f"u{l}"], by_name.get(f"h{l}")
+    W = np.asarray(model.unflatten(np.asarray(theta))[f"W_hh{l}"], float)
+
+    def cot(v):
+        g = ev.derived.cotangent.get(v) if v is not None else None
+        return None if g is None or not hasattr(g, "name") else np.asarray(ev.env[g], float)
+
+    a = cot(u)
+    B = ev.env[ev.derived.x].shape[0]
+    a = np.zeros((B, T, H)) if a is None else a.reshape(B, T, H)
+    if h is None:  # identity activation: h = z, a is already the total cotangent
+        G = a
+    else:
+        gh = cot(h)
+        G = np.zeros((B, T, H)) if gh is None else gh.reshape(B, T, H).copy()
+        for t in range(T - 1):
+            if linked(T, la.truncate or 0, t + 1):
+                G[:, t] += a[:, t + 1] @ W
+    norms = np.mean(np.linalg.norm(G, axis=2), axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = float(norms[0] / norms[-1]) if norms[-1] else float("inf")
     return TimeGradientFlow(l, norms, ratio)
@@ -136,8 +171,11 @@ def recurrent_jacobians(model, theta, x, layer: int | None = None):
     else:
         W = np.asarray(params[f"W_hh{l}"], float)
         ds = _dsigma(la)
+        zs = (np.asarray(ev.env[by_name[f"z{l}"]], float)[0].reshape(la.length, -1)
+              if la.looped else None)  # looped over time: one (T, H) value
         for t in range(1, la.length + 1):
-            z = np.asarray(ev.env[by_name[f"z{l}_{t}"]], float)[0]
+            z = zs[t - 1] if zs is not None else np.asarray(
+                ev.env[by_name[f"z{l}_{t}"]], float)[0]
             J.append(np.broadcast_to(ds(z), z.shape)[:, None] * W)
     J = np.array(J)
     rho = np.array([float(np.max(np.abs(np.linalg.eigvals(j)))) for j in J])

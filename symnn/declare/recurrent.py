@@ -11,7 +11,11 @@ the input (:class:`symnn.ops.RecRow`) and emits its affine and elementwise ops, 
 sharing the layer's parameter values, so gradients, Hessian-vector and Gauss-Newton
 products, Hessians and Jacobians come from the ordinary drivers exactly (backpropagation
 through time is reverse mode over the unrolled program).  Memory is linear in ``T``; the
-program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).
+program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).  An :class:`RNN`
+longer than :data:`UNROLL_UP_TO` steps (or declared with ``unroll=False``) is instead
+**looped over time** (:mod:`symnn.ops.scan`): one op for the recurrence, one backward
+recurrence op for BPTT, so neither the program nor the compile time grows with ``T``; the
+numbers are the same (GRU layers are always unrolled).
 
 Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
 its value passes on, its gradient does not) where it enters step ``t + 1`` for every
@@ -57,11 +61,20 @@ from symnn.declare.limits import check_width
 from symnn.declare.recurrent_bounds import gru_lipschitz  # issue 13
 from symnn.errors import DeclarationError, SymnnError
 
-__all__ = ["RNN", "GRU", "RECURRENT_TYPES", "MAX_UNROLLED_STEPS"]
+__all__ = ["RNN", "GRU", "RECURRENT_TYPES", "MAX_UNROLLED_STEPS", "MAX_LOOPED_STEPS",
+           "UNROLL_UP_TO"]
 
 #: The longest sequence a recurrent layer is unrolled over (the derived program grows
 #: linearly with T, and so does the kernels' compile time).
 MAX_UNROLLED_STEPS = 512
+
+#: The longest sequence of an RNN looped over time (``unroll=False``; its program does not
+#: grow with T, its memory is linear in T).
+MAX_LOOPED_STEPS = 1 << 20
+
+#: An RNN with ``unroll=None`` (the default) is unrolled up to this many steps and looped
+#: over time above it.
+UNROLL_UP_TO = 16
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 
@@ -105,11 +118,18 @@ class _Recurrent:
             if v is not None:
                 object.__setattr__(self, name, _int(own, f"{name} (T)" if name == "length"
                                                     else name, v, 1))
-        if self.length is not None and self.length > MAX_UNROLLED_STEPS:
-            raise DeclarationError(
-                f"{own}: length {self.length} exceeds {MAX_UNROLLED_STEPS} "
-                "(symnn.declare.recurrent.MAX_UNROLLED_STEPS): the recurrence is unrolled "
-                "over time and the program grows with T; use shorter sequences")
+        if self.length is not None and self.length > self._max_steps():
+            if self._max_steps() == MAX_UNROLLED_STEPS:
+                raise DeclarationError(
+                    f"{own}: length {self.length} exceeds {MAX_UNROLLED_STEPS} "
+                    "(symnn.declare.recurrent.MAX_UNROLLED_STEPS): the recurrence is "
+                    "unrolled over time and the program grows with T; use shorter sequences"
+                    + (" or RNN(..., unroll=False)" if own == "RNN" else ""))
+            raise DeclarationError(f"{own}: length {self.length} exceeds {MAX_LOOPED_STEPS} "
+                                   "(symnn.declare.recurrent.MAX_LOOPED_STEPS)")
+
+    def _max_steps(self) -> int:
+        return MAX_UNROLLED_STEPS
 
     def _extra(self) -> str:
         return "".join(f", {n}={getattr(self, n)!r}" for n, d in
@@ -244,8 +264,18 @@ class RNN(_Recurrent):
     number.  Output: ``h_T``, or every ``h_t`` with ``return_sequences=True``; ``length``:
     T (needed unless the network infers it), ``truncate``: truncated BPTT (module notes).
 
+    ``unroll``: ``True`` writes the recurrence unrolled over time (one affine and one
+    elementwise op per step: the printed equations show every step; T ≤
+    :data:`MAX_UNROLLED_STEPS`); ``False`` loops over time (:mod:`symnn.ops.scan`: one
+    ``RNNSeq`` op, whose reverse rule is one backward ``LinRec``, so the program and the
+    compile time do not grow with T, memory is linear in T, T ≤ :data:`MAX_LOOPED_STEPS`);
+    ``None`` (default): unrolled up to :data:`UNROLL_UP_TO` steps, looped above.  Both
+    forms compute the same numbers.
+
     >>> RNN(3, 4, activation="relu", length=5)
     RNN(3, 4, activation='relu', length=5)
+    >>> RNN(3, 4, length=100).looped, RNN(3, 4, length=5, unroll=False).looped
+    (True, True)
     """
 
     n_in: int
@@ -254,8 +284,13 @@ class RNN(_Recurrent):
     return_sequences: bool = False
     length: int | None = None
     truncate: int | None = None
+    unroll: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.unroll not in (None, True, False) or not isinstance(self.unroll,
+                                                                     (bool, type(None))):
+            raise DeclarationError(f"RNN: unroll must be True, False or None, got "
+                                   f"{self.unroll!r}")
         _Recurrent.__post_init__(self)
         if isinstance(self.activation, str) and self.activation.lower() == "softmax":
             raise DeclarationError("RNN: activation must be an elementwise activation "
@@ -266,9 +301,19 @@ class RNN(_Recurrent):
                                    f"('tanh', 'relu', …), got {self.activation!r}")
         object.__setattr__(self, "activation", act.name)
 
+    def _max_steps(self) -> int:
+        return MAX_UNROLLED_STEPS if self.unroll else MAX_LOOPED_STEPS
+
+    @property
+    def looped(self) -> bool:
+        """Whether the derived program loops over time (see ``unroll``)."""
+        return self.unroll is False or (self.unroll is None and self.length is not None
+                                        and self.length > UNROLL_UP_TO)
+
     def __repr__(self) -> str:
         act = "" if self.activation == "tanh" else f", activation={self.activation!r}"
-        return f"RNN({self.n_in}, {self.n_hidden}{act}{self._extra()})"
+        loop = "" if self.unroll is None else f", unroll={self.unroll!r}"
+        return f"RNN({self.n_in}, {self.n_hidden}{act}{self._extra()}{loop})"
 
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:
         """``W_xh<l>``, ``W_hh<l>`` and ``b<l>``."""
@@ -286,6 +331,8 @@ class RNN(_Recurrent):
         p = self._params(b, l)
         act = self.act()
         H = self.n_hidden
+        if self.looped:
+            return self._forward_looped(b, l, x, p, act)
 
         def step(b, t, xt, h):
             z = _var(f"z{l}_{t}", H, "z", "z", l, t)
@@ -303,10 +350,31 @@ class RNN(_Recurrent):
 
         return self._unroll(b, l, x, step, None)
 
+    def _forward_looped(self, b, l: int, x, p: dict, act):
+        """``u = W_xh xₜ + b`` (every t), ``z = RNNSeq(u, W_hh)``, ``h = σ(z)``: no op per
+        step (:mod:`symnn.ops.scan`)."""
+        T, H = self._steps(), self.n_hidden
+
+        def seq(name: str) -> P.Var:
+            return P.Var(f"{name}{l}", "sample", (T * H,), r"{%s^{(%d)}}" % (name, l),
+                         name + _sup(f"({l})"))
+
+        u = b.emit(P.SeqAffine(seq("u"), p["W_xh"], x, p["b"], T))
+        zs = sp.Symbol("z", real=True)
+        z = b.emit(P.RNNSeq(seq("z"), u, p["W_hh"], T, act.apply(zs), zs,
+                            self.truncate or 0))
+        h = z if act.identity else b.map_elementwise(seq("h"), act.apply(P.sym(z)), [z],
+                                                     role="act", label=(act,))
+        if self.return_sequences:
+            return h
+        return b.emit(P.RecRow(_var(f"h{l}_{T}", H, "h", "h", l, T), h, T - 1))
+
     def to_data(self) -> dict:
         d = self._data("rnn")
         if self.activation != "tanh":
             d["nonlinearity"] = self.activation
+        if self.unroll is not None:
+            d["unroll"] = self.unroll
         return d
 
     def lipschitz(self, arrays: dict, l: int, bound: Callable) -> list[Factor]:
@@ -423,7 +491,7 @@ for _cls in RECURRENT_TYPES:
 
 #: The keys of a layer table that name a recurrent layer, and their options.
 DATA_KINDS = ("rnn", "gru")
-DATA_OPTIONS = ("return_sequences", "length", "truncate", "nonlinearity")
+DATA_OPTIONS = ("return_sequences", "length", "truncate", "nonlinearity", "unroll")
 
 
 def layer_from_data(item: dict, high: int = 1 << 20):
@@ -439,7 +507,7 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"
     kind = kinds[0]
-    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:-1]
+    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:3]
     extra = [k for k in item if k != kind and k not in allowed]
     if extra:
         hint = ("; an rnn's activation is given as nonlinearity = \"…\"" if kind == "rnn"
@@ -464,6 +532,10 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         if not isinstance(item["nonlinearity"], str):
             return None, "rnn nonlinearity: expected an activation name"
         kw["activation"] = item["nonlinearity"]
+    if "unroll" in item:
+        if not isinstance(item["unroll"], bool):
+            return None, "rnn unroll: expected true or false"
+        kw["unroll"] = item["unroll"]
     try:
         cls = RNN if kind == "rnn" else GRU
         return cls(v[0], v[1], return_sequences=ret, **kw), None

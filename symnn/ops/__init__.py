@@ -21,6 +21,8 @@ next to each, the op's rules for every back end, entered in the tables of
 :mod:`symnn.ops.recurrent`             ``RecRow``, ``RecRowT``, ``RecStack``, ``RecStop``
 :mod:`symnn.ops.attention`             ``AttnMatMul``, ``AttnSoftmax``, ``AttnSoftmaxT``,
                                        ``AttnRowDot``, ``AttnRowScale``
+:mod:`symnn.ops.scan`                  ``SeqAffine``, ``SeqOuter``, ``SeqSum``, ``SeqBcast``,
+                                       ``SeqShift``, ``RNNSeq``, ``LinRec``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -83,6 +85,17 @@ from symnn.ops.registry import (
     rule,
 )
 from symnn.ops.softmax import LogSumExp, Softmax
+
+# -- sequence ops looped over time (scan) --
+from symnn.ops.scan import (  # noqa: E402
+    LinRec,
+    RNNSeq,
+    SeqAffine,
+    SeqBcast,
+    SeqOuter,
+    SeqShift,
+    SeqSum,
+)
 
 __all__ = [
     "Var",
@@ -147,4 +160,12 @@ __all__ = [
     "AttnRowScale",
     "MatDims",
     "RowDims",
+    # -- sequence ops looped over time (scan) --
+    "SeqAffine",
+    "SeqOuter",
+    "SeqSum",
+    "SeqBcast",
+    "SeqShift",
+    "RNNSeq",
+    "LinRec",
 ]

@@ -22,7 +22,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
               "dropout",  # (issue 13: dropout)
               "layer_norm", "eps",  # LayerNorm
               "rnn", "gru", "nonlinearity", "return_sequences", "truncate",  # recurrent
-              "self_attention", "causal"),  # (self-attention: issue 13)
+              "self_attention", "causal",  # (self-attention: issue 13)
+              "unroll"),  # an RNN looped over time (scan)
     "custom": ("expr", "var", "name"),
     "optimizer": ("name", "lr", "momentum", "nesterov", "beta1", "beta2", "eps", "rho",
                   "weight_decay", "damping", "memory", "max_iter", "tol", "clip"),

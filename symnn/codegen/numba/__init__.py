@@ -76,7 +76,8 @@ _WHERE = {
 #: The emitter modules; each fills EMITTERS with its family's rules when imported.
 _EMITTER_MODULES = ("emit_concat", "emit_conv", "emit_elementwise", "emit_linear",
                     "emit_norm", "emit_penalty", "emit_recurrent", "emit_reduce",
-                    "emit_softmax", "emit_attention")
+                    "emit_softmax", "emit_attention",
+                    "emit_scan")  # sequence ops looped over time
 
 __all__ = ["generate", "GeneratedModule", "Kernel", "EMITTERS", "emits", "BLAS_THRESHOLDS",
            "prepare_runtime", "runtime_fingerprint"]

@@ -24,6 +24,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_penalty,
     emit_recurrent,
     emit_reduce,
+    emit_scan,  # noqa: F401 - sequence ops looped over time
     emit_softmax,
 )
 from symnn.codegen.numba.masks import seed_masks, with_mask_arg

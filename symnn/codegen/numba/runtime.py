@@ -227,6 +227,13 @@ def _mm_nn(G, og, m, p, W, ow, n, acc, out, oo):
     _nn(G, og, p, m, p, W, ow, n, n, acc, out, oo, n)
 
 
+@_runtime("v:aiiiiaiiiiaii")
+def _mm_nn_ld(G, og, ldg, m, p, W, ow, ldw, n, acc, out, oo, ldo):
+    """``_nn`` with row strides: one step of a recurrence looped over time (the rows of
+    step t of every sample; :mod:`symnn.ops.scan`)."""
+    _nn(G, og, ldg, m, p, W, ow, ldw, n, acc, out, oo, ldo)
+
+
 @_runtime("v:aiiiaiiisiaiai")
 def _outer_k(U, ou, B, nu, Vm, ov, K, nv, scale, acc, tmp, ot, out, oo):
     """out[oo:] (K, nu, nv) (+)= scale · Σ_i U[i] (nu) ⊗ Vm[i, k] (nv) for every direction k:
