@@ -310,12 +310,31 @@ def test_time_gradient_flow_and_jacobians_of_a_looped_rnn_equal_the_unrolled(act
     assert rel_err(out[1][1], out[0][1]) < 1e-12
 
 
-def test_kfac_of_a_looped_rnn_is_refused_with_the_way_out():
-    from symnn.analysis import kfac_factors
+def test_per_sample_analyses_of_a_looped_rnn_equal_the_unrolled_ones():
+    """K-FAC, diagonal GGN, per-sample gradients and the empirical Fisher read the steps of
+    a looped RNN from its unrolled twin (same parameters): equal to the declaration written
+    unrolled, and a looped program the analyses cannot read stays refused."""
+    from symnn.analysis import (diag_ggn, fisher_operator, kfac_factors,
+                                per_sample_gradients)
+    from symnn.analysis._unrolled import unrolled_twin
+    from symnn.derive import derive
 
-    net = symnn.Network([symnn.RNN(1, 2, length=3, unroll=False), symnn.Dense(2, 1)],
-                        loss="mse")
-    ref = ReferenceModel(net)
-    X, y = np.ones((2, 3, 1)), np.ones((2, 1))
-    with pytest.raises(symnn.AnalysisError, match="unroll=True"):
-        kfac_factors(ref, ref.init(0), X, y)
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(3, 5, 2)), rng.normal(size=(3, 1))
+    res = []
+    for unroll in (False, True):
+        net = symnn.Network([symnn.RNN(2, 3, length=5, unroll=unroll, truncate=3),
+                             symnn.Dense(3, 1)], loss="mse")
+        ref = ReferenceModel(net)
+        th = ref.init(1)
+        f = kfac_factors(ref, th, X, y)
+        res.append((per_sample_gradients(ref, th, X, y), diag_ggn(ref, th, X, y),
+                    fisher_operator(ref, th, X, y).dense(),
+                    [f[k].kron() for k in sorted(f)]))
+    for a, b in zip(res[0][:3], res[1][:3]):
+        assert rel_err(a, b) < 1e-12
+    assert len(res[0][3]) == len(res[1][3]) > 0
+    for a, b in zip(res[0][3], res[1][3]):
+        assert rel_err(a, b) < 1e-12
+    long = derive(symnn.Network([symnn.RNN(1, 2, length=600), symnn.Dense(2, 1)]))
+    assert unrolled_twin(long) is long  # past the unrolled limit: stays looped

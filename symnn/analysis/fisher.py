@@ -128,7 +128,7 @@ def fisher_operator(model, theta, X, y, kind: str = "empirical", *,
                             "(sampled targets) or 'exact' (the loss Hessian's square root)")
     if mc_samples is not None and kind != "mc":
         raise AnalysisError(f"mc_samples is for kind='mc' (sampled targets), not {kind!r}")
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=True)
     if kind == "empirical":
         return FisherOperator(_per_sample(ev, ev.env, ev.B, False), np.full(ev.B, 1 / ev.B),
                               kind)

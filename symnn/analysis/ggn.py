@@ -266,7 +266,7 @@ def diag_ggn(model, theta, X, y, *, mc_samples: int | None = None, seed: int = 0
     AnalysisError
         ``model`` is not a model; ``mc_samples`` not a positive integer.
     """
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=True)
     S, w = loss_hessian_sqrt(ev, mc_samples, seed)
     out = ev.penalty_curvature()
     terms = [(off, size, p.shape, ev.data_terms(ev.grad_var(p))) for p, off, size in ev.layout]

@@ -247,7 +247,7 @@ def kfac_factors(model, theta, X, y, kind: str = "kflr", *, mc_samples: int | No
         no Dense, Conv1D or recurrent layer (a custom ``Model``).
     """
     _check_options(kind, mc_samples, conv)
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=True)
     _refuse_attention(ev)
     layers = _layers(ev)
     if not layers:
@@ -286,7 +286,7 @@ def kfac_error(model, theta, X, y, kind: str = "kflr", **options) -> dict:
     taken out: K-FAC factors the data term).  For small nets: ``|W̄|`` products per layer.
     """
     factors = kfac_factors(model, theta, X, y, kind, **options)
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=True)
     pen = ev.penalty_curvature()
     dt = np.dtype(getattr(model, "dtype", np.float64))
     out = {}

@@ -37,6 +37,7 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.analysis._common import check_theta
+from symnn.analysis._unrolled import unrolled_twin
 from symnn.errors import AnalysisError, ShapeError
 from symnn.ops.attention import matmul_numpy
 from symnn.ops.conv import taps
@@ -149,8 +150,12 @@ class Evaluated:
         return out
 
 
-def evaluate_program(model, theta, X, y) -> Evaluated:
+def evaluate_program(model, theta, X, y, *, steps: bool = False) -> Evaluated:
     """Check the arguments and interpret ``model``'s derived program on the batch.
+
+    ``steps=True`` (the per-sample analyses): an RNN looped over time is interpreted in its
+    unrolled form (:func:`symnn.analysis._unrolled.unrolled_twin`; same parameters and
+    numbers), so each time step's factors are values of the program.
 
     ``model`` is a compiled or reference model (anything with ``derived``, ``n_params``
     and the argument checks ``_X`` / ``_Y`` of :class:`symnn.codegen.model.CompiledModel`).
@@ -164,6 +169,8 @@ def evaluate_program(model, theta, X, y) -> Evaluated:
     theta = check_theta(model, theta)
     X = model._X(X)
     Y = model._Y(y, X.shape[0])
+    if steps:
+        derived = unrolled_twin(derived)
     prog = derived.program
     env = {prog.inputs["x"]: np.asarray(X, np.float64),
            prog.inputs["y"]: np.asarray(Y, np.float64)}
@@ -203,7 +210,7 @@ def per_sample_gradients(model, theta, X, y, *, penalties: bool = True) -> np.nd
     AnalysisError
         ``model`` is not a model, or its gradients are not batch means of per-sample factors.
     """
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=True)
     return _per_sample(ev, ev.env, ev.B, penalties)
 
 
