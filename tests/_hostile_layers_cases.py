@@ -125,7 +125,10 @@ DECLS = [
     # RNN, GRU
     ("rnn-T-0", "DeclarationError", "length (T) must be an integer ≥ 1", lambda: RNN(
         2, 3, length=0)),
-    ("rnn-T-limit", "DeclarationError", "MAX_UNROLLED_STEPS", lambda: RNN(2, 3, length=10**5)),
+    ("rnn-T-limit", "DeclarationError", "MAX_UNROLLED_STEPS", lambda: RNN(2, 3, length=10**5,
+                                                                           unroll=True)),
+    ("rnn-looped-T-limit", "DeclarationError", "MAX_LOOPED_STEPS",
+     lambda: RNN(2, 3, length=2**21)),
     ("rnn-activation-unknown", "UnknownNameError", "unknown activation 'nope'", lambda: RNN(
         2, 3, activation="nope")),
     ("rnn-return-str", "DeclarationError", "return_sequences must be True or False",
@@ -250,8 +253,10 @@ SPECS = [
     ("empty-table", "SpecError", "rnn, gru, self_attention, dropout, layer_norm",
      '{dense = [2, 3]}, {}, {dense = [3, 1]}'),
     ("rnn-T-0", "SpecError", "rnn length", '{rnn = [2, 3], length = 0}, {dense = [3, 1]}'),
-    ("rnn-T-big", "SpecError", "MAX_UNROLLED_STEPS",
-     '{rnn = [2, 3], length = 100000}, {dense = [3, 1]}'),
+    ("rnn-T-big", "SpecError", "expected an integer from 1 to 1000000",
+     '{rnn = [2, 3], length = 4000000}, {dense = [3, 1]}'),
+    ("gru-T-big", "SpecError", "MAX_UNROLLED_STEPS",
+     '{gru = [2, 3], length = 100000}, {dense = [3, 1]}'),
     ("rnn-nonlinearity-int", "SpecError", "rnn nonlinearity",
      '{rnn = [2, 3], length = 4, nonlinearity = 3}, {dense = [3, 1]}'),
     ("rnn-activation-key", "SpecError", "given as nonlinearity",

@@ -28,6 +28,7 @@ def jvp(b: Builder, ops, tangents: dict, cut: str = "") -> dict:
     product's ``J v`` stops where truncated BPTT stops the gradient: ``cuts_gauss_newton``).
     """
     d = dict(tangents)
+    b.meta["jvp_cut"] = cut  # (a looped recurrence cuts its own carried tangent: scan)
     for op in ops:
         if not any(v in d for v in op.inputs):
             continue
@@ -42,4 +43,5 @@ def jvp(b: Builder, ops, tangents: dict, cut: str = "") -> dict:
         t = rule(b, op, d)
         if t is not None:
             d[op.out] = t
+    b.meta["jvp_cut"] = ""
     return d

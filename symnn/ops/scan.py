@@ -372,7 +372,12 @@ def _rnn_vjp(b, o: RNNSeq, g, active):
 
 
 def _rnn_jvp(b, o: RNNSeq, d):
-    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``."""
+    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``.
+
+    In the Gauss-Newton product's ``J v`` (``jvp(..., cut="cuts_gauss_newton")``) the
+    carried tangent stops at the layer's cuts, as the unrolled ``RecStop`` does: ``J_tr``.
+    """
+    k = o.cut if b.meta.get("jvp_cut") == "cuts_gauss_newton" else 0
     ud, Wd = d.get(o.u), d.get(o.W)
     terms = [ud]
     if Wd is not None:
@@ -381,8 +386,8 @@ def _rnn_jvp(b, o: RNNSeq, d):
     up = H.tangent_sum(b, o.out, terms)
     if up is None:
         return None
-    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T))
-    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1)
+    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T, False, False, k))
+    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1, k)
     return H.tangent_sum(b, o.out, [up, c])
 
 
