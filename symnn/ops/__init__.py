@@ -97,6 +97,9 @@ from symnn.ops.scan import (  # noqa: E402
     SeqSum,
 )
 
+# -- a GRU looped over time (scan_gru) --
+from symnn.ops.scan_gru import GateRec, GRUSeq  # noqa: E402
+
 __all__ = [
     "Var",
     "Arg",
@@ -168,4 +171,7 @@ __all__ = [
     "SeqShift",
     "RNNSeq",
     "LinRec",
+    # -- a GRU looped over time (scan_gru) --
+    "GRUSeq",
+    "GateRec",
 ]

@@ -371,8 +371,10 @@ def _rnn_vjp(b, o: RNNSeq, g, active):
     return out
 
 
-def _rnn_jvp(b, o: RNNSeq, d):
-    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``."""
+def _rnn_jvp(b, o: RNNSeq, d, cut: int = 0):
+    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``
+    (``cut``: the tangent does not cross the layer's cuts — the Gauss-Newton product's
+    truncated ``J v``)."""
     ud, Wd = d.get(o.u), d.get(o.W)
     terms = [ud]
     if Wd is not None:
@@ -381,8 +383,8 @@ def _rnn_jvp(b, o: RNNSeq, d):
     up = H.tangent_sum(b, o.out, terms)
     if up is None:
         return None
-    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T))
-    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1)
+    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T, cut=cut))
+    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1, cut)
     return H.tangent_sum(b, o.out, [up, c])
 
 
@@ -654,6 +656,9 @@ register(
     describe=lambda o: f"{o.out.name} = {o.u.name}_t + {o.W.name} σ({o.out.name}_t-1), "
     f"loop over {o.T} steps",
 )
+
+#: The Gauss-Newton product's ``J v`` (symnn.derive.tangent): the tangent stops at the cuts.
+RNNSeq.cuts_gauss_newton_inside = staticmethod(lambda b, o, d: _rnn_jvp(b, o, d, o.cut))
 
 register(
     LinRec,
