@@ -15,7 +15,8 @@ program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).  An :class
 longer than :data:`UNROLL_UP_TO` steps (or declared with ``unroll=False``) is instead
 **looped over time** (:mod:`symnn.ops.scan`): one op for the recurrence, one backward
 recurrence op for BPTT, so neither the program nor the compile time grows with ``T``; the
-numbers are the same (GRU layers are always unrolled).
+numbers are the same.  A :class:`GRU` is looped only when declared with ``unroll=False``
+(:mod:`symnn.ops.scan_gru`); by default it is unrolled.
 
 Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
 its value passes on, its gradient does not) where it enters step ``t + 1`` for every
@@ -411,6 +412,14 @@ class GRU(_Recurrent):
     ``activation`` is no option (the nonlinearities are fixed): giving one is refused with
     a DeclarationError that says so (use :class:`RNN` for another nonlinearity).
 
+    ``unroll=False`` loops over time (:mod:`symnn.ops.scan_gru`: one ``GRUSeq`` op, whose
+    reverse rule is one backward ``GateRec``; the program and the compile time do not grow
+    with T, memory is linear in T, T ≤ :data:`MAX_LOOPED_STEPS`); ``None`` (default) or
+    ``True``: unrolled over time (T ≤ :data:`MAX_UNROLLED_STEPS`).  Both forms compute the
+    same numbers.
+
+    >>> GRU(2, 3, length=50, unroll=False).looped
+    True
     >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
     ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
     """

@@ -23,6 +23,7 @@ next to each, the op's rules for every back end, entered in the tables of
                                        ``AttnRowDot``, ``AttnRowScale``
 :mod:`symnn.ops.scan`                  ``SeqAffine``, ``SeqOuter``, ``SeqSum``, ``SeqBcast``,
                                        ``SeqShift``, ``RNNSeq``, ``LinRec``
+:mod:`symnn.ops.scan_gru`              ``GRUSeq``, ``GateRec``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;

@@ -32,10 +32,10 @@ Examples
 >>> W = [P.Var(n, "param", (1, 1)) for n in ("Wr", "Wz", "Wn")]
 >>> bb = [P.Var(n, "param", (1,)) for n in ("br", "bz", "bn")]
 >>> o = GRUSeq(P.Var("h", "sample", (2,)), *a, *W, *bb, 2)
->>> env = {v: np.zeros((1, 2)) for v in a} | {v: np.ones((1, 1)) for v in W}
->>> env |= {v: np.zeros(1) for v in bb}
->>> P.NUMPY[GRUSeq](o, env, 1).round(4)
-array([[0.   , 0.   ]])
+>>> env = {v: np.full((1, 2), float(v.name == "an")) for v in a}
+>>> env |= {v: np.ones((1, 1)) for v in W} | {v: np.zeros(1) for v in bb}
+>>> P.NUMPY[GRUSeq](o, env, 1).round(4)  # h_1 = tanh(1) / 2
+array([[0.3808, 0.5678]])
 """
 
 from __future__ import annotations
