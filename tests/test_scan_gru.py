@@ -249,3 +249,11 @@ def test_analyses_of_a_looped_gru_equal_the_unrolled_ones():
     assert len(out[0]) == len(out[1]) > 3
     for a, b in zip(*out):
         assert rel_err(a, b) < 1e-12
+
+
+def test_looped_gru_equations_print_the_recurrence_once():
+    net = symnn.Network([symnn.GRU(2, 3, length=40, unroll=False), symnn.Dense(3, 1)],
+                        loss="mse")
+    text = str(net.equations())
+    assert "(1 − uₜ) ⊙ nₜ" in text and "Backpropagation through time" in text
+    assert text.count("\n") < 120  # not one equation per step
