@@ -405,12 +405,12 @@ TorchCase._graph_step = _graph_step
 # b_hn.  Truncated BPTT: the state is detached after steps T − k, T − 2k, … (the sequence
 # run in chunks, each starting from the previous chunk's state .detach()ed).
 
-_REC_KINDS = ("rnn", "gru", "rnnl")  # rnnl: an RNN looped over time (scan)
+_REC_KINDS = ("rnn", "gru", "rnnl", "grul")  # rnnl/grul: looped over time (scan, scan_gru)
 
 
 def rec_fields(it):
     """``(kind, n_in, H, activation, return_sequences, T, truncate)`` of a recurrent item."""
-    if it[0] == "gru":
+    if it[0] in ("gru", "grul"):  # grul: looped over time (scan_gru), the same recurrence
         return ("gru", it[1], it[2], "gru", it[3], it[4], it[5])
     if it[0] == "rnnl":  # looped over time (scan): the same recurrence
         return ("rnn",) + tuple(it[1:])

@@ -555,7 +555,7 @@ def norm_fronts(draw):
 # Items: ("rnn", n_in, n_hidden, activation, return_sequences, length or None, truncate or
 # None) and ("gru", n_in, n_hidden, return_sequences, length or None, truncate or None).
 
-REC_KINDS = ("rnn", "gru", "rnnl")  # rnnl: an RNN looped over time (scan)
+REC_KINDS = ("rnn", "gru", "rnnl", "grul")  # rnnl/grul: looped over time (scan, scan_gru)
 
 #: Activations of generated RNN layers (tanh and relu run through torch.nn.RNN).
 REC_ACTIVATIONS = ("tanh", "tanh", "relu", "sigmoid", "softplus")
@@ -566,9 +566,10 @@ def rec_layer(it):
         _, n_in, H, act, ret, T, k = it
         return symnn.RNN(n_in, H, activation=act, return_sequences=ret, length=T, truncate=k,
                          unroll=False)
-    if it[0] == "gru":
+    if it[0] in ("gru", "grul"):  # grul: a GRU looped over time (scan_gru)
         _, n_in, H, ret, T, k = it
-        return symnn.GRU(n_in, H, return_sequences=ret, length=T, truncate=k)
+        return symnn.GRU(n_in, H, return_sequences=ret, length=T, truncate=k,
+                         unroll=False if it[0] == "grul" else None)
     _, n_in, H, act, ret, T, k = it
     return symnn.RNN(n_in, H, activation=act, return_sequences=ret, length=T, truncate=k)
 
@@ -576,8 +577,9 @@ def rec_layer(it):
 def rec_text(it) -> str:
     kw = dict(zip(("return_sequences", "length", "truncate"), it[-3:]))
     extra = "".join(f", {k}={v!r}" for k, v in kw.items() if v not in (None, False))
-    if it[0] == "gru":
-        return f"symnn.GRU({it[1]}, {it[2]}{extra})"
+    if it[0] in ("gru", "grul"):  # grul: a GRU looped over time (scan_gru)
+        loop = ", unroll=False" if it[0] == "grul" else ""
+        return f"symnn.GRU({it[1]}, {it[2]}{extra}{loop})"
     act = f", activation={it[3]!r}" if it[3] != "tanh" else ""
     if it[0] == "rnnl":  # -- an RNN looped over time (scan) --
         extra += ", unroll=False"
@@ -597,7 +599,8 @@ def rec_fronts(draw, max_layers: int = 2):
         ret = i < count - 1 or draw(st.booleans())
         L = T if i == 0 else None
         if draw(st.booleans()):
-            items.append(("gru", n, H, ret, L, None))
+            gk = draw(st.sampled_from(("gru", "gru", "grul")))  # grul: looped (scan_gru)
+            items.append((gk, n, H, ret, L, None))
         else:
             kind = draw(st.sampled_from(("rnn", "rnn", "rnnl")))  # rnnl: looped (scan)
             items.append((kind, n, H, draw(st.sampled_from(REC_ACTIVATIONS)), ret, L, None))

@@ -17,11 +17,11 @@ __all__ = ["unrolled_twin"]
 
 
 def _unrolled_layer(layer):
-    from symnn.declare.recurrent import MAX_UNROLLED_STEPS, RNN
+    from symnn.declare.recurrent import GRU, MAX_UNROLLED_STEPS, RNN
 
-    if (isinstance(layer, RNN) and layer.looped and layer.length is not None
+    if (isinstance(layer, (RNN, GRU)) and layer.looped and layer.length is not None
             and layer.length <= MAX_UNROLLED_STEPS):
-        return replace(layer, unroll=True)
+        return replace(layer, unroll=True if isinstance(layer, RNN) else None)
     return layer
 
 

@@ -62,6 +62,21 @@ def _recurrent_layer(declared, layer: int | None, kinds=(RNN, GRU)):
                         f"{[l for _, l in found]}")
 
 
+def _gru_steps(model) -> bool:
+    """Whether the network has a GRU looped over time (:mod:`symnn.ops.scan_gru`): then
+    the analyses read its unrolled twin (same parameters and numbers; the steps' states
+    are values there)."""
+    declared = getattr(getattr(model, "derived", None), "declared", None)
+    return any(isinstance(la, GRU) and la.looped for la in getattr(declared, "layers", ()))
+
+
+def _check_gru_steps(la) -> None:
+    if isinstance(la, GRU) and la.looped:
+        raise AnalysisError(f"{la!r} is looped over time with T = {la.length} > "
+                            "MAX_UNROLLED_STEPS; the per-step analyses read its steps in "
+                            "the unrolled form: analyse a shorter sequence")
+
+
 @dataclass
 class TimeGradientFlow:
     """``norms[t−1] = ⟨‖∂ℓ/∂hₜ‖⟩`` (the mean over the batch) of a recurrent layer ``l``;
@@ -92,8 +107,9 @@ def time_gradient_flow(model, theta, X, y, layer: int | None = None) -> TimeGrad
 
     ``model``: a compiled model or its reference.
     """
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=_gru_steps(model))
     la, l = _recurrent_layer(ev.derived.declared, layer)
+    _check_gru_steps(la)
     cot = ev.derived.cotangent
     if getattr(la, "looped", False):
         return _looped_flow(model, theta, ev, la, l)
@@ -157,8 +173,9 @@ def recurrent_jacobians(model, theta, x, layer: int | None = None):
     x = np.asarray(x, float)
     X = x.reshape(1, -1)
     y = np.zeros((1, model.n_outputs))
-    ev = evaluate_program(model, theta, X, y)
+    ev = evaluate_program(model, theta, X, y, steps=_gru_steps(model))
     la, l = _recurrent_layer(ev.derived.declared, layer)
+    _check_gru_steps(la)
     params = model.unflatten(np.asarray(theta))
     by_name = {op.out.name: op.out for op in ev.derived.forward_ops}
     J = []

@@ -15,7 +15,8 @@ program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).  An :class
 longer than :data:`UNROLL_UP_TO` steps (or declared with ``unroll=False``) is instead
 **looped over time** (:mod:`symnn.ops.scan`): one op for the recurrence, one backward
 recurrence op for BPTT, so neither the program nor the compile time grows with ``T``; the
-numbers are the same (GRU layers are always unrolled).
+numbers are the same.  A :class:`GRU` is looped only when declared with ``unroll=False``
+(:mod:`symnn.ops.scan_gru`); by default it is unrolled.
 
 Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
 its value passes on, its gradient does not) where it enters step ``t + 1`` for every
@@ -411,6 +412,14 @@ class GRU(_Recurrent):
     ``activation`` is no option (the nonlinearities are fixed): giving one is refused with
     a DeclarationError that says so (use :class:`RNN` for another nonlinearity).
 
+    ``unroll=False`` loops over time (:mod:`symnn.ops.scan_gru`: one ``GRUSeq`` op, whose
+    reverse rule is one backward ``GateRec``; the program and the compile time do not grow
+    with T, memory is linear in T, T ≤ :data:`MAX_LOOPED_STEPS`); ``None`` (default) or
+    ``True``: unrolled over time (T ≤ :data:`MAX_UNROLLED_STEPS`).  Both forms compute the
+    same numbers.
+
+    >>> GRU(2, 3, length=50, unroll=False).looped
+    True
     >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
     ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
     """
@@ -422,8 +431,14 @@ class GRU(_Recurrent):
     truncate: int | None = None
     #: not an option: refused with the reason (hostile round: it was a raw TypeError)
     activation: None = field(default=None, repr=False, compare=False)
+    #: True/None: unrolled over time (the default); False: looped (issue 13, scan_gru)
+    unroll: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.unroll not in (None, True, False) or not isinstance(self.unroll,
+                                                                     (bool, type(None))):
+            raise DeclarationError(f"GRU: unroll must be True, False or None, got "
+                                   f"{self.unroll!r}")
         if self.activation is not None:
             raise DeclarationError(
                 f"GRU: activation= is not an option (got {self.activation!r}): the gates use "
@@ -432,7 +447,17 @@ class GRU(_Recurrent):
         _Recurrent.__post_init__(self)
 
     def __repr__(self) -> str:
-        return f"GRU({self.n_in}, {self.n_hidden}{self._extra()})"
+        loop = "" if self.unroll is None else f", unroll={self.unroll!r}"
+        return f"GRU({self.n_in}, {self.n_hidden}{self._extra()}{loop})"
+
+    def _max_steps(self) -> int:
+        return MAX_LOOPED_STEPS if self.unroll is False else MAX_UNROLLED_STEPS
+
+    @property
+    def looped(self) -> bool:
+        """Whether the derived program loops over time (only with ``unroll=False``:
+        :mod:`symnn.ops.scan_gru`; the default is the unrolled program)."""
+        return self.unroll is False
 
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:
         """The six weights, then the six biases."""
@@ -447,6 +472,8 @@ class GRU(_Recurrent):
         p = self._params(b, l)
         H = self.n_hidden
         sig = get_activation("sigmoid")
+        if self.looped:
+            return self._forward_looped(b, l, x, p)
         h0 = b.emit(P.Map(_var(f"h{l}_0", H, "h", "h", l, 0), (sp.S.Zero,), ()))
 
         def step(b, t, xt, h):
@@ -470,8 +497,28 @@ class GRU(_Recurrent):
 
         return self._unroll(b, l, x, step, h0)
 
+    def _forward_looped(self, b, l: int, x, p: dict):
+        """``a_g = W_ig xₜ + b_ig`` (every t), ``H = GRUSeq(a, W_h·, b_h·)``: no op per step
+        (:mod:`symnn.ops.scan_gru`)."""
+        T, H = self._steps(), self.n_hidden
+
+        def seq(name: str) -> P.Var:
+            return P.Var(f"{name}{l}", "sample", (T * H,), r"{%s^{(%d)}}" % (name, l),
+                         name + _sup(f"({l})"))
+
+        a = [b.emit(P.SeqAffine(seq("a_" + g), p["W_i" + g], x, p["b_i" + g], T))
+             for g in _GATES]
+        h = b.emit(P.GRUSeq(seq("h"), *a, *(p["W_h" + g] for g in _GATES),
+                            *(p["b_h" + g] for g in _GATES), T, self.truncate or 0))
+        if self.return_sequences:
+            return h
+        return b.emit(P.RecRow(_var(f"h{l}_{T}", H, "h", "h", l, T), h, T - 1))
+
     def to_data(self) -> dict:
-        return self._data("gru")
+        d = self._data("gru")
+        if self.unroll is not None:
+            d["unroll"] = self.unroll
+        return d
 
     def lipschitz(self, arrays: dict, l: int, bound: Callable) -> list[Factor]:
         """The bound of :mod:`symnn.declare.recurrent_bounds` (issue 13)."""
@@ -507,7 +554,7 @@ def layer_from_data(item: dict, high: int = 1 << 20):
     if len(kinds) != 1:
         return None, f"a layer table names one layer; this one names {kinds or 'none'}"
     kind = kinds[0]
-    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:3]
+    allowed = DATA_OPTIONS if kind == "rnn" else DATA_OPTIONS[:3] + ("unroll",)
     extra = [k for k in item if k != kind and k not in allowed]
     if extra:
         hint = ("; an rnn's activation is given as nonlinearity = \"…\"" if kind == "rnn"
@@ -534,7 +581,7 @@ def layer_from_data(item: dict, high: int = 1 << 20):
         kw["activation"] = item["nonlinearity"]
     if "unroll" in item:
         if not isinstance(item["unroll"], bool):
-            return None, "rnn unroll: expected true or false"
+            return None, f"{kind} unroll: expected true or false"
         kw["unroll"] = item["unroll"]
     try:
         cls = RNN if kind == "rnn" else GRU

@@ -26,9 +26,10 @@ def jvp(b: Builder, ops, tangents: dict, cut: str = "") -> dict:
     constant along the direction (a rule returns None for those).  ``cut``: the name of a
     class attribute; ops whose class sets it true pass no tangent on (the Gauss-Newton
     product's ``J v`` stops where truncated BPTT stops the gradient: ``cuts_gauss_newton``).
+    An op class with ``<cut>_inside`` (a looped recurrence whose cuts are inside the op,
+    :mod:`symnn.ops.scan`) gives its own rule for that case, ``rule(b, op, d)``.
     """
     d = dict(tangents)
-    b.meta["jvp_cut"] = cut  # (a looped recurrence cuts its own carried tangent: scan)
     for op in ops:
         if not any(v in d for v in op.inputs):
             continue
@@ -40,8 +41,8 @@ def jvp(b: Builder, ops, tangents: dict, cut: str = "") -> dict:
                 f"no forward-mode rule for {type(op).__name__} (computing {op.out.name}); "
                 "register one in symnn.ops.JVP"
             )
-        t = rule(b, op, d)
+        inside = getattr(type(op), cut + "_inside", None) if cut else None  # scan ops
+        t = inside(b, op, d) if inside is not None else rule(b, op, d)
         if t is not None:
             d[op.out] = t
-    b.meta["jvp_cut"] = ""
     return d

@@ -23,6 +23,7 @@ next to each, the op's rules for every back end, entered in the tables of
                                        ``AttnRowDot``, ``AttnRowScale``
 :mod:`symnn.ops.scan`                  ``SeqAffine``, ``SeqOuter``, ``SeqSum``, ``SeqBcast``,
                                        ``SeqShift``, ``RNNSeq``, ``LinRec``
+:mod:`symnn.ops.scan_gru`              ``GRUSeq``, ``GateRec``
 =====================================  ==================================================
 
 A new op is one new kit module (its dataclass and a ``register(...)`` call) imported here;
@@ -97,6 +98,9 @@ from symnn.ops.scan import (  # noqa: E402
     SeqSum,
 )
 
+# -- a GRU looped over time (scan_gru) --
+from symnn.ops.scan_gru import GateRec, GRUSeq  # noqa: E402
+
 __all__ = [
     "Var",
     "Arg",
@@ -168,4 +172,7 @@ __all__ = [
     "SeqShift",
     "RNNSeq",
     "LinRec",
+    # -- a GRU looped over time (scan_gru) --
+    "GRUSeq",
+    "GateRec",
 ]

@@ -371,13 +371,10 @@ def _rnn_vjp(b, o: RNNSeq, g, active):
     return out
 
 
-def _rnn_jvp(b, o: RNNSeq, d):
-    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``.
-
-    In the Gauss-Newton product's ``J v`` (``jvp(..., cut="cuts_gauss_newton")``) the
-    carried tangent stops at the layer's cuts, as the unrolled ``RecStop`` does: ``J_tr``.
-    """
-    k = o.cut if b.meta.get("jvp_cut") == "cuts_gauss_newton" else 0
+def _rnn_jvp(b, o: RNNSeq, d, cut: int = 0):
+    """``u' = u̇ + Ẇ h_{t−1}``, ``ḣ = LinRec(σ'(Z), u', W)``, ``ż = u' + W ḣ_{t−1}``
+    (``cut``: the tangent does not cross the layer's cuts — the Gauss-Newton product's
+    truncated ``J v``)."""
     ud, Wd = d.get(o.u), d.get(o.W)
     terms = [ud]
     if Wd is not None:
@@ -386,8 +383,8 @@ def _rnn_jvp(b, o: RNNSeq, d):
     up = H.tangent_sum(b, o.out, terms)
     if up is None:
         return None
-    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T, False, False, k))
-    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1, k)
+    hd = b.emit(LinRec(_t(b, o.out), _dsigma(b, o), up, o.W, None, o.T, cut=cut))
+    c = _shift(b, b.emit(SeqAffine(_t(b, o.out), o.W, hd, None, o.T)), o.T, 1, cut)
     return H.tangent_sum(b, o.out, [up, c])
 
 
@@ -659,6 +656,9 @@ register(
     describe=lambda o: f"{o.out.name} = {o.u.name}_t + {o.W.name} σ({o.out.name}_t-1), "
     f"loop over {o.T} steps",
 )
+
+#: The Gauss-Newton product's ``J v`` (symnn.derive.tangent): the tangent stops at the cuts.
+RNNSeq.cuts_gauss_newton_inside = staticmethod(lambda b, o, d: _rnn_jvp(b, o, d, o.cut))
 
 register(
     LinRec,

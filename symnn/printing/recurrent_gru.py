@@ -53,7 +53,8 @@ def _trace(layer, l: int):
     """The ops of step 2 of the layer's unrolled cell and its previous state ``h⁽ˡ⁾₁``."""
     b = P.Builder()
     x = P.Var(f"x{l}", "sample", (2 * layer.n_in,))
-    replace(layer, length=2, return_sequences=False, truncate=None).forward(b, l, x)
+    replace(layer, length=2, return_sequences=False, truncate=None,
+            unroll=None).forward(b, l, x)  # the unrolled cell, also for a looped GRU
     step = [op for op in b.prog.ops if op.out.name.endswith(f"{l}_2")]
     prev = next(op.out for op in b.prog.ops if op.out.name == f"h{l}_1")
     return step, prev

@@ -77,7 +77,8 @@ _WHERE = {
 _EMITTER_MODULES = ("emit_concat", "emit_conv", "emit_elementwise", "emit_linear",
                     "emit_norm", "emit_penalty", "emit_recurrent", "emit_reduce",
                     "emit_softmax", "emit_attention",
-                    "emit_scan")  # sequence ops looped over time
+                    "emit_scan",  # sequence ops looped over time
+                    "emit_scan_gru")  # a GRU looped over time
 
 __all__ = ["generate", "GeneratedModule", "Kernel", "EMITTERS", "emits", "BLAS_THRESHOLDS",
            "prepare_runtime", "runtime_fingerprint"]

@@ -25,6 +25,7 @@ from symnn.codegen.numba import (  # noqa: F401 - each fills EMITTERS with its f
     emit_recurrent,
     emit_reduce,
     emit_scan,  # noqa: F401 - sequence ops looped over time
+    emit_scan_gru,  # noqa: F401 - a GRU looped over time
     emit_softmax,
 )
 from symnn.codegen.numba.masks import seed_masks, with_mask_arg
