@@ -256,7 +256,7 @@ SPECS = [
     ("rnn-T-big", "SpecError", "expected an integer from 1 to 1000000",
      '{rnn = [2, 3], length = 4000000}, {dense = [3, 1]}'),
     ("gru-T-big", "SpecError", "MAX_UNROLLED_STEPS",
-     '{gru = [2, 3], length = 100000}, {dense = [3, 1]}'),
+     '{gru = [2, 3], length = 100000, unroll = true}, {dense = [3, 1]}'),
     ("rnn-nonlinearity-int", "SpecError", "rnn nonlinearity",
      '{rnn = [2, 3], length = 4, nonlinearity = 3}, {dense = [3, 1]}'),
     ("rnn-activation-key", "SpecError", "given as nonlinearity",

@@ -274,7 +274,8 @@ def test_latex_document_with_an_rnn(tmp_path):
     (lambda: symnn.RNN(2.5, 3), "n_in"),
     (lambda: symnn.RNN(2, 3, return_sequences="yes"), "return_sequences"),
     (lambda: symnn.RNN(2, 3, length=10 ** 6, unroll=True), "MAX_UNROLLED_STEPS"),  # scan
-    (lambda: symnn.GRU(2, 3, length=10 ** 6), "MAX_UNROLLED_STEPS"),
+    (lambda: symnn.GRU(2, 3, length=10 ** 6, unroll=True), "MAX_UNROLLED_STEPS"),
+    (lambda: symnn.GRU(2, 3, length=2 ** 21), "MAX_LOOPED_STEPS"),
     (lambda: symnn.Network([symnn.RNN(2, 3), symnn.Dense(3, 1)]), "length"),
     (lambda: symnn.Network([symnn.RNN(2, 3, length=4), symnn.Dense(4, 1)]), "n_in = 3"),
     (lambda: symnn.Network([symnn.RNN(2, 3, length=4), symnn.RNN(3, 2)]),

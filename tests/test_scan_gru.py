@@ -214,11 +214,13 @@ def test_looped_gru_program_does_not_grow_with_T():
 def test_gru_unroll_option_and_plain_data():
     from symnn.declare.recurrent import layer_from_data
 
-    assert not symnn.GRU(2, 3, length=100).looped  # the default stays unrolled
+    assert symnn.GRU(2, 3, length=100).looped  # the default: looped above UNROLL_UP_TO
+    assert not symnn.GRU(2, 3, length=16).looped
+    assert not symnn.GRU(2, 3, length=100, unroll=True).looped
     assert symnn.GRU(2, 3, length=3, unroll=False).looped
-    assert symnn.GRU(2, 3, length=10_000, unroll=False).length == 10_000
+    assert symnn.GRU(2, 3, length=10_000).length == 10_000
     with pytest.raises(DeclarationError, match="MAX_UNROLLED_STEPS"):
-        symnn.GRU(2, 3, length=600)
+        symnn.GRU(2, 3, length=600, unroll=True)
     with pytest.raises(DeclarationError, match="unroll must be"):
         symnn.GRU(2, 3, unroll="no")
     layer = symnn.GRU(2, 3, length=5, unroll=False)

@@ -15,8 +15,7 @@ program's size too, so ``T`` is limited (:data:`MAX_UNROLLED_STEPS`).  An :class
 longer than :data:`UNROLL_UP_TO` steps (or declared with ``unroll=False``) is instead
 **looped over time** (:mod:`symnn.ops.scan`): one op for the recurrence, one backward
 recurrence op for BPTT, so neither the program nor the compile time grows with ``T``; the
-numbers are the same.  A :class:`GRU` is looped only when declared with ``unroll=False``
-(:mod:`symnn.ops.scan_gru`); by default it is unrolled.
+numbers are the same.  A :class:`GRU` follows the same rule (:mod:`symnn.ops.scan_gru`).
 
 Truncated BPTT, ``truncate=k``: the hidden state is detached (:class:`symnn.ops.RecStop`:
 its value passes on, its gradient does not) where it enters step ``t + 1`` for every
@@ -414,12 +413,13 @@ class GRU(_Recurrent):
 
     ``unroll=False`` loops over time (:mod:`symnn.ops.scan_gru`: one ``GRUSeq`` op, whose
     reverse rule is one backward ``GateRec``; the program and the compile time do not grow
-    with T, memory is linear in T, T ≤ :data:`MAX_LOOPED_STEPS`); ``None`` (default) or
-    ``True``: unrolled over time (T ≤ :data:`MAX_UNROLLED_STEPS`).  Both forms compute the
-    same numbers.
+    with T, memory is linear in T, T ≤ :data:`MAX_LOOPED_STEPS`); ``True``: unrolled over
+    time (T ≤ :data:`MAX_UNROLLED_STEPS`); ``None`` (default): unrolled up to
+    :data:`UNROLL_UP_TO` steps, looped above, as :class:`RNN`.  Both forms compute the same
+    numbers.
 
-    >>> GRU(2, 3, length=50, unroll=False).looped
-    True
+    >>> GRU(2, 3, length=50).looped, GRU(2, 3, length=5).looped
+    (True, False)
     >>> [p.name for p in GRU(2, 3).parameters(1)][:4]
     ['W_ir1', 'W_iz1', 'W_in1', 'W_hr1']
     """
@@ -431,7 +431,7 @@ class GRU(_Recurrent):
     truncate: int | None = None
     #: not an option: refused with the reason (hostile round: it was a raw TypeError)
     activation: None = field(default=None, repr=False, compare=False)
-    #: True/None: unrolled over time (the default); False: looped (issue 13, scan_gru)
+    #: True: unrolled; False: looped (scan_gru); None: unrolled up to UNROLL_UP_TO steps
     unroll: bool | None = None
 
     def __post_init__(self) -> None:
@@ -451,13 +451,14 @@ class GRU(_Recurrent):
         return f"GRU({self.n_in}, {self.n_hidden}{self._extra()}{loop})"
 
     def _max_steps(self) -> int:
-        return MAX_LOOPED_STEPS if self.unroll is False else MAX_UNROLLED_STEPS
+        return MAX_UNROLLED_STEPS if self.unroll else MAX_LOOPED_STEPS
 
     @property
     def looped(self) -> bool:
-        """Whether the derived program loops over time (only with ``unroll=False``:
-        :mod:`symnn.ops.scan_gru`; the default is the unrolled program)."""
-        return self.unroll is False
+        """Whether the derived program loops over time (:mod:`symnn.ops.scan_gru`; see
+        ``unroll``)."""
+        return self.unroll is False or (self.unroll is None and self.length is not None
+                                        and self.length > UNROLL_UP_TO)
 
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:
         """The six weights, then the six biases."""
