@@ -1,14 +1,19 @@
-"""An Elman RNN looped over time against the same RNN unrolled, and PyTorch's ``nn.RNN``.
+"""An RNN or GRU looped over time against the same layer unrolled, and PyTorch's ``nn.RNN`` /
+``nn.GRU`` (``--cell rnn|gru``).
 
 For each ``T`` and form: compile + first gradient in a fresh process with an empty kernel
 cache (what a user waits for the first time), then the steady ``loss_and_grad`` time
-(median of ``--reps`` calls), with ``torch.nn.RNN`` forward + backward timed interleaved in
-the same process as the peer.  Network: ``RNN(n_in, H, length=T) → Dense(H, 1)``, mse.
+(median of ``--reps`` calls), with ``torch.nn.RNN`` / ``nn.GRU`` forward + backward timed
+interleaved in the same process as the peer (a timing peer: its weights are its own).
+Network: ``RNN(n_in, H, length=T) → Dense(H, 1)`` (or ``GRU``), mse.
 
     OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. \\
-        python benchmarks/bench_scan.py --T 50 200 1000 --unrolled-up-to 200
+        python benchmarks/bench_scan.py --T 50 200 1000 --unrolled-up-to 50
+    OPENBLAS_NUM_THREADS=1 NUMBA_NUM_THREADS=1 PYTHONPATH=. \\
+        python benchmarks/bench_scan.py --cell gru --T 16 50 200 --unrolled-up-to 16
 
-``--one FORM T`` (used by the driver) runs one configuration and prints one JSON line.
+``--one FORM T`` (used by the driver, with ``--cell``) runs one configuration and prints one
+JSON line.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import numpy as np
 H, B, N_IN = 64, 32, 8
 
 
-def _one(form: str, T: int, reps: int) -> dict:
+def _one(cell: str, form: str, T: int, reps: int) -> dict:
     import symnn
 
     t0 = time.perf_counter()
-    net = symnn.Network([symnn.RNN(N_IN, H, length=T, unroll=(form == "unrolled")),
-                         symnn.Dense(H, 1)], loss="mse", name=f"bench_{form}_{T}")
+    layer = {"rnn": symnn.RNN, "gru": symnn.GRU}[cell]
+    net = symnn.Network([layer(N_IN, H, length=T, unroll=(form == "unrolled")),
+                         symnn.Dense(H, 1)], loss="mse", name=f"bench_{cell}_{form}_{T}")
     m = net.compile()
     rng = np.random.default_rng(0)
     th = m.init(0)
@@ -39,7 +45,7 @@ def _one(form: str, T: int, reps: int) -> dict:
     m.loss_and_grad(th, X, Y)
     first = time.perf_counter() - t0
     times, peer = [], []
-    tr = _torch(T)
+    tr = _torch(cell)
     for _ in range(reps):
         t1 = time.perf_counter()
         m.loss_and_grad(th, X, Y)
@@ -52,13 +58,14 @@ def _one(form: str, T: int, reps: int) -> dict:
             "source_lines": src.count("\n")}
 
 
-def _torch(T: int):
+def _torch(cell: str):
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(1)
-    rnn = torch.nn.RNN(N_IN, H, batch_first=True, dtype=torch.float64)
+    rnn = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU}[cell](N_IN, H, batch_first=True,
+                                                           dtype=torch.float64)
     lin = torch.nn.Linear(H, 1, dtype=torch.float64)
 
     def run(X, Y):
@@ -75,18 +82,20 @@ def _torch(T: int):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--T", type=int, nargs="+", default=[50, 200, 1000])
-    ap.add_argument("--unrolled-up-to", type=int, default=200)
+    ap.add_argument("--cell", choices=("rnn", "gru"), default="rnn")
+    ap.add_argument("--unrolled-up-to", type=int, default=50)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--one", nargs=2)
     a = ap.parse_args()
     if a.one:
-        print(json.dumps(_one(a.one[0], int(a.one[1]), a.reps)))
+        print(json.dumps(_one(a.cell, a.one[0], int(a.one[1]), a.reps)))
         return
     sys.path.insert(0, os.path.dirname(__file__))
     from _machine import print_machine
 
     print_machine()
-    print(f"RNN({N_IN}, {H}) → Dense({H}, 1), B = {B}, float64; fresh kernel cache per run")
+    print(f"{a.cell.upper()}({N_IN}, {H}) → Dense({H}, 1), B = {B}, float64; fresh kernel "
+          "cache per run")
     print(f"{'form':>9} {'T':>5} {'compile+first s':>16} {'grad ms':>9} {'torch ms':>9} "
           f"{'ratio':>6} {'lines':>7}")
     for T in a.T:
@@ -96,8 +105,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as cache:
                 env = dict(os.environ, SYMNN_CACHE_DIR=cache)
                 out = subprocess.run([sys.executable, __file__, "--one", form, str(T),
-                                      "--reps", str(a.reps)], env=env, capture_output=True,
-                                     text=True, check=True)
+                                      "--reps", str(a.reps), "--cell", a.cell], env=env,
+                                     capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             ratio = f"{r['grad_ms'] / r['torch_ms']:.2f}" if r["torch_ms"] else "-"
             tms = f"{r['torch_ms']:.1f}" if r["torch_ms"] else "-"
