@@ -113,7 +113,8 @@ def _serve(sizes, loss: str = "ce") -> None:  # runs in the JAX interpreter
         if not err <= 1e-10:
             print(json.dumps({"error": f"WRONG (rel err {err:.1e})"}), flush=True)
             continue
-        t = median_time(lambda: answer(kind, args).block_until_ready(), repeat=int(repeat),
+        t = median_time(lambda k=kind, a=args: answer(k, a).block_until_ready(),
+                        repeat=int(repeat),
                         min_time=float(min_time))
         print(json.dumps({"seconds": t}), flush=True)
 
