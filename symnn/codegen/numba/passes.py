@@ -201,19 +201,33 @@ def softmax_lse_pairs(ops) -> dict:
 def deferred_biases(ops, plan: dict, keep: set, dropped: set, identity: set) -> dict:
     """``{affine value: its bias}`` for the Affine ops whose bias is added where the value
     is read, because only Maps read it (one pass fewer).  ``identity``: the identity input
-    tangents (an Affine of one is written by a loop of its own)."""
+    tangents (an Affine of one is written by a loop of its own).
+
+    Also an Affine that is a term of an in-place sum (:func:`sum_plan`; ``ż = V a + v_b +
+    W ȧ`` in a Hessian-vector product) when it is the sum's only term with a bias and only
+    Maps read the sum: its bias is then keyed by both the term (so that the product skips
+    it) and the sum's storage value (so that the readers add it)."""
     consumers: dict = {}
     for op in ops:
         for v in op.inputs:
             consumers.setdefault(v, []).append(op)
+
+    def only_maps(v) -> bool:
+        return bool(consumers.get(v)) and all(isinstance(c, P.Map) and c not in dropped
+                                              for c in consumers[v])
+
     deferred = {}
+    roots: dict = {}
     for op in ops:
-        if (isinstance(op, P.Affine) and op.b is not None and op.out not in plan
-                and op.out not in keep and op.a not in identity
-                and consumers.get(op.out)
-                and all(isinstance(c, P.Map) and c not in dropped
-                        for c in consumers[op.out])):
+        if not (isinstance(op, P.Affine) and op.b is not None and op.a not in identity):
+            continue
+        if op.out in plan:
+            roots.setdefault(plan[op.out][0], []).append(op)
+        elif op.out not in keep and only_maps(op.out):
             deferred[op.out] = op.b
+    for root, terms in roots.items():
+        if len(terms) == 1 and root not in keep and root not in plan and only_maps(root):
+            deferred[root] = deferred[terms[0].out] = terms[0].b
     return deferred
 
 
