@@ -172,3 +172,49 @@ def test_second_order_equations_print():
     assert "(H + μI)⁻¹" in str(Newton().equations())
     assert "(G + μI)⁻¹" in str(LevenbergMarquardt().equations())
     assert r"\left(G + \mu I\right)^{-1}" in LevenbergMarquardt().equations().latex()
+
+
+# -- issue 16: the update fused with the history's per-array gradient norms ----------------
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_update_is_the_update_plus_the_array_norms(opt, dtype):
+    """``update_norms`` makes bitwise the update of ``update`` and adds each array's
+    gradient norm (witness: numpy.linalg.norm of the array's part of g)."""
+    rng = np.random.default_rng(3)
+    bounds = np.array([0, 7, 8, 150, 151, 257], np.int64)  # odd sizes: vector tails too
+    P = int(bounds[-1])
+    upd = compile_update(opt, dtype)
+    theta = rng.normal(size=P).astype(dtype)
+    S = np.abs(rng.normal(size=(len(opt.state), P))).astype(dtype)
+    lam = (0.1 * np.abs(rng.normal(size=P))).astype(dtype)
+    S2, scal, scal2 = S.copy(), np.zeros(1, dtype), np.zeros(1, dtype)
+    gnorm = np.zeros(len(bounds) - 1)
+    expected = np.zeros(len(bounds) - 1)
+    for _ in range(3):
+        g = (3 * rng.normal(size=P)).astype(dtype)
+        out, out2 = np.empty(P, dtype), np.empty(P, dtype)
+        upd.fn(theta, g, lam, S, scal, upd.hp, out)
+        upd.fused(theta, g, lam, S2, scal2, upd.hp, out2, bounds, gnorm)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(S2, S)
+        assert scal2[0] == scal[0]
+        expected += [np.linalg.norm(g[a:b].astype(np.float64))
+                     for a, b in zip(bounds[:-1], bounds[1:])]
+        theta = out
+    np.testing.assert_allclose(gnorm, expected, rtol=1e-12)
+
+
+def test_fused_norms_witness_catches_a_wrong_boundary():
+    """The norms are per array: shifting one boundary by a coordinate changes them."""
+    rng = np.random.default_rng(4)
+    upd = compile_update(SGD(lr=0.1))
+    g = rng.normal(size=40)
+    bounds = np.array([0, 10, 40], np.int64)
+    gn = np.zeros(2)
+    upd.fused(np.zeros(40), g, np.zeros(40), np.zeros((0, 40)), np.zeros(1), upd.hp,
+              np.empty(40), np.array([0, 11, 40], np.int64), gn)
+    expected = [np.linalg.norm(g[:10]), np.linalg.norm(g[10:])]
+    assert not np.allclose(gn, expected, rtol=1e-12)
+    assert bounds[-1] == g.size
