@@ -218,3 +218,40 @@ def test_fused_norms_witness_catches_a_wrong_boundary():
     expected = [np.linalg.norm(g[:10]), np.linalg.norm(g[10:])]
     assert not np.allclose(gn, expected, rtol=1e-12)
     assert bounds[-1] == g.size
+
+
+# -- issue 16: the rule structure is memoised on what determines the rules -----------------
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
+def test_memoised_structure_is_the_derived_one(opt):
+    from symnn.train import _structure
+
+    assert _structure.memo_key(opt) is not None
+    assert opt.structure() == opt.structure() == _structure.derive(opt)
+
+
+def test_structure_memo_follows_attribute_changes_and_skips_user_classes():
+    from symnn.train import _structure
+
+    opt = Adam(lr=0.01)
+    plain = opt.structure()
+    opt.clip_norm = 2.0  # changes the rules: a norm rule and the clipped gradient
+    assert opt.structure() == _structure.derive(opt) != plain
+    opt.clip_norm = None
+    opt.schedule = StepDecay(3, 0.5)
+    assert opt.structure() == _structure.derive(opt) != plain
+
+    class Doubled(SGD):  # a user's subclass: its rules may read anything, never memoised
+        scale = 2
+
+        def core_rules(self, g, eta):
+            rules = super().core_rules(g, eta)
+            r = rules[-1]
+            return rules[:-1] + [type(r)(r.target, r.expr * self.scale, r.kind)]
+
+    d = Doubled(lr=0.1)
+    assert _structure.memo_key(d) is None
+    first = d.structure()
+    Doubled.scale = 3
+    assert d.structure() != first
