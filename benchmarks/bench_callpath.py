@@ -175,13 +175,15 @@ def _epoch_case(bs, X, y):
     bufs = np.empty((2, P))
     bufs[:] = model.init(0)
     bounds = param_bounds(model)[1]
+    lam_arrays = ek.decay_per_array(lam, bounds)  # once per fit, as fit does
     work = np.empty(ek.work_size(model, bs))
     state = {"cur": 0}
 
     def kernel():
         gn = np.zeros(bounds.size - 1)
         _, _, status, state["cur"] = kern.run(bufs, state["cur"], X, Y, rng.permutation(n),
-                                              bs, lam, S, scal, upd.hp, bounds, gn, work)
+                                              bs, lam_arrays, S, scal, upd.hp, bounds, gn,
+                                              work)
         assert status == 0
 
     # the hand-written epoch

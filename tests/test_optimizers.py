@@ -188,7 +188,8 @@ def test_fused_update_is_the_update_plus_the_array_norms(opt, dtype):
     upd = compile_update(opt, dtype)
     theta = rng.normal(size=P).astype(dtype)
     S = np.abs(rng.normal(size=(len(opt.state), P))).astype(dtype)
-    lam = (0.1 * np.abs(rng.normal(size=P))).astype(dtype)
+    lam_a = np.array([0.1, 0.0, 0.05, 0.0, 0.2], dtype)  # one λ per array
+    lam = np.repeat(lam_a, np.diff(bounds))
     S2, scal, scal2 = S.copy(), np.zeros(1, dtype), np.zeros(1, dtype)
     gnorm = np.zeros(len(bounds) - 1)
     expected = np.zeros(len(bounds) - 1)
@@ -196,7 +197,7 @@ def test_fused_update_is_the_update_plus_the_array_norms(opt, dtype):
         g = (3 * rng.normal(size=P)).astype(dtype)
         out, out2 = np.empty(P, dtype), np.empty(P, dtype)
         upd.fn(theta, g, lam, S, scal, upd.hp, out)
-        upd.fused(theta, g, lam, S2, scal2, upd.hp, out2, bounds, gnorm)
+        upd.fused(theta, g, lam_a, S2, scal2, upd.hp, out2, bounds, gnorm)
         np.testing.assert_array_equal(out2, out)
         np.testing.assert_array_equal(S2, S)
         assert scal2[0] == scal[0]
@@ -213,7 +214,7 @@ def test_fused_norms_witness_catches_a_wrong_boundary():
     g = rng.normal(size=40)
     bounds = np.array([0, 10, 40], np.int64)
     gn = np.zeros(2)
-    upd.fused(np.zeros(40), g, np.zeros(40), np.zeros((0, 40)), np.zeros(1), upd.hp,
+    upd.fused(np.zeros(40), g, np.zeros(2), np.zeros((0, 40)), np.zeros(1), upd.hp,
               np.empty(40), np.array([0, 11, 40], np.int64), gn)
     expected = [np.linalg.norm(g[:10]), np.linalg.norm(g[10:])]
     assert not np.allclose(gn, expected, rtol=1e-12)
@@ -255,3 +256,16 @@ def test_structure_memo_follows_attribute_changes_and_skips_user_classes():
     first = d.structure()
     Doubled.scale = 3
     assert d.structure() != first
+
+
+def test_decay_per_array_refuses_a_decay_that_varies_inside_an_array():
+    from symnn.errors import ArgumentError
+    from symnn.train.epoch_kernel import decay_per_array
+
+    bounds = np.array([0, 2, 2, 5], np.int64)  # an empty array in the middle
+    np.testing.assert_array_equal(
+        decay_per_array(np.array([0.1, 0.1, 0.3, 0.3, 0.3]), bounds), [0.1, 0.0, 0.3])
+    with pytest.raises(ArgumentError, match="one weight decay per parameter array"):
+        decay_per_array(np.array([0.1, 0.2, 0.3, 0.3, 0.3]), bounds)
+    with pytest.raises(ArgumentError, match="parameter layout"):
+        decay_per_array(np.zeros(4), bounds)

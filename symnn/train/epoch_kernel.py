@@ -54,12 +54,13 @@ import sympy as sp
 
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.printer import KernelPrinter
-from symnn.errors import CompileError
+from symnn.errors import ArgumentError, CompileError
 from symnn.train.optimizers import GRAD, LAM, THETA, THETA_NEW, Optimizer, Rule
 from symnn.train.schedules import T
 
 __all__ = ["update_source", "compile_update", "CompiledUpdate", "epoch_source",
-           "compile_epoch", "EpochKernel", "STATUS_OK", "STATUS_NONFINITE"]
+           "compile_epoch", "EpochKernel", "STATUS_OK", "STATUS_NONFINITE",
+           "update_norms_source", "decay_per_array"]
 
 #: ``stats[2]`` after an epoch: every loss was finite.
 STATUS_OK = 0
@@ -253,7 +254,9 @@ def update_norms_source(opt: Optimizer, dtype: str = "float64",
     θₜ and the state are bitwise those of ``update``) and, in the same pass over ``g``,
     adds to ``_norms[a]`` the Euclidean norm of ``g[_bounds[a]:_bounds[a + 1]]`` for each
     parameter array ``a`` (``_bounds`` must cover ``0:n``; the names start with ``_`` so
-    no symbol of the rules, such as the clipping norm ``gnorm``, can shadow them).  The sum of squares is
+    no symbol of the rules, such as the clipping norm ``gnorm``, can shadow them).  Here
+    ``lam`` holds one weight decay per *array* (``lam[a]``, shape ``(n_arrays,)``), as
+    :func:`symnn.train.session.decay_vector` makes it: one stream less to read per step.  The sum of squares is
     reassociated (``_sq``: the norms are only reported, never trained on) so the loop
     still vectorises; the indices are unsigned (``_u``) so no negative-index test stops it.
 
@@ -277,15 +280,17 @@ def update_norms_source(opt: Optimizer, dtype: str = "float64",
            "SymPy rules by symnn.train.epoch_kernel; do not edit.")
     pre, body = _update_code(opt, dtype)
     g_i = "g_i" if any(line.strip() == "g_i = g[i]" for line in body) else "g[i]"
+    per_array = [line for line in body if line.strip() == "lam_i = lam[i]"]
     lines = [_HEAD,
              f"def {fname}(theta, g, lam, S, scal, hp, theta_out, _bounds, _norms):",
              f'    """{doc}"""']
     lines += pre
     lines += ["    for _a in range(_bounds.shape[0] - 1):",
-              "        _ss = 0.0",
-              "        for _q in range(_bounds[_a], _bounds[_a + 1]):",
+              "        _ss = 0.0"]
+    lines += ["        lam_i = lam[_a]" for _ in per_array]  # λ is one value per array
+    lines += ["        for _q in range(_bounds[_a], _bounds[_a + 1]):",
               "            i = _u(_q)"]
-    lines += ["    " + line for line in body]
+    lines += ["    " + line for line in body if line not in per_array]
     lines += [f"            _ss = _sq(_ss, {g_i})",
               "        _norms[_a] += math.sqrt(_ss)"]
     return "\n".join(lines) + "\n"
@@ -384,7 +389,8 @@ class CompiledUpdate:
     dtype: np.dtype
     _state: dict = field(default_factory=dict, repr=False)
     #: ``fused(theta, g, lam, S, scal, hp, theta_out, bounds, gnorm)``: the same update
-    #: plus the per-array gradient norms in the same pass (:func:`update_norms_source`).
+    #: plus the per-array gradient norms in the same pass, ``lam`` one value per array
+    #: (:func:`update_norms_source`).
     fused: Any = field(default=None, repr=False)
 
     @property
@@ -462,7 +468,7 @@ def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, st
 
     bufs (2, P): two parameter buffers, the current one is bufs[cur]; X (n, n_in) and
     Y (n, n_out) the training data; perm (n,) the order of the samples this epoch;
-    lam, S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
+    lam (n_arrays,) the weight decay of each parameter array; S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
     (bounds[a]:bounds[a + 1] of θ), the norm of each mini-batch gradient.  work: the
     model kernel's scratch buffer.
     On return stats = [Σ batch loss × batch size, steps done, status, current buffer];
@@ -576,11 +582,36 @@ class EpochKernel:
 
     def run(self, bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds,
             gnorm, work) -> tuple[float, int, int, int]:
-        """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``."""
+        """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``.
+
+        ``lam``: the weight decay per parameter array (``(n_arrays,)``, from
+        :func:`decay_per_array`), or per coordinate (``(P,)``, constant on each array,
+        converted here on every call)."""
+        if lam.shape[0] != bounds.shape[0] - 1:
+            lam = decay_per_array(lam, bounds)
         stats = np.zeros(4, np.float64)
         self.fn(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats,
                 work)
         return float(stats[0]), int(stats[1]), int(stats[2]), int(stats[3])
+
+
+def decay_per_array(lam: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """λ of each parameter array from the per-coordinate ``lam`` (what the epoch reads).
+
+    Examples
+    --------
+    >>> decay_per_array(np.array([0.1, 0.1, 0.0]), np.array([0, 2, 3])).tolist()
+    [0.1, 0.0]
+    """
+    sizes = np.diff(bounds)
+    lam_a = np.zeros(sizes.shape[0], lam.dtype)
+    if lam.shape == (bounds[-1],):
+        lam_a[sizes > 0] = lam[bounds[:-1][sizes > 0]]
+    if lam.shape != (bounds[-1],) or not np.array_equal(np.repeat(lam_a, sizes), lam):
+        raise ArgumentError("the compiled epoch takes one weight decay per parameter array "
+                            "(as symnn.train.session.decay_vector makes it); got a λ that "
+                            "varies inside an array or does not match the parameter layout")
+    return lam_a
 
 
 _EPOCHS: dict = {}
