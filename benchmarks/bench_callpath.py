@@ -175,7 +175,8 @@ def _epoch_case(bs, X, y):
     bufs = np.empty((2, P))
     bufs[:] = model.init(0)
     bounds = param_bounds(model)[1]
-    lam_arrays = ek.decay_per_array(lam, bounds)  # once per fit, as fit does
+    # λ per parameter array, once per fit as fit does (a per-coordinate λ before issue 16)
+    lam_arrays = ek.decay_per_array(lam, bounds) if hasattr(ek, "decay_per_array") else lam
     work = np.empty(ek.work_size(model, bs))
     state = {"cur": 0}
 
