@@ -361,8 +361,9 @@ class Optimizer:
         return {}
 
     def structure(self) -> str:
-        """A text identifying the update's code (rules and state, not hyperparameter values;
-        memoised for symnn's own optimizers: :mod:`symnn.train._structure`)."""
+        """A text identifying the update's code (rules and state, not hyperparameter values).
+
+        Memoised for symnn's own optimizers (:mod:`symnn.train._structure`)."""
         return _structure.structure(self)
 
     def equations(self) -> Equations:
