@@ -23,7 +23,7 @@ median over rounds of each candidate's time and of its per-round ratio to the re
 against the NumPy peer first.
 
 Run: ``python benchmarks/bench_callpath.py [--rounds N] [--threads N] [--cpu-time]
-[--no-epoch]`` (``--threads 1`` for steadier numbers on a shared machine: it sets BLAS and
+[--no-epoch | --epoch-only]`` (``--threads 1`` for steadier numbers on a shared machine: it sets BLAS and
 Numba to N threads; ``--cpu-time`` times on the process's CPU clock, which a loaded
 machine's descheduling does not inflate).
 """
@@ -47,6 +47,8 @@ def _parse(argv):
     p.add_argument("--min-time", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-epoch", action="store_true", help="skip the digits epochs")
+    p.add_argument("--epoch-only", action="store_true",
+                   help="only the digits epochs (skip the gradient and HVP cases)")
     p.add_argument("--cpu-time", action="store_true",
                    help="time on the process's CPU clock (time.process_time) instead of the "
                         "wall clock: steadier on a loaded machine, meaningful with --threads 1")
@@ -173,13 +175,16 @@ def _epoch_case(bs, X, y):
     bufs = np.empty((2, P))
     bufs[:] = model.init(0)
     bounds = param_bounds(model)[1]
+    # λ per parameter array, once per fit as fit does (a per-coordinate λ before issue 16)
+    lam_arrays = ek.decay_per_array(lam, bounds) if hasattr(ek, "decay_per_array") else lam
     work = np.empty(ek.work_size(model, bs))
     state = {"cur": 0}
 
     def kernel():
         gn = np.zeros(bounds.size - 1)
         _, _, status, state["cur"] = kern.run(bufs, state["cur"], X, Y, rng.permutation(n),
-                                              bs, lam, S, scal, upd.hp, bounds, gn, work)
+                                              bs, lam_arrays, S, scal, upd.hp, bounds, gn,
+                                              work)
         assert status == 0
 
     # the hand-written epoch
@@ -255,10 +260,12 @@ def main(argv=None) -> None:
                       loss="cross_entropy", name="bench_mlp").compile()
     clock = time.process_time if args.cpu_time else time.perf_counter
     print(f"clock: {clock.__name__}")
-    rows = [(f"grad B={B}", run_case(_grad_case(model, B), "hand", args.rounds,
-                                     args.min_time, clock=clock)) for B in (1, 32, 256)]
-    rows.append(("hvp B=256", run_case(_hvp_case(model), "gradient", args.rounds,
-                                       args.min_time, clock=clock)))
+    rows = [] if args.epoch_only else [
+        (f"grad B={B}", run_case(_grad_case(model, B), "hand", args.rounds, args.min_time,
+                                 clock=clock)) for B in (1, 32, 256)]
+    if not args.epoch_only:
+        rows.append(("hvp B=256", run_case(_hvp_case(model), "gradient", args.rounds,
+                                           args.min_time, clock=clock)))
     data = None if args.no_epoch else _digits()
     for bs in () if data is None else (32, 256):
         cands, per = _epoch_case(bs, *data)

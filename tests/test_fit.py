@@ -465,3 +465,55 @@ def test_default_check_passes_a_relu_net_exactly_on_its_kinks():
     assert report.kinks, "the probes through the kinks should be reported"
     res = fit(model, X, y, "adam", epochs=3, batch_size=4, seed=0, progress=False)
     assert np.all(np.isfinite(res.params))
+
+
+# ------------------------------------------------------------------------------------------
+# issue 16: the fused epoch (update + gradient norms in one pass, λ per array) keeps the
+# rollback: the parameters returned on divergence are those of the last finite loss
+# ------------------------------------------------------------------------------------------
+
+
+def test_divergence_mid_epoch_returns_the_parameters_of_the_last_finite_loss(reg):
+    """Compiled epoch and Python loop diverge at the same update and hand back the same
+    parameters; independently, replaying the updates in NumPy (plain SGD) from θ₀ with the
+    same shuffle reaches those parameters and a non-finite loss one update later."""
+    _, X, y = reg
+    # a model of its own: other tests replace reg's loss_and_grad on the instance
+    model = symnn.mlp([2, 8, 1], activation="tanh", loss="mse").compile()
+    y = 1e3 * y
+    kw = dict(epochs=50, batch_size=16, seed=4, progress=False, check_every=0)
+    errs = {}
+    for engine in ("kernel", "python"):
+        with pytest.raises(TrainingError, match="diverged after") as exc:
+            fit(model, X, y, SGD(lr=10.0, weight_decay=0.01, decay="weights"),
+                engine=engine, **kw)
+        errs[engine] = exc.value
+    a, b = errs["kernel"], errs["python"]
+    assert str(a).split(":")[0] == str(b).split(":")[0]  # the same update count
+    np.testing.assert_allclose(a.params, b.params, rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(a.params)) and np.isfinite(model.loss(a.params, X, y))
+    n_updates = int(str(a).split("after ")[1].split(" updates")[0])
+    # replay: θ ← θ − η (g + λθ) with the fit's shuffles, stopping at the kept parameters
+    from symnn.train.session import decay_vector
+
+    lam = decay_vector(model, SGD(lr=10.0, weight_decay=0.01, decay="weights"))
+    rng = np.random.default_rng(4)
+    theta = model.init(seed=4)
+    Y = y.reshape(-1, 1)
+    done, kept_at = 0, None
+    while kept_at is None:
+        perm = rng.permutation(X.shape[0])
+        for start in range(0, X.shape[0], 16):
+            idx = perm[start:start + 16]
+            L, g = model.loss_and_grad(theta, X[idx], Y[idx])
+            if done == n_updates - 1:
+                kept_at = theta.copy()  # the parameters before the last update made
+            if done == n_updates:
+                assert not np.isfinite(L)  # the loss that stopped training
+                break
+            theta = theta - 10.0 * (g + lam * theta)
+            done += 1
+        else:
+            continue
+        break
+    np.testing.assert_allclose(a.params, kept_at, rtol=1e-9, atol=1e-9)

@@ -172,3 +172,103 @@ def test_second_order_equations_print():
     assert "(H + μI)⁻¹" in str(Newton().equations())
     assert "(G + μI)⁻¹" in str(LevenbergMarquardt().equations())
     assert r"\left(G + \mu I\right)^{-1}" in LevenbergMarquardt().equations().latex()
+
+
+# -- issue 16: the update fused with the history's per-array gradient norms ----------------
+
+
+# no state, two state vectors, decay + clipping + schedule, a CSE reading a rule's target
+@pytest.mark.parametrize("opt,dtype", [(OPTIMIZERS[0], "float64"), (OPTIMIZERS[5], "float64"),
+                                       (OPTIMIZERS[6], "float64"), (OPTIMIZERS[-1], "float64"),
+                                       (OPTIMIZERS[6], "float32")],
+                         ids=lambda v: v if isinstance(v, str) else repr(v))
+def test_fused_update_is_the_update_plus_the_array_norms(opt, dtype):
+    """``update_norms`` makes bitwise the update of ``update`` and adds each array's
+    gradient norm (witness: numpy.linalg.norm of the array's part of g)."""
+    rng = np.random.default_rng(3)
+    bounds = np.array([0, 7, 8, 150, 151, 257], np.int64)  # odd sizes: vector tails too
+    P = int(bounds[-1])
+    upd = compile_update(opt, dtype)
+    theta = rng.normal(size=P).astype(dtype)
+    S = np.abs(rng.normal(size=(len(opt.state), P))).astype(dtype)
+    lam_a = np.array([0.1, 0.0, 0.05, 0.0, 0.2], dtype)  # one λ per array
+    lam = np.repeat(lam_a, np.diff(bounds))
+    S2, scal, scal2 = S.copy(), np.zeros(1, dtype), np.zeros(1, dtype)
+    gnorm = np.zeros(len(bounds) - 1)
+    expected = np.zeros(len(bounds) - 1)
+    for _ in range(3):
+        g = (3 * rng.normal(size=P)).astype(dtype)
+        out, out2 = np.empty(P, dtype), np.empty(P, dtype)
+        upd.fn(theta, g, lam, S, scal, upd.hp, out)
+        upd.fused(theta, g, lam_a, S2, scal2, upd.hp, out2, bounds, gnorm)
+        np.testing.assert_array_equal(out2, out)
+        np.testing.assert_array_equal(S2, S)
+        assert scal2[0] == scal[0]
+        expected += [np.linalg.norm(g[a:b].astype(np.float64))
+                     for a, b in zip(bounds[:-1], bounds[1:])]
+        theta = out
+    np.testing.assert_allclose(gnorm, expected, rtol=1e-12)
+
+
+def test_fused_norms_witness_catches_a_wrong_boundary():
+    """The norms are per array: shifting one boundary by a coordinate changes them."""
+    rng = np.random.default_rng(4)
+    upd = compile_update(SGD(lr=0.1))
+    g = rng.normal(size=40)
+    bounds = np.array([0, 10, 40], np.int64)
+    gn = np.zeros(2)
+    upd.fused(np.zeros(40), g, np.zeros(2), np.zeros((0, 40)), np.zeros(1), upd.hp,
+              np.empty(40), np.array([0, 11, 40], np.int64), gn)
+    expected = [np.linalg.norm(g[:10]), np.linalg.norm(g[10:])]
+    assert not np.allclose(gn, expected, rtol=1e-12)
+    assert bounds[-1] == g.size
+
+
+# -- issue 16: the rule structure is memoised on what determines the rules -----------------
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
+def test_memoised_structure_is_the_derived_one(opt):
+    from symnn.train import _structure
+
+    assert _structure.memo_key(opt) is not None
+    assert opt.structure() == opt.structure() == _structure.derive(opt)
+
+
+def test_structure_memo_follows_attribute_changes_and_skips_user_classes():
+    from symnn.train import _structure
+
+    opt = Adam(lr=0.01)
+    plain = opt.structure()
+    opt.clip_norm = 2.0  # changes the rules: a norm rule and the clipped gradient
+    assert opt.structure() == _structure.derive(opt) != plain
+    opt.clip_norm = None
+    opt.schedule = StepDecay(3, 0.5)
+    assert opt.structure() == _structure.derive(opt) != plain
+
+    class Doubled(SGD):  # a user's subclass: its rules may read anything, never memoised
+        scale = 2
+
+        def core_rules(self, g, eta):
+            rules = super().core_rules(g, eta)
+            r = rules[-1]
+            return rules[:-1] + [type(r)(r.target, r.expr * self.scale, r.kind)]
+
+    d = Doubled(lr=0.1)
+    assert _structure.memo_key(d) is None
+    first = d.structure()
+    Doubled.scale = 3
+    assert d.structure() != first
+
+
+def test_decay_per_array_refuses_a_decay_that_varies_inside_an_array():
+    from symnn.errors import ArgumentError
+    from symnn.train.epoch_kernel import decay_per_array
+
+    bounds = np.array([0, 2, 2, 5], np.int64)  # an empty array in the middle
+    np.testing.assert_array_equal(
+        decay_per_array(np.array([0.1, 0.1, 0.3, 0.3, 0.3]), bounds), [0.1, 0.0, 0.3])
+    with pytest.raises(ArgumentError, match="one weight decay per parameter array"):
+        decay_per_array(np.array([0.1, 0.2, 0.3, 0.3, 0.3]), bounds)
+    with pytest.raises(ArgumentError, match="parameter layout"):
+        decay_per_array(np.zeros(4), bounds)

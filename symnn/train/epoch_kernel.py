@@ -54,12 +54,13 @@ import sympy as sp
 
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.printer import KernelPrinter
-from symnn.errors import CompileError
+from symnn.errors import ArgumentError, CompileError
 from symnn.train.optimizers import GRAD, LAM, THETA, THETA_NEW, Optimizer, Rule
 from symnn.train.schedules import T
 
 __all__ = ["update_source", "compile_update", "CompiledUpdate", "epoch_source",
-           "compile_epoch", "EpochKernel", "STATUS_OK", "STATUS_NONFINITE"]
+           "compile_epoch", "EpochKernel", "STATUS_OK", "STATUS_NONFINITE",
+           "update_norms_source", "decay_per_array"]
 
 #: ``stats[2]`` after an epoch: every loss was finite.
 STATUS_OK = 0
@@ -236,15 +237,74 @@ def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update")
             theta_out[i] = theta_new_i
     <BLANKLINE>
     """
+    doc = (f"The update of {opt!r}, generated from its SymPy rules by "
+           "symnn.train.epoch_kernel; do not edit.")
+    pre, body = _update_code(opt, dtype)
+    lines = [_HEAD, f"def {fname}(theta, g, lam, S, scal, hp, theta_out):", f'    """{doc}"""']
+    lines += pre + ["    for i in range(n):"] + body
+    return "\n".join(lines) + "\n"
+
+
+def update_norms_source(opt: Optimizer, dtype: str = "float64",
+                        fname: str = "update_norms") -> str:
+    """The source of the update fused with the history's per-array gradient norms.
+
+    ``update_norms(theta, g, lam, S, scal, hp, theta_out, _bounds, _norms)`` makes the
+    same update as :func:`update_source` (the same loop body, coordinate by coordinate, so
+    θₜ and the state are bitwise those of ``update``) and, in the same pass over ``g``,
+    adds to ``_norms[a]`` the Euclidean norm of ``g[_bounds[a]:_bounds[a + 1]]`` for each
+    parameter array ``a`` (``_bounds`` must cover ``0:n``; the names start with ``_`` so
+    no symbol of the rules, such as the clipping norm ``gnorm``, can shadow them).  Here
+    ``lam`` holds one weight decay per *array* (``lam[a]``, shape ``(n_arrays,)``), as
+    :func:`symnn.train.session.decay_vector` makes it: one stream less to read per step.  The sum of squares is
+    reassociated (``_sq``: the norms are only reported, never trained on) so the loop
+    still vectorises; the indices are unsigned (``_u``) so no negative-index test stops it.
+
+    Examples
+    --------
+    >>> from symnn.train.optimizers import SGD
+    >>> print(update_norms_source(SGD()).split("    for _a in")[1])
+     range(_bounds.shape[0] - 1):
+            _ss = 0.0
+            for _q in range(_bounds[_a], _bounds[_a + 1]):
+                i = _u(_q)
+                g_i = g[i]
+                theta_i = theta[i]
+                theta_new_i = theta_i + c0*g_i
+                theta_out[i] = theta_new_i
+                _ss = _sq(_ss, g_i)
+            _norms[_a] += math.sqrt(_ss)
+    <BLANKLINE>
+    """
+    doc = (f"The update of {opt!r} with the per-array gradient norms, generated from its "
+           "SymPy rules by symnn.train.epoch_kernel; do not edit.")
+    pre, body = _update_code(opt, dtype)
+    g_i = "g_i" if any(line.strip() == "g_i = g[i]" for line in body) else "g[i]"
+    per_array = [line for line in body if line.strip() == "lam_i = lam[i]"]
+    lines = [_HEAD,
+             f"def {fname}(theta, g, lam, S, scal, hp, theta_out, _bounds, _norms):",
+             f'    """{doc}"""']
+    lines += pre
+    lines += ["    for _a in range(_bounds.shape[0] - 1):",
+              "        _ss = 0.0"]
+    lines += ["        lam_i = lam[_a]" for _ in per_array]  # λ is one value per array
+    lines += ["        for _q in range(_bounds[_a], _bounds[_a + 1]):",
+              "            i = _u(_q)"]
+    lines += ["    " + line for line in body if line not in per_array]
+    lines += [f"            _ss = _sq(_ss, {g_i})",
+              "        _norms[_a] += math.sqrt(_ss)"]
+    return "\n".join(lines) + "\n"
+
+
+def _update_code(opt: Optimizer, dtype: str) -> tuple[list[str], list[str]]:
+    """The update's lines before the loop over coordinates (4 spaces in) and its loop body
+    over coordinate ``i`` (8 spaces in)."""
     dtype = np.dtype(dtype).name
     plan, code = _plan(opt)
     pr = _UpdatePrinter(dtype=dtype, fast=False)
     pr.code_names = code
     one = pr.literal(1.0)
-    doc = (f"The update of {opt!r}, generated from its SymPy rules by "
-           "symnn.train.epoch_kernel; do not edit.")
-    lines = [_HEAD, f"def {fname}(theta, g, lam, S, scal, hp, theta_out):", f'    """{doc}"""',
-             "    n = theta.shape[0]",
+    lines = ["    n = theta.shape[0]",
              f"    t = scal[0] + {one}",
              "    scal[0] = t"]
     for k, h in enumerate(opt.hypers()):
@@ -254,25 +314,25 @@ def update_source(opt: Optimizer, dtype: str = "float64", fname: str = "update")
             lines += [
                 "    acc0 = 0.0", "    acc1 = 0.0", "    acc2 = 0.0", "    acc3 = 0.0",
                 "    n4 = n - n % 4",
-                "    for i in range(0, n4, 4):",
-                "        acc0 += float(g[i]) * float(g[i])",
-                "        acc1 += float(g[i + 1]) * float(g[i + 1])",
-                "        acc2 += float(g[i + 2]) * float(g[i + 2])",
-                "        acc3 += float(g[i + 3]) * float(g[i + 3])",
-                "    for i in range(n4, n):",
-                "        acc0 += float(g[i]) * float(g[i])",
+                "    for r in range(0, n4, 4):",
+                "        acc0 += float(g[r]) * float(g[r])",
+                "        acc1 += float(g[r + 1]) * float(g[r + 1])",
+                "        acc2 += float(g[r + 2]) * float(g[r + 2])",
+                "        acc3 += float(g[r + 3]) * float(g[r + 3])",
+                "    for r in range(n4, n):",
+                "        acc0 += float(g[r]) * float(g[r])",
                 f"    {code[s]} = _f(math.sqrt((acc0 + acc1) + (acc2 + acc3)))",
             ]
         else:
             lines.append(f"    {code[s]} = {pr.doprint(e)}")
-    lines.append("    for i in range(n):")
+    body = []
     for s, arr in sorted(plan.loads, key=lambda p: code[p[0]]):
-        lines.append(f"        {code[s]} = {arr}")
+        body.append(f"        {code[s]} = {arr}")
     for s, e in plan.body:
-        lines.append(f"        {code[s]} = {pr.doprint(e)}")
+        body.append(f"        {code[s]} = {pr.doprint(e)}")
     for arr, s in plan.stores:
-        lines.append(f"        {arr} = {code[s]}")
-    return "\n".join(lines) + "\n"
+        body.append(f"        {arr} = {code[s]}")
+    return lines, body
 
 
 def _module_head(title: str, dtype: str) -> list[str]:
@@ -328,6 +388,10 @@ class CompiledUpdate:
     source: str
     dtype: np.dtype
     _state: dict = field(default_factory=dict, repr=False)
+    #: ``fused(theta, g, lam, S, scal, hp, theta_out, bounds, gnorm)``: the same update
+    #: plus the per-array gradient norms in the same pass, ``lam`` one value per array
+    #: (:func:`update_norms_source`).
+    fused: Any = field(default=None, repr=False)
 
     @property
     def n_state(self) -> int:
@@ -350,7 +414,11 @@ class CompiledUpdate:
             S, scal = self._state["S"], self._state["scal"]
         if lam is None:
             lam = np.full(P, self.optimizer.weight_decay, self.dtype)
-        self.fn(theta, g, lam, S, scal, self.hp, theta)
+        # into a fresh buffer, then copied: with theta_out aliasing theta the loop does not
+        # vectorise (LLVM's alias check fails), ~6× slower for large θ
+        out = np.empty_like(theta)
+        self.fn(theta, g, lam, S, scal, self.hp, out)
+        theta[...] = out
 
 
 _UPDATES: dict = {}
@@ -368,12 +436,29 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
         with _LOCK:
             mod = _UPDATES.get(key)
             if mod is None:
-                source = ("\n".join(_module_head(repr(opt), dt.name)) + "\n"
-                          + update_source(opt, dt.name))
+                source = ("\n".join(_module_head(repr(opt), dt.name)) + _UPDATE_HELPERS
+                          + update_source(opt, dt.name) + "\n\n"
+                          + update_norms_source(opt, dt.name))
                 mod = _load(source, dt.name, cache, cache_dir)
                 _UPDATES[key] = mod
     hp = np.array([h.value for h in opt.hypers()], dt)
-    return CompiledUpdate(opt, mod.update, hp, mod.__symnn_source__, dt)
+    return CompiledUpdate(opt, mod.update, hp, mod.__symnn_source__, dt,
+                          fused=mod.update_norms)
+
+
+#: What the fused update (:func:`update_norms_source`) calls: unsigned indices, and the
+#: reassociated sum of squares of the norms (LLVM inlines it; its additions keep their
+#: ``reassoc`` flag, so the loop vectorises while the update's own arithmetic stays strict).
+_UPDATE_HELPERS = '''_u = np.uint64
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def _sq(s, x):
+    """s + x² in float64 (reassociable: only the reported gradient norms use it)."""
+    return s + np.float64(x) * np.float64(x)
+
+
+'''
 
 
 # ------------------------------------------------------------------------------------------
@@ -381,34 +466,24 @@ def compile_update(opt: Optimizer, dtype: Any = "float64", cache: bool = True,
 # ------------------------------------------------------------------------------------------
 
 _EPOCH = '''
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
-def _sumsq(g, lo, hi):
-    """Σ g[lo:hi]² in float64, vectorised (reassociated: the sum is only reported, in the
-    history's gradient norms, never trained on)."""
-    s = 0.0
-    for q in range(lo, hi):
-        s += float(g[q]) * float(g[q])
-    return s
-
-
 @njit(cache=True, nogil=True, error_model="numpy", fastmath=False)
 def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats, work):
     """One epoch of mini-batch training, entirely compiled.
 
     bufs (2, P): two parameter buffers, the current one is bufs[cur]; X (n, n_in) and
     Y (n, n_out) the training data; perm (n,) the order of the samples this epoch;
-    lam, S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
+    lam (n_arrays,) the weight decay of each parameter array; S, scal, hp as for update().  gnorm (n_arrays,) accumulates, per parameter array
     (bounds[a]:bounds[a + 1] of θ), the norm of each mini-batch gradient.  work: the
     model kernel's scratch buffer.
     On return stats = [Σ batch loss × batch size, steps done, status, current buffer];
-    status 1 means a loss was not finite: bufs[1 - current] then holds the parameters of
-    the last finite loss, and that step was not applied.
+    status 1 means a loss was not finite: bufs[current] then holds the parameters of the
+    last finite loss (the update that led to the non-finite one is undone, at no cost:
+    each update writes the other buffer), and that step was not applied.
     """
     n = perm.shape[0]
     P = bufs.shape[1]
     n_in = X.shape[1]
     n_out = Y.shape[1]
-    n_arr = bounds.shape[0] - 1
     grad = np.empty(P, _f)
     Xb = np.empty((batch_size, n_in), _f)
     Yb = np.empty((batch_size, n_out), _f)
@@ -432,9 +507,8 @@ def epoch(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, st
             status = 1
             cur = 1 - cur
             break
-        for a in range(n_arr):
-            gnorm[a] += math.sqrt(_sumsq(grad, bounds[a], bounds[a + 1]))
-        update(bufs[cur], grad, lam, S, scal, hp, bufs[1 - cur])
+        # θ of this step goes to the other buffer: bufs[cur] stays the last good θ
+        update_norms(bufs[cur], grad, lam, S, scal, hp, bufs[1 - cur], bounds, gnorm)
         cur = 1 - cur
         total += float(L) * m
         steps += 1
@@ -463,10 +537,11 @@ def epoch_source(model, opt: Optimizer) -> tuple[str, bool]:
     head = _module_head(f"{opt!r} on {model.name!r} ({model.n_params} parameters)", dtype)
     if linked:
         head[-3:-3] = [f"from {kmod} import {kernel.__name__} as _loss_grad",
-                       f"from {umod} import update"]
+                       f"from {umod} import update, update_norms"]
     else:
         head[-1:-1] = ["_loss_grad = None  # the model's kernel, set after import",
-                       "update = None  # the optimizer's update, set after import"]
+                       "update = None  # the optimizer's update, set after import",
+                       "update_norms = None  # the same, with the gradient norms"]
     call = ", ".join(_KERNEL_ARGS[a] for a in _kernel_args(model))
     return "\n".join(head) + _EPOCH.replace("{CALL}", call), linked
 
@@ -511,11 +586,36 @@ class EpochKernel:
 
     def run(self, bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds,
             gnorm, work) -> tuple[float, int, int, int]:
-        """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``."""
+        """One epoch; returns ``(Σ loss × batch size, steps, status, current buffer)``.
+
+        ``lam``: the weight decay per parameter array (``(n_arrays,)``, from
+        :func:`decay_per_array`), or per coordinate (``(P,)``, constant on each array,
+        converted here on every call)."""
+        if lam.shape[0] != bounds.shape[0] - 1:
+            lam = decay_per_array(lam, bounds)
         stats = np.zeros(4, np.float64)
         self.fn(bufs, cur, X, Y, perm, batch_size, lam, S, scal, hp, bounds, gnorm, stats,
                 work)
         return float(stats[0]), int(stats[1]), int(stats[2]), int(stats[3])
+
+
+def decay_per_array(lam: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """λ of each parameter array from the per-coordinate ``lam`` (what the epoch reads).
+
+    Examples
+    --------
+    >>> decay_per_array(np.array([0.1, 0.1, 0.0]), np.array([0, 2, 3])).tolist()
+    [0.1, 0.0]
+    """
+    sizes = np.diff(bounds)
+    lam_a = np.zeros(sizes.shape[0], lam.dtype)
+    if lam.shape == (bounds[-1],):
+        lam_a[sizes > 0] = lam[bounds[:-1][sizes > 0]]
+    if lam.shape != (bounds[-1],) or not np.array_equal(np.repeat(lam_a, sizes), lam):
+        raise ArgumentError("the compiled epoch takes one weight decay per parameter array "
+                            "(as symnn.train.session.decay_vector makes it); got a λ that "
+                            "varies inside an array or does not match the parameter layout")
+    return lam_a
 
 
 _EPOCHS: dict = {}
@@ -544,7 +644,8 @@ def _new_epoch(model, opt, kernel, key, cache: bool, cache_dir) -> EpochKernel:
     mod = _load(src, dtype, cache and linked, cache_dir)
     if not linked:
         mod._loss_grad = kernel
-        mod.update = compile_update(opt, dtype).fn
+        upd = compile_update(opt, dtype)
+        mod.update, mod.update_norms = upd.fn, upd.fused
     ek = EpochKernel(mod.epoch, mod.update, mod.__symnn_source__, np.dtype(dtype))
     _EPOCHS[key] = (kernel, ek)
     return ek

@@ -106,6 +106,7 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
                                                         and _has_kernel(model)))
     kernel = ek_mod.compile_epoch(model, opt) if use_kernel else None
     work = np.empty(max(ek_mod.work_size(model, bs), 1) if use_kernel else 1, dt)
+    lam_arrays = ek_mod.decay_per_array(lam, s.bounds) if use_kernel else lam
     lr_at = lr_function(opt)
     if rows is not None:
         batch_grad = rows
@@ -124,8 +125,9 @@ def run(s: Session, opt, theta: np.ndarray, batch_size: int | None, shuffle: boo
         if kernel is not None:
             if getattr(model, "debug", False):
                 work.fill(np.nan)  # poisoned, as the model's own kernels are in debug mode
-            total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs, lam, S,
-                                                   scal, upd.hp, s.bounds, gn, work)
+            total, steps, status, cur = kernel.run(bufs, cur, s.X, s.Y, perm, bs,
+                                                   lam_arrays, S, scal, upd.hp, s.bounds,
+                                                   gn, work)
         else:
             total, steps, status, cur = _python_epoch(batch_grad, upd, bufs, cur, perm, bs,
                                                       lam, S, scal, s.bounds, gn)

@@ -47,6 +47,7 @@ from sympy.printing.str import StrPrinter
 
 from symnn.errors import DeclarationError, UnknownNameError
 from symnn.printing.equations import Equation, Equations
+from symnn.train import _structure
 from symnn.train import second_order as so
 from symnn.train.schedules import ETA, ETA0, Constant, Hyper, Schedule, T, _positive
 
@@ -360,12 +361,10 @@ class Optimizer:
         return {}
 
     def structure(self) -> str:
-        """A text identifying the update's code (rules and state, not hyperparameter values)."""
-        parts = [type(self).__name__, ",".join(s.prev.name for s in self.state),
-                 ",".join(h.symbol.name for h in self.hypers())]
-        for r in self.rules():
-            parts.append(f"{r.target.name}:{r.kind}:{sp.srepr(r.evaluated())}")
-        return "\n".join(parts)
+        """A text identifying the update's code (rules and state, not hyperparameter values).
+
+        Memoised for symnn's own optimizers (:mod:`symnn.train._structure`)."""
+        return _structure.structure(self)
 
     def equations(self) -> Equations:
         """The update rule, printable as Unicode text (``str``) and LaTeX (``.latex()``)."""
