@@ -103,6 +103,7 @@ def _cull(self, Flags, compile_extra, Options):
     self._emit_python_wrapper(wrapper_module)
     library.add_ir_module(wrapper_module)
     library.finalize()
+    _strip_optnone(library)
     from llvmlite.binding import Linkage
 
     for fn in library.get_defined_functions():
@@ -112,6 +113,32 @@ def _cull(self, Flags, compile_extra, Options):
             else:
                 fn.visibility = "hidden"
     return library
+
+
+def _strip_optnone(library) -> None:
+    """Generate the runtime blocks' copies at full optimisation, as the JIT generated the
+    blocks themselves.
+
+    A kernel's module holds a copy of every runtime block it calls, marked ``optnone``
+    (:func:`symnn.codegen.numba.runtime._no_inline`) so that LLVM does not optimise it
+    again; in the JIT those copies never run (the block's own code, loaded first, does),
+    but here they are the only code — and ``optnone`` also makes LLVM's back end select
+    instructions without optimisation (no fused multiply-add where the block allows one):
+    other last bits.  The module is optimised by now; dropping ``optnone`` only changes
+    the back end's choices, which then are the JIT's."""
+    import re
+
+    import llvmlite.binding as ll
+
+    text = str(library._final_module)
+    if "optnone" not in text:
+        return
+    groups = re.compile(r"^(attributes #\d+ = \{)([^}]*)(\})", re.M)
+    text = groups.sub(lambda m: m.group(1) + re.sub(r"\boptnone\b", "", m.group(2))
+                      + m.group(3), text)
+    module = ll.parse_assembly(text)
+    module.verify()
+    library._final_module = module
 
 
 def _signature(disp, argtys):
