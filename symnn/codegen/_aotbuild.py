@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.machinery
 import json
 import os
 import shutil
@@ -25,7 +26,35 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build"]
+__all__ = ["build", "entry_paths", "CHECKS", "FORMAT"]
+
+FORMAT = 1
+#: The Python-level checks compiled into every module: name → (module, argument codes).
+#: Codes: ``a`` a 1-D array of the model's dtype, ``L`` of int64, ``i`` an int, ``f`` a
+#: float, ``b`` a bool.
+CHECKS = {
+    "_nonfinite": ("symnn.codegen._validate", "a"),
+    "_bad_probability_row": ("symnn.codegen._validate", "aif"),
+    "_one_hot": ("symnn.codegen._validate", "Lia"),
+    "_values_ok": ("symnn.codegen._fastpath", "aaaifb"),
+}
+
+
+def _root(cache_dir) -> Path:
+    from symnn.codegen.cache import default_cache_dir
+
+    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return base / "symnn-aot"
+
+
+def entry_paths(key: str, cache_dir=None) -> tuple[str, Path, Path]:
+    """``(module name, extension path, record path)`` of an entry."""
+    name = "symnn_aot_" + key[:32]
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    root = _root(cache_dir)
+    return name, root / (name + suffix), root / (name + ".json")
+
+
 
 
 def _host_codegen(name: str):
@@ -156,7 +185,6 @@ def _exports(kernels: dict, dtype: str) -> tuple[dict, list, list]:
     kernels ``{kind: (dispatcher, number of arguments)}``."""
     from numba.core import types
 
-    from symnn.codegen import aot
     from symnn.codegen.numba.runtime import prepare_runtime
 
     scalar = getattr(types, dtype)
@@ -168,7 +196,7 @@ def _exports(kernels: dict, dtype: str) -> tuple[dict, list, list]:
         sym = "k_" + kind
         entries.append((sym, _signature(disp, [codes["a"]] * nargs), disp))
         symbols[kind] = sym
-    for name, (where, argcodes) in sorted(aot.CHECKS.items()):
+    for name, (where, argcodes) in sorted(CHECKS.items()):
         disp = getattr(importlib.import_module(where), name)
         disp = getattr(disp, "_symnn_original", disp)
         entries.append((name, _signature(disp, [codes[c] for c in argcodes]), disp))
@@ -218,11 +246,10 @@ def build(model: Any, key: str, cache_dir=None, timeout: float = 900) -> bool:
 
 def _build_here(payload: dict) -> bool:
     """The child's part of :func:`build`: import the generated module, compile, store."""
-    from symnn.codegen import aot
     from symnn.codegen.cache import load_module
 
     key, cache_dir, dtype = payload["key"], payload["cache_dir"], payload["dtype"]
-    name, so, rec = aot.entry_paths(key, cache_dir)
+    name, so, rec = entry_paths(key, cache_dir)
     so.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=so.parent))
     try:
@@ -235,7 +262,7 @@ def _build_here(payload: dict) -> bool:
             built = _compile(name, tmp, entries)
         digest = hashlib.sha256(built.read_bytes()).hexdigest()
         os.replace(built, so)
-        record = {"format": aot.FORMAT, "key": key, "sha256": digest, "kernels": symbols,
+        record = {"format": FORMAT, "key": key, "sha256": digest, "kernels": symbols,
                   "checks": checks, "dtype": dtype}
         part = tmp / "record.json"
         part.write_text(json.dumps(record, sort_keys=True), encoding="utf-8")

@@ -47,18 +47,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["attach", "guard_ok", "entry_paths", "aot_key"]
+from symnn.codegen._aotbuild import CHECKS, FORMAT, entry_paths
 
-FORMAT = 1
-#: The Python-level checks compiled into every module: name → (module, argument codes).
-#: Codes: ``a`` a 1-D array of the model's dtype, ``L`` of int64, ``i`` an int, ``f`` a
-#: float, ``b`` a bool.
-CHECKS = {
-    "_nonfinite": ("symnn.codegen._validate", "a"),
-    "_bad_probability_row": ("symnn.codegen._validate", "aif"),
-    "_one_hot": ("symnn.codegen._validate", "Lia"),
-    "_values_ok": ("symnn.codegen._fastpath", "aaaifb"),
-}
+__all__ = ["attach", "guard_ok", "entry_paths", "aot_key"]
 
 _LOADED: dict = {}     # key → the imported extension module
 _INSTALLED: dict = {}  # (module name, check name) → {dtype: compiled function}
@@ -104,21 +95,6 @@ def aot_key(module_key: str, dtype: str) -> str | None:
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
     return h.hexdigest()
-
-
-def _root(cache_dir) -> Path:
-    from symnn.codegen.cache import default_cache_dir
-
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return base / "symnn-aot"
-
-
-def entry_paths(key: str, cache_dir=None) -> tuple[str, Path, Path]:
-    """``(module name, extension path, record path)`` of an entry."""
-    name = "symnn_aot_" + key[:32]
-    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    root = _root(cache_dir)
-    return name, root / (name + suffix), root / (name + ".json")
 
 
 def guard_ok(args: tuple, dtype: np.dtype) -> bool:
