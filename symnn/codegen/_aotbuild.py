@@ -114,7 +114,7 @@ def _cull(self, Flags, compile_extra, Options):
     for entry in self.export_entries:
         disp = entry.function
         cres = compile_extra(self.typing_context, self.context, disp.py_func,
-                             entry.signature.args, entry.signature.return_type,
+                             entry.signature.args, None,
                              _flags(Flags, Options, disp.targetoptions), locals={},
                              library=library)
         for gv in library._final_module.functions:
@@ -170,14 +170,12 @@ def _strip_optnone(library) -> None:
     library._final_module = module
 
 
-def _signature(disp, argtys):
-    """The Numba signature of ``disp`` for ``argtys`` (compiled, or loaded from Numba's
-    cache, as a call would)."""
-    from numba.core import typing
+def _signature(argtys):
+    """A pycc export signature for ``argtys``; the return type is left to inference
+    (:func:`_cull` compiles with none given), so no kernel is compiled twice."""
+    from numba.core import types, typing
 
-    disp.compile(tuple(argtys))
-    cres = disp.overloads[tuple(argtys)]
-    return typing.signature(cres.signature.return_type, *argtys)
+    return typing.signature(types.none, *argtys)
 
 
 def _exports(kernels: dict, dtype: str) -> tuple[dict, list, list]:
@@ -194,12 +192,12 @@ def _exports(kernels: dict, dtype: str) -> tuple[dict, list, list]:
     entries, symbols, checks = [], {}, []
     for kind, (disp, nargs) in sorted(kernels.items()):
         sym = "k_" + kind
-        entries.append((sym, _signature(disp, [codes["a"]] * nargs), disp))
+        entries.append((sym, _signature([codes["a"]] * nargs), disp))
         symbols[kind] = sym
     for name, (where, argcodes) in sorted(CHECKS.items()):
         disp = getattr(importlib.import_module(where), name)
         disp = getattr(disp, "_symnn_original", disp)
-        entries.append((name, _signature(disp, [codes[c] for c in argcodes]), disp))
+        entries.append((name, _signature([codes[c] for c in argcodes]), disp))
         checks.append(name)
     return symbols, checks, entries
 
