@@ -81,7 +81,14 @@ import sys, numpy as np, symnn
 model, theta, _ = symnn.load_compiled(sys.argv[1], cache_dir=sys.argv[2])
 X = np.array({X}); y = np.array({y})
 L, g = model.loss_and_grad(theta, X, y)
-print(sorted(model._aot), "scipy.linalg" in sys.modules, repr(float(L)), g.tobytes().hex())
+linalg = "scipy.linalg" in sys.modules
+# then Numba and SciPy as usual: a float32 check compiles, scipy.linalg imports whole
+from symnn.codegen import _validate
+assert _validate._nonfinite(np.array([np.nan], np.float32))
+import scipy.linalg
+assert scipy.linalg.blas.dgemm(1.0, np.eye(2), np.eye(2))[1, 1] == 1.0
+assert scipy.linalg.cython_blas is sys.modules["scipy.linalg.cython_blas"]
+print(sorted(model._aot), linalg, repr(float(L)), g.tobytes().hex())
 """
 
 
@@ -127,7 +134,12 @@ def test_damaged_stale_or_failed_entries_fall_back(built, monkeypatch):
         _put(so, saved[0])
         rec.write_text(saved[1])
         assert symnn.load_compiled(path, cache_dir=cache)[0]._aot  # whole again
+        monkeypatch.setattr(aot, "_LOADED", {})
+        os.chmod(so.parent, 0o777)  # others could plant a module there: not loaded
+        assert not symnn.load_compiled(path, cache_dir=cache)[0]._aot
+        assert so.exists()
     finally:
+        os.chmod(so.parent, 0o700)
         _put(so, saved[0])
         rec.write_text(saved[1])
     # a build that fails (here: the child process exits at once) is silent

@@ -199,6 +199,11 @@ def _exports(kernels: dict, dtype: str) -> tuple[dict, list, list]:
         disp = getattr(disp, "_symnn_original", disp)
         entries.append((name, _signature([codes[c] for c in argcodes]), disp))
         checks.append(name)
+    from symnn.codegen.numba._aotprobe import _blas_probe
+
+    entries.append(("_blas_probe", _signature([types.Array(types.float64, 1, "C"),
+                                               types.Array(types.float32, 1, "C")]),
+                    _blas_probe))
     return symbols, checks, entries
 
 
@@ -248,7 +253,7 @@ def _build_here(payload: dict) -> bool:
 
     key, cache_dir, dtype = payload["key"], payload["cache_dir"], payload["dtype"]
     name, so, rec = entry_paths(key, cache_dir)
-    so.parent.mkdir(parents=True, exist_ok=True)
+    so.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=so.parent))
     try:
         with warnings.catch_warnings():

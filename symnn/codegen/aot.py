@@ -16,7 +16,8 @@ Keyed and checked like the kernel cache: the file name is a hash of the generate
 key (the symnn runtime, Numba, llvmlite, NumPy, Python), the dtype, this module's and the
 builder's source, and the CPU (``/proc/cpuinfo``: model and flags); a JSON record written
 after the module holds its SHA-256, which is checked before the module is imported.  A
-missing, stale or damaged entry is ignored (and, damaged, deleted): the model runs through
+missing, stale or damaged entry is ignored (and deleted), as is one in a folder that others
+can write (:func:`symnn.codegen.cache.unsafe_directory`): the model runs through
 Numba as before, and with ``aot=True`` the entry is rebuilt.  A failed build (no C
 compiler, a Numba without :mod:`numba.pycc`, anything) is silent and leaves the Numba path.
 Only Linux is served (the CPU's identity comes from ``/proc/cpuinfo``).
@@ -54,6 +55,7 @@ __all__ = ["attach", "guard_ok", "entry_paths", "aot_key"]
 _LOADED: dict = {}     # key → the imported extension module
 _INSTALLED: dict = {}  # (module name, check name) → {dtype: compiled function}
 _CPU: list = []
+_BLAS: list = []  # scipy.linalg.cython_blas, when loaded on its own
 
 
 def _cpu_identity() -> str | None:
@@ -141,16 +143,25 @@ def _read_record(key: str, so: Path, rec: Path) -> dict | None:
     return record
 
 
-def _blas_module() -> None:
+def _safe(root: Path) -> bool:
+    """The entry's folder and the cache folder above it pass the kernel cache's rule
+    (:func:`symnn.codegen.cache.unsafe_directory`: yours, not writable by others)."""
+    from symnn.codegen.cache import unsafe_directory
+
+    return unsafe_directory(root) is None and unsafe_directory(root.parent) is None
+
+
+def _blas_module() -> bool:
     """Make ``scipy.linalg.cython_blas`` importable at no more than its own cost: the
-    extension's ``?gemm`` is looked up there on first use (as Numba's is), and importing it
-    the usual way would import all of ``scipy.linalg``."""
+    module's ``?gemm`` is looked up there on first use (as Numba's is), and importing it
+    the usual way would import all of ``scipy.linalg``.  True when it was loaded here (to
+    be withdrawn from ``sys.modules`` once the look-ups are done: :func:`_import`)."""
     name = "scipy.linalg.cython_blas"
     if name in sys.modules or "scipy.linalg" in sys.modules:
-        return
+        return False
     spec = importlib.util.find_spec("scipy")
     if spec is None or not spec.submodule_search_locations:
-        return
+        return False
     folder = Path(list(spec.submodule_search_locations)[0]) / "linalg"
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = folder / ("cython_blas" + suffix)
@@ -161,10 +172,23 @@ def _blas_module() -> None:
             sys.modules[name] = module
             try:
                 loader.exec_module(module)
-            except BaseException:
-                sys.modules.pop(name, None)
-                raise
-            return
+            except Exception:
+                del sys.modules[name]
+                return False
+            _BLAS.append(module)  # kept: the looked-up pointers point into it
+            return True
+    return False
+
+
+def _probe(module: Any, loaded_blas: bool) -> None:
+    """Let the module look its ``?gemm`` up now, then withdraw the BLAS module loaded by
+    :func:`_blas_module` (so that ``import scipy.linalg`` later binds it as usual)."""
+    try:
+        if loaded_blas:
+            module._blas_probe(np.array([1.0, 1.0, 0.0]), np.array([1, 1, 0], np.float32))
+    finally:
+        if loaded_blas:
+            sys.modules.pop("scipy.linalg.cython_blas", None)
 
 
 def _import(key: str, cache_dir) -> tuple[Any, dict] | None:
@@ -172,18 +196,21 @@ def _import(key: str, cache_dir) -> tuple[Any, dict] | None:
     if key in _LOADED:
         return _LOADED[key]
     name, so, rec = entry_paths(key, cache_dir)
-    if not so.is_file():
+    if not so.is_file() or not _safe(so.parent):
         return None
     record = _read_record(key, so, rec)
     if record is None:
         return None
+    loaded_blas = _blas_module()
     try:
-        _blas_module()
         loader = importlib.machinery.ExtensionFileLoader(name, str(so))
         spec = importlib.util.spec_from_file_location(name, str(so), loader=loader)
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
+        _probe(module, loaded_blas)
     except Exception:  # a module that does not load: the Numba path, and rebuild
+        if loaded_blas:
+            sys.modules.pop("scipy.linalg.cython_blas", None)
         _discard(so, rec)
         return None
     _LOADED[key] = (module, record)
