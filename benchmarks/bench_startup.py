@@ -13,7 +13,10 @@ Workloads (64-128-128-10 tanh/softmax cross-entropy MLP, B = 32, float64):
 
 * ``symnn declare``: ``symnn.mlp(...)``, ``net.compile()``, ``model.loss_and_grad``;
 * ``symnn load``: ``symnn.load(file)``, ``.compile()``, ``loss_and_grad``;
-* ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy);
+* ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy),
+  with the ahead-of-time kernels (:mod:`symnn.codegen.aot`) that the preparation built
+  (``load_compiled(file, aot=True)``; ``--no-aot`` skips that: then this is the next line);
+* ``symnn lc numba``: ``symnn.load_compiled(file, aot=False)``: the kernels through Numba;
 * ``numba floor``: the hand-written Numba gradient of ``benchmarks/_peers_numba.py`` from
   Numba's cache — what any Numba-based library pays to start (NumPy, Numba, its target
   and SciPy's BLAS) and no more;
@@ -70,6 +73,12 @@ model, params, _ = symnn.load_compiled(PATH)
 L, g = model.loss_and_grad(params, X, y)
 """
 
+SYMNN_LC_NUMBA = SETUP + """
+import symnn
+model, params, _ = symnn.load_compiled(PATH, aot=False)
+L, g = model.loss_and_grad(params, X, y)
+"""
+
 NUMBA = SETUP + """
 import sys
 sys.path.insert(0, BENCH)
@@ -109,7 +118,8 @@ ref = np.load(REF)
 assert abs(L - float(ref[0])) <= 1e-10 * max(1, abs(float(ref[0]))), (L, ref[0])
 assert np.allclose(g, ref[1:], rtol=1e-9, atol=1e-12)
 import sys as _s
-big = [m for m in ("sympy", "symnn.derive", "symnn.codegen.numba.kernels", "scipy", "jax")
+big = [m for m in ("sympy", "symnn.derive", "symnn.codegen.numba.kernels", "scipy",
+                   "scipy.linalg", "numba", "jax")
        if m in _s.modules]
 print("ok", *big)
 """
@@ -153,8 +163,9 @@ def _has_jax(python: str) -> bool:
         return False
 
 
-def _prepare(work: Path, env: dict) -> dict:
-    """The model file, θ, and the reference loss and gradient (computed once, here)."""
+def _prepare(work: Path, env: dict, aot: bool = True) -> dict:
+    """The model file, θ, and the reference loss and gradient (computed once, here); with
+    ``aot``, the model's ahead-of-time kernels are built into the cache."""
     code = SETUP + f"""
 import symnn
 net = symnn.mlp([64, 128, 128, 10], activation="tanh", output="softmax", loss="cross_entropy")
@@ -165,6 +176,9 @@ np.save({str(work / 'theta.npy')!r}, theta)
 ref = model.reference
 L, g = ref.loss_and_grad(theta, X, y)
 np.save({str(work / 'ref.npy')!r}, np.concatenate([[L], g]))
+if {aot!r}:
+    m2 = symnn.load_compiled({str(work / 'net.npz')!r}, aot=True)[0]
+    print("ahead-of-time kernels:", "built" if m2._aot else "NOT built (Numba path)")
 """
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(ROOT))
     return {"PATH": str(work / "net.npz"), "THETA": str(work / "theta.npy"),
@@ -182,6 +196,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--baseline", default=None,
                     help="another symnn source tree (e.g. `git archive OLD | tar -x -C DIR`) "
                          "whose declare and load workloads run in the same rounds")
+    ap.add_argument("--no-aot", action="store_true",
+                    help="do not build the ahead-of-time kernels (symnn.codegen.aot)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="symnn-startup-"))
@@ -193,11 +209,12 @@ def main(argv=None) -> dict:
                XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if n != '1' else 'false'} "
                          f"intra_op_parallelism_threads={n}")
     try:
-        names = _prepare(work, env)
+        names = _prepare(work, env, aot=not args.no_aot)
         work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names), None),
                       "symnn load": (sys.executable, _script(SYMNN_LOAD, names), None),
                       "symnn load_compiled": (sys.executable,
                                               _script(SYMNN_LOAD_COMPILED, names), None),
+                      "symnn lc numba": (sys.executable, _script(SYMNN_LC_NUMBA, names), None),
                       "numba floor": (sys.executable, _script(NUMBA, names), None)}
         if args.baseline:
             base = str(Path(args.baseline).resolve())

@@ -47,6 +47,7 @@ from symnn.codegen import _fastpath, _masks, declcache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba.module import GeneratedModule
+from symnn.codegen.aot import guard_ok
 from symnn.codegen.numba.cacheload import blocks_called, load_cached, prepare_blocks
 from symnn.codegen.numba.runtime import prepare_runtime
 from symnn.errors import CompileError, ShapeError
@@ -242,6 +243,8 @@ class CompiledModel(_Base):
         The same methods computed by the uncompiled NumPy interpreter.
     """
 
+    _aot: dict = {}  # {kind: ahead-of-time kernel}, set by symnn.codegen.aot.attach
+
     def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
                  debug: bool = False, layout: dict | None = None, rebuild=None) -> None:
         self._derived = None
@@ -322,6 +325,9 @@ class CompiledModel(_Base):
         fn = self.kernels[kind]
         if self.debug:
             _poison(self.generated.kernels[kind].args, args)
+        aot = self._aot.get(kind)  # an ahead-of-time kernel (symnn.codegen.aot): no Numba
+        if aot is not None and guard_ok(args, self.dtype):
+            return aot(*args)
         try:
             if kind not in self._ready:
                 # the blocks this kernel calls, then the kernel from Numba's cache; the

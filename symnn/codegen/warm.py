@@ -30,7 +30,7 @@ __all__ = ["compile_spec"]
 
 
 def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir=None,
-                 debug: bool | None = None) -> CompiledModel:
+                 debug: bool | None = None, aot: bool | None = None) -> CompiledModel:
     """The compiled model of a stored spec.
 
     Parameters
@@ -44,6 +44,9 @@ def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir
     cache_dir : path, optional
     debug : bool, optional
         As :func:`~symnn.codegen.model.compile_model`.
+    aot : bool, optional
+        Ahead-of-time kernels (:mod:`symnn.codegen.aot`): None uses them when they are in
+        the cache, True also builds them when they are not, False never uses them.
     """
     dt = V.as_dtype(dtype)
     if debug is None:
@@ -57,6 +60,7 @@ def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir
             model = CompiledModel(None, None, generated, module, dt, debug=debug,
                                   layout=layout, rebuild=rebuild)
             model._module_key = key
+            _attach(model, cache_dir, aot)
             return model
     declared = rebuild()
     model = compile_model(declared, dtype=dt, cache_dir=cache_dir, debug=debug)
@@ -68,4 +72,15 @@ def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir
                                "loss_name": model.loss_name,
                                "probabilities": model._probabilities}}
         declcache.store(skey, model._module_key, model.generated, layout, cache_dir)
+    _attach(model, cache_dir, aot)
     return model
+
+
+def _attach(model: CompiledModel, cache_dir, aot: bool | None) -> None:
+    """The model's ahead-of-time kernels, as ``aot`` says (only for a model whose kernels
+    are a cached file: one compiled in memory has no stable key)."""
+    if aot is False or not str(getattr(model.module, "__file__", "")).endswith(".py"):
+        return
+    from symnn.codegen import aot as A
+
+    A.attach(model, cache_dir, build=bool(aot))

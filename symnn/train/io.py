@@ -452,7 +452,8 @@ def load(path: "str | os.PathLike") -> SavedModel:
 
 
 def load_compiled(path: "str | os.PathLike", *, cache_dir=None,
-                  debug: bool | None = None) -> tuple[Any, np.ndarray, Any]:
+                  debug: bool | None = None,
+                  aot: bool | None = None) -> tuple[Any, np.ndarray, Any]:
     """Read a model file and compile it: ``(model, params, scaler)``.
 
     The file is read and checked exactly as by :func:`load`.  When its kernels are in the
@@ -462,6 +463,12 @@ def load_compiled(path: "str | os.PathLike", *, cache_dir=None,
     (:mod:`symnn.codegen.declcache`), and ``model.declared`` is rebuilt from the file only
     when first asked for.  Otherwise the network is rebuilt and compiled as
     ``load(path).compile()`` would.
+
+    ``aot``: ahead-of-time kernels (:mod:`symnn.codegen.aot`, an extension module in the
+    cache that runs without Numba's compiler target, for the fastest start): None (the
+    default) uses them when the cache has them; True also builds them when it has not
+    (once per model and dtype: a few seconds, needs a C compiler; silently skipped when
+    that fails); False never uses them.
 
     Returns
     -------
@@ -498,7 +505,7 @@ def load_compiled(path: "str | os.PathLike", *, cache_dir=None,
     from symnn.codegen.warm import compile_spec
 
     model = compile_spec(meta["spec"], meta["dtype"], lambda: _rebuild(target, meta, theta),
-                         cache_dir=cache_dir, debug=debug)
+                         cache_dir=cache_dir, debug=debug, aot=aot)
     shapes = [[n, list(s)] for n, s in model.param_shapes]
     if shapes != meta["param_shapes"] or model.n_params != theta.shape[0]:
         raise _fail(target, f"the stored parameter layout {str(meta['param_shapes'])[:200]} "
