@@ -8,15 +8,19 @@ inflates nothing but its own share):
   (each product, each elementwise pass), each step compiled alone and run many times on the
   kernel's own work buffer: CPU time per call, share of the kernel's time, and GFLOP/s
   for the products (2·m·n·k flops);
-* ``kernel`` — the whole kernel (wall time), alternating with JAX's gradient in a JAX interpreter
-  (``--jax-python``, ``benchmarks/_jax_remote.py``): medians and the median per-round ratio;
+* ``kernel`` — the whole kernel (CPU time), alternating with JAX's gradient (CPU time, XLA on
+  one thread) in a JAX interpreter (``--jax-python``; ``benchmarks/_blas_jax.py serve``):
+  medians and the median per-round ratio;
 * ``--coretypes A,B,...`` — the ``kernel`` section again in child processes with
   ``OPENBLAS_CORETYPE`` set to each value (``unset`` removes it): what the environment's
   pin costs.  For this benchmark only; tests and CI never change the variable;
 * ``--jax-breakdown`` — JAX's side (``benchmarks/_blas_jax.py`` under ``--jax-python``):
   its HLO's dots and fusions, the CPU time of its gradient and of each product alone.
 
-Run: ``python benchmarks/bench_blas.py [--batch 2048] [--rounds 9]
+Both product paths of :mod:`symnn.codegen.numba.gemm` are timed in every section
+(``set_gemm("blas")`` and ``set_gemm("tiles")``, alternating round by round).
+
+Run: ``python benchmarks/bench_blas.py [--batch 2048 256 32] [--rounds 9]
 [--jax-python /tmp/jaxenv-speed/bin/python] [--coretypes unset,SkylakeX,Zen]
 [--jax-breakdown] [--no-steps]``.
 """
