@@ -73,9 +73,9 @@ def test_runtime_fingerprint_hashes_only_the_imported_runtime():
     # exactly the bytes of runtime.py and fastmath.py, the two modules kernels import, and
     # of the modules runtime.py takes blocks from (the BLAS call, the convolutions' blocks)
     assert runtime.RUNTIME_FILES == ("numba/runtime.py", "fastmath.py", "numba/_blas.py",
-                                     "numba/runtime_conv.py")
+                                     "numba/runtime_conv.py", "numba/gemm.py")
     want = _hash([PACKAGE / "runtime.py", CODEGEN / "fastmath.py", PACKAGE / "_blas.py",
-                  PACKAGE / "runtime_conv.py"])
+                  PACKAGE / "runtime_conv.py", PACKAGE / "gemm.py"])
     assert backend.runtime_fingerprint() == want
     assert runtime.runtime_fingerprint.__wrapped__() == want
 
@@ -91,7 +91,7 @@ def test_runtime_fingerprint_ignores_the_code_generator(tmp_path, monkeypatch):
     fingerprint = runtime.runtime_fingerprint.__wrapped__
     before = fingerprint()
     assert before == backend.runtime_fingerprint()
-    runtime_files = {"runtime.py", "_blas.py", "runtime_conv.py"}
+    runtime_files = {"runtime.py", "_blas.py", "runtime_conv.py", "gemm.py"}
     others = [f for f in (copy / "numba").glob("*.py") if f.name not in runtime_files]
     assert {f.name for f in others} >= {"writer.py", "kernels.py", "passes.py", "slots.py",
                                         "emit_elementwise.py", "__init__.py"}

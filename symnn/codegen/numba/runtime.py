@@ -29,7 +29,7 @@ import numpy as np
 from numba.core import types
 
 from symnn.codegen._fastcheck import fastmath_available
-from symnn.codegen.numba._blas import _gemm
+from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
 
 __all__ = ["BLAS_THRESHOLDS", "RUNTIME_FILES", "prepare_runtime", "runtime_fingerprint",
            "runtime_names"]
@@ -61,7 +61,8 @@ _SIGNATURES: dict = {}
 
 #: The files whose code generated kernels import (and Numba inlines or links into them),
 #: relative to ``symnn/codegen``: what :func:`runtime_fingerprint` hashes.
-RUNTIME_FILES = ("numba/runtime.py", "fastmath.py", "numba/_blas.py", "numba/runtime_conv.py")
+RUNTIME_FILES = ("numba/runtime.py", "fastmath.py", "numba/_blas.py", "numba/runtime_conv.py",
+                 "numba/gemm.py")
 
 
 def _runtime(spec: str):

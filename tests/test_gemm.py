@@ -1,0 +1,118 @@
+"""The register-blocked products of :mod:`symnn.codegen.numba.gemm` and their switch
+(issue 16): both paths against NumPy for every transpose, ``beta`` 0 / 1 / other, offsets
+and leftover rows and columns (``C`` NaN-filled where ``beta = 0`` must not read it); the
+switch taking effect at run time in compiled code; float32 left to BLAS; a model's gradient
+equal within rounding on both paths.  The tiles are forced here, so they are tested on
+processors without AVX-512 too (where ``"auto"`` would not take them)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import symnn
+from symnn.codegen.numba import gemm
+from symnn.codegen.numba._blas import _gemm as _blas_gemm
+
+
+@pytest.fixture
+def mode():
+    """Restore the session's choice after a test that changes it."""
+    old = gemm.gemm_mode()
+    yield
+    gemm.set_gemm(old)
+
+
+@numba.njit(error_model="numpy")
+def _blas_only(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
+    _blas_gemm(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+
+
+def _operands(rng, ta, tb, m, n, k, beta):
+    a = rng.standard_normal((k, m) if ta else (m, k))
+    b = rng.standard_normal((n, k) if tb else (k, n))
+    c0 = rng.standard_normal((m, n))
+    A = np.concatenate([np.zeros(2), a.ravel()])
+    Bf = np.concatenate([np.zeros(5), b.ravel()])
+    C = np.full(3 + m * n, np.nan)
+    if beta != 0.0:
+        C[3:] = c0.ravel()
+    want = 0.7 * (a.T if ta else a) @ (b.T if tb else b) + (beta * c0 if beta else 0.0)
+    return (ta, tb, m, n, k, 0.7, A, 2, a.shape[1], Bf, 5, b.shape[1], beta, C, 3, n), want
+
+
+# (m, n, k): whole tiles over two contraction panels; leftover columns; leftover rows with a
+# transposed B long enough to be copied; a product too small for tiles
+_SHAPES = [(16, 32, 300), (24, 40, 70), (130, 33, 17), (6, 8, 5)]
+
+
+@pytest.mark.parametrize("path", ["tiles", "blas"])
+def test_products_agree_with_numpy(path, mode):
+    gemm.set_gemm(path)
+    rng = np.random.default_rng(0)
+    for m, n, k in _SHAPES:
+        for ta in (0, 1):
+            for tb in (0, 1):
+                for beta in (0.0, 1.0, 0.5):
+                    args, want = _operands(rng, ta, tb, m, n, k, beta)
+                    gemm._gemm(*args)
+                    got = args[13][3:].reshape(m, n)
+                    err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+                    assert err <= 1e-13, (path, m, n, k, ta, tb, beta, err)
+
+
+def test_the_switch_acts_at_run_time(mode):
+    """One compiled ``_gemm``: under "tiles" it gives the tiles' bits, under "blas" BLAS's,
+    and the two differ (a different order of the sums), so each path really ran."""
+    rng = np.random.default_rng(1)
+    args, _ = _operands(rng, 1, 0, 128, 64, 1000, 0.0)
+    out = {}
+    for path in ("tiles", "blas"):
+        gemm.set_gemm(path)
+        gemm._gemm(*args)
+        out[path] = args[13].copy()
+    gemm._gemm_tiles(*args)
+    np.testing.assert_array_equal(out["tiles"], args[13])
+    _blas_only(*args)
+    np.testing.assert_array_equal(out["blas"], args[13])
+    assert np.any(out["tiles"][3:] != out["blas"][3:])
+    assert np.max(np.abs(out["tiles"][3:] - out["blas"][3:])) <= 1e-12 * np.abs(args[13][3:]).max()
+
+
+def test_set_gemm_checks_its_argument(mode):
+    assert gemm.set_gemm("blas") in gemm.GEMM_MODES
+    assert gemm.set_gemm("tiles") == "blas"
+    with pytest.raises(symnn.SymnnError, match="unknown mode 'avx'"):
+        gemm.set_gemm("avx")
+    assert gemm.gemm_mode() == "tiles"
+
+
+def test_float32_takes_blas_on_both_settings(mode):
+    """The tiles are float64 only: a float32 product gives BLAS's bits even under "tiles"."""
+    rng = np.random.default_rng(3)
+    args, want = _operands(rng, 0, 0, 64, 64, 64, 0.0)
+    args = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in args)
+    gemm.set_gemm("tiles")
+    gemm._gemm(*args)
+    got = args[13].copy()
+    _blas_only(*args)
+    np.testing.assert_array_equal(got, args[13])
+    assert np.max(np.abs(got[3:].reshape(64, 64) - want)) <= 1e-5 * np.abs(want).max()
+
+
+def test_a_gradient_is_the_same_on_both_paths(mode):
+    """The 64-32-10 tanh / softmax-CE MLP of tests/test_check.py at B = 128 (its Dense
+    products and their adjoints large enough for tiles): within rounding of each other and
+    of the NumPy reference."""
+    model = symnn.mlp([64, 32, 10], activation="tanh", output="softmax",
+                      loss="cross_entropy").compile()
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((128, 64)), rng.integers(0, 10, 128)
+    th = model.init(0)
+    ref = model.reference.loss_and_grad(th, X, y)[1]
+    scale = np.abs(ref).max()
+    for path in ("tiles", "blas"):
+        gemm.set_gemm(path)
+        g = model.loss_and_grad(th, X, y)[1]
+        assert np.max(np.abs(g - ref)) <= 1e-12 * scale, path
