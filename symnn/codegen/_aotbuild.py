@@ -29,6 +29,10 @@ from typing import Any
 __all__ = ["build", "entry_paths", "CHECKS", "FORMAT"]
 
 FORMAT = 1
+#: The global of the products' switch (:mod:`symnn.codegen.numba.gemm`) that a module
+#: defines and :mod:`symnn.codegen.aot` sets (``gemm._SYMBOL``; not imported here, so that
+#: reading this module imports no Numba)
+GEMM_FLAG = "symnn_gemm_tiles"
 #: The Python-level checks compiled into every module: name → (module, argument codes).
 #: Codes: ``a`` a 1-D array of the model's dtype, ``L`` of int64, ``i`` an int, ``f`` a
 #: float, ``b`` a bool.
@@ -154,17 +158,22 @@ def _strip_optnone(library) -> None:
     but here they are the only code — and ``optnone`` also makes LLVM's back end select
     instructions without optimisation (no fused multiply-add where the block allows one):
     other last bits.  The module is optimised by now; dropping ``optnone`` only changes
-    the back end's choices, which then are the JIT's."""
+    the back end's choices, which then are the JIT's.  The switch of the products
+    (:data:`GEMM_FLAG`), an external global in the JIT, is defined here."""
     import re
 
     import llvmlite.binding as ll
 
     text = str(library._final_module)
-    if "optnone" not in text:
+    flag = re.compile(rf"^@{GEMM_FLAG} = external ((?:local_unnamed_addr )?global i32)", re.M)
+    if "optnone" not in text and not flag.search(text):
         return
     groups = re.compile(r"^(attributes #\d+ = \{)([^}]*)(\})", re.M)
     text = groups.sub(lambda m: m.group(1) + re.sub(r"\boptnone\b", "", m.group(2))
                       + m.group(3), text)
+    # the products' switch (symnn.codegen.numba.gemm): the JIT links it to the process's
+    # flag by name; here the module defines it, and symnn.codegen.aot keeps it in step
+    text = flag.sub(rf"@{GEMM_FLAG} = \1 0", text)
     module = ll.parse_assembly(text)
     module.verify()
     library._final_module = module

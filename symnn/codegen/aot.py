@@ -191,6 +191,21 @@ def _probe(module: Any, loaded_blas: bool) -> None:
             sys.modules.pop("scipy.linalg.cython_blas", None)
 
 
+def _follow_gemm_switch(so: Path) -> None:
+    """The module's own copy of the products' switch (``_aotbuild.GEMM_FLAG``) follows
+    :func:`symnn.codegen.numba.gemm.set_gemm` (the module is loaded: ``CDLL`` finds it)."""
+    import ctypes
+
+    from symnn.codegen._aotbuild import GEMM_FLAG
+    from symnn.codegen.numba.gemm import mirror_flag
+
+    try:
+        flag = ctypes.c_int32.in_dll(ctypes.CDLL(str(so)), GEMM_FLAG)
+    except ValueError:  # a module whose kernels make no product
+        return
+    mirror_flag(flag)
+
+
 def _import(key: str, cache_dir) -> tuple[Any, dict] | None:
     """The extension module of ``key`` and its record, or None (missing or damaged)."""
     if key in _LOADED:
@@ -208,6 +223,7 @@ def _import(key: str, cache_dir) -> tuple[Any, dict] | None:
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
         _probe(module, loaded_blas)
+        _follow_gemm_switch(so)
     except Exception:  # a module that does not load: the Numba path, and rebuild
         if loaded_blas:
             sys.modules.pop("scipy.linalg.cython_blas", None)

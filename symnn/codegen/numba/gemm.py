@@ -62,6 +62,8 @@ _SYMBOL = "symnn_gemm_tiles"
 _FLAG = ctypes.c_int32(0)
 llvm.add_symbol(_SYMBOL, ctypes.addressof(_FLAG))
 _MODE = {"mode": "auto"}
+#: Copies of the flag defined by ahead-of-time modules (symnn.codegen.aot), kept in step
+_MIRRORS: list = []
 
 
 def host_has_avx512() -> bool:
@@ -91,7 +93,16 @@ def set_gemm(mode: str) -> str:
     old = _MODE["mode"]
     _MODE["mode"] = mode
     _FLAG.value = int(mode == "tiles" or (mode == "auto" and host_has_avx512()))
+    for flag in _MIRRORS:
+        flag.value = _FLAG.value
     return old
+
+
+def mirror_flag(flag) -> None:
+    """Keep ``flag`` (a ``ctypes.c_int32``: the switch an ahead-of-time module defines)
+    equal to this process's switch, now and after every :func:`set_gemm`."""
+    flag.value = _FLAG.value
+    _MIRRORS.append(flag)
 
 
 def gemm_mode() -> str:
