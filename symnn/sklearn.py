@@ -20,9 +20,10 @@ call; the parameters carry over.
 
 Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
 (Levenberg–Marquardt), ``"newton"`` and ``"kfac"`` (:class:`symnn.train.KFAC`, full
-batch); ``dtype="float32"``; ``check_every`` (finite-difference checks, as in
-:func:`symnn.train.fit`: ``None``, the default, checks the gradient once before training;
-``k`` also every k epochs; ``0`` runs none).
+batch); ``dtype="float32"`` (trains and predicts in float32: ``predict`` and
+``predict_proba`` return float32, as MLPRegressor fitted on float32 data); ``check_every``
+(finite-difference checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the
+gradient once before training; ``k`` also every k epochs; ``0`` runs none).
 
 Repeated fits cost no derivation or compilation: compiled models are cached in the process
 by their canonical declaration (input width, hidden widths, output width, activation,
@@ -480,7 +481,9 @@ class _SymnnMLP(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = np.require(X, dtype=np.dtype(self.dtype), requirements=["C", "W"])
         theta = np.require(self.params_, requirements=["C", "W"])
-        return np.asarray(self.model_.predict(theta, X), dtype=np.float64)
+        # walk: in the dtype the model computes in (float32 with dtype="float32", as
+        # MLPRegressor fitted on float32 data predicts float32; it was always float64)
+        return np.asarray(self.model_.predict(theta, X), dtype=np.dtype(self.dtype))
 
     # compiled models hold Numba dispatchers and SymPy lambdas: pickle the architecture and
     # the parameters, and recompile (from the kernel cache) on unpickling

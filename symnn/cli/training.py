@@ -99,7 +99,8 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     held = f" ({X_test.shape[0]} held out for testing)" if X_test is not None else ""
     scaled = ", inputs standardised" if scaler is not None else ""
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
-          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, {_batch(kw, args, optimizer)}, "
+          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, "
+          f"{_batch(kw, args, optimizer)}, "
           f"optimizer {optimizer.get('name')}", file=out)
     theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)

@@ -319,6 +319,16 @@ class Flatten:
     """``(channels, length) → channels·length`` in row-major ``(c, t)`` order (as
     ``torch.flatten(x, 1)``); the values are flat already, so it emits no op."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        # walk: a wrong call is a symnn error, not Python's TypeError
+        if args or kwargs:
+            given = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in
+                                                          kwargs.items()])
+            raise DeclarationError(
+                f"Flatten({given}): Flatten takes no arguments — it always turns the "
+                "(channels, length) value before it into one flat vector (as "
+                "torch.flatten(x, 1)); write Flatten()")
+
     def __repr__(self) -> str:
         return "Flatten()"
 

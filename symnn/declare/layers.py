@@ -116,6 +116,10 @@ class Dense:
                     f"integer, got {v!r}"
                 )
             check_width(v, f"Dense({self.n_in!r}, {self.n_out!r})")
+        if not isinstance(self.bias, (bool, np.bool_)):  # walk: Dense(2, 3, 4) was bias=4
+            raise DeclarationError(f"Dense({self.n_in}, {self.n_out}, bias={self.bias!r}): "
+                                   "bias must be True or False (Dense(n_in, n_out, bias=True))")
+        object.__setattr__(self, "bias", bool(self.bias))
 
     # -- parameters -----------------------------------------------------------------------
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:
