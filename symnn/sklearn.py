@@ -272,12 +272,14 @@ class _SymnnMLP(BaseEstimator):
         h = self.hidden_layer_sizes
         if isinstance(h, (int, np.integer)):
             h = [h]
-        try:
-            h = [int(v) for v in h]
-        except (TypeError, ValueError) as err:
+        # walk: (2.5,) was width 2, "4" width 4 and (True,) width 1, silently
+        if isinstance(h, (str, bytes)) or not hasattr(h, "__iter__") or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                for v in h):
             raise DeclarationError(
-                f"hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}") from err
+                f"hidden_layer_sizes must be a sequence of positive integers, e.g. (100,) or "
+                f"(64, 32), got {self.hidden_layer_sizes!r}")
+        h = [int(v) for v in h]
         if any(v <= 0 for v in h):
             raise DeclarationError(
                 f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
@@ -591,7 +593,7 @@ class SymnnClassifier(ClassifierMixin, _SymnnMLP):
                 self.classes_ = np.unique(y)
             if len(self.classes_) < 2:
                 raise DataError(f"SymnnClassifier needs samples of at least 2 classes in the "
-                                f"data; got 1 class ({self.classes_[0]!r})")
+                                f"data; got 1 class ({self.classes_[0]})")
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             how = ("pass every class to the first partial_fit call (classes=…)"

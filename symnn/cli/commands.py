@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import sympy as sp
 
-from symnn.cli._common import error, limit_hint, load_spec, loss
+from symnn.cli._common import check_output, error, limit_hint, load_spec, loss
 from symnn.data import load_data
 from symnn.errors import SizeLimitError, SpecError
 
@@ -138,6 +138,7 @@ def cmd_latex(args) -> int:
 
     if args.pdf and not args.output:
         raise SpecError("--pdf needs -o OUT.tex (the PDF is written next to it)")
+    check_output(args.output, args.spec)
     spec = load_spec(args.spec)
     optimizer = None if spec.optimizer is None else get_optimizer(dict(spec.optimizer))
     with limit_hint():

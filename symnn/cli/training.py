@@ -25,8 +25,8 @@ __all__ = ["cmd_predict", "cmd_train", "train_spec"]
 def cmd_train(args) -> int:
     """``symnn train SPEC``: load data, compile, train, report, save."""
     spec = load_spec(args.spec)
-    check_output(args.output)
-    check_output(args.plot)
+    check_output(args.output, args.spec, args.data)
+    check_output(args.plot, args.spec, args.data, args.output)
     if args.plot:
         _need_matplotlib()
     model, theta, history, scaler = train_spec(spec, args, args.spec, data=args.data,
@@ -284,7 +284,7 @@ def _is_model_file(path: str) -> bool:
 
 def cmd_predict(args) -> int:
     """``symnn predict MODEL.npz|SPEC --data FILE.csv``: predictions as CSV."""
-    check_output(args.output)
+    check_output(args.output, args.model, args.data)
     if _is_model_file(args.model):
         from symnn.train.io import load
 

@@ -183,7 +183,8 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
     except UnicodeDecodeError as err:
         raise SpecError(f"{p}: not UTF-8 text (byte {err.start}); save the spec as UTF-8") \
             from err
-    return loads_spec(text, name=str(p), path=p)
+    # walk: a UTF-8 byte-order mark (Notepad writes one) was "malformed TOML … column 1"
+    return loads_spec(text.removeprefix("\ufeff"), name=str(p), path=p)
 
 
 def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spec:
