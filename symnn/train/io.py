@@ -162,8 +162,20 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
         When ``theta`` does not fit the model.
     """
 
+    # walk: a None path or a string model were raw TypeError / AttributeError
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise ArgumentError(f"save: expected the path of the model file (str or Path), got "
+                            f"{type(path).__name__}")
     declared = getattr(model, "declared", model)
+    if not hasattr(declared, "n_params") or not hasattr(declared, "param_shapes"):
+        raise ArgumentError(f"save: model must be a compiled model, a Network or a Model, got "
+                            f"{type(model).__name__}")
     theta, dt = _theta_to_save(model, declared, theta)
+    if not np.all(np.isfinite(theta)):  # walk: it loaded, then every predict failed
+        i = int(np.flatnonzero(~np.isfinite(theta))[0])
+        raise ModelFileError(f"save: theta holds {theta[i]} at index {i}; a model file "
+                             "stores finite parameters (after a diverged fit, save "
+                             "err.params of the TrainingError: the last finite ones)")
     from symnn.train.history import History
     from symnn.train.modelspec import spec_of
 
@@ -216,7 +228,7 @@ def _meta_text(meta: dict, theta: np.ndarray, arrays: dict) -> str:
     hist = meta.get("history")
     records = hist.get("records", []) if isinstance(hist, dict) else []
     k = 1
-    while len(text.encode("utf-8")) > MAX_META_BYTES and k < max(2 * len(records), 2):
+    while len(text.encode("utf-8")) > MAX_META_BYTES and records and k < 2 * len(records):
         k *= 2
         kept = records[::k] + ([records[-1]] if (len(records) - 1) % k else [])
         meta["history"] = dict(hist, records=kept)
