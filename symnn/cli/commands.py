@@ -41,6 +41,11 @@ def cmd_demo(args) -> int:
     print()
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    from symnn.codegen.cache import default_cache_dir
+
+    # walk: the first run sat silent for ~10-40 s here (compiling)
+    print(f"Compiling the derived program into Numba kernels (the first run takes some "
+          f"seconds; the kernels are cached in {default_cache_dir()})…", flush=True)
     model = net.compile()
     optimizer = {"name": "sgd", "lr": args.lr}
     print(f"Training: full-batch gradient descent, η = {args.lr:g}, {args.epochs} steps, "

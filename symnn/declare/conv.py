@@ -49,6 +49,7 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.declare import layers, recurrent
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
 from symnn.declare.limits import check_width
@@ -77,6 +78,7 @@ def _shape2(owner: str, in_shape) -> tuple[int, int]:
     return in_shape
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class Conv1D:
     """``z[c, t] = Σ_{c', k} W[c, c', k] · x[c', t·s + k − p] + b[c]`` on a
@@ -274,6 +276,7 @@ class _Pool:
                      r"%s^{(%d.%d)}" % (self.PREFIX, l, k), self.PREFIX + _sup(f"({l}.{k})"))
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class AvgPool1D(_Pool):
     """``r[c, t] = (1/m) Σ_{j<m} x[c, t·m + j]``: non-overlapping windows of ``size = m``
@@ -294,6 +297,7 @@ class AvgPool1D(_Pool):
                        f"{self.size})", r"\tfrac{1}{\sqrt{%d}}" % self.size)]
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class MaxPool1D(_Pool):
     """``r[c, t] = max_{j<m} x[c, t·m + j]``, as ``torch.nn.functional.max_pool1d(x, m)``;
@@ -511,8 +515,11 @@ def _first_shape(layers) -> tuple:
         return tuple(first.in_shape)
     if conv:
         bad = conv[0]
+        # walk: an RNN after a Dense layer was said to need a "(channels, length)" input
+        kind = ("a (time, features) sequence" if layout_of(layers[bad]) == "sequence"
+                else "a (channels, length)")
         raise DeclarationError(
-            f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
+            f"layer {bad} ({layers[bad]!r}) needs {kind} input: a network with "
             "convolutional or sequence layers starts with a Conv1D or a sequence layer (RNN, "
             "GRU, SelfAttention, or a LayerNorm given length=)")
     if not dense_count(first):

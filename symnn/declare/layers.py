@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from symnn import ops as P
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.activations import Activation, get_activation
 from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
@@ -89,6 +90,7 @@ def act_var(l: int, k: int, size: int):
                 + _sup(")"))
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class Dense:
     """Affine layer ``z = W a + b`` with ``W`` of shape ``(n_out, n_in)``, ``b`` of ``(n_out,)``.

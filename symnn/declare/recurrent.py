@@ -57,6 +57,7 @@ import sympy as sp
 
 from symnn import ops as P
 from symnn.declare import layers
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.activations import get_activation
 from symnn.declare.layers import Factor, ParamSpec, _sup
 from symnn.declare.limits import check_width
@@ -267,6 +268,7 @@ class _Recurrent:
         return d
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class RNN(_Recurrent):
     r"""Elman recurrence ``z_t = W_xh x_t + W_hh h_{t−1} + b``, ``h_t = σ(z_t)``, ``h_0 = 0``
@@ -410,6 +412,7 @@ class RNN(_Recurrent):
 _GATES = ("r", "z", "n")
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class GRU(_Recurrent):
     r"""Gated recurrent unit in ``torch.nn.GRU``'s convention (``h_0 = 0``)::
