@@ -25,10 +25,12 @@ def refuse_model_file(p: Path, head: bytes | None = None) -> None:
     ...
     symnn.errors.SpecError: ...m.npz: this is a zip archive (a saved .npz model file?), ...
     """
-    if head is None:
+    if head is None:  # read_regular_file refused it: a FIFO must not block the open
         try:
-            with open(p, "rb") as fh:  # only after read_regular_file refused it
-                head = fh.read(4) if p.is_file() else b""
+            if not Path(p).is_file():
+                return
+            with open(p, "rb") as fh:
+                head = fh.read(4)
         except OSError:
             return
     if head == _ZIP:
