@@ -40,6 +40,7 @@ symnn.errors.DeclarationError: layer 1 (Conv1D(4, 2, 2)) reads a (channels, leng
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, replace
 from numbers import Integral
@@ -332,6 +333,9 @@ class Flatten:
                 f"Flatten({given}): Flatten takes no arguments — it always turns the "
                 "(channels, length) value before it into one flat vector (as "
                 "torch.flatten(x, 1)); write Flatten()")
+
+    #: what help() and the API reference show (the arguments above are only refused)
+    __signature__ = inspect.Signature(return_annotation=None)
 
     def __repr__(self) -> str:
         return "Flatten()"
