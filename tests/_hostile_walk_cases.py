@@ -81,6 +81,8 @@ _op_case("rmatvec-short", "ShapeError", "multiplies a vector of shape",
          lambda op, P: op.rmatvec(np.ones(P + 1)))
 _op_case("matmat-rows", "ShapeError", "multiplies a matrix of shape",
          lambda op, P: op @ np.ones((P - 1, 2)))
+_op_case("huge-broadcast-X", "SizeLimitError", "X of shape (1000000000, 3) needs 22.4 GiB",
+         lambda op, P: op.model.predict(op.theta, np.broadcast_to(0.5, (10**9, 3))))
 _op_case("nan", "DataError", "contains nan at index 2",
          lambda op, P: op.matvec(np.where(np.arange(P) == 2, np.nan, 1.0)))
 
