@@ -92,7 +92,6 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     _check_distributed(args, spec_arg, optimizer, kw)
     source = _data_source(spec, args, spec_arg, data)
     X, y, scaler = load_dataset(source, declared, spec.data)
-    model = declared.compile(dtype=spec.training.get("dtype", "float64"))
     X_test = y_test = None
     if spec.data.get("test_size"):
         X, y, X_test, y_test = _split(X, y, float(spec.data["test_size"]), kw["seed"], source)
@@ -101,7 +100,9 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
           f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, "
           f"{_batch(kw, args, optimizer)}, "
-          f"optimizer {optimizer.get('name')}", file=out)
+          f"optimizer {optimizer.get('name')}", file=out, flush=True)
+    # walk: compiled after the line above, which a cold first run shows before its pause
+    model = declared.compile(dtype=spec.training.get("dtype", "float64"))
     theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)
     if X_test is not None:
