@@ -274,7 +274,13 @@ def _csv_rows(path: str, opts: dict) -> list[list[str]]:
     if not isinstance(delim, str) or len(delim) != 1 or delim in "\r\n\"":
         raise DataError(f"{path}: [data] delimiter must be one character (not a quote or a "
                         f"newline), got {delim!r}")
-    raw = read_regular_file(path, MAX_DATA_BYTES, "data file")
+    try:
+        raw = read_regular_file(path, MAX_DATA_BYTES, "data file")
+    except DataError as err:  # walk: "mnist" is no file and no built-in data set: say both
+        if os.path.exists(path) or os.sep in path or "." in os.path.basename(path):
+            raise
+        raise DataError(f"{path}: no such file, and not a built-in data set (those are "
+                        f"{', '.join(BUILTIN_DATA)})") from err
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -300,8 +306,10 @@ def _numbers(path: str, rows: list[list[str]], first_line: int) -> np.ndarray:
                 data[i, j] = float(c)
             except ValueError:
                 # the cell's text is not shown: a data file is not always the user's own
+                hint = next((f"; is the delimiter {d!r}? set [data] delimiter = {d!r} in "
+                             "the spec" for d in (";", "\t", "|") if d in c), "")
                 raise DataError(f"{path}, line {line}, column {j + 1}: not a number "
-                                f"({len(c.strip())} characters)") from None
+                                f"({len(c.strip())} characters){hint}") from None
     if not np.all(np.isfinite(data)):
         i, j = np.argwhere(~np.isfinite(data))[0]
         raise DataError(f"{path}: row {i + 1}, column {j + 1} is not finite")

@@ -20,9 +20,10 @@ call; the parameters carry over.
 
 Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
 (Levenberg–Marquardt), ``"newton"`` and ``"kfac"`` (:class:`symnn.train.KFAC`, full
-batch); ``dtype="float32"``; ``check_every`` (finite-difference checks, as in
-:func:`symnn.train.fit`: ``None``, the default, checks the gradient once before training;
-``k`` also every k epochs; ``0`` runs none).
+batch); ``dtype="float32"`` (trains and predicts in float32: ``predict`` and
+``predict_proba`` return float32, as MLPRegressor fitted on float32 data); ``check_every``
+(finite-difference checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the
+gradient once before training; ``k`` also every k epochs; ``0`` runs none).
 
 Repeated fits cost no derivation or compilation: compiled models are cached in the process
 by their canonical declaration (input width, hidden widths, output width, activation,
@@ -271,12 +272,14 @@ class _SymnnMLP(BaseEstimator):
         h = self.hidden_layer_sizes
         if isinstance(h, (int, np.integer)):
             h = [h]
-        try:
-            h = [int(v) for v in h]
-        except (TypeError, ValueError) as err:
+        # walk: (2.5,) was width 2, "4" width 4 and (True,) width 1, silently
+        if isinstance(h, (str, bytes)) or not hasattr(h, "__iter__") or not all(
+                isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                for v in h):
             raise DeclarationError(
-                f"hidden_layer_sizes must be a sequence of positive integers, got "
-                f"{self.hidden_layer_sizes!r}") from err
+                f"hidden_layer_sizes must be a sequence of positive integers, e.g. (100,) or "
+                f"(64, 32), got {self.hidden_layer_sizes!r}")
+        h = [int(v) for v in h]
         if any(v <= 0 for v in h):
             raise DeclarationError(
                 f"hidden_layer_sizes must be > 0, got {self.hidden_layer_sizes!r}")
@@ -480,7 +483,9 @@ class _SymnnMLP(BaseEstimator):
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = np.require(X, dtype=np.dtype(self.dtype), requirements=["C", "W"])
         theta = np.require(self.params_, requirements=["C", "W"])
-        return np.asarray(self.model_.predict(theta, X), dtype=np.float64)
+        # walk: in the dtype the model computes in (float32 with dtype="float32", as
+        # MLPRegressor fitted on float32 data predicts float32; it was always float64)
+        return np.asarray(self.model_.predict(theta, X), dtype=np.dtype(self.dtype))
 
     # compiled models hold Numba dispatchers and SymPy lambdas: pickle the architecture and
     # the parameters, and recompile (from the kernel cache) on unpickling
@@ -588,7 +593,7 @@ class SymnnClassifier(ClassifierMixin, _SymnnMLP):
                 self.classes_ = np.unique(y)
             if len(self.classes_) < 2:
                 raise DataError(f"SymnnClassifier needs samples of at least 2 classes in the "
-                                f"data; got 1 class ({self.classes_[0]!r})")
+                                f"data; got 1 class ({self.classes_[0]})")
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             how = ("pass every class to the first partial_fit call (classes=…)"

@@ -578,6 +578,12 @@ for _cid, _frag, _text in CLI:
     CASES.append((f"cli-{_cid}", "exit 1", _frag, _cli(_text)))
 
 
+# -- round 5 (walk): tests/_hostile_walk_cases.py, run in this same subprocess ------------
+import _hostile_walk_cases  # noqa: E402 - the tests folder is on sys.path (driver, runner)
+
+CASES += _hostile_walk_cases.CASES
+
+
 def run_all(d: str) -> dict:
     """Run every case in this process; ``{id: outcome}``."""
     import signal

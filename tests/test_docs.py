@@ -47,3 +47,21 @@ def test_docs_show_each_plot():
     pages = "\n".join(p.read_text(encoding="utf-8") for p in DOCS.glob("*.md"))
     for name in images:
         assert f"](img/{name})" in pages, name
+
+
+# -- walk (round 5): the TOML examples of the docs parse ---------------------------------
+@pytest.mark.parametrize("page", sorted(p for p in DOCS.glob("*.md")
+                                        if "```toml" in p.read_text(encoding="utf-8")),
+                         ids=lambda p: p.name)
+def test_doc_page_toml_examples_are_valid(page):
+    """Every ```toml block is TOML, and one with a [network] or [model] is a valid spec
+    (docs/spec-format.md's Dropout example had a stray ']')."""
+    import tomllib
+
+    from symnn.spec import loads_spec
+
+    text = page.read_text(encoding="utf-8")
+    for i, block in enumerate(re.findall(r"```toml\n(.*?)```", text, flags=re.S)):
+        tomllib.loads(block)
+        if re.search(r"^\[(network|model)\]", block, flags=re.M):
+            loads_spec(block, name=f"{page.name}[toml block {i}]")

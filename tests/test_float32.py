@@ -101,3 +101,6 @@ def test_sklearn_estimator_trains_in_float32():
     _close(c32.params_, c64.params_, "classifier parameters")
     np.testing.assert_allclose(c32.predict_proba(X), c64.predict_proba(X), rtol=1e-3,
                                atol=1e-5)
+    # walk: predictions come in the dtype the estimator computes in (as MLPClassifier's)
+    assert c32.predict_proba(X).dtype == np.float32
+    assert c64.predict_proba(X.astype(np.float32)).dtype == np.float64

@@ -189,7 +189,9 @@ def test_truncated_bptt_matches_torch_detach(item):
 
 def test_truncation_points_are_counted_from_the_end():
     assert symnn.RNN(1, 1, length=7, truncate=3).cuts() == {4, 1}
-    assert symnn.GRU(1, 1, length=3, truncate=5).cuts() == set()
+    assert symnn.GRU(1, 1, length=3, truncate=3).cuts() == set()  # truncate = T: no cut
+    with pytest.raises(symnn.DeclarationError, match="longer than the sequences"):
+        symnn.GRU(1, 1, length=3, truncate=5)  # walk: refused, not a silent no-op
 
 
 def test_clip_norm_works_in_a_fit_of_an_rnn():

@@ -21,7 +21,7 @@ def _unrolled_layer(layer):
 
     if (isinstance(layer, (RNN, GRU)) and layer.looped and layer.length is not None
             and layer.length <= MAX_UNROLLED_STEPS):
-        return replace(layer, unroll=True if isinstance(layer, RNN) else None)
+        return replace(layer, unroll=True)  # walk: a GRU too (unroll=None kept T > 16 looped)
     return layer
 
 

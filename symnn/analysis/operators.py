@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse.linalg as sla
 
 from symnn.analysis._common import check_finite_matrix, check_theta
-from symnn.errors import AnalysisError
+from symnn.errors import AnalysisError, DataError, ShapeError
 
 __all__ = ["hessian_operator", "ggn_operator", "curvature_operator", "MATRICES",
            "product_kind"]
@@ -74,8 +74,36 @@ class CurvatureOperator(sla.LinearOperator):
             check_finite_matrix(out, f"{self.matrix} product")
         return out
 
+    # walk: a vector of the wrong length was scipy's bare "dimension mismatch"; NaN in a
+    # vector was reported at "row 0, column i" of the (1, P) block
+    def matvec(self, x):
+        """``A x``; ``x`` of shape ``(P,)`` or ``(P, 1)``."""
+        x = np.asarray(x)
+        if x.shape not in ((self.shape[1],), (self.shape[1], 1)):
+            raise ShapeError(f"the {self.matrix} operator is {self.shape[0]}×{self.shape[1]}: "
+                             f"it multiplies a vector of shape ({self.shape[1]},), got "
+                             f"{x.shape}")
+        return super().matvec(x)
+
+    def rmatvec(self, x):
+        """``Aᵀ x = A x`` (the operator is symmetric)."""
+        return np.conj(self.matvec(np.conj(x)))
+
+    def matmat(self, X):
+        """``A X``; ``X`` of shape ``(P, K)``."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[0] != self.shape[1]:
+            raise ShapeError(f"the {self.matrix} operator is {self.shape[0]}×{self.shape[1]}: "
+                             f"it multiplies a matrix of shape ({self.shape[1]}, K), got "
+                             f"{X.shape}")
+        return super().matmat(X)
+
     def _matvec(self, x):
         x = np.asarray(x)
+        if x.dtype.kind in "fc" and not np.all(np.isfinite(x)):
+            i = int(np.flatnonzero(~np.isfinite(x.reshape(-1)))[0])
+            raise DataError(f"the vector multiplied by the {self.matrix} operator contains "
+                            f"{x.reshape(-1)[i]} at index {i}; give a finite vector")
         return self.products(x.reshape(1, -1))[0].reshape(x.shape)
 
     def _matmat(self, X):

@@ -35,7 +35,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from symnn.cli._common import MAX_BATCH, MAX_EPOCHS, error
+from symnn.cli._common import MAX_BATCH, MAX_EPOCHS, PROG, error
 from symnn.cli.parser import build_parser
 from symnn.data import load_data
 from symnn.errors import SymnnError
@@ -73,11 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(args)
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line, ``symnn: warning: <message>`` (walk: not a source excerpt)."""
+    print(f"{PROG}: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def _run(args) -> int:
     """Run the subcommand; every failure becomes one line on stderr (or, with
     ``--traceback``, the Python traceback)."""
+    import warnings
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            if not args.traceback:
+                warnings.showwarning = _warning_line
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         error("interrupted")
         return 130

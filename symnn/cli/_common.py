@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from symnn.errors import SizeLimitError
+from symnn.errors import SizeLimitError, SpecError
 
 PROG = "symnn"
 
@@ -31,11 +31,21 @@ def load_spec(path: str):
     return load(path)
 
 
-def check_output(path: str | None) -> None:
+def check_output(path: str | None, *inputs: str | None) -> None:
     """Refuse, before any work, an output whose folder does not exist (not after an hour
-    of training)."""
+    of training), or that is one of the command's input files (walk: ``symnn predict
+    model.npz -o model.npz`` replaced the model with its predictions)."""
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise FileNotFoundError(2, "the folder to write into does not exist", path)
+    for src in inputs:
+        try:
+            same = bool(path and src) and os.path.samefile(path, src)
+        except OSError:  # one of them does not exist (yet): not the same file
+            same = False
+        if same:
+            raise SpecError(f"{path}: this is also the command's input file; writing the "
+                            "output there would destroy it — give another -o/--output "
+                            "(or --plot) path")
 
 
 def loss(model, theta, X, y) -> float:

@@ -9,7 +9,7 @@ import textwrap
 import numpy as np
 import sympy as sp
 
-from symnn.cli._common import error, limit_hint, load_spec, loss
+from symnn.cli._common import check_output, error, limit_hint, load_spec, loss
 from symnn.data import load_data
 from symnn.errors import SizeLimitError, SpecError
 
@@ -41,6 +41,11 @@ def cmd_demo(args) -> int:
     print()
     X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    from symnn.codegen.cache import default_cache_dir
+
+    # walk: the first run sat silent for ~10-40 s here (compiling)
+    print(f"Compiling the derived program into Numba kernels (the first run takes some "
+          f"seconds; the kernels are cached in {default_cache_dir()})…", flush=True)
     model = net.compile()
     optimizer = {"name": "sgd", "lr": args.lr}
     print(f"Training: full-batch gradient descent, η = {args.lr:g}, {args.epochs} steps, "
@@ -138,6 +143,7 @@ def cmd_latex(args) -> int:
 
     if args.pdf and not args.output:
         raise SpecError("--pdf needs -o OUT.tex (the PDF is written next to it)")
+    check_output(args.output, args.spec)
     spec = load_spec(args.spec)
     optimizer = None if spec.optimizer is None else get_optimizer(dict(spec.optimizer))
     with limit_hint():

@@ -25,8 +25,8 @@ __all__ = ["cmd_predict", "cmd_train", "train_spec"]
 def cmd_train(args) -> int:
     """``symnn train SPEC``: load data, compile, train, report, save."""
     spec = load_spec(args.spec)
-    check_output(args.output)
-    check_output(args.plot)
+    check_output(args.output, args.spec, args.data)
+    check_output(args.plot, args.spec, args.data, args.output)
     if args.plot:
         _need_matplotlib()
     model, theta, history, scaler = train_spec(spec, args, args.spec, data=args.data,
@@ -92,15 +92,17 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
     _check_distributed(args, spec_arg, optimizer, kw)
     source = _data_source(spec, args, spec_arg, data)
     X, y, scaler = load_dataset(source, declared, spec.data)
-    model = declared.compile(dtype=spec.training.get("dtype", "float64"))
     X_test = y_test = None
     if spec.data.get("test_size"):
         X, y, X_test, y_test = _split(X, y, float(spec.data["test_size"]), kw["seed"], source)
     held = f" ({X_test.shape[0]} held out for testing)" if X_test is not None else ""
     scaled = ", inputs standardised" if scaler is not None else ""
     print(f"training {declared.name} ({declared.n_params} parameters) on {source}: "
-          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, {_batch(kw, args, optimizer)}, "
-          f"optimizer {optimizer.get('name')}", file=out)
+          f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, "
+          f"{_batch(kw, args, optimizer)}, "
+          f"optimizer {optimizer.get('name')}", file=out, flush=True)
+    # walk: compiled after the line above, which a cold first run shows before its pause
+    model = declared.compile(dtype=spec.training.get("dtype", "float64"))
     theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)
     if X_test is not None:
@@ -283,7 +285,7 @@ def _is_model_file(path: str) -> bool:
 
 def cmd_predict(args) -> int:
     """``symnn predict MODEL.npz|SPEC --data FILE.csv``: predictions as CSV."""
-    check_output(args.output)
+    check_output(args.output, args.model, args.data)
     if _is_model_file(args.model):
         from symnn.train.io import load
 

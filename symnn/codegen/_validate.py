@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from symnn.errors import ArgumentError, DataError, ShapeError
+from symnn.errors import ArgumentError, DataError, ShapeError, SizeLimitError
 
 __all__ = ["as_theta", "as_directions", "as_inputs", "as_targets", "as_dtype", "as_seed"]
 
@@ -137,11 +137,18 @@ def _finite(arr: np.ndarray, what: str, original: np.ndarray | None = None) -> N
     )
 
 
-def _cast(arr: np.ndarray, dtype) -> np.ndarray:
+def _cast(arr: np.ndarray, dtype, what: str = "an input") -> np.ndarray:
     """``arr`` as a writable, aligned, C-contiguous array of ``dtype`` in native byte
     order: no copy when it is one already; a copy when it is read-only or memory-mapped."""
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by _finite
-        return np.require(arr, dtype=dtype, requirements=["C", "A", "W"])
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: reported by _finite
+            return np.require(arr, dtype=dtype, requirements=["C", "A", "W"])
+    except MemoryError as err:  # walk: a broadcast or strided view of 10⁹ rows
+        need = arr.size * np.dtype(dtype).itemsize
+        raise SizeLimitError(
+            f"{what} of shape {arr.shape} needs {need / 2**30:.1f} GiB as a contiguous "
+            f"{np.dtype(dtype).name} array (the kernels read it so), more memory than this "
+            "process can have; pass the rows in smaller batches") from err
 
 
 def _ready(a, dtype, ndim) -> bool:
@@ -168,7 +175,7 @@ def as_theta(theta, n_params: int, dtype: np.dtype, what: str = "theta",
             f"{what} has shape {arr.shape}; expected a flat vector of shape ({n_params},) "
             "(use model.flatten(...) to build one from named arrays)"
         )
-    out = _cast(arr, dtype)
+    out = _cast(arr, dtype, what)
     if finite:
         _finite(out, what, arr)
     return out
@@ -178,11 +185,11 @@ def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[n
     """Tangent direction(s): ``(P,)`` or ``(K, P)`` → ``((K, P) array, was 1-D)``; finite."""
     arr = _numeric(v, what)
     if arr.ndim == 1 and arr.shape[0] == n_params:
-        out = _cast(arr, dtype)
+        out = _cast(arr, dtype, what)
         _finite(out, what, arr)
         return out.reshape(1, n_params), True
     if arr.ndim == 2 and arr.shape[1] == n_params and arr.shape[0] >= 1:
-        out = _cast(arr, dtype)
+        out = _cast(arr, dtype, what)
         _finite(out, what, arr)
         return out, False
     raise ShapeError(
@@ -227,7 +234,7 @@ def as_inputs(X, n_inputs, dtype: np.dtype, what: str = "X") -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise ShapeError(f"{what} is an empty batch (shape {arr.shape}); give at least one row")
-    out = _cast(arr, dtype)
+    out = _cast(arr, dtype, what)
     _finite(out, what, arr)
     return out
 
@@ -264,7 +271,7 @@ def as_targets(y, batch: int, n_outputs: int, dtype: np.dtype, probabilities: bo
             f"{what} has shape {arr.shape}; expected ({batch}, {n_outputs}){alt} to match "
             f"{batch} rows of X and the model's {n_outputs} outputs"
         )
-    out = _cast(arr, dtype)
+    out = _cast(arr, dtype, what)
     if probabilities:
         tol = (1e-6 if dtype == np.float64 else 1e-4) * max(1, n_outputs)
         r = _bad_probability_row(out.reshape(-1), n_outputs, tol)

@@ -40,6 +40,7 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.declare import layers
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.layers import Factor, ParamSpec, _sup, layer_var
 from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
@@ -55,6 +56,7 @@ def _count(owner: str, name: str, v, low: int = 1) -> int:
     return int(v)
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class SelfAttention:
     r"""Single-head scaled dot-product self-attention on a ``(T, d_model)`` value ``X``::

@@ -37,6 +37,7 @@ import numpy as np
 import sympy as sp
 
 from symnn import ops as P
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.layers import (
     Act,
     Dense,
@@ -147,6 +148,7 @@ def _widths(items: tuple, where: str) -> int | None:
     return n
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class Residual:
     """The skip connection ``y = x + f(x)``, ``f`` the inner ``layers`` (``n → n``).

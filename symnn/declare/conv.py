@@ -40,6 +40,7 @@ symnn.errors.DeclarationError: layer 1 (Conv1D(4, 2, 2)) reads a (channels, leng
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field, replace
 from numbers import Integral
@@ -49,6 +50,7 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.declare import layers, recurrent
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.blocks import dense_count
 from symnn.declare.layers import Dense, Factor, ParamSpec, Softmax, _sup, layer_var
 from symnn.declare.limits import check_width
@@ -77,6 +79,7 @@ def _shape2(owner: str, in_shape) -> tuple[int, int]:
     return in_shape
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class Conv1D:
     """``z[c, t] = Σ_{c', k} W[c, c', k] · x[c', t·s + k − p] + b[c]`` on a
@@ -274,6 +277,7 @@ class _Pool:
                      r"%s^{(%d.%d)}" % (self.PREFIX, l, k), self.PREFIX + _sup(f"({l}.{k})"))
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class AvgPool1D(_Pool):
     """``r[c, t] = (1/m) Σ_{j<m} x[c, t·m + j]``: non-overlapping windows of ``size = m``
@@ -294,6 +298,7 @@ class AvgPool1D(_Pool):
                        f"{self.size})", r"\tfrac{1}{\sqrt{%d}}" % self.size)]
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class MaxPool1D(_Pool):
     """``r[c, t] = max_{j<m} x[c, t·m + j]``, as ``torch.nn.functional.max_pool1d(x, m)``;
@@ -318,6 +323,19 @@ class MaxPool1D(_Pool):
 class Flatten:
     """``(channels, length) → channels·length`` in row-major ``(c, t)`` order (as
     ``torch.flatten(x, 1)``); the values are flat already, so it emits no op."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        # walk: a wrong call is a symnn error, not Python's TypeError
+        if args or kwargs:
+            given = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in
+                                                          kwargs.items()])
+            raise DeclarationError(
+                f"Flatten({given}): Flatten takes no arguments — it always turns the "
+                "(channels, length) value before it into one flat vector (as "
+                "torch.flatten(x, 1)); write Flatten()")
+
+    #: what help() and the API reference show (the arguments above are only refused)
+    __signature__ = inspect.Signature(return_annotation=None)
 
     def __repr__(self) -> str:
         return "Flatten()"
@@ -501,8 +519,11 @@ def _first_shape(layers) -> tuple:
         return tuple(first.in_shape)
     if conv:
         bad = conv[0]
+        # walk: an RNN after a Dense layer was said to need a "(channels, length)" input
+        kind = ("a (time, features) sequence" if layout_of(layers[bad]) == "sequence"
+                else "a (channels, length)")
         raise DeclarationError(
-            f"layer {bad} ({layers[bad]!r}) needs a (channels, length) input: a network with "
+            f"layer {bad} ({layers[bad]!r}) needs {kind} input: a network with "
             "convolutional or sequence layers starts with a Conv1D or a sequence layer (RNN, "
             "GRU, SelfAttention, or a LayerNorm given length=)")
     if not dense_count(first):

@@ -39,6 +39,7 @@ from typing import Callable
 
 from symnn import ops as P
 from symnn.declare import layers
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.layers import Factor, ParamSpec
 from symnn.errors import DeclarationError
 
@@ -75,6 +76,7 @@ def _tilde_text(text: str) -> str:
     return unicodedata.normalize("NFC", text[:1] + "\u0303" + text[1:]) if text else "ã"
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class Dropout:
     """Inverted dropout ``ã = a ⊙ m / (1 − p)``, ``m ∈ {0, 1}`` given per sample (the

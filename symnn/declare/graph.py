@@ -46,6 +46,7 @@ from typing import Any, Callable
 import numpy as np
 
 from symnn import ops as P
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.blocks import dense_count, layer_data
 from symnn.declare.layers import (
     Act,
@@ -202,6 +203,7 @@ def _check_used(order: list[_Node], inp: str, output) -> None:
         raise DeclarationError(f"Graph: no node reads the input {inp!r}")
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True, repr=False)
 class Graph:
     """A directed acyclic graph of named nodes, one block of a :class:`~symnn.Network`.

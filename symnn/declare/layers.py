@@ -29,6 +29,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 from symnn import ops as P
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.activations import Activation, get_activation
 from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
@@ -89,6 +90,7 @@ def act_var(l: int, k: int, size: int):
                 + _sup(")"))
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class Dense:
     """Affine layer ``z = W a + b`` with ``W`` of shape ``(n_out, n_in)``, ``b`` of ``(n_out,)``.
@@ -116,6 +118,10 @@ class Dense:
                     f"integer, got {v!r}"
                 )
             check_width(v, f"Dense({self.n_in!r}, {self.n_out!r})")
+        if not isinstance(self.bias, (bool, np.bool_)):  # walk: Dense(2, 3, 4) was bias=4
+            raise DeclarationError(f"Dense({self.n_in}, {self.n_out}, bias={self.bias!r}): "
+                                   "bias must be True or False (Dense(n_in, n_out, bias=True))")
+        object.__setattr__(self, "bias", bool(self.bias))
 
     # -- parameters -----------------------------------------------------------------------
     def parameters(self, l: int) -> tuple[ParamSpec, ...]:

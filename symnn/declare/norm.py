@@ -40,6 +40,7 @@ import numpy as np
 
 from symnn import ops as P
 from symnn.declare import layers
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.layers import Factor, ParamSpec, _sup, layer_var
 from symnn.declare.limits import check_width
 from symnn.errors import DeclarationError
@@ -55,6 +56,7 @@ def _int(owner: str, name: str, v) -> int:
     return v
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class LayerNorm:
     """``y = γ ⊙ (x − μ)/sqrt(σ² + ε) + β`` over each row of ``n`` components.

@@ -23,7 +23,9 @@ its value passes on, its gradient does not) where it enters step ``t + 1`` for e
 the end, and no gradient crosses a cut.  With ``return_sequences=False`` the loss's
 gradient thus flows back exactly ``k`` steps from ``h_T``; an output ``h_t`` of a sequence
 passes its gradient back to the start of its chunk (at most ``k`` steps).  The same as
-``h = h.detach()`` after step ``T − k``, ``T − 2k``, … in a PyTorch loop.  A
+``h = h.detach()`` after step ``T − k``, ``T − 2k``, … in a PyTorch loop.  ``k ≤ T``:
+``truncate=T`` cuts nothing (the full BPTT); a ``k`` longer than the sequence is refused
+(a DeclarationError, as a Conv1D kernel longer than its input), not taken as a no-op.  A
 Hessian-vector product is then the exact derivative of the truncated gradient, a map whose
 Jacobian is not symmetric: use ``hvp``; ``hessian`` (the compiled kernel symmetrises, the
 NumPy reference stacks the products) is only the Hessian of the loss without truncation.
@@ -55,6 +57,7 @@ import sympy as sp
 
 from symnn import ops as P
 from symnn.declare import layers
+from symnn.declare._calls import refuse_bad_calls
 from symnn.declare.activations import get_activation
 from symnn.declare.layers import Factor, ParamSpec, _sup
 from symnn.declare.limits import check_width
@@ -127,6 +130,17 @@ class _Recurrent:
                     + (" or RNN(..., unroll=False)" if own == "RNN" else ""))
             raise DeclarationError(f"{own}: length {self.length} exceeds {MAX_LOOPED_STEPS} "
                                    "(symnn.declare.recurrent.MAX_LOOPED_STEPS)")
+        if self.length is not None:
+            self._check_truncate(own, self.length)
+
+    def _check_truncate(self, own: str, T: int) -> None:
+        # walk: a cut longer than the sequence cuts nothing; refused like a Conv1D kernel
+        # longer than its input (truncate = T is allowed: the full BPTT, every step back)
+        if self.truncate is not None and self.truncate > T:
+            raise DeclarationError(
+                f"{own}: truncate={self.truncate} is longer than the sequences (length {T}); "
+                f"truncate=k passes the gradient back k steps, at most T = {T}: drop "
+                f"truncate= for full backpropagation through time, or give truncate ≤ {T}")
 
     def _max_steps(self) -> int:
         return MAX_UNROLLED_STEPS
@@ -164,6 +178,7 @@ class _Recurrent:
                                    f"but the layer before it gives {T}; drop length= or make "
                                    f"it {T}")
         _int(own, "length (T)", T, 1)
+        self._check_truncate(own, T)
         return (T, self.n_hidden) if self.return_sequences else (self.n_hidden,)
 
     def bound(self, in_shape):
@@ -253,6 +268,7 @@ class _Recurrent:
         return d
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class RNN(_Recurrent):
     r"""Elman recurrence ``z_t = W_xh x_t + W_hh h_{t−1} + b``, ``h_t = σ(z_t)``, ``h_0 = 0``
@@ -396,6 +412,7 @@ class RNN(_Recurrent):
 _GATES = ("r", "z", "n")
 
 
+@refuse_bad_calls  # walk: a wrong call is a DeclarationError
 @dataclass(frozen=True)
 class GRU(_Recurrent):
     r"""Gated recurrent unit in ``torch.nn.GRU``'s convention (``h_0 = 0``)::

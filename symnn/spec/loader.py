@@ -49,6 +49,7 @@ from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
 from symnn.errors import ArgumentError, SpecError, SymnnError
+from symnn.spec._notspec import refuse_model_file
 from symnn.spec.blocks import graph_layer, residual_layer
 from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
 from symnn.spec.schema import (
@@ -171,13 +172,19 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
                             f"{type(path).__name__}")
     p = Path(path)
     # a regular file only (a FIFO would block the read for ever, /dev/zero never ends)
-    raw = read_regular_file(p, MAX_SPEC_BYTES, "spec file", SpecError)
+    try:
+        raw = read_regular_file(p, MAX_SPEC_BYTES, "spec file", SpecError)
+    except SpecError:
+        refuse_model_file(p)  # walk: a model file gets its own message
+        raise
+    refuse_model_file(p, raw[:4])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise SpecError(f"{p}: not UTF-8 text (byte {err.start}); save the spec as UTF-8") \
             from err
-    return loads_spec(text, name=str(p), path=p)
+    # walk: a UTF-8 byte-order mark (Notepad writes one) was "malformed TOML … column 1"
+    return loads_spec(text.removeprefix("\ufeff"), name=str(p), path=p)
 
 
 def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spec:

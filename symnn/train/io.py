@@ -62,12 +62,16 @@ import io as _io
 import json
 import os
 import zipfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from symnn._atomic import atomic_path
 from symnn.errors import ArgumentError, ModelFileError, SymnnError
+
+if TYPE_CHECKING:  # loaded lazily at run time (below); named here for ruff and type checkers
+    from symnn.train.exprdata import NODES, expr_from_data, expr_to_data  # noqa: F401
+    from symnn.train.history import History
 
 # The expression trees, the history and the spec reader load on first use: reading and
 # checking a file (load_compiled on a warm cache) needs neither SymPy nor the declarations.
@@ -158,8 +162,20 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
         When ``theta`` does not fit the model.
     """
 
+    # walk: a None path or a string model were raw TypeError / AttributeError
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise ArgumentError(f"save: expected the path of the model file (str or Path), got "
+                            f"{type(path).__name__}")
     declared = getattr(model, "declared", model)
+    if not hasattr(declared, "n_params") or not hasattr(declared, "param_shapes"):
+        raise ArgumentError(f"save: model must be a compiled model, a Network or a Model, got "
+                            f"{type(model).__name__}")
     theta, dt = _theta_to_save(model, declared, theta)
+    if not np.all(np.isfinite(theta)):  # walk: it loaded, then every predict failed
+        i = int(np.flatnonzero(~np.isfinite(theta))[0])
+        raise ModelFileError(f"save: theta holds {theta[i]} at index {i}; a model file "
+                             "stores finite parameters (after a diverged fit, save "
+                             "err.params of the TrainingError: the last finite ones)")
     from symnn.train.history import History
     from symnn.train.modelspec import spec_of
 
@@ -183,12 +199,7 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     }
     if scaler is not None:
         meta["preprocessing"] = {"kind": "standardize", "arrays": ["x_mean", "x_scale"]}
-    try:
-        meta["sha256"] = _digest(meta, theta, arrays)
-        text = json.dumps(meta, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ModelFileError(f"save: metadata must be JSON-able (strings, finite numbers, "
-                             f"lists, dicts): {err}") from err
+    text = _meta_text(meta, theta, arrays)
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     target = os.fspath(path)
     try:
@@ -197,6 +208,46 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     except OSError as err:
         raise ModelFileError(f"{target}: cannot write the model file: "
                              f"{err.strerror or err}") from err
+
+
+def _dumps(meta: dict, theta: np.ndarray, arrays: dict) -> str:
+    try:
+        meta["sha256"] = _digest(meta, theta, arrays)
+        return json.dumps(meta, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ModelFileError(f"save: metadata must be JSON-able (strings, finite numbers, "
+                             f"lists, dicts): {err}") from err
+
+
+def _meta_text(meta: dict, theta: np.ndarray, arrays: dict) -> str:
+    """The ``meta`` member as JSON, no longer than :func:`load` reads (walk: a long fit's
+    history — 80,000 epochs of XOR — made a file ``load`` refused): a history that does not
+    fit keeps every k-th epoch (and the last), with a warning; metadata too big is refused
+    before anything is written."""
+    text = _dumps(meta, theta, arrays)
+    hist = meta.get("history")
+    records = hist.get("records", []) if isinstance(hist, dict) else []
+    k = 1
+    while len(text.encode("utf-8")) > MAX_META_BYTES and records and k < 2 * len(records):
+        k *= 2
+        kept = records[::k] + ([records[-1]] if (len(records) - 1) % k else [])
+        meta["history"] = dict(hist, records=kept)
+        text = _dumps(meta, theta, arrays)
+    if len(text.encode("utf-8")) > MAX_META_BYTES:
+        raise ModelFileError(f"save: the model's metadata is {len(text.encode('utf-8'))} bytes "
+                             f"as JSON, more than the {MAX_META_BYTES} load reads "
+                             "(symnn.train.io.MAX_META_BYTES); store less metadata")
+    if k > 1:
+        import warnings
+
+        from symnn.errors import SymnnWarning
+
+        warnings.warn(f"save: the training history ({len(records)} epochs) is too long for a "
+                      f"model file; it keeps one epoch in {k} and the last "
+                      f"({len(meta['history']['records'])} records); save the full History "
+                      "elsewhere (History.to_dict) if you need every epoch", SymnnWarning,
+                      stacklevel=3)
+    return text
 
 
 def _theta_to_save(model, declared, theta) -> tuple[np.ndarray, np.dtype]:

@@ -209,6 +209,12 @@ def declared_from_spec(spec: Any):
                 raise ModelFileError(f"unknown penalty {p!r}")
             pens.append(maker(p["lam"], p.get("params")))
         kind = spec.get("kind")
+        # walk: keys nothing reads were ignored (an edited file's "activation" at the top)
+        extra = set(spec) - {"kind", "name", "loss", "penalties", "layers", "exprs", "inputs",
+                             "params", "output"}
+        if extra:
+            raise ModelFileError(f"the stored spec has unexpected keys "
+                                 f"{sorted(map(str, extra))[:5]}")
         if kind == "network":
             layers = spec.get("layers")
             if not isinstance(layers, list):

@@ -389,6 +389,9 @@ class _Scipy(SecondOrder):
                 x = np.asarray(res.x, np.float64)
         except _Stop:
             x = state["x"]
+        except ValueError as err:  # walk: SciPy's own finite checks (a CG step overflowed)
+            raise s.diverged(state["it"], state["it"], state["x"].astype(dt),
+                             f"{type(self).__name__} step", f"not finite ({err})") from err
         return s.result(x.astype(dt))
 
 
