@@ -115,14 +115,16 @@ def _xi(g) -> str:
     return f"{u} + j - {g.p}" if g.p else f"{u} + j"
 
 
+#: The most taps a pass of the direct loops adds (each pass loads and stores the output rows).
+_TAPS = 8
+
+
 def _tap_groups(kw: int) -> list[tuple[int, int]]:
-    """The taps ``0 ≤ j < kw`` in groups ``(j0, n)`` of 4, then 2, then 1."""
-    out, j0 = [], 0
-    while j0 < kw:
-        n = 4 if kw - j0 >= 4 else (2 if kw - j0 >= 2 else 1)
-        out.append((j0, n))
-        j0 += n
-    return out
+    """The taps ``0 ≤ j < kw`` in groups ``(j0, n)`` of at most :data:`_TAPS`, as even as
+    can be (k = 10: 5 and 5)."""
+    passes = -(-kw // _TAPS)
+    sizes = [kw // passes + (1 if p < kw % passes else 0) for p in range(passes)]
+    return [(sum(sizes[:p]), n) for p, n in enumerate(sizes)]
 
 
 def _plus(a: str, n: int) -> str:
@@ -291,15 +293,27 @@ def emit_convwmean(w: KernelWriter, op: P.ConvWMean) -> None:
 
 @emits(P.ChannelMean)
 def emit_channel_mean(w: KernelWriter, op: P.ChannelMean) -> None:
+    """The batch mean of the row sums: first the sum over the batch of every (c, t) in a
+    scratch (a loop over c·t that vectorises), then each row's sum: Σ_t (Σ_i v[i, c, t])."""
     v, o = w.slot(op.v), w.slot(op.out)
     w.uses_inv_b = True
-    _clear(w, o, op.c)
+    n = op.c * op.l
+    ps = w.carve(op.out.name + "_p", "K" if o.is_k else "one", n)
+    pk = f"k * {n} + " if o.is_k else ""
+    w.b(f"for q in range({'K * ' if o.is_k else ''}{n}):")
+    w.b(f"work[_u({ps} + q)] = {w.lit(0.0)}", 2)
     d = _open(w, o)
+    w.b(f"for q in range({n}):", d)
+    w.b(f"work[_u({ps} + {pk}q)] += {_at(v, n, 'q')}", d + 1)
+    d = 1
+    if o.is_k:
+        w.b("for k in range(K):")
+        d = 2
     w.b(f"for c in range({op.c}):", d)
     w.b(f"s = {w.lit(0.0)}", d + 1)
     w.b(f"for q in range({op.l}):", d + 1)
-    w.b(f"s += {_at(v, op.c * op.l, f'c * {op.l} + q')}", d + 2)
-    w.b(f"{_at(o, op.c, 'c')} += s * inv_B", d + 1)
+    w.b(f"s += work[_u({ps} + {pk}c * {op.l} + q)]", d + 2)
+    w.b(f"{_at(o, op.c, 'c')} {_store(w)} s * inv_B", d + 1)
 
 
 @emits(P.ChannelBcast)
