@@ -25,8 +25,9 @@ __all__ = ["BLAS_MADDS", "emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_
 
 
 #: From this many multiply-adds a sample (``C_out·C_in·k·L_out``), Conv1D, ConvT1D and
-#: ConvWMean call the im2col + BLAS blocks (:mod:`symnn.codegen.numba.runtime_conv`); below,
-#: loops (a BLAS call costs about a microsecond).
+#: ConvWMean call the im2col + BLAS blocks (:mod:`symnn.codegen.numba.runtime_conv`) — at
+#: stride 1, Conv1D and ConvT1D take the direct loops instead; below, loops (a BLAS call costs
+#: about a microsecond).
 BLAS_MADDS = 8192
 
 

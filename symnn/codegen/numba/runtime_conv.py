@@ -14,7 +14,8 @@ multiply-adds, on a scratch of ``m·L_out`` values (``col``), instead of loops w
 gradient is a strict, unvectorised sum.  BLAS reorders these sums, as it does every matrix
 product of the kernels.  The code generator (:mod:`symnn.codegen.numba.emit_conv`) calls
 these blocks for convolutions of at least :data:`~symnn.codegen.numba.emit_conv.BLAS_MADDS`
-multiply-adds a sample, and loops below.
+multiply-adds a sample, and loops below — except Conv1D and ConvT1D at stride 1, which it
+emits as direct loops (faster than a product a sample at these sizes).
 
 Every operand is addressed as ``off + i·bs + k·ks`` — sample ``i``, direction ``k``
 (``bs``, ``ks`` are 0 for what does not vary with them: a parameter, a value without
