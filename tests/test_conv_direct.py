@@ -1,8 +1,8 @@
 """The direct loops of stride-1 convolutions (:class:`symnn.codegen.numba.emit_conv._Direct`):
 Conv1D and ConvT1D of at least :data:`~symnn.codegen.numba.emit_conv.BLAS_MADDS`
 multiply-adds at stride 1 are emitted as loops over taps in groups of at most eight and
-over four output rows a pass.  With the threshold at 0, every kernel of a small network
-whose geometries reach every branch (5 output rows: a pass of four and one alone; kernel
+over two output rows a pass.  With the threshold at 0, every kernel of a small network
+whose geometries reach every branch (5 output rows: passes of two and one alone; kernel
 9: groups of 5 and 4; kernel 3 with padding 4, wider than a tap's reach, so that the
 adjoint's padding is negative and every tap has ends; several input channels) against the
 NumPy reference and PyTorch autograd.  The session's poisoned buffers (``SYMNN_POISON=1``) make a read of an
@@ -40,10 +40,12 @@ def test_direct_conv_loops_agree_with_reference_and_torch(direct_everywhere):
     net = _CASE.build()
     m64, m32 = net.compile(), net.compile(dtype="float32")
     grad = m64.source[m64.source.index("_loss_grad("):m64.source.index("_hvp(")]
-    # both convolutions and the second one's adjoint take the loops; no block but ConvWMean
-    assert "_conv_fwd(" not in m64.source and "_conv_t(" not in m64.source
-    # passes × tap groups: the first's 2 × 2, the second's 1 × 1, its adjoint's 2 × 1
-    assert grad.count("_a00 = ") == 4 + 1 + 2 and "_a34 = " in grad
+    # in the gradient, both convolutions and the second one's adjoint take the loops (no
+    # block but ConvWMean); the HVP's tangent ones (with directions) keep the blocks
+    assert "_conv_fwd(" not in grad and "_conv_t(" not in grad
+    assert "_conv_fwd(" in m64.source and "_conv_t(" in m64.source
+    # passes × tap groups: the first's 2 × 2, the second's 2 × 1, its adjoint's 2 × 1
+    assert grad.count("_a00 = ") == 4 + 2 + 2 and "_a14 = " in grad
     X, Y, th, _v, _V = case_data(net, 4)
     g64, g32 = m64.loss_and_grad(th, X, Y)[1], m32.loss_and_grad(th, X, Y)[1]
     assert rel_err(g32, g64) <= F32_TOL["grad"]

@@ -9,7 +9,7 @@ clears its output first unless it adds.
 A convolution of at least :data:`BLAS_MADDS` multiply-adds a sample (and direction) calls
 a block of :mod:`symnn.codegen.numba.runtime_conv` instead (im2col and one BLAS product a
 sample): the loops' weight gradient is a strict sum that does not vectorise.  At stride 1,
-Conv1D and ConvT1D of that size take *direct* loops instead (:func:`_emit_direct`), which
+Conv1D and ConvT1D of that size take *direct* loops instead (:class:`_Direct`), which
 beat im2col + BLAS at these sizes.
 """
 
@@ -31,10 +31,12 @@ __all__ = ["BLAS_MADDS", "emit_conv1d", "emit_convt1d", "emit_convwmean", "emit_
 BLAS_MADDS = 8192
 
 
-def _direct(g) -> bool:
-    """Whether a Conv1D or ConvT1D of geometry ``g`` takes the direct loops
-    (:func:`_emit_direct`): stride 1, at least :data:`BLAS_MADDS` multiply-adds."""
-    return g.s == 1 and g.c_out * g.c_in * g.k * g.l_out >= BLAS_MADDS
+def _direct(g, out: Slot) -> bool:
+    """Whether a Conv1D or ConvT1D of geometry ``g`` into ``out`` takes the direct loops
+    (:class:`_Direct`): stride 1, at least :data:`BLAS_MADDS` multiply-adds, and an output
+    without tangent directions (the loops are long to compile; the HVP's and Gauss-Newton
+    product's tangent convolutions keep the blocks)."""
+    return g.s == 1 and g.c_out * g.c_in * g.k * g.l_out >= BLAS_MADDS and not out.is_k
 
 
 def _blas(g, params: tuple, samples: tuple) -> bool:
@@ -132,8 +134,9 @@ def _plus(a: str, n: int) -> str:
     return a if n == 0 else (f"{a} + {n}" if n > 0 else f"{a} - {-n}")
 
 
-#: Output rows a pass of the direct loops (each input value loaded once for all).
-_ROWS = 4
+#: Output rows a pass of the direct loops (each input value loaded once for all of them;
+#: four ran no faster and took longer to compile).
+_ROWS = 2
 
 
 class _Direct:
@@ -200,7 +203,7 @@ def emit_conv1d(w: KernelWriter, op: P.Conv1D) -> None:
     bb = w.slot(op.b) if op.b is not None else None
     n_w = g.c_out * g.c_in * g.k
     n_o, n_x = g.c_out * g.l_out, g.c_in * g.l_in
-    if _direct(g):
+    if _direct(g, o):
         def init(row: str, dd: int) -> None:
             if bb is not None or not w.acc:
                 w.b(f"e = {_at(bb, g.c_out, row) if bb is not None else w.lit(0.0)}", dd)
@@ -239,7 +242,7 @@ def emit_convt1d(w: KernelWriter, op: P.ConvT1D) -> None:
     W, h, o = w.slot(op.W), w.slot(op.h), w.slot(op.out)
     n_w = g.c_out * g.c_in * g.k
     n_h, n_o = g.c_out * g.l_out, g.c_in * g.l_in
-    if _direct(g):  # the convolution of h (padded by k − 1 − p) with the flipped kernel
+    if _direct(g, o):  # the convolution of h (padded by k − 1 − p) with the flipped kernel
         def init(row: str, dd: int) -> None:
             if not w.acc:
                 w.b(f"for q in range({g.l_in}):", dd)
