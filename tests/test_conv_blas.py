@@ -18,9 +18,10 @@ from symnn.codegen.numba import emit_conv, generate, runtime_conv
 from symnn.derive import derive
 
 # stride 3, padding 2 (wider than a tap's reach at the ends), two input channels; a second
-# convolution with padding, whose input cotangent is computed too
-_CASE = NetCase((("conv", 2, 3, 4, 3, 2, 14), "tanh", ("conv", 3, 2, 2, 1, 1, None),
-                 ("flatten",), ("dense", 12, 3, True), "softmax"), "cross_entropy",
+# convolution with padding and stride 2 (stride 1 takes the direct loops instead: see
+# tests/test_conv_direct.py), whose input cotangent is computed too
+_CASE = NetCase((("conv", 2, 3, 4, 3, 2, 14), "tanh", ("conv", 3, 2, 2, 2, 1, None),
+                 ("flatten",), ("dense", 6, 3, True), "softmax"), "cross_entropy",
                 (("l2", 0.1),))
 
 _BLOCKS = ("_conv_fwd(", "_conv_t(", "_conv_wmean(")
@@ -54,17 +55,25 @@ def test_blas_conv_kernels_agree_with_reference_and_torch(blas_everywhere):
 
 
 def test_the_threshold_picks_blocks_for_wide_convolutions_and_loops_for_narrow_ones():
-    """At the default threshold (generated source only, nothing compiled)."""
+    """At the default threshold (generated source only, nothing compiled); stride 1 takes
+    the direct loops for Conv1D and ConvT1D."""
     net = symnn.Network([symnn.Conv1D(2, 8, 5, length=140), "relu", symnn.Conv1D(8, 2, 5),
                          "tanh", symnn.Conv1D(2, 1, 1), symnn.Flatten(), symnn.Dense(132, 1)],
                         loss="mse", name="wideconv")
     assert 2 * 8 * 5 * 132 >= emit_conv.BLAS_MADDS > 2 * 1 * 1 * 132
     src = generate(derive(net), "float64").source
-    assert all(b in src for b in _BLOCKS)
     assert "q0 = max(0, " in src  # the narrow one's loops
     grad = src[src.index("_loss_grad("):src.index("_hvp(")]
-    assert grad.count("_conv_fwd(") == 2 and grad.count("_conv_wmean(") == 2
-    assert grad.count("_conv_t(") == 1  # the input's cotangent is not computed
+    # stride 1: the wide ones' Conv1D and ConvT1D take the direct loops, ConvWMean the block
+    assert grad.count("_conv_wmean(") == 2 and "_a00 = " in grad
+    assert grad.count("_conv_fwd(") == 0 and grad.count("_conv_t(") == 0
+    strided = symnn.Network([symnn.Conv1D(2, 8, 5, length=140), "relu",
+                             symnn.Conv1D(8, 4, 5, stride=2), symnn.Flatten(),
+                             symnn.Dense(264, 1)], loss="mse", name="wideconv2")
+    grad = generate(derive(strided), "float64").source
+    grad = grad[grad.index("_loss_grad("):grad.index("_hvp(")]
+    assert grad.count("_conv_fwd(") == 1 and grad.count("_conv_wmean(") == 2
+    assert grad.count("_conv_t(") == 1  # the strided one's; the input's is not computed
 
 
 def test_im2col_and_col2im_are_adjoint():

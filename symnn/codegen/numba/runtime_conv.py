@@ -14,7 +14,8 @@ multiply-adds, on a scratch of ``m·L_out`` values (``col``), instead of loops w
 gradient is a strict, unvectorised sum.  BLAS reorders these sums, as it does every matrix
 product of the kernels.  The code generator (:mod:`symnn.codegen.numba.emit_conv`) calls
 these blocks for convolutions of at least :data:`~symnn.codegen.numba.emit_conv.BLAS_MADDS`
-multiply-adds a sample, and loops below.
+multiply-adds a sample, and loops below — except Conv1D and ConvT1D at stride 1, which it
+emits as direct loops (faster than a product a sample at these sizes).
 
 Every operand is addressed as ``off + i·bs + k·ks`` — sample ``i``, direction ``k``
 (``bs``, ``ks`` are 0 for what does not vary with them: a parameter, a value without
@@ -37,7 +38,7 @@ _u = np.uint64  # an index cast to unsigned skips the negative-index test, so lo
 #: The blocks' signatures (letters as in :func:`symnn.codegen.numba.runtime.prepare_runtime`).
 SPECS = {
     "_conv_fwd": "v:aiiaiiiaiiiaiiiiiiiiiiiiai",
-    "_conv_wmean": "v:aiiiaiiiaiiiiiiiiiisiai",
+    "_conv_wmean": "v:aiiiaiiiaiiiiiiiiiisiaii",
     "_conv_t": "v:aiiaiiiaiiiiiiiiiiiiai",
 }
 
@@ -121,24 +122,35 @@ def _conv_fwd(W, ow, wks, X, ox, xbs, xks, bias, ob, bks, hasb, out, oo, obs, ok
 
 
 def _conv_wmean(U, ou, ubs, uks, V, ov, vbs, vks, out, oo, oks, B, K, ci, li, co, kw, st, pd,
-               scale, acc, col, oc):
+               scale, acc, col, oc, ot):
     """out_k (co, ci·kw) (+)= scale · Σ_i U_ik (co, lo) · col(V_ik)ᵀ: the batch mean of the
     weight gradients.  U with directions and V without: the K directions of U are one
-    (K·co, lo) matrix, one product a sample."""
+    (K·co, lo) matrix, one product a sample.  The products are summed transposed,
+    col(V_ik) · U_ikᵀ (ci·kw × co), in ``col[ot:]`` (K·co·ci·kw values), which BLAS computes
+    faster at these shapes, and added to out at the end."""
     m = ci * kw
     lo = (li + 2 * pd - kw) // st + 1
-    if not acc:
-        for q in range(K * co * m):
-            out[_u(oo + q)] = 0.0
+    for q in range(K * co * m):
+        col[_u(ot + q)] = 0.0
     stacked = K > 1 and vks == 0 and uks == co * lo and oks == co * m
+    rows = K * co if stacked else co
     for i in range(B):
         for k in range(1 if stacked else K):
             v0 = ov + i * vbs + k * vks
             if k == 0 or vks != 0:
                 _im2col(V, v0, ci, li, lo, kw, st, pd, col, oc)
-            rows = K * co if stacked else co
-            _gemm(0, 1, rows, m, lo, scale, U, ou + i * ubs + k * uks, lo, col, oc, lo, 1.0,
-                  out, oo + k * oks, m)
+            _gemm(0, 1, m, rows, lo, scale, col, oc, lo, U, ou + i * ubs + k * uks, lo, 1.0,
+                  col, ot + k * co * m, rows)
+    for k in range(K):  # stacked: one (m, K·co) sum, direction k its columns k·co …
+        t0, ld = (ot + k * co, K * co) if stacked else (ot + k * co * m, co)
+        for c in range(co):
+            o = oo + k * oks + c * m
+            for q in range(m):
+                e = col[_u(t0 + q * ld + c)]
+                if acc:
+                    out[_u(o + q)] += e
+                else:
+                    out[_u(o + q)] = e
 
 
 def _conv_t(W, ow, wks, H, oh, hbs, hks, out, oo, obs, oks, B, K, ci, li, co, kw, st, pd,
