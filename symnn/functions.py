@@ -36,7 +36,7 @@ Examples
 >>> import sympy as sp
 >>> z = sp.Symbol("z")
 >>> sp.diff(sigmoid(z), z)
-(1 - σ(z))*σ(z)
+σ(-z)*σ(z)
 >>> REGISTRY["sigmoid"].spec, REGISTRY["Abs"].spec, KERNEL_CALLS["tanh"]
 ('sigmoid', 'abs', ('fm_tanh', 'math.tanh'))
 
@@ -325,7 +325,10 @@ def _erf(x):
 class sigmoid(ActivationFunction):
     r"""Logistic sigmoid, :math:`\sigma(z) = 1 / (1 + e^{-z})`.
 
-    Rule: :math:`\sigma'(z) = \sigma(z)\,(1 - \sigma(z))`.
+    Rule: :math:`\sigma'(z) = \sigma(z)\,\sigma(-z)`, which is :math:`\sigma(z)\,(1 - \sigma(z))`
+    written so that it keeps its relative accuracy at large ``z`` (``1 - σ(z)`` rounds to 0
+    once ``σ(z)`` rounds to 1, at ``z ≳ 37``, and with it every derivative; ``σ(-z)`` is
+    ``e^{-z}`` there; round 5, exact).
     """
 
     nargs = 1
@@ -343,8 +346,8 @@ class sigmoid(ActivationFunction):
         return True if self.args[0].is_real else None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        s = sigmoid(self.args[0])
-        return s * (1 - s)
+        z = self.args[0]
+        return sigmoid(z) * sigmoid(-z)  # not s(1 − s): see the class docstring
 
     @classmethod
     def eval(cls, z):
@@ -538,7 +541,8 @@ class gelu(ActivationFunction):
 class swish(ActivationFunction):
     r"""Swish / SiLU, :math:`z\,\sigma(z)`.
 
-    Rule: :math:`\sigma(z)\,(1 + z\,(1 - \sigma(z)))`.
+    Rule: :math:`\sigma(z)\,(1 + z\,\sigma(-z))` (``σ(-z)`` for ``1 - σ(z)``: accurate
+    relative to the value at large ``z``, also in the second derivative).
     """
 
     nargs = 1
@@ -552,8 +556,7 @@ class swish(ActivationFunction):
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
-        s = sigmoid(z)
-        return s * (1 + z * (1 - s))
+        return sigmoid(z) * (1 + z * sigmoid(-z))
 
     @classmethod
     def eval(cls, z):
