@@ -406,6 +406,10 @@ def check(case, seed, batch, scale, do_torch=True, do_f32=True, do_fd=True):
                 return "out_of_domain", {}, []
             got = _results(m, X, Y, th, v, V, True, mask)
             want = got if REF_ONLY else _results(m.reference, X, Y, th, v, V, True, mask)
+    except symnn.DataError as err:   # round 5: softmax × bce products that overflow say so
+        if "binary cross-entropy on a softmax output" in str(err):
+            return "clear_error", {}, []
+        return "crash", {}, [("crash", traceback.format_exc(limit=8))]
     except Exception:  # noqa: BLE001
         return "crash", {}, [("crash", traceback.format_exc(limit=8))]
     skip = {"hessian"} if trunc else set()

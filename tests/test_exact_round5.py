@@ -3,6 +3,10 @@
 * bce on a NON-fused softmax output at extreme logit gaps: the loss and the gradient are
   finite and exact, the second-order products overflowed (``y/p²``) to NaN with no error;
   they now raise a clear DataError that names the fused pairings (reference and kernels).
+* the Jacobian in X of an RNN of length 1 (its W_hh gets a zero gradient, a Map holding a
+  plain int 0) before a looped RNN crashed with a raw AttributeError (symnn/ops/_rules.py).
+* a Residual around an RNN / GRU is refused with a message that says so (it said "start
+  the inner stack with Dense").
 """
 
 from __future__ import annotations
@@ -53,3 +57,22 @@ def test_other_pairings_are_not_flagged():
     assert not softmax_bce(symnn.Network([symnn.Dense(1, 3), "softmax"], loss="cross_entropy"))
     assert not softmax_bce(symnn.Network([symnn.Dense(1, 3), "sigmoid"], loss="bce"))
     assert not softmax_bce(symnn.mlp([2, 3, 1]))
+
+
+def test_jacobian_in_x_through_a_length_one_rnn_before_a_looped_rnn():
+    net = symnn.Network([symnn.RNN(1, 1, return_sequences=True, length=1),
+                         symnn.RNN(1, 2, unroll=False), symnn.Dense(2, 1)], loss="mse")
+    m = ReferenceModel(net)
+    th = m.init(seed=2)
+    X = np.array([[0.7]])
+    J = m.jacobian(th, X)
+    h = 1e-6
+    fd = (m.predict(th, X + h) - m.predict(th, X - h)) / (2 * h)
+    assert np.allclose(J.reshape(fd.shape), fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("layer", [lambda: symnn.RNN(2, 2, return_sequences=True, length=3),
+                                   lambda: symnn.GRU(2, 2, return_sequences=True, unroll=False)])
+def test_a_residual_around_a_recurrent_layer_is_refused_clearly(layer):
+    with pytest.raises(symnn.DeclarationError, match="recurrent layer.*RNN or GRU is not supported"):
+        symnn.Residual([layer()])
