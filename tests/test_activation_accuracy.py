@@ -21,7 +21,7 @@ from symnn import ops as P
 from symnn.codegen.reference import evaluate
 from symnn.derive.reverse import reverse
 from symnn.derive.tangent import jvp
-from symnn.functions import elu, sigmoid, softplus, swish
+from symnn.functions import elu, gelu, sigmoid, softplus, swish
 
 mp.mp.dps = 50
 
@@ -37,10 +37,11 @@ def _exact(name):
         "swish": (lambda z: s(z) * (1 + z * s(-z)),
                   lambda z: s(z) * s(-z) * (2 + z * (s(-z) - s(z)))),
         "elu": (lambda z: 1 if z > 0 else mp.exp(z), lambda z: 0 if z > 0 else mp.exp(z)),
+        "gelu": (lambda z: mp.ncdf(z) + z * mp.npdf(z), lambda z: mp.npdf(z) * (2 - z * z)),
     }[name]
 
 
-FUNCS = {"sigmoid": sigmoid, "softplus": softplus, "swish": swish,
+FUNCS = {"sigmoid": sigmoid, "softplus": softplus, "swish": swish, "gelu": gelu,
          "elu": lambda z: elu(z, sp.S.One)}
 
 
