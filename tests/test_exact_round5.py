@@ -76,3 +76,22 @@ def test_jacobian_in_x_through_a_length_one_rnn_before_a_looped_rnn():
 def test_a_residual_around_a_recurrent_layer_is_refused_clearly(layer):
     with pytest.raises(symnn.DeclarationError, match="recurrent layer.*RNN or GRU is not supported"):
         symnn.Residual([layer()])
+
+
+@pytest.mark.parametrize("loss", ["bce", "kl"])
+def test_sigmoid_head_curvature_keeps_relative_accuracy_at_large_logits(loss):
+    """One weight w, z = w·x = 40: the loss's second derivative in z is (y·)σ(z)σ(−z) =
+    4.25e-18 (·y), which p(1 − p) rounded to 0 — in the HVP / Hessian (the derived σ') and
+    in diag_ggn (its own table).  Both are now exact to rounding."""
+    from symnn.analysis import diag_ggn
+
+    net = symnn.Network([symnn.Dense(1, 1, bias=False), "sigmoid"], loss=loss)
+    m = ReferenceModel(net)
+    th, X = np.array([20.0]), np.array([[2.0]])
+    y = np.array([[0.4 if loss == "bce" else 1.0]])  # (kl: probability rows)
+    s = np.exp(-40.0) / (1 + np.exp(-40.0)) ** 2          # σ(40)σ(−40), no cancellation
+    exact = X[0, 0] ** 2 * s * (1.0 if loss == "bce" else y[0, 0])
+    assert exact > 0
+    assert np.isclose(m.hessian(th, X, y)[0, 0], exact, rtol=1e-12, atol=0)
+    assert np.isclose(m.gnvp(th, np.ones(1), X, y)[0], exact, rtol=1e-12, atol=0)
+    assert np.isclose(diag_ggn(m, th, X, y)[0], exact, rtol=1e-12, atol=0)
