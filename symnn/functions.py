@@ -328,7 +328,7 @@ class sigmoid(ActivationFunction):
     Rule: :math:`\sigma'(z) = \sigma(z)\,\sigma(-z)`, which is :math:`\sigma(z)\,(1 - \sigma(z))`
     written so that it keeps its relative accuracy at large ``z`` (``1 - σ(z)`` rounds to 0
     once ``σ(z)`` rounds to 1, at ``z ≳ 37``, and with it every derivative; ``σ(-z)`` is
-    ``e^{-z}`` there; round 5, exact).
+    ``e^{-z}`` there).
     """
 
     nargs = 1
@@ -514,7 +514,7 @@ def _ndtr(x):
 class normcdf(SymnnFunction):
     r"""The standard normal CDF :math:`\Phi(z) = \tfrac12(1 + \mathrm{erf}(z/\sqrt2))`, computed
     as :math:`\tfrac12\,\mathrm{erfc}(-z/\sqrt2)`: accurate relative to its value for
-    ``z ≪ 0`` too, where ``1 + erf`` cancels to 0 (GELU's derivative; round 5, exact).
+    ``z ≪ 0`` too, where ``1 + erf`` cancels to 0 (GELU's derivative).
 
     >>> float(normcdf(sp.Integer(0)).rewrite(sp.erf))
     0.5
