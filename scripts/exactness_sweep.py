@@ -64,7 +64,7 @@ from strategies import (  # noqa: E402
 
 FD_TOL = 2e-5          # central differences, relative to the array's largest entry (×5 at inputs ×10, ×100)
 REF_ONLY = False       # --reference-only: no kernels compiled
-REFUSED = ("res_norm", "res_conv")
+REFUSED = ("res_norm", "res_conv", "res_gru")   # res_gru: Residual around RNN/GRU (refused)
 SMOOTH = ("tanh", "sigmoid", "softplus", "gelu", "swish", "elu", "identity")
 
 
@@ -154,7 +154,7 @@ class Gen:
         T, n = shape
         # (symnn refuses Residual around Conv1D / LayerNorm and Dropout inside a sequence
         # block: REFUSED lists them, drawn once in a while to check the refusal is clean)
-        kind = self.pick(("attn", "norm", "act", "drop", "res_attn", "res_gru", "conv", "rec",
+        kind = self.pick(("attn", "norm", "act", "drop", "res_attn", "conv", "rec", "rec",
                           "attn", "res_attn", "norm") + (REFUSED if self.coin(0.1) else ()))
         if kind == "attn":
             items.append(("attn", n, int(self.r.integers(1, 4)), self.coin(), None))
