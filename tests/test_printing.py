@@ -130,7 +130,8 @@ def test_scalar_factors_print_as_one_quotient():
     eq = symnn.mlp([2, 3, 1], activation="gelu").equations()
     assert "(sqrt(2)/sqrt(pi))·z⁽¹⁾ ⊙ exp(" in eq.line("dz1")
     assert "·1/sqrt(pi)" not in str(eq)
-    assert r"\frac{\sqrt{2}}{\sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()
+    # (GELU' = Φ(z) + z φ(z) since round 5: the ½ joins the quotient)
+    assert r"\frac{\sqrt{2}}{2 \sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()
 
 
 def test_fused_sigmoid_notes_name_the_loss_and_the_value_the_sigmoid_reads():
