@@ -310,25 +310,22 @@ class ActivationFunction(SymnnFunction):
         return d.xreplace(dict(zip(ds, self.args)))
 
 
-def _expit(x):
-    import scipy.special
+def _special(name: str):
+    def f(*args):
+        import scipy.special
 
-    return scipy.special.expit(x)
+        return getattr(scipy.special, name)(*args)
+    return f
 
 
-def _erf(x):
-    import scipy.special
-
-    return scipy.special.erf(x)
+_expit, _erf, _ndtr, _xlogy = (_special(n) for n in ("expit", "erf", "ndtr", "xlogy"))
 
 
 class sigmoid(ActivationFunction):
     r"""Logistic sigmoid, :math:`\sigma(z) = 1 / (1 + e^{-z})`.
 
-    Rule: :math:`\sigma'(z) = \sigma(z)\,\sigma(-z)`, which is :math:`\sigma(z)\,(1 - \sigma(z))`
-    written so that it keeps its relative accuracy at large ``z`` (``1 - σ(z)`` rounds to 0
-    once ``σ(z)`` rounds to 1, at ``z ≳ 37``, and with it every derivative; ``σ(-z)`` is
-    ``e^{-z}`` there).
+    Rule: :math:`\sigma'(z) = \sigma(z)\,\sigma(-z)`: :math:`\sigma(1 - \sigma)` with its relative
+    accuracy kept at large ``z``, where ``1 - σ(z)`` rounds to 0 and ``σ(-z)`` is ``e^{-z}``.
     """
 
     nargs = 1
@@ -346,8 +343,7 @@ class sigmoid(ActivationFunction):
         return True if self.args[0].is_real else None
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z = self.args[0]
-        return sigmoid(z) * sigmoid(-z)  # not s(1 − s): see the class docstring
+        return sigmoid(self.args[0]) * sigmoid(-self.args[0])  # not σ(1 − σ): see above
 
     @classmethod
     def eval(cls, z):
@@ -505,20 +501,10 @@ class elu(_Parametrised):
                 f"{_mul_operand(printer, alpha)}*{printer._call('expm1', z)})")
 
 
-def _ndtr(x):
-    import scipy.special
-
-    return scipy.special.ndtr(x)
-
-
 class normcdf(SymnnFunction):
-    r"""The standard normal CDF :math:`\Phi(z) = \tfrac12(1 + \mathrm{erf}(z/\sqrt2))`, computed
-    as :math:`\tfrac12\,\mathrm{erfc}(-z/\sqrt2)`: accurate relative to its value for
-    ``z ≪ 0`` too, where ``1 + erf`` cancels to 0 (GELU's derivative).
-
-    >>> float(normcdf(sp.Integer(0)).rewrite(sp.erf))
-    0.5
-    """
+    r"""The normal CDF :math:`\Phi(z) = \tfrac12(1 + \mathrm{erf}(z/\sqrt2))` as
+    :math:`\tfrac12\mathrm{erfc}(-z/\sqrt2)`, exact relative to its value at ``z ≪ 0``
+    too, where ``1 + erf`` cancels to 0 (GELU's derivative)."""
 
     nargs = 1
     tex_name = r"\Phi"
@@ -531,16 +517,11 @@ class normcdf(SymnnFunction):
         return (1 + sp.erf(z / sp.sqrt(2))) / 2
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
-        z = self.args[0]
-        return sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
-
-    def _eval_rewrite_as_erf(self, z, **kwargs):
-        return self.definition(z)
+        return sp.exp(-(self.args[0] ** 2) / 2) / sp.sqrt(2 * sp.pi)
 
     def _numbacode(self, printer) -> str:
-        z = self.args[0]
-        return (f"({printer.literal(0.5)}*"
-                f"{printer._call('erfc', -z * sp.Float(1 / np.sqrt(2.0)))})")
+        arg = -self.args[0] * sp.Float(1 / np.sqrt(2.0))
+        return f"({printer.literal(0.5)}*{printer._call('erfc', arg)})"
 
 
 class gelu(ActivationFunction):
@@ -561,8 +542,7 @@ class gelu(ActivationFunction):
 
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         z = self.args[0]
-        # Φ as normcdf (erfc form): (1 + erf)/2 cancels to 0 at z ≲ −8, and with it the
-        # derivative (0 at z = −10, where −7.6e-22; round 5, exact)
+        # Φ as normcdf (erfc form): (1 + erf)/2 cancels to 0 at z ≲ −8 (round 5, exact)
         return normcdf(z) + z * sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
 
     @classmethod
@@ -581,8 +561,7 @@ class gelu(ActivationFunction):
 class swish(ActivationFunction):
     r"""Swish / SiLU, :math:`z\,\sigma(z)`.
 
-    Rule: :math:`\sigma(z)\,(1 + z\,\sigma(-z))` (``σ(-z)`` for ``1 - σ(z)``: accurate
-    relative to the value at large ``z``, also in the second derivative).
+    Rule: :math:`\sigma(z)\,(1 + z\,\sigma(-z))` (``σ(-z)``: see :class:`sigmoid`).
     """
 
     nargs = 1
@@ -607,12 +586,6 @@ class swish(ActivationFunction):
     def _numbacode(self, printer) -> str:
         z = self.args[0]
         return f"{_mul_operand(printer, z)}*{printer._call('sigmoid', z)}"
-
-
-def _xlogy(x, y):
-    import scipy.special
-
-    return scipy.special.xlogy(x, y)
 
 
 class xlogy(SymnnFunction):
