@@ -313,7 +313,6 @@ class ActivationFunction(SymnnFunction):
 def _special(name: str):
     def f(*args):
         import scipy.special
-
         return getattr(scipy.special, name)(*args)
     return f
 
@@ -519,9 +518,10 @@ class normcdf(SymnnFunction):
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.exp(-(self.args[0] ** 2) / 2) / sp.sqrt(2 * sp.pi)
 
-    def _numbacode(self, printer) -> str:
-        arg = -self.args[0] * sp.Float(1 / np.sqrt(2.0))
-        return f"({printer.literal(0.5)}*{printer._call('erfc', arg)})"
+    def _numbacode(self, printer) -> str:  # the fast erf where 1 + erf ≥ 0.47 (no cancellation)
+        x, (h, one) = self.args[0] * sp.Float(1 / np.sqrt(2.0)), map(printer.literal, (0.5, 1.0))
+        return (f"({h}*({one} + {printer._call('erf', x)}) if {printer._print(x)} > "
+                f"{printer.literal(-0.5)} else {h}*{printer._call('erfc', -x)})")
 
 
 class gelu(ActivationFunction):

@@ -91,3 +91,26 @@ def test_the_old_rule_would_fail_this_check():
     old = 1 / (1 + np.exp(-z)) * (1 - 1 / (1 + np.exp(-z)))
     with pytest.raises(AssertionError):
         _check(old, _exact("sigmoid")[0], z, 1e-13)
+
+
+@pytest.mark.parametrize("name", sorted(FUNCS))
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_kernel_forms_of_the_derivatives_keep_relative_accuracy(name, fast):
+    """The same rules as the kernels print them (KernelPrinter: symnn.codegen.fastmath or
+    the plain math helpers), evaluated point by point — no compile of a network."""
+    import math
+
+    from symnn.codegen import fastmath
+    from symnn.codegen.numba import runtime
+    from symnn.codegen.printer import KernelPrinter
+
+    z = sp.Symbol("z", real=True)
+    f = FUNCS[name](z)
+    ns = {"math": math, "_sigmoid": runtime._sigmoid, "_softplus": runtime._softplus,
+          **{k: getattr(fastmath, k) for k in dir(fastmath) if k.startswith("fm_")}}
+    e1, e2 = _exact(name)
+    for order, want in ((1, e1), (2, e2)):
+        src = KernelPrinter(fast=fast).doprint(sp.diff(f, z, order))
+        code = compile(src, "<kernel form>", "eval")  # symnn's own printed expression
+        got = np.array([eval(code, dict(ns, z=float(v))) for v in Z])  # noqa: S307
+        _check(got, want, Z, 1e-13 if order == 1 else 1e-12)
