@@ -141,6 +141,7 @@ class TorchCase:
             self.penalised = [(0, case.n_params)]
             last = case.output
         self.last = last
+        self.layout = list(getattr(declared, "param_shapes", ()))  # penalties' params= (h-exact r5)
         self.fused = (last == "softmax" and case.loss in ("cross_entropy", "kl")) or (
             last == "sigmoid" and case.loss in ("bce", "cross_entropy", "kl"))
 
@@ -298,11 +299,20 @@ class TorchCase:
 
     def penalty(self, theta):
         out = torch.zeros((), dtype=DT)
-        for kind, lam in self.case.penalties:
-            for off, size in self.penalised:
+        for kind, lam, *names in self.case.penalties:
+            for off, size in (self._named(names[0]) if names else self.penalised):
                 w = theta[off:off + size]
                 out = out + lam * ((w**2).sum() if kind == "l2" else w.abs().sum())
         return out
+
+    def _named(self, names):  # (offset, size) of the parameters a params= list names (h-exact r5)
+        spans, off = [], 0
+        for name, shape in self.layout:
+            size = int(np.prod(shape))
+            if name in names:
+                spans.append((off, size))
+            off += size
+        return spans
 
     def loss(self, theta, X, Y):
         return self.ell(self.loss_input(theta, X), Y).mean() + self.penalty(theta)

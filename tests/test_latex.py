@@ -166,7 +166,7 @@ def test_every_activation_prints_its_own_notation():
     for name in (r"\sigma", r"\tanh", r"\operatorname{ReLU}", r"\operatorname{LeakyReLU}",
                  r"\operatorname{ELU}", r"\operatorname{softplus}", r"\operatorname{GELU}",
                  r"\operatorname{swish}", r"\operatorname{softmax}", r"\begin{cases}",
-                 r"H\left(", r"\operatorname{erf}", r"\operatorname{sign}"):
+                 r"H\left(", r"\Phi\left(", r"\operatorname{sign}"):  # Φ: GELU' (erfc form)
         assert name in tex, name
     assert "leaky\\_relu" in tex and "f (custom)" in tex
 

@@ -19,8 +19,14 @@ def test_xor_sigmoid_mse_equations_read_like_a_textbook():
         assert line in text, line
     # derived, not template: the exact forms SymPy produced
     assert sp.simplify(eq.rhs("g_a2") - 2 * (a2 - y)) == 0
-    assert sp.simplify(eq.rhs("delta2") - g_a2 * a2 * (1 - a2)) == 0
-    assert sp.simplify(eq.rhs("dz1") - a1 * (1 - a1)) == 0  # σ' through the output
+    # σ' is derived as σ(z)σ(−z) (relative accuracy at large z, round 5): σ(−zᵢ) = 1 − aᵢ
+    from symnn.functions import sigmoid
+
+    z1, z2 = sp.symbols("z1 z2", real=True)
+    back = {sigmoid(-z1): 1 - a1, sigmoid(-z2): 1 - a2}
+    assert sp.simplify(eq.rhs("delta2").xreplace(back) - g_a2 * a2 * (1 - a2)) == 0
+    assert sp.simplify(eq.rhs("dz1").xreplace(back) - a1 * (1 - a1)) == 0  # σ' via a
+    assert eq.rhs("dz1") == a1 * sigmoid(-z1)
 
 
 def test_tanh_derivative_through_output():
@@ -124,7 +130,8 @@ def test_scalar_factors_print_as_one_quotient():
     eq = symnn.mlp([2, 3, 1], activation="gelu").equations()
     assert "(sqrt(2)/sqrt(pi))·z⁽¹⁾ ⊙ exp(" in eq.line("dz1")
     assert "·1/sqrt(pi)" not in str(eq)
-    assert r"\frac{\sqrt{2}}{\sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()
+    # (GELU' = Φ(z) + z φ(z) since round 5: the ½ joins the quotient)
+    assert r"\frac{\sqrt{2}}{2 \sqrt{\pi}} z^{(1)} \odot e^{" in eq.latex()
 
 
 def test_fused_sigmoid_notes_name_the_loss_and_the_value_the_sigmoid_reads():

@@ -103,10 +103,14 @@ def _diagonal_h(ev: Evaluated, kind: str) -> np.ndarray:
     m = ev.derived.meta["output"].size
     p = np.asarray(ev.env[ev.derived.meta["prediction"]])
     y = np.asarray(ev.env[ev.derived.program.inputs["y"]])
-    if kind == ("sigmoid", "bce"):
-        return p * (1 - p) / m
-    if kind in (("sigmoid", "cross_entropy"), ("sigmoid", "kl")):
-        return y * p * (1 - p)
+    if isinstance(kind, tuple) and kind[0] == "sigmoid":
+        # σ(u)σ(−u) from the logits, not p(1 − p): that is 0 once p rounds to 1 (u ≳ 37)
+        # and loses digits well before (round 5, exact: as the derived rules now do)
+        import scipy.special
+
+        u = np.asarray(ev.env[ev.derived.meta["output"]]).reshape(p.shape)
+        pq = scipy.special.expit(u) * scipy.special.expit(-u)
+        return pq / m if kind[1] == "bce" else y * pq
     if kind == "mse":
         return np.full((ev.B, m), 2.0 / m)
     # the loss's own second derivative: one JVP along u̇ = 1 (H is diagonal)

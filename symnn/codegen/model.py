@@ -44,6 +44,7 @@ import numpy as np
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
 from symnn.codegen import _fastpath, _masks, declcache
+from symnn.codegen import _guard
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.numba.module import GeneratedModule
@@ -397,6 +398,7 @@ class CompiledModel(_Base):
         out = np.empty_like(Vm)
         self._call(kind, theta, Vm.reshape(-1), *rest, out.reshape(-1),
                    self._work(kind, B, Vm.shape[0]))
+        _guard.check_products(self, out, kind)  # softmax × bce: no silent NaN (round 5)
         return out[0] if single else out
 
     def hvp(self, theta, v, X, y, mask=None) -> np.ndarray:
@@ -436,6 +438,7 @@ class CompiledModel(_Base):
                            self._work("hvp", X.shape[0], stop - start))
         H += H.T
         H *= 0.5
+        _guard.check_products(self, H, "hessian")  # round 5, exact
         return H
 
     def jacobian(self, theta, X, mask=None) -> np.ndarray:
@@ -573,8 +576,10 @@ class ReferenceModel(_Base):
             env = dict(base)
             for p, (o, n) in zip(self.derived.params, self._offsets):
                 env[tangents[p]] = Vm[k, o:o + n].astype(np.float64).reshape(p.shape)
-            env = self._run(ops, env)
+            with _guard.quiet(self):
+                env = self._run(ops, env)
             res[k] = np.concatenate([np.ravel(env[outs[p.name]]) for p in self.derived.params])
+        _guard.check_products(self, res, which)  # softmax × bce: no silent NaN (round 5)
         return res[0] if single else res
 
     def hvp(self, theta, v, X, y, mask=None) -> np.ndarray:

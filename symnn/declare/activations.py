@@ -17,7 +17,7 @@ Examples
 >>> from symnn.declare.activations import sigmoid
 >>> z = sp.Symbol("z")
 >>> sp.diff(sigmoid(z), z)
-(1 - σ(z))*σ(z)
+σ(-z)*σ(z)
 """
 
 from __future__ import annotations

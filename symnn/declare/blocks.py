@@ -128,6 +128,12 @@ def _widths(items: tuple, where: str) -> int | None:
                 f"{where}: inner layer {i} ({layer!r}) reads a (T, d) sequence value, but the "
                 "block starts with a Dense layer; put sequence layers in a block of their own, "
                 "e.g. Residual([SelfAttention(d, d_k)])")
+        elif width is None and hasattr(layer, "return_sequences"):  # round 5 (h-exact)
+            raise DeclarationError(
+                f"{where}: inner layer {i} ({layer!r}) is a recurrent layer; a Residual holds "
+                "flat-vector layers that start with Dense(n, …), or sequence layers that keep "
+                "the (T, d) shape (SelfAttention, activations): a skip connection around an "
+                "RNN or GRU is not supported — declare the recurrent layer outside the block")
         elif width is None:
             raise DeclarationError(
                 f"{where}: inner layer {i} ({getattr(layer, 'name', layer)}) comes before any "

@@ -43,7 +43,9 @@ def known_bodies(b: Builder) -> dict:
     for o in ops[seen[0]:]:
         if isinstance(o, Map) and len(o.exprs) == 1 and o.out.per_sample:
             body = o.exprs[0]
-            if not body.is_Symbol and not body.is_Number:
+            # a zero gradient's Map may hold a plain int 0 (round 5, h-exact: the Jacobian in X
+            # of an RNN(length=1) before a looped RNN crashed here with AttributeError)
+            if isinstance(body, sp.Basic) and not body.is_Symbol and not body.is_Number:
                 for s in body.free_symbols:
                     known.setdefault(s, {})[body] = (sym(o.out), o.out)
     seen[0] = len(ops)

@@ -41,6 +41,7 @@ import sympy as sp
 from sympy.tensor.array.expressions import convert_array_to_matrix
 
 from symnn import ops as P
+from symnn.functions import sigmoid
 from symnn.printing.elementwise import vector_latex, vector_text
 
 __all__ = ["gru_bptt_equations"]
@@ -121,7 +122,12 @@ def _gate_deltas(step, prev, nm: _Names):
     back = {e: s for s, e in body.items()}
 
     def local(f, v):          # ∂f/∂v with the forward values written back by name
-        return sp.diff(f, v).xreplace(back).xreplace(disp)
+        d = sp.diff(f, v)
+        # round 5 (exact): σ' is derived as σ(z)σ(−z) (accurate at large z); the textbook
+        # line reads it σ(z)(1 − σ(z)) = r(1 − r)
+        d = d.replace(lambda e: isinstance(e, sigmoid) and e.args[0].could_extract_minus_sign(),
+                      lambda e: 1 - sigmoid(-e.args[0]))
+        return d.xreplace(back).xreplace(disp)
 
     out_h = maps[-1]                       # hₜ = (1 − uₜ) nₜ + uₜ hₜ₋₁
     dh = nm.sym("δh", "t", tex=r"\delta h")
