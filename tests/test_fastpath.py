@@ -109,3 +109,27 @@ def test_no_mask_plumbing_without_dropout(mse_model):
     assert B == 5 and len(args) == 3 and args[0] is theta
     with pytest.raises(symnn.errors.ArgumentError, match="no Dropout"):
         mse_model.loss(theta, X, Y, mask=np.ones((5, 4)))
+
+
+def test_fast_path_flags_and_dtype_identity(mse_model):
+    """Issue 16 (callpath): the fast path tests dtype by identity with NumPy's own dtype
+    object and flags with one ``carray`` test; what that declines (a misaligned θ, an
+    equal dtype with metadata, X whose shape was changed in place) still gives the full
+    checks' result or error."""
+    theta, X, Y = _problem(mse_model)
+    ref = mse_model.loss_and_grad(theta, X, Y)
+    raw = np.zeros(theta.size * 8 + 1, np.uint8)[1:].view(theta.dtype)  # misaligned
+    raw[:] = theta
+    meta = theta.astype(np.dtype("f8", metadata={"unit": "m"}))
+    for t in (raw, meta):
+        assert _fastpath.ready_args(mse_model, t, X, Y, None) is None
+        L, g = mse_model.loss_and_grad(t, X, Y)
+        assert L == ref[0] and np.array_equal(g, ref[1])
+    X2 = X.copy()
+    X2.shape = (X.shape[0] * 3, 1)  # in place, same object: the width check must see it
+    assert _fastpath.ready_args(mse_model, theta, X2, Y, None) is None
+    with pytest.raises(ShapeError, match="features"):
+        mse_model.loss_and_grad(theta, X2, Y)
+    be = symnn.mlp([3, 4, 1], activation="tanh", loss="mse",
+                   name="fastpath_mse").compile(dtype=">f8")  # same kernels (cache)
+    assert _fastpath.ready_args(be, theta, X, Y, None) is not None  # native arrays: fast

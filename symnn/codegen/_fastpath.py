@@ -55,44 +55,47 @@ def ready_array(a, dtype: np.dtype, ndim: int) -> bool:
     would make are all no-ops)."""
     if type(a) is not np.ndarray or a.ndim != ndim or a.dtype != dtype:
         return False
-    flags = a.flags
-    return flags.c_contiguous and flags.writeable and flags.aligned
+    return a.flags.carray  # C-contiguous, aligned and writable in one flag test
 
 
 def _constants(model) -> tuple:
-    """``(columns of a 2-D X, probability-row tolerance)``, computed once per model: the
-    width is the product of one sample's shape, the tolerance that of
-    :func:`~symnn.codegen._validate.as_targets`."""
+    """``(NumPy's dtype object, shape of θ, columns of a 2-D X, probability-row tolerance,
+    n_out, probabilities)``, computed once per model: the width is the product of one
+    sample's shape, the tolerance that of :func:`~symnn.codegen._validate.as_targets`."""
     c = model.__dict__.get("_fast_constants")
     if c is None:
         width = 1
         for n in model.input_shape:
             width *= int(n)
         tol = (1e-6 if model.dtype == np.float64 else 1e-4) * max(1, model.n_outputs)
-        c = model._fast_constants = (width, tol)
+        c = model._fast_constants = (np.dtype(model.dtype.name), (model.n_params,), width,
+                                     tol, model.n_outputs, model._probabilities)
     return c
 
 
 def ready_args(model, theta, X, y, mask):
     """``(B, (θ, X flat, y flat))`` when the arguments pass every check of
     :mod:`symnn.codegen._validate` unchanged (no conversion, no mask); else None: the
-    caller then runs the full checks, which convert or raise."""
+    caller then runs the full checks, which convert or raise.
+
+    The common call costs a few identity and tuple comparisons (a model's dtype is NumPy's
+    own dtype object, so ``is`` recognises an array of it; anything else — another byte
+    order, a dtype with metadata — goes to the full checks) and one compiled scan."""
     if mask is not None or model.mask_width:
         return None
-    dt = model.dtype
-    if not (ready_array(theta, dt, 1) and ready_array(X, dt, 2)):
+    dt, shape, width, tol, n_out, probabilities = _constants(model)
+    if (type(theta) is not np.ndarray or type(X) is not np.ndarray
+            or type(y) is not np.ndarray or theta.dtype is not dt or X.dtype is not dt
+            or y.dtype is not dt):
         return None
-    B = X.shape[0]
-    width, tol = _constants(model)
-    if theta.shape[0] != model.n_params or X.shape[1] != width or B == 0:
+    xs = X.shape
+    if (theta.shape != shape or len(xs) != 2 or xs[1] != width or xs[0] == 0
+            or not (theta.flags.carray and X.flags.carray and y.flags.carray)):
         return None
-    n_out = model.n_outputs
-    if type(y) is np.ndarray and y.ndim == 1 and n_out == 1:
-        if not ready_array(y, dt, 1) or y.shape[0] != B:
-            return None
-    elif not ready_array(y, dt, 2) or y.shape[0] != B or y.shape[1] != n_out:
+    ys = y.shape
+    if ys != (xs[0], n_out) and (ys != (xs[0],) or n_out != 1):
         return None
     Xf, Yf = X.reshape(-1), y.reshape(-1)
-    if not _values_ok(theta, Xf, Yf, n_out, tol, model._probabilities):
+    if not _values_ok(theta, Xf, Yf, n_out, tol, probabilities):
         return None
-    return B, (theta, Xf, Yf)
+    return xs[0], (theta, Xf, Yf)

@@ -67,12 +67,15 @@ def _numeric(a, what: str) -> np.ndarray:
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _nonfinite(a):
-    """True when the flat array holds a NaN or an infinity (x - x is NaN exactly then).
+    """True when the flat array holds a NaN or an infinity (x · 0 is NaN exactly then, and
+    ±0 otherwise).
 
-    ``reassoc`` only lets the sum of the zeros vectorise; NaN and inf still propagate."""
+    ``reassoc`` only lets the sum of the zeros vectorise; NaN and inf still propagate (no
+    ``nnan``/``nsz`` flag, so the product is not folded to 0).  One multiply with a memory
+    operand and one add per element: about a third faster than ``x - x`` (issue 16)."""
     s = 0.0
     for i in range(a.size):
-        s += a[i] - a[i]
+        s += a[i] * 0.0
     return s != 0.0
 
 

@@ -175,6 +175,11 @@ class _Base:
         fast = _fastpath.ready_args(self, theta, X, y, mask)
         if fast is not None:
             return fast
+        return self._checked_args(theta, X, y, mask)
+
+    def _checked_args(self, theta, X, y, mask) -> tuple[int, tuple]:
+        """:meth:`_args` by the full checks of :mod:`symnn.codegen._validate` (convert, or
+        raise)."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
@@ -323,6 +328,11 @@ class CompiledModel(_Base):
         return buf
 
     def _call(self, kind: str, *args):
+        if kind in self._ready and not self.debug and not self._aot:
+            try:  # the common call: a loaded kernel, no poisoning, no AOT module (issue 16)
+                return self.kernels[kind](*args)
+            except Exception as err:
+                return self._failed(kind, err, args)
         fn = self.kernels[kind]
         if self.debug:
             _poison(self.generated.kernels[kind].args, args)
@@ -339,16 +349,21 @@ class CompiledModel(_Base):
                 self._ready.add(kind)
             return fn(*args)
         except Exception as err:
-            from numba.core.errors import NumbaError
+            return self._failed(kind, err, args)
 
-            if isinstance(err, NumbaError):
-                raise _compile_error(self, kind, err) from err
-            if not _from_numba_cache(err) or kind in self._repaired:
-                raise
-            # Numba's own cache files for this module are damaged: delete them, recompile
-            self._repaired.add(kind)
-            _purge_numba_cache(self.module)
-            return self._call(kind, *args)
+    def _failed(self, kind: str, err: Exception, args: tuple):
+        """A kernel call raised ``err``: a CompileError naming the op for Numba's errors; a
+        retry after deleting Numba's damaged cache files; else ``err`` itself."""
+        from numba.core.errors import NumbaError
+
+        if isinstance(err, NumbaError):
+            raise _compile_error(self, kind, err) from err
+        if not _from_numba_cache(err) or kind in self._repaired:
+            raise err
+        # Numba's own cache files for this module are damaged: delete them, recompile
+        self._repaired.add(kind)
+        _purge_numba_cache(self.module)
+        return self._call(kind, *args)
 
     # -- training (the next stage: symnn.train, reached through symnn._later) -------------------
     def fit(self, X, y, optimizer="adam", **options):
@@ -374,12 +389,14 @@ class CompiledModel(_Base):
 
     def loss(self, theta, X, y, mask=None) -> float:
         """The batch loss L (mean over samples, plus penalties)."""
-        B, args = self._args(theta, X, y, mask)
+        fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
+        B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
         return float(self._call("loss", *args, self._work("loss", B)))
 
     def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
-        B, args = self._args(theta, X, y, mask)
+        fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
+        B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
         grad = np.empty(self.n_params, self.dtype)
         L = self._call("loss_and_grad", *args, grad, self._work("loss_and_grad", B))
         return float(L), grad
