@@ -242,18 +242,27 @@ def build(model: Any, key: str, cache_dir=None, timeout: float = 900) -> bool:
     """Build and store the ahead-of-time module of ``model`` under ``key``, in a child
     process (a compiler crash cannot take this one down); False (and nothing stored) when
     it cannot be built."""
-    payload = {"key": key, "module_key": model._module_key, "source": model.generated.source,
-               "dtype": model.dtype.name,
-               "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
-               "kernels": {kind: [k.name, len(k.args)]
-                           for kind, k in model.generated.kernels.items()}}
     try:
-        proc = subprocess.run([sys.executable, "-c", _CHILD.format(root=_ROOT)],
-                              input=json.dumps(payload), capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run([sys.executable, "-c", child_code()],
+                              input=json.dumps(payload(model, key, cache_dir)),
+                              capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0
+
+
+def child_code() -> str:
+    """The ``python -c`` code of the child process (the same symnn as this one's)."""
+    return _CHILD.format(root=_ROOT)
+
+
+def payload(model: Any, key: str, cache_dir=None) -> dict:
+    """What the child process needs to build ``model``'s entry ``key`` (plain data)."""
+    return {"key": key, "module_key": model._module_key, "source": model.generated.source,
+            "dtype": model.dtype.name,
+            "cache_dir": None if cache_dir is None else os.fspath(cache_dir),
+            "kernels": {kind: [k.name, len(k.args)]
+                        for kind, k in model.generated.kernels.items()}}
 
 
 def _build_here(payload: dict) -> bool:
@@ -286,7 +295,12 @@ def _build_here(payload: dict) -> bool:
 
 def main() -> None:
     """The child process: the payload of :func:`build` on stdin."""
-    sys.exit(0 if _build_here(json.loads(sys.stdin.read())) else 1)
+    data = json.loads(sys.stdin.read())
+    if data.get("background"):  # an automatic build (symnn.codegen._aotauto)
+        from symnn.codegen._aotauto import child_run
+
+        sys.exit(0 if child_run(data, _build_here) else 1)
+    sys.exit(0 if _build_here(data) else 1)
 
 
 #: The folder holding this symnn package (the child imports the same symnn)

@@ -298,10 +298,11 @@ def _scalar_ok(a, code: str) -> bool:
     return type(a) is bool
 
 
-def attach(model: Any, cache_dir=None, build: bool = False) -> bool:
+def attach(model: Any, cache_dir=None, build: bool | None = False) -> bool:
     """Give ``model`` its ahead-of-time kernels when its entry is in the cache (with
-    ``build``: build the entry first when it is not).  Returns whether it has them; False
-    leaves the model on the Numba path, unchanged."""
+    ``build``: build the entry first when it is not; None: start building it in the
+    background for later processes, :mod:`symnn.codegen._aotauto`).  Returns whether it
+    has them; False leaves the model on the Numba path, unchanged."""
     key = aot_key(getattr(model, "_module_key", "") or "", model.dtype.name)
     if key is None or os.environ.get("SYMNN_AOT", "1") == "0":
         return False
@@ -311,6 +312,11 @@ def attach(model: Any, cache_dir=None, build: bool = False) -> bool:
 
         if _aotbuild.build(model, key, cache_dir):
             loaded = _import(key, cache_dir)
+    elif loaded is None and build is None:  # the default: built in the background (issue 16)
+        from symnn.codegen import _aotauto
+
+        if _aotauto.enabled():
+            _aotauto.start(model, key, cache_dir)
     if loaded is None:
         return False
     module, record = loaded

@@ -83,4 +83,4 @@ def _attach(model: CompiledModel, cache_dir, aot: bool | None) -> None:
         return
     from symnn.codegen import aot as A
 
-    A.attach(model, cache_dir, build=bool(aot))
+    A.attach(model, cache_dir, build=None if aot is None else bool(aot))
