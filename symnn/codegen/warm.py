@@ -46,7 +46,9 @@ def compile_spec(spec: Any, dtype: Any, rebuild: Callable[[], Any], *, cache_dir
         As :func:`~symnn.codegen.model.compile_model`.
     aot : bool, optional
         Ahead-of-time kernels (:mod:`symnn.codegen.aot`): None uses them when they are in
-        the cache, True also builds them when they are not, False never uses them.
+        the cache and else builds them in the background for later processes
+        (:mod:`symnn.codegen._aotauto`), True builds them now when they are not, False
+        never uses them.
     """
     dt = V.as_dtype(dtype)
     if debug is None:

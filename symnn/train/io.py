@@ -517,9 +517,13 @@ def load_compiled(path: "str | os.PathLike", *, cache_dir=None,
 
     ``aot``: ahead-of-time kernels (:mod:`symnn.codegen.aot`, an extension module in the
     cache that runs without Numba's compiler target, for the fastest start): None (the
-    default) uses them when the cache has them; True also builds them when it has not
-    (once per model and dtype: a few seconds, needs a C compiler; silently skipped when
-    that fails); False never uses them.
+    default) uses them when the cache has them, and when it has not, starts building them
+    for later processes in a detached background process at the lowest CPU priority
+    (once per model and dtype, only with a C compiler on ``PATH``; this process goes on
+    through Numba, unslowed; ``SYMNN_AOT_BUILD=0`` turns this off:
+    :mod:`symnn.codegen._aotauto`); True builds them now when the cache has not (a few
+    seconds; silently skipped when that fails); False never uses them (``SYMNN_AOT=0``
+    neither).
 
     Returns
     -------
