@@ -15,7 +15,9 @@ Workloads (64-128-128-10 tanh/softmax cross-entropy MLP, B = 32, float64):
 * ``symnn load``: ``symnn.load(file)``, ``.compile()``, ``loss_and_grad``;
 * ``symnn load_compiled``: ``symnn.load_compiled(file)``, ``loss_and_grad`` (no SymPy),
   with the ahead-of-time kernels (:mod:`symnn.codegen.aot`) that the preparation built
-  (``load_compiled(file, aot=True)``; ``--no-aot`` skips that: then this is the next line);
+  (``load_compiled(file, aot=True)``; ``--no-aot`` skips that: then this is the next line;
+  ``--auto-aot``: the preparation's plain ``load_compiled(file)`` starts the automatic
+  background build, :mod:`symnn.codegen._aotauto`, and waits for it);
 * ``symnn lc numba``: ``symnn.load_compiled(file, aot=False)``: the kernels through Numba;
 * ``numba floor``: the hand-written Numba gradient of ``benchmarks/_peers_numba.py`` from
   Numba's cache — what any Numba-based library pays to start (NumPy, Numba, its target
@@ -163,7 +165,7 @@ def _has_jax(python: str) -> bool:
         return False
 
 
-def _prepare(work: Path, env: dict, aot: bool = True) -> dict:
+def _prepare(work: Path, env: dict, aot: "bool | str" = True) -> dict:
     """The model file, θ, and the reference loss and gradient (computed once, here); with
     ``aot``, the model's ahead-of-time kernels are built into the cache."""
     code = SETUP + f"""
@@ -176,7 +178,16 @@ np.save({str(work / 'theta.npy')!r}, theta)
 ref = model.reference
 L, g = ref.loss_and_grad(theta, X, y)
 np.save({str(work / 'ref.npy')!r}, np.concatenate([[L], g]))
-if {aot!r}:
+if {aot!r} == "auto":  # a plain load starts the background build (issue 16): wait for it
+    import glob, os, time
+    symnn.load_compiled({str(work / 'net.npz')!r})
+    cache = os.environ["SYMNN_CACHE_DIR"] + "/symnn-aot/"
+    t0 = time.time()
+    while glob.glob(cache + "*.building") and time.time() - t0 < 600:
+        time.sleep(0.5)
+    print("automatic ahead-of-time build:", "done" if glob.glob(cache + "*.json") else "NONE",
+          f"after {{time.time() - t0:.1f}} s")
+elif {aot!r}:
     m2 = symnn.load_compiled({str(work / 'net.npz')!r}, aot=True)[0]
     print("ahead-of-time kernels:", "built" if m2._aot else "NOT built (Numba path)")
 """
@@ -197,7 +208,11 @@ def main(argv=None) -> dict:
                     help="another symnn source tree (e.g. `git archive OLD | tar -x -C DIR`) "
                          "whose declare and load workloads run in the same rounds")
     ap.add_argument("--no-aot", action="store_true",
-                    help="do not build the ahead-of-time kernels (symnn.codegen.aot)")
+                    help="do not build the ahead-of-time kernels (symnn.codegen.aot; also "
+                         "no automatic background build: SYMNN_AOT_BUILD=0)")
+    ap.add_argument("--auto-aot", action="store_true",
+                    help="no aot=True: the preparation's plain load_compiled starts the "
+                         "automatic background build (symnn.codegen._aotauto), waited for")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="symnn-startup-"))
@@ -209,7 +224,9 @@ def main(argv=None) -> dict:
                XLA_FLAGS=f"--xla_cpu_multi_thread_eigen={'true' if n != '1' else 'false'} "
                          f"intra_op_parallelism_threads={n}")
     try:
-        names = _prepare(work, env, aot=not args.no_aot)
+        if args.no_aot:
+            env["SYMNN_AOT_BUILD"] = "0"
+        names = _prepare(work, env, aot="auto" if args.auto_aot else not args.no_aot)
         work_loads = {"symnn declare": (sys.executable, _script(SYMNN_DECLARE, names), None),
                       "symnn load": (sys.executable, _script(SYMNN_LOAD, names), None),
                       "symnn load_compiled": (sys.executable,
