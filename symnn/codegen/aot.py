@@ -101,11 +101,9 @@ def aot_key(module_key: str, dtype: str) -> str | None:
 
 def guard_ok(args: tuple, dtype: np.dtype) -> bool:
     """Every argument is a 1-D, C-contiguous, writable, aligned ndarray of ``dtype``."""
-    for a in args:
-        if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != 1:
-            return False
-        flags = a.flags
-        if not (flags.c_contiguous and flags.writeable and flags.aligned):
+    for a in args:  # (carray: C-contiguous, aligned and writable in one test; issue 16)
+        if (type(a) is not np.ndarray or a.ndim != 1 or not a.flags.carray
+                or (a.dtype is not dtype and a.dtype != dtype)):
             return False
     return True
 
@@ -271,10 +269,7 @@ def _dtype_of(args: tuple, codes: str):
     dt = None
     for a, c in zip(args, codes):
         if c in "aL":
-            if type(a) is not np.ndarray or a.ndim != 1:
-                return None
-            flags = a.flags
-            if not (flags.c_contiguous and flags.writeable and flags.aligned):
+            if type(a) is not np.ndarray or a.ndim != 1 or not a.flags.carray:
                 return None
             if c == "L":
                 if a.dtype != np.int64:
