@@ -20,11 +20,13 @@ session sets ``SYMNN_AOT_BUILD=0`` (conftest.py), so that tests never leave buil
 
 Examples
 --------
->>> import os
->>> os.environ.get("SYMNN_AOT_BUILD")  # the test session turns automatic builds off
-'0'
->>> enabled()
-False
+>>> lock, failed = marker_paths("0" * 64, "/tmp/symnn-example-cache")
+>>> lock.name
+'symnn_aot_00000000000000000000000000000000.building'
+>>> failed.name
+'symnn_aot_00000000000000000000000000000000.failed'
+>>> str(lock.parent)
+'/tmp/symnn-example-cache/symnn-aot'
 """
 
 from __future__ import annotations
