@@ -52,7 +52,7 @@ def test_a_default_load_starts_one_background_build(auto, monkeypatch):
     model, _, _ = symnn.load_compiled(path, cache_dir=cache)
     assert not model._aot and len(_FakeChild.started) == 1  # this process: Numba, unslowed
     child = _FakeChild.started[0]
-    assert child.kwargs["start_new_session"] and "_aotbuild import main" in child.cmd[-1]
+    assert child.kwargs["start_new_session"] and "_aotauto import main" in child.cmd[-1]
     payload = json.loads(b"".join(child.chunks))
     assert payload["background"] and payload["key"] and "loss_and_grad" in payload["kernels"]
     lock, failed = _aotauto.marker_paths(payload["key"], cache)

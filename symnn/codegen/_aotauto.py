@@ -97,7 +97,8 @@ def start(model: Any, key: str, cache_dir=None) -> bool:
 
     payload = dict(_aotbuild.payload(model, key, cache_dir), background=True)
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _aotbuild.child_code()],
+        code = _CHILD.format(root=_aotbuild._ROOT)
+        proc = subprocess.Popen([sys.executable, "-c", code],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True,
                                 close_fds=True)
@@ -108,6 +109,18 @@ def start(model: Any, key: str, cache_dir=None) -> bool:
         return False
     _RUNNING.append(proc)
     return True
+
+
+def main() -> None:
+    """The background child: the payload of :func:`start` on stdin."""
+    from symnn.codegen._aotbuild import _build_here
+
+    sys.exit(0 if child_run(json.loads(sys.stdin.read()), _build_here) else 1)
+
+
+#: The child's ``python -c`` code (the same symnn as this process's)
+_CHILD = ("import sys; sys.path.insert(0, {root!r}); "
+          "from symnn.codegen._aotauto import main; main()")
 
 
 def child_run(payload: dict, build) -> bool:

@@ -295,12 +295,7 @@ def _build_here(payload: dict) -> bool:
 
 def main() -> None:
     """The child process: the payload of :func:`build` on stdin."""
-    data = json.loads(sys.stdin.read())
-    if data.get("background"):  # an automatic build (symnn.codegen._aotauto)
-        from symnn.codegen._aotauto import child_run
-
-        sys.exit(0 if child_run(data, _build_here) else 1)
-    sys.exit(0 if _build_here(data) else 1)
+    sys.exit(0 if _build_here(json.loads(sys.stdin.read())) else 1)
 
 
 #: The folder holding this symnn package (the child imports the same symnn)
