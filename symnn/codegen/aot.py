@@ -14,8 +14,8 @@ results are the Numba path's, bit for bit (tests/test_aot.py).
 
 Keyed and checked like the kernel cache: the file name is a hash of the generated module's
 key (the symnn runtime, Numba, llvmlite, NumPy, Python), the dtype, this module's and the
-builder's source, and the CPU (``/proc/cpuinfo``: model and flags); a JSON record written
-after the module holds its SHA-256, which is checked before the module is imported.  A
+builder's source and that of the compiled checks, and the CPU (``/proc/cpuinfo``: model
+and flags); a JSON record written after the module holds its SHA-256, which is checked before the module is imported.  A
 missing, stale or damaged entry is ignored (and deleted), as is one in a folder that others
 can write (:func:`symnn.codegen.cache.unsafe_directory`): the model runs through
 Numba as before, and with ``aot=True`` the entry is rebuilt.  A failed build (no C
@@ -78,7 +78,8 @@ def _cpu_identity() -> str | None:
 def _own_source() -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("aot.py", "_aotbuild.py"):
+    # the checks compiled into every module (_aotbuild.CHECKS) too (issue 16, callpath)
+    for name in ("aot.py", "_aotbuild.py", "_validate.py", "_fastpath.py"):
         try:
             h.update((here / name).read_bytes())
         except OSError:
