@@ -15,8 +15,9 @@ results are the Numba path's, bit for bit (tests/test_aot.py).
 Keyed and checked like the kernel cache: the file name is a hash of the generated module's
 key (the symnn runtime, Numba, llvmlite, NumPy, Python), the dtype, this module's and the
 builder's source and that of the compiled checks, and the CPU (``/proc/cpuinfo``: model
-and flags); a JSON record written after the module holds its SHA-256, which is checked before the module is imported.  A
-missing, stale or damaged entry is ignored (and deleted), as is one in a folder that others
+and flags); a JSON record written after the module holds its SHA-256, which is checked
+before the module is imported.  A missing, stale or damaged entry is ignored (and
+deleted), as is one in a folder that others
 can write (:func:`symnn.codegen.cache.unsafe_directory`): the model runs through
 Numba as before, and with ``aot=True`` the entry is rebuilt.  A failed build (no C
 compiler, a Numba without :mod:`numba.pycc`, anything) is silent and leaves the Numba path.
