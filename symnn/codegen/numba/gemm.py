@@ -1,5 +1,6 @@
-"""Register-blocked float64 matrix products compiled by Numba for the host processor, and
-the switch between them and BLAS (issue 16).
+"""Register-blocked float64 and float32 matrix products compiled by Numba for the host
+processor, split over threads for large products, and the switch between them and BLAS
+(issue 16).
 
 The runtime blocks' products (:mod:`symnn.codegen.numba.runtime`) call :func:`_gemm` of this
 module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
@@ -11,7 +12,16 @@ module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
   256.  LLVM compiles this for the host, so on an AVX-512 processor it runs AVX-512 whatever
   kernels the installed BLAS picked (an ``OPENBLAS_CORETYPE`` pin to Haswell, a BLAS that does
   not know the processor).  Rows and columns beyond the last whole block, other ``beta``
-  values, float32 and small products go to BLAS.
+  values and small products go to BLAS.  float32 has its own tiles, 8 × 32 in sixteen
+  ``<16 x float>`` registers.
+* **tiles over threads** — when Numba may use more than one thread (``NUMBA_NUM_THREADS`` >
+  1 at import, and :func:`numba.get_num_threads` above 1 on the calling thread), a product
+  of at least :data:`SPLIT_MIN_MADDS` multiply-adds splits its 8-row blocks over the threads
+  (:func:`_split_rows`, a ``prange`` region).  Compiled kernels reach it through a C entry
+  whose address they read at run time (as the switch), so that no threading runtime is
+  linked into them; every element is the same sum as on one thread, so the bits do not
+  change.  On a machine whose cores are busy with other work the threads wait on each other
+  (as BLAS's do): ``numba.set_num_threads(1)`` keeps the products on the calling thread.
 
 :func:`set_gemm` chooses: ``"auto"`` (the default) takes tiles where the host has AVX-512F
 (where they were measured faster, ``benchmarks/bench_blas.py``) and BLAS elsewhere;
@@ -425,4 +435,8 @@ def _install_split() -> None:
 
 
 if numba.config.NUMBA_NUM_THREADS > 1:
-    _install_split()
+    try:
+        _install_split()
+    except Exception:  # no usable threading layer: the products stay on one thread
+        for _flag in _SPLIT.values():
+            _flag.value = 0
