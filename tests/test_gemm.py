@@ -8,6 +8,8 @@ processors without AVX-512 too (where ``"auto"`` would not take them)."""
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -181,3 +183,16 @@ def test_a_gradient_is_the_same_on_both_paths(mode):
         gemm.set_gemm(path)
         g = model.loss_and_grad(th, X, y)[1]
         assert np.max(np.abs(g - ref)) <= 1e-12 * scale, path
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_keeps_its_products_on_one_thread(split_entry):
+    """Numba terminates a forked child that starts GNU OpenMP's threads: in the child the
+    threaded entry is withdrawn (the products run on the child's thread)."""
+    assert gemm._SPLIT["float64"].value != 0
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 iff the entries are withdrawn
+        os._exit(0 if all(f.value == 0 for f in gemm._SPLIT.values()) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert gemm._SPLIT["float64"].value != 0

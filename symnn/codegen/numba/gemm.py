@@ -432,6 +432,16 @@ def _install_split() -> None:
             _ENTRIES[name] = numba.cfunc(_entry_signature(dt), cache=True,
                                          error_model="numpy")(_split_body)
         _SPLIT[name].value = _ENTRIES[name].address
+    if not _ENTRIES.get("at_fork"):
+        # a forked child may not start the threads of GNU OpenMP (Numba terminates it):
+        # its products stay on its own thread
+        os.register_at_fork(after_in_child=_serial_after_fork)
+        _ENTRIES["at_fork"] = True
+
+
+def _serial_after_fork() -> None:
+    for flag in _SPLIT.values():
+        flag.value = 0
 
 
 if numba.config.NUMBA_NUM_THREADS > 1:
