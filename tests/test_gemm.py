@@ -185,6 +185,14 @@ def test_a_gradient_is_the_same_on_both_paths(mode):
         assert np.max(np.abs(g - ref)) <= 1e-12 * scale, path
 
 
+def test_set_gemm_threads_installs_and_withdraws_the_entry(split_entry):
+    assert gemm.set_gemm_threads(False) is True
+    assert all(f.value == 0 for f in gemm._SPLIT.values())
+    assert gemm.set_gemm_threads(True) is False
+    assert all(f.value == e.address for f, e in
+               zip(gemm._SPLIT.values(), (gemm._ENTRIES["float64"], gemm._ENTRIES["float32"])))
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
 def test_a_forked_child_keeps_its_products_on_one_thread(split_entry):
     """Numba terminates a forked child that starts GNU OpenMP's threads: in the child the

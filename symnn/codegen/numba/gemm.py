@@ -14,14 +14,17 @@ module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
   not know the processor).  Rows and columns beyond the last whole block, other ``beta``
   values and small products go to BLAS.  float32 has its own tiles, 8 × 32 in sixteen
   ``<16 x float>`` registers.
-* **tiles over threads** — when Numba may use more than one thread (``NUMBA_NUM_THREADS`` >
-  1 at import, and :func:`numba.get_num_threads` above 1 on the calling thread), a product
-  of at least :data:`SPLIT_MIN_MADDS` multiply-adds splits its 8-row blocks over the threads
-  (:func:`_split_rows`, a ``prange`` region).  Compiled kernels reach it through a C entry
-  whose address they read at run time (as the switch), so that no threading runtime is
-  linked into them; every element is the same sum as on one thread, so the bits do not
-  change.  On a machine whose cores are busy with other work the threads wait on each other
-  (as BLAS's do): ``numba.set_num_threads(1)`` keeps the products on the calling thread.
+* **tiles over threads** — when allowed (:func:`set_gemm_threads`; on at import where
+  ``NUMBA_NUM_THREADS`` > 1 is set in the environment) and :func:`numba.get_num_threads` is
+  above 1 on the calling thread, a product of at least :data:`SPLIT_MIN_MADDS`
+  multiply-adds splits its 8-row blocks over the threads (:func:`_split_rows`, a ``prange``
+  region).  Compiled kernels reach it through a C entry whose address they read at run time
+  (as the switch), so that no threading runtime is linked into them; every element is the
+  same sum as on one thread, so the bits do not change.  On a machine whose cores are busy
+  with other work the threads wait on each other, as BLAS's do (with GNU OpenMP, Numba's
+  usual layer on Linux, they spin: a B = 2048 gradient took 100 ms instead of 8 ms at a
+  load of 10 on 2 cores); ``numba.set_num_threads(1)`` or ``set_gemm_threads(False)``
+  keeps the products on the calling thread.
 
 :func:`set_gemm` chooses: ``"auto"`` (the default) takes tiles where the host has AVX-512F
 (where they were measured faster, ``benchmarks/bench_blas.py``) and BLAS elsewhere;
@@ -54,7 +57,7 @@ from numba.extending import intrinsic
 from symnn.codegen.numba._blas import _gemm as _blas_gemm
 from symnn.errors import ArgumentError
 
-__all__ = ["GEMM_MODES", "gemm_mode", "host_has_avx512", "set_gemm"]
+__all__ = ["GEMM_MODES", "gemm_mode", "host_has_avx512", "set_gemm", "set_gemm_threads"]
 
 #: The choices of :func:`set_gemm`.
 GEMM_MODES = ("auto", "tiles", "blas")
@@ -444,9 +447,28 @@ def _serial_after_fork() -> None:
         flag.value = 0
 
 
-if numba.config.NUMBA_NUM_THREADS > 1:
+def set_gemm_threads(on: bool) -> bool:
+    """Split the large products over Numba's threads (``on``) or keep them on the calling
+    thread; returns the previous setting.  At import it is on where ``NUMBA_NUM_THREADS``
+    is set above 1 in the environment (an explicit allowance: Numba's default, every core,
+    does not turn it on — on a machine busy with other work, threads that wait on each
+    other cost more than they save).  Turning it on compiles the threaded entry (or loads it
+    from Numba's cache) and starts Numba's threading layer.
+
+    >>> old = set_gemm_threads(False)
+    >>> set_gemm_threads(old)
+    False
+    """
+    was = _SPLIT["float64"].value != 0
+    if on:
+        _install_split()
+    else:
+        _serial_after_fork()
+    return was
+
+
+if numba.config.NUMBA_NUM_THREADS > 1 and "NUMBA_NUM_THREADS" in os.environ:
     try:
         _install_split()
     except Exception:  # no usable threading layer: the products stay on one thread
-        for _flag in _SPLIT.values():
-            _flag.value = 0
+        _serial_after_fork()
