@@ -33,6 +33,10 @@ FORMAT = 1
 #: defines and :mod:`symnn.codegen.aot` sets (``gemm._SYMBOL``; not imported here, so that
 #: reading this module imports no Numba)
 GEMM_FLAG = "symnn_gemm_tiles"
+#: The globals holding the address of the threaded products (``gemm._SPLIT_SYMBOLS``): a
+#: module defines them as 0, so its products run on the calling thread (no threading
+#: runtime is linked into a module)
+GEMM_SPLIT = ("symnn_gemm_split_f64", "symnn_gemm_split_f32")
 #: The Python-level checks compiled into every module: name → (module, argument codes).
 #: Codes: ``a`` a 1-D array of the model's dtype, ``L`` of int64, ``i`` an int, ``f`` a
 #: float, ``b`` a bool.
@@ -166,7 +170,9 @@ def _strip_optnone(library) -> None:
 
     text = str(library._final_module)
     flag = re.compile(rf"^@{GEMM_FLAG} = external ((?:local_unnamed_addr )?global i32)", re.M)
-    if "optnone" not in text and not flag.search(text):
+    split = re.compile(rf"^@({'|'.join(GEMM_SPLIT)}) = external "
+                       r"((?:local_unnamed_addr )?global i64)", re.M)
+    if "optnone" not in text and not flag.search(text) and not split.search(text):
         return
     groups = re.compile(r"^(attributes #\d+ = \{)([^}]*)(\})", re.M)
     text = groups.sub(lambda m: m.group(1) + re.sub(r"\boptnone\b", "", m.group(2))
@@ -174,6 +180,7 @@ def _strip_optnone(library) -> None:
     # the products' switch (symnn.codegen.numba.gemm): the JIT links it to the process's
     # flag by name; here the module defines it, and symnn.codegen.aot keeps it in step
     text = flag.sub(rf"@{GEMM_FLAG} = \1 0", text)
+    text = split.sub(r"@\1 = \2 0", text)
     module = ll.parse_assembly(text)
     module.verify()
     library._final_module = module

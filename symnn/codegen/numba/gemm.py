@@ -1,5 +1,6 @@
-"""Register-blocked float64 matrix products compiled by Numba for the host processor, and
-the switch between them and BLAS (issue 16).
+"""Register-blocked float64 and float32 matrix products compiled by Numba for the host
+processor, split over threads for large products, and the switch between them and BLAS
+(issue 16).
 
 The runtime blocks' products (:mod:`symnn.codegen.numba.runtime`) call :func:`_gemm` of this
 module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
@@ -11,7 +12,19 @@ module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
   256.  LLVM compiles this for the host, so on an AVX-512 processor it runs AVX-512 whatever
   kernels the installed BLAS picked (an ``OPENBLAS_CORETYPE`` pin to Haswell, a BLAS that does
   not know the processor).  Rows and columns beyond the last whole block, other ``beta``
-  values, float32 and small products go to BLAS.
+  values and small products go to BLAS.  float32 has its own tiles, 8 × 32 in sixteen
+  ``<16 x float>`` registers.
+* **tiles over threads** — when allowed (:func:`set_gemm_threads`; on at import where
+  ``NUMBA_NUM_THREADS`` > 1 is set in the environment) and :func:`numba.get_num_threads` is
+  above 1 on the calling thread, a product of at least :data:`SPLIT_MIN_MADDS`
+  multiply-adds splits its 8-row blocks over the threads (:func:`_split_rows`, a ``prange``
+  region).  Compiled kernels reach it through a C entry whose address they read at run time
+  (as the switch), so that no threading runtime is linked into them; every element is the
+  same sum as on one thread, so the bits do not change.  On a machine whose cores are busy
+  with other work the threads wait on each other, as BLAS's do (with GNU OpenMP, Numba's
+  usual layer on Linux, they spin: a B = 2048 gradient took 100 ms instead of 8 ms at a
+  load of 10 on 2 cores); ``numba.set_num_threads(1)`` or ``set_gemm_threads(False)``
+  keeps the products on the calling thread.
 
 :func:`set_gemm` chooses: ``"auto"`` (the default) takes tiles where the host has AVX-512F
 (where they were measured faster, ``benchmarks/bench_blas.py``) and BLAS elsewhere;
@@ -44,7 +57,7 @@ from numba.extending import intrinsic
 from symnn.codegen.numba._blas import _gemm as _blas_gemm
 from symnn.errors import ArgumentError
 
-__all__ = ["GEMM_MODES", "gemm_mode", "host_has_avx512", "set_gemm"]
+__all__ = ["GEMM_MODES", "gemm_mode", "host_has_avx512", "set_gemm", "set_gemm_threads"]
 
 #: The choices of :func:`set_gemm`.
 GEMM_MODES = ("auto", "tiles", "blas")
@@ -61,6 +74,17 @@ PACK_MIN_ROWS = 128
 _SYMBOL = "symnn_gemm_tiles"
 _FLAG = ctypes.c_int32(0)
 llvm.add_symbol(_SYMBOL, ctypes.addressof(_FLAG))
+#: products of at least this many multiply-adds are split over Numba's threads (when more
+#: than one is allowed): a 2048 × 128 × 128 product (33.5 M) is, one of 256 × 128 × 128
+#: (4.2 M) is not — starting the threads would cost a noticeable share of it
+SPLIT_MIN_MADDS = 1 << 23
+#: the address of the threaded entry per dtype (:func:`_install_split`), 0 while there is
+#: none: an external global read by compiled code, as the switch (an ahead-of-time module
+#: defines it as 0, so that no threading runtime is linked into it)
+_SPLIT_SYMBOLS = {"float64": "symnn_gemm_split_f64", "float32": "symnn_gemm_split_f32"}
+_SPLIT = {dt: ctypes.c_int64(0) for dt in _SPLIT_SYMBOLS}
+for _dt, _name in _SPLIT_SYMBOLS.items():
+    llvm.add_symbol(_name, ctypes.addressof(_SPLIT[_dt]))
 _MODE = {"mode": "auto"}
 #: Copies of the flag defined by ahead-of-time modules (symnn.codegen.aot), kept in step
 _MIRRORS: list = []
@@ -133,33 +157,42 @@ def _tiles_on(typingctx):
     return types.boolean(), codegen
 
 
+def _lanes(dt) -> int:
+    """The vector width of a tile row: 8 doubles or 16 floats (one 512-bit register)."""
+    return 8 if dt == types.float64 else 16
+
+
 def _splat(builder, vec, x):
     i32 = llvmir.IntType(32)
     v = builder.insert_element(llvmir.Constant(vec, llvmir.Undefined), x, i32(0))
     return builder.shuffle_vector(v, llvmir.Constant(vec, llvmir.Undefined),
-                                  llvmir.Constant(llvmir.VectorType(i32, 8), [0] * 8))
+                                  llvmir.Constant(llvmir.VectorType(i32, vec.count),
+                                                  [0] * vec.count))
 
 
 @intrinsic
 def _tile(typingctx, A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum):
-    """``C[oc:]`` (MR × NR, row stride ldc) ← alpha · Σ_{l<kc} A[oa + i·rsa + l·csa] ·
-    Bm[ob + l·ldb + j] (added to C if accum): MR·NV accumulators of ``<8 x double>``."""
+    """``C[oc:]`` (MR × NV·W, row stride ldc) ← alpha · Σ_{l<kc} A[oa + i·rsa + l·csa] ·
+    Bm[ob + l·ldb + j] (added to C if accum): MR·NV accumulators of W lanes (``<8 x
+    double>`` or ``<16 x float>``)."""
     sig = types.void(A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum)
 
     def codegen(context, builder, signature, args):
         A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum = args
         tys = signature.args
-        dt = tys[0].dtype  # float64 runs; float32 only compiles (see _gemm)
+        dt = tys[0].dtype
+        W = _lanes(dt)
         elem = context.get_value_type(dt)
-        vec = llvmir.VectorType(elem, 8)
+        vec = llvmir.VectorType(elem, W)
+        align = 8 if dt == types.float64 else 4
         i64 = llvmir.IntType(64)
         alpha = context.cast(builder, alpha, tys[11], dt)
         pa, pb, pc = (context.make_array(tys[i])(context, builder, x).data
                       for i, x in ((0, A), (4, Bm), (7, C)))
         fma = cgutils.get_or_insert_function(
             builder.module, llvmir.FunctionType(vec, [vec, vec, vec]),
-            "llvm.fma.v8f64" if dt == types.float64 else "llvm.fma.v8f32")
-        zero = llvmir.Constant(vec, [0.0] * 8)
+            "llvm.fma.v8f64" if dt == types.float64 else "llvm.fma.v16f32")
+        zero = llvmir.Constant(vec, [0.0] * W)
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NV)] for _ in range(MR)]
 
         def vptr(p, off):
@@ -167,7 +200,7 @@ def _tile(typingctx, A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum)
 
         with cgutils.for_range(builder, kc) as loop:
             brow = builder.add(ob, builder.mul(loop.index, ldb))
-            bv = [builder.load(vptr(pb, builder.add(brow, i64(8 * v))), align=8)
+            bv = [builder.load(vptr(pb, builder.add(brow, i64(W * v))), align=align)
                   for v in range(NV)]
             acol = builder.add(oa, builder.mul(loop.index, csa))
             for i in range(MR):
@@ -181,26 +214,63 @@ def _tile(typingctx, A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum)
         for i in range(MR):
             crow = builder.add(oc, builder.mul(ldc, i64(i)))
             for v in range(NV):
-                p = vptr(pc, builder.add(crow, i64(8 * v)))
+                p = vptr(pc, builder.add(crow, i64(W * v)))
                 r = builder.fmul(builder.load(acc[i][v]), al)
-                old = builder.load(p, align=8)  # read always, used only if accum: a NaN
-                builder.store(builder.select(add, builder.fadd(old, r), r), p, align=8)
+                old = builder.load(p, align=align)  # read always, used only if accum: a NaN
+                builder.store(builder.select(add, builder.fadd(old, r), r), p, align=align)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
+@intrinsic
+def _nr(typingctx, A):
+    """The columns of a tile for ``A``'s dtype (a constant): NV·8 (float64), NV·16
+    (float32)."""
+    nr = NV * _lanes(A.dtype)
+
+    def codegen(context, builder, signature, args):
+        return context.get_constant(types.int64, nr)
+
+    return types.int64(A), codegen
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _tiled(m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc):
-    """The whole tiles of ``C`` (m0 × n0, multiples of MR and NR): panels of KC, then tile
-    rows, then tiles across."""
+    """The whole tiles of ``C`` (m0 × n0, multiples of MR and of the tile's columns): panels
+    of KC, then tile rows, then tiles across."""
+    nr = _nr(A)
     for k0 in range(0, k, KC):
         kc = min(KC, k - k0)
         accum = 1 if (acc or k0 > 0) else 0
         for i0 in range(0, m0, MR):
-            for j0 in range(0, n0, NR):
+            for j0 in range(0, n0, nr):
                 _tile(A, oa + i0 * rsa + k0 * csa, rsa, csa, Bm, ob + k0 * ldb + j0, ldb,
                       C, oc + i0 * ldc + j0, ldc, kc, alpha, accum)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _packed(Bm, ob, ldb, k, n0):
+    """The first n0 columns of op(B) = Bᵀ, copied k × n0 (rows of B become columns)."""
+    T = np.empty(k * n0, dtype=Bm.dtype)
+    for j in range(n0):
+        for l in range(k):
+            T[l * n0 + j] = Bm[ob + j * ldb + l]
+    return T
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
+    """BLAS for the columns beyond the whole tiles (on the whole rows), then the rows
+    beyond them (every column)."""
+    m0 = m - m % MR
+    n0 = n - n % _nr(A)
+    if n0 < n:
+        _blas_gemm(ta, tb, m0, n - n0, k, alpha, A, oa, lda, Bm, ob + n0 * (ldb if tb else 1),
+                   ldb, beta, C, oc + n0, ldc)
+    if m0 < m:
+        _blas_gemm(ta, tb, m - m0, n, k, alpha, A, oa + m0 * (1 if ta else lda), lda, Bm, ob,
+                   ldb, beta, C, oc + m0 * ldc, ldc)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -208,44 +278,197 @@ def _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ld
     """Tiles where whole ones fit, BLAS for the rows and columns left over.  op(B) = Bᵀ is
     first copied transposed (k × n), so that a tile reads rows of B."""
     m0 = m - m % MR
-    n0 = n - n % NR
+    n0 = n - n % _nr(A)
     rsa, csa = (1, lda) if ta else (lda, 1)
     acc = beta != 0.0
     if tb:
-        T = np.empty(k * n0, dtype=Bm.dtype)
-        for j in range(n0):
-            for l in range(k):
-                T[l * n0 + j] = Bm[ob + j * ldb + l]
+        T = _packed(Bm, ob, ldb, k, n0)
         _tiled(m0, n0, k, alpha, A, oa, rsa, csa, T, 0, n0, acc, C, oc, ldc)
     else:
         _tiled(m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc)
-    if n0 < n:  # the columns left over, on the whole rows
-        _blas_gemm(ta, tb, m0, n - n0, k, alpha, A, oa, lda, Bm, ob + n0 * (ldb if tb else 1),
-                   ldb, beta, C, oc + n0, ldc)
-    if m0 < m:  # the rows left over, every column
-        _blas_gemm(ta, tb, m - m0, n, k, alpha, A, oa + m0 * rsa, lda, Bm, ob, ldb, beta,
-                   C, oc + m0 * ldc, ldc)
+    _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _gemm(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
     """``C[oc:]`` (m × n, row stride ldc) ← alpha·op(A[oa:])·op(Bm[ob:]) + beta·C, as
     :func:`symnn.codegen.numba._blas._gemm`: tiles when :func:`set_gemm` allows, the
-    product is float64, large enough, ``beta`` is 0 or 1, one tile fits and (for op(B) = Bᵀ)
-    it has :data:`PACK_MIN_ROWS` rows; else BLAS."""
-    if (_is_f64(A) and _tiles_on() and m >= MR and n >= NR and m * n * k >= MIN_MADDS
+    product is large enough, ``beta`` is 0 or 1, one tile fits and (for op(B) = Bᵀ) it has
+    :data:`PACK_MIN_ROWS` rows — split over the threads when it has
+    :data:`SPLIT_MIN_MADDS` multiply-adds and a threaded entry is installed; else BLAS."""
+    if (_tiles_on() and m >= MR and n >= _nr(A) and m * n * k >= MIN_MADDS
             and (beta == 0.0 or beta == 1.0) and (tb == 0 or m >= PACK_MIN_ROWS)):
-        _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+        if m * n * k >= SPLIT_MIN_MADDS and _split_entry(A) != 0:
+            _call_split(_split_entry(A), ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb,
+                        beta, C, oc, ldc)
+        else:
+            _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
     else:
         _blas_gemm(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
 
 
 @intrinsic
-def _is_f64(typingctx, A):
-    """True (a constant) for a float64 array: the tiles are float64 only."""
-    is64 = A.dtype == types.float64
+def _split_entry(typingctx, A):
+    """The address of the threaded entry for ``A``'s dtype (0: none installed), read at run
+    time from an external global, as the switch."""
+    name = _SPLIT_SYMBOLS.get(str(A.dtype))
 
     def codegen(context, builder, signature, args):
-        return context.get_constant(types.boolean, is64)
+        i64 = llvmir.IntType(64)
+        if name is None:
+            return i64(0)
+        gv = builder.module.globals.get(name)
+        if gv is None:
+            gv = llvmir.GlobalVariable(builder.module, i64, name)
+            gv.linkage = "external"
+        return builder.load(gv)
 
-    return types.boolean(A), codegen
+    return types.int64(A), codegen
+
+
+@intrinsic
+def _call_split(typingctx, addr, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C,
+                oc, ldc):
+    """Call the threaded entry at ``addr`` (C ABI, :func:`_entry_signature`): each array
+    passes as its data pointer and length, integers as int64, scalars as double."""
+    sig = types.void(addr, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+
+    def codegen(context, builder, signature, args):
+        tys = signature.args
+        f64 = context.get_value_type(types.float64)
+        vals, argtys = [], []
+        for i in range(1, len(args)):
+            ty = tys[i]
+            if isinstance(ty, types.Array):
+                arr = context.make_array(ty)(context, builder, args[i])
+                vals += [arr.data, arr.nitems]
+                argtys += [arr.data.type, llvmir.IntType(64)]
+            elif i in (6, 13):  # alpha, beta
+                vals.append(context.cast(builder, args[i], ty, types.float64))
+                argtys.append(f64)
+            else:
+                vals.append(context.cast(builder, args[i], ty, types.int64))
+                argtys.append(llvmir.IntType(64))
+        fnty = llvmir.FunctionType(llvmir.VoidType(), argtys)
+        fn = builder.inttoptr(args[0], fnty.as_pointer())
+        builder.call(fn, vals)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, error_model="numpy", parallel=True)
+def _split_rows(parts, m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc):
+    """:func:`_tiled` with the MR-row blocks cut into ``parts`` contiguous runs, one per
+    thread: every element is the same sum as in one run, so the bits do not change."""
+    blocks = m0 // MR
+    for p in numba.prange(parts):
+        b0 = blocks * p // parts
+        b1 = blocks * (p + 1) // parts
+        if b1 > b0:
+            _tiled((b1 - b0) * MR, n0, k, alpha, A, oa + b0 * MR * rsa, rsa, csa, Bm, ob, ldb,
+                   acc, C, oc + b0 * MR * ldc, ldc)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _gemm_split(parts, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
+    """:func:`_gemm_tiles` with the whole tiles split over ``parts`` threads
+    (:func:`_split_rows`); the leftovers on this thread."""
+    m0 = m - m % MR
+    n0 = n - n % _nr(A)
+    rsa, csa = (1, lda) if ta else (lda, 1)
+    acc = beta != 0.0
+    if tb:
+        T = _packed(Bm, ob, ldb, k, n0)
+        _split_rows(parts, m0, n0, k, alpha, A, oa, rsa, csa, T, 0, n0, acc, C, oc, ldc)
+    else:
+        _split_rows(parts, m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc)
+    _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+
+
+@intrinsic
+def _threads(typingctx):
+    """:func:`numba.get_num_threads` (this thread's setting) by the threading layer's own
+    symbol, so that the entry can be cached (Numba's overload reads it through ctypes)."""
+
+    def codegen(context, builder, signature, args):
+        fnty = llvmir.FunctionType(llvmir.IntType(32), [])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "get_num_threads")
+        return builder.sext(builder.call(fn, []), llvmir.IntType(64))
+
+    return types.int64(), codegen
+
+
+def _split_body(ta, tb, m, n, k, alpha, pa, na, oa, lda, pb, nb, ob, ldb, beta, pc, nc, oc,
+                ldc):
+    """The threaded entry (compiled as a C callback by :func:`_install_split`): the tiles
+    over :func:`numba.get_num_threads` threads, or on this one when that is 1."""
+    A = numba.carray(pa, na)
+    Bm = numba.carray(pb, nb)
+    C = numba.carray(pc, nc)
+    parts = _threads()
+    if parts > 1:
+        _gemm_split(parts, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+    else:
+        _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+
+
+def _entry_signature(dt):
+    """The C signature of the threaded entry for element type ``dt``."""
+    i, f, p = types.int64, types.float64, types.CPointer(dt)
+    return types.void(i, i, i, i, i, f, p, i, i, i, p, i, i, i, f, p, i, i, i)
+
+
+#: the compiled entries (kept alive: compiled code holds their addresses)
+_ENTRIES: dict = {}
+
+
+def _install_split() -> None:
+    """Compile (or load from Numba's cache) the threaded entries and publish their
+    addresses to compiled code; done at import when Numba may use more than one thread
+    (``NUMBA_NUM_THREADS`` > 1).  With one thread allowed the products never reach it."""
+    from numba.np.ufunc.parallel import _launch_threads
+
+    _launch_threads()  # the threading layer's symbols, before the entries load
+    for name, dt in (("float64", types.float64), ("float32", types.float32)):
+        if name not in _ENTRIES:
+            _ENTRIES[name] = numba.cfunc(_entry_signature(dt), cache=True,
+                                         error_model="numpy")(_split_body)
+        _SPLIT[name].value = _ENTRIES[name].address
+    if not _ENTRIES.get("at_fork"):
+        # a forked child may not start the threads of GNU OpenMP (Numba terminates it):
+        # its products stay on its own thread
+        os.register_at_fork(after_in_child=_serial_after_fork)
+        _ENTRIES["at_fork"] = True
+
+
+def _serial_after_fork() -> None:
+    for flag in _SPLIT.values():
+        flag.value = 0
+
+
+def set_gemm_threads(on: bool) -> bool:
+    """Split the large products over Numba's threads (``on``) or keep them on the calling
+    thread; returns the previous setting.  At import it is on where ``NUMBA_NUM_THREADS``
+    is set above 1 in the environment (an explicit allowance: Numba's default, every core,
+    does not turn it on — on a machine busy with other work, threads that wait on each
+    other cost more than they save).  Turning it on compiles the threaded entry (or loads it
+    from Numba's cache) and starts Numba's threading layer.
+
+    >>> old = set_gemm_threads(False)
+    >>> set_gemm_threads(old)
+    False
+    """
+    was = _SPLIT["float64"].value != 0
+    if on:
+        _install_split()
+    else:
+        _serial_after_fork()
+    return was
+
+
+if numba.config.NUMBA_NUM_THREADS > 1 and "NUMBA_NUM_THREADS" in os.environ:
+    try:
+        _install_split()
+    except Exception:  # no usable threading layer: the products stay on one thread
+        _serial_after_fork()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from symnn.codegen.numba._blas import _gemm
+from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
 
 __all__ = ["SPECS"]
 
