@@ -524,9 +524,11 @@ def _no_inline(disp) -> None:
 
     Numba links a callee's IR into each caller, and LLVM then inlined it at every call
     site — a kernel with 25 calls re-optimised 25 copies, which dominated compile time.
-    Marked ``noinline`` (and ``optsize``, which stops LLVM from cloning it per constant
-    argument), each block is optimised once per kernel; a call costs nanoseconds next to
-    the loops and BLAS calls inside.  This reaches into Numba's code library; on a Numba
+    Marked ``noinline`` and ``optnone`` in the copy linked into a kernel (that copy was
+    already optimised when Numba compiled the block's own library, so ``optnone`` only
+    stops LLVM from re-optimising it, or cloning it per constant argument, in every kernel),
+    each block is optimised once; a call costs nanoseconds next to the loops and BLAS calls
+    inside.  This reaches into Numba's code library; on a Numba
     without these internals it does nothing and kernels only compile slower.
     """
     for cres in disp.overloads.values():
