@@ -623,7 +623,19 @@ def _check_arrays(target: str, meta: dict, version: int, theta: np.ndarray,
         raise _fail(target, "checksum mismatch — the file was damaged or modified after it "
                             f"was saved (stored SHA-256 {str(meta['sha256'])[:16]}…, "
                             f"computed {digest[:16]}…)")
+    _check_finite(target, theta)  # walk, round 6
     return extra
+
+
+def _check_finite(target: str, theta: np.ndarray) -> None:
+    """A file with a NaN parameter loaded, then every predict failed with a message about
+    the *data* (walk, round 6); save never writes one, so load refuses it."""
+    bad = ~np.isfinite(theta)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise _fail(target, f"theta holds {theta[i]} at index {i}; symnn.save writes only "
+                            "finite parameters, so this file was edited or written by another "
+                            "tool: retrain and save the model again")
 
 
 def _rebuild(target: str, meta: dict, theta: np.ndarray):
