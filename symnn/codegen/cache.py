@@ -6,10 +6,9 @@ and it finds the cached machine code again only when the *same file* is imported
 
     <cache dir>/symnn_<sha256 prefix>.py
 
-where the SHA-256 covers the derived program's fingerprint, the generated source, the dtype,
-the versions of symnn, Numba, llvmlite, NumPy and Python, and the contents of the runtime
-files whose jitted code the generated source calls (:func:`runtime_fingerprint`).
-Importing that file by that name in a second process finds Numba's cache files beside it (``__pycache__``) and skips
+where the SHA-256 covers the derived program's fingerprint, the generated source, the dtype
+and the versions of symnn, Numba, llvmlite, NumPy and Python.  Importing that file by that
+name in a second process finds Numba's cache files beside it (``__pycache__``) and skips
 compilation.
 
 The cache directory is ``cache_dir=`` if given, else ``$SYMNN_CACHE_DIR``, else
@@ -68,7 +67,6 @@ __all__ = [
     "default_cache_dir",
     "module_key",
     "module_name",
-    "runtime_fingerprint",
     "load_module",
     "clear_cache",
     "unsafe_directory",
@@ -103,42 +101,10 @@ def _versions() -> str:
             f"numpy={numpy.__version__};python={sys.version};machine={platform.machine()}")
 
 
-#: The files whose jitted code a generated module calls (walk, round 6).  Numba compiles
-#: each callee into the caller's machine code and keys its cache entry on the *caller's*
-#: file only, so a symnn upgrade that changed one of these (same generated source, same
-#: version number) was served the old, inlined copy from the cache.  Their contents are
-#: part of every module key (:func:`runtime_fingerprint`).
-RUNTIME_FILES = ("codegen/numba/runtime*.py", "codegen/numba/gemm.py",
-                 "codegen/numba/_blas.py", "codegen/fastmath.py", "codegen/_fastcheck.py")
-
-_RUNTIME_FINGERPRINT: dict[str, str] = {}
-
-
-def runtime_fingerprint(root: "str | os.PathLike | None" = None) -> str:
-    """SHA-256 of the files in :data:`RUNTIME_FILES` under ``root`` (the ``symnn`` package
-    by default): paths and contents, computed once per process and root.
-
-    >>> len(runtime_fingerprint())
-    64
-    """
-    base = Path(root) if root is not None else Path(__file__).resolve().parent.parent
-    cached = _RUNTIME_FINGERPRINT.get(str(base))
-    if cached is not None:
-        return cached
-    h = hashlib.sha256()
-    for pattern in RUNTIME_FILES:
-        for path in sorted(base.glob(pattern)):
-            h.update(path.relative_to(base).as_posix().encode("utf-8") + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
-    _RUNTIME_FINGERPRINT[str(base)] = h.hexdigest()
-    return _RUNTIME_FINGERPRINT[str(base)]
-
-
 def module_key(fingerprint: str, source: str, dtype: str) -> str:
-    """The SHA-256 (hex) naming a generated module: it covers the generated source and the
-    runtime code that source calls (:func:`runtime_fingerprint`)."""
+    """The SHA-256 (hex) naming a generated module."""
     h = hashlib.sha256()
-    for part in (fingerprint, source, dtype, _versions(), runtime_fingerprint()):
+    for part in (fingerprint, source, dtype, _versions()):
         data = part.encode("utf-8")
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)

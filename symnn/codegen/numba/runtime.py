@@ -29,7 +29,10 @@ import numpy as np
 from numba.core import types
 
 from symnn.codegen._fastcheck import fastmath_available
+from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
 from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
+
+_stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
 __all__ = ["BLAS_THRESHOLDS", "RUNTIME_FILES", "prepare_runtime", "runtime_fingerprint",
            "runtime_names"]

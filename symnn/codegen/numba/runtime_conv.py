@@ -30,6 +30,9 @@ import numba
 import numpy as np
 
 from symnn.codegen.numba._blas import _gemm
+from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
+
+_stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
 __all__ = ["SPECS"]
 
