@@ -1,0 +1,62 @@
+"""Round-6 hostile cases (walk): run by tests/test_hostile_layers.py in the same subprocess
+as tests/_hostile_layers_cases.py (tests/_hostile_walk_cases.py appends :data:`CASES`):
+a forged model file with a NaN parameter, a JSON file given as a spec, and a fit whose
+loss overflows before any update.  Each entry is ``(id, expected, fragment, run)``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+import symnn
+
+CASES: list[tuple[str, str, str, object]] = []
+_NET = symnn.mlp([2, 3, 1], activation="tanh", name="walk6")
+_TH = np.linspace(-1, 1, _NET.n_params)
+
+
+def _nan_model_file(d):
+    """A model file with a NaN parameter (checksum recomputed) loaded, then every predict
+    failed with advice about the data; load now refuses it."""
+    from symnn.train import io as sio
+
+    path = os.path.join(d, "walk6-nan.npz")
+    sio.save(path, _NET, _TH)
+    with np.load(path) as z:
+        meta = json.loads(z["meta"].tobytes())
+        theta = z["theta"].copy()
+    theta[4] = np.nan
+    meta["sha256"] = sio._digest(meta, theta, {})
+    with open(path, "wb") as fh:
+        np.savez(fh, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8), theta=theta)
+    sio.load(path)
+
+
+CASES.append(("walk6-load-nan-theta", "ModelFileError",
+              "theta holds nan at index 4; symnn.save writes only finite parameters",
+              _nan_model_file))
+
+
+def _json_spec(d):
+    path = os.path.join(d, "walk6-spec.json")
+    with open(path, "w") as fh:
+        json.dump({"network": {"layers": [2, 3, 1]}}, fh)
+    symnn.spec.load_spec(path)
+
+
+CASES.append(("walk6-spec-json", "SpecError", "this is JSON: spec files are TOML", _json_spec))
+
+
+def _overflow_at_init(d):
+    """y ~ 1e200: the loss overflows at the initial parameters; that is the data's scale,
+    which the message used to blame on the learning rate."""
+    import _hostile_layers_cases as H
+
+    m, th, X, y = H._model("res")
+    m.fit(X, 1e200 * y, epochs=1, theta0=th, check_every=0, progress=False)
+
+
+CASES.append(("walk6-fit-overflow-before-any-update", "TrainingError",
+              "no update was made yet, so no learning rate causes this", _overflow_at_init))
