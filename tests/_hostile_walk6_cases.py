@@ -60,3 +60,16 @@ def _overflow_at_init(d):
 
 CASES.append(("walk6-fit-overflow-before-any-update", "TrainingError",
               "no update was made yet, so no learning rate causes this", _overflow_at_init))
+
+
+def _save_estimator(d):
+    """symnn.save(path, estimator, θ) said only "model must be a compiled model"."""
+    from symnn.sklearn import SymnnRegressor
+
+    est = SymnnRegressor(hidden_layer_sizes=(2,), max_iter=1)
+    est.params_ = _TH
+    symnn.save(os.path.join(d, "walk6-est.npz"), est, None)
+
+
+CASES.append(("walk6-save-sklearn-estimator", "ArgumentError",
+              "save(path, est.model_, est.params_)", _save_estimator))

@@ -168,8 +168,10 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
                             f"{type(path).__name__}")
     declared = getattr(model, "declared", model)
     if not hasattr(declared, "n_params") or not hasattr(declared, "param_shapes"):
+        hint = ("; for a fitted symnn scikit-learn estimator est, save(path, est.model_, "
+                "est.params_) (or pickle est)" if hasattr(model, "params_") else "")  # walk 6
         raise ArgumentError(f"save: model must be a compiled model, a Network or a Model, got "
-                            f"{type(model).__name__}")
+                            f"{type(model).__name__}{hint}")
     theta, dt = _theta_to_save(model, declared, theta)
     if not np.all(np.isfinite(theta)):  # walk: it loaded, then every predict failed
         i = int(np.flatnonzero(~np.isfinite(theta))[0])
