@@ -73,3 +73,21 @@ def test_no_inline_docstring_names_the_attributes_it_sets():
     attrs = set(re.findall(r'add_function_attribute\("(\w+)"\)', src))
     assert attrs == {"noinline", "optnone"}
     assert all(f"``{a}``" in doc for a in attrs) and "optsize" not in doc
+
+
+def test_an_unusable_cache_directory_warns_at_the_callers_line(tmp_path):
+    """A cache "directory" that is a file said "(File exists)", and the warning pointed at
+    symnn/_api.py instead of the caller."""
+    import warnings
+
+    from symnn.codegen.cache import load_module, module_key
+
+    path = tmp_path / "cache"
+    path.write_text("not a directory")
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        mod = load_module("x = 1\n", module_key("fp", "x = 1\n", "float64"), cache_dir=path)
+    assert mod.x == 1
+    [w] = got
+    assert "it is a file, not a directory" in str(w.message)
+    assert w.filename == __file__
