@@ -73,3 +73,22 @@ def _save_estimator(d):
 
 CASES.append(("walk6-save-sklearn-estimator", "ArgumentError",
               "save(path, est.model_, est.params_)", _save_estimator))
+
+
+def _huge_work_buffer(d):
+    """A batch too large for a wide layer needed a work buffer of terabytes: NumPy's raw
+    MemoryError before; now a SizeLimitError before anything is allocated.  (A model of the
+    corpus is told it needs 10¹³ values: compiling a truly wide one costs seconds.)"""
+    import _hostile_layers_cases as H
+
+    m, th, X, y = H._model("res")
+    m.generated.work_size = lambda kind, B, K=1: 10**13
+    try:
+        m.predict(th, X)
+    finally:
+        del m.generated.work_size
+
+
+CASES.append(("walk6-huge-work-buffer", "SizeLimitError",
+              "the predict kernel needs a work buffer of 10,000,000,000,000 values",
+              _huge_work_buffer))

@@ -91,3 +91,17 @@ def test_an_unusable_cache_directory_warns_at_the_callers_line(tmp_path):
     [w] = got
     assert "it is a file, not a directory" in str(w.message)
     assert w.filename == __file__
+
+
+def test_a_work_buffer_beyond_memory_is_refused_before_it_is_allocated():
+    import pytest
+
+    from symnn.codegen._validate import work_buffer
+    from symnn.errors import SizeLimitError
+
+    with pytest.raises(SizeLimitError, match=r"needs a work buffer of .* pass fewer rows at a "
+                                             r"time \(about [\d,]+\)"):
+        work_buffer(10**13, "float64", "net", "predict", 10**8)
+    with pytest.raises(SizeLimitError, match="even one row does not fit: use narrower layers"):
+        work_buffer(10**13, "float64", "net", "loss_and_grad", 4)
+    assert work_buffer(0, "float32", "net", "predict", 1).shape == (1,)
