@@ -92,3 +92,22 @@ def _huge_work_buffer(d):
 CASES.append(("walk6-huge-work-buffer", "SizeLimitError",
               "the predict kernel needs a work buffer of 10,000,000,000,000 values",
               _huge_work_buffer))
+
+
+def _cli_csv(name: str, text: str):
+    """``symnn predict MODEL --data <a CSV of text>`` (helpers of _hostile_walk_cases)."""
+    def run(d):
+        import _hostile_walk_cases as W
+
+        model = W._model_file(d)
+        return W._cli(lambda d: ["predict", model, "--data", W._csv(d, name, text)])(d)
+    return run
+
+
+# a one-line CSV whose last field is empty was "a header but no data rows", nothing more
+CASES.append(("walk6-cli-csv-trailing-comma-only-line", "exit 1",
+              "taken as a header because its field 3 is empty",
+              _cli_csv("walk6-trail1.csv", "1,2,\n")))
+CASES.append(("walk6-cli-csv-trailing-commas", "exit 1",
+              "an empty field (a trailing delimiter, or a missing value?)",
+              _cli_csv("walk6-trail2.csv", "1,2,\n3,4,\n")))
