@@ -492,8 +492,8 @@ def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline().startswith("training long")
-        # walk (round 6): the second line says it compiles, and ends when the kernels are
-        # ready: training has begun
+        # walk (round 6): the second line says it compiles (the kernels, warm here, load
+        # in the first epoch)
         assert proc.stdout.readline().startswith("compiling the derived program")
         time.sleep(3)
         proc.send_signal(signal.SIGINT)

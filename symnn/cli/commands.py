@@ -188,9 +188,11 @@ def cmd_check(args) -> int:
         X, y = X[idx], y[idx]
     else:
         X, y = random_batch(declared, args.batch, rng)
+    # walk 6: said before the first kernel call, which compiles (a cold run's pause)
+    print(f"{declared.name}: {declared.n_params} parameters, batch of {X.shape[0]}",
+          flush=True)
     theta = np.asarray(model.init(args.seed))
     report = gradcheck(model, theta, X, y, seed=args.seed)
-    print(f"{declared.name}: {declared.n_params} parameters, batch of {X.shape[0]}")
     print(report)
     ok = bool(report)
     if args.hessian:

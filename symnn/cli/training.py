@@ -111,21 +111,14 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
 
 
 def _compile_saying_so(declared, dtype: str, out):
-    """Compile with a line that says so (walk, round 6): a cold first compile is a silent
-    pause of seconds otherwise.  The line ends once the kernels are ready."""
-    import time
-
+    """Compile, with a line that says so (walk, round 6): Numba compiles the kernels on
+    their first call, in the first epoch, and a cold first run was a silent pause of
+    seconds there."""
     from symnn.codegen.cache import default_cache_dir
 
     print(f"compiling the derived program into Numba kernels (the first run takes some "
-          f"seconds; the kernels are cached in {default_cache_dir()})…", end="", file=out,
-          flush=True)
-    t0 = time.perf_counter()
-    try:
-        model = declared.compile(dtype=dtype)
-    finally:
-        print(f" {time.perf_counter() - t0:.1f} s", file=out, flush=True)
-    return model
+          f"seconds; the kernels are cached in {default_cache_dir()})…", file=out, flush=True)
+    return declared.compile(dtype=dtype)
 
 
 def _batch(kw: dict, args, optimizer=None) -> str:
