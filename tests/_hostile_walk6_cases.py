@@ -55,7 +55,7 @@ def _overflow_at_init(d):
     import _hostile_layers_cases as H
 
     m, th, X, y = H._model("res")
-    m.fit(X, 1e200 * y, epochs=1, theta0=th, check_every=0, progress=False)
+    m.fit(X, 1e200 * y, epochs=1, theta0=th, check_every=0, progress=False, engine="python")
 
 
 CASES.append(("walk6-fit-overflow-before-any-update", "TrainingError",
