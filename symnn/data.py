@@ -308,6 +308,8 @@ def _numbers(path: str, rows: list[list[str]], first_line: int) -> np.ndarray:
                 # the cell's text is not shown: a data file is not always the user's own
                 hint = next((f"; is the delimiter {d!r}? set [data] delimiter = {d!r} in "
                              "the spec" for d in (";", "\t", "|") if d in c), "")
+                if not c.strip():  # walk 6: Excel writes "1,2," rows
+                    hint = "; an empty field (a trailing delimiter, or a missing value?)"
                 raise DataError(f"{path}, line {line}, column {j + 1}: not a number "
                                 f"({len(c.strip())} characters){hint}") from None
     if not np.all(np.isfinite(data)):
@@ -328,7 +330,10 @@ def _csv_table(path: str, opts: dict) -> tuple[np.ndarray, list[str] | None]:
         header = [c.strip() for c in rows[0]]
         rows = rows[1:]
     if not rows:
-        raise DataError(f"{path}: a header but no data rows")
+        why = next((f" (taken as a header because its field {j + 1} is "
+                    f"{'empty' if not c.strip() else 'not a number'})"
+                    for j, c in enumerate(header) if not _is_number(c)), "")
+        raise DataError(f"{path}: a header but no data rows{why}")  # walk 6: why a header
     return _numbers(path, rows, 2 if header else 1), header
 
 

@@ -596,7 +596,7 @@ def run_all(d: str) -> dict:
     results = {}
     for cid, _, _, fn in CASES:
         t = time.perf_counter()
-        signal.alarm(60)
+        signal.alarm(180)  # walk 6: a cold conv compile took 60 s at load 11 (a hang guard)
         try:
             r = fn(d) or {}
             r = dict(r) if isinstance(r, dict) else {}

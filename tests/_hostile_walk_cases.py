@@ -265,3 +265,9 @@ def _sk_hidden(h):
 for _label, _h in (("float", (2.5,)), ("str", "4"), ("bool", (True,))):
     CASES.append((f"walk-sklearn-hidden-{_label}", _D, "sequence of positive integers",
                   _sk_hidden(_h)))
+
+
+# -- round 6 (walk): tests/_hostile_walk6_cases.py, run in this same subprocess -----------
+import _hostile_walk6_cases  # noqa: E402 - the tests folder is on sys.path (driver, runner)
+
+CASES += _hostile_walk6_cases.CASES

@@ -461,6 +461,15 @@ def test_demo_says_when_xor_ends_in_its_local_minimum(capsys, seed, learns):
         assert "rerun with another --seed" in out
 
 
+def test_demo_with_too_few_steps_says_so_not_local_minimum(capsys):
+    """walk (round 6): 200 steps leave XOR on its starting plateau; that is not the local
+    minimum the note used to name."""
+    code, out, err = call(capsys, "demo", "--epochs", "200")
+    assert code == 0, err
+    assert "did not learn XOR" in out and "local minimum" not in out
+    assert "has not separated the classes yet" in out and "--epochs 5000" in out
+
+
 def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
     """SIGINT to a training subprocess: exit 130, and -o holds the parameters and history
     of the epochs completed (a Python-loop engine, so the signal lands between steps)."""
@@ -482,7 +491,10 @@ def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
                              str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert proc.stdout.readline().startswith("training long")  # training has begun
+        assert proc.stdout.readline().startswith("training long")
+        # walk (round 6): the second line says it compiles (the kernels, warm here, load
+        # in the first epoch)
+        assert proc.stdout.readline().startswith("compiling the derived program")
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)

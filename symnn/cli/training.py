@@ -101,13 +101,24 @@ def train_spec(spec, args, spec_arg: str, *, data: str | None = None, out=None,
           f"{X.shape[0]} samples{held}{scaled}, {kw['epochs']} epochs, "
           f"{_batch(kw, args, optimizer)}, "
           f"optimizer {optimizer.get('name')}", file=out, flush=True)
-    # walk: compiled after the line above, which a cold first run shows before its pause
-    model = declared.compile(dtype=spec.training.get("dtype", "float64"))
+    # walk: compiled after the line above; round 6: and it says so, as `symnn demo` does
+    model = _compile_saying_so(declared, spec.training.get("dtype", "float64"), out)
     theta, history = _fit(model, X, y, optimizer, kw, save_to, spec, scaler, args)
     _report(model, theta, X, y, "training", out)
     if X_test is not None:
         _report(model, theta, X_test, y_test, "test", out)
     return model, theta, history, scaler
+
+
+def _compile_saying_so(declared, dtype: str, out):
+    """Compile, with a line that says so (walk, round 6): Numba compiles the kernels on
+    their first call, in the first epoch, and a cold first run was a silent pause of
+    seconds there."""
+    from symnn.codegen.cache import default_cache_dir
+
+    print(f"compiling the derived program into Numba kernels (the first run takes some "
+          f"seconds; the kernels are cached in {default_cache_dir()})…", file=out, flush=True)
+    return declared.compile(dtype=dtype)
 
 
 def _batch(kw: dict, args, optimizer=None) -> str:

@@ -14,6 +14,8 @@ inf or NaN.
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 
@@ -152,6 +154,35 @@ def _cast(arr: np.ndarray, dtype, what: str = "an input") -> np.ndarray:
             f"{what} of shape {arr.shape} needs {need / 2**30:.1f} GiB as a contiguous "
             f"{np.dtype(dtype).name} array (the kernels read it so), more memory than this "
             "process can have; pass the rows in smaller batches") from err
+
+
+def work_buffer(need: int, dtype, name: str, kind: str, B: int) -> np.ndarray:
+    """A kernel's work buffer of ``need`` values, refused before it is allocated when it
+    exceeds this machine's memory (walk, round 6: a batch of 10⁴ rows through a layer of 4·10⁶
+    units raised NumPy's raw MemoryError for 596 GiB; below the refusal a failed allocation is
+    the same SizeLimitError).
+
+    >>> work_buffer(4, "float64", "net", "predict", 2).shape
+    (4,)
+    """
+    nbytes = int(need) * np.dtype(dtype).itemsize
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        memory = None
+    if memory is None or nbytes <= memory:
+        try:
+            return np.empty(max(int(need), 1), dtype)
+        except MemoryError:
+            memory = None  # the process's own limit (ulimit -v, a container) refused it
+    rows = int(B * memory / (2 * nbytes)) if memory else B // 4
+    limit = (f"this machine's memory ({memory / 2**30:.1f} GiB)" if memory
+             else "this process can allocate")
+    todo = (f"pass fewer rows at a time (about {rows:,})" if rows >= 1 else
+            "even one row does not fit: use narrower layers")
+    raise SizeLimitError(
+        f"{name}: the {kind} kernel needs a work buffer of {int(need):,} values "
+        f"({nbytes / 2**30:.1f} GiB) for a batch of {B} rows, more than {limit}; {todo}")
 
 
 def _ready(a, dtype, ndim) -> bool:

@@ -240,6 +240,16 @@ def _in_memory(name: str, source: str) -> types.ModuleType:
     return module
 
 
+def _outside_symnn() -> int:
+    """The ``stacklevel`` of the first caller outside the symnn package (walk, round 6: the
+    cache warning pointed at ``symnn/_api.py``, not at the user's ``compile()`` line)."""
+    root = str(Path(__file__).resolve().parent.parent) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def load_module(source: str, key: str, cache_dir: "str | os.PathLike | None" = None,
                 use_cache: bool = True) -> types.ModuleType:
     """Import the module for ``source`` from the cache, writing (or repairing) it first.
@@ -281,13 +291,15 @@ def load_module(source: str, key: str, cache_dir: "str | os.PathLike | None" = N
                 _atomic_write(path, _file_text(source))
     except OSError as err:
         problem = f"{err.strerror or err}"
+        if directory.exists() and not directory.is_dir():  # walk 6: was "(File exists)"
+            problem = "it is a file, not a directory"
     if problem is not None:
         warnings.warn(
             f"symnn kernel cache directory {str(directory)!r} is not usable ({problem}); "
             "compiling the kernels in memory, so they will not be cached across processes. "
             "Set SYMNN_CACHE_DIR or pass cache_dir= to a private, writable directory.",
             SymnnWarning,
-            stacklevel=3,
+            stacklevel=_outside_symnn(),
         )
         module = _in_memory(name + "_mem", source)
         module.__symnn_source__ = source

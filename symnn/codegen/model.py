@@ -323,7 +323,7 @@ class CompiledModel(_Base):
             bufs = self._buffers = _ThreadBuffers()
         buf = getattr(bufs, kind, None)
         if buf is None or buf.shape[0] < need:
-            buf = np.empty(max(need, 1), self.dtype)
+            buf = V.work_buffer(need, self.dtype, self.name, kind, B)  # walk 6: no raw OOM
             setattr(bufs, kind, buf)
         return buf
 

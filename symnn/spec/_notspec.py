@@ -8,7 +8,7 @@ from pathlib import Path
 
 from symnn.errors import SpecError
 
-__all__ = ["refuse_model_file"]
+__all__ = ["refuse_model_file", "not_toml_hint"]
 
 _ZIP = b"PK\x03\x04"
 
@@ -38,3 +38,26 @@ def refuse_model_file(p: Path, head: bytes | None = None) -> None:
                         "spec; symnn derive, latex, check and train read spec files "
                         "(docs/spec-format.md); a model file is read by 'symnn predict "
                         "MODEL.npz --data FILE.csv' or symnn.load(path)")
+
+
+def not_toml_hint(text: str) -> str:
+    """A hint for TOML that does not parse because it is JSON (walk, round 6: a ``.json``
+    spec was only "malformed TOML: Invalid statement (at line 1, column 1)").
+
+    >>> not_toml_hint('{"network": {"layers": [2, 1]}}')[:40]
+    '; this is JSON: spec files are TOML (wri'
+    >>> not_toml_hint("[network]\\nlayers = [2, 1")
+    ''
+    """
+    import json
+
+    stripped = text.lstrip()
+    if not stripped.startswith(("{", "[")):
+        return ""
+    try:
+        json.loads(stripped)
+    except (ValueError, RecursionError):
+        if not stripped.startswith("{"):
+            return ""
+    return ("; this is JSON: spec files are TOML (write [network] on one line, then "
+            "layers = [2, 3, 1] on the next; see docs/spec-format.md)")

@@ -49,7 +49,7 @@ from symnn.declare.losses import L1, L2, get_loss
 from symnn.declare.model import Model
 from symnn.declare.network import Network, mlp
 from symnn.errors import ArgumentError, SpecError, SymnnError
-from symnn.spec._notspec import refuse_model_file
+from symnn.spec._notspec import not_toml_hint, refuse_model_file
 from symnn.spec.blocks import graph_layer, residual_layer
 from symnn.spec.parser import ALLOWED, CONSTANTS, parse_expression
 from symnn.spec.schema import (
@@ -208,7 +208,7 @@ def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spe
     try:
         doc = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as err:  # ValueError: a 5000-digit integer
-        raise SpecError(f"{name}: malformed TOML: {err}") from err
+        raise SpecError(f"{name}: malformed TOML: {err}{not_toml_hint(text)}") from err
     except RecursionError as err:
         raise SpecError(f"{name}: arrays or tables nested too deeply") from err
     return _Loader(name, path).build(doc)

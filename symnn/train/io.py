@@ -168,8 +168,10 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
                             f"{type(path).__name__}")
     declared = getattr(model, "declared", model)
     if not hasattr(declared, "n_params") or not hasattr(declared, "param_shapes"):
+        hint = ("; for a fitted symnn scikit-learn estimator est, save(path, est.model_, "
+                "est.params_) (or pickle est)" if hasattr(model, "params_") else "")  # walk 6
         raise ArgumentError(f"save: model must be a compiled model, a Network or a Model, got "
-                            f"{type(model).__name__}")
+                            f"{type(model).__name__}{hint}")
     theta, dt = _theta_to_save(model, declared, theta)
     if not np.all(np.isfinite(theta)):  # walk: it loaded, then every predict failed
         i = int(np.flatnonzero(~np.isfinite(theta))[0])
@@ -627,7 +629,19 @@ def _check_arrays(target: str, meta: dict, version: int, theta: np.ndarray,
         raise _fail(target, "checksum mismatch — the file was damaged or modified after it "
                             f"was saved (stored SHA-256 {str(meta['sha256'])[:16]}…, "
                             f"computed {digest[:16]}…)")
+    _check_finite(target, theta)  # walk, round 6
     return extra
+
+
+def _check_finite(target: str, theta: np.ndarray) -> None:
+    """A file with a NaN parameter loaded, then every predict failed with a message about
+    the *data* (walk, round 6); save never writes one, so load refuses it."""
+    bad = ~np.isfinite(theta)
+    if np.any(bad):
+        i = int(np.flatnonzero(bad)[0])
+        raise _fail(target, f"theta holds {theta[i]} at index {i}; symnn.save writes only "
+                            "finite parameters, so this file was edited or written by another "
+                            "tool: retrain and save the model again")
 
 
 def _rebuild(target: str, meta: dict, theta: np.ndarray):

@@ -208,14 +208,28 @@ class _Damped(SecondOrder):
                 mu *= nu
                 nu = min(nu * 2.0, 1e6)
             if not accepted:
-                s.stop("converged", f"{name} converged after {it - 1} iterations: "
-                                    f"{why or 'no step decreases the loss'} (loss {L:.6g}, "
-                                    f"largest gradient component {gmax:.3g})")
+                s.stop(*_no_step_stop(name, it - 1, why, L, gmax))
                 break
             if s.end_epoch(it, th.astype(dt), L, norms, 1, t0, second_order=True,
                            damping=mu):
                 break
         return s.result(th.astype(dt))
+
+
+def _no_step_stop(name: str, n: int, why: str, L: float, gmax: float) -> tuple[str, str]:
+    """(reason, message) when no damped step decreases the loss (walk, round 6).
+
+    That is convergence at machine precision only where the gradient is small on the
+    loss's own scale (``max|g| ≤ √ε · max(1, √L)``); with data around 1e150 the loss's
+    rounding hides every step while the gradient is huge, and that is a stall.
+    """
+    numbers = f"(loss {L:.6g}, largest gradient component {gmax:.3g})"
+    why = why or "no step decreases the loss"
+    if gmax <= math.sqrt(np.finfo(np.float64).eps) * max(1.0, math.sqrt(max(L, 0.0))):
+        return "converged", f"{name} converged after {n} iterations: {why} {numbers}"
+    return "stalled", (f"{name} stopped after {n} iterations without converging: {why}, "
+                       f"but the gradient is not small {numbers}; the data may be badly "
+                       "scaled: standardize X and y, or try Adam")
 
 
 class Newton(_Damped):

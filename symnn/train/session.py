@@ -317,12 +317,23 @@ class Session:
                 if lr is not None else "add damping, or check the scale of the data")
         where = (f"after {updates} updates (epoch {epoch})" if updates
                  else "at the initial parameters")
+        if not updates and "loss" in what:  # walk, round 6: no step was taken yet
+            hint = self._scale_hint()
         kept = ("the initial parameters" if not updates else
                 "the parameters of the last finite loss")
         return TrainingError(
             f"training diverged {where}: the {what} is {value}; {hint}. err.params holds "
             f"{kept} and err.history the epochs completed.",
             params=np.array(params, copy=True), history=self.history)
+
+    def _scale_hint(self) -> str:
+        """Advice for a loss that is not finite before any update (walk, round 6): the
+        learning rate cannot have caused it, the data's scale can."""
+        big = [f"|{n}| up to {m:.3g}" for n, a in (("X", self.X), ("y", self.Y))
+               if a is not None and np.size(a) and (m := float(np.max(np.abs(a)))) > 1e6]
+        return ("no update was made yet, so no learning rate causes this: the loss overflows "
+                f"at the data's scale{' (' + ', '.join(big) + ')' if big else ''}; "
+                "standardize X and y (or check the initial parameters)")
 
     # -- end of an epoch ---------------------------------------------------------------------
     def end_epoch(self, epoch: int, theta: np.ndarray, loss: float,

@@ -55,7 +55,10 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from symnn.codegen.numba._blas import _gemm as _blas_gemm
+from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
 from symnn.errors import ArgumentError
+
+_stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
 __all__ = ["GEMM_MODES", "gemm_mode", "host_has_avx512", "set_gemm", "set_gemm_threads"]
 

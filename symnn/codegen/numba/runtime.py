@@ -29,7 +29,10 @@ import numpy as np
 from numba.core import types
 
 from symnn.codegen._fastcheck import fastmath_available
+from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
 from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
+
+_stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
 __all__ = ["BLAS_THRESHOLDS", "RUNTIME_FILES", "prepare_runtime", "runtime_fingerprint",
            "runtime_names"]
@@ -524,9 +527,11 @@ def _no_inline(disp) -> None:
 
     Numba links a callee's IR into each caller, and LLVM then inlined it at every call
     site — a kernel with 25 calls re-optimised 25 copies, which dominated compile time.
-    Marked ``noinline`` (and ``optsize``, which stops LLVM from cloning it per constant
-    argument), each block is optimised once per kernel; a call costs nanoseconds next to
-    the loops and BLAS calls inside.  This reaches into Numba's code library; on a Numba
+    Marked ``noinline`` and ``optnone`` in the copy linked into a kernel (that copy was
+    already optimised when Numba compiled the block's own library, so ``optnone`` only
+    stops LLVM from re-optimising it, or cloning it per constant argument, in every kernel),
+    each block is optimised once; a call costs nanoseconds next to the loops and BLAS calls
+    inside.  This reaches into Numba's code library; on a Numba
     without these internals it does nothing and kernels only compile slower.
     """
     for cres in disp.overloads.values():

@@ -29,7 +29,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
 from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
+
+_stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
 __all__ = ["SPECS"]
 
