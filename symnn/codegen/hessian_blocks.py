@@ -1,0 +1,150 @@
+"""The dense Hessian of a network whose first layer is ``Dense`` (issue 16, speed).
+
+:meth:`CompiledModel.hessian <symnn.codegen.model.CompiledModel.hessian>` takes P
+Hessian-vector products with the unit vectors.  The first layer's weights hold most of the
+parameters of a small network (160 of the 193 of a 10-16-1 MLP), and their columns need not
+be computed one direction at a time: ``W1`` and ``b1`` enter only ``z1 = W1 x + b1``, so
+per sample ``∂ℓᵢ/∂W1[j, l] = xᵢₗ · ∂ℓᵢ/∂b1[j]``, and since ``x`` does not depend on θ,
+
+    ``H[W1[j, l], ·] = (1/B) Σᵢ xᵢₗ · Hᵢ[b1[j], ·]``   and   ``H[b1[j], ·] = (1/B) Σᵢ Hᵢ[b1[j], ·]``
+
+— exactly, where ``Hᵢ[b1[j], ·]`` is the Hessian-vector product of sample i alone with the
+unit vector of ``b1[j]``.  So the rows of ``W1`` and ``b1`` are one matrix product
+``[X, 1]ᵀ R`` of the per-sample products ``R`` (B × n₁ × P: the compiled ``hvp`` kernel on
+one sample and the n₁ directions of ``b1``, a batch of one per call), and the other rows
+are the usual batched products with their unit vectors.  The work of the first layer's
+rows drops from P·n₁·B tangent values (one per direction, hidden unit and sample) to
+n₁·n₁·B; the result is the same Hessian up to rounding (``tests/test_hessian_blocks.py``
+checks it against the unit-vector path, the NumPy reference and finite differences).
+
+It applies (:func:`first_layer_plan`) when samples do not interact and the first layer's
+parameters appear nowhere else: a :class:`~symnn.declare.network.Network` of ``Dense``,
+activation and softmax layers only, whose first layer is ``Dense`` with a bias, without
+penalties or Dropout, in float64.  Every other model keeps the unit-vector path.
+
+>>> import numpy as np, symnn
+>>> model = symnn.mlp([3, 4, 1], activation="tanh", loss="mse", name="hb_doc").compile()
+>>> first_layer_plan(model)
+(0, 4, 3, 12)
+>>> theta = model.init(0); X = np.linspace(-1, 1, 15).reshape(5, 3); y = np.arange(5.0)
+>>> H = model.hessian(theta, X, y)
+>>> E = np.eye(model.n_params)
+>>> bool(np.allclose(H, model.hvp(theta, E, X, y), rtol=0, atol=1e-12))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["first_layer_plan", "first_layer_rows", "hessian_rows", "rest_directions",
+           "unit_rows"]
+
+
+def first_layer_plan(model) -> tuple[int, int, int, int] | None:
+    """``(offset of W1, n₁, n₀, offset of b1)`` when :mod:`this module's <symnn.codegen.
+    hessian_blocks>` rows apply to ``model`` (see there), else None.  Computed once and
+    kept on the model."""
+    plan = model.__dict__.get("_first_layer_plan", False)
+    if plan is False:
+        plan = _plan(model)
+        model._first_layer_plan = plan
+    return plan
+
+
+def _plan(model):
+    from symnn.declare.layers import Act, Dense, Softmax
+    from symnn.declare.network import Network
+
+    net = model.declared
+    if (type(net) is not Network or net.penalties or model.mask_width
+            or model.dtype != np.float64 or "hvp" not in model.kernels):
+        return None
+    if not all(type(la) in (Dense, Act, Softmax) for la in net.layers):
+        return None
+    first = net.layers[0]
+    if type(first) is not Dense or not first.bias or len(model.param_shapes) < 2:
+        return None
+    (wname, wshape), (bname, bshape) = model.param_shapes[:2]
+    n1, n0 = first.n_out, first.n_in
+    if (wname, tuple(wshape), bname, tuple(bshape)) != ("W1", (n1, n0), "b1", (n1,)):
+        return None
+    if tuple(model.input_shape) != (n0,):
+        return None
+    (ow, _), (ob, _) = model._offsets[:2]
+    return ow, n1, n0, ob
+
+
+def rest_directions(P: int, plan) -> np.ndarray:
+    """The parameters whose rows the unit-vector products give: all but ``W1`` and ``b1``."""
+    ow, n1, n0, ob = plan
+    keep = np.ones(P, bool)
+    keep[ow:ow + n1 * n0] = False
+    keep[ob:ob + n1] = False
+    return np.flatnonzero(keep)
+
+
+def first_layer_rows(model, theta, X, Y, plan, H, samples=None) -> None:
+    """Write ``H``'s rows of ``W1`` and ``b1`` (P each; see the module): the per-sample
+    products with the directions of ``b1``, then one product with ``[X, 1]``.  ``samples``
+    (a range) limits the sum to those samples and adds into ``H``'s rows (threads split
+    the batch); None: every sample, rows overwritten."""
+    ow, n1, n0, ob = plan
+    B, P = X.shape[0], model.n_params
+    rows = range(B) if samples is None else samples
+    E = np.zeros((n1, P), model.dtype)
+    E[np.arange(n1), ob + np.arange(n1)] = 1.0
+    E = E.reshape(-1)
+    Y2 = Y.reshape(B, -1)
+    R = np.empty((len(rows), n1, P), model.dtype)
+    work = model._work("hvp", 1, n1)
+    call = model._call
+    for r, i in enumerate(rows):
+        call("hvp", theta, E, X[i], Y2[i], R[r].reshape(-1), work)
+    Xe = np.empty((len(rows), n0 + 1), model.dtype)
+    Xe[:, :n0] = X[rows.start:rows.stop]
+    Xe[:, n0] = 1.0
+    G = (Xe.T @ R.reshape(len(rows), n1 * P)).reshape(n0 + 1, n1, P)
+    G *= 1.0 / B
+    W = H[ow:ow + n1 * n0].reshape(n1, n0, P)
+    if samples is None:
+        W[...] = G[:n0].transpose(1, 0, 2)
+        H[ob:ob + n1] = G[n0]
+    else:
+        W += G[:n0].transpose(1, 0, 2)
+        H[ob:ob + n1] += G[n0]
+
+
+def unit_rows(model, theta, X, Y, M, H, rows, memory: int) -> None:
+    """``H[rows] ← H θ-rows`` by Hessian-vector products with the unit vectors of ``rows``,
+    as many at once as fit in ``memory`` bytes of kernel work."""
+    P = model.n_params
+    _, per_sample, per_dir, _ = model.generated.work["hvp"]
+    per = (X.shape[0] * per_sample + per_dir + 2 * P) * model.dtype.itemsize
+    chunk = max(1, min(len(rows), memory // max(per, 1)))
+    Xf, Yf = X.reshape(-1), Y.reshape(-1)
+    contiguous = len(rows) > 0 and rows[-1] - rows[0] == len(rows) - 1
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        K = len(part)
+        E = np.zeros((K, P), model.dtype)
+        E[np.arange(K), part] = 1
+        out = H[part[0]:part[0] + K] if contiguous else np.empty((K, P), model.dtype)
+        model._call("hvp", theta, E.reshape(-1), Xf, *M, Yf, out.reshape(-1),
+                    model._work("hvp", X.shape[0], K))
+        if not contiguous:
+            H[part] = out
+
+
+def hessian_rows(model, theta, X, Y, M, memory: int) -> np.ndarray:
+    """The unsymmetrised Hessian (P, P): the first layer's rows from per-sample products
+    where :func:`first_layer_plan` allows, every other row from unit vectors."""
+    P = model.n_params
+    H = np.empty((P, P), model.dtype)
+    plan = first_layer_plan(model) if not M else None
+    if plan is None:
+        unit_rows(model, theta, X, Y, M, H, np.arange(P), memory)
+        return H
+    first_layer_rows(model, theta, X, Y, plan, H)
+    unit_rows(model, theta, X, Y, M, H, rest_directions(P, plan), memory)
+    return H
