@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_layer_plan", "first_layer_rows", "hessian_rows", "rest_directions",
+__all__ = ["first_layer_plan", "first_layer_part", "first_layer_rows", "hessian_rows", "rest_directions",
            "unit_rows"]
 
 
@@ -84,35 +84,32 @@ def rest_directions(P: int, plan) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def first_layer_rows(model, theta, X, Y, plan, H, samples=None) -> None:
-    """Write ``H``'s rows of ``W1`` and ``b1`` (P each; see the module): the per-sample
-    products with the directions of ``b1``, then one product with ``[X, 1]``.  ``samples``
-    (a range) limits the sum to those samples and adds into ``H``'s rows (threads split
-    the batch); None: every sample, rows overwritten."""
+def first_layer_part(model, theta, X, Y, plan, samples: range) -> np.ndarray:
+    """``[X, 1]ᵀ R`` over ``samples`` (see the module): shape (n₀ + 1, n₁, P), where ``R``
+    holds each sample's products with the directions of ``b1``; not yet divided by B."""
     ow, n1, n0, ob = plan
     B, P = X.shape[0], model.n_params
-    rows = range(B) if samples is None else samples
     E = np.zeros((n1, P), model.dtype)
     E[np.arange(n1), ob + np.arange(n1)] = 1.0
     E = E.reshape(-1)
     Y2 = Y.reshape(B, -1)
-    R = np.empty((len(rows), n1, P), model.dtype)
+    R = np.empty((len(samples), n1, P), model.dtype)
     work = model._work("hvp", 1, n1)
     call = model._call
-    for r, i in enumerate(rows):
+    for r, i in enumerate(samples):
         call("hvp", theta, E, X[i], Y2[i], R[r].reshape(-1), work)
-    Xe = np.empty((len(rows), n0 + 1), model.dtype)
-    Xe[:, :n0] = X[rows.start:rows.stop]
+    Xe = np.empty((len(samples), n0 + 1), model.dtype)
+    Xe[:, :n0] = X[samples.start:samples.stop]
     Xe[:, n0] = 1.0
-    G = (Xe.T @ R.reshape(len(rows), n1 * P)).reshape(n0 + 1, n1, P)
+    return (Xe.T @ R.reshape(len(samples), n1 * P)).reshape(n0 + 1, n1, P)
+
+
+def first_layer_rows(H, G, plan, B: int) -> None:
+    """``H``'s rows of ``W1`` and ``b1`` from the sum ``G`` of :func:`first_layer_part`."""
+    ow, n1, n0, ob = plan
     G *= 1.0 / B
-    W = H[ow:ow + n1 * n0].reshape(n1, n0, P)
-    if samples is None:
-        W[...] = G[:n0].transpose(1, 0, 2)
-        H[ob:ob + n1] = G[n0]
-    else:
-        W += G[:n0].transpose(1, 0, 2)
-        H[ob:ob + n1] += G[n0]
+    H[ow:ow + n1 * n0].reshape(n1, n0, -1)[...] = G[:n0].transpose(1, 0, 2)
+    H[ob:ob + n1] = G[n0]
 
 
 def unit_rows(model, theta, X, Y, M, H, rows, memory: int) -> None:
@@ -136,15 +133,77 @@ def unit_rows(model, theta, X, Y, M, H, rows, memory: int) -> None:
             H[part] = out
 
 
-def hessian_rows(model, theta, X, Y, M, memory: int) -> np.ndarray:
+def hessian_rows(model, theta, X, Y, M, memory: int, threads: int | None = None) -> np.ndarray:
     """The unsymmetrised Hessian (P, P): the first layer's rows from per-sample products
-    where :func:`first_layer_plan` allows, every other row from unit vectors."""
-    P = model.n_params
+    where :func:`first_layer_plan` allows, every other row from unit vectors.  The parts
+    run on ``threads`` threads (None: :func:`hessian_threads`)."""
+    P, B = model.n_params, X.shape[0]
     H = np.empty((P, P), model.dtype)
     plan = first_layer_plan(model) if not M else None
-    if plan is None:
-        unit_rows(model, theta, X, Y, M, H, np.arange(P), memory)
-        return H
-    first_layer_rows(model, theta, X, Y, plan, H)
-    unit_rows(model, theta, X, Y, M, H, rest_directions(P, plan), memory)
+    n = hessian_threads(B, P) if threads is None else max(1, int(threads))
+    rows = np.arange(P) if plan is None else rest_directions(P, plan)
+
+    def unit(part):
+        return lambda: unit_rows(model, theta, X, Y, M, H, part, memory)
+
+    tasks = [unit(part) for part in np.array_split(rows, n if plan is None else 1)
+             if len(part)]
+    n_unit = len(tasks)
+    if plan is not None:
+        tasks += [(lambda s: lambda: first_layer_part(model, theta, X, Y, plan, s))(s)
+                  for s in _sample_chunks(B, 2 * n if n > 1 else 1)]
+    results = run_tasks(tasks, n)
+    if plan is not None:
+        G = results[n_unit]
+        for part in results[n_unit + 1:]:
+            G += part
+        first_layer_rows(H, G, plan, B)
     return H
+
+
+def _sample_chunks(B: int, n: int) -> list[range]:
+    edges = np.linspace(0, B, min(n, B) + 1).round().astype(int)
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+#: Multiply-adds (about B·P²) below which the Hessian runs on one thread.
+THREAD_MADDS = 1 << 20
+
+
+def hessian_threads(B: int, P: int) -> int:
+    """Threads for a dense Hessian: Numba's thread count (``NUMBA_NUM_THREADS``,
+    ``numba.set_num_threads``) when the work is at least :data:`THREAD_MADDS`, else 1."""
+    if B * P * P < THREAD_MADDS:
+        return 1
+    import numba
+
+    return max(1, numba.get_num_threads())
+
+
+_POOLS: dict = {}
+
+
+def run_tasks(tasks, n: int) -> list:
+    """Run the callables ``tasks`` on ``n`` threads (this one and n − 1 pool threads, each
+    taking the next task until none is left); their results in order.  The kernels release
+    the GIL, so the threads' products overlap."""
+    if n <= 1 or len(tasks) <= 1:
+        return [t() for t in tasks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = min(n, len(tasks))
+    pool = _POOLS.get(n - 1)
+    if pool is None:
+        pool = _POOLS[n - 1] = ThreadPoolExecutor(n - 1, thread_name_prefix="symnn-hessian")
+    results: list = [None] * len(tasks)
+    order = iter(range(len(tasks)))
+
+    def drain():
+        for k in order:  # next() on a range iterator is atomic under the GIL
+            results[k] = tasks[k]()
+
+    futures = [pool.submit(drain) for _ in range(n - 1)]
+    drain()
+    for f in futures:
+        f.result()
+    return results
