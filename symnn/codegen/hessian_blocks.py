@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["first_layer_plan", "first_layer_part", "first_layer_rows", "hessian_rows", "rest_directions",
-           "unit_rows"]
+from symnn.codegen.numba.gemm import MR, _gemm
+
+__all__ = ["THREAD_MADDS", "first_layer_part", "first_layer_plan", "first_layer_rows",
+           "hessian_rows", "hessian_threads", "rest_directions", "run_tasks", "unit_rows"]
 
 
 def first_layer_plan(model) -> tuple[int, int, int, int] | None:
@@ -85,8 +87,8 @@ def rest_directions(P: int, plan) -> np.ndarray:
 
 
 def first_layer_part(model, theta, X, Y, plan, samples: range) -> np.ndarray:
-    """``[X, 1]ᵀ R`` over ``samples`` (see the module): shape (n₀ + 1, n₁, P), where ``R``
-    holds each sample's products with the directions of ``b1``; not yet divided by B."""
+    """``[X, 1]ᵀ R / B`` over ``samples`` (see the module): shape (≥ n₀ + 1, n₁, P), where
+    ``R`` holds each sample's products with the directions of ``b1``."""
     ow, n1, n0, ob = plan
     B, P = X.shape[0], model.n_params
     E = np.zeros((n1, P), model.dtype)
@@ -98,16 +100,20 @@ def first_layer_part(model, theta, X, Y, plan, samples: range) -> np.ndarray:
     call = model._call
     for r, i in enumerate(samples):
         call("hvp", theta, E, X[i], Y2[i], R[r].reshape(-1), work)
-    Xe = np.empty((len(samples), n0 + 1), model.dtype)
+    # [X, 1], padded with zero columns to whole tiles of rows (symnn.codegen.numba.gemm)
+    m = -(-(n0 + 1) // MR) * MR
+    Xe = np.zeros((len(samples), m), model.dtype)
     Xe[:, :n0] = X[samples.start:samples.stop]
     Xe[:, n0] = 1.0
-    return (Xe.T @ R.reshape(len(samples), n1 * P)).reshape(n0 + 1, n1, P)
+    G = np.empty((m, n1, P), model.dtype)
+    _gemm(1, 0, m, n1 * P, len(samples), 1.0 / B, Xe.reshape(-1), 0, m, R.reshape(-1), 0,
+          n1 * P, 0.0, G.reshape(-1), 0, n1 * P)
+    return G
 
 
-def first_layer_rows(H, G, plan, B: int) -> None:
+def first_layer_rows(H, G, plan) -> None:
     """``H``'s rows of ``W1`` and ``b1`` from the sum ``G`` of :func:`first_layer_part`."""
     ow, n1, n0, ob = plan
-    G *= 1.0 / B
     H[ow:ow + n1 * n0].reshape(n1, n0, -1)[...] = G[:n0].transpose(1, 0, 2)
     H[ob:ob + n1] = G[n0]
 
@@ -157,7 +163,7 @@ def hessian_rows(model, theta, X, Y, M, memory: int, threads: int | None = None)
         G = results[n_unit]
         for part in results[n_unit + 1:]:
             G += part
-        first_layer_rows(H, G, plan, B)
+        first_layer_rows(H, G, plan)
     return H
 
 
