@@ -35,6 +35,8 @@ True
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from symnn.codegen.numba.gemm import MR, _gemm
@@ -97,9 +99,14 @@ def first_layer_part(model, theta, X, Y, plan, samples: range) -> np.ndarray:
     Y2 = Y.reshape(B, -1)
     R = np.empty((len(samples), n1, P), model.dtype)
     work = model._work("hvp", 1, n1)
-    call = model._call
-    for r, i in enumerate(samples):
-        call("hvp", theta, E, X[i], Y2[i], R[r].reshape(-1), work)
+    xs, ys = list(X[samples.start:samples.stop]), list(Y2[samples.start:samples.stop])
+    rs = list(R.reshape(len(samples), n1 * P))
+    model._call("hvp", theta, E, xs[0], ys[0], rs[0], work)  # loads it, checks, poisons
+    fn = model.kernels["hvp"]
+    if model.debug or "hvp" in model._aot:
+        fn = lambda *args: model._call("hvp", *args)  # noqa: E731
+    for r in range(1, len(samples)):
+        fn(theta, E, xs[r], ys[r], rs[r], work)
     # [X, 1], padded with zero columns to whole tiles of rows (symnn.codegen.numba.gemm)
     m = -(-(n0 + 1) // MR) * MR
     Xe = np.zeros((len(samples), m), model.dtype)
@@ -147,6 +154,8 @@ def hessian_rows(model, theta, X, Y, M, memory: int, threads: int | None = None)
     H = np.empty((P, P), model.dtype)
     plan = first_layer_plan(model) if not M else None
     n = hessian_threads(B, P) if threads is None else max(1, int(threads))
+    if "hvp" not in model._ready and "hvp" not in model._aot:
+        n = 1  # the first call loads the kernel: once, on this thread
     rows = np.arange(P) if plan is None else rest_directions(P, plan)
 
     def unit(part):
@@ -177,30 +186,35 @@ THREAD_MADDS = 1 << 20
 
 
 def hessian_threads(B: int, P: int) -> int:
-    """Threads for a dense Hessian: Numba's thread count (``NUMBA_NUM_THREADS``,
-    ``numba.set_num_threads``) when the work is at least :data:`THREAD_MADDS`, else 1."""
+    """Threads for a dense Hessian: Numba's thread count (``NUMBA_NUM_THREADS``, or
+    ``numba.set_num_threads`` once Numba's thread pool runs) when the work is at least
+    :data:`THREAD_MADDS`, else 1."""
     if B * P * P < THREAD_MADDS:
         return 1
     import numba
+    from numba.np.ufunc import parallel
 
-    return max(1, numba.get_num_threads())
+    if getattr(parallel, "_is_initialized", False):  # else asking would start the pool
+        return max(1, numba.get_num_threads())
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
-_POOLS: dict = {}
+_POOLS: dict = {}  # {workers: ThreadPoolExecutor}, made on first use
+_PREFIX = "symnn-hessian"
 
 
 def run_tasks(tasks, n: int) -> list:
     """Run the callables ``tasks`` on ``n`` threads (this one and n − 1 pool threads, each
     taking the next task until none is left); their results in order.  The kernels release
     the GIL, so the threads' products overlap."""
-    if n <= 1 or len(tasks) <= 1:
-        return [t() for t in tasks]
+    if n <= 1 or len(tasks) <= 1 or threading.current_thread().name.startswith(_PREFIX):
+        return [t() for t in tasks]  # (in a pool thread: no waiting on the pool itself)
     from concurrent.futures import ThreadPoolExecutor
 
     n = min(n, len(tasks))
     pool = _POOLS.get(n - 1)
     if pool is None:
-        pool = _POOLS[n - 1] = ThreadPoolExecutor(n - 1, thread_name_prefix="symnn-hessian")
+        pool = _POOLS[n - 1] = ThreadPoolExecutor(n - 1, thread_name_prefix=_PREFIX)
     results: list = [None] * len(tasks)
     order = iter(range(len(tasks)))
 
