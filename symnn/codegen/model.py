@@ -428,7 +428,7 @@ class CompiledModel(_Base):
         check_dense(P, P, self.dtype.itemsize, "the Hessian", _HESSIAN_ALTERNATIVE)
         with single_threaded_if_small(P):  # skinny products: threads cost more than they save
             H = hessian_rows(self, theta, X, Y, self._M(mask, X), HESSIAN_MEMORY)
-        H += H.T
+        H = np.add(H, H.T)  # (not H += H.T: the overlap costs NumPy a copy)
         H *= 0.5
         _guard.check_products(self, H, "hessian")  # round 5, exact
         return H
