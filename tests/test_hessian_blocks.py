@@ -41,14 +41,14 @@ def _problem(key, B=7, seed=0):
     return model, theta, X, y
 
 
-def _rows(model, theta, X, y, threads, plan=True):
+def _rows(model, theta, X, y, threads, plan=True, memory=1 << 28):
     """The symmetrised Hessian from ``hessian_rows`` (plan=False: unit vectors only)."""
     saved = model.__dict__.get("_first_layer_plan", False)
     if not plan:
         model._first_layer_plan = None
     try:
         Xc, Yc = model._X(X), model._Y(y, len(X))
-        H = hb.hessian_rows(model, model._theta(theta), Xc, Yc, (), 1 << 28, threads)
+        H = hb.hessian_rows(model, model._theta(theta), Xc, Yc, (), memory, threads)
     finally:
         if not plan:
             model._first_layer_plan = saved
@@ -83,7 +83,8 @@ def test_a_wrong_first_layer_identity_is_caught():
     model, theta, X, y = _problem("tanh_mse")
     plan = hb.first_layer_plan(model)
     Xc, Yc = model._X(X), model._Y(y, len(X))
-    G = hb.first_layer_part(model, model._theta(theta), Xc + 1.0, Yc, plan, range(len(X)))
+    G = hb.first_layer_part(model, model._theta(theta), Xc + 1.0, Yc, plan, range(len(X)),
+                             1 << 20)
     H = model.hessian(theta, X, y)
     wrong = H.copy()
     hb.first_layer_rows(wrong, G, plan)
@@ -96,6 +97,17 @@ def test_threads_split_batches_and_rows_alike():
     np.testing.assert_allclose(_rows(model, theta, X, y, 3), H, rtol=0,
                                atol=1e-13 * np.abs(H).max())
     assert hb.run_tasks([lambda: 1, lambda: 2, lambda: 3], 2) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("memory", [20_000, 10_000])
+def test_little_memory_splits_the_batch_or_falls_back_to_unit_vectors(memory):
+    """20 kB: the 25 samples' products in parts of 12; 10 kB: the first layer's rows would
+    not fit (G alone is 9 kB, half the memory at most), so every row is a unit vector."""
+    model, theta, X, y = _problem("tanh_mse", B=25)
+    H = model.hessian(theta, X, y)
+    for threads in (1, 2):
+        np.testing.assert_allclose(_rows(model, theta, X, y, threads, memory=memory), H,
+                                   rtol=0, atol=1e-13 * np.abs(H).max())
     assert hb.hessian_threads(2, 3) == 1
 
 

@@ -88,34 +88,43 @@ def rest_directions(P: int, plan) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def first_layer_part(model, theta, X, Y, plan, samples: range) -> np.ndarray:
+def first_layer_part(model, theta, X, Y, plan, samples: range, memory: int) -> np.ndarray:
     """``[X, 1]ᵀ R / B`` over ``samples`` (see the module): shape (≥ n₀ + 1, n₁, P), where
-    ``R`` holds each sample's products with the directions of ``b1``."""
+    ``R`` holds each sample's products with the directions of ``b1``, made for as many
+    samples at once as fit in ``memory`` bytes."""
     ow, n1, n0, ob = plan
     B, P = X.shape[0], model.n_params
     E = np.zeros((n1, P), model.dtype)
     E[np.arange(n1), ob + np.arange(n1)] = 1.0
     E = E.reshape(-1)
-    Y2 = Y.reshape(B, -1)
-    R = np.empty((len(samples), n1, P), model.dtype)
-    work = model._work("hvp", 1, n1)
-    xs, ys = list(X[samples.start:samples.stop]), list(Y2[samples.start:samples.stop])
-    rs = list(R.reshape(len(samples), n1 * P))
+    m = -(-(n0 + 1) // MR) * MR  # [X, 1] padded with zero columns to whole tiles of rows
+    G = np.empty((m, n1, P), model.dtype)
+    step = max(1, min(len(samples), memory // (n1 * P * model.dtype.itemsize)))
+    R = np.empty((step, n1, P), model.dtype)
+    Xe = np.zeros((step, m), model.dtype)
+    for first in range(samples.start, samples.stop, step):
+        part = range(first, min(first + step, samples.stop))
+        _sample_products(model, theta, X, Y, E, part, R)
+        Xe[:len(part), :n0] = X[part.start:part.stop]
+        Xe[:len(part), n0] = 1.0
+        _gemm(1, 0, m, n1 * P, len(part), 1.0 / B, Xe.reshape(-1), 0, m, R.reshape(-1), 0,
+              n1 * P, 0.0 if first == samples.start else 1.0, G.reshape(-1), 0, n1 * P)
+    return G
+
+
+def _sample_products(model, theta, X, Y, E, samples: range, R) -> None:
+    """``R[r]`` ← the products of sample ``samples[r]`` alone with the directions ``E``."""
+    n = len(samples)
+    xs = list(X[samples.start:samples.stop])
+    ys = list(Y.reshape(X.shape[0], -1)[samples.start:samples.stop])
+    rs = list(R.reshape(R.shape[0], -1)[:n])
+    work = model._work("hvp", 1, R.shape[1])
     model._call("hvp", theta, E, xs[0], ys[0], rs[0], work)  # loads it, checks, poisons
     fn = model.kernels["hvp"]
     if model.debug or "hvp" in model._aot:
         fn = lambda *args: model._call("hvp", *args)  # noqa: E731
-    for r in range(1, len(samples)):
+    for r in range(1, n):
         fn(theta, E, xs[r], ys[r], rs[r], work)
-    # [X, 1], padded with zero columns to whole tiles of rows (symnn.codegen.numba.gemm)
-    m = -(-(n0 + 1) // MR) * MR
-    Xe = np.zeros((len(samples), m), model.dtype)
-    Xe[:, :n0] = X[samples.start:samples.stop]
-    Xe[:, n0] = 1.0
-    G = np.empty((m, n1, P), model.dtype)
-    _gemm(1, 0, m, n1 * P, len(samples), 1.0 / B, Xe.reshape(-1), 0, m, R.reshape(-1), 0,
-          n1 * P, 0.0, G.reshape(-1), 0, n1 * P)
-    return G
 
 
 def first_layer_rows(H, G, plan) -> None:
@@ -153,6 +162,8 @@ def hessian_rows(model, theta, X, Y, M, memory: int, threads: int | None = None)
     P, B = model.n_params, X.shape[0]
     H = np.empty((P, P), model.dtype)
     plan = first_layer_plan(model) if not M else None
+    if plan is not None and (plan[2] + MR) * plan[1] * P * model.dtype.itemsize > memory // 2:
+        plan = None  # the first layer's rows would not fit in the memory allowed
     n = hessian_threads(B, P) if threads is None else max(1, int(threads))
     if "hvp" not in model._ready and "hvp" not in model._aot:
         n = 1  # the first call loads the kernel: once, on this thread
@@ -164,9 +175,12 @@ def hessian_rows(model, theta, X, Y, M, memory: int, threads: int | None = None)
     tasks = [unit(part) for part in np.array_split(rows, n if plan is None else 1)
              if len(part)]
     n_unit = len(tasks)
-    if plan is not None:
-        tasks += [(lambda s: lambda: first_layer_part(model, theta, X, Y, plan, s))(s)
-                  for s in _sample_chunks(B, 2 * n if n > 1 else 1)]
+    if plan is not None:  # parts of the batch, each with its own G (as many as fit)
+        g_bytes = (plan[2] + MR) * plan[1] * P * model.dtype.itemsize
+        parts = max(1, min(2 * n if n > 1 else 1, memory // (2 * g_bytes)))
+        tasks += [(lambda s: lambda: first_layer_part(model, theta, X, Y, plan, s,
+                                                      memory // (2 * parts)))(s)
+                  for s in _sample_chunks(B, parts)]
     results = run_tasks(tasks, n)
     if plan is not None:
         G = results[n_unit]
