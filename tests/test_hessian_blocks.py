@@ -120,3 +120,26 @@ def test_the_plan_is_refused_where_its_identity_fails():
     assert plan(dense, penalties=[symnn.L2(0.1)], name="hb_pen") is None
     assert plan([symnn.Dense(3, 4, bias=False), "tanh", symnn.Dense(4, 2)],
                 name="hb_nobias") is None
+
+
+def test_a_forked_child_gets_its_own_pool():
+    """A child forked after the pool started has the pool object but none of its threads:
+    it must start a pool of its own rather than wait on the parent's forever."""
+    import os
+    import sys
+
+    if not hasattr(os, "fork") or sys.platform == "darwin":
+        pytest.skip("needs fork")
+    import signal
+    import warnings
+
+    assert hb.run_tasks([lambda: 1, lambda: 2], 2) == [1, 2]  # the parent's pool
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: exit 0 if the tasks ran; killed by the alarm if it hangs
+        signal.alarm(20)
+        ok = hb.run_tasks([lambda: 3, lambda: 4], 2) == [3, 4]
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

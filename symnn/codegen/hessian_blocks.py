@@ -42,6 +42,7 @@ True
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -219,7 +220,7 @@ def hessian_threads(B: int, P: int) -> int:
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
-_POOLS: dict = {}  # {workers: ThreadPoolExecutor}, made on first use
+_POOLS: dict = {}  # {(workers, process id): ThreadPoolExecutor}, made on first use
 _PREFIX = "symnn-hessian"
 
 
@@ -232,9 +233,10 @@ def run_tasks(tasks, n: int) -> list:
     from concurrent.futures import ThreadPoolExecutor
 
     n = min(n, len(tasks))
-    pool = _POOLS.get(n - 1)
+    key = (n - 1, os.getpid())  # a forked child has the pool but not its threads
+    pool = _POOLS.get(key)
     if pool is None:
-        pool = _POOLS[n - 1] = ThreadPoolExecutor(n - 1, thread_name_prefix=_PREFIX)
+        pool = _POOLS[key] = ThreadPoolExecutor(n - 1, thread_name_prefix=_PREFIX)
     results: list = [None] * len(tasks)
     order = iter(range(len(tasks)))
 
