@@ -109,6 +109,14 @@ def test_little_memory_splits_the_batch_or_falls_back_to_unit_vectors(memory):
         np.testing.assert_allclose(_rows(model, theta, X, y, threads, memory=memory), H,
                                    rtol=0, atol=1e-13 * np.abs(H).max())
     assert hb.hessian_threads(2, 3) == 1
+    saved = hb.THREAD_MADDS
+    try:
+        hb.THREAD_MADDS = 100
+        assert hb.hessian_threads(2, 3) == 1 and hb.hessian_threads(64, 10) >= 1
+        H2 = model.hessian(theta, X, y)  # the default path, split where Numba has threads
+    finally:
+        hb.THREAD_MADDS = saved
+    np.testing.assert_allclose(H2, H, rtol=0, atol=1e-13 * np.abs(H).max())
 
 
 def test_the_plan_is_refused_where_its_identity_fails():

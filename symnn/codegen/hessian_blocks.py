@@ -19,10 +19,10 @@ all-unit-vector rows.  The result is the same Hessian up to rounding
 (``tests/test_hessian_blocks.py`` checks it against the unit-vector path, the NumPy
 reference and finite differences).
 
-The parts — the unit-vector rows, and the batch in parts — run on Numba's thread count
-(:func:`hessian_threads`; the kernels release the GIL), and fit in the memory the caller
-allows (:data:`symnn.codegen.model.HESSIAN_MEMORY`): the samples' products in parts, and
-the unit-vector path alone where even one part's sum would not fit.
+The parts — the unit-vector rows, and the batch in parts — can run on several threads
+(:func:`hessian_threads`; off by default, see :data:`THREAD_MADDS`), and they fit in the
+memory the caller allows (:data:`symnn.codegen.model.HESSIAN_MEMORY`): the samples'
+products in parts, and the unit-vector path alone where one part's sum would not fit.
 
 It applies (:func:`first_layer_plan`) when samples do not interact and the first layer's
 parameters appear nowhere else: a :class:`~symnn.declare.network.Network` of ``Dense``,
@@ -202,17 +202,18 @@ def _sample_chunks(B: int, n: int) -> list[range]:
     return [range(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
-#: B·P² below which the Hessian runs on one thread.  Splitting the 10-16-1 network's Hessian
-#: at B = 64 (B·P² ≈ 2.4·10⁶) cost 21 % more CPU time in all, and 1.3× the wall time on a
-#: loaded 2-core machine; from 2²⁴ (P ≥ 512 at B = 64) the parts last milliseconds.
-THREAD_MADDS = 1 << 24
+#: B·P² from which the Hessian splits its parts over Numba's threads; None: never (the
+#: default).  Measured on a 2-core machine, splitting never paid: at 10-16-1, B = 64, two
+#: threads took 1.2× the wall time of one (21 % more CPU time in all); at 32-32-1, 1.6×
+#: (likely: the tile product of each part holds the GIL).  Set it (``1 << 24``) to try.
+THREAD_MADDS: int | None = None
 
 
 def hessian_threads(B: int, P: int) -> int:
     """Threads for a dense Hessian: Numba's thread count (``NUMBA_NUM_THREADS``, or
     ``numba.set_num_threads`` once Numba's thread pool runs) when the work is at least
     :data:`THREAD_MADDS`, else 1."""
-    if B * P * P < THREAD_MADDS:
+    if THREAD_MADDS is None or B * P * P < THREAD_MADDS:
         return 1
     import numba
     from numba.np.ufunc import parallel
