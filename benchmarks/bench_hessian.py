@@ -10,7 +10,8 @@ The 193-parameter 10-16-1 tanh / MSE network at B = 64 (``bench_peers_only.HESS_
 JAX runs in another interpreter (``--jax-python``, a venv with JAX; the server of
 ``_jax_remote.py``), its samples alternating with symnn's so that both see the same load.
 Both answers are checked against the NumPy peer (``numpy_hessian``) before timing.
-``--threads N`` sets BLAS, Numba and XLA to N threads; run it once with 1 and once with 2.
+``--threads N`` sets BLAS, Numba and XLA to N threads (symnn's dense Hessian splits its
+work over Numba's thread count); run it once with 1 and once with 2.
 
 Run: ``python benchmarks/bench_hessian.py --jax-python /path/to/venv/bin/python
 [--threads 1] [--rounds 15] [--min-time 0.02]``
@@ -36,6 +37,9 @@ def main(argv=None) -> None:
 
     if args.threads is not None:
         bp._limit_threads(args.threads)
+        import numba  # the dense Hessian splits its work over Numba's thread count
+
+        numba.set_num_threads(max(1, min(args.threads, numba.config.NUMBA_NUM_THREADS)))
     import _machine
     import numpy as np
     import peers

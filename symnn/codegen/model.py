@@ -47,6 +47,7 @@ from symnn.codegen import _fastpath, _masks, declcache
 from symnn.codegen import _guard
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
+from symnn.codegen.hessian_blocks import hessian_rows
 from symnn.codegen.numba.module import GeneratedModule
 from symnn.codegen.aot import guard_ok
 from symnn.codegen.numba.cacheload import blocks_called, load_cached, prepare_blocks
@@ -433,27 +434,18 @@ class CompiledModel(_Base):
     def hessian(self, theta, X, y, mask=None) -> np.ndarray:
         """The exact Hessian ``(P, P)`` of the batch loss: P Hessian-vector products with the
         unit vectors, computed as batched calls (as many directions at once as fit in
-        :data:`HESSIAN_MEMORY`), then symmetrised (it is symmetric up to rounding).  Up to
+        :data:`HESSIAN_MEMORY`) — the rows of a first ``Dense`` layer from per-sample products
+        instead (:mod:`symnn.codegen.hessian_blocks`) —, then symmetrised (it is symmetric
+        up to rounding).  Up to
         :data:`symnn._threads.SMALL_PARAMS` parameters the calls run on one BLAS thread."""
         theta = self._theta(theta)
         X = self._X(X)
         Y = self._Y(y, X.shape[0])
         P = self.n_params
         check_dense(P, P, self.dtype.itemsize, "the Hessian", _HESSIAN_ALTERNATIVE)
-        _, per_sample, per_dir, _ = self.generated.work["hvp"]
-        per = (X.shape[0] * per_sample + per_dir + 2 * P) * self.dtype.itemsize
-        chunk = max(1, min(P, HESSIAN_MEMORY // max(per, 1)))
-        H = np.empty((P, P), self.dtype)
-        Xf, Yf, Mf = X.reshape(-1), Y.reshape(-1), self._M(mask, X)
         with single_threaded_if_small(P):  # skinny products: threads cost more than they save
-            for start in range(0, P, chunk):
-                stop = min(P, start + chunk)
-                E = np.zeros((stop - start, P), self.dtype)
-                E[np.arange(stop - start), np.arange(start, stop)] = 1
-                self._call("hvp", theta, E.reshape(-1), Xf, *Mf, Yf,
-                           H[start:stop].reshape(-1),
-                           self._work("hvp", X.shape[0], stop - start))
-        H += H.T
+            H = hessian_rows(self, theta, X, Y, self._M(mask, X), HESSIAN_MEMORY)
+        H = np.add(H, H.T)  # (not H += H.T: the overlap costs NumPy a copy)
         H *= 0.5
         _guard.check_products(self, H, "hessian")  # round 5, exact
         return H
