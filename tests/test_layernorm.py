@@ -371,6 +371,7 @@ layers = [{layer_norm = 3, eps = 0.001, length = 4}, {activation = "tanh"},
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
 def test_torch_witness_form_equals_the_affine_layer_norm_and_its_hessian_is_symmetric():
     """The witness writes γ ⊙ F.layer_norm(x) + β: the same values as the affine
     F.layer_norm(x, (n,), γ, β, ε), and a symmetric Hessian agreeing with jvp(grad) —
