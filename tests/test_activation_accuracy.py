@@ -100,7 +100,7 @@ def test_the_kernel_forms_of_the_derivatives_keep_relative_accuracy(name, fast):
     the plain math helpers), evaluated point by point — no compile of a network."""
     import math
 
-    from symnn.codegen import fastmath, fastmath_erfc
+    from symnn.codegen import fastmath, fastmath_extra
     from symnn.codegen.numba import runtime
     from symnn.codegen.printer import KernelPrinter
 
@@ -108,7 +108,7 @@ def test_the_kernel_forms_of_the_derivatives_keep_relative_accuracy(name, fast):
     f = FUNCS[name](z)
     ns = {"math": math, "_sigmoid": runtime._sigmoid, "_softplus": runtime._softplus,
           **{k: getattr(fastmath, k) for k in dir(fastmath) if k.startswith("fm_")},
-          "fm_erfc": fastmath_erfc.fm_erfc, "fm_ndtr": fastmath_erfc.fm_ndtr}
+          "fm_erfc": fastmath_extra.fm_erfc, "fm_ndtr": fastmath_extra.fm_ndtr}
     e1, e2 = _exact(name)
     for order, want in ((1, e1), (2, e2)):
         src = KernelPrinter(fast=fast).doprint(sp.diff(f, z, order))

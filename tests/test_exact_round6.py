@@ -1,6 +1,6 @@
 """Round 6 (exact): regression tests for the accuracy fixes of this round.
 
-* ``fm_erfc`` / ``fm_ndtr`` (:mod:`symnn.codegen.fastmath_erfc`): vectorisable and within a
+* ``fm_erfc`` / ``fm_ndtr`` (:mod:`symnn.codegen.fastmath_extra`): vectorisable and within a
   few ulps of mpmath over the whole range, the tail included (``Φ(z)`` down to ``z ≈ -38.5``,
   where it underflows).  GELU's kernels used ``math.erfc`` (a libm call: the loop did not
   vectorise) for its derivative and ``(1 + erf)/2`` (0 at ``z ≲ -8``) for its value.
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symnn.codegen import fastmath, fastmath_erfc
-from symnn.codegen.fastmath_erfc import fm_erfc, fm_ndtr
+from symnn.codegen import fastmath, fastmath_extra
+from symnn.codegen.fastmath_extra import fm_erfc, fm_ndtr
 from symnn.codegen.printer import KernelPrinter
 from symnn.functions import REGISTRY, gelu, normcdf
 
@@ -73,7 +73,7 @@ def test_the_erf_form_loses_the_tail_the_check_can_fail():
 def _kernel_value(expr, z: float, fast: bool) -> float:
     zs = sp.Symbol("z", real=True)
     src = KernelPrinter(fast=fast).doprint(expr(zs))
-    ns = {"math": math, "fm_ndtr": fm_ndtr, "fm_erfc": fastmath_erfc.fm_erfc,
+    ns = {"math": math, "fm_ndtr": fm_ndtr, "fm_erfc": fastmath_extra.fm_erfc,
           **{k: getattr(fastmath, k) for k in fastmath.__all__ if k.startswith("fm_")}}
     return eval(compile(src, "<kernel form>", "eval"), dict(ns, z=z))  # noqa: S307
 

@@ -41,8 +41,8 @@ from symnn.errors import CompileError
 
 __all__ = ["generate"]
 
-#: The kernel helpers of :mod:`symnn.codegen.fastmath_erfc` (imported from there).
-_FM_ERFC = frozenset({"fm_erfc", "fm_ndtr"})
+#: The kernel helpers of :mod:`symnn.codegen.fastmath_extra` (imported from there).
+_FM_EXTRA = frozenset({"fm_erfc", "fm_ndtr", "fm_sech2"})
 
 
 class _Generator:
@@ -280,8 +280,8 @@ class _Generator:
         calls) and constants."""
         blocks = sorted(n for n in runtime_names() if re.search(rf"\b{n}\(", text))
         blocks += sorted(u for u in used if u in ("_sigmoid", "_softplus"))
-        fmn = sorted(u for u in used if u.startswith("fm_") and u not in _FM_ERFC)
-        fme = sorted(u for u in used if u in _FM_ERFC)  # round 6 (exact): fm_erfc, fm_ndtr
+        fmn = sorted(u for u in used if u.startswith("fm_") and u not in _FM_EXTRA)
+        fme = sorted(u for u in used if u in _FM_EXTRA)  # round 6 (exact)
         decl = self.d.declared
         layout = ", ".join(f"{o}, {int(np.prod(s, dtype=np.int64))}" for n, s, o in self.layout)
         lines = [
@@ -300,7 +300,7 @@ class _Generator:
         if fmn:
             lines.append(f"from symnn.codegen.fastmath import {', '.join(fmn)}")
         if fme:
-            lines.append(f"from symnn.codegen.fastmath_erfc import {', '.join(fme)}")
+            lines.append(f"from symnn.codegen.fastmath_extra import {', '.join(fme)}")
         if blocks:
             lines.append(f"from symnn.codegen.numba.runtime import {', '.join(blocks)}")
         return lines + [

@@ -1,4 +1,4 @@
-"""Vectorisable, relatively accurate ``erfc`` and normal CDF for Numba kernels.
+"""Vectorisable, relatively accurate ``erfc``, normal CDF and ``sech²`` for Numba kernels.
 
 A companion of :mod:`symnn.codegen.fastmath` (same conventions: straight-line arithmetic,
 selects instead of branches, ``forceinline``, float32 in → float32 out), kept in its own
@@ -9,6 +9,7 @@ function          definition                   max error vs mpmath (ulps)
 ================  ===========================  =============================
 ``fm_erfc``       ``1 - erf(x)``               3 (whole range, tail included)
 ``fm_ndtr``       ``Φ(z) = erfc(-z/√2) / 2``   3 (whole range, tail included)
+``fm_sech2``      ``1 - tanh(x)²``             3 (whole range)
 ================  ===========================  =============================
 
 Both keep full *relative* accuracy where ``1 - erf`` cancels: ``erfc(x)`` for large ``x``
@@ -16,6 +17,9 @@ Both keep full *relative* accuracy where ``1 - erf`` cancels: ``erfc(x)`` for la
 ``z ≈ -38.5``), which :func:`fm_erf` cannot give.  (Measured with
 ``tests/test_fastmath_erfc.py``; subnormal results are counted in units of the smallest
 subnormal.)
+
+``fm_sech2`` is tanh's derivative in the form ``4e / (1 + e)²``, ``e = exp(-2|x|)``, which
+keeps its relative accuracy where ``1 - tanh²`` cancels (all digits lost at ``|x| ≥ 19``).
 
 Method
 ------
@@ -32,8 +36,8 @@ arguments use ``erfc(-a) = 2 - erfc(a)`` (no cancellation: the result is ≥ 1).
 :func:`fm_ndtr` uses the same kernel with ``a = |z|/√2`` but the exponent ``z²/2`` split
 exactly from ``z``, so the rounding of ``z/√2`` costs at most one ulp of the smooth factor.
 
->>> fm_erfc(0.0), fm_ndtr(0.0)
-(1.0, 0.5)
+>>> fm_erfc(0.0), fm_ndtr(0.0), fm_sech2(0.0)
+(1.0, 0.5, 1.0)
 >>> 0 < fm_ndtr(-38.0) < 1e-300, fm_erfc(-30.0)
 (True, 2.0)
 """
@@ -45,7 +49,7 @@ import numpy as np
 
 from symnn.codegen.fastmath import _ERF_U, _JIT_OPTIONS, _estrin, _exp64, _fma, _horner, _like
 
-__all__ = ["fm_erfc", "fm_ndtr"]
+__all__ = ["fm_erfc", "fm_ndtr", "fm_sech2"]
 
 #: erfcx(a) (1 + 2a) = sum _ERFCX_T[i] t**i, t = (a - 3.5) / (a + 3.5), a >= 0.
 _ERFCX_T = (
@@ -148,3 +152,29 @@ def fm_ndtr(z):
         ``z ≈ -38.5`` (including ``-inf``); NaN propagates.
     """
     return _like(z, _ndtr64(np.float64(z)))
+
+
+@numba.njit(**_JIT_OPTIONS)
+def _sech2_64(x):
+    """sech²(x) for float64 ``x``; see :func:`fm_sech2`."""
+    e = _exp64(-2.0 * abs(x))  # NaN passes through
+    d = 1.0 + e
+    return (4.0 * e) / (d * d)
+
+
+@numba.njit(**_JIT_OPTIONS)
+def fm_sech2(x):
+    """``sech²(x) = 1 - tanh(x)²`` (tanh's derivative), relatively accurate at large ``|x|``.
+
+    Parameters
+    ----------
+    x : float
+        Argument (float64, float32, integer or bool).
+
+    Returns
+    -------
+    float
+        ``sech²(x)`` in the precision of ``x``: ``4 exp(-2|x|)`` for large ``|x|``, underflowing
+        gradually to 0 at ``|x| ≈ 373``; NaN propagates.
+    """
+    return _like(x, _sech2_64(np.float64(x)))
