@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import sympy as sp
 
+import symnn
+
 from symnn.codegen import fastmath, fastmath_extra
 from symnn.codegen.fastmath_extra import fm_erfc, fm_ndtr
 from symnn.codegen.printer import KernelPrinter
@@ -107,3 +109,117 @@ def test_the_fast_kernels_call_no_libm_erfc():
         src = KernelPrinter(fast=True).doprint(sp.diff(gelu(z), z, k))
         assert "math.erf" not in src and "fm_erf(" not in src, src
     assert "fm_ndtr" in KernelPrinter(fast=True).doprint(gelu(z))
+
+
+# --------------------------------------------------------------------------------------------
+# tanh' = sech²(z) (was 1 − tanh², 0 at |z| ≥ 19) in Map rules and the RNN's BPTT
+# --------------------------------------------------------------------------------------------
+
+
+def _mp_grad(f, theta):
+    """The gradient of ``f`` (mpmath arithmetic) at ``theta``, by 50-digit differences."""
+    theta = [mp.mpf(float(t)) for t in theta]
+    out = []
+    for i in range(len(theta)):
+        def fi(t, i=i):
+            return f(theta[:i] + [t] + theta[i + 1:])
+        out.append(float(mp.diff(fi, theta[i])))
+    return np.array(out)
+
+
+def test_rnn_bptt_keeps_relative_accuracy_where_tanh_saturates():
+    """RNN(1, 1, length=2) → Dense(1, 1), MSE, pre-activations ≈ 20: the gradient of the
+    recurrent weights goes through tanh'(z) ≈ 1.7e-17 (old rule: exactly 0)."""
+    from symnn.codegen.model import ReferenceModel
+
+    net = symnn.Network([symnn.RNN(1, 1, length=2), symnn.Dense(1, 1)], loss="mse")
+    ref = ReferenceModel(net)
+    names = list(ref.unflatten(np.zeros(ref.n_params)))
+    assert names == ["W_xh1", "W_hh1", "b1", "W2", "b2"]
+    theta = np.array([10.0, 0.5, 0.25, 1.5, 0.1])
+    X, Y = np.array([[1.0, 2.0]]), np.array([[0.3]])
+
+    def loss(t):
+        wx, wh, b, w2, b2 = t
+        h = mp.tanh(wx * X[0, 0] + b)
+        h = mp.tanh(wx * X[0, 1] + wh * h + b)
+        return (w2 * h + b2 - Y[0, 0]) ** 2
+
+    want = _mp_grad(loss, theta)
+    _, got = ref.loss_and_grad(theta, X, Y)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert 0 < abs(got[1]) < 1e-12  # ∂L/∂W_hh through tanh'(20.5): not 0
+
+
+def test_the_derived_rules_print_sech2_and_the_old_form_fails_the_check():
+    from symnn.ops._tanh import diff, sech2
+
+    z = sp.Symbol("z", real=True)
+    assert diff(sp.tanh(z), z) == sech2(z)
+    assert diff(3 * sp.tanh(z), z) == 3 * sech2(z)
+    assert diff(sp.tanh(z) ** 2, z) == 2 * sp.tanh(z) * sech2(z)
+    assert diff(sp.tanh(z) ** 2 + z, z).has(sech2)
+    old = 1.0 - np.tanh(20.0) ** 2
+    assert old == 0.0 and float(mp.sech(20) ** 2) > 1e-17  # what the check above catches
+
+
+# --------------------------------------------------------------------------------------------
+# softmax: p ⊙ (x − pᵀx) exact for the dominant class (the Hessian's p(1 − p))
+# --------------------------------------------------------------------------------------------
+
+
+def _softmax_case(scale, output_loss):
+    from symnn.codegen.model import ReferenceModel
+
+    net = symnn.mlp([3, 4], output="softmax", loss=output_loss)
+    ref = ReferenceModel(net)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2, 3)) * scale
+    Y = np.eye(4)[[0, 2]]
+    return ref, rng.normal(size=ref.n_params), rng.normal(size=ref.n_params), X, Y
+
+
+def _mp_softmax_hvp(theta, v, X):
+    """Exact HVP of mean CE(softmax(W x + b)) in θ = (W, b): Jᵀ (diag p − p pᵀ) J v."""
+    W, b = np.reshape(theta[:12], (4, 3)), theta[12:]
+    Vw, Vb = np.reshape(v[:12], (4, 3)), v[12:]
+    out = [mp.mpf(0)] * 16
+    for x in X:
+        u = [sum(mp.mpf(W[i, j]) * x[j] for j in range(3)) + b[i] for i in range(4)]
+        ud = [sum(mp.mpf(Vw[i, j]) * x[j] for j in range(3)) + Vb[i] for i in range(4)]
+        e = [mp.exp(ui) for ui in u]
+        p = [ei / sum(e) for ei in e]
+        t = sum(pi * di for pi, di in zip(p, ud))
+        pd = [p[i] * (ud[i] - t) for i in range(4)]
+        for i in range(4):
+            for j in range(3):
+                out[3 * i + j] += pd[i] * x[j] / len(X)
+            out[12 + i] += pd[i] / len(X)
+    return np.array([float(o) for o in out])
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 100.0])
+def test_softmax_cross_entropy_hvp_keeps_relative_accuracy_at_saturation(scale):
+    """Was 6.9e-9 (relative) at inputs ×10: ``ż_k − pᵀż`` cancels for the dominant class."""
+    ref, theta, v, X, Y = _softmax_case(scale, "cross_entropy")
+    with mp.workdps(80):  # logits ≈ ±300: 40 digits are not enough for the witness itself
+        want = _mp_softmax_hvp(theta, v, X)
+    np.testing.assert_allclose(ref.hvp(theta, v, X, Y), want, rtol=1e-13)
+
+
+def test_softmax_vjp_keeps_relative_accuracy_at_saturation():
+    """A non-fused softmax (MSE on the probabilities): ``ḡ_z = p ⊙ (g − gᵀp)``."""
+    ref, theta, _, X, Y = _softmax_case(10.0, "mse")
+    W, b = np.reshape(theta[:12], (4, 3)), theta[12:]
+
+    def loss(t):
+        Wt = [t[3 * i:3 * i + 3] for i in range(4)]
+        total = 0
+        for x, y in zip(X, Y):
+            e = [mp.exp(sum(Wt[i][j] * x[j] for j in range(3)) + t[12 + i]) for i in range(4)]
+            total += sum((ei / sum(e) - yi) ** 2 for ei, yi in zip(e, y)) / 4
+        return total / len(X)
+
+    del W, b
+    _, got = ref.loss_and_grad(theta, X, Y)
+    np.testing.assert_allclose(got, _mp_grad(loss, theta), rtol=1e-12)
