@@ -43,12 +43,12 @@ def _ulps(got, want) -> np.ndarray:
 
 def _grid(lo, hi, n, seed):
     rng = np.random.default_rng(seed)
-    return np.concatenate([np.linspace(lo, hi, n), rng.uniform(lo, hi, n),
-                           10.0 ** rng.uniform(-12, 0, n // 4), -(10.0 ** rng.uniform(-12, 0, n // 4))])
+    tiny = 10.0 ** rng.uniform(-12, 0, n // 4)
+    return np.concatenate([np.linspace(lo, hi, n), rng.uniform(lo, hi, n), tiny, -tiny])
 
 
-@pytest.mark.parametrize("which, lo, hi, ref", [(0, -7.0, 27.5, mp.erfc), (1, -38.8, 9.0, mp.ncdf)],
-                         ids=["erfc", "ndtr"])
+@pytest.mark.parametrize("which, lo, hi, ref",
+                         [(0, -7.0, 27.5, mp.erfc), (1, -38.8, 9.0, mp.ncdf)], ids=["erfc", "ndtr"])
 def test_fm_erfc_and_fm_ndtr_are_within_a_few_ulps_of_mpmath(which, lo, hi, ref):
     x = _grid(lo, hi, 600, 61 + which)
     u = _ulps(_loop(x, which), [ref(mp.mpf(float(v))) for v in x])
@@ -223,3 +223,32 @@ def test_softmax_vjp_keeps_relative_accuracy_at_saturation():
     del W, b
     _, got = ref.loss_and_grad(theta, X, Y)
     np.testing.assert_allclose(got, _mp_grad(loss, theta), rtol=1e-12)
+
+
+def test_gru_bptt_keeps_relative_accuracy_where_the_gates_saturate():
+    """GRU(1, 1, length=2): reset gate and candidate pre-activations ≈ 12–22, where
+    ``r(1 − r)`` and ``1 − n²`` (the old coefficients) lose their digits.  (The update gate
+    saturates towards 0 here: towards 1 the forward value ``(1 − u) n`` itself cancels.)"""
+    from symnn.codegen.model import ReferenceModel
+
+    net = symnn.Network([symnn.GRU(1, 1, length=2), symnn.Dense(1, 1)], loss="mse")
+    ref = ReferenceModel(net)
+    names = list(ref.unflatten(np.zeros(ref.n_params)))
+    assert names[:6] == ["W_ir1", "W_iz1", "W_in1", "W_hr1", "W_hz1", "W_hn1"]
+    #                  W_ir  W_iz  W_in  W_hr W_hz W_hn b_ir  b_iz b_in  b_hr b_hz b_hn  W2   b2
+    theta = np.array([10.0, -12.0, 9.0, 0.5, 0.5, 0.7, 2.0, -1.0, 3.0, 0.1, 0.2, 0.3, 1.5, 0.1])
+    X, Y = np.array([[1.0, 2.0]]), np.array([[0.3]])
+
+    def loss(t):
+        wir, wiz, win, whr, whz, whn, bir, biz, bin_, bhr, bhz, bhn, w2, b2 = t
+        h = 0
+        for x in X[0]:
+            r = 1 / (1 + mp.exp(-(wir * x + bir + whr * h + bhr)))
+            u = 1 / (1 + mp.exp(-(wiz * x + biz + whz * h + bhz)))
+            n = mp.tanh(win * x + bin_ + r * (whn * h + bhn))
+            h = (1 - u) * n + u * h
+        return (w2 * h + b2 - Y[0, 0]) ** 2
+
+    want = _mp_grad(loss, theta)
+    _, got = ref.loss_and_grad(theta, X, Y)
+    np.testing.assert_allclose(got, want, rtol=1e-11)

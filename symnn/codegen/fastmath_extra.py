@@ -30,9 +30,9 @@ variable ``t = (a - K) / (a + K)``, ``K = 3.5`` (Schonfelder's map of ``[0, ∞)
 at 64 nodes in 50-digit ``mpmath``, converted to monomials; error with the rounded
 coefficients 2**-56.1).  ``exp(-a²)`` is computed from the exact split
 ``a² = h + l`` (``l = fma(a, a, -h)``) as ``exp(-h) · (1 - l)``, so the rounding of
-``a²`` (relative error up to 1e-13 at the tail) does not reach the result.  For ``|x| < 1/2``, ``1 - erf(x)`` from :func:`fm_erf`'s
-polynomial (no cancellation there) is a little more accurate.  Negative
-arguments use ``erfc(-a) = 2 - erfc(a)`` (no cancellation: the result is ≥ 1).
+``a²`` (relative error up to 1e-13 at the tail) does not reach the result.  For
+``|x| < 1/2``, ``1 - erf(x)`` from :func:`fm_erf`'s polynomial (no cancellation there) is
+a little more accurate.  Negative arguments use ``erfc(-a) = 2 - erfc(a)`` (no cancellation: the result is ≥ 1).
 :func:`fm_ndtr` uses the same kernel with ``a = |z|/√2`` but the exponent ``z²/2`` split
 exactly from ``z``, so the rounding of ``z/√2`` costs at most one ulp of the smooth factor.
 

@@ -46,6 +46,7 @@ import numpy as np
 import sympy as sp
 
 from symnn.ops import _rules as H
+from symnn.ops._tanh import sech2
 from symnn.ops.ir import Op, Var, sym
 from symnn.ops.registry import op_class, register
 from symnn.ops.scan import SeqAffine, SeqBcast, SeqOuter, SeqShift, SeqSum, _SeqOp, linked
@@ -194,11 +195,17 @@ def _gates(b, o: GRUSeq) -> dict:
     v["n"] = _map(b, o.out, sp.tanh(sym(o.an) + sym(v["r"]) * sym(c["n"])),
                   [o.an, v["r"], c["n"]])
     r, u, n, cn, hp = (sym(v[k]) for k in ("r", "u", "n", "cn", "hp"))
-    v["d"] = _map(b, o.out, (1 - u) * (1 - n ** 2), [v["u"], v["n"]])
+    # 1 − u, r(1 − r), u(1 − u), 1 − n² from the pre-activations: σ(−s) and sech², which keep
+    # their relative accuracy where the gates saturate (round 6, exact)
+    su, sr = sym(o.az) + sym(c["z"]), sym(o.ar) + sym(c["r"])
+    v["d"] = _map(b, o.out, gru_sigmoid(-su) * sech2(sym(o.an) + r * cn),
+                  [o.az, c["z"], o.an, v["r"], c["n"]])
     d = sym(v["d"])
     v["bn"] = _map(b, o.out, d * r, [v["d"], v["r"]])
-    v["br"] = _map(b, o.out, d * cn * r * (1 - r), [v["d"], v["cn"], v["r"]])
-    v["bz"] = _map(b, o.out, (hp - n) * u * (1 - u), [v["hp"], v["n"], v["u"]])
+    v["br"] = _map(b, o.out, d * cn * r * gru_sigmoid(-sr),
+                   [v["d"], v["cn"], v["r"], o.ar, c["r"]])
+    v["bz"] = _map(b, o.out, (hp - n) * u * gru_sigmoid(-su),
+                   [v["hp"], v["n"], v["u"], o.az, c["z"]])
     return v
 
 

@@ -37,14 +37,15 @@ class Softmax(Op):
         return (self.z,)
 
 
-def _centred(b, p: Var, x: Var) -> Var:
+def _centred(b, p: Var, x: Var) -> tuple[sp.Expr, tuple]:
     """``p ⊙ (x − pᵀx)``, relatively accurate also where the softmax saturates (round 6, exact).
 
-    ``x_k − pᵀx`` of the dominant class (``p_k > 1/2``) cancels: it is ``(1 − p_k) x_k − …``
-    and ``1 − p_k`` rounds away (the ``p(1 − p)`` of the Hessian lost ~1e-8 at logits ×10).
-    With ``w = x_k`` (0 when no class has ``p > 1/2``), ``d = x − w`` and ``c = pᵀd``, the
-    same value is ``p ⊙ (d − c)``: ``d_k = 0`` exactly, so the dominant entry is ``−p_k c``
-    with ``c = Σ_{j≠k} p_j (x_j − x_k)`` (no cancellation); the others are unchanged.
+    ``x_k − pᵀx`` of the dominant class (``p_k > 1/2``) cancels: it is
+    ``(1 − p_k) x_k − …`` and ``1 − p_k`` rounds away (the Hessian's ``p(1 − p)`` lost ~1e-8
+    at logits ×10).  With ``w = x_k`` (0 when no class has ``p > 1/2``), ``d = x − w``
+    and ``c = pᵀd``, the same value is ``p ⊙ (d − c)``: ``d_k = 0`` exactly, so the
+    dominant entry is ``−p_k c`` with ``c = Σ_{j≠k} p_j (x_j − x_k)`` (no cancellation);
+    the others are unchanged.
     """
     ps, xs = sym(p), sym(x)
     m = b.emit(op.Map(b.temp(p.shape), (sp.Heaviside(ps - sp.S.Half, 0),), (Arg(ps, p),)))
