@@ -50,7 +50,7 @@ def _grid(lo, hi, n, seed):
 @pytest.mark.parametrize("which, lo, hi, ref",
                          [(0, -7.0, 27.5, mp.erfc), (1, -38.8, 9.0, mp.ncdf)], ids=["erfc", "ndtr"])
 def test_fm_erfc_and_fm_ndtr_are_within_a_few_ulps_of_mpmath(which, lo, hi, ref):
-    x = _grid(lo, hi, 600, 61 + which)
+    x = _grid(lo, hi, 300, 61 + which)
     u = _ulps(_loop(x, which), [ref(mp.mpf(float(v))) for v in x])
     assert u.max() <= 4.0, (x[np.argmax(u)], u.max())  # measured: 2.9 (erfc), 3.6 (ndtr)
 
