@@ -118,12 +118,13 @@ def test_the_fast_kernels_call_no_libm_erfc():
 
 def _mp_grad(f, theta):
     """The gradient of ``f`` (mpmath arithmetic) at ``theta``, by 50-digit differences."""
-    theta = [mp.mpf(float(t)) for t in theta]
-    out = []
-    for i in range(len(theta)):
-        def fi(t, i=i):
-            return f(theta[:i] + [t] + theta[i + 1:])
-        out.append(float(mp.diff(fi, theta[i])))
+    with mp.workdps(90):  # the gradient spans 1e-45 … 1 (40 digits do not resolve it)
+        theta = [mp.mpf(float(t)) for t in theta]
+        out = []
+        for i in range(len(theta)):
+            def fi(t, i=i):
+                return f(theta[:i] + [t] + theta[i + 1:])
+            out.append(float(mp.diff(fi, theta[i])))
     return np.array(out)
 
 
@@ -207,18 +208,23 @@ def test_softmax_cross_entropy_hvp_keeps_relative_accuracy_at_saturation(scale):
     np.testing.assert_allclose(ref.hvp(theta, v, X, Y), want, rtol=1e-13)
 
 
-def test_gru_bptt_keeps_relative_accuracy_where_the_gates_saturate():
-    """GRU(1, 1, length=2): reset gate and candidate pre-activations ≈ 12–22, where
-    ``r(1 − r)`` and ``1 − n²`` (the old coefficients) lose their digits.  (The update gate
-    saturates towards 0 here: towards 1 the forward value ``(1 − u) n`` itself cancels.)"""
+@pytest.mark.parametrize("unroll", [False, True], ids=["looped", "unrolled"])
+def test_gru_bptt_keeps_relative_accuracy_where_the_gates_saturate(unroll):
+    """GRU(1, 1, length=2): gate pre-activations ≈ 12–25, where ``1 − u``, ``r(1 − r)``,
+    ``u(1 − u)`` and ``1 − n²`` (the old coefficients and forward value) lose their digits.
+    The unrolled GRU still writes ``h = (1 − u) n + u h₋₁`` (its textbook printer traces that
+    form; open item), so there the update gate saturates towards 0 instead."""
     from symnn.codegen.model import ReferenceModel
 
-    net = symnn.Network([symnn.GRU(1, 1, length=2), symnn.Dense(1, 1)], loss="mse")
+    net = symnn.Network([symnn.GRU(1, 1, length=2, unroll=unroll), symnn.Dense(1, 1)],
+                        loss="mse")
     ref = ReferenceModel(net)
     names = list(ref.unflatten(np.zeros(ref.n_params)))
     assert names[:6] == ["W_ir1", "W_iz1", "W_in1", "W_hr1", "W_hz1", "W_hn1"]
     #                  W_ir  W_iz  W_in  W_hr W_hz W_hn b_ir  b_iz b_in  b_hr b_hz b_hn  W2   b2
-    theta = np.array([10.0, -12.0, 9.0, 0.5, 0.5, 0.7, 2.0, -1.0, 3.0, 0.1, 0.2, 0.3, 1.5, 0.1])
+    theta = np.array([10.0, 12.0, 9.0, 0.5, 0.5, 0.7, 2.0, 1.0, 3.0, 0.1, 0.2, 0.3, 1.5, 0.1])
+    if unroll:
+        theta[[1, 7]] = -12.0, -1.0  # u → 0
     X, Y = np.array([[1.0, 2.0]]), np.array([[0.3]])
 
     def loss(t):

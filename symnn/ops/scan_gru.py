@@ -141,9 +141,10 @@ def _gru_numpy(o: GRUSeq, env, B):
     hp = np.zeros_like(h[:, 0])
     for t in range(o.T):
         r = _sig(ar[:, t] + hp @ Wr.T + br)
-        u = _sig(az[:, t] + hp @ Wz.T + bz)
+        su = az[:, t] + hp @ Wz.T + bz
+        u = _sig(su)
         n = _tanh(an[:, t] + r * (hp @ Wn.T + bn))
-        h[:, t] = (1 - u) * n + u * hp
+        h[:, t] = _sig(-su) * n + u * hp  # 1 − u as σ(−s): exact where u → 1 (round 6)
         hp = h[:, t]
     return h.reshape(h.shape[0], -1)
 
