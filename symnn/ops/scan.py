@@ -344,7 +344,7 @@ def _sigma(b, o: RNNSeq) -> Var:
 
 
 def _dsigma(b, o: RNNSeq) -> Var:
-    """``S = σ'(Z)``, written through ``H`` where it can be (``1 − h²`` for tanh)."""
+    """``S = σ'(Z)``, written through ``H`` where it can be (tanh's: ``sech²(Z)``, from Z)."""
     zs = sym(o.out)
     d = _diff(o.body, o.z).xreplace({o.z: zs})  # tanh' as sech² (round 6, exact)
     args = [Arg(zs, o.out)]
