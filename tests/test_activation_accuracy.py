@@ -38,11 +38,13 @@ def _exact(name):
                   lambda z: s(z) * s(-z) * (2 + z * (s(-z) - s(z)))),
         "elu": (lambda z: 1 if z > 0 else mp.exp(z), lambda z: 0 if z > 0 else mp.exp(z)),
         "gelu": (lambda z: mp.ncdf(z) + z * mp.npdf(z), lambda z: mp.npdf(z) * (2 - z * z)),
+        # round 6: tanh' = sech²(z) (1 − tanh² lost every digit at |z| ≥ 19)
+        "tanh": (lambda z: mp.sech(z) ** 2, lambda z: -2 * mp.tanh(z) * mp.sech(z) ** 2),
     }[name]
 
 
 FUNCS = {"sigmoid": sigmoid, "softplus": softplus, "swish": swish, "gelu": gelu,
-         "elu": lambda z: elu(z, sp.S.One)}
+         "elu": lambda z: elu(z, sp.S.One), "tanh": sp.tanh}
 
 
 def _derived(f, z: np.ndarray):
@@ -100,17 +102,20 @@ def test_the_kernel_forms_of_the_derivatives_keep_relative_accuracy(name, fast):
     the plain math helpers), evaluated point by point — no compile of a network."""
     import math
 
-    from symnn.codegen import fastmath
+    from symnn.codegen import fastmath, fastmath_extra
     from symnn.codegen.numba import runtime
     from symnn.codegen.printer import KernelPrinter
+    from symnn.ops._tanh import diff as tdiff
 
     z = sp.Symbol("z", real=True)
     f = FUNCS[name](z)
     ns = {"math": math, "_sigmoid": runtime._sigmoid, "_softplus": runtime._softplus,
-          **{k: getattr(fastmath, k) for k in dir(fastmath) if k.startswith("fm_")}}
+          **{k: getattr(fastmath, k) for k in dir(fastmath) if k.startswith("fm_")},
+          **{k: getattr(fastmath_extra, k) for k in fastmath_extra.__all__}}
     e1, e2 = _exact(name)
     for order, want in ((1, e1), (2, e2)):
-        src = KernelPrinter(fast=fast).doprint(sp.diff(f, z, order))
+        d = tdiff(f, z) if order == 1 else tdiff(tdiff(f, z), z)  # the op kits' diff (sech²)
+        src = KernelPrinter(fast=fast).doprint(d)
         code = compile(src, "<kernel form>", "eval")  # symnn's own printed expression
         got = np.array([eval(code, dict(ns, z=float(v))) for v in Z])  # noqa: S307
         _check(got, want, Z, 1e-13 if order == 1 else 1e-12)

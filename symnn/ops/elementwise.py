@@ -1,8 +1,8 @@
 """Elementwise ops: ``Map``, scalar SymPy bodies applied per component.
 
-A Map's derivatives come from ``sympy.diff`` of its body.  Where a derivative can be
-written through a value the forward pass already computed (``σ'(z) = a(1 − a)``,
-``tanh'(z) = 1 − a²``) it is.
+A Map's derivatives come from ``sympy.diff`` of its body (tanh's as ``sech²(z)``, which keeps
+its relative accuracy at large ``|z|``: :mod:`symnn.ops._tanh`).  Where a derivative can be
+written through a value the forward pass already computed (``σ'(z) = a σ(−z)``) it is.
 
 ================  ===============================================================
 reverse           ``ḡ_u = g ⊙ ∂f/∂u`` (summed over components for a broadcast
@@ -21,6 +21,7 @@ import sympy as sp
 from symnn.errors import DerivationError
 from symnn.ops import _rules as H
 from symnn.ops._numpy import numpy_function
+from symnn.ops._tanh import diff as _diff  # sp.diff, tanh' as sech² (round 6, exact)
 from symnn.ops.ir import Arg, Op, Var, sym
 from symnn.ops.registry import op, op_class, register
 
@@ -112,7 +113,7 @@ def _elementwise_vjp(b, o: Map, g, var: Var, args: list[Arg], known):
         )
     d = sp.S.Zero
     for a in args:
-        d = d + sp.diff(o.exprs[0], a.symbol)
+        d = d + _diff(o.exprs[0], a.symbol)
     d, extra = H.through_outputs(d, known, o.args)
     label = o.label if o.role == "act" else ()
     if var.per_sample and (var.size == n):
@@ -146,7 +147,7 @@ def _indexed_vjp(b, o: Map, g, var: Var, args: list[Arg], known):
             if a.index != i:
                 continue
             for k in range(n):
-                total += gsyms[k] * sp.diff(o.expr_for(k), a.symbol)
+                total += gsyms[k] * _diff(o.expr_for(k), a.symbol)
         exprs.append(total)
     allargs = H.dedupe(list(o.args) + gargs)
     used = set().union(*(e.free_symbols for e in exprs)) if exprs else set()
@@ -174,7 +175,7 @@ def map_jvp(b, o: Map, d):
         s_dot = sp.Symbol(f"{a.symbol.name}__dot", real=True)
         new_args.append(Arg(s_dot, vd, a.index))
         for k, e in enumerate(o.exprs):
-            tangent_terms[k] = tangent_terms[k] + sp.diff(e, a.symbol) * s_dot
+            tangent_terms[k] = tangent_terms[k] + _diff(e, a.symbol) * s_dot
     if not any_dot:
         return None
     exprs = tuple(tangent_terms)

@@ -77,6 +77,7 @@ import sympy as sp
 from symnn.errors import DerivationError
 from symnn.ops import _rules as H
 from symnn.ops._numpy import numpy_function
+from symnn.ops._tanh import diff as _diff
 from symnn.ops.ir import Arg, Op, Var, sym
 from symnn.ops.registry import generic_text, op, op_class, register
 
@@ -343,9 +344,9 @@ def _sigma(b, o: RNNSeq) -> Var:
 
 
 def _dsigma(b, o: RNNSeq) -> Var:
-    """``S = σ'(Z)``, written through ``H`` where it can be (``1 − h²`` for tanh)."""
+    """``S = σ'(Z)``, written through ``H`` where it can be (tanh's: ``sech²(Z)``, from Z)."""
     zs = sym(o.out)
-    d = sp.diff(o.body, o.z).xreplace({o.z: zs})
+    d = _diff(o.body, o.z).xreplace({o.z: zs})  # tanh' as sech² (round 6, exact)
     args = [Arg(zs, o.out)]
     d, extra = H.through_outputs(d, H.known_bodies(b), args)
     used = sp.sympify(d).free_symbols

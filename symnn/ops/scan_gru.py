@@ -46,6 +46,7 @@ import numpy as np
 import sympy as sp
 
 from symnn.ops import _rules as H
+from symnn.ops._tanh import sech2
 from symnn.ops.ir import Op, Var, sym
 from symnn.ops.registry import op_class, register
 from symnn.ops.scan import SeqAffine, SeqBcast, SeqOuter, SeqShift, SeqSum, _SeqOp, linked
@@ -140,9 +141,10 @@ def _gru_numpy(o: GRUSeq, env, B):
     hp = np.zeros_like(h[:, 0])
     for t in range(o.T):
         r = _sig(ar[:, t] + hp @ Wr.T + br)
-        u = _sig(az[:, t] + hp @ Wz.T + bz)
+        su = az[:, t] + hp @ Wz.T + bz
+        u = _sig(su)
         n = _tanh(an[:, t] + r * (hp @ Wn.T + bn))
-        h[:, t] = (1 - u) * n + u * hp
+        h[:, t] = _sig(-su) * n + u * hp  # 1 − u as σ(−s): exact where u → 1 (round 6)
         hp = h[:, t]
     return h.reshape(h.shape[0], -1)
 
@@ -194,11 +196,17 @@ def _gates(b, o: GRUSeq) -> dict:
     v["n"] = _map(b, o.out, sp.tanh(sym(o.an) + sym(v["r"]) * sym(c["n"])),
                   [o.an, v["r"], c["n"]])
     r, u, n, cn, hp = (sym(v[k]) for k in ("r", "u", "n", "cn", "hp"))
-    v["d"] = _map(b, o.out, (1 - u) * (1 - n ** 2), [v["u"], v["n"]])
+    # 1 − u, r(1 − r), u(1 − u), 1 − n² from the pre-activations: σ(−s) and sech², which keep
+    # their relative accuracy where the gates saturate (round 6, exact)
+    su, sr = sym(o.az) + sym(c["z"]), sym(o.ar) + sym(c["r"])
+    v["d"] = _map(b, o.out, gru_sigmoid(-su) * sech2(sym(o.an) + r * cn),
+                  [o.az, c["z"], o.an, v["r"], c["n"]])
     d = sym(v["d"])
     v["bn"] = _map(b, o.out, d * r, [v["d"], v["r"]])
-    v["br"] = _map(b, o.out, d * cn * r * (1 - r), [v["d"], v["cn"], v["r"]])
-    v["bz"] = _map(b, o.out, (hp - n) * u * (1 - u), [v["hp"], v["n"], v["u"]])
+    v["br"] = _map(b, o.out, d * cn * r * gru_sigmoid(-sr),
+                   [v["d"], v["cn"], v["r"], o.ar, c["r"]])
+    v["bz"] = _map(b, o.out, (hp - n) * u * gru_sigmoid(-su),
+                   [v["hp"], v["n"], v["u"], o.az, c["z"]])
     return v
 
 

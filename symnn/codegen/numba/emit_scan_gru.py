@@ -67,7 +67,8 @@ def emit_gru_seq(w: KernelWriter, op: P.GRUSeq) -> None:
     w.b(f"gq_r = {pr(gru_sigmoid(s['ar'] + s['cr']))}", 4)
     w.b(f"gq_u = {pr(gru_sigmoid(s['az'] + s['cz']))}", 4)
     w.b(f"gq_n = {pr(sp.tanh(s['an'] + s['r'] * s['cn']))}", 4)
-    w.b(f"{_at(o, n, idx)} = {pr((1 - s['u']) * s['n'] + s['u'] * s['hp'])}", 4)
+    omu = gru_sigmoid(-(s["az"] + s["cz"]))  # 1 − u, exact where u → 1 (round 6, exact)
+    w.b(f"{_at(o, n, idx)} = {pr(omu * s['n'] + s['u'] * s['hp'])}", 4)
 
 
 def _rowi(o) -> str:

@@ -41,6 +41,9 @@ from symnn.errors import CompileError
 
 __all__ = ["generate"]
 
+#: The kernel helpers of :mod:`symnn.codegen.fastmath_extra` (imported from there).
+_FM_EXTRA = frozenset({"fm_erfc", "fm_ndtr", "fm_sech2"})
+
 
 class _Generator:
     def __init__(self, derived, dtype: str, fast: bool):
@@ -277,7 +280,8 @@ class _Generator:
         calls) and constants."""
         blocks = sorted(n for n in runtime_names() if re.search(rf"\b{n}\(", text))
         blocks += sorted(u for u in used if u in ("_sigmoid", "_softplus"))
-        fmn = sorted(u for u in used if u.startswith("fm_"))
+        fmn = sorted(u for u in used if u.startswith("fm_") and u not in _FM_EXTRA)
+        fme = sorted(u for u in used if u in _FM_EXTRA)  # round 6 (exact)
         decl = self.d.declared
         layout = ", ".join(f"{o}, {int(np.prod(s, dtype=np.int64))}" for n, s, o in self.layout)
         lines = [
@@ -295,6 +299,8 @@ class _Generator:
         ]
         if fmn:
             lines.append(f"from symnn.codegen.fastmath import {', '.join(fmn)}")
+        if fme:
+            lines.append(f"from symnn.codegen.fastmath_extra import {', '.join(fme)}")
         if blocks:
             lines.append(f"from symnn.codegen.numba.runtime import {', '.join(blocks)}")
         return lines + [

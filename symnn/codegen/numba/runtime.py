@@ -65,7 +65,7 @@ _SIGNATURES: dict = {}
 #: The files whose code generated kernels import (and Numba inlines or links into them),
 #: relative to ``symnn/codegen``: what :func:`runtime_fingerprint` hashes.
 RUNTIME_FILES = ("numba/runtime.py", "fastmath.py", "numba/_blas.py", "numba/runtime_conv.py",
-                 "numba/gemm.py")
+                 "numba/gemm.py", "fastmath_extra.py")
 
 
 def _runtime(spec: str):
