@@ -37,7 +37,7 @@ _CODEGEN = Path(__file__).resolve().parent.parent
 #: :data:`symnn.codegen.numba.runtime.RUNTIME_FILES` (a test keeps them equal; this module
 #: cannot import runtime.py, which needs it before its first block is defined).
 FILES = ("numba/runtime.py", "fastmath.py", "numba/_blas.py", "numba/runtime_conv.py",
-         "numba/gemm.py")
+         "numba/gemm.py", "fastmath_extra.py")
 
 
 @functools.lru_cache(maxsize=None)
