@@ -73,9 +73,11 @@ def test_runtime_fingerprint_hashes_only_the_imported_runtime():
     # exactly the bytes of runtime.py and fastmath.py, the two modules kernels import, and
     # of the modules runtime.py takes blocks from (the BLAS call, the convolutions' blocks)
     assert runtime.RUNTIME_FILES == ("numba/runtime.py", "fastmath.py", "numba/_blas.py",
-                                     "numba/runtime_conv.py", "numba/gemm.py")
+                                     "numba/runtime_conv.py", "numba/gemm.py",
+                                     "fastmath_extra.py")
     want = _hash([PACKAGE / "runtime.py", CODEGEN / "fastmath.py", PACKAGE / "_blas.py",
-                  PACKAGE / "runtime_conv.py", PACKAGE / "gemm.py"])
+                  PACKAGE / "runtime_conv.py", PACKAGE / "gemm.py",
+                  CODEGEN / "fastmath_extra.py"])
     assert backend.runtime_fingerprint() == want
     assert runtime.runtime_fingerprint.__wrapped__() == want
 
@@ -86,6 +88,7 @@ def test_runtime_fingerprint_ignores_the_code_generator(tmp_path, monkeypatch):
     copy = tmp_path / "codegen"
     shutil.copytree(PACKAGE, copy / "numba", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(CODEGEN / "fastmath.py", copy / "fastmath.py")
+    shutil.copy(CODEGEN / "fastmath_extra.py", copy / "fastmath_extra.py")
     shutil.copy(CODEGEN / "model.py", copy / "model.py")
     monkeypatch.setattr(runtime, "__file__", str(copy / "numba" / "runtime.py"))
     fingerprint = runtime.runtime_fingerprint.__wrapped__
@@ -134,7 +137,7 @@ def test_generated_modules_import_the_runtime_only(decl, fast):
     g = backend.generate(derive(decl), "float64", fast=fast)
     imports = _imports(g.source)
     assert set(imports) <= {"math", "numpy", "numba", "symnn.codegen.fastmath",
-                            "symnn.codegen.numba.runtime"}
+                            "symnn.codegen.fastmath_extra", "symnn.codegen.numba.runtime"}
     names = imports["symnn.codegen.numba.runtime"]
     assert names and names <= set(runtime.runtime_names()) | {"_sigmoid", "_softplus"}
     for name in names:
