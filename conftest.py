@@ -13,7 +13,10 @@ module sets them again.
   kernels that another checkout or an older version of symnn left in ``~/.cache/symnn``.
   Set ``SYMNN_CACHE_DIR`` to a directory of your own to keep a warm cache between runs.
   Subprocesses started by tests inherit the setting; a test that needs a cache of its own
-  passes ``cache_dir=`` (or its own ``SYMNN_CACHE_DIR``) explicitly.
+  passes ``cache_dir=`` (or its own ``SYMNN_CACHE_DIR``) explicitly.  So do pytest-xdist's
+  workers (``-n 2``, the README's command): this file runs in the controlling process
+  before they start, so they share its cache (symnn writes cache files atomically) and
+  only the controller removes it.
 
 The ``slow`` marker (registered in ``pyproject.toml``) marks the long tests; the default
 run includes them, ``python -m pytest -q -m "not slow"`` leaves them out.

@@ -28,7 +28,8 @@ try:  # PyTorch is a test witness where installed (CI installs it)
 except ImportError:  # pragma: no cover - torch is optional
     HAVE_TORCH = False
 
-__all__ = ["KERNELS", "RTOL", "F32_TOL", "CaseResult", "check_case", "rel_err", "HAVE_TORCH"]
+__all__ = ["KERNELS", "RTOL", "F32_TOL", "CaseResult", "check_case", "rel_err", "HAVE_TORCH",
+           "assert_witnesses_agree"]
 
 #: Every result compared; ``grad`` is the gradient of ``loss_and_grad`` and ``loss_lg`` its
 #: loss, ``hvp_batched`` two directions in one call, ``gnvp_zero`` the product with v = 0.
@@ -194,3 +195,30 @@ def check_case(case, seed: int, torch_check: bool = True, float32: bool = False,
                         "net.compile()", "net.compile(dtype='float32')"),
                 })
     return res
+
+
+#: The kernels a layer test requires every witness to have judged (not merely agreed on).
+JUDGED = ("grad", "hvp", "hvp_batched", "gnvp", "hessian", "jacobian")
+
+
+def assert_witnesses_agree(case, seed: int, f32_hvp: bool = False):
+    """The witness block of a layer's kernel test: :func:`check_case` passes (no refusal, no
+    crash, no disagreement), each of :data:`JUDGED` was compared with the reference and,
+    where installed, PyTorch; and the float32 gradient (with ``f32_hvp`` also a
+    two-direction HVP) is within :data:`F32_TOL` of float64.  Returns ``(net, m64)``: the
+    declaration and its float64 model, for the caller's checks of the generated source."""
+    res = check_case(case, seed)
+    assert not res.rejected and not res.crash, res.rejected or res.crash
+    assert res.ok, res.failures[:3]
+    for kernel in JUDGED:
+        assert (kernel, "compiled~reference") in res.errors
+        if HAVE_TORCH:
+            assert (kernel, "compiled~torch") in res.errors
+    net = case.build()
+    m64, m32 = net.compile(), net.compile(dtype="float32")
+    X, Y, th, _v, V = case_data(net, seed)
+    g64, g32 = m64.loss_and_grad(th, X, Y)[1], m32.loss_and_grad(th, X, Y)[1]
+    assert rel_err(g32, g64) <= F32_TOL["grad"]
+    if f32_hvp:
+        assert rel_err(m32.hvp(th, V, X, Y), m64.hvp(th, V, X, Y)) <= F32_TOL["hvp"]
+    return net, m64

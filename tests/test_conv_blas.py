@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _exactness import F32_TOL, HAVE_TORCH, check_case, rel_err
-from strategies import NetCase, case_data
+from _exactness import assert_witnesses_agree
+from strategies import NetCase
 
 import symnn
 from symnn.codegen.numba import emit_conv, generate, runtime_conv
@@ -38,20 +38,8 @@ def blas_everywhere(monkeypatch, tmp_path):
 def test_blas_conv_kernels_agree_with_reference_and_torch(blas_everywhere):
     """float64: every kernel to 1e-9; float32: gradient and a two-direction HVP to the
     float32 tolerances of tests/_exactness.py."""
-    res = check_case(_CASE, 5)
-    assert not res.rejected and not res.crash, res.rejected or res.crash
-    assert res.ok, res.failures[:3]
-    for kernel in ("grad", "hvp", "hvp_batched", "gnvp", "hessian", "jacobian"):
-        assert (kernel, "compiled~reference") in res.errors
-        if HAVE_TORCH:
-            assert (kernel, "compiled~torch") in res.errors
-    net = _CASE.build()
-    m64, m32 = net.compile(), net.compile(dtype="float32")
+    _net, m64 = assert_witnesses_agree(_CASE, 5, f32_hvp=True)
     assert all(b in m64.source for b in _BLOCKS), "not every convolution took the BLAS path"
-    X, Y, th, v, V = case_data(net, 5)
-    g64, g32 = m64.loss_and_grad(th, X, Y)[1], m32.loss_and_grad(th, X, Y)[1]
-    assert rel_err(g32, g64) <= F32_TOL["grad"]
-    assert rel_err(m32.hvp(th, V, X, Y), m64.hvp(th, V, X, Y)) <= F32_TOL["hvp"]
 
 
 def test_the_threshold_picks_blocks_for_wide_convolutions_and_loops_for_narrow_ones():

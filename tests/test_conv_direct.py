@@ -5,14 +5,15 @@ over two output rows a pass.  With the threshold at 0, every kernel of a small n
 whose geometries reach every branch (5 output rows: passes of two and one alone; kernel
 9: groups of 5 and 4; kernel 3 with padding 4, wider than a tap's reach, so that the
 adjoint's padding is negative and every tap has ends; several input channels) against the
-NumPy reference and PyTorch autograd.  The session's poisoned buffers (``SYMNN_POISON=1``) make a read of an
-unwritten value show."""
+NumPy reference and PyTorch autograd (the witness block of tests/_exactness.py,
+:func:`assert_witnesses_agree`).  The session's poisoned buffers (``SYMNN_POISON=1``) make a
+read of an unwritten value show."""
 
 from __future__ import annotations
 
 import pytest
-from _exactness import F32_TOL, HAVE_TORCH, check_case, rel_err
-from strategies import NetCase, case_data
+from _exactness import assert_witnesses_agree
+from strategies import NetCase
 
 from symnn.codegen.numba import emit_conv
 
@@ -30,15 +31,7 @@ def direct_everywhere(monkeypatch, tmp_path):
 def test_direct_conv_loops_agree_with_reference_and_torch(direct_everywhere):
     """float64: every kernel (gradient, HVP with one and several directions, Gauss-Newton
     product, Hessian, Jacobian) to 1e-9; float32: the gradient to the float32 tolerance."""
-    res = check_case(_CASE, 4)
-    assert not res.rejected and not res.crash, res.rejected or res.crash
-    assert res.ok, res.failures[:3]
-    for kernel in ("grad", "hvp", "hvp_batched", "gnvp", "hessian", "jacobian"):
-        assert (kernel, "compiled~reference") in res.errors
-        if HAVE_TORCH:
-            assert (kernel, "compiled~torch") in res.errors
-    net = _CASE.build()
-    m64, m32 = net.compile(), net.compile(dtype="float32")
+    _net, m64 = assert_witnesses_agree(_CASE, 4)
     grad = m64.source[m64.source.index("_loss_grad("):m64.source.index("_hvp(")]
     # in the gradient, both convolutions and the second one's adjoint take the loops (no
     # block but ConvWMean); the HVP's tangent ones (with directions) keep the blocks
@@ -46,9 +39,6 @@ def test_direct_conv_loops_agree_with_reference_and_torch(direct_everywhere):
     assert "_conv_fwd(" in m64.source and "_conv_t(" in m64.source
     # passes × tap groups: the first's 2 × 2, the second's 2 × 1, its adjoint's 2 × 1
     assert grad.count("_a00 = ") == 4 + 2 + 2 and "_a14 = " in grad
-    X, Y, th, _v, _V = case_data(net, 4)
-    g64, g32 = m64.loss_and_grad(th, X, Y)[1], m32.loss_and_grad(th, X, Y)[1]
-    assert rel_err(g32, g64) <= F32_TOL["grad"]
 
 
 def test_tap_groups_cover_every_tap_once():
