@@ -11,12 +11,9 @@ Two kinds of function appear in symnn's expressions:
 * the SymPy builtins symnn accepts (``exp``, ``log``, ``tanh``, ``Abs``, ``Heaviside`` …),
   described by one :class:`FunctionInfo` each in :data:`BUILTINS`.
 
-Every name table of symnn is derived from :data:`REGISTRY` and kept current when a class
-is defined: :data:`KERNEL_CALLS` (the kernel printer's calls), :data:`NUMPY_IMPLS` (the
-reference evaluator's NumPy functions), :data:`TEXT_NAMES` (class name → name in the spec
-expression language), :data:`SPEC_FUNCTIONS` (spec name → entry) and :data:`FILE_NODES`
-(the function nodes a model file may contain).  Modules that keep a table of their own
-(the activation registry, the spec parser) :func:`subscribe` to changes.
+Every name table (:data:`KERNEL_CALLS`, :data:`NUMPY_IMPLS`, :data:`TEXT_NAMES`,
+:data:`SPEC_FUNCTIONS`, :data:`FILE_NODES`) is derived from :data:`REGISTRY` and kept current
+when a class is defined; modules with tables of their own :func:`subscribe` to changes.
 
 So a new elementwise activation takes one class, in any module::
 
@@ -27,9 +24,8 @@ So a new elementwise activation takes one class, in any module::
         def definition(z):
             return z / (1 + sp.Abs(z))
 
-and is then a named activation (``mlp(..., activation="softsign")``), a function of the
-spec language, a node a model file may hold, and prints in equations, kernels and the
-NumPy reference (from its ``definition`` unless the class gives a stable form).
+and is then a named activation, a spec-language function, a model-file node, and prints in
+equations, kernels and the NumPy reference.
 
 Examples
 --------
@@ -40,9 +36,8 @@ Examples
 >>> REGISTRY["sigmoid"].spec, REGISTRY["Abs"].spec, KERNEL_CALLS["tanh"]
 ('sigmoid', 'abs', ('fm_tanh', 'math.tanh'))
 
-Subgradient convention at kinks: ReLU and leaky ReLU use the derivative of the left piece
-at ``z = 0`` (``relu'(0) = 0``, ``leaky_relu'(0) = alpha``); ``Heaviside(z, h0)`` takes
-``h0`` at 0 and ``DiracDelta`` (the derivative of a step) evaluates to 0.
+At kinks ReLU and leaky ReLU take the left piece's derivative (``relu'(0) = 0``,
+``leaky_relu'(0) = alpha``); ``Heaviside(z, h0)`` is ``h0`` at 0; ``DiracDelta`` is 0.
 """
 
 from __future__ import annotations
@@ -139,6 +134,7 @@ def _rebuild() -> None:
             KERNEL_CALLS[info.name] = info.kernel
         if info.numpy is not None:
             NUMPY_IMPLS[info.name] = info.numpy
+            globals()[f"numpy_{info.name}"] = info.numpy  # what _numpycode's calls import
         if info.spec is not None:
             SPEC_FUNCTIONS[info.spec] = info
             if info.cls is not None:
@@ -272,12 +268,15 @@ class SymnnFunction(sp.Function):
         return printer._print(self.definition(*self.args))
 
     def _numpycode(self, printer) -> str:
-        """The NumPy form (``sp.lambdify``): a call of the registered NumPy function, else
-        the ``definition`` printed."""
+        """The NumPy form (``sp.lambdify``): a call of ``symnn.functions.numpy_<name>`` (an
+        import lambdify makes itself), else the ``definition`` printed."""
         name = type(self).__name__
         if name in NUMPY_IMPLS:
-            return "%s(%s)" % (name, _args(printer, self))
+            head = printer._module_format(f"{__name__}.numpy_{name}")
+            return "%s(%s)" % (head, _args(printer, self))
         return printer._print(self.definition(*self.args))
+
+    _pythoncode = _lambdacode = _numpycode
 
 
 class ActivationFunction(SymnnFunction):
@@ -518,6 +517,11 @@ class normcdf(SymnnFunction):
     def fdiff(self, argindex: int = 1) -> sp.Expr:
         return sp.exp(-(self.args[0] ** 2) / 2) / sp.sqrt(2 * sp.pi)
 
+    def _eval_evalf(self, prec):  # through erfc: no cancellation at z << 0
+        if not self.args[0].is_number:
+            return None
+        return (sp.erfc(-self.args[0] / sp.sqrt(2)) / 2)._evalf(prec)
+
     def _numbacode(self, printer) -> str:
         if printer.fast:  # vectorisable and relatively accurate everywhere (round 6, exact)
             return printer.used.add("fm_ndtr") or f"fm_ndtr({printer._print(self.args[0])})"
@@ -660,14 +664,8 @@ BUILTINS: tuple[FunctionInfo, ...] = (
     _b(sp.log, "log", ("fm_log", "math.log"), build=_log, max_args=2,
        doc="natural logarithm; log(x, b) in base b"),
     _b(None, "sqrt", name="sqrt", build=sp.sqrt, doc="square root", tex=r"\sqrt"),
-    _b(sp.sin, "sin", "math.sin"),
-    _b(sp.cos, "cos", "math.cos"),
-    _b(sp.tan, "tan", "math.tan"),
-    _b(sp.asin, "asin", "math.asin"),
-    _b(sp.acos, "acos", "math.acos"),
-    _b(sp.atan, "atan", "math.atan"),
-    _b(sp.sinh, "sinh", "math.sinh"),
-    _b(sp.cosh, "cosh", "math.cosh"),
+    *(_b(f, f.__name__, "math." + f.__name__)
+      for f in (sp.sin, sp.cos, sp.tan, sp.asin, sp.acos, sp.atan, sp.sinh, sp.cosh)),
     _b(sp.tanh, "tanh", ("fm_tanh", "math.tanh")),
     _b(sp.asinh, None, "math.asinh"),
     _b(sp.atanh, None, "math.atanh"),

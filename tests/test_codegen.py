@@ -423,7 +423,7 @@ def test_printer_covers_every_activation_and_loss_function():
     reference computes (evaluated here as plain Python)."""
     import math
 
-    from symnn.codegen import fastmath
+    from symnn.codegen import fastmath, fastmath_extra
     from symnn.codegen.reference import numpy_function
     from symnn.declare.activations import elu, gelu, leaky_relu, relu, sigmoid, softplus, swish
     from symnn.declare.losses import xlogy
@@ -443,6 +443,7 @@ def test_printer_covers_every_activation_and_loss_function():
     ns = {"math": math, "np": np, "_sigmoid": runtime._sigmoid,
           "_softplus": runtime._softplus}
     ns.update({n: getattr(fastmath, n) for n in dir(fastmath) if n.startswith("fm_")})
+    ns.update({n: getattr(fastmath_extra, n) for n in fastmath_extra.__all__})
     for e, zs in cases:
         for printer in (KernelPrinter(), KernelPrinter(fast=False)):
             code = printer.doprint(e)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from strategies import model_cases, net_cases, scalar_exprs
 
 from symnn import ops as P
-from symnn.codegen import fastmath
+from symnn.codegen import fastmath, fastmath_extra
 from symnn.codegen.numba import runtime
 from symnn.codegen.printer import KernelPrinter
 from symnn.codegen.reference import NUMPY_FUNCTIONS
@@ -32,6 +32,7 @@ from symnn.errors import DeclarationError
 _NS = {"math": math, "np": np, "_f": np.float64,
        "_sigmoid": runtime._sigmoid, "_softplus": runtime._softplus}
 _NS.update({n: getattr(fastmath, n) for n in dir(fastmath) if n.startswith("fm_")})
+_NS.update({n: getattr(fastmath_extra, n) for n in fastmath_extra.__all__})
 
 RTOL = 1e-9
 

@@ -60,8 +60,9 @@ def _python_epoch(batch_grad, upd, bufs, cur, perm, bs, lam, S, scal, bounds, gn
         if not math.isfinite(L):
             return total, steps, 1, 1 - cur
         g = np.ascontiguousarray(g, dtype=bufs.dtype)
-        for a in range(len(bounds) - 1):
-            gnorm[a] += float(np.linalg.norm(g[bounds[a]:bounds[a + 1]]))
+        with np.errstate(over="ignore"):  # a norm past the float range is inf, no warning
+            for a in range(len(bounds) - 1):
+                gnorm[a] += float(np.linalg.norm(g[bounds[a]:bounds[a + 1]]))
         upd.fn(bufs[cur], g, lam, S, scal, upd.hp, bufs[1 - cur])
         cur = 1 - cur
         total += float(L) * len(idx)
