@@ -49,6 +49,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 
+from symnn import _numpy_forms
 from symnn.errors import DeclarationError
 
 __all__ = [
@@ -134,13 +135,13 @@ def _rebuild() -> None:
             KERNEL_CALLS[info.name] = info.kernel
         if info.numpy is not None:
             NUMPY_IMPLS[info.name] = info.numpy
-            globals()[f"numpy_{info.name}"] = info.numpy  # what _numpycode's calls import
         if info.spec is not None:
             SPEC_FUNCTIONS[info.spec] = info
             if info.cls is not None:
                 TEXT_NAMES[info.name] = info.spec
         if info.saved and info.cls is not None:
             FILE_NODES[info.name] = info.cls
+    _numpy_forms.__dict__.update(NUMPY_IMPLS)  # what _numpycode's calls import
     for listener in list(_LISTENERS):
         listener()
 
@@ -268,11 +269,12 @@ class SymnnFunction(sp.Function):
         return printer._print(self.definition(*self.args))
 
     def _numpycode(self, printer) -> str:
-        """The NumPy form (``sp.lambdify``): a call of ``symnn.functions.numpy_<name>`` (an
-        import lambdify makes itself), else the ``definition`` printed."""
+        """The NumPy form (``sp.lambdify``): a call of the registered NumPy function, which
+        lambdify imports from :mod:`symnn._numpy_forms` unless given one, else the
+        ``definition`` printed."""
         name = type(self).__name__
         if name in NUMPY_IMPLS:
-            head = printer._module_format(f"{__name__}.numpy_{name}")
+            head = printer._module_format(f"symnn._numpy_forms.{name}")
             return "%s(%s)" % (head, _args(printer, self))
         return printer._print(self.definition(*self.args))
 

@@ -96,7 +96,10 @@ def shard(X, y, client=None, n_shards: int | None = None) -> Sharded:
     parts = [(np.ascontiguousarray(X[a:b]), np.ascontiguousarray(y[a:b]))
              for a, b in zip(bounds[:-1], bounds[1:])]
     try:
-        futures = client.scatter(parts)
+        # hash=False: a key of its own per call.  With content-hashed keys, sharding the
+        # same data again right after an earlier Sharded was released races the release
+        # ("lost dependencies"; dask/distributed#4612)
+        futures = client.scatter(parts, hash=False)
     except (OSError, TimeoutError) as err:
         raise DistributedError(f"shard: cannot reach the Dask cluster: {err}") from err
     return Sharded(tuple(futures), tuple(int(b - a) for a, b in zip(bounds[:-1], bounds[1:])),

@@ -168,7 +168,8 @@ def sweep(spec_or_model, grid, client=None, X=None, y=None, **fit_options) -> Sw
     fit_kw.update(fit_options)
     recipe = recipe_of(model)
     try:
-        [part] = client.scatter([(np.asarray(X), np.asarray(y))], broadcast=True)
+        [part] = client.scatter([(np.asarray(X), np.asarray(y))], broadcast=True,
+                                hash=False)  # a key of its own (see sharded.shard)
         futs = [client.submit(_fit_one, recipe, opt, fit_kw, c, part, pure=False)
                 for c in configs]
         results = client.gather(futs, errors="skip")
