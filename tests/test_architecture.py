@@ -53,6 +53,7 @@ STAGES: dict[str, int] = {
     "symnn._threads": 0,  # BLAS threads by problem size (codegen's Hessian, analysis' eigvalsh)
     # 1 — the registry of scalar functions (names, TeX, kernel and NumPy spellings)
     "symnn.functions": 1,
+    "symnn._numpy_forms": 1,  # the NumPy forms lambdify imports (kept by symnn.functions)
     # 2 — the IR and its op kits
     "symnn.ops": 2,
     # 3 — what the user declares
