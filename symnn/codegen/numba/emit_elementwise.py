@@ -9,15 +9,19 @@ rows with the components unrolled (``row``, one body per component).
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 
 from symnn import ops as P
-from symnn.codegen.numba.passes import canonical, hoist_invariant
+from symnn.codegen.numba.passes import canonical, hoist_direction_free, hoist_invariant
 from symnn.codegen.numba.slots import Slot
 from symnn.codegen.numba.writer import KernelWriter, emits
 from symnn.errors import CompileError
 
 __all__ = ["emit_map"]
+
+_K_INDEX = re.compile(r"\b(k|ik|rk\d+)\b")  # an element read that moves with the direction
 
 
 @emits(P.Map)
@@ -35,8 +39,14 @@ def emit_map(w: KernelWriter, op: P.Map) -> None:
     bodies, hoisted = hoist_invariant(bodies, invariant, lambda: w.fresh("h"))
     for sym, e in hoisted:
         w.b(f"{sym} = {w.printer.doprint(e)}")
+    per_row = []
+    if loop == "elem" and out.is_k:
+        bodies, per_row = hoist_direction_free(bodies, _k_varying(bodies),
+                                               lambda: w.fresh("hk"))
+        for name, _ in per_row:
+            w.b(f"{name} = np.empty({n}, work.dtype)")
     repl, reduced = sp.cse(bodies, symbols=sp.numbered_symbols("c"), order="none")
-    ind = _open_loops(w, loop, out.is_k, n)
+    ind = _open_loops(w, loop, out.is_k, n, per_row)
     pr = w.printer
     for sym, e in repl:
         w.b(f"{sym} = {pr.doprint(e)}", ind)
@@ -100,8 +110,14 @@ def _bodies(w: KernelWriter, loop: str, out: Slot, exprs, args, n: int):
     return bodies, targets, invariant
 
 
-def _open_loops(w: KernelWriter, loop: str, is_k: bool, n: int) -> int:
-    """Write the loop headers (and the row offsets used); returns the body's indent."""
+def _k_varying(bodies) -> set:
+    """The element symbols of the bodies that change with the direction ``k``."""
+    return {s for b in bodies for s in b.free_symbols if _K_INDEX.search(s.name)}
+
+
+def _open_loops(w: KernelWriter, loop: str, is_k: bool, n: int, per_row=()) -> int:
+    """Write the loop headers (and the row offsets used); returns the body's indent.
+    ``per_row``: direction-free values computed per row before the ``k`` loop."""
     if loop == "flat":
         size = "B * K" if is_k else "B"
         if n > 1:
@@ -113,6 +129,10 @@ def _open_loops(w: KernelWriter, loop: str, is_k: bool, n: int) -> int:
     for r in sorted(w.rows_used):
         if r.startswith("ri"):
             w.b(f"{r} = i * {r[2:]}", ind)
+    if per_row:
+        w.b(f"for j in range({n}):", ind)
+        for name, e in per_row:
+            w.b(f"{name}[j] = {w.printer.doprint(e)}", ind + 1)
     if is_k:
         w.b("for k in range(K):", ind)
         ind += 1

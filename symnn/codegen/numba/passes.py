@@ -19,6 +19,38 @@ __all__ = ["hoist_invariant", "canonical", "drop_dirac", "sum_plan", "sum_values
            "sum_terms", "softmax_lse_pairs", "deferred_biases", "tangent_means"]
 
 
+def hoist_direction_free(bodies, varying: set, fresh):
+    """Work that does not change with the direction ``k`` out of a tangent Map's ``k``
+    loop: every largest subexpression of the bodies that reads no ``k``-indexed value and
+    calls a function (``fm_sech2(z1)`` in every direction's ``a1_dot``) is computed once per
+    row and component, before the ``k`` loop, into a small array, and read inside it
+    (``hk0[j]``).  Printed as it would have been inside the loop, so results do not change.
+    ``varying``: the symbols that change with ``k``.  Returns ``(new bodies, [(name,
+    expression), …])``."""
+    found: dict = {}
+
+    def visit(e):
+        if e.is_Atom or not isinstance(e, sp.Expr):
+            if not e.is_Atom:
+                for arg in e.args:
+                    visit(arg)
+            return
+        fs = e.free_symbols
+        if fs and not (fs & varying) and e.atoms(sp.Function):
+            if e not in found:
+                found[e] = fresh()
+            return
+        for arg in e.args:
+            visit(arg)
+
+    for body in bodies:
+        visit(body)
+    if not found:
+        return bodies, []
+    sub = {e: sp.Symbol(f"{name}[j]", real=True) for e, name in found.items()}
+    return [b.xreplace(sub) for b in bodies], [(name, e) for e, name in found.items()]
+
+
 def hoist_invariant(bodies, invariant: set, fresh):
     """Loop-invariant work out of a Map's loops: every largest subexpression of the bodies
     that reads only parameters and totals and calls a function or takes a power is computed
