@@ -14,8 +14,7 @@ module, with the contract of :func:`symnn.codegen.numba._blas._gemm` (row-major
   not know the processor).  Rows and columns beyond the last whole block, other ``beta``
   values and small products go to BLAS.  float32 has its own tiles, 8 × 32 in sixteen
   ``<16 x float>`` registers.
-* **tiles over threads** — when allowed (:func:`set_gemm_threads`; on at import where
-  ``NUMBA_NUM_THREADS`` > 1 is set in the environment) and :func:`numba.get_num_threads` is
+* **tiles over threads** — when allowed (:func:`set_gemm_threads`, off by default) and :func:`numba.get_num_threads` is
   above 1 on the calling thread, a product of at least :data:`SPLIT_MIN_MADDS`
   multiply-adds splits its 8-row blocks over the threads (:func:`_split_rows`, a ``prange``
   region).  Compiled kernels reach it through a C entry whose address they read at run time
@@ -452,11 +451,12 @@ def _serial_after_fork() -> None:
 
 def set_gemm_threads(on: bool) -> bool:
     """Split the large products over Numba's threads (``on``) or keep them on the calling
-    thread; returns the previous setting.  At import it is on where ``NUMBA_NUM_THREADS``
-    is set above 1 in the environment (an explicit allowance: Numba's default, every core,
-    does not turn it on — on a machine busy with other work, threads that wait on each
-    other cost more than they save).  Turning it on compiles the threaded entry (or loads it
-    from Numba's cache) and starts Numba's threading layer.
+    thread; returns the previous setting.  Off until turned on: with OpenBLAS's threads
+    also running, the B = 2048 gradient took 8.0 ms on 2 threads against 4.0 ms on one
+    (``bench_kernels.py --threads 2``, quiet 2-core machine), and on a machine busy with
+    other work threads that wait on each other cost more than they save.  Turning it on
+    compiles the threaded entry (or loads it from Numba's cache) and starts Numba's
+    threading layer.
 
     >>> old = set_gemm_threads(False)
     >>> set_gemm_threads(old)
@@ -468,10 +468,3 @@ def set_gemm_threads(on: bool) -> bool:
     else:
         _serial_after_fork()
     return was
-
-
-if numba.config.NUMBA_NUM_THREADS > 1 and "NUMBA_NUM_THREADS" in os.environ:
-    try:
-        _install_split()
-    except Exception:  # no usable threading layer: the products stay on one thread
-        _serial_after_fork()
