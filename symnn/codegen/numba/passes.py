@@ -19,14 +19,9 @@ __all__ = ["hoist_invariant", "canonical", "drop_dirac", "sum_plan", "sum_values
            "sum_terms", "softmax_lse_pairs", "deferred_biases", "tangent_means"]
 
 
-def hoist_direction_free(bodies, varying: set, fresh):
-    """Work that does not change with the direction ``k`` out of a tangent Map's ``k``
-    loop: every largest subexpression of the bodies that reads no ``k``-indexed value and
-    calls a function (``fm_sech2(z1)`` in every direction's ``a1_dot``) is computed once per
-    row and component, before the ``k`` loop, into a small array, and read inside it
-    (``hk0[j]``).  Printed as it would have been inside the loop, so results do not change.
-    ``varying``: the symbols that change with ``k``.  Returns ``(new bodies, [(name,
-    expression), …])``."""
+def _largest(bodies, movable) -> list:
+    """The largest subexpressions ``e`` of the bodies with ``movable(e)`` (in order, once
+    each)."""
     found: dict = {}
 
     def visit(e):
@@ -35,16 +30,27 @@ def hoist_direction_free(bodies, varying: set, fresh):
                 for arg in e.args:
                     visit(arg)
             return
-        fs = e.free_symbols
-        if fs and not (fs & varying) and e.atoms(sp.Function):
-            if e not in found:
-                found[e] = fresh()
+        if e.free_symbols and movable(e):
+            found.setdefault(e, None)
             return
         for arg in e.args:
             visit(arg)
 
     for body in bodies:
         visit(body)
+    return list(found)
+
+
+def hoist_direction_free(bodies, varying: set, fresh):
+    """Work that does not change with the direction ``k`` out of a tangent Map's ``k``
+    loop: every largest subexpression of the bodies that reads no ``k``-indexed value and
+    calls a function (``fm_sech2(z1)`` in every direction's ``a1_dot``) is computed once per
+    row and component, before the ``k`` loop, into a small array, and read inside it
+    (``hk0[j]``).  Printed as it would have been inside the loop, so results do not change.
+    ``varying``: the symbols that change with ``k``.  Returns ``(new bodies, [(name,
+    expression), …])``."""
+    found = {e: fresh() for e in _largest(
+        bodies, lambda e: not (e.free_symbols & varying) and e.atoms(sp.Function))}
     if not found:
         return bodies, []
     sub = {e: sp.Symbol(f"{name}[j]", real=True) for e, name in found.items()}
@@ -61,24 +67,9 @@ def hoist_invariant(bodies, invariant: set, fresh):
     per-sample loop) took it minutes to optimise.  The hoisted expression is printed as it
     would have been inside the loop, so results do not change.  Returns
     ``(new bodies, [(symbol, expression), …])``."""
-    found: dict = {}
-
-    def visit(e):
-        if e.is_Atom or not isinstance(e, sp.Expr):
-            if not e.is_Atom:
-                for arg in e.args:
-                    visit(arg)
-            return
-        fs = e.free_symbols
-        if fs and fs <= invariant and (e.atoms(sp.Function) or e.atoms(sp.Pow)):
-            if e not in found:
-                found[e] = sp.Symbol(fresh(), real=True)
-            return
-        for arg in e.args:
-            visit(arg)
-
-    for body in bodies:
-        visit(body)
+    found = {e: sp.Symbol(fresh(), real=True) for e in _largest(
+        bodies, lambda e: e.free_symbols <= invariant
+        and (e.atoms(sp.Function) or e.atoms(sp.Pow)))}
     if not found:
         return bodies, []
     return [b.xreplace(found) for b in bodies], [(h, e) for e, h in found.items()]
