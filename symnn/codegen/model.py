@@ -43,7 +43,7 @@ import numpy as np
 
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
-from symnn.codegen import _fastpath, _masks, declcache
+from symnn.codegen import _fastpath, _fusedcheck, _masks, declcache
 from symnn.codegen import _guard
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
@@ -390,12 +390,18 @@ class CompiledModel(_Base):
 
     def loss(self, theta, X, y, mask=None) -> float:
         """The batch loss L (mean over samples, plus penalties)."""
+        done = _fusedcheck.loss(self, theta, X, y, mask)  # b1: θ checked in the kernel's reads
+        if done is not None:
+            return done
         fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
         B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
         return float(self._call("loss", *args, self._work("loss", B)))
 
     def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
+        done = _fusedcheck.loss_and_grad(self, theta, X, y, mask)  # b1: θ checked in the kernel
+        if done is not None:
+            return done
         fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
         B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
         grad = np.empty(self.n_params, self.dtype)
