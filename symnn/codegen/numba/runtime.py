@@ -88,8 +88,8 @@ def _nt_small(A, oa, m, n, W, ow, p, b, ob, hasb, acc, out, oo):
     multiply-adds (``contract``): without it Numba does not vectorise a dot product.  BLAS
     reorders the same sums; no other fast-math assumption (no NaN or inf) is made.  One
     function with four full rows per pass and the leftover rows after them, no test per
-    element (issue 16: a 128 × 128 product at B = 1 took 1.37 µs through a 4-row helper
-    with a row-count test per element, 1.12 µs so; the hand-written kernel's 1.05)."""
+    element (issue 16: a 128 × 128 product at B = 1 took 1.3–1.4 µs through a 4-row helper
+    with a row-count test per element, 1.05–1.1 µs so, as the hand-written kernel's)."""
     p4 = p - p % 4
     for r in range(m):
         a = oa + r * n
@@ -150,8 +150,9 @@ def _mm_nt(A, oa, m, n, W, ow, p, b, ob, hasb, acc, out, oo):
 @numba.njit(error_model="numpy", cache=True)
 def _outer1(U, ou, p, Vm, ov, n, scale, acc, out, oo, ldo):
     """out (p × n, row stride ldo) (+)= scale · U[ou:ou + p] ⊗ Vm[ov:ov + n]: :func:`_tn` for
-    one sample, the same products in the same order (a 128 × 128 gradient at B = 1: about
-    1.1 µs through the general loops, 0.85 µs so; issue 16)."""
+    one sample, the same products in the same order (issue 16: a 128 × 128 gradient at
+    B = 1 took about 1.1 µs through the general loops, as the hand-written kernel's 0.8–1.0
+    so)."""
     if acc:
         for r in range(p):
             d0 = U[_u(ou + r)] * scale
@@ -214,52 +215,11 @@ def _tn(U, ou, ldu, m, p, Vm, ov, ldv, n, scale, acc, out, oo, ldo):
 
 
 @numba.njit(error_model="numpy", cache=True)
-def _vecmat1(G, og, p, W, ow, ldw, n, acc, out, oo):
-    """out[oo:oo + n] (+)= G[og:og + p] · W (p × n, row stride ldw): :func:`_nn` for one
-    sample, the same products and sums in the same order (issue 16)."""
-    p4 = p - p % 4
-    start = 0
-    if not acc:
-        if p4 > 0:
-            d0 = G[_u(og)]
-            d1 = G[_u(og + 1)]
-            d2 = G[_u(og + 2)]
-            d3 = G[_u(og + 3)]
-            for c in range(n):
-                out[_u(oo + c)] = ((d0 * W[_u(ow + c)] + d1 * W[_u(ow + ldw + c)])
-                                   + (d2 * W[_u(ow + 2 * ldw + c)]
-                                      + d3 * W[_u(ow + 3 * ldw + c)]))
-            start = 4
-        else:
-            d0 = G[_u(og)]
-            for c in range(n):
-                out[_u(oo + c)] = d0 * W[_u(ow + c)]
-            start = 1
-    for r in range(start, p4 if start <= p4 else start, 4):
-        d0 = G[_u(og + r)]
-        d1 = G[_u(og + r + 1)]
-        d2 = G[_u(og + r + 2)]
-        d3 = G[_u(og + r + 3)]
-        w = ow + r * ldw
-        for c in range(n):
-            out[_u(oo + c)] += ((d0 * W[_u(w + c)] + d1 * W[_u(w + ldw + c)])
-                                + (d2 * W[_u(w + 2 * ldw + c)] + d3 * W[_u(w + 3 * ldw + c)]))
-    for r in range(max(start, p4), p):
-        d0 = G[_u(og + r)]
-        w = ow + r * ldw
-        for c in range(n):
-            out[_u(oo + c)] += d0 * W[_u(w + c)]
-
-
-@numba.njit(error_model="numpy", cache=True)
 def _nn(G, og, ldg, m, p, W, ow, ldw, n, acc, out, oo, ldo):
     """out (m × n, row stride ldo) (+)= G (m × p, ldg) · W (p × n, ldw).  Few rows: four
     rows of W per pass over a row of out."""
     if m > _NN_ROWS and p > _SKINNY and m * n * p >= _NT_MADDS:
         _gemm(0, 0, m, n, p, 1.0, G, og, ldg, W, ow, ldw, 1.0 if acc else 0.0, out, oo, ldo)
-        return
-    if m == 1:  # one sample (issue 16): the loop below, without its tests per row
-        _vecmat1(G, og, p, W, ow, ldw, n, acc, out, oo)
         return
     p4 = p - p % 4
     for s in range(m):
