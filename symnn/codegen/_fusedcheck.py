@@ -23,7 +23,9 @@ its generated source (:func:`plan`, once per model and kernel): only uncondition
 ``_mm_nt(…, B, n_in, params, W_off, n_out, params, b_off, hasb, acc, work, o_z)`` calls
 with literal offsets count; a kernel whose source does not parse so, a batch of more than
 ``ROWS`` rows (BLAS computes the products there: some BLAS skip zero factors), a Dropout
-mask or any argument the fast path would convert goes the ordinary way.
+mask, a model running ahead-of-time kernels (:mod:`symnn.codegen.aot`, whose checks are
+compiled into its module; :func:`_after_ok` is not) or any argument the fast path would
+convert goes the ordinary way.
 
 Examples
 --------
@@ -146,6 +148,8 @@ def build_plan(source: str, n_params: int) -> Plan | None:
     covered = np.zeros(n_params, bool)
     products = []
     for ln in lines:
+        if ln.startswith("    return"):
+            break  # (only what every call runs: the products before the first return)
         m = _MM_NT.match(ln)
         if not m:
             continue
@@ -201,7 +205,7 @@ def _after_ok(theta, tsegs, work, wsegs, x, y, n_out, tol, probabilities):
 
 def _ready(model, kind, theta, X, y, mask):
     """``(plan, B, X flat, y flat, constants)`` when the call can take the fused check."""
-    if mask is not None or model.mask_width:
+    if mask is not None or model.mask_width or model._aot:  # (AOT: its own compiled checks)
         return None
     dt, shape, width, tol, n_out, probabilities = _constants(model)
     if (type(theta) is not np.ndarray or type(X) is not np.ndarray
