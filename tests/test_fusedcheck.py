@@ -144,3 +144,17 @@ def test_float32_model_refuses_non_finite_theta_at_small_batches():
     theta[60] = np.inf
     with pytest.raises(DataError, match="theta contains inf"):
         m32.loss_and_grad(theta, X, y)
+
+
+def test_declines_what_it_does_not_handle(model, monkeypatch):
+    """A mask, AOT kernels, a Fortran-order X, float32 data for a float64 model: None (the
+    ordinary path converts, checks or raises)."""
+    X, y = _data(2)
+    theta = model.init(0)
+    assert F.loss_and_grad(model, theta, X, y, None) is not None
+    assert F.loss_and_grad(model, theta, X, y, np.ones((2, 1))) is None
+    assert F.loss_and_grad(model, theta, np.asfortranarray(X), y, None) is None
+    assert F.loss(model, theta, X.astype(np.float32), y, None) is None
+    with monkeypatch.context() as m:
+        m.setattr(model, "_aot", {"loss_and_grad": None})
+        assert F.loss_and_grad(model, theta, X, y, None) is None
