@@ -90,6 +90,7 @@ for _dt, _name in _SPLIT_SYMBOLS.items():
 _MODE = {"mode": "auto"}
 #: Copies of the flag defined by ahead-of-time modules (symnn.codegen.aot), kept in step
 _MIRRORS: list = []
+_u = np.uint64  # hvp, round 7: unsigned indices (no negative-index test) in _packed
 
 
 def host_has_avx512() -> bool:
@@ -253,26 +254,81 @@ def _tiled(m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc):
 
 @numba.njit(cache=True, error_model="numpy")
 def _packed(Bm, ob, ldb, k, n0):
-    """The first n0 columns of op(B) = Bᵀ, copied k × n0 (rows of B become columns)."""
+    """The first n0 columns of op(B) = Bᵀ, copied k × n0 (rows of B become columns).
+
+    hvp, round 7: in strips of 16 columns of the copy (16 rows of B read side by side), so
+    that neither the reads nor the writes step a whole row per element: the plain double
+    loop took 47 µs for 128 × 128 (every write a new cache line, at a 1 KB stride that
+    maps to few cache sets), the strips 5 µs — a third of a 256 × 128 × 128 ``A·Bᵀ``."""
     T = np.empty(k * n0, dtype=Bm.dtype)
-    for j in range(n0):
+    for j0 in range(0, n0, 16):
+        j1 = min(j0 + 16, n0)
         for l in range(k):
-            T[l * n0 + j] = Bm[ob + j * ldb + l]
+            for j in range(j0, j1):
+                T[_u(l * n0 + j)] = Bm[_u(ob + j * ldb + l)]
     return T
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
-    """BLAS for the columns beyond the whole tiles (on the whole rows), then the rows
-    beyond them (every column)."""
-    m0 = m - m % MR
-    n0 = n - n % _nr(A)
-    if n0 < n:
-        _blas_gemm(ta, tb, m0, n - n0, k, alpha, A, oa, lda, Bm, ob + n0 * (ldb if tb else 1),
-                   ldb, beta, C, oc + n0, ldc)
-    if m0 < m:
-        _blas_gemm(ta, tb, m - m0, n, k, alpha, A, oa + m0 * (1 if ta else lda), lda, Bm, ob,
-                   ldb, beta, C, oc + m0 * ldc, ldc)
+def _packed_a(A, oa, lda, k, m):
+    """hvp, round 7: op(A) = Aᵀ's m rows in MR-row panels, ``P[b·MR·k + l·MR + i] =
+    A[oa + l·lda + b·MR + i]`` (rows beyond m zero): a tile then reads its rows of A from
+    one contiguous run.  Read in place, a tile's A steps ``lda`` per contraction index; at
+    lda = 128 (1 KB) those lines fall in few cache sets and evict each other and B's (a
+    128 × 128 × 256 ``Aᵀ·B`` ran at 50 G multiply-adds/s against 61 for ``A·B``)."""
+    nb = (m + MR - 1) // MR
+    P = np.zeros(nb * MR * k, dtype=A.dtype)
+    for b in range(nb):
+        r = min(MR, m - b * MR)
+        for l in range(k):
+            for i in range(r):
+                P[_u(b * MR * k + l * MR + i)] = A[_u(oa + l * lda + b * MR + i)]
+    return P
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _packed_strip(Bm, ob, ldb, k, n0, n, nr):
+    """hvp, round 7: columns n0 … n − 1 of op(B) = Bᵀ, k × nr, zero beyond n: the last
+    columns of a product (all of a 10-column one) in one zero-padded tile's width."""
+    T = np.zeros(k * nr, dtype=Bm.dtype)
+    for j in range(n0, n):
+        for l in range(k):
+            T[_u(l * nr + j - n0)] = Bm[_u(ob + j * ldb + l)]
+    return T
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _merge(tmp, ldt, r, c, acc, C, oc, ldc):
+    """hvp, round 7: ``C[oc:]`` (r × c, row stride ldc) ← tmp (row stride ldt), added to C
+    if acc: the part of a padded tile's result that belongs to C."""
+    for i in range(r):
+        for j in range(c):
+            if acc:
+                C[_u(oc + i * ldc + j)] += tmp[_u(i * ldt + j)]
+            else:
+                C[_u(oc + i * ldc + j)] = tmp[_u(i * ldt + j)]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tiled_pa(m0, n0, k, alpha, P, Bm, ob, ldb, acc, C, oc, ldc):
+    """hvp, round 7: :func:`_tiled` for A packed by :func:`_packed_a`, one MR-row panel at
+    a time (each tile of C sums its panels in the same order as :func:`_tiled`, so the
+    bits are the same)."""
+    for b in range(m0 // MR):
+        _tiled(MR, n0, k, alpha, P, b * MR * k, 1, MR, Bm, ob, ldb, acc, C, oc + b * MR * ldc,
+               ldc)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _rest(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc, m_done, n_done):
+    """BLAS for the columns from n_done on (rows below m_done), then the rows from m_done
+    on (every column): what the tiles left."""
+    if n_done < n and m_done > 0:
+        _blas_gemm(ta, tb, m_done, n - n_done, k, alpha, A, oa, lda, Bm,
+                   ob + n_done * (ldb if tb else 1), ldb, beta, C, oc + n_done, ldc)
+    if m_done < m:
+        _blas_gemm(ta, tb, m - m_done, n, k, alpha, A, oa + m_done * (1 if ta else lda), lda,
+                   Bm, ob, ldb, beta, C, oc + m_done * ldc, ldc)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -283,22 +339,52 @@ def _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ld
     n0 = n - n % _nr(A)
     rsa, csa = (1, lda) if ta else (lda, 1)
     acc = beta != 0.0
-    if tb:
+    if ta and not tb:  # hvp, round 7: Aᵀ·B with A's rows in panels (see _packed_a)
+        _tiled_pa(m0, n0, k, alpha, _packed_a(A, oa, lda, k, m0), Bm, ob, ldb, acc, C, oc,
+                  ldc)
+    elif tb:
         T = _packed(Bm, ob, ldb, k, n0)
         _tiled(m0, n0, k, alpha, A, oa, rsa, csa, T, 0, n0, acc, C, oc, ldc)
     else:
         _tiled(m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc)
-    _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+    m_done, n_done = _edges(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, acc, C, oc, ldc)
+    _rest(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc, m_done, n_done)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _edges(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, acc, C, oc, ldc):
+    """hvp, round 7: the rows of Aᵀ·B below the whole tiles (a zero-padded panel of Aᵀ)
+    or the columns of A·Bᵀ right of them (a zero-padded strip of Bᵀ), through the tiles
+    into scratch and merged into C — a 10-row or 10-column product of an output layer ran
+    at 17 G multiply-adds/s in BLAS, 36 so.  Returns the rows and columns now done."""
+    nr = _nr(A)
+    m0 = m - m % MR
+    n0 = n - n % nr
+    if ta and not tb and m0 < m and n0 > 0:
+        P = _packed_a(A, oa + m0, lda, k, m - m0)
+        tmp = np.empty(MR * n0, dtype=C.dtype)
+        _tiled(MR, n0, k, alpha, P, 0, 1, MR, Bm, ob, ldb, False, tmp, 0, n0)
+        _merge(tmp, n0, m - m0, n0, acc, C, oc + m0 * ldc, ldc)
+        return m, n0
+    if tb and n0 < n and m0 > 0:
+        rsa, csa = (1, lda) if ta else (lda, 1)
+        S = _packed_strip(Bm, ob, ldb, k, n0, n, nr)
+        tmp = np.empty(m0 * nr, dtype=C.dtype)
+        _tiled(m0, nr, k, alpha, A, oa, rsa, csa, S, 0, nr, False, tmp, 0, nr)
+        _merge(tmp, nr, m0, n - n0, acc, C, oc + n0, ldc)
+        return m0, n
+    return m0, n0
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _gemm(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc):
     """``C[oc:]`` (m × n, row stride ldc) ← alpha·op(A[oa:])·op(Bm[ob:]) + beta·C, as
     :func:`symnn.codegen.numba._blas._gemm`: tiles when :func:`set_gemm` allows, the
-    product is large enough, ``beta`` is 0 or 1, one tile fits and (for op(B) = Bᵀ) it has
+    product is large enough, ``beta`` is 0 or 1, one tile fits (for op(B) = Bᵀ its rows:
+    the last columns are padded) and (for op(B) = Bᵀ) it has
     :data:`PACK_MIN_ROWS` rows — split over the threads when it has
     :data:`SPLIT_MIN_MADDS` multiply-adds and a threaded entry is installed; else BLAS."""
-    if (_tiles_on() and m >= MR and n >= _nr(A) and m * n * k >= MIN_MADDS
+    if (_tiles_on() and m >= MR and (n >= _nr(A) or tb) and m * n * k >= MIN_MADDS
             and (beta == 0.0 or beta == 1.0) and (tb == 0 or m >= PACK_MIN_ROWS)):
         if m * n * k >= SPLIT_MIN_MADDS and _split_entry(A) != 0:
             _call_split(_split_entry(A), ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb,
@@ -385,7 +471,8 @@ def _gemm_split(parts, ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C,
         _split_rows(parts, m0, n0, k, alpha, A, oa, rsa, csa, T, 0, n0, acc, C, oc, ldc)
     else:
         _split_rows(parts, m0, n0, k, alpha, A, oa, rsa, csa, Bm, ob, ldb, acc, C, oc, ldc)
-    _leftovers(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc)
+    m_done, n_done = _edges(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, acc, C, oc, ldc)
+    _rest(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ldc, m_done, n_done)
 
 
 @intrinsic

@@ -32,6 +32,7 @@ from symnn.codegen.numba.masks import seed_masks, with_mask_arg
 from symnn.codegen.numba.module import GeneratedModule, Kernel
 from symnn.codegen.numba.passes import drop_dirac, sum_values
 from symnn.codegen.numba.runtime import runtime_fingerprint, runtime_names
+from symnn.codegen.numba.share_calls import share_calls  # hvp, round 7
 from symnn.codegen.numba.slots import Slot, ident, plus
 from symnn.codegen.numba.writer import KernelWriter
 from symnn.codegen.printer import fastmath_available
@@ -168,6 +169,7 @@ class _Generator:
         need = {v for op in kops for v in op.inputs} | set(out_vars)
         ops = (fuse_maps(base, need | sum_values(base))
                + fuse_maps(kops, set(out_vars) | sum_values(kops)))
+        ops = share_calls(ops, kset)  # hvp, round 7: sech²(z) once, not in every Map
         return ops, kset
 
     def products_setup(self, w: KernelWriter, kind: str, tangents, out_vars, kset, seeds):
