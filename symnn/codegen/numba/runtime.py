@@ -636,3 +636,22 @@ from symnn.codegen.numba import runtime_conv as _rconv  # noqa: E402
 _conv_fwd = _runtime(_rconv.SPECS["_conv_fwd"])(_rconv._conv_fwd)
 _conv_wmean = _runtime(_rconv.SPECS["_conv_wmean"])(_rconv._conv_wmean)
 _conv_t = _runtime(_rconv.SPECS["_conv_t"])(_rconv._conv_t)
+
+
+# -- round 7 (helper "sweep"): the batch mean of a total (the loss) without a needless overflow --
+@_runtime("s:aiii")
+def _batch_mean(U, ou, n, B):
+    """(Σ U[ou:ou + n]) / B, finite whenever that mean is: Σ overflowing (or inf − inf) with
+    every term finite is summed again scaled by 2⁻⁶⁴ (exact) and divided before scaling
+    back, so the mean is rounded as if the exponent range were unbounded."""
+    s = 0.0
+    for r in range(n):
+        s += U[_u(ou + r)]
+    if math.isfinite(s):
+        return s / B
+    t = 0.0
+    for r in range(n):
+        if not math.isfinite(U[_u(ou + r)]):
+            return s / B
+        t += U[_u(ou + r)] * 5.421010862427522e-20
+    return (t / B) * 1.8446744073709552e19
