@@ -185,3 +185,35 @@ def test_generated_source_of_the_seed_601_declaration_stays_small():
     two = _kernel_lines(_attn_stack(2))
     for k in one:
         assert two[k] <= 2 * one[k] + 20, (k, one[k], two[k])
+
+
+# -- attention's row softmax at saturated weights ------------------------------------------
+
+def test_attention_query_key_gradient_keeps_its_digits_at_saturation():
+    """``AttnSoftmaxT`` (p ⊙ (g − rowsum(g ⊙ p))) cancelled for the dominant key like the
+    softmax above: at inputs ×30 every attention row is one-hot to 1e-30 and ∂L/∂W_q,
+    ∂L/∂W_k (~5e-30) came out with relative error 8.4 (their own block's scale; the
+    whole gradient's is 1e4).  Witness: SymPy's derivative of the expanded loss, 50 digits."""
+    import sympy as sp
+    from symnn.derive.expanded import expanded_loss, param_symbols
+
+    net = symnn.Network([symnn.SelfAttention(2, 1, length=3), symnn.Flatten(),
+                         symnn.Dense(6, 1)], loss="mse")
+    m = net.compile()
+    th = m.init(0)
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((1, 6)) * 30, rng.standard_normal((1, 1))
+    L = expanded_loss(net, 1)
+    ps = param_symbols(net)
+    flat = [s for name, _ in net.param_shapes for s in np.asarray(ps[name]).ravel()]
+    names = [n for n, sh in net.param_shapes for _ in range(int(np.prod(sh)))]
+    idx = [i for i, n in enumerate(names) if n in ("Wq1", "Wk1")]
+    xs = [sp.Symbol(f"x{i + 1}", real=True) for i in range(6)]
+    f = sp.lambdify(flat + xs + [sp.Symbol("y1", real=True)],
+                    [sp.diff(L, flat[i]) for i in idx], "mpmath")
+    vals = [mp.mpf(float(v)) for v in list(th) + list(X[0]) + list(Y[0])]
+    want = np.array([float(v) for v in f(*vals)])
+    for got in (m.loss_and_grad(th, X, Y)[1], m.reference.loss_and_grad(th, X, Y)[1]):
+        for half in (slice(0, 2), slice(2, 4)):   # W_q, W_k
+            w, g = want[half], got[idx][half]
+            assert np.max(np.abs(g - w)) / np.max(np.abs(w)) < 1e-12, (g, w)
