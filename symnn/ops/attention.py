@@ -417,7 +417,11 @@ def softmaxt_numpy(o: AttnSoftmaxT, env, B):
     d = o.d
     p = np.asarray(env[o.p]).reshape(B, d.T, d.n)
     g = np.asarray(env[o.g]).reshape(B, d.T, d.n)
-    return (p * (g - (p * g).sum(axis=2, keepdims=True))).reshape(B, -1)
+    # round 7: centred on g at the entry with p > 1/2 (0 if none), as the kernels' _attn_rows:
+    # the dominant entry's g − rowsum(g ⊙ p) cancels at saturated attention weights
+    w = (g * (p > 0.5)).sum(axis=2, keepdims=True)
+    gc = g - w
+    return (p * (gc - (p * gc).sum(axis=2, keepdims=True))).reshape(B, -1)
 
 
 def softmaxt_sympy(o: AttnSoftmaxT, env, B):

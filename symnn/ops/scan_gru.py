@@ -46,6 +46,7 @@ import numpy as np
 import sympy as sp
 
 from symnn.ops import _rules as H
+from symnn.functions import sigmoid
 from symnn.ops._tanh import sech2
 from symnn.ops.ir import Op, Var, sym
 from symnn.ops.registry import op_class, register
@@ -55,8 +56,11 @@ __all__ = ["GRUSeq", "GateRec", "gru_sigmoid"]
 
 
 def gru_sigmoid(x):
-    """``1 / (1 + exp(−x))`` as the GRU ops write it."""
-    return 1 / (1 + sp.exp(-x))
+    """``σ(x) = 1 / (1 + exp(−x))`` as the GRU ops write it: symnn's :class:`sigmoid`
+    (round 7, sweep: it was the raw ``1/(1 + exp(−x))``, whose derived tangent
+    ``e^{−x}/(1 + e^{−x})²`` is inf/inf = NaN at x < −709: the HVP of a GRU with a
+    saturated gate was NaN; σ's rule is σ(x)σ(−x), finite everywhere)."""
+    return sigmoid(x)
 
 
 @op_class
@@ -125,7 +129,7 @@ def _fn(x, f, g):
 
 
 def _sig(x):
-    return _fn(x, lambda v: 1.0 / (1.0 + np.exp(-v)), gru_sigmoid)
+    return _fn(x, sigmoid.numpy_impl, gru_sigmoid)
 
 
 def _tanh(x):

@@ -57,17 +57,15 @@ def _centred(b, p: Var, x: Var) -> tuple[sp.Expr, tuple]:
 
 
 def softmax_vjp(b, o: Softmax, g, active):
-    """p = softmax(z):  ḡ_z = p ⊙ (g − gᵀp).  (The plain form: the backward pass prints as
-    the textbook's; the tangent, which the Hessian products use, is :func:`_centred`.)"""
+    """p = softmax(z):  ḡ_z = p ⊙ (g − gᵀp), in the form of :func:`_centred` (round 7: the
+    plain form's ``g_k − gᵀp`` of the dominant class cancels, and the gradient of a
+    saturated softmax lost every digit; the tangent used :func:`_centred` since round 6)."""
     if o.z not in active:
         return []
     if H.is_const(g):
         return []  # a constant cotangent is orthogonal to softmax's tangent space
-    t = b.emit(op.Dot(b.temp((1,)), g, o.out))
-    ps, gs, ts = sym(o.out), sym(g), sym(t)
-    out = b.temp(o.z.shape)
-    args = (Arg(ps, o.out), Arg(gs, g), Arg(ts, t))
-    return [(o.z, b.emit(op.Map(out, (ps * (gs - ts),), args)))]
+    body, args = _centred(b, o.out, g)
+    return [(o.z, b.emit(op.Map(b.temp(o.z.shape), (body,), args)))]
 
 
 def softmax_jvp(b, o: Softmax, d):

@@ -32,8 +32,8 @@ def emit_batchmean(w: KernelWriter, op: P.BatchMean) -> None:
     u, o = w.slot(op.u), w.slot(op.out)
     n = op.u.size
     if o.mode == "total":
-        w.b(f"{o.arr} = _total({u.arr}, {u.off}, {'B' if n == 1 else f'B * {n}'}) "
-            "/ _f(B)")
+        # round 7: _batch_mean, not _total(...) / B (a sum overflowing where the mean is finite)
+        w.b(f"{o.arr} = _batch_mean({u.arr}, {u.off}, {'B' if n == 1 else f'B * {n}'}, B)")
         return
     if u.is_k != o.is_k:
         raise CompileError("a batch mean of an ordinary value into a tangent")

@@ -648,7 +648,8 @@ def _attn_softmax(Z, oz, R, T, n, causal, out, oo):
 @_runtime("v:aiiiaiiiiiiiiaiii")
 def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs, oks):
     """Row by row of (T, n) matrices U, V: what 0 → out = U ⊙ (V − rowsum(U ⊙ V)) (the row
-    softmax's Jacobian at U times V); 1 → out[t] = rowsum(U ⊙ V); 2 → out[t, c] = U[t, c]·V[t]
+    softmax's Jacobian at U times V; with w = V where U > 1/2, else 0, as U ⊙ ((V − w) −
+    rowsum(U ⊙ (V − w))): the same where Σ U = 1, without the dominant entry's cancellation); 1 → out[t] = rowsum(U ⊙ V); 2 → out[t, c] = U[t, c]·V[t]
     (V of length T)."""
     for i in range(B):
         for k in range(K):
@@ -662,13 +663,19 @@ def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs,
                         out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * e
                     continue
                 s = 0.0
+                wc = 0.0  # round 7 (sweep): what 0 centred on V at the entry with U > 1/2
+                if what == 0:
+                    for c in range(n):
+                        if U[_u(a0 + t * n + c)] > 0.5:
+                            wc = V[_u(b0 + t * n + c)]
                 for c in range(n):
-                    s += U[_u(a0 + t * n + c)] * V[_u(b0 + t * n + c)]
+                    s += U[_u(a0 + t * n + c)] * (V[_u(b0 + t * n + c)] - wc)
                 if what == 1:
                     out[_u(o0 + t)] = s
                     continue
                 for c in range(n):
-                    out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * (V[_u(b0 + t * n + c)] - s)
+                    out[_u(o0 + t * n + c)] = U[_u(a0 + t * n + c)] * (
+                        (V[_u(b0 + t * n + c)] - wc) - s)
 
 
 # -- 1-D convolutions (symnn.codegen.numba.runtime_conv): im2col + one BLAS product a sample ----
@@ -677,3 +684,22 @@ from symnn.codegen.numba import runtime_conv as _rconv  # noqa: E402
 _conv_fwd = _runtime(_rconv.SPECS["_conv_fwd"])(_rconv._conv_fwd)
 _conv_wmean = _runtime(_rconv.SPECS["_conv_wmean"])(_rconv._conv_wmean)
 _conv_t = _runtime(_rconv.SPECS["_conv_t"])(_rconv._conv_t)
+
+
+# -- round 7 (helper "sweep"): the batch mean of a total (the loss) without a needless overflow --
+@_runtime("s:aiii")
+def _batch_mean(U, ou, n, B):
+    """(Σ U[ou:ou + n]) / B, finite whenever that mean is: Σ overflowing (or inf − inf) with
+    every term finite is summed again scaled by 2⁻⁶⁴ (exact) and divided before scaling
+    back, so the mean is rounded as if the exponent range were unbounded."""
+    s = 0.0
+    for r in range(n):
+        s += U[_u(ou + r)]
+    if math.isfinite(s):
+        return s / B
+    t = 0.0
+    for r in range(n):
+        if not math.isfinite(U[_u(ou + r)]):
+            return s / B
+        t += U[_u(ou + r)] * 5.421010862427522e-20
+    return (t / B) * 1.8446744073709552e19
