@@ -37,6 +37,13 @@ def check_output(path: str | None, *inputs: str | None) -> None:
     model.npz -o model.npz`` replaced the model with its predictions)."""
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise FileNotFoundError(2, "the folder to write into does not exist", path)
+    if path:  # walk 7: a device, a directory or /dev/stdout, before any work
+        from symnn._atomic import _check_target
+
+        try:
+            _check_target(path)
+        except OSError as err:
+            raise SpecError(f"{path}: cannot write the output there: {err.strerror}") from None
     for src in inputs:
         try:
             same = bool(path and src) and os.path.samefile(path, src)

@@ -317,7 +317,7 @@ def cmd_predict(args) -> int:
     if args.output:
         from symnn._atomic import atomic_write_text
 
-        atomic_write_text(args.output, text)
+        atomic_write_text(args.output, text, user=True)
         print(f"wrote {pred.shape[0]} predictions to {args.output}")
     else:
         sys.stdout.write(text)
