@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 
+import _subproc
 import numpy as np
 import pytest
 
@@ -487,21 +488,19 @@ def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
     # training rather than in Numba's compiler
     warm = run("train", str(spec), "--engine", "python", "--epochs", "1")
     assert warm.returncode == 0, warm.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "symnn", "train", str(spec), "-o",
-                             str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert proc.stdout.readline().startswith("training long")
+    proc = _subproc.start([sys.executable, "-m", "symnn", "train", str(spec), "-o",
+                           str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
+    try:  # walk 7: no read without a timeout; the child is stopped, its pipes closed
+        assert _subproc.readline(proc, 300).startswith("training long")
         # walk (round 6): the second line says it compiles (the kernels, warm here, load
         # in the first epoch)
-        assert proc.stdout.readline().startswith("compiling the derived program")
+        assert _subproc.readline(proc, 300).startswith("compiling the derived program")
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        _, err = _subproc.communicate(proc, 120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _subproc.stop(proc)
     assert proc.returncode == 130, err
     assert f"saved the last good parameters to {out_path}" in err
     saved = load(out_path)
