@@ -160,3 +160,17 @@ def test_a_child_past_its_timeout_is_killed_with_its_pipes_closed():
     with pytest.raises(pytest.fail.Exception, match="ran past 0.2 s"):
         _subproc.communicate(proc, 0.2)
     assert proc.returncode is not None and proc.stdout.closed and proc.stderr.closed
+
+
+def test_declarations_numba_could_not_take_are_refused_when_declared():
+    """A 300-character network name reached Numba's cache file name (a raw ``OSError: File
+    name too long``); an unevaluated Integral or Sum reached Numba (a CompileError without
+    a way out)."""
+    import sympy as sp
+
+    with pytest.raises(symnn.DeclarationError, match="at most 100"):
+        symnn.Network([symnn.Dense(1, 1)], name="n" * 300)
+    x, w, t = sp.symbols("x w t")
+    for held in (sp.Integral(w * t, (t, 0, x)), sp.Sum(w * t, (t, 1, 3))):
+        with pytest.raises(symnn.DeclarationError, match=r"unevaluated (Integral|Sum).*doit"):
+            symnn.Model(held, inputs=[x], params=[w])
