@@ -380,7 +380,7 @@ def test_predict_from_a_spec_trains_first_and_keeps_stdout_for_predictions(capsy
 
 def test_predict_errors(capsys, tmp_path):
     code, _, err = call(capsys, "predict", str(tmp_path / "absent.npz"), "--data", "xor")
-    assert_one_line_error(code, err, "absent.npz", "cannot read the spec file")
+    assert_one_line_error(code, err, "absent.npz", "no such file")  # walk 7: was "spec file"
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04garbage")
     code, _, err = call(capsys, "predict", str(bad), "--data", "xor")

@@ -67,10 +67,14 @@ def test_cli_refuses_outputs_it_would_destroy_before_any_work(tmp_path, capsys):
     runs = [(["latex", str(spec), "-o", str(tmp_path / "doc.pdf"), "--pdf"], "doc.tex"),
             (["latex", str(spec), "-o", str(tmp_path / "doc.log"), "--pdf"], "doc.tex"),
             (["latex", str(spec), "-o", str(fifo)], "FIFO"),
-            (["predict", str(spec), "--data", "xor", "-o", str(fifo)], "FIFO")]
+            (["predict", str(spec), "--data", "xor", "-o", str(fifo)], "FIFO"),
+            (["train", str(spec), "--data", "xor", "--epochs", "1", "-o", ""], "is empty"),
+            (["predict", str(spec), "--data", ""], "not a built-in data set"),
+            (["predict", str(tmp_path / "gone.npz"), "--data", "xor"], "give a model saved")]
     for argv, words in runs:
         assert main(argv) == 1, argv
-        assert words in capsys.readouterr().err, argv
+        out, err = capsys.readouterr()
+        assert words in err and "training" not in out + err, argv
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe.csv", "s.toml"]
 
 
