@@ -17,7 +17,7 @@ import threading
 
 import pytest
 
-__all__ = ["start", "communicate", "readline", "stop"]
+__all__ = ["start", "communicate", "readline", "run", "stop"]
 
 
 def start(args, **kw) -> subprocess.Popen:
@@ -77,3 +77,18 @@ def readline(proc: subprocess.Popen, timeout: float) -> str:
         pytest.fail(f"child {proc.args!r} wrote no line within {timeout} s; stderr tail: "
                     f"{(err or '')[-2000:]!r}")
     return line or ""
+
+
+def run(args, timeout: float, **kw) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, ...)`` whose timeout stops the child's
+    whole process group (``subprocess.run`` kills the child only: a grandchild — a worker,
+    pdflatex — keeps running and holds the pipes) and fails the test with its output."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    inp = kw.pop("input", None)
+    proc = start(args, **kw)
+    try:
+        out, err = communicate(proc, timeout, inp)
+    finally:
+        stop(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -30,9 +30,8 @@ COMMANDS = ["demo", "derive", "latex", "train", "check"]
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "symnn", *args], capture_output=True,
-                          text=True, encoding="utf-8", cwd=cwd, env=env, timeout=300,
-                          check=False)
+    return _subproc.run([sys.executable, "-m", "symnn", *args], 300, text=True,
+                        encoding="utf-8", cwd=cwd, env=env)  # walk 7: the group stopped
 
 
 def call(capsys, *args: str) -> tuple[int, str, str]:

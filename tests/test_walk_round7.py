@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 import warnings
 
 import _subproc
@@ -178,3 +179,30 @@ def test_declarations_numba_could_not_take_are_refused_when_declared():
     for held in (sp.Integral(w * t, (t, 0, x)), sp.Sum(w * t, (t, 1, 3))):
         with pytest.raises(symnn.DeclarationError, match=r"unevaluated (Integral|Sum).*doit"):
             symnn.Model(held, inputs=[x], params=[w])
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] in "ZX"  # a zombie is dead
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc")
+def test_run_past_its_timeout_stops_the_grandchildren_too():
+    """``subprocess.run(timeout=)`` kills the child only; a grandchild holding the pipes
+    (a worker, pdflatex) kept running.  tests/_subproc.run stops the whole group."""
+    code = ("import subprocess, sys, time\n"
+            "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print(g.pid, flush=True); time.sleep(60)\n")
+    proc = _subproc.start([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    pid = int(_subproc.readline(proc, 60))
+    with pytest.raises(pytest.fail.Exception, match="ran past"):
+        _subproc.communicate(proc, 0.2)
+    for _ in range(100):
+        if _gone(pid):
+            break
+        time.sleep(0.05)
+    assert _gone(pid)
