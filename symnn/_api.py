@@ -97,8 +97,9 @@ def compile_model(declared, dtype: Any = "float64", **options):
 @provide("fit")
 def fit(model, X, y, optimizer: Any = "adam", **options):
     """:func:`symnn.train.fit`."""
-    from symnn.train.loop import fit
+    from symnn.train.loop import check_option_names, fit
 
+    check_option_names(options)  # walk 7
     return fit(model, X, y, optimizer, **options)
 
 

@@ -31,6 +31,7 @@ import contextlib
 import errno
 import glob
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -69,6 +70,47 @@ def _clean_stale(directory: str, name: str, suffix: str) -> None:
             os.unlink(tmp)
 
 
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _follow(link: str) -> str:
+    """Where the symlink ``link`` leads; refuses a link into ``/proc`` (``/dev/stdout``
+    is a process's open stream, not a file to replace)."""
+    path = link
+    for _ in range(40):
+        if not os.path.islink(path):
+            break
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+        if os.path.abspath(path).startswith("/proc/"):
+            raise OSError(errno.EINVAL, "it is a link to a stream of a process (like "
+                          "/dev/stdout), not a file; symnn writes whole files (atomically): "
+                          "give a file path", link)
+    return os.path.realpath(link)
+
+
+def _check_target(target: str) -> str:
+    """The path to write: ``target``, or the file a symlink there points to (the link is
+    kept; walk 7: the rename replaced the link itself — ``-o /dev/stdout`` replaced that
+    link).  Refuses a path with a NUL, and one that exists and is not a regular file
+    (walk 7: ``save("/dev/full", …)`` run as root replaced the device node)."""
+    if "\0" in target:
+        raise OSError(errno.EINVAL, "the path holds a NUL character",
+                      target.replace("\0", "\\0"))
+    if os.path.islink(target):
+        target = _follow(target)
+    try:
+        mode = os.stat(target).st_mode
+    except (OSError, ValueError):
+        return target  # a new file
+    kind = next((k for test, k in _KINDS if test(mode)), None)
+    if kind is not None:
+        raise OSError(errno.EEXIST, f"it exists and is {kind}, not a regular file; symnn "
+                      "writes a new file or replaces a regular one: give another path", target)
+    return target
+
+
 def _target_error(err: OSError, target: str) -> OSError:
     if err.errno == errno.ENOENT:
         return FileNotFoundError(errno.ENOENT, "the folder to write into does not exist",
@@ -79,9 +121,15 @@ def _target_error(err: OSError, target: str) -> OSError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[str]:
+def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp", *,
+                user: bool = False) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed to
     ``path`` (with the permissions a plain ``open`` would give), on failure removed.
+
+    ``user=True`` (a path the user named: a model file, a document, predictions; walk 7)
+    writes through a symlink to the file it points to and refuses a NUL in the path, a link
+    into ``/proc`` (``/dev/stdout``) and an existing path that is not a regular file.
+    Without it (the kernel cache) whatever is at ``path`` is replaced, never followed.
 
     Raises
     ------
@@ -89,7 +137,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         With ``filename`` the target (not the temporary) when the folder is missing or
         not writable.
     """
-    target = os.fspath(path)
+    target = _check_target(os.fspath(path)) if user else os.fspath(path)  # walk 7
     directory = os.path.dirname(os.path.abspath(target))
     name = os.path.basename(target)
     if not os.path.isdir(directory):
@@ -122,7 +170,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = ".tmp") -> Iterator[
         os.close(fd)  # releases the lock
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8, ``\\n`` newlines) to ``path`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, user: bool = False
+                      ) -> None:
+    """Write ``text`` (UTF-8, ``\\n`` newlines) to ``path`` atomically (``user`` as for
+    :func:`atomic_path`)."""
+    with atomic_path(path, user=user) as tmp, \
+            open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)

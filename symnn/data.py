@@ -286,12 +286,12 @@ def _csv_rows(path: str, opts: dict) -> list[list[str]]:
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text (byte {err.start}); save the data as UTF-8 "
                         "CSV") from None
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
     try:
-        return [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-                if any(c.strip() for c in r)]
-    except csv.Error as err:
-        raise DataError(f"{path}: not a readable CSV file (line "
-                        f"{getattr(err, 'line_num', '?')})") from None
+        return [r for r in reader if any(c.strip() for c in r)]
+    except csv.Error as err:  # walk 7: say which line and why (a 10 MB field said "line ?")
+        raise DataError(f"{path}, line {reader.line_num}: not a readable CSV file ({err}); "
+                        "symnn reads CSV files of numbers") from None
 
 
 def _numbers(path: str, rows: list[list[str]], first_line: int) -> np.ndarray:
@@ -312,9 +312,11 @@ def _numbers(path: str, rows: list[list[str]], first_line: int) -> np.ndarray:
                     hint = "; an empty field (a trailing delimiter, or a missing value?)"
                 raise DataError(f"{path}, line {line}, column {j + 1}: not a number "
                                 f"({len(c.strip())} characters){hint}") from None
-    if not np.all(np.isfinite(data)):
+    if not np.all(np.isfinite(data)):  # walk 7: what the value is and what to do
         i, j = np.argwhere(~np.isfinite(data))[0]
-        raise DataError(f"{path}: row {i + 1}, column {j + 1} is not finite")
+        what = "nan" if np.isnan(data[i, j]) else "inf, or a number beyond ±1.8e308"
+        raise DataError(f"{path}: data row {i + 1}, column {j + 1} is not finite ({what}); "
+                        "remove or impute non-finite values first")
     return data
 
 
@@ -501,8 +503,13 @@ def load_features(source: str, n_inputs: int, n_outputs: int = 0,
         width = data.shape[1]
         cols: list[int] | None = []  # inputs only (the target column need not be there)
         if width != n_inputs:
-            cols = _target_columns(source, header, width, opts.get("target"), n_inputs,
-                                   n_outputs)
+            try:
+                cols = _target_columns(source, header, width, opts.get("target"), n_inputs,
+                                       n_outputs)
+            except DataError as err:  # walk 7: "no column named 'y'" said nothing of inputs
+                raise DataError(f"{err}; the model takes {n_inputs} input column(s) and "
+                                f"this file has {width}: give the inputs only, or the inputs "
+                                "and the target column(s) it was trained with") from None
         if cols is None:
             raise DataError(f"{source}: {width} columns; expected {n_inputs} input "
                             "columns (optionally followed by the target column(s))")

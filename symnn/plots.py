@@ -82,7 +82,7 @@ def _save(fig, path) -> str:
     """Write atomically: a temporary file in the same folder, then rename."""
     path = os.fspath(path)
     ext = os.path.splitext(path)[1] or ".png"
-    with atomic_path(path, suffix=ext) as tmp, _style():
+    with atomic_path(path, suffix=ext, user=True) as tmp, _style():
         fig.savefig(tmp, bbox_inches="tight", pad_inches=0.03)
     return path
 

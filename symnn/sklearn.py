@@ -19,11 +19,11 @@ optimizer's state (Adam's moments, momentum) restarts with every ``fit`` / ``par
 call; the parameters carry over.
 
 Beyond MLPClassifier: ``solver`` also accepts ``"newton-cg"``, ``"lm"``
-(Levenberg–Marquardt), ``"newton"`` and ``"kfac"`` (:class:`symnn.train.KFAC`, full
-batch); ``dtype="float32"`` (trains and predicts in float32: ``predict`` and
-``predict_proba`` return float32, as MLPRegressor fitted on float32 data); ``check_every``
-(finite-difference checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the
-gradient once before training; ``k`` also every k epochs; ``0`` runs none).
+(Levenberg–Marquardt), ``"newton"`` and ``"kfac"`` (:class:`symnn.train.KFAC`, full batch);
+``dtype="float32"`` (trains and predicts in float32: ``predict`` and ``predict_proba``
+return float32, as MLPRegressor fitted on float32 data); ``check_every`` (finite-difference
+checks, as in :func:`symnn.train.fit`: ``None``, the default, checks the gradient once
+before training; ``k`` also every k epochs; ``0`` runs none).
 
 Repeated fits cost no derivation or compilation: compiled models are cached in the process
 by their canonical declaration (input width, hidden widths, output width, activation,
@@ -35,9 +35,9 @@ Mapping of the regularisation: ``alpha`` is scikit-learn's L2 term
 weight decay ``λ = alpha / batch_size`` on the weights (``alpha / n_samples`` for the
 full-batch solvers), which has exactly that gradient; with ``sample_weight`` the batch size
 and ``n_samples`` count weight (``batch_size · mean(w)``, ``Σ w``), as scikit-learn's
-``alpha / Σ w_batch``.  Classification uses a softmax
-output with cross-entropy (two units for two classes, equivalent to the logistic output);
-regression an identity output with the mean squared error.
+``alpha / Σ w_batch``.  Classification uses a softmax output with cross-entropy (two units
+for two classes, equivalent to the logistic output); regression an identity output with the
+mean squared error.
 
 scikit-learn is optional: this module imports without it, and the estimators say how to
 install it when constructed.
@@ -433,14 +433,16 @@ class _SymnnMLP(BaseEstimator):
         return self.params_
 
     def _validation_split(self, Xt, Y, y, seed: int, weighted: bool):
-        """Hold out ``validation_fraction`` of the rows (stratified for a classifier);
-        returns the training rows, their targets and (X, Y, weights) of the validation
-        rows (a weight column of ``Xt`` is split off the validation inputs)."""
+        """Hold out ``validation_fraction`` of the rows (stratified for a classifier): the
+        training rows, targets and validation (X, Y, weights; ``Xt``'s weight column off)."""
         from sklearn.model_selection import train_test_split
 
         strat = y if self._is_classifier else None
-        Xt, Xv, Y, yv = train_test_split(Xt, Y, random_state=seed,
-                                         test_size=self.validation_fraction, stratify=strat)
+        try:  # walk 7: sklearn's ValueError where a stratified split is too small
+            Xt, Xv, Y, yv = train_test_split(Xt, Y, random_state=seed, stratify=strat,
+                                             test_size=self.validation_fraction)
+        except ValueError:
+            Xv = Xt[:0]
         if Xv.shape[0] < 2:
             raise DataError("The validation set is too small. Increase "
                             "'validation_fraction' or the size of your dataset.")

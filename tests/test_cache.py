@@ -14,6 +14,7 @@ import sys
 import textwrap
 import warnings
 
+import _subproc
 import numpy as np
 import pytest
 
@@ -55,8 +56,8 @@ def _run(cache_dir, *extra):
 def _start(cache_dir):
     env = dict(os.environ)
     env.pop("SYMNN_CACHE_DIR", None)
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(cache_dir)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _subproc.start([sys.executable, "-c", SCRIPT, str(cache_dir)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_concurrent_cold_processes_then_a_warm_one(tmp_path):
@@ -64,10 +65,14 @@ def test_concurrent_cold_processes_then_a_warm_one(tmp_path):
     writes: neither sees a half-written file); a third process then starts warm."""
     procs = [_start(tmp_path), _start(tmp_path)]
     cold = []
-    for p in procs:
-        out, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
-        cold.append(json.loads(out.strip().splitlines()[-1]))
+    try:  # walk 7: on a timeout both children are stopped and their pipes closed
+        for p in procs:
+            out, err = _subproc.communicate(p, 300)
+            assert p.returncode == 0, err
+            cold.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            _subproc.stop(p)
     assert cold[0]["L"] == cold[1]["L"] and cold[0]["g"] == cold[1]["g"]
     assert all(c["misses"] + c["hits"] >= 1 for c in cold)
     path = cold[0]["file"]

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 
+import _subproc
 import numpy as np
 import pytest
 
@@ -29,9 +30,8 @@ COMMANDS = ["demo", "derive", "latex", "train", "check"]
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "symnn", *args], capture_output=True,
-                          text=True, encoding="utf-8", cwd=cwd, env=env, timeout=300,
-                          check=False)
+    return _subproc.run([sys.executable, "-m", "symnn", *args], 300, text=True,
+                        encoding="utf-8", cwd=cwd, env=env)  # walk 7: the group stopped
 
 
 def call(capsys, *args: str) -> tuple[int, str, str]:
@@ -379,7 +379,7 @@ def test_predict_from_a_spec_trains_first_and_keeps_stdout_for_predictions(capsy
 
 def test_predict_errors(capsys, tmp_path):
     code, _, err = call(capsys, "predict", str(tmp_path / "absent.npz"), "--data", "xor")
-    assert_one_line_error(code, err, "absent.npz", "cannot read the spec file")
+    assert_one_line_error(code, err, "absent.npz", "no such file")  # walk 7: was "spec file"
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"PK\x03\x04garbage")
     code, _, err = call(capsys, "predict", str(bad), "--data", "xor")
@@ -487,21 +487,19 @@ def test_ctrl_c_during_train_saves_the_last_good_parameters(tmp_path):
     # training rather than in Numba's compiler
     warm = run("train", str(spec), "--engine", "python", "--epochs", "1")
     assert warm.returncode == 0, warm.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "symnn", "train", str(spec), "-o",
-                             str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        assert proc.stdout.readline().startswith("training long")
+    proc = _subproc.start([sys.executable, "-m", "symnn", "train", str(spec), "-o",
+                           str(out_path), "--engine", "python"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env)
+    try:  # walk 7: no read without a timeout; the child is stopped, its pipes closed
+        assert _subproc.readline(proc, 300).startswith("training long")
         # walk (round 6): the second line says it compiles (the kernels, warm here, load
         # in the first epoch)
-        assert proc.stdout.readline().startswith("compiling the derived program")
+        assert _subproc.readline(proc, 300).startswith("compiling the derived program")
         time.sleep(3)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        _, err = _subproc.communicate(proc, 120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        _subproc.stop(proc)
     assert proc.returncode == 130, err
     assert f"saved the last good parameters to {out_path}" in err
     saved = load(out_path)

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import _subproc
 import pytest
 
 import symnn
@@ -54,19 +55,18 @@ def test_sigint_during_fit_returns_the_trained_parameters(tmp_path):
     script.write_text(CHILD)
     marker, out = tmp_path / "ready", tmp_path / "out.json"
     env = dict(os.environ)
-    proc = subprocess.Popen([sys.executable, str(script), str(marker), str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _subproc.start([sys.executable, str(script), str(marker), str(out)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 240
         while not marker.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(proc.communicate()[1].decode()[-2000:])
+                raise AssertionError((_subproc.stop(proc)[1] or b"").decode()[-2000:])
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        _, err = _subproc.communicate(proc, 120)
+    finally:  # walk 7: stopped and its pipes closed, also on a timeout
+        _subproc.stop(proc)
     assert proc.returncode == 0, err.decode()[-2000:]
     got = json.loads(out.read_text())
     assert got["keyboard"] and got["reason"] == "interrupted"

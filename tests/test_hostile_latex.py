@@ -304,6 +304,8 @@ def test_cli_title_cannot_read_a_file(tmp_path, capsys):
     capsys.readouterr()
     assert_safe(out.read_text(encoding="ascii"),
                 export_latex(symnn.mlp([2, 2, 1], activation="sigmoid"), title="benign"))
+    assert not out.with_suffix(".log").exists()  # walk 7: `symnn latex --pdf` keeps no log
+    compile_pdf(out, timeout=120)  # the API keeps it: read what pdflatex saw
     log = out.with_suffix(".log").read_text(errors="replace")
     assert CANARY_TEXT not in log
     assert CANARY_TEXT.encode() not in pdf_text(out.with_suffix(".pdf").read_bytes())

@@ -35,8 +35,17 @@ def check_output(path: str | None, *inputs: str | None) -> None:
     """Refuse, before any work, an output whose folder does not exist (not after an hour
     of training), or that is one of the command's input files (walk: ``symnn predict
     model.npz -o model.npz`` replaced the model with its predictions)."""
+    if path is not None and not str(path).strip():  # walk 7: -o "" trained, saved nothing
+        raise SpecError("the output path is empty; give a file name")
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise FileNotFoundError(2, "the folder to write into does not exist", path)
+    if path:  # walk 7: a device, a directory or /dev/stdout, before any work
+        from symnn._atomic import _check_target
+
+        try:
+            _check_target(path)
+        except OSError as err:
+            raise SpecError(f"{path}: cannot write the output there: {err.strerror}") from None
     for src in inputs:
         try:
             same = bool(path and src) and os.path.samefile(path, src)

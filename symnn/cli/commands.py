@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import sympy as sp
@@ -155,6 +156,11 @@ def cmd_latex(args) -> int:
 
     if args.pdf and not args.output:
         raise SpecError("--pdf needs -o OUT.tex (the PDF is written next to it)")
+    if args.pdf:  # walk 7: before the .tex is written (-o doc.pdf lost the source)
+        from symnn.printing.document import _check_tex_name
+
+        _check_tex_name(Path(args.output).resolve())
+        check_output(str(Path(args.output).with_suffix(".pdf")))
     check_output(args.output, args.spec)
     spec = load_spec(args.spec)
     optimizer = None if spec.optimizer is None else get_optimizer(dict(spec.optimizer))
@@ -167,7 +173,7 @@ def cmd_latex(args) -> int:
         return 0
     print(f"wrote {args.output}")
     if args.pdf:
-        pdf = compile_pdf(args.output)
+        pdf = compile_pdf(args.output, keep_log=False)  # walk 7: no .log left behind
         print(f"wrote {pdf}")
     return 0
 

@@ -297,6 +297,9 @@ def _is_model_file(path: str) -> bool:
 def cmd_predict(args) -> int:
     """``symnn predict MODEL.npz|SPEC --data FILE.csv``: predictions as CSV."""
     check_output(args.output, args.model, args.data)
+    if not os.path.exists(args.model):  # walk 7: "cannot read the spec file" for a .npz
+        raise SpecError(f"{args.model}: no such file (give a model saved by 'symnn train "
+                        "-o MODEL.npz', or a spec file)")
     if _is_model_file(args.model):
         from symnn.train.io import load
 
@@ -308,16 +311,17 @@ def cmd_predict(args) -> int:
     else:
         spec = load_spec(args.model)
         declared = spec.declared
+        # walk 7: the rows are read before training (a bad --data failed after it)
+        X = load_features(args.data, declared.n_inputs, declared.n_outputs, spec.data)
         # training chatter goes to stderr: stdout carries the predictions
         model, theta, _, scaler = train_spec(spec, args, args.model, out=sys.stderr)
-        X = load_features(args.data, declared.n_inputs, declared.n_outputs, spec.data)
         Xs = X if scaler is None else scaler.transform(X)
         pred = np.asarray(model.predict(theta, Xs)).reshape(X.shape[0], -1)
     text = _predictions_csv(pred, declared)
     if args.output:
         from symnn._atomic import atomic_write_text
 
-        atomic_write_text(args.output, text)
+        atomic_write_text(args.output, text, user=True)
         print(f"wrote {pred.shape[0]} predictions to {args.output}")
     else:
         sys.stdout.write(text)

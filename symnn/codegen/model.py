@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,9 @@ class _Base:
     def flatten(self, params: dict[str, Any]) -> np.ndarray:
         """The flat θ from named arrays (every parameter must be given, with its shape)."""
         names = [n for n, _ in self.param_shapes]
+        if not isinstance(params, Mapping):  # walk 7: a list said "unknown [1, 2]"
+            raise ShapeError(f"flatten: expected a dict {{name: array}} of the parameters "
+                             f"{names}, got {type(params).__name__}")
         missing = [n for n in names if n not in params]
         extra = [n for n in params if n not in names]
         if missing or extra:

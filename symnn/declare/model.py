@@ -70,6 +70,10 @@ def constant_problem(expr: sp.Basic) -> str | None:
         return f"the expression contains an infinity or an undefined value ({expr})"
     if expr.has(sp.I):
         return f"the expression contains the imaginary unit ({expr})"
+    if expr.has(*_UNEVALUATED):  # walk 7: Numba failed on these at compile time
+        held = next(k.__name__ for k in _UNEVALUATED if expr.has(k))
+        return (f"the expression holds an unevaluated {held} ({_short(expr)}); evaluate "
+                "it (.doit()) or write it in closed form")
     if isinstance(expr, sp.Expr) and expr.is_number and not expr.is_Atom or (
             isinstance(expr, sp.Number)):
         if isinstance(expr, sp.Rational):
@@ -92,6 +96,9 @@ def constant_problem(expr: sp.Basic) -> str | None:
         if problem:
             return problem
     return None
+
+
+_UNEVALUATED = (sp.Integral, sp.Sum, sp.Product, sp.Limit)
 
 
 def _short(expr) -> str:

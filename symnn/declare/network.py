@@ -309,6 +309,9 @@ def _layer_repr(layer) -> str:
 def _identifier(name: str) -> str:
     if not isinstance(name, str) or not name.isidentifier():
         raise DeclarationError(f"name must be a Python identifier, got {name!r}")
+    if len(name) > 100:  # walk 7: Numba's cache file name held it (OSError: name too long)
+        raise DeclarationError(f"name is {len(name)} characters long; at most 100 (it names "
+                               "the generated kernels and their cache files)")
     return name
 
 

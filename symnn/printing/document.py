@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -197,7 +198,8 @@ def expanded_gradient_latex(declared, *, limit: int | None = None) -> str:
     return "\\begin{align*}\n" + " \\\\\n".join(block.rows) + "\n\\end{align*}"
 
 
-def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> Path:
+def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0,
+                keep_log: bool = True) -> Path:
     """Run ``pdflatex`` on a ``.tex`` file; returns the PDF's path (next to the file).
 
     The engine runs locked down, since a ``.tex`` file is a program: in a private
@@ -205,7 +207,8 @@ def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> 
     ``-no-shell-escape``, ``-no-parse-first-line``, kpathsea's paranoid file access
     (``openin_any=p``, ``openout_any=p``: no absolute paths, no ``..``, no dot files;
     writes only inside the build directory), stdin closed, and a timeout.  The PDF and
-    the log are then copied next to the ``.tex`` file.  Only the file itself is compiled
+    the log are then copied next to the ``.tex`` file (the log only on failure with
+    ``keep_log=False``, as ``symnn latex --pdf`` does).  Only the file itself is compiled
     (as symnn's documents are: self-contained); files it would ``\\input`` are not there.
 
     Parameters
@@ -213,6 +216,9 @@ def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> 
     tex_path : str or os.PathLike
     timeout : float
         Seconds before ``pdflatex`` is stopped.
+    keep_log : bool
+        Copy pdflatex's log next to the file also after a successful compile (default);
+        False removes a log an earlier failed compile of the file left.
 
     Raises
     ------
@@ -221,6 +227,7 @@ def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> 
         quotes the first ``!`` line of the log).
     """
     tex = Path(tex_path).resolve()
+    _check_tex_name(tex)  # walk 7
     exe = shutil.which("pdflatex")
     if exe is None:
         raise LatexError("pdflatex is not installed; install texlive-latex-base and "
@@ -243,10 +250,11 @@ def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> 
             raise LatexError(f"pdflatex did not finish on {tex} within {timeout:g} s") from err
         built_pdf, built_log = Path(build) / "doc.pdf", Path(build) / "doc.log"
         log = tex.with_suffix(".log")
-        if built_log.exists():
-            with atomic_path(log, suffix=".log") as tmp:
+        failed = proc.returncode != 0 or not built_pdf.exists()
+        if built_log.exists() and (failed or keep_log):  # walk 7: keep_log=False
+            with atomic_path(log, suffix=".log", user=True) as tmp:
                 shutil.copyfile(built_log, tmp)
-        if proc.returncode != 0 or not built_pdf.exists():
+        if failed:
             first = ""
             if built_log.exists():
                 lines = built_log.read_text(errors="replace").splitlines()
@@ -254,14 +262,38 @@ def compile_pdf(tex_path: str | os.PathLike[str], *, timeout: float = 120.0) -> 
             raise LatexError(f"pdflatex failed on {tex} (exit {proc.returncode})"
                              + (f": {first}" if first else "") + f"; see {log}")
         pdf = tex.with_suffix(".pdf")
-        with atomic_path(pdf, suffix=".pdf") as tmp:
+        with atomic_path(pdf, suffix=".pdf", user=True) as tmp:
             shutil.copyfile(built_pdf, tmp)
+    if not keep_log:
+        _drop_stale_log(log)
     return pdf
+
+
+def _check_tex_name(tex: Path) -> None:
+    """Refuse a LaTeX file named like its own PDF or log (walk 7: ``-o doc.pdf --pdf``
+    wrote the LaTeX source to doc.pdf, then replaced it with the PDF)."""
+    if tex.suffix.lower() in (".pdf", ".log"):
+        raise LatexError(f"{tex}: the PDF and the log are written next to the LaTeX file as "
+                         f"{tex.stem}.pdf and {tex.stem}.log, so this name would be "
+                         f"overwritten; name the LaTeX file {tex.stem}.tex")
+
+
+def _drop_stale_log(log: Path) -> None:
+    """After a successful compile, remove the log an earlier failed compile of the same
+    file left (walk 7): only a file pdflatex wrote, recognised by its first line."""
+    try:
+        with open(log, "rb") as fh:
+            first = fh.read(64)
+    except OSError:
+        return
+    if first.startswith(b"This is pdfTeX"):
+        with contextlib.suppress(OSError):
+            os.unlink(log)
 
 
 def _write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same directory."""
-    atomic_write_text(path, text)
+    atomic_write_text(path, text, user=True)
 
 
 # -- the printer used for expanded expressions ------------------------------------------

@@ -205,7 +205,7 @@ def save(path: "str | os.PathLike", model: Any, theta, history: History | None =
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     target = os.fspath(path)
     try:
-        with atomic_path(target) as tmp, open(tmp, "wb") as fh:
+        with atomic_path(target, user=True) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, meta=blob, **arrays)
     except OSError as err:
         raise ModelFileError(f"{target}: cannot write the model file: "
@@ -328,7 +328,9 @@ class SavedModel(tuple):
     def preprocess(self, X) -> np.ndarray:
         """``X`` (n_samples, n_inputs) as the network saw it in training (standardised
         with the stored mean and scale, when the model has them)."""
-        X = np.asarray(X, dtype=np.float64)
+        from symnn.codegen._validate import _numeric  # walk 7: strings, dates, complex
+
+        X = np.asarray(_numeric(X, "X"), dtype=np.float64)
         return X if self.scaler is None else self.scaler.transform(X)
 
     def predict(self, X) -> np.ndarray:

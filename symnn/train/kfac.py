@@ -261,8 +261,9 @@ class KFAC(SecondOrder):
         model = s.model
         alternative = ("use NewtonCG() or LevenbergMarquardt() (exact curvature products, any "
                        "model) or Adam()")
-        try:
-            factors = self.factors(s, theta, 0)
+        try:  # walk 7: data that overflows is refused below by its loss, not by NumPy
+            with np.errstate(over="ignore", invalid="ignore"):
+                factors = self.factors(s, theta, 0)
         except AnalysisError as err:
             raise DeclarationError(f"KFAC cannot precondition {type(model).__name__}: {err}; "
                                    f"{alternative}") from err

@@ -70,6 +70,7 @@ True
 
 from __future__ import annotations
 
+import difflib
 import math
 import sys
 import time
@@ -368,6 +369,11 @@ class FitOptions:
         """The options as ints, bools and a list of callbacks; ArgumentError names the
         first that is wrong."""
         epochs = _integer("epochs", self.epochs, 1)
+        if epochs > MAX_EPOCHS:  # walk 7: epochs=10**30 filled 21 GB with history records
+            raise ArgumentError(
+                f"fit: epochs={epochs} exceeds symnn's limit of {MAX_EPOCHS:,} "
+                "(symnn.train.loop.MAX_EPOCHS): the history keeps a record of every epoch; "
+                "to train until the loss stops improving, give early_stopping=PATIENCE")
         batch_size = _integer("batch_size", self.batch_size, 1, allow_none=True)
         check_every = _integer("check_every", self.check_every, 0, allow_none=True)
         early_stopping = _integer("early_stopping (patience)", self.early_stopping, 1,
@@ -556,6 +562,40 @@ def initial_params(model, theta0, seed: int) -> np.ndarray:
 
 
 _initial_params = initial_params  # the former private name
+
+
+#: Most epochs :func:`fit` runs (walk 7): each leaves a record in the history (about
+#: 0.6 KB), so 10⁷ epochs hold ~6 GB; the command line has the same limit.
+MAX_EPOCHS = 10_000_000
+
+#: :func:`fit`'s keyword options (walk 7: ``model.fit(X, y, "adam", lr=0.1)`` said only
+#: "unexpected keyword argument").
+FIT_OPTIONS = ("epochs", "batch_size", "seed", "theta0", "validation", "early_stopping",
+               "min_delta", "restore_best", "check_every", "callbacks", "progress",
+               "shuffle", "engine", "client")
+
+
+def check_option_names(options) -> None:
+    """Refuse an option :func:`fit` does not take, with what to write instead.
+
+    Examples
+    --------
+    >>> check_option_names({"lr": 0.1})
+    Traceback (most recent call last):
+    ...
+    symnn.errors.ArgumentError: fit: unknown option 'lr'; the learning rate belongs to ...
+    """
+    for name in options:
+        if name in FIT_OPTIONS:
+            continue
+        if name in ("lr", "learning_rate"):
+            hint = (f"the learning rate belongs to the optimizer: fit(X, y, "
+                    f"symnn.Adam(lr={options[name]!r})) (every optimizer class takes lr=)")
+        else:
+            close = difflib.get_close_matches(str(name), FIT_OPTIONS, 1)
+            hint = f"did you mean {close[0]!r}?" if close else ""
+        raise ArgumentError(f"fit: unknown option {name!r}; {hint + '; ' if hint else ''}"
+                            f"fit's options: {', '.join(FIT_OPTIONS)}")
 
 
 def _integer(name: str, value, minimum: int, allow_none: bool = False):
