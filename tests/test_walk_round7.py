@@ -213,3 +213,4 @@ def test_a_pasted_unicode_operator_in_a_spec_expression_names_its_ascii_form():
     for pasted, ascii_ in (("w−x", "-"), ("w×x", "*"), ("x²*w", "^2")):
         with pytest.raises(symnn.SpecError, match=re.escape(f"type the ASCII '{ascii_}'")):
             symnn.loads_spec(f"[model]\ninputs = ['x']\nparams = ['w']\nexpr = '{pasted}'\n")
+    assert symnn.loads_spec("\ufeff[network]\nlayers = [2, 3, 1]\n").declared.n_params == 13
