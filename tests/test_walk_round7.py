@@ -5,6 +5,7 @@ before its fix.  Cases are batched per test; nothing here compiles more than the
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -206,3 +207,10 @@ def test_run_past_its_timeout_stops_the_grandchildren_too():
             break
         time.sleep(0.05)
     assert _gone(pid)
+
+
+def test_a_pasted_unicode_operator_in_a_spec_expression_names_its_ascii_form():
+    for pasted, ascii_ in (("w−x", "-"), ("w×x", "*"), ("x²*w", "^2")):
+        with pytest.raises(symnn.SpecError, match=re.escape(f"type the ASCII '{ascii_}'")):
+            symnn.loads_spec(f"[model]\ninputs = ['x']\nparams = ['w']\nexpr = '{pasted}'\n")
+    assert symnn.loads_spec("\ufeff[network]\nlayers = [2, 3, 1]\n").declared.n_params == 13

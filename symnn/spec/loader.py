@@ -199,6 +199,7 @@ def loads_spec(text: str, name: str = "<spec>", path: Path | None = None) -> Spe
     if not isinstance(text, str):
         raise ArgumentError(f"loads_spec: expected the spec as TOML text (a str), got "
                             f"{type(text).__name__}; use load_spec(path) for a file")
+    text = text.removeprefix("\ufeff")  # walk 7: a BOM (as load_spec reads files)
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"{name}: spec text longer than {MAX_SPEC_BYTES} characters")
     depth = _nesting(text)

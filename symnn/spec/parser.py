@@ -182,6 +182,12 @@ class _Token:
     col: int  # 1-based
 
 
+#: Unicode look-alikes of the expression language's operators (walk 7).
+_LOOKALIKES = {"\u2212": "-", "\u2013": "-", "\u00d7": "*", "\u22c5": "*", "\u00b7": "*",
+               "\u2217": "*", "\u00f7": "/", "\u2215": "/", "\u00b2": "^2", "\u00b3": "^3",
+               "\uff08": "(", "\uff09": ")", "\uff0b": "+", "\uff0d": "-"}
+
+
 def _tokenize(text: str, fail) -> list[_Token]:
     tokens: list[_Token] = []
     i, n = 0, len(text)
@@ -215,7 +221,9 @@ def _tokenize(text: str, fail) -> list[_Token]:
         hint = _FORBIDDEN_HINTS.get(ch)
         if hint:
             raise fail(f"{ch!r} is not allowed ({hint})", i + 1)
-        raise fail(f"unexpected character {ch!r}", i + 1)
+        ascii_ = _LOOKALIKES.get(ch)  # walk 7: a formula pasted from a paper or a PDF
+        raise fail(f"unexpected character {ch!r}" + (
+            f" (type the ASCII {ascii_!r})" if ascii_ else ""), i + 1)
     tokens.append(_Token("end", "", n + 1))
     return tokens
 
