@@ -214,3 +214,12 @@ def test_a_pasted_unicode_operator_in_a_spec_expression_names_its_ascii_form():
         with pytest.raises(symnn.SpecError, match=re.escape(f"type the ASCII '{ascii_}'")):
             symnn.loads_spec(f"[model]\ninputs = ['x']\nparams = ['w']\nexpr = '{pasted}'\n")
     assert symnn.loads_spec("\ufeff[network]\nlayers = [2, 3, 1]\n").declared.n_params == 13
+
+
+def test_zero_directions_say_at_least_one():
+    """hvp/gnvp with v of shape (0, P) name the K >= 1 requirement (lead, round 7)."""
+    from symnn.codegen import _validate
+    from symnn.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"K >= 1 directions"):
+        _validate.as_directions(np.zeros((0, 5)), 5, np.dtype(np.float64))

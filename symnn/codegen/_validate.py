@@ -227,7 +227,8 @@ def as_directions(v, n_params: int, dtype: np.dtype, what: str = "v") -> tuple[n
         _finite(out, what, arr)
         return out, False
     raise ShapeError(
-        f"{what} has shape {arr.shape}; expected ({n_params},) or (K, {n_params})"
+        f"{what} has shape {arr.shape}; expected ({n_params},) or (K, {n_params}) with "
+        f"K >= 1 directions"
     )
 
 
