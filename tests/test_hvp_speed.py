@@ -37,7 +37,7 @@ def test_transposed_a_gives_the_bits_of_a_in_place(tiles, beta):
     tiles over two contraction panels): each tile sums the same products in the same
     order; a misplaced panel would change the values, not just the bits."""
     rng = np.random.default_rng(1)
-    m, n, k = 24, 32, 300
+    m, n, k = 24, gemm.PACK_A_MIN_COLS, 300
     a = rng.standard_normal((k, m))  # stored A; op(A) = aᵀ (m × k)
     b = rng.standard_normal((k, n))
     c0 = rng.standard_normal(m * n)

@@ -72,6 +72,12 @@ MIN_MADDS = 1 << 15  # smaller products stay with BLAS (or the runtime's own loo
 #: tiles save (measured: 2048-row products 1.9× faster than Haswell OpenBLAS, 64-row 1.05×
 #: slower, 32-row 1.6× slower)
 PACK_MIN_ROWS = 128
+#: hvp, round 7: op(A) = Aᵀ is copied into panels (:func:`_packed_a`) for a contraction of
+#: at least this many and at least this many whole-tile columns (each panel is read once per
+#: 16 columns): 128 × 128 × 256 ran 84 → 73 µs; with k = 32 (128 × 128) the copy cost more
+#: than it saved (8.7 → 9.5 µs), so did 64 columns (128 × 64 × 64: 8.3 → 10.7 µs)
+PACK_A_MIN_K = 64
+PACK_A_MIN_COLS = 128
 
 _SYMBOL = "symnn_gemm_tiles"
 _FLAG = ctypes.c_int32(0)
@@ -339,7 +345,8 @@ def _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ld
     n0 = n - n % _nr(A)
     rsa, csa = (1, lda) if ta else (lda, 1)
     acc = beta != 0.0
-    if ta and not tb:  # hvp, round 7: Aᵀ·B with A's rows in panels (see _packed_a)
+    if ta and not tb and k >= PACK_A_MIN_K and n0 >= PACK_A_MIN_COLS:
+        # hvp, round 7: Aᵀ·B with A's rows in panels (see _packed_a)
         _tiled_pa(m0, n0, k, alpha, _packed_a(A, oa, lda, k, m0), Bm, ob, ldb, acc, C, oc,
                   ldc)
     elif tb:
