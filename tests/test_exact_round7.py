@@ -217,3 +217,25 @@ def test_attention_query_key_gradient_keeps_its_digits_at_saturation():
         for half in (slice(0, 2), slice(2, 4)):   # W_q, W_k
             w, g = want[half], got[idx][half]
             assert np.max(np.abs(g - w)) / np.max(np.abs(w)) < 1e-12, (g, w)
+
+
+# -- a looped GRU's HVP at a saturated gate ------------------------------------------------
+
+def test_looped_gru_hvp_is_finite_where_a_gate_pre_activation_is_below_minus_709():
+    """Sweep 703 case 222: the looped GRU wrote its gates as ``1/(1 + exp(−s))``; the
+    derived tangent ``e^{−s}/(1 + e^{−s})²`` is inf/inf = NaN at s < −709 (the HVP was NaN
+    while the loss and gradient were finite).  Witness: central differences of the gradient."""
+    net = symnn.Network([symnn.GRU(1, 1, unroll=False, length=2), symnn.Dense(1, 1)],
+                        loss="mse")
+    from symnn.codegen.model import ReferenceModel
+
+    m = ReferenceModel(net)
+    th = np.array([0.5, 400.0, 0.7, 0.3, -0.2, 0.4, 0.1, -0.3, 0.2, 0.1, 0.0, -0.1, 1.3, 0.2])
+    X = np.array([[-2.0, 1.5]])   # update-gate pre-activations −800 (t = 1) and 600 (t = 2)
+    Y = np.array([[0.3]])
+    v = np.random.default_rng(9).standard_normal(th.size)
+    got = m.hvp(th, v, X, Y)
+    h = 1e-6
+    fd = (m.loss_and_grad(th + h * v, X, Y)[1] - m.loss_and_grad(th - h * v, X, Y)[1]) / (2 * h)
+    assert np.isfinite(got).all()
+    assert np.max(np.abs(got - fd)) <= 1e-6 * np.max(np.abs(fd)), (got, fd)
