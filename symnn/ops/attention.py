@@ -417,9 +417,10 @@ def softmaxt_numpy(o: AttnSoftmaxT, env, B):
     d = o.d
     p = np.asarray(env[o.p]).reshape(B, d.T, d.n)
     g = np.asarray(env[o.g]).reshape(B, d.T, d.n)
-    # round 7: centred on g at the entry with p > 1/2 (0 if none), as the kernels' _attn_rows:
-    # the dominant entry's g − rowsum(g ⊙ p) cancels at saturated attention weights
-    w = (g * (p > 0.5)).sum(axis=2, keepdims=True)
+    # round 7: on a softmax row (Σ p = 1), centred on g at the entry with p > 1/2 (0 if
+    # none), as the kernels' _attn_rows: g_k − rowsum(g ⊙ p) cancels where p saturates
+    simplex = np.abs(p.sum(axis=2, keepdims=True) - 1.0) <= 1e-12
+    w = (g * ((p > 0.5) & simplex)).sum(axis=2, keepdims=True)
     gc = g - w
     return (p * (gc - (p * gc).sum(axis=2, keepdims=True))).reshape(B, -1)
 

@@ -648,8 +648,9 @@ def _attn_softmax(Z, oz, R, T, n, causal, out, oo):
 @_runtime("v:aiiiaiiiiiiiiaiii")
 def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs, oks):
     """Row by row of (T, n) matrices U, V: what 0 → out = U ⊙ (V − rowsum(U ⊙ V)) (the row
-    softmax's Jacobian at U times V; with w = V where U > 1/2, else 0, as U ⊙ ((V − w) −
-    rowsum(U ⊙ (V − w))): the same where Σ U = 1, without the dominant entry's cancellation); 1 → out[t] = rowsum(U ⊙ V); 2 → out[t, c] = U[t, c]·V[t]
+    softmax's Jacobian at U times V; on a softmax row (Σ U = 1 to 1e-12), with w = V where
+    U > 1/2, else 0, as U ⊙ ((V − w) − rowsum(U ⊙ (V − w))): the same value without the
+    dominant entry's cancellation); 1 → out[t] = rowsum(U ⊙ V); 2 → out[t, c] = U[t, c]·V[t]
     (V of length T)."""
     for i in range(B):
         for k in range(K):
@@ -665,8 +666,11 @@ def _attn_rows(U, ou, ubs, uks, V, ov, vbs, vks, B, K, T, n, what, out, oo, obs,
                 s = 0.0
                 wc = 0.0  # round 7 (sweep): what 0 centred on V at the entry with U > 1/2
                 if what == 0:
+                    su = 0.0
                     for c in range(n):
-                        if U[_u(a0 + t * n + c)] > 0.5:
+                        su += U[_u(a0 + t * n + c)]
+                    for c in range(n):
+                        if U[_u(a0 + t * n + c)] > 0.5 and abs(su - 1.0) <= 1e-12:
                             wc = V[_u(b0 + t * n + c)]
                 for c in range(n):
                     s += U[_u(a0 + t * n + c)] * (V[_u(b0 + t * n + c)] - wc)
