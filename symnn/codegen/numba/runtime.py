@@ -327,15 +327,6 @@ def _colmean(U, ou, m, n, scale, acc, out, oo):
         out[_u(oo + c)] *= scale
 
 
-@_runtime("s:aii")
-def _total(U, ou, n):
-    """Σ U[ou:ou + n]."""
-    s = 0.0
-    for r in range(n):
-        s += U[_u(ou + r)]
-    return s
-
-
 @_runtime("v:aiiiaiaii")
 def _softmax_lse(Z, oz, R, n, Pm, op, Lm, ol, what):
     """Per row of Z[oz:] (R, n): what & 1 → Pm[op:] ← softmax, what & 2 → Lm[ol:] ← log Σ exp;
