@@ -30,8 +30,9 @@ code goes to Numba's cache beside the kernel module (about 30 ms to load in a la
 process).  So a model builds it only on its :data:`BUILD_AFTER`-th fast call at a small
 batch (the test suite's models never get there, a training loop or a benchmark does), or
 when asked (:func:`build`).  No entry for: AOT models (:mod:`symnn.codegen.aot`, their own
-compiled path), Dropout models, kernels compiled in memory (no cache directory), kernels
-whose products :func:`~symnn.codegen._fusedcheck.plan` does not cover.
+compiled path), Dropout models, kernels compiled in memory (no cache directory), a
+kernel not called yet (its runtime blocks are prepared on the first call), kernels whose
+products :func:`~symnn.codegen._fusedcheck.plan` does not cover.
 
 Examples
 --------
@@ -81,6 +82,7 @@ from symnn.codegen._fusedcheck import _after_ok
 from {module} import {kernel} as _kernel
 
 _TSEGS = np.array({tsegs}, dtype=np.int64)
+_WSEGS = np.array({wsegs}, dtype=np.int64)  # row B - 1: the covering products' z at B rows
 
 
 @njit(["({dt}[::1], {dt}[:, ::1], {ytype})"], cache=True, nogil=True, error_model="numpy")
@@ -89,15 +91,13 @@ def entry(theta, X, y):
     if (theta.shape[0] != {n_params} or X.shape[1] != {width} or B < 1 or B > {rows}
             or {yshape}):
         return 0.0, np.empty(0, np.{dt}), False
-    wsegs = np.empty({n_wsegs}, np.int64)
-{wsegs}
     work = np.empty({total_a} * B + {total_c}, np.{dt})
     grad = np.empty({n_params}, np.{dt})
 {poison}
     Xf = X.reshape(-1)
     yf = y.reshape(-1)
     L = _kernel(theta, Xf, yf, grad, work)
-    ok = _after_ok(theta, _TSEGS, work, wsegs, Xf, yf, {n_out}, {tol!r}, {prob})
+    ok = _after_ok(theta, _TSEGS, work, _WSEGS[B - 1], Xf, yf, {n_out}, {tol!r}, {prob})
     return np.float64(L), grad, ok
 '''
 
@@ -127,6 +127,8 @@ def entry_source(model, y_ndim: int = 2) -> str | None:
     """The Python source of ``model``'s entry for targets of rank ``y_ndim``, or None when
     the model gets none (see the module's docstring)."""
     module = model.module
+    if "loss_and_grad" not in model._ready:  # (its runtime blocks are prepared on first call)
+        return None
     if model._aot or model.mask_width or not str(getattr(module, "__file__", "")).endswith(
             ".py") or sys.modules.get(module.__name__) is not module:
         return None
@@ -140,18 +142,16 @@ def entry_source(model, y_ndim: int = 2) -> str | None:
         ytype, yshape = "{dt}[::1]", "y.shape[0] != B"
     else:
         return None
-    wsegs = []
-    for k, (a, c, n) in enumerate(p.products):
-        wsegs.append(f"    wsegs[{2 * k}] = {a} * B + {c}")
-        wsegs.append(f"    wsegs[{2 * k + 1}] = {a} * B + {c} + B * {n}")
+    wsegs = [[v for a, c, n in p.products for v in (a * B + c, a * B + c + B * n)]
+             for B in range(1, _fusedcheck.ROWS + 1)]
     dt = model.dtype.name
     poison = "    work[:] = np.nan\n    grad[:] = np.nan" if model.debug else "    pass"
     return _TEMPLATE.format(
         module=module.__name__, kernel=model.generated.kernels["loss_and_grad"].name,
         checks=_checks_stamp(), tsegs=p.theta_segments.tolist(), dt=dt,
         ytype=ytype.format(dt=dt), n_params=model.n_params, width=width,
-        rows=_fusedcheck.ROWS, yshape=yshape, n_wsegs=2 * len(p.products),
-        wsegs="\n".join(wsegs), total_a=p.total[0], total_c=p.total[1], poison=poison,
+        rows=_fusedcheck.ROWS, yshape=yshape, wsegs=wsegs, total_a=p.total[0],
+        total_c=p.total[1], poison=poison,
         n_out=n_out, tol=float(tol), prob=bool(probabilities))
 
 
