@@ -69,7 +69,7 @@ __all__ = ["BUILD_AFTER", "NO", "build", "entry_source", "fallback_lg", "stub_lg
 
 #: A model builds its entry on this many-th ``loss_and_grad`` call that took the fused
 #: small-batch path (:mod:`symnn.codegen._fusedcheck`).
-BUILD_AFTER = 256
+BUILD_AFTER = 1000
 
 #: "Not done here": what a declining entry path returns.
 NO = (0.0, None, False)

@@ -406,7 +406,7 @@ class CompiledModel(_Base):
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
         try:  # entry: shape checks, kernel, after-check in one compiled call (issue 16)
             L, g, ok = self._entry_lg(theta, X, y) if mask is None else _fusedentry.NO
-        except Exception:  # (types the compiled entry does not take: the b1 path, then ours)
+        except Exception:  # (TypeError: arguments outside the entry's one signature)
             L, g, ok = _fusedentry.fallback_lg(self, theta, X, y)
         if ok:
             return L, g
