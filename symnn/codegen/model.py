@@ -44,7 +44,7 @@ import numpy as np
 
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
-from symnn.codegen import _fastpath, _fusedcheck, _masks, declcache
+from symnn.codegen import _fastpath, _fusedcheck, _fusedentry, _masks, declcache
 from symnn.codegen import _guard
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
@@ -255,6 +255,7 @@ class CompiledModel(_Base):
     """
 
     _aot: dict = {}  # {kind: ahead-of-time kernel}, set by symnn.codegen.aot.attach
+    _entry_lg = _fusedentry.stub_lg  # entry: replaced by the compiled entry when built
 
     def __init__(self, declared, derived, generated: GeneratedModule, module, dtype,
                  debug: bool = False, layout: dict | None = None, rebuild=None) -> None:
@@ -403,9 +404,12 @@ class CompiledModel(_Base):
 
     def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
         """``(L, ∂L/∂θ)``; the gradient has θ's flat layout."""
-        done = _fusedcheck.loss_and_grad(self, theta, X, y, mask)  # b1: θ checked in the kernel
-        if done is not None:
-            return done
+        try:  # entry: shape checks, kernel, after-check in one compiled call (issue 16)
+            L, g, ok = self._entry_lg(theta, X, y) if mask is None else _fusedentry.NO
+        except Exception:  # (TypeError: arguments outside the entry's one signature)
+            L, g, ok = _fusedentry.fallback_lg(self, theta, X, y)
+        if ok:
+            return L, g
         fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
         B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
         grad = np.empty(self.n_params, self.dtype)
