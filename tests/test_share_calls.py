@@ -71,6 +71,17 @@ def test_the_pass_shares_only_direction_free_calls_of_two_readers():
     assert share_calls([m6, m7], {d}) == [m6, m7]
 
 
+def test_a_constant_body_is_left_alone():
+    """A Map whose body is a plain 0 (a zero tangent: the property tests' RNN + Graph('add')
+    case) passed through the pass; it crashed on ``int.xreplace`` before (lead, round 7)."""
+    z, g, d, w, small, u, v, x = _maps()
+    zero = Map(Var("t0", "sample", (4,)), (0,), ())
+    m1 = Map(Var("delta", "sample", (4,)), (u * sech2(x),), (Arg(u, g), Arg(x, z)))
+    m2 = Map(Var("a_dot", "sample", (4,)), (v * sech2(x),), (Arg(v, d), Arg(x, z)))
+    ops = share_calls([zero, m1, m2], {d})
+    assert ops[0] is zero and [op.out.name for op in ops[1:]] == ["sech2_z", "delta", "a_dot"]
+
+
 @pytest.mark.parametrize("B", [1, 9, 300])
 def test_products_match_the_reference(model, B):
     rng = np.random.default_rng(B)

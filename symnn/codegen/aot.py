@@ -323,4 +323,5 @@ def attach(model: Any, cache_dir=None, build: bool | None = False) -> bool:
         return False
     _install_checks(module, record, model.dtype)
     model._aot = kernels
+    model.__dict__.pop("_entry_lg", None)  # a compiled entry (_fusedentry) calls Numba's kernel
     return True

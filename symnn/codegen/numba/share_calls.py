@@ -45,7 +45,7 @@ def _canonical(op):
     """The Map's body in canonical symbols, and the symbols a shared call may read (values
     of the output's size read elementwise that do not change with the direction)."""
     canon = {a.symbol: sym(a.var, a.index) for a in op.args}
-    return op.exprs[0].xreplace(canon), canon
+    return sp.sympify(op.exprs[0]).xreplace(canon), canon  # (a body may be a plain int)
 
 
 def _calls(body, eligible: set) -> list:
