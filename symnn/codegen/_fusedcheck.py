@@ -225,37 +225,33 @@ def _ready(model, kind, theta, X, y, mask):
     return p, xs[0], X.reshape(-1), y.reshape(-1), (n_out, tol, probabilities)
 
 
-def loss_and_grad(model, theta, X, y, mask):
-    """``(L, ∂L/∂θ)`` with θ checked through the kernel's reads, or None: take the ordinary
-    path (a call this does not handle, or a value check that failed: the ordinary path
-    raises the error, or computes the same result when θ is finite after all)."""
-    got = _ready(model, "loss_and_grad", theta, X, y, mask)
+def _fused(model, kind, theta, X, y, mask, with_grad):
+    """``(L,)`` or ``(L, grad)`` from the ``kind`` kernel with θ checked through its reads,
+    or None (the ordinary path)."""
+    got = _ready(model, kind, theta, X, y, mask)
     if got is None:
         return None
     p, B, Xf, Yf, (n_out, tol, probabilities) = got
     wsegs, total = p.work_segments(B)
-    work = model._work("loss_and_grad", B)
+    work = model._work(kind, B)
     if work.shape[0] < total:
         return None
-    grad = np.empty(model.n_params, model.dtype)
-    L = model._call("loss_and_grad", theta, Xf, Yf, grad, work)
+    out = (np.empty(model.n_params, model.dtype),) if with_grad else ()
+    L = model._call(kind, theta, Xf, Yf, *out, work)
     if not _after_ok(theta, p.theta_segments, work, wsegs, Xf, Yf, n_out, tol, probabilities):
         return None
-    return float(L), grad
+    return (float(L), *out)
+
+
+def loss_and_grad(model, theta, X, y, mask):
+    """``(L, ∂L/∂θ)`` with θ checked through the kernel's reads, or None: take the ordinary
+    path (a call this does not handle, or a value check that failed: the ordinary path
+    raises the error, or computes the same result when θ is finite after all)."""
+    return _fused(model, "loss_and_grad", theta, X, y, mask, True)
 
 
 def loss(model, theta, X, y, mask):
     """The batch loss with θ checked through the kernel's reads, or None (see
     :func:`loss_and_grad`)."""
-    got = _ready(model, "loss", theta, X, y, mask)
-    if got is None:
-        return None
-    p, B, Xf, Yf, (n_out, tol, probabilities) = got
-    wsegs, total = p.work_segments(B)
-    work = model._work("loss", B)
-    if work.shape[0] < total:
-        return None
-    L = model._call("loss", theta, Xf, Yf, work)
-    if not _after_ok(theta, p.theta_segments, work, wsegs, Xf, Yf, n_out, tol, probabilities):
-        return None
-    return float(L)
+    done = _fused(model, "loss", theta, X, y, mask, False)
+    return None if done is None else done[0]
