@@ -243,3 +243,19 @@ def test_looped_gru_hvp_is_finite_where_a_gate_pre_activation_is_below_minus_709
     fd = (m.loss_and_grad(th + h * v, X, Y)[1] - m.loss_and_grad(th - h * v, X, Y)[1]) / (2 * h)
     assert np.isfinite(got).all()
     assert np.max(np.abs(got - fd)) <= 1e-6 * np.max(np.abs(fd)), (got, fd)
+
+
+def test_centred_softmax_cotangent_prints_as_the_textbook_line():
+    """The unfused softmax's cotangent is computed centred (exact at saturation) but printed
+    as the textbook's δ = p ⊙ (g − pᵀg), without the centring's helper values (lead)."""
+    net = symnn.Network([symnn.Dense(3, 4), "tanh", symnn.Dense(4, 3), "softmax",
+                         symnn.Dense(3, 2)], loss="mse")
+    eqs = net.equations()
+    back = dict(eqs.sections)["Backward pass"]
+    assert [e.text() for e in back if e.name == "delta2"] == [
+        "δ⁽²⁾ = a⁽²⁾ ⊙ (∇_a⁽²⁾ℓ − a⁽²⁾ᵀ ∇_a⁽²⁾ℓ)"]
+    assert not any(e.lhs_text[:1] == "t" and e.lhs_text[1:].isdigit() for e in back), back
+    assert r"{a^{(2)}}^{\top}" in eqs.latex()
+    # the program still computes the centred form (H(p − 1/2) picks the dominant class)
+    derived = net.program if not callable(net.program) else net.program()
+    assert "Heaviside" in str([getattr(op, "exprs", "") for op in derived.backward_ops])

@@ -126,7 +126,8 @@ class Op:
                 return tuple(sub(x) for x in v)
             return v
 
-        changes = {f.name: sub(getattr(self, f.name)) for f in fields(self) if f.name != "label"}
+        keep = () if getattr(self, "role", "") == "centred" else ("label",)  # (its label: Vars)
+        changes = {f.name: sub(getattr(self, f.name)) for f in fields(self) if f.name not in keep}
         return replace(self, **changes)
 
 

@@ -64,8 +64,11 @@ def softmax_vjp(b, o: Softmax, g, active):
         return []
     if H.is_const(g):
         return []  # a constant cotangent is orthogonal to softmax's tangent space
+    n = len(b.prog.ops)
     body, args = _centred(b, o.out, g)
-    return [(o.z, b.emit(op.Map(b.temp(o.z.shape), (body,), args)))]
+    helpers = tuple(h.out for h in b.prog.ops[n:])  # printed as the textbook's one line
+    return [(o.z, b.emit(op.Map(b.temp(o.z.shape), (body,), args, role="centred",
+                                label=(o.out, g, helpers))))]
 
 
 def softmax_jvp(b, o: Softmax, d):

@@ -357,11 +357,31 @@ def _backward(ctx: _Ctx, d: Derived) -> tuple[list, list]:
         if is_temp(op.out) and op.out.kind == "param":
             ctx.temps[op.out.name] = (eq.rhs_text[0], eq.rhs_tex[0])
             continue
+        if isinstance(op, P.Map) and op.role == "centred" and op.label:
+            eq, helpers = _centred_equation(ctx, op)
+            backward = [e for e in backward if e.name not in {h.name for h in helpers}]
         if ctx.extra:
             backward.extend(ctx.extra)
             ctx.extra = []
         (grads if op.out.kind == "param" else backward).append(eq)
     return backward, grads
+
+
+def _centred_equation(ctx: _Ctx, op: P.Map) -> tuple[Equation, tuple]:
+    """A softmax cotangent computed in the centred form (:func:`symnn.ops.softmax._centred`,
+    exact at saturation) printed as the textbook's ``p ⊙ (g − pᵀg)``; its helper values
+    (which then print no equations of their own)."""
+    p, g, helpers = op.label
+
+    def name(v, tex):
+        if v.name in ctx.inline:
+            return ctx.inline[v.name][1 if tex else 0]
+        return v.tex if tex else v.text
+
+    pt, gt, px, gx = name(p, False), _paren_t(name(g, False)), name(p, True), name(g, True)
+    text = f"{pt} ⊙ ({gt} − {pt}ᵀ {gt})"
+    tex = r"%s \odot \left(%s - {%s}^{\top} %s\right)" % (px, gx, px, gx)
+    return Equation(op.out.name, op.out.text, [text], op.out.tex, [tex]), helpers
 
 
 def _summed_paths(ops) -> set:
