@@ -75,8 +75,11 @@ PACK_MIN_ROWS = 128
 #: hvp, round 7: op(A) = Aᵀ is copied into panels (:func:`_packed_a`) for a contraction of
 #: at least this many and at least this many whole-tile columns (each panel is read once per
 #: 16 columns): 128 × 128 × 256 ran 84 → 73 µs; with k = 32 (128 × 128) the copy cost more
-#: than it saved (8.7 → 9.5 µs), so did 64 columns (128 × 64 × 64: 8.3 → 10.7 µs)
+#: than it saved (8.7 → 9.5 µs), so did 64 columns (128 × 64 × 64: 8.3 → 10.7 µs); and
+#: above PACK_A_MAX_K the copy (k × m values, past the L2 cache) costs more than it saves:
+#: the B = 2048 gradient ran 3.5 → 4.0 ms with it (lead, round 7, bench_kernels --threads 1)
 PACK_A_MIN_K = 64
+PACK_A_MAX_K = 512
 PACK_A_MIN_COLS = 128
 
 _SYMBOL = "symnn_gemm_tiles"
@@ -345,7 +348,7 @@ def _gemm_tiles(ta, tb, m, n, k, alpha, A, oa, lda, Bm, ob, ldb, beta, C, oc, ld
     n0 = n - n % _nr(A)
     rsa, csa = (1, lda) if ta else (lda, 1)
     acc = beta != 0.0
-    if ta and not tb and k >= PACK_A_MIN_K and n0 >= PACK_A_MIN_COLS:
+    if ta and not tb and PACK_A_MIN_K <= k <= PACK_A_MAX_K and n0 >= PACK_A_MIN_COLS:
         # hvp, round 7: Aᵀ·B with A's rows in panels (see _packed_a)
         _tiled_pa(m0, n0, k, alpha, _packed_a(A, oa, lda, k, m0), Bm, ob, ldb, acc, C, oc,
                   ldc)
