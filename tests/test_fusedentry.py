@@ -183,3 +183,28 @@ def test_a_broken_entry_fails_these_checks(pair, mutant):
     bad.loss_and_grad(bad.init(0), *_data(1))
     assert _fusedentry.build(bad, source=broken.replace("# symnn", f"# {mutant}: symnn"))
     assert _violations(bad, plain) != []
+
+
+def test_ctrl_c_during_the_build_is_delivered_after_it(pair, monkeypatch):
+    """A Ctrl-C that lands while the entry compiles is raised once the build is done —
+    Numba's compiler swallowed the KeyboardInterrupt, and the 1000th call of a training
+    loop then ran on to the last epoch (test_cli's Ctrl-C test, once in CI; lead)."""
+    import os
+    import signal
+    import time
+
+    model, _ = pair
+
+    def swallowing_compiler(*args, **kwargs):  # as the compiler did: the signal is eaten
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        raise RuntimeError("no module")  # (the build then fails quietly, as designed)
+
+    monkeypatch.setattr(_fusedentry, "load_module", swallowing_compiler)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        _fusedentry.build(model, source="entry = None\n")
+    assert signal.getsignal(signal.SIGINT) is before
