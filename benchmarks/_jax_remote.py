@@ -19,14 +19,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-#: Seconds to wait before each JAX sample: this process's OpenBLAS threads spin for a while
-#: after a call and took a core from the JAX child (round 7: JAX's B = 2048 gradient read
-#: 3.9–4.8 ms beside the base tree's kernels, 2.6 ms alone)
-SETTLE = 0.25
 
 
 class JaxRemote:
@@ -63,7 +58,6 @@ class JaxRemote:
         mine, theirs = [], []
         for _ in range(rounds):
             mine.append(median_time(own, repeat=1, min_time=min_time))
-            time.sleep(SETTLE)  # (our BLAS/OpenMP threads stop spinning: they slowed JAX)
             t = self.time_grad(B, 1, min_time, kind)
             if isinstance(t, str):
                 return statistics.median(mine), t
