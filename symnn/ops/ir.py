@@ -126,8 +126,7 @@ class Op:
                 return tuple(sub(x) for x in v)
             return v
 
-        keep = () if getattr(self, "role", "") == "centred" else ("label",)  # (its label: Vars)
-        changes = {f.name: sub(getattr(self, f.name)) for f in fields(self) if f.name not in keep}
+        changes = {f.name: sub(getattr(self, f.name)) for f in fields(self)}  # (labels too)
         return replace(self, **changes)
 
 
