@@ -96,3 +96,68 @@ def test_warm_process_loads_its_kernel_and_only_the_blocks_it_calls(warm):
     assert abs(L - L0) <= 1e-12 and np.allclose(g, g0, rtol=1e-11, atol=1e-13)
     assert np.allclose(p, p0.ravel(), rtol=1e-12, atol=1e-14)
     assert state == "(True, True, True, []) ['float64']", state
+
+
+# -- a kernel's copies of the runtime blocks (lead, round 8) ------------------------------
+# A kernel's cached machine code carries a copy of every runtime block it calls.  A process
+# runs those copies instead of the blocks whenever the blocks it loaded are not the ones the
+# kernel was linked against (Numba's symbol names carry a per-process id, and two processes
+# that compile the runtime at once leave whichever wrote its cache last).  So the copies must
+# give the blocks' bits: CI once saw a warm process 1 ulp off the cold one here, when
+# ``_nt_small`` let LLVM reorder its sums (``reassoc``) and the copy summed in another order.
+
+_COPIES = [  # (layers, options, dtype, batches): dot products of 6, 16 and 12 terms (a
+    #          scalar tail, two vectors, one vector + tail), 5 outputs (four rows + one);
+    #          loops and BLAS
+    ([6, 16, 12, 5], dict(activation="tanh", output="softmax", loss="cross_entropy",
+                          name="copies_a"), "float64", (1, 3, 40, 300)),
+    ([2, 3, 1], dict(activation="tanh", loss="mse", name="copies_b"), "float64", (3,)),
+    ([9, 20, 3], dict(activation="sigmoid", loss="mse", name="copies_c"), "float32", (2, 33)),
+]
+
+_COPIES_RUN = """
+import sys, numpy as np, symnn
+from symnn.codegen import model as M
+from symnn.codegen.numba import runtime as R
+if sys.argv[1] == "copies":  # the kernels alone: no runtime block is ever loaded
+    M.prepare_blocks = lambda dtype, names: None
+    M.prepare_runtime = lambda dtype: (_ for _ in ()).throw(AssertionError("a miss"))
+rows = []
+for layers, options, dt, batches in NETS:
+    model = symnn.mlp(layers, **options).compile(dtype=dt)
+    theta = model.init(seed=3)
+    rng = np.random.default_rng(5)
+    for B in batches:
+        X = rng.standard_normal((B, model.n_inputs)).astype(dt)
+        if model.n_outputs > 1:
+            y = np.eye(model.n_outputs, dtype=dt)[rng.integers(0, model.n_outputs, B)]
+        else:
+            y = rng.standard_normal(B).astype(dt)
+        v = rng.standard_normal(theta.size).astype(dt)
+        L, g = model.loss_and_grad(theta, X, y)
+        hv = model.hvp(theta, v, X, y)
+        p = model.predict(theta, X)
+        rows.append(np.concatenate([[L], g, hv, p.ravel()]).astype(np.float64))
+print(" ".join(v.hex() for v in np.concatenate(rows)))
+print(sorted(n for n, d in R._RUNTIME.items() if d.overloads))
+"""
+
+
+def test_a_kernels_copies_of_the_blocks_give_the_blocks_bits(tmp_path):
+    """The same gradients, HVPs and predictions, to the last bit, from a process that runs
+    its kernels' own copies of the runtime blocks (no block loaded) as from one that loads
+    the blocks first (the cold path): float64 and float32, B = 1 … 300."""
+    code = f"NETS = {_COPIES!r}\n" + _COPIES_RUN
+    env = dict(os.environ, SYMNN_CACHE_DIR=str(tmp_path / "k"))
+    outs = {}
+    for how in ("blocks", "copies"):  # the first compiles and fills the cache
+        out = subprocess.run([sys.executable, "-c", code, how], env=env, capture_output=True,
+                             text=True, timeout=900)
+        assert out.returncode == 0, out.stderr[-3000:]
+        outs[how] = out.stdout.strip().splitlines()
+    assert outs["copies"][1] == "[]"  # no block loaded: every call ran the kernels' copies
+    assert outs["blocks"][1] != "[]"
+    a, b = outs["blocks"][0].split(), outs["copies"][0].split()
+    assert len(a) == len(b) > 1000
+    diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    assert not diff, (len(diff), [(a[i], b[i]) for i in diff[:5]])

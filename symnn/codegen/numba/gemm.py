@@ -235,6 +235,92 @@ def _tile(typingctx, A, oa, rsa, csa, Bm, ob, ldb, C, oc, ldc, kc, alpha, accum)
     return sig, codegen
 
 
+def _hsum(builder, v):
+    """The 8 lanes of ``v`` summed in one fixed order: (0+4 + 2+6) + (1+5 + 3+7)."""
+    i32 = llvmir.IntType(32)
+    e = [builder.extract_element(v, i32(i)) for i in range(8)]
+    return builder.fadd(builder.fadd(builder.fadd(e[0], e[4]), builder.fadd(e[2], e[6])),
+                        builder.fadd(builder.fadd(e[1], e[5]), builder.fadd(e[3], e[7])))
+
+
+def _dots_codegen(rows: int):
+    """Codegen of :func:`_dot4` / :func:`_dot1` for ``rows`` rows of W."""
+
+    def codegen(context, builder, signature, args):
+        A, oa, W, ow, n = args
+        dt = signature.args[0].dtype
+        f64 = llvmir.DoubleType()
+        vd = llvmir.VectorType(f64, 8)
+        ve = llvmir.VectorType(context.get_value_type(dt), 8)
+        i64 = llvmir.IntType(64)
+        pa, pw = (context.make_array(signature.args[i])(context, builder, x).data
+                  for i, x in ((0, A), (2, W)))
+        vfma = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(vd, [vd, vd, vd]), "llvm.fma.v8f64")
+        sfma = cgutils.get_or_insert_function(
+            builder.module, llvmir.FunctionType(f64, [f64, f64, f64]), "llvm.fma.f64")
+
+        def load8(p, off):  # 8 values widened to doubles (exact for float32)
+            v = builder.load(builder.bitcast(builder.gep(p, [off]), ve.as_pointer()), align=4)
+            return v if dt == types.float64 else builder.fpext(v, vd)
+
+        def load1(p, off):
+            x = builder.load(builder.gep(p, [off]))
+            return x if dt == types.float64 else builder.fpext(x, f64)
+
+        zero = llvmir.Constant(vd, [0.0] * 8)
+        acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(2)]
+               for _ in range(rows)]
+        wrow = [builder.add(ow, builder.mul(n, i64(r))) for r in range(rows)]
+        n16 = builder.sub(n, builder.and_(n, i64(15)))
+        n8 = builder.sub(n, builder.and_(n, i64(7)))
+
+        def chunk(l, u):
+            x = load8(pa, builder.add(oa, builder.add(l, i64(8 * u))))
+            for r in range(rows):
+                w = load8(pw, builder.add(wrow[r], builder.add(l, i64(8 * u))))
+                builder.store(builder.call(vfma, [x, w, builder.load(acc[r][u])]), acc[r][u])
+
+        with cgutils.for_range_slice(builder, i64(0), n16, i64(16)) as (l, _):
+            chunk(l, 0)
+            chunk(l, 1)
+        with builder.if_then(builder.icmp_signed("<", n16, n8)):
+            chunk(n16, 0)
+        sums = [cgutils.alloca_once_value(
+            builder, _hsum(builder, builder.fadd(builder.load(acc[r][0]),
+                                                 builder.load(acc[r][1]))))
+                for r in range(rows)]
+        with cgutils.for_range_slice(builder, n8, n, i64(1)) as (l, _):
+            x = load1(pa, builder.add(oa, l))
+            for r in range(rows):
+                w = load1(pw, builder.add(wrow[r], l))
+                builder.store(builder.call(sfma, [x, w, builder.load(sums[r])]), sums[r])
+        vals = [builder.load(s) for s in sums]
+        if rows == 1:
+            return vals[0]
+        return context.make_tuple(builder, signature.return_type, vals)
+
+    return codegen
+
+
+@intrinsic
+def _dot4(typingctx, A, oa, W, ow, n):
+    """The four float64 dot products Σ_{l<n} A[oa + l] · W[ow + r·n + l], r = 0 … 3 (four
+    consecutive rows of W): each in two ``<8 x double>`` accumulators (``llvm.fma``), their
+    lanes summed in one fixed order, then the last n mod 8 terms by scalar ``llvm.fma``.
+    Explicit vectors and no fast-math flag: the same bits wherever LLVM inlines it or
+    whatever it knows of n (lead, round 8: the loop it replaces, vectorised by ``reassoc``,
+    summed in another order when copied into a kernel, and a warm process that ran the
+    kernel's copy got other last bits than the cold one)."""
+    return types.UniTuple(types.float64, 4)(A, oa, W, ow, n), _dots_codegen(4)
+
+
+@intrinsic
+def _dot1(typingctx, A, oa, W, ow, n):
+    """One row of :func:`_dot4`: Σ_{l<n} A[oa + l] · W[ow + l] in float64, the same order."""
+    return types.float64(A, oa, W, ow, n), _dots_codegen(1)
+
+
 @intrinsic
 def _nr(typingctx, A):
     """The columns of a tile for ``A``'s dtype (a constant): NV·8 (float64), NV·16

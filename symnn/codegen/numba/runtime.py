@@ -30,7 +30,7 @@ from numba.core import types
 
 from symnn.codegen._fastcheck import fastmath_available
 from symnn.codegen.numba._stamp import install as _stamp_cache  # walk, round 6
-from symnn.codegen.numba.gemm import _gemm  # BLAS or host-compiled tiles (issue 16)
+from symnn.codegen.numba.gemm import _dot1, _dot4, _gemm  # tiles, dots (issue 16)
 
 _stamp_cache()  # walk, round 6: Numba's cache of these blocks keyed on every runtime file
 
@@ -80,28 +80,19 @@ def _runtime(spec: str):
     return register
 
 
-@numba.njit(error_model="numpy", fastmath={"reassoc", "contract"}, cache=True)
+@numba.njit(error_model="numpy", cache=True)
 def _nt_small(A, oa, m, n, W, ow, p, b, ob, hasb, acc, out, oo):
-    """:func:`_mm_nt` for few rows: dot products, four rows of W per pass over a row of A.
-
-    The one place where symnn lets the compiler reorder a sum (``reassoc``) and fuse
-    multiply-adds (``contract``): without it Numba does not vectorise a dot product.  BLAS
-    reorders the same sums; no other fast-math assumption (no NaN or inf) is made.  One
-    function with four full rows per pass and the leftover rows after them, no test per
-    element (issue 16: a 128 × 128 product at B = 1 took 1.3–1.4 µs through a 4-row helper
-    with a row-count test per element, 1.05–1.1 µs so, as the hand-written kernel's)."""
+    """:func:`_mm_nt` for few rows: dot products, four rows of W per pass over a row of A
+    (:func:`~symnn.codegen.numba.gemm._dot4`: explicit vectors, one fixed order of the
+    sums, so the same bits in the block and in a kernel's copy of it), the leftover rows
+    one by one.  Issue 16: a 128 × 128 product at B = 1 took 1.3–1.4 µs through a 4-row
+    helper with a row-count test per element, 1.05–1.1 µs so, as the hand-written
+    kernel's."""
     p4 = p - p % 4
     for r in range(m):
         a = oa + r * n
         for c in range(0, p4, 4):
-            w = ow + c * n
-            s0 = s1 = s2 = s3 = 0.0
-            for l in range(n):
-                x = A[_u(a + l)]
-                s0 += x * W[_u(w + l)]
-                s1 += x * W[_u(w + n + l)]
-                s2 += x * W[_u(w + 2 * n + l)]
-                s3 += x * W[_u(w + 3 * n + l)]
+            s0, s1, s2, s3 = _dot4(A, a, W, ow + c * n, n)
             o = oo + r * p + c
             if hasb:
                 s0 += b[_u(ob + c)]
@@ -118,10 +109,7 @@ def _nt_small(A, oa, m, n, W, ow, p, b, ob, hasb, acc, out, oo):
             out[_u(o + 2)] = s2
             out[_u(o + 3)] = s3
         for c in range(p4, p):
-            w = ow + c * n
-            s = 0.0
-            for l in range(n):
-                s += A[_u(a + l)] * W[_u(w + l)]
+            s = _dot1(A, a, W, ow + c * n, n)
             if hasb:
                 s += b[_u(ob + c)]
             if acc:
