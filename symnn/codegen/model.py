@@ -45,7 +45,8 @@ import numpy as np
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
 from symnn.codegen import _fastpath, _fusedcheck, _fusedentry, _masks, declcache
-from symnn.codegen import _guard
+from symnn.codegen import _guard, _rowsplit
+from symnn.codegen._numbacache import _from_numba_cache, _purge_numba_cache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
 from symnn.codegen.hessian_blocks import hessian_rows
@@ -400,6 +401,8 @@ class CompiledModel(_Base):
             return done
         fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
         B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
+        if B >= 2 * _rowsplit.CHUNK:
+            return _rowsplit.run(self, "loss", args, B, False)[0]
         return float(self._call("loss", *args, self._work("loss", B)))
 
     def loss_and_grad(self, theta, X, y, mask=None) -> tuple[float, np.ndarray]:
@@ -412,6 +415,8 @@ class CompiledModel(_Base):
             return L, g
         fast = _fastpath.ready_args(self, theta, X, y, mask)  # (inlined _args: issue 16)
         B, args = fast if fast is not None else self._checked_args(theta, X, y, mask)
+        if B >= 2 * _rowsplit.CHUNK:  # in chunks of rows, on several threads (issue 16)
+            return _rowsplit.run(self, "loss_and_grad", args, B, True)
         grad = np.empty(self.n_params, self.dtype)
         L = self._call("loss_and_grad", *args, grad, self._work("loss_and_grad", B))
         return float(L), grad
@@ -493,31 +498,6 @@ def _poison(names, args) -> None:
     for name, a in zip(names, args):
         if name in _WRITTEN_ARGS and isinstance(a, np.ndarray):
             a.fill(np.nan)
-
-
-def _from_numba_cache(err: BaseException) -> bool:
-    """True when an exception was raised while Numba read its cache files."""
-    import traceback
-
-    return any(fr.filename.replace("\\", "/").endswith("numba/core/caching.py")
-               for fr in traceback.extract_tb(err.__traceback__))
-
-
-def _purge_numba_cache(module) -> None:
-    """Delete Numba's index and data files of a generated module (they are rebuilt)."""
-    import glob
-    import os
-
-    path = getattr(module, "__file__", None)
-    if not path or not os.path.exists(path):
-        return
-    folder = os.path.join(os.path.dirname(path), "__pycache__")
-    stem = os.path.splitext(os.path.basename(path))[0]
-    for f in glob.glob(os.path.join(folder, stem + ".*")):
-        try:
-            os.unlink(f)
-        except OSError:
-            pass
 
 
 def _compile_error(model: CompiledModel, kind: str, err: Exception) -> CompileError:
