@@ -106,3 +106,36 @@ def test_the_default_chunks_at_2048_rows(dtype, monkeypatch):
     L_one, g_one = _whole(model, "loss_and_grad", theta, X, y)
     assert abs(L - L_one) <= 1e-5 * abs(L_one) and np.allclose(g, g_one, rtol=1e-4,
                                                                atol=1e-6)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_runs_chunks_on_threads_of_its_own(monkeypatch):
+    """The parent's pool has run chunks (its workers idle); a forked child (as
+    multiprocessing's fork start method makes) still gets its chunks computed, by a pool
+    of its own, instead of waiting for ever on threads that were not copied."""
+    import os
+
+    monkeypatch.setattr(_rowsplit, "threads", lambda: 2)
+    model = symnn.mlp([3, 4, 1], activation="tanh").compile()
+    theta = model.init(0)
+    X, y = np.ones((2048, 3)), np.zeros((2048, 1))
+    model.loss_and_grad(theta, X, y)  # (the first call loads the kernel on this thread)
+    L, _ = model.loss_and_grad(theta, X, y)
+    assert _rowsplit._POOL  # the parent's pool exists, its worker idle
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report the loss, or die trying
+        try:
+            signal_alarm = __import__("signal")
+            signal_alarm.alarm(60)
+            Lc, _ = model.loss_and_grad(theta, X, y)
+            os.write(w, Lc.hex().encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = b""
+    while chunk := os.read(r, 100):
+        got += chunk
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    assert got.decode() == L.hex(), status

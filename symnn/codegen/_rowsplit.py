@@ -53,6 +53,18 @@ _POOL: list = []  # [ThreadPoolExecutor, its number of workers], made on first u
 _POOL_LOCK = threading.Lock()
 
 
+def _forget_pool() -> None:
+    """In a forked child: the pool's threads were not copied (its idle count was), so a
+    task given to it would wait for ever; the child makes a pool of its own."""
+    global _POOL_LOCK
+    _POOL.clear()
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def chunks(B: int) -> list[tuple[int, int]]:
     """The ``(start, stop)`` rows of each chunk of a batch of ``B`` rows (one chunk below
     ``2 · CHUNK`` rows; else ``B // CHUNK`` chunks whose sizes differ by at most one)."""
