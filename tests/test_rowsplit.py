@@ -5,7 +5,8 @@ the NumPy reference to 1e-10, on random declarations of the strategies (networks
 every layer kind the strategies draw, custom models, penalties) and on a Dropout network;
 give the same bits whatever the number of threads; and give ``loss`` the same bits as
 ``loss_and_grad``'s L.  ``CHUNK`` is set to 3 here so that a batch of 11 rows is three
-chunks (4, 4, 3 rows: unequal weights); the default (1024) is exercised at 2048 rows.
+chunks (4, 4, 3 rows: unequal weights); the default (512) is exercised at 2048 rows
+(four chunks).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def test_the_default_chunks_at_2048_rows(dtype, monkeypatch):
     X = rng.standard_normal((2048, 5)).astype(dtype)
     y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 2048)]
     theta = model.init(4)
-    assert len(_rowsplit.chunks(2048)) == 2
+    assert len(_rowsplit.chunks(2048)) == 4
     if dtype == "float64":
         _agree(model, theta, X, y, None, monkeypatch)
         return
