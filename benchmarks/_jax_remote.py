@@ -7,7 +7,8 @@ it reads one request per line (``KIND B repeat min_time``, KIND one of ``grad``,
 answers one JSON line: ``{"seconds": median}`` or ``{"error": ...}``.  The second argument
 of the server is the loss (``ce`` or ``mse``; ``bench_hessian.py`` uses ``mse``).  The parent
 alternates its own samples with the server's (:class:`JaxRemote.paired`), so that both
-see the same load on a shared machine.
+see the same load on a shared machine; each side runs untimed for :data:`WARM` seconds
+before each of its samples, which last at least as long.
 
 The server imports only NumPy, JAX and the benchmark's peer modules (no symnn, no Numba).
 """
@@ -22,6 +23,23 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+#: Seconds each side runs untimed before its sample, and the shortest sample (lead, round
+#: 8): a thread pool parked since its last call (XLA's) pays its wake-up in the first calls,
+#: and BLAS threads of the other process still spin for a while after their last call
+#: (OpenBLAS's default timeout is 2^28 cycles, about 0.1 s); with 20 ms samples JAX's B = 2048
+#: gradient read 2.6 to 4.7 ms depending on what symnn had just run, 2.6–2.8 ms alone.
+WARM = 0.2
+
+
+def _warm(call) -> None:
+    """Run ``call`` for :data:`WARM` seconds, untimed."""
+    import time
+
+    end = time.perf_counter() + WARM
+    while time.perf_counter() < end:
+        call()
 
 
 class JaxRemote:
@@ -57,7 +75,8 @@ class JaxRemote:
 
         mine, theirs = [], []
         for _ in range(rounds):
-            mine.append(median_time(own, repeat=1, min_time=min_time))
+            _warm(own)
+            mine.append(median_time(own, repeat=1, min_time=max(min_time, WARM)))
             t = self.time_grad(B, 1, min_time, kind)
             if isinstance(t, str):
                 return statistics.median(mine), t
@@ -113,9 +132,9 @@ def _serve(sizes, loss: str = "ce") -> None:  # runs in the JAX interpreter
         if not err <= 1e-10:
             print(json.dumps({"error": f"WRONG (rel err {err:.1e})"}), flush=True)
             continue
-        t = median_time(lambda k=kind, a=args: answer(k, a).block_until_ready(),
-                        repeat=int(repeat),
-                        min_time=float(min_time))
+        call = (lambda k=kind, a=args: answer(k, a).block_until_ready())
+        _warm(call)
+        t = median_time(call, repeat=int(repeat), min_time=max(float(min_time), WARM))
         print(json.dumps({"seconds": t}), flush=True)
 
 

@@ -21,7 +21,8 @@ machine run it more than once and with ``--threads 1`` for steadier numbers.
 Run: ``python benchmarks/bench_kernels.py [--quick] [--threads N] [--no-compile]
 [--symnn-only] [--json] [--jax-python PATH]``.  ``--jax-python`` times JAX's gradient in
 another interpreter (a venv with JAX) when this one has none, in samples alternating with
-the ``symnn kernel`` column's (which is then that paired median).  ``--symnn-only`` times symnn's own columns and no peer;
+the ``symnn`` column's, the public call (which is then that paired median; each side runs
+untimed for 0.2 s before each sample, ``_jax_remote.WARM``).  ``--symnn-only`` times symnn's own columns and no peer;
 ``--json`` prints, instead of the tables, one JSON line per case (``{"bench": "kernels",
 "case": ..., "seconds": ...}``; a case whose check failed has ``"seconds": null`` and a
 ``"note"``), which ``benchmarks/compare_revisions.py`` reads.
@@ -234,7 +235,7 @@ def _parse(argv):
     parser.add_argument("--jax-python", default=None,
                         help="an interpreter with JAX (when this one has none): the gradient "
                              "rows' jax column, timed there in samples alternating with "
-                             "symnn's kernel (benchmarks/_jax_remote.py)")
+                             "symnn's public call (benchmarks/_jax_remote.py)")
     return parser.parse_args(argv)
 
 
