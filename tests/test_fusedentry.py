@@ -164,7 +164,7 @@ def test_built_on_the_nth_fast_call_and_only_where_it_applies(monkeypatch):
         model.loss_and_grad(theta, np.ones((6, SIZES[0])), np.eye(3)[[0] * 6])  # B > ROWS
     assert model._entry_lg.__func__ is _fusedentry.stub_lg
     model.loss_and_grad(theta, X, y)
-    assert hasattr(model._entry_lg, "py_func")  # the compiled entry (a Numba dispatcher)
+    assert hasattr(model._entry_lg.dispatcher, "py_func")  # the compiled entry (Numba)
     src = _fusedentry.entry_source(model)
     assert ("work[:] = np.nan" in src) == model.debug  # poisoned like the ordinary call
     assert _fusedentry.entry_source(model, y_ndim=1) is None  # n_out = 3: no vector y
