@@ -65,17 +65,14 @@ False
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from symnn.codegen import _fusedcheck
+from symnn.codegen import _fusedcheck, _sigint
 from symnn.codegen._fastpath import _constants
 from symnn.codegen.cache import load_module, module_key
 from symnn.errors import SymnnWarning
@@ -107,8 +104,8 @@ _WSEGS = np.array({wsegs}, dtype=np.int64)  # row B - 1: the covering products' 
       error_model="numpy")
 def entry(theta, X, y, grad):
     B = X.shape[0]
-    if (theta.shape[0] != {n_params} or grad.shape[0] != {n_params} or X.shape[1] != {width}
-            or B < 1 or B > {rows} or {yshape}):
+    if (theta.shape[0] != {n_params} or grad.shape[0] != {n_params}
+            or X.shape[1] != {width} or B < 1 or B > {rows} or {yshape}):
         return 0.0, False
     work = np.empty({total_a} * B + {total_c}, np.{dt})
 {poison}
@@ -175,14 +172,14 @@ def entry_source(model, y_ndim: int = 2) -> str | None:
 
 def build(model, y_ndim: int = 2, source: str | None = None) -> bool:
     """Compile (or load from Numba's cache) ``model``'s entry and install it (in Python,
-    around the compiled function) as ``model._entry_lg``; False when the model gets none.  ``source``: the entry's text
-    (tests use it to check that a broken entry is caught)."""
+    around the compiled function) as ``model._entry_lg``; False when the model gets none.
+    ``source``: the entry's text (tests use it to check that a broken entry is caught)."""
     if source is None:
         source = entry_source(model, y_ndim)
     if source is None:
         return False
     key = module_key("loss_and_grad entry", source, model.dtype.name)
-    with _ctrl_c_after():
+    with _sigint.deferred():  # (Numba's compiler swallowed a Ctrl-C: see _sigint)
         try:
             with warnings.catch_warnings():  # (an unusable cache directory: in memory)
                 warnings.simplefilter("ignore", SymnnWarning)
@@ -205,26 +202,6 @@ def _entry_lg(fn, n_params: int, dtype):
 
     entry_lg.dispatcher = fn
     return entry_lg
-
-
-@contextlib.contextmanager
-def _ctrl_c_after():
-    """Ctrl-C during the build delivered after it: Numba's compiler swallowed a
-    KeyboardInterrupt raised inside it, and a training loop that reached its 1000th call
-    ran on to the end (lead, round 7: test_cli's Ctrl-C test, once in CI)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-    if got and callable(old):
-        old(signal.SIGINT, None)  # (Python's default handler raises KeyboardInterrupt)
-    elif got and old == signal.SIG_DFL:
-        signal.default_int_handler(signal.SIGINT, None)  # (raises KeyboardInterrupt)
 
 
 def fallback_lg(model, theta, X, y):
