@@ -34,7 +34,7 @@ compiled code carried on, CPython turned the result into a ``SystemError`` ("ret
 result with an exception set"), and ``loss_and_grad``'s ``except Exception`` (there for the
 dispatch ``TypeError``) ran the old path: the interrupt was lost, and a training loop ran to
 its last epoch (test_cli's Ctrl-C test, 2 CI runs of 4, round 7; 3 of 40 runs of
-/tmp/r8/ctrlc/repro.py, round 8).  The gradient allocated in Python costs less than that
+``scripts/ctrl_c_repro.py``, round 8).  The gradient allocated in Python costs less than that
 boxing did.
 
 Building one costs a compile of about a second (the kernel is linked into it); its machine

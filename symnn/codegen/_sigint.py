@@ -5,8 +5,8 @@ Numba and llvmlite run Python code from places that discard an exception: ctypes
 methods (llvmlite's ``ObjectRef.__del__``, while a kernel is read from Numba's cache).  A
 SIGINT whose ``KeyboardInterrupt`` is raised there is printed as "Exception ignored" and
 lost, or leaves the compiler half done (a later ``AssertionError``): a training loop then
-ran on to its last epoch (round 8: /tmp/r8/ctrlc/repro.py, a SIGINT in the first half
-second of ``symnn train``, when the kernels load; 1 run in 40).
+ran on to its last epoch (round 8, ``scripts/ctrl_c_repro.py``: a SIGINT in the first
+half second of ``symnn train``, while the kernels load, was lost in about 1 run in 20).
 
 So while the main thread holds Numba's global compiler lock (every compile, every load from
 Numba's cache, symnn's :func:`~symnn.codegen.numba.cacheload.load_cached`), SIGINT only
