@@ -164,7 +164,7 @@ def test_built_on_the_nth_fast_call_and_only_where_it_applies(monkeypatch):
         model.loss_and_grad(theta, np.ones((6, SIZES[0])), np.eye(3)[[0] * 6])  # B > ROWS
     assert model._entry_lg.__func__ is _fusedentry.stub_lg
     model.loss_and_grad(theta, X, y)
-    assert hasattr(model._entry_lg, "py_func")  # the compiled entry (a Numba dispatcher)
+    assert hasattr(model._entry_lg.dispatcher, "py_func")  # the compiled entry (Numba)
     src = _fusedentry.entry_source(model)
     assert ("work[:] = np.nan" in src) == model.debug  # poisoned like the ordinary call
     assert _fusedentry.entry_source(model, y_ndim=1) is None  # n_out = 3: no vector y
@@ -208,3 +208,51 @@ def test_ctrl_c_during_the_build_is_delivered_after_it(pair, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         _fusedentry.build(model, source="entry = None\n")
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_signal_during_the_call_always_reaches_the_caller(pair):
+    """Every exception a signal handler raises during ``loss_and_grad`` reaches its caller.
+    The entry once returned its gradient array; Numba boxes a returned array by calling
+    Python (``_numba_unpickle``) from the compiled code, so a Ctrl-C that landed there came
+    out as a SystemError, which the call's ``except Exception`` (for dispatch's TypeError)
+    took for "not this signature": a training loop lost the Ctrl-C (test_cli, in CI).  A
+    timer raises here, as SIGINT does, an exception that is not an ``Exception``."""
+    import signal
+    import threading
+    import time
+
+    if (not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()):
+        pytest.skip("needs signal.setitimer, in the main thread")
+    model, _ = pair
+    theta, (X, y) = model.init(0), _data(1)
+
+    class Tick(BaseException):  # (as KeyboardInterrupt: not an Exception)
+        pass
+
+    state = {"armed": False, "raised": 0, "caught": 0}
+
+    def tick(signum, frame):
+        if state["armed"]:
+            state["armed"] = False
+            state["raised"] += 1
+            raise Tick
+
+    old = signal.signal(signal.SIGALRM, tick)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1e-4, 1e-4)
+        stop = time.monotonic() + 3.0
+        while state["raised"] < 300 and time.monotonic() < stop:
+            try:
+                state["armed"] = True
+                for _ in range(100):
+                    model.loss_and_grad(theta, X, y)
+                state["armed"] = False
+            except Tick:
+                state["caught"] += 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        state["armed"] = False
+        signal.signal(signal.SIGALRM, old)
+    assert state["raised"] >= 10  # (the timer did interrupt the calls)
+    assert state["caught"] == state["raised"], state

@@ -4,18 +4,19 @@ At B = 1 the gradient kernel of a small MLP takes about 6 µs; the Python around
 and shape tests, the work buffer, the gradient array, the compiled after-check of
 :mod:`symnn.codegen._fusedcheck`) took about 2 µs more.  A model called often at B ≤
 :data:`~symnn.codegen._fusedcheck.ROWS` gets an *entry*: a Numba function generated for
-that model, compiled for exactly one signature (θ, X and y C-contiguous, writable, aligned
-arrays of the model's dtype; y of one rank), which in one call
+that model, compiled for exactly one signature (θ, X, y and the gradient C-contiguous,
+writable, aligned arrays of the model's dtype; y of one rank), which in one call
 
 * checks the shapes the fast path checks (θ's size, X's width, 1 ≤ B ≤ ROWS, y's shape),
-* allocates the work buffer and the gradient (NaN-filled first for a ``debug`` model, as
-  the poisoned call does),
+* allocates the work buffer and fills the gradient array it is given (both NaN-filled
+  first for a ``debug`` model, as the poisoned call does),
 * runs the model's own ``loss_and_grad`` kernel (linked in: the very same machine code's
   products, so the same bits), and
 * runs :func:`~symnn.codegen._fusedcheck._after_ok` on the kernel's covering products, the
   rest of θ, X and y,
 
-and returns ``(L, grad, ok)``.  Dispatch itself is the type check: the entry is compiled for
+and returns ``(L, ok)``; the model's ``_entry_lg`` allocates the gradient, calls it and
+returns ``(L, grad, ok)``.  Dispatch itself is the type check: the entry is compiled for
 one signature with compilation then switched off, so any other argument (a list, another
 dtype, a strided or read-only array, another rank) makes Numba raise ``TypeError`` before
 anything runs, and :meth:`CompiledModel.loss_and_grad` takes the path it took before
@@ -24,6 +25,17 @@ value check that failed) sends it there too: the full checks then raise the same
 :class:`~symnn.errors.DataError` as ever, or compute the same result for a θ that was
 finite after all.  So the entry adds no error of its own and never decides an error: it
 only returns results whose every check passed.
+
+**No Python runs inside the entry**, so a Ctrl-C lands before or after it, never in it.  It
+returns no array on purpose: Numba boxes a returned array by calling a Python function
+(``numba.core.serialize._numba_unpickle``, for the array's type) from the compiled code; a
+SIGINT that arrived just before made its ``KeyboardInterrupt`` rise in that function, the
+compiled code carried on, CPython turned the result into a ``SystemError`` ("returned a
+result with an exception set"), and ``loss_and_grad``'s ``except Exception`` (there for the
+dispatch ``TypeError``) ran the old path: the interrupt was lost, and a training loop ran to
+its last epoch (test_cli's Ctrl-C test, 2 CI runs of 4, round 7; 3 of 40 runs of
+``scripts/ctrl_c_repro.py``, round 8).  The gradient allocated in Python costs less than that
+boxing did.
 
 Building one costs a compile of about a second (the kernel is linked into it); its machine
 code goes to Numba's cache beside the kernel module (about 30 ms to load in a later
@@ -53,17 +65,14 @@ False
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from symnn.codegen import _fusedcheck
+from symnn.codegen import _fusedcheck, _sigint
 from symnn.codegen._fastpath import _constants
 from symnn.codegen.cache import load_module, module_key
 from symnn.errors import SymnnWarning
@@ -72,10 +81,10 @@ __all__ = ["BUILD_AFTER", "NO", "build", "entry_source", "fallback_lg", "stub_lg
 
 #: A model builds its entry on this many-th ``loss_and_grad`` call that took the fused
 #: small-batch path (:mod:`symnn.codegen._fusedcheck`).
-#: None: never built automatically (call :func:`build`).  Lead, round 7: built on the
-#: 1000th call inside a training loop, a Ctrl-C sent then was lost in two CI runs of four
-#: (test_cli's Ctrl-C test) even with :func:`_ctrl_c_after`; off until that is understood.
-BUILD_AFTER: int | None = None
+#: None: never built automatically (call :func:`build`).  (Off in round 7 while a Ctrl-C
+#: in a training loop was lost once the entry existed: the entry then returned an array,
+#: whose boxing ran Python code; see the module's docstring.)
+BUILD_AFTER: int | None = 1000
 
 #: "Not done here": what a declining entry path returns.
 NO = (0.0, None, False)
@@ -91,20 +100,20 @@ _TSEGS = np.array({tsegs}, dtype=np.int64)
 _WSEGS = np.array({wsegs}, dtype=np.int64)  # row B - 1: the covering products' z at B rows
 
 
-@njit(["({dt}[::1], {dt}[:, ::1], {ytype})"], cache=True, nogil=True, error_model="numpy")
-def entry(theta, X, y):
+@njit(["({dt}[::1], {dt}[:, ::1], {ytype}, {dt}[::1])"], cache=True, nogil=True,
+      error_model="numpy")
+def entry(theta, X, y, grad):
     B = X.shape[0]
-    if (theta.shape[0] != {n_params} or X.shape[1] != {width} or B < 1 or B > {rows}
-            or {yshape}):
-        return 0.0, np.empty(0, np.{dt}), False
+    if (theta.shape[0] != {n_params} or grad.shape[0] != {n_params}
+            or X.shape[1] != {width} or B < 1 or B > {rows} or {yshape}):
+        return 0.0, False
     work = np.empty({total_a} * B + {total_c}, np.{dt})
-    grad = np.empty({n_params}, np.{dt})
 {poison}
     Xf = X.reshape(-1)
     yf = y.reshape(-1)
     L = _kernel(theta, Xf, yf, grad, work)
     ok = _after_ok(theta, _TSEGS, work, _WSEGS[B - 1], Xf, yf, {n_out}, {tol!r}, {prob})
-    return np.float64(L), grad, ok
+    return np.float64(L), ok
 '''
 
 _CHECKS: list = []
@@ -162,15 +171,15 @@ def entry_source(model, y_ndim: int = 2) -> str | None:
 
 
 def build(model, y_ndim: int = 2, source: str | None = None) -> bool:
-    """Compile (or load from Numba's cache) ``model``'s entry and install it as
-    ``model._entry_lg``; False when the model gets none.  ``source``: the entry's text
-    (tests use it to check that a broken entry is caught)."""
+    """Compile (or load from Numba's cache) ``model``'s entry and install it (in Python,
+    around the compiled function) as ``model._entry_lg``; False when the model gets none.
+    ``source``: the entry's text (tests use it to check that a broken entry is caught)."""
     if source is None:
         source = entry_source(model, y_ndim)
     if source is None:
         return False
     key = module_key("loss_and_grad entry", source, model.dtype.name)
-    with _ctrl_c_after():
+    with _sigint.deferred():  # (Numba's compiler swallowed a Ctrl-C: see _sigint)
         try:
             with warnings.catch_warnings():  # (an unusable cache directory: in memory)
                 warnings.simplefilter("ignore", SymnnWarning)
@@ -178,28 +187,21 @@ def build(model, y_ndim: int = 2, source: str | None = None) -> bool:
             fn.disable_compile()  # one signature: any other argument types raise TypeError
         except Exception:  # noqa: BLE001 - an optimisation only: the model keeps its path
             return False
-    model._entry_lg = fn
+    model._entry_lg = _entry_lg(fn, model.n_params, model.dtype)
     return True
 
 
-@contextlib.contextmanager
-def _ctrl_c_after():
-    """Ctrl-C during the build delivered after it: Numba's compiler swallowed a
-    KeyboardInterrupt raised inside it, and a training loop that reached its 1000th call
-    ran on to the end (lead, round 7: test_cli's Ctrl-C test, once in CI)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-    if got and callable(old):
-        old(signal.SIGINT, None)  # (Python's default handler raises KeyboardInterrupt)
-    elif got and old == signal.SIG_DFL:
-        signal.default_int_handler(signal.SIGINT, None)  # (raises KeyboardInterrupt)
+def _entry_lg(fn, n_params: int, dtype):
+    """``(theta, X, y) -> (L, grad, ok)`` around the compiled entry ``fn`` (also its
+    ``dispatcher`` attribute): the gradient is allocated here, in Python, so that ``fn``
+    returns no array (see the module's docstring: boxing one runs Python code)."""
+    def entry_lg(theta, X, y):
+        grad = np.empty(n_params, dtype)
+        L, ok = fn(theta, X, y, grad)
+        return L, grad, ok
+
+    entry_lg.dispatcher = fn
+    return entry_lg
 
 
 def fallback_lg(model, theta, X, y):
