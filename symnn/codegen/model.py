@@ -45,7 +45,7 @@ import numpy as np
 from symnn._later import later
 from symnn._threads import single_threaded_if_small
 from symnn.codegen import _fastpath, _fusedcheck, _fusedentry, _masks, declcache
-from symnn.codegen import _guard, _rowsplit
+from symnn.codegen import _guard, _rowsplit, _sigint
 from symnn.codegen._numbacache import _from_numba_cache, _purge_numba_cache
 from symnn.codegen import _validate as V
 from symnn.codegen.cache import load_module, module_key
@@ -349,10 +349,12 @@ class CompiledModel(_Base):
         try:
             if kind not in self._ready:
                 # the blocks this kernel calls, then the kernel from Numba's cache; the
-                # whole runtime only when it must be compiled (symnn.codegen.numba.cacheload)
-                prepare_blocks(self.dtype.name, blocks_called(fn))
-                if not load_cached(fn, args):
-                    prepare_runtime(self.dtype.name)
+                # whole runtime only when it must be compiled (symnn.codegen.numba.cacheload);
+                # a Ctrl-C meanwhile comes after (round 8: llvmlite's __del__ dropped one)
+                with _sigint.deferred():
+                    prepare_blocks(self.dtype.name, blocks_called(fn))
+                    if not load_cached(fn, args):
+                        prepare_runtime(self.dtype.name)
                 self._ready.add(kind)
             return fn(*args)
         except Exception as err:
