@@ -140,3 +140,20 @@ def test_a_forked_child_runs_chunks_on_threads_of_its_own(monkeypatch):
     os.close(r)
     _, status = os.waitpid(pid, 0)
     assert got.decode() == L.hex(), status
+
+
+def test_chunks_run_one_after_another_when_the_products_go_to_blas():
+    """BLAS's own threads would contend with the chunks' (set_gemm("blas"), or no
+    AVX-512): one thread then; the tiles allow Numba's thread count."""
+    import numba
+
+    from symnn.codegen.numba import gemm
+
+    old = gemm.set_gemm("blas")
+    try:
+        assert _rowsplit.threads() == 1
+        gemm.set_gemm("tiles")
+        assert _rowsplit.threads() == min(numba.config.NUMBA_NUM_THREADS,
+                                          len(__import__("os").sched_getaffinity(0)))
+    finally:
+        gemm.set_gemm(old)

@@ -80,13 +80,17 @@ def chunks(B: int) -> list[tuple[int, int]]:
 
 def threads() -> int:
     """How many threads run chunks at once: Numba's thread count (``NUMBA_NUM_THREADS``,
-    by default the usable cores), or 1 while the matrix products split themselves over the
-    threads (:func:`~symnn.codegen.numba.gemm.set_gemm_threads`)."""
+    by default the usable cores); 1 while the matrix products split themselves over the
+    threads (:func:`~symnn.codegen.numba.gemm.set_gemm_threads`) or go to BLAS
+    (:func:`~symnn.codegen.numba.gemm.set_gemm`: no AVX-512, or ``"blas"``), whose own
+    threads then contend with the chunks' (lead, round 8: the B = 2048 gradient at 2
+    threads, BLAS path, 4.14 ms in one call, 4.49 ms in chunks on 2 threads; tiles 3.91 →
+    1.97 ms)."""
     import numba
 
     from symnn.codegen.numba import gemm
 
-    if gemm._SPLIT["float64"].value or gemm._SPLIT["float32"].value:
+    if gemm._SPLIT["float64"].value or gemm._SPLIT["float32"].value or not gemm._FLAG.value:
         return 1
     n = int(numba.config.NUMBA_NUM_THREADS)
     try:
